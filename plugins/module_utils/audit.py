@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Who changed something and when, as written into the objects the collection changes."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from datetime import datetime, timezone
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with second precision, like Kubernetes timestamps."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_actor() -> str:
+    """``user@host`` of the process running the module; only ``host`` when the user has no name."""
+    host = socket.gethostname()
+    try:
+        return "%s@%s" % (getpass.getuser(), host)
+    except (KeyError, OSError):
+        return host

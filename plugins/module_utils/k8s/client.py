@@ -1,0 +1,169 @@
+# -*- coding: utf-8 -*-
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes reads and writes as plain dictionaries, with retries and dry run.
+
+:class:`K8sClient` knows the verbs and the retry rules; the HTTP work is done
+by a :class:`Transport` (the official client in production, a fake in tests).
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, Conflict, NotFound
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref, kind_of
+from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
+
+Obj = t.Dict[str, t.Any]
+Mutation = t.Callable[[Obj], t.Optional[Obj]]
+
+PATCH_CONTENT_TYPES: t.Mapping[str, str] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+class Transport(t.Protocol):
+    """One HTTP call to the API server, answering parsed JSON (or text) or raising :class:`ApiError`."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: t.Sequence[t.Tuple[str, str]] = (),
+        body: t.Any = None,
+        content_type: str | None = None,
+    ) -> t.Any: ...
+
+
+@dataclass
+class UpdateResult:
+    """The object before and after a read-modify-write, and whether it changed."""
+
+    before: Obj
+    after: Obj
+    changed: bool
+    conflicts: int = 0
+
+
+def _dry_run(query: t.List[t.Tuple[str, str]], dry_run: bool) -> t.List[t.Tuple[str, str]]:
+    return query + [("dryRun", "All")] if dry_run else query
+
+
+def _describe(error: ApiError, verb: str, target: str) -> ApiError:
+    """Re-raise ``error`` with a message naming the verb and the object."""
+    cls = type(error)
+    reason = error.reason or error.msg
+    if error.status == 0:
+        msg = "Failed to %s %s: the Kubernetes API could not be reached (%s)" % (verb, target, reason)
+        next_step = "Check that the API server is up and that host/kubeconfig point at it."
+    elif error.status in (401, 403):
+        msg = "Failed to %s %s: the credentials were rejected (HTTP %d: %s)" % (verb, target, error.status, reason)
+        next_step = "Check api_key/kubeconfig and the RBAC permissions of that identity."
+    else:
+        msg = "Failed to %s %s: HTTP %d: %s" % (verb, target, error.status, reason)
+        next_step = error.next_step
+    if error.attempts > 1:
+        msg += " (after %d attempts)" % error.attempts
+    described = cls(msg, status=error.status, resource=target, reason=reason, next_step=next_step)
+    described.attempts = error.attempts
+    return described
+
+
+@dataclass
+class K8sClient:
+    """The verbs the collection uses, over a :class:`Transport`."""
+
+    transport: Transport
+    retrier: Retrier = field(default_factory=Retrier)
+    conflict_attempts: int = 5
+
+    def _call(self, verb: str, target: str, idempotent: bool, func: t.Callable[[], t.Any]) -> t.Any:
+        try:
+            return self.retrier.call(func, idempotent=idempotent)
+        except ApiError as error:
+            raise _describe(error, verb, target) from None
+
+    def get(self, ref: Ref) -> Obj:
+        """The object, or :class:`NotFound`."""
+        return t.cast(Obj, self._call("read", str(ref), True, lambda: self.transport.request("GET", ref.path())))
+
+    def get_or_none(self, ref: Ref) -> Obj | None:
+        try:
+            return self.get(ref)
+        except NotFound:
+            return None
+
+    def list(
+        self, kind: str, namespace: str | None, *, label_selector: str = "", field_selector: str = ""
+    ) -> t.List[Obj]:
+        query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        path = kind_of(kind).collection_path(namespace)
+        target = "%s in %s" % (kind_of(kind).plural, namespace or "all namespaces")
+        answer = self._call("list", target, True, lambda: self.transport.request("GET", path, query=query))
+        return t.cast(t.List[Obj], answer.get("items") or [])
+
+    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Create ``obj``; only a throttled attempt is repeated, since a create is not idempotent."""
+        meta = obj.get("metadata", {})
+        kind = kind_of(obj["kind"])
+        ref = Ref(obj["kind"], meta.get("name") or meta.get("generateName", "") + "*", meta.get("namespace"))
+        path = kind.collection_path(meta.get("namespace"))
+        query = _dry_run([], dry_run)
+        return t.cast(Obj, self._call("create", str(ref), False,
+                                      lambda: self.transport.request("POST", path, query=query, body=obj)))
+
+    def patch(self, ref: Ref, patch: t.Any, *, patch_type: str = "merge", dry_run: bool = False,
+              subresource: str | None = None) -> Obj:
+        """Apply a patch; merge and strategic patches set fields, so they are safe to repeat."""
+        query = _dry_run([], dry_run)
+        content_type = PATCH_CONTENT_TYPES[patch_type]
+        return t.cast(Obj, self._call(
+            "patch", str(ref), patch_type != "json",
+            lambda: self.transport.request("PATCH", ref.path(subresource), query=query, body=patch,
+                                           content_type=content_type),
+        ))
+
+    def replace(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """PUT ``obj``; it carries its resourceVersion, so a repeat cannot overwrite a newer write."""
+        meta = obj["metadata"]
+        ref = Ref(obj["kind"], meta["name"], meta.get("namespace"))
+        query = _dry_run([], dry_run)
+        return t.cast(Obj, self._call("replace", str(ref), True,
+                                      lambda: self.transport.request("PUT", ref.path(), query=query, body=obj)))
+
+    def update(self, ref: Ref, mutate: Mutation, *, dry_run: bool = False) -> UpdateResult:
+        """Read, apply the pure function ``mutate`` and write back, re-reading on 409 Conflict.
+
+        ``mutate`` gets a deep copy and returns the desired object, or ``None``
+        when nothing needs to change.  It may run several times.
+        """
+        conflicts = 0
+        while True:
+            before = self.get(ref)
+            desired = mutate(copy.deepcopy(before))
+            if desired is None or desired == before:
+                return UpdateResult(before, before, False, conflicts)
+            try:
+                return UpdateResult(before, self.replace(desired, dry_run=dry_run), True, conflicts)
+            except Conflict:
+                conflicts += 1
+                if conflicts >= self.conflict_attempts:
+                    raise
+
+    def pod_log(self, namespace: str, name: str, *, container: str | None = None,
+                previous: bool = False, tail_lines: int | None = None) -> str:
+        query = [("container", container)] if container else []
+        if previous:
+            query.append(("previous", "true"))
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
+        ref = Ref("Pod", name, namespace)
+        answer = self._call("read the log of", str(ref), True,
+                            lambda: self.transport.request("GET", ref.path("log"), query=query))
+        return answer if isinstance(answer, str) else ""

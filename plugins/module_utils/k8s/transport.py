@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The production :class:`Transport`: the official ``kubernetes`` client, configured from module options."""
+
+from __future__ import annotations
+
+import json
+import re
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, Conflict, NotFound, RecoveryError
+
+try:
+    import urllib3
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+except ImportError as error:
+    KUBERNETES_IMPORT_ERROR: ImportError | None = error
+else:
+    KUBERNETES_IMPORT_ERROR = None
+
+KUBERNETES_REQUIREMENT = "kubernetes"
+
+# Anything that looks like a credential is cut out of error bodies before they reach a result.
+SECRET_PATTERN = re.compile(r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+)[^\s\"',}]+")
+
+
+def scrub(text: str) -> str:
+    """``text`` with bearer tokens and password-like values replaced by ``<redacted>``."""
+    return SECRET_PATTERN.sub(lambda match: match.group(1) + "<redacted>", text)
+
+
+def error_for_status(status: int, body: str, retry_after: str | None) -> ApiError:
+    """The :class:`ApiError` for an HTTP error answer; the Status message is kept, scrubbed."""
+    try:
+        message = json.loads(body).get("message") or body
+    except (ValueError, AttributeError):
+        message = body
+    message = scrub(str(message).strip())[:500] or "no message"
+    cls = {404: NotFound, 409: Conflict}.get(status, ApiError)
+    try:
+        delay = float(retry_after) if retry_after else None
+    except ValueError:
+        delay = None
+    return cls(message, status=status, reason=message, retry_after=delay)
+
+
+def load_configuration(params: t.Mapping[str, t.Any]) -> t.Any:
+    """A ``kubernetes.client.Configuration`` from the k8s option group (see the k8s_auth doc fragment)."""
+    configuration = k8s_client.Configuration()
+    try:
+        if params.get("in_cluster"):
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        elif params.get("kubeconfig") or params.get("context") or not params.get("host"):
+            k8s_config.load_kube_config(
+                config_file=params.get("kubeconfig"), context=params.get("context"),
+                client_configuration=configuration,
+            )
+    except (ConfigException, OSError, TypeError) as error:
+        raise RecoveryError(
+            "Failed to load the Kubernetes configuration: %s" % scrub(str(error)),
+            reason="no usable kubeconfig, in-cluster service account or host/api_key",
+            next_step="Set kubeconfig (K8S_AUTH_KUBECONFIG), host and api_key, or in_cluster=true.",
+        ) from None
+    overrides = {
+        "host": params.get("host"),
+        "ssl_ca_cert": params.get("ca_cert"),
+        "cert_file": params.get("client_cert"),
+        "key_file": params.get("client_key"),
+    }
+    for attribute, value in overrides.items():
+        if value:
+            setattr(configuration, attribute, value)
+    if params.get("api_key"):
+        configuration.api_key = {"BearerToken": params["api_key"]}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    if params.get("validate_certs") is not None:
+        configuration.verify_ssl = params["validate_certs"]
+    # Retries are ours (see retry.py); urllib3's own would hide lost connections and double the wait.
+    configuration.retries = 0
+    return configuration
+
+
+class KubernetesTransport:
+    """Sends requests through ``kubernetes.client.ApiClient`` and answers parsed JSON."""
+
+    def __init__(self, configuration: t.Any, request_timeout: float = 30.0) -> None:
+        self.api = k8s_client.ApiClient(configuration)
+        self.request_timeout = request_timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: t.Sequence[t.Tuple[str, str]] = (),
+        body: t.Any = None,
+        content_type: str | None = None,
+    ) -> t.Any:
+        headers = {"Accept": "application/json, */*", "Content-Type": content_type or "application/json"}
+        serialized = self.api.param_serialize(
+            method, path, query_params=list(query), header_params=headers, body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(*serialized, _request_timeout=self.request_timeout)
+            data = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise ApiError(scrub(str(error)), status=0, reason=scrub(type(error).__name__ + ": " + str(error)))
+        except k8s_client.ApiException as error:
+            raise error_for_status(int(error.status or 0), str(error.body or error.reason), None) from None
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+        if not 200 <= response.status <= 299:
+            raise error_for_status(response.status, text, response.getheader("Retry-After"))
+        if text[:1] in ("{", "["):
+            return json.loads(text)
+        return text
+
+
+def connect(params: t.Mapping[str, t.Any]) -> KubernetesTransport:
+    """A transport configured from the module's k8s options."""
+    return KubernetesTransport(load_configuration(params), float(params.get("request_timeout") or 30.0))

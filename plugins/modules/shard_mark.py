@@ -1,0 +1,281 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: shard_mark
+short_description: Set a vectorstore shard's state in the shard registry
+version_added: 0.1.0
+description:
+  - Sets one shard's entry in the shard registry ConfigMap to V(serving), V(quarantined),
+    V(restoring) or V(validating), with a reason, an incident id and an optional replica to route
+    the shard's traffic to. The retriever serves only shards in V(serving) (or their O(route_to)).
+  - Follows the runbook's order (serving, quarantined, restoring or validating, serving) and refuses
+    any other transition unless O(force=true); a forced transition is recorded in the entry and
+    reported as a warning.
+  - Keeps the previous state in the entry. Never overwrites an entry it cannot parse.
+  - Writes only the shard's own key, guarded by the ConfigMap's resourceVersion, so a concurrent
+    writer's change to another shard is never lost.
+  - The registry format is described in the collection's C(docs/contract.md).
+author:
+  - ragops.recovery maintainers
+options:
+  shard:
+    description:
+      - Id of the shard, the key of its entry in the registry (for example V(shard-2)).
+    type: str
+    required: true
+  state:
+    description:
+      - The state the shard's entry should have.
+    type: str
+    required: true
+    choices: [serving, quarantined, restoring, validating]
+  reason:
+    description:
+      - Why the shard is in this state. Shown to whoever reads the registry.
+    type: str
+    default: ""
+  incident_id:
+    description:
+      - Id of the incident this change belongs to.
+    type: str
+    default: ""
+  route_to:
+    description:
+      - Replica that takes the shard's traffic while it is out of service.
+      - When omitted, an existing route is kept, except that V(serving) clears it. V("") clears it.
+    type: str
+  changed_by:
+    description:
+      - Who made the change, recorded in the entry. Defaults to C(user@host) of the process running
+        the module.
+    type: str
+  force:
+    description:
+      - Allow a transition the runbook does not allow (for example V(quarantined) straight to
+        V(serving)). The entry records it in C(forced_transition) and the task warns.
+    type: bool
+    default: false
+  registry:
+    description:
+      - Name of the shard registry ConfigMap in O(namespace).
+    type: str
+    default: rag-shard-registry
+  create_registry:
+    description:
+      - Create the registry ConfigMap when it does not exist, and add the shard to it.
+      - Without it, a missing registry fails the task.
+    type: bool
+    default: false
+  register:
+    description:
+      - Add the shard when the registry has no entry for it. Without it, an unknown shard fails the task.
+    type: bool
+    default: false
+  label_pods:
+    description:
+      - Also label the shard's pods (selected by O(shard_label)=O(shard)) with C(ragops.io/serving=true)
+        when the state is V(serving) and C(ragops.io/serving=false) otherwise, so a Service whose
+        selector requires C(ragops.io/serving=true) stops sending them traffic.
+    type: bool
+    default: false
+  shard_label:
+    description:
+      - Pod label whose value is the shard id.
+    type: str
+    default: ragops.io/shard
+extends_documentation_fragment:
+  - ragops.recovery.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    details: Writes are sent as server-side dry runs; nothing is stored.
+  diff_mode:
+    support: full
+    details: The shard's entry before and after.
+  idempotent:
+    support: full
+    details: A second run with the same arguments reports no change.
+  action_group:
+    support: full
+    membership: [ragops.recovery.rag]
+seealso:
+  - module: ragops.recovery.shard_info
+"""
+
+EXAMPLES = r"""
+- name: Take shard-2 out of service and send its traffic to its replica
+  ragops.recovery.shard_mark:
+    namespace: rag-prod
+    shard: shard-2
+    state: quarantined
+    reason: index checksum mismatch in shard logs
+    incident_id: INC-1042
+    route_to: shard-2-replica
+    label_pods: true
+
+- name: Start validating the re-opened shard
+  ragops.recovery.shard_mark:
+    namespace: rag-prod
+    shard: shard-2
+    state: validating
+    reason: index re-opened
+    incident_id: INC-1042
+
+- name: Put the shard back into service after the golden queries passed
+  ragops.recovery.shard_mark:
+    namespace: rag-prod
+    shard: shard-2
+    state: serving
+    reason: golden set passed
+    incident_id: INC-1042
+    label_pods: true
+"""
+
+RETURN = r"""
+shard:
+  description: The shard's entry after the change (in check mode, as it would be).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Shard id.
+      type: str
+      sample: shard-2
+    state:
+      description: The shard's state.
+      type: str
+      sample: quarantined
+    reason:
+      description: Why the shard is in this state.
+      type: str
+      sample: index checksum mismatch
+    incident_id:
+      description: The incident the change belongs to.
+      type: str
+      sample: INC-1042
+    since:
+      description: When the shard entered this state (UTC).
+      type: str
+      sample: "2026-11-27T22:10:03Z"
+    changed_by:
+      description: Who made the change.
+      type: str
+      sample: oncall@bastion
+    previous_state:
+      description: The state before this one; absent for a new entry.
+      type: str
+      sample: serving
+    route_to:
+      description: Replica taking the shard's traffic; absent when none.
+      type: str
+      sample: shard-2-replica
+    forced_transition:
+      description: Present when the last change was forced.
+      type: str
+      sample: quarantined -> serving
+transition:
+  description: The state change, C(before -> after); C(unregistered) for a new entry.
+  returned: always
+  type: str
+  sample: serving -> quarantined
+forced:
+  description: Whether the change needed O(force).
+  returned: always
+  type: bool
+  sample: false
+registry:
+  description: The registry ConfigMap.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Name of the ConfigMap.
+      type: str
+      sample: rag-shard-registry
+    namespace:
+      description: Its namespace.
+      type: str
+      sample: rag-prod
+    created:
+      description: Whether the ConfigMap was created (or would be, in check mode).
+      type: bool
+      sample: false
+pods:
+  description: The shard's pods and their C(ragops.io/serving) label before and after.
+  returned: when O(label_pods=true)
+  type: list
+  elements: dict
+  sample: [{"name": "vectorstore-2", "before": "true", "after": "false", "changed": true}]
+"""
+
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor, utc_now
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
+    KUBERNETES_IMPORT_ERROR, KUBERNETES_REQUIREMENT, connect)
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils.registry import STATES, MarkRequest
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import Registry, label_shard_pods, mark_shard
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    return {
+        "shard": {"type": "str", "required": True},
+        "state": {"type": "str", "required": True, "choices": list(STATES)},
+        "reason": {"type": "str", "default": ""},
+        "incident_id": {"type": "str", "default": ""},
+        "route_to": {"type": "str"},
+        "changed_by": {"type": "str"},
+        "force": {"type": "bool", "default": False},
+        "registry": {"type": "str", "default": "rag-shard-registry"},
+        "create_registry": {"type": "bool", "default": False},
+        "register": {"type": "bool", "default": False},
+        "label_pods": {"type": "bool", "default": False},
+        "shard_label": {"type": "str", "default": "ragops.io/shard"},
+    }
+
+
+def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+    params = module.params
+    where = Registry(params["namespace"], params["registry"])
+    request = MarkRequest(state=params["state"], reason=params["reason"], incident_id=params["incident_id"],
+                          route_to=params["route_to"], changed_by=params["changed_by"] or default_actor(),
+                          force=params["force"])
+    outcome = mark_shard(client, where, params["shard"], request, now=utc_now(), check_mode=module.check_mode,
+                         create_registry=params["create_registry"], register=params["register"])
+    plan = outcome.plan
+    if plan.forced:
+        module.warn("Forced shard %s transition %s (recorded in the registry entry)"
+                    % (params["shard"], plan.transition))
+    result: dict[str, t.Any] = {
+        "changed": plan.changed,
+        "shard": dict(plan.after.to_dict(), name=params["shard"]),
+        "transition": plan.transition,
+        "forced": plan.forced,
+        "registry": {"name": where.name, "namespace": where.namespace, "created": outcome.registry_created},
+    }
+    if module._diff:
+        result["diff"] = {"before": plan.before.to_dict() if plan.before else {}, "after": plan.after.to_dict()}
+    if params["label_pods"]:
+        result["pods"] = label_shard_pods(client, where.namespace, params["shard"], params["shard_label"],
+                                          params["state"] == "serving", module.check_mode)
+        result["changed"] = result["changed"] or any(pod["changed"] for pod in result["pods"])
+    return result
+
+
+def main() -> None:
+    module = RecoveryModule(argument_spec(), groups=["k8s"],
+                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR})
+    with recovery_errors(module):
+        result = run_module(module, K8sClient(connect(module.params)))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
