@@ -354,25 +354,17 @@ def _golden_query(rng: random.Random, doc: Document, family: Sequence[Document],
 
 
 def _golden_candidates(rng: random.Random, docs: Sequence[Document]) -> list[Document]:
-    """Documents that existed at snapshot time, families first so graded queries come up."""
+    """Documents that existed at snapshot time, in a seeded random order."""
     existing = documents_as_of(docs, SNAPSHOT_TIME)
     rng.shuffle(existing)
-    family_size = _families(docs)
-    return sorted(existing, key=lambda d: family_size[d.codename] == 1)
+    return existing
 
 
-def _families(docs: Iterable[Document]) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for doc in docs:
-        sizes[doc.codename] = sizes.get(doc.codename, 0) + 1
-    return sizes
-
-
-def build_golden_queries(docs: Sequence[Document], count: int = GOLDEN_SIZE, seed: int = DEFAULT_SEED) -> list[GoldenQuery]:
-    """Golden queries spread evenly over the shards; every expected id ranks ≤ GOLDEN_K in both the
-    full corpus and the corpus as of SNAPSHOT_TIME, and the asked-about document ranks first."""
+def build_golden_queries(docs: Sequence[Document], indexes: Sequence[VectorIndex], count: int = GOLDEN_SIZE,
+                         seed: int = DEFAULT_SEED) -> list[GoldenQuery]:
+    """Golden queries spread evenly over the shards; every expected id ranks ≤ GOLDEN_K in each of
+    `indexes` (the full corpus and the corpus as of SNAPSHOT_TIME), the asked-about document first."""
     rng = random.Random(seed + 1)
-    indexes = [VectorIndex.build(docs), VectorIndex.build(documents_as_of(docs, SNAPSHOT_TIME))]
     by_codename: dict[str, list[Document]] = {}
     for doc in docs:
         by_codename.setdefault(doc.codename, []).append(doc)
@@ -433,16 +425,17 @@ def _ndcg(returned: Sequence[str], relevance: Mapping[str, int], k: int) -> floa
     return dcg / best if best else 0.0
 
 
-def golden_document(spec: CorpusSpec = CorpusSpec()) -> dict[str, Any]:
-    """The whole golden set file content for the corpus of `spec`."""
-    docs = generate(spec)
-    queries = build_golden_queries(docs, seed=spec.seed)
+def golden_document(spec: CorpusSpec, docs: Sequence[Document]) -> dict[str, Any]:
+    """The whole golden set file content for the corpus `docs` of `spec`."""
+    full = VectorIndex.build(docs)
+    queries = build_golden_queries(docs, [full, VectorIndex.build(documents_as_of(docs, SNAPSHOT_TIME))],
+                                   seed=spec.seed)
     return {
         "version": 1,
         "corpus": {"documents": spec.documents, "shards": spec.shards, "seed": spec.seed,
                    "dim": DIM, "fingerprint": fingerprint(docs), "snapshot_time": SNAPSHOT_TIME},
         "k": GOLDEN_K,
-        "baseline": baseline_metrics(queries, VectorIndex.build(docs)),
+        "baseline": baseline_metrics(queries, full),
         "queries": [q.as_dict() for q in queries],
     }
 
@@ -473,10 +466,11 @@ def render_answer_cache(cache: Mapping[str, Any]) -> str:
 
 def golden_files(spec: CorpusSpec = CorpusSpec()) -> dict[str, str]:
     """File name → content of every shipped data file derived from the corpus."""
-    golden = golden_document(spec)
+    docs = generate(spec)
+    golden = golden_document(spec, docs)
     return {
         GOLDEN_FILE: render_golden(golden),
-        ANSWER_CACHE_FILE: render_answer_cache(answer_cache(golden, generate(spec))),
+        ANSWER_CACHE_FILE: render_answer_cache(answer_cache(golden, docs)),
     }
 
 

@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 DEFAULT_PORT = 8080
 RESOLVE_TTL_SECONDS = 1.0
+DEFAULT_SHARD_URL_TEMPLATE = "http://vectorstore-{ordinal}:8080"
 
 
 class ConfigError(ValueError):
@@ -401,6 +402,12 @@ def service_url(name_or_url: str, kube: KubeClient | None = None) -> str:
     port = _target_port(service, parts.port, pod)
     netloc = f"{pod['status']['podIP']}:{port}"
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def shard_url(template: str, shard: str) -> str:
+    """The URL of a shard from a template with `{shard}` and `{ordinal}` (shard-2 → 2)."""
+    match = re.search(r"(\d+)$", shard)
+    return template.format(shard=shard, ordinal=match.group(1) if match else shard)
 
 
 class TtlCache(Generic[T]):

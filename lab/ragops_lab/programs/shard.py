@@ -167,9 +167,13 @@ def load_index(data_dir: Path, shard: str | None) -> LoadedIndex:
     return LoadedIndex(corpus.VectorIndex(dim, ids, vectors), docs, meta, checksum, utc_now())
 
 
-def build_shard_index(spec: corpus.CorpusSpec, shard: str, data_dir: Path, as_of: str | None = None) -> LoadedIndex:
-    """Build the shard's index from the corpus (optionally as of a time) and persist it."""
-    docs = [doc for doc in corpus.generate(spec) if doc.shard == shard]
+def build_shard_index(spec: corpus.CorpusSpec, shard: str, data_dir: Path, as_of: str | None = None,
+                      documents: Sequence[corpus.Document] | None = None) -> LoadedIndex:
+    """Build the shard's index from the corpus (optionally as of a time) and persist it.
+
+    `documents` saves regenerating the corpus when several shards are built in one process.
+    """
+    docs = [doc for doc in (documents or corpus.generate(spec)) if doc.shard == shard]
     if as_of:
         docs = corpus.documents_as_of(docs, as_of)
     loaded = LoadedIndex(

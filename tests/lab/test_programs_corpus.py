@@ -1,0 +1,141 @@
+"""The corpus, its embeddings and search, and the shipped golden set staying in step with them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ragops_lab import corpus
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[corpus.Document]:
+    return corpus.generate()
+
+
+@pytest.fixture(scope="module")
+def full_index(docs: list[corpus.Document]) -> corpus.VectorIndex:
+    return corpus.VectorIndex.build(docs)
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, Any]:
+    loaded = yaml.safe_load((corpus.DATA_DIR / corpus.GOLDEN_FILE).read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_corpus_is_deterministic_and_well_formed(docs: list[corpus.Document]) -> None:
+    again = corpus.generate()
+    assert again == docs
+    assert len(docs) == corpus.DEFAULT_DOCUMENTS
+    assert [d.id for d in docs] == [f"doc-{n:05d}" for n in range(len(docs))]
+    assert {d.shard for d in docs} == set(corpus.shard_ids())
+    assert all(d.shard == corpus.shard_of(d.id) for d in docs)
+
+
+def test_shard_assignment_does_not_depend_on_corpus_size() -> None:
+    small = corpus.generate(corpus.CorpusSpec(documents=50))
+    assert all(d.shard == corpus.shard_of(d.id) for d in small)
+    assert len(small) == 50
+
+
+def test_a_small_recent_subset_was_written_after_the_snapshot(docs: list[corpus.Document]) -> None:
+    existing = {d.id for d in corpus.documents_as_of(docs, corpus.SNAPSHOT_TIME)}
+    recent = [d for d in docs if d.id not in existing]
+    assert 0.03 < len(recent) / len(docs) < 0.07
+    assert all(d.updated_at > corpus.SNAPSHOT_TIME for d in recent)
+    assert {d.shard for d in recent} == set(corpus.shard_ids())
+
+
+def test_embeddings_are_normalised_and_repeatable() -> None:
+    vector = corpus.embed("Valkor ingress timeout runbook")
+    assert len(vector) == corpus.DIM
+    assert math.isclose(sum(v * v for v in vector), 1.0, rel_tol=1e-9)
+    assert corpus.embed("Valkor ingress timeout runbook") == vector
+    assert corpus.sparse_embedding("the and of") == {}
+
+
+def test_search_orders_by_score_then_id(full_index: corpus.VectorIndex) -> None:
+    hits = full_index.search("kafka consumer lag backlog", 20)
+    assert len(hits) == 20
+    keys = [(-score, doc_id) for doc_id, score in hits]
+    assert keys == sorted(keys)
+    assert full_index.search("kafka consumer lag backlog", 20) == hits
+
+
+def test_search_finds_a_document_by_its_codename_and_keywords(docs: list[corpus.Document],
+                                                             full_index: corpus.VectorIndex) -> None:
+    doc = docs[1234]
+    hits = full_index.search(f"{doc.codename} {doc.keywords[0]} {doc.keywords[1]}", 3)
+    assert hits[0][0] == doc.id
+
+
+def test_upsert_replaces_a_row_in_place() -> None:
+    index = corpus.VectorIndex()
+    assert index.upsert("doc-1", corpus.embed("alpha beta"))
+    assert not index.upsert("doc-1", corpus.embed("gamma delta"))
+    assert len(index) == 1
+    assert index.search("gamma delta", 1)[0] == ("doc-1", pytest.approx(1.0, abs=1e-6))
+
+
+def test_shipped_golden_files_match_the_corpus() -> None:
+    for name, content in corpus.golden_files().items():
+        assert (corpus.DATA_DIR / name).read_text() == content, (
+            f"lab/data/{name} drifted from the corpus: run `python -m ragops_lab.corpus golden`")
+
+
+def test_golden_check_reports_missing_or_stale_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert corpus.main(["golden", "--check", "--out", str(tmp_path)]) == 1
+    assert "out of date with the corpus" in capsys.readouterr().out
+
+
+def test_golden_set_shape(golden: dict[str, Any], docs: list[corpus.Document]) -> None:
+    queries = golden["queries"]
+    by_id = {d.id: d for d in docs}
+    assert len(queries) == corpus.GOLDEN_SIZE
+    assert len({q["qid"] for q in queries}) == len(queries)
+    assert 8 <= sum(q["must_pass"] for q in queries) <= 12
+    assert sum(len(q["expected_ids"]) > 1 for q in queries) >= 5
+    assert golden["corpus"]["fingerprint"] == corpus.fingerprint(docs)
+    for query in queries:
+        assert set(query["relevance"]) == set(query["expected_ids"])
+        assert query["relevance"][query["expected_ids"][0]] == 3
+        shards = {by_id[i].shard for i in query["expected_ids"]}
+        assert query.get("shard") == (shards.pop() if len(shards) == 1 else None)
+
+
+def test_every_expected_id_ranks_in_the_top_three(golden: dict[str, Any], docs: list[corpus.Document],
+                                                  full_index: corpus.VectorIndex) -> None:
+    snapshot_index = corpus.VectorIndex.build(corpus.documents_as_of(docs, corpus.SNAPSHOT_TIME))
+    for query in golden["queries"]:
+        for index in (full_index, snapshot_index):
+            top = [doc_id for doc_id, _ in index.search(query["text"], golden["k"])]
+            assert set(query["expected_ids"]) <= set(top), query["qid"]
+
+
+def test_golden_queries_with_a_shard_pass_on_that_shard_alone(golden: dict[str, Any],
+                                                              docs: list[corpus.Document]) -> None:
+    shard_indexes = {s: corpus.VectorIndex.build(d for d in docs if d.shard == s) for s in corpus.shard_ids()}
+    for query in golden["queries"]:
+        if "shard" in query:
+            top = [doc_id for doc_id, _ in shard_indexes[query["shard"]].search(query["text"], golden["k"])]
+            assert set(query["expected_ids"]) <= set(top), query["qid"]
+
+
+def test_baseline_metrics_are_what_the_search_achieves(golden: dict[str, Any]) -> None:
+    baseline = golden["baseline"]
+    assert baseline["recall_at_k"] == 1.0
+    assert baseline["mrr"] == 1.0
+    assert baseline["must_pass_rate"] == 1.0
+    assert 0 < baseline["precision_at_k"] <= 1
+
+
+def test_answer_cache_covers_every_golden_qid(golden: dict[str, Any]) -> None:
+    cache = corpus.answer_cache(golden, corpus.generate())
+    assert set(cache) == {q["qid"] for q in golden["queries"]}
+    assert all(entry["citations"] for entry in cache.values())
