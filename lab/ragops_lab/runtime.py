@@ -31,6 +31,7 @@ T = TypeVar("T")
 DEFAULT_PORT = 8080
 RESOLVE_TTL_SECONDS = 1.0
 DEFAULT_SHARD_URL_TEMPLATE = "http://vectorstore-{ordinal}:8080"
+SHUTDOWN_POLL_SECONDS = 0.1
 
 
 class ConfigError(ValueError):
@@ -662,7 +663,10 @@ class RunningApp:
         self.server.daemon_threads = True
         self.host = host
         self.port = int(self.server.server_address[1])
-        self._threads = [threading.Thread(target=self.server.serve_forever, name=f"{app.name}-http", daemon=True)]
+        # a short poll keeps shutdown (SIGTERM, tests) quick; the cost is a few idle wake-ups a second
+        serve = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,),
+                                 name=f"{app.name}-http", daemon=True)
+        self._threads = [serve]
         self._threads += [
             threading.Thread(target=loop, args=(app.stopping,), name=f"{app.name}-bg", daemon=True)
             for loop in app.background

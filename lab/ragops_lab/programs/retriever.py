@@ -50,7 +50,7 @@ from ragops_lab.runtime import (
 STATES = ("serving", "quarantined", "restoring", "validating")
 DEFAULT_SHARDS = "shard-0,shard-1,shard-2,shard-3"
 MAX_REGISTRY_CACHE_SECONDS = 1.0
-ROUTE_PORT = 8080
+DEFAULT_ROUTE_URL_TEMPLATE = "http://{name}:8080"
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class RetrieverConfig:
     registry_configmap: str
     cache_seconds: float
     url_template: str
+    route_template: str
     shard_timeout: float
     default_shards: tuple[str, ...]
     gates: Gates
@@ -93,6 +94,7 @@ class RetrieverConfig:
             registry_configmap=env_str(env, "REGISTRY_CONFIGMAP", "rag-shard-registry"),
             cache_seconds=cache_seconds,
             url_template=env_str(env, "SHARD_URL_TEMPLATE", DEFAULT_SHARD_URL_TEMPLATE),
+            route_template=env_str(env, "ROUTE_URL_TEMPLATE", DEFAULT_ROUTE_URL_TEMPLATE),
             shard_timeout=env_float(env, "SHARD_TIMEOUT", 2.0),
             default_shards=tuple(env_list(env, "SHARDS", DEFAULT_SHARDS)),
             gates=Gates.from_env(env),
@@ -116,16 +118,17 @@ def parse_registry(data: Mapping[str, str]) -> tuple[list[RegistryEntry], dict[s
     return entries, invalid
 
 
-def plan_targets(entries: Sequence[RegistryEntry], template: str) -> tuple[list[Target], dict[str, str]]:
+def plan_targets(entries: Sequence[RegistryEntry], template: str,
+                 route_template: str = DEFAULT_ROUTE_URL_TEMPLATE) -> tuple[list[Target], dict[str, str]]:
     """Where each shard's share of a query goes, and which shards are skipped and why.
 
-    A `route_to` replica takes the shard's traffic whatever the shard's own state; without one,
-    only a shard in `serving` is queried.
+    A `route_to` replica (a URL, or a name put into `route_template`) takes the shard's traffic
+    whatever the shard's own state; without one, only a shard in `serving` is queried.
     """
     targets, skipped = [], {}
     for entry in entries:
         if entry.route_to:
-            url = entry.route_to if "://" in entry.route_to else f"http://{entry.route_to}:{ROUTE_PORT}"
+            url = entry.route_to if "://" in entry.route_to else route_template.format(name=entry.route_to)
             targets.append(Target(entry.shard, url, entry.route_to))
         elif entry.state == "serving":
             targets.append(Target(entry.shard, entry.url or shard_url(template, entry.shard), None))
@@ -199,7 +202,7 @@ class RetrieverService:
         if not isinstance(k, int) or k < 1:
             raise HttpError(400, "k must be a positive integer")
         registry = self._registry.get()
-        targets, skipped = plan_targets(registry.entries, self.config.url_template)
+        targets, skipped = plan_targets(registry.entries, self.config.url_template, self.config.route_template)
         with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
             answers = dict(zip((t.shard for t in targets), pool.map(lambda t: self._query_shard(t, query, k), targets)))
         hits = {shard: found for shard, (_, found) in answers.items() if isinstance(found, list)}
@@ -214,7 +217,7 @@ class RetrieverService:
 
     def registry_view(self, _: Request) -> Response:
         registry = self._registry.get()
-        targets, skipped = plan_targets(registry.entries, self.config.url_template)
+        targets, skipped = plan_targets(registry.entries, self.config.url_template, self.config.route_template)
         return ok({"source": registry.source, "error": registry.error,
                    "entries": [e.__dict__ for e in registry.entries],
                    "targets": {t.shard: t.url for t in targets}, "skipped": skipped})
