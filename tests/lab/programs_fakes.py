@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ragops_lab import corpus
+from ragops_lab.programs import shard
 from ragops_lab.runtime import (
     App,
     HttpResult,
@@ -162,7 +164,9 @@ class FakeKube:
         self._seen(request)
         body = request.json()
         key = (request.params["plural"], request.params["ns"], body["metadata"]["name"])
-        if key in self.objects:
+        with self._lock:
+            exists = key in self.objects
+        if exists:
             return _status(409, "AlreadyExists", f'{key[0]} "{key[2]}" already exists')
         return ok(self.store(key[0], body, key[1]), status=201)
 
@@ -180,6 +184,28 @@ class FakeKube:
 
 
 # --- serving and processes ---------------------------------------------------------------------
+
+
+def registry_entry(state: str = "serving", **fields: str) -> str:
+    return json.dumps({"state": state, "reason": "", "since": "2025-01-15T00:00:00Z", **fields})
+
+
+@contextmanager
+def shard_servers(root: Path, docs: list[corpus.Document]) -> Iterator[dict[str, RunningApp]]:
+    """Every shard of the corpus built under `root` and served in-process, by shard id."""
+    running: dict[str, RunningApp] = {}
+    try:
+        for shard_id in corpus.shard_ids():
+            volume = root / shard_id
+            shard.build_shard_index(corpus.CorpusSpec(), shard_id, volume, documents=docs)
+            config = shard.ShardConfig(shard_id=shard_id, data_dir=volume, integrity_check_seconds=0)
+            service = shard.ShardService(config, capture_log("shard")[0])
+            service.open_index()
+            running[shard_id] = RunningApp(service.app(), "127.0.0.1", 0)
+        yield running
+    finally:
+        for app in running.values():
+            app.stop()
 
 
 @contextmanager
