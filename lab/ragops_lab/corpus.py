@@ -474,21 +474,23 @@ def golden_files(spec: CorpusSpec = CorpusSpec()) -> dict[str, str]:
     }
 
 
+def stale_files(out: Path, expected: Mapping[str, str]) -> list[Path]:
+    """The data files under `out` that are missing or differ from what the corpus generates."""
+    paths = [out / name for name in expected]
+    return [path for path in paths if not path.is_file() or path.read_text() != expected[path.name]]
+
+
 def _cmd_golden(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    stale = []
-    for name, content in golden_files().items():
-        path = out / name
-        if args.check:
-            if not path.is_file() or path.read_text() != content:
-                stale.append(str(path))
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-        print(f"wrote {path}")
-    if stale:
-        print(f"out of date with the corpus: {', '.join(stale)}; run `python -m ragops_lab.corpus golden`")
-        return 1
+    out, expected = Path(args.out), golden_files()
+    if args.check:
+        stale = stale_files(out, expected)
+        if stale:
+            print(f"out of date with the corpus: {', '.join(map(str, stale))}; run `python -m ragops_lab.corpus golden`")
+        return 1 if stale else 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in expected.items():
+        (out / name).write_text(content)
+        print(f"wrote {out / name}")
     return 0
 
 

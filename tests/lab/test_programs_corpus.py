@@ -84,15 +84,22 @@ def test_upsert_replaces_a_row_in_place() -> None:
     assert doc_id == "doc-1" and abs(score - 1.0) < 1e-6
 
 
-def test_shipped_golden_files_match_the_corpus() -> None:
-    for name, content in corpus.golden_files().items():
+@pytest.fixture(scope="module")
+def regenerated() -> dict[str, str]:
+    return corpus.golden_files()
+
+
+def test_shipped_golden_files_match_the_corpus(regenerated: dict[str, str]) -> None:
+    for name, content in regenerated.items():
         assert (corpus.DATA_DIR / name).read_text() == content, (
             f"lab/data/{name} drifted from the corpus: run `python -m ragops_lab.corpus golden`")
+    assert corpus.stale_files(corpus.DATA_DIR, regenerated) == []
 
 
-def test_golden_check_reports_missing_or_stale_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert corpus.main(["golden", "--check", "--out", str(tmp_path)]) == 1
-    assert "out of date with the corpus" in capsys.readouterr().out
+def test_stale_or_missing_files_are_reported(regenerated: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / corpus.GOLDEN_FILE).write_text(regenerated[corpus.GOLDEN_FILE].replace("q001", "q000"))
+    assert corpus.stale_files(tmp_path, regenerated) == [tmp_path / corpus.GOLDEN_FILE,
+                                                         tmp_path / corpus.ANSWER_CACHE_FILE]
 
 
 def test_golden_set_shape(golden: dict[str, Any], docs: list[corpus.Document]) -> None:

@@ -67,7 +67,7 @@ def _schema_configmap(kube: KubeClient, name: str) -> dict[str, Any]:
     return created if isinstance(created, dict) else body
 
 
-def _record_version(kube: KubeClient, configmap: dict[str, Any], version: int, by: str) -> dict[str, Any]:
+def record_version(kube: KubeClient, configmap: dict[str, Any], version: int, by: str) -> dict[str, Any]:
     data = dict(configmap.get("data") or {})
     history = json.loads(data.get("history") or "[]")
     history.append({"version": version, "applied_at": utc_now(), "by": by})
@@ -92,7 +92,7 @@ def run_migrations(kube: KubeClient, config: MigrateConfig, log: JsonLog,
         if version == config.fail_at:
             raise MigrationFailed(f"migration to version {version} failed (FAIL_AT_VERSION); the schema stays at "
                                   f"{version - 1}: fix the migration and re-run the job")
-        configmap = _record_version(kube, configmap, version, config.applied_by)
+        configmap = record_version(kube, configmap, version, config.applied_by)
         log.info("migration_applied", version=version)
     log.info("migrations_complete", version=config.target, configmap=config.configmap)
     return config.target
