@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The shard registry: one ConfigMap key per shard, each value a JSON entry.
@@ -75,7 +74,7 @@ def parse_entry(shard: str, text: str, registry: str = "the shard registry") -> 
             % (shard, registry, ", ".join(STATES)),
             resource=registry, reason="invalid entry", next_step=next_step,
         )
-    known = {name: data.get(name) for name in ENTRY_FIELDS if name in data}
+    known: t.Dict[str, t.Any] = {name: data[name] for name in ENTRY_FIELDS if name in data}
     extra = {key: value for key, value in data.items() if key not in ENTRY_FIELDS}
     return Entry(extra=extra, **known)
 
@@ -114,7 +113,9 @@ def check_transition(shard: str, current: str, wanted: str, force: bool) -> bool
     if force:
         return True
     allowed = ", ".join(TRANSITIONS.get(current, ())) or "none"
-    hint = " (a shard returns to service only after validation: mark it validating first)" if wanted == "serving" else ""
+    hint = ""
+    if wanted == "serving":
+        hint = " (a shard returns to service only after validation: mark it validating first)"
     raise InvalidTransition(
         "Refusing to move shard %s from %s to %s%s; allowed from %s: %s"
         % (shard, current, wanted, hint, current, allowed),

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Explicit retries: jittered, capped, and only where a repeat is harmless.
@@ -45,8 +44,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None, rand: t.Callable[[], float]) -> float:
         """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        jittered = ceiling * rand()
+        ceiling: float = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        jittered: float = ceiling * rand()
         if retry_after is not None:
             return min(max(jittered, retry_after), max(self.max_delay, retry_after))
         return jittered

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one waiter: pure readiness predicates, a monotonic clock and an injectable sleep.
@@ -70,13 +69,14 @@ def _conditions(obj: Obj) -> t.Dict[str, str]:
 
 def pod_ready(pod: Obj) -> bool:
     """Running and every readiness gate passed (condition Ready=True)."""
-    return (pod.get("status") or {}).get("phase") == "Running" and _conditions(pod).get("Ready") == "True"
+    phase = (pod.get("status") or {}).get("phase")
+    return bool(phase == "Running" and _conditions(pod).get("Ready") == "True")
 
 
 def _rolled_out(obj: Obj, wanted: int, ready_key: str) -> bool:
     status = obj.get("status") or {}
     generation = (obj.get("metadata") or {}).get("generation", 0)
-    return (
+    return bool(
         status.get("observedGeneration", 0) >= generation
         and status.get("updatedReplicas", 0) == wanted
         and status.get(ready_key, 0) == wanted

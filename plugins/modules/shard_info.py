@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -16,7 +15,7 @@ description:
     and shards that have pods but no entry with state V(unregistered).
   - A missing registry is reported as C(registry.exists=false), not as a failure.
 author:
-  - ragops.recovery maintainers
+  - ragops.recovery maintainers (@ragops)
 options:
   shards:
     description:
@@ -35,6 +34,7 @@ options:
     type: str
     default: ragops.io/shard
 extends_documentation_fragment:
+  - ragops.recovery.attributes
   - ragops.recovery.k8s_auth
 attributes:
   check_mode:
@@ -46,7 +46,6 @@ attributes:
     support: full
   action_group:
     support: full
-    membership: [ragops.recovery.rag]
 seealso:
   - module: ragops.recovery.shard_mark
 """
@@ -142,7 +141,10 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR, KUBERNETES_REQUIREMENT, connect)
+    KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_REQUIREMENT,
+    connect,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
 from ansible_collections.ragops.recovery.plugins.module_utils.shards import Registry, describe_shards
 

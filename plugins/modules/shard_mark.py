@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -21,7 +20,7 @@ description:
     writer's change to another shard is never lost.
   - The registry format is described in the collection's C(docs/contract.md).
 author:
-  - ragops.recovery maintainers
+  - ragops.recovery maintainers (@ragops)
 options:
   shard:
     description:
@@ -89,6 +88,7 @@ options:
     type: str
     default: ragops.io/shard
 extends_documentation_fragment:
+  - ragops.recovery.attributes
   - ragops.recovery.k8s_auth
 attributes:
   check_mode:
@@ -102,7 +102,6 @@ attributes:
     details: A second run with the same arguments reports no change.
   action_group:
     support: full
-    membership: [ragops.recovery.rag]
 seealso:
   - module: ragops.recovery.shard_info
 """
@@ -218,7 +217,10 @@ import typing as t
 from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor, utc_now
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR, KUBERNETES_REQUIREMENT, connect)
+    KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_REQUIREMENT,
+    connect,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
 from ansible_collections.ragops.recovery.plugins.module_utils.registry import STATES, MarkRequest
 from ansible_collections.ragops.recovery.plugins.module_utils.shards import Registry, label_shard_pods, mark_shard

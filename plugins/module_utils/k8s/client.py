@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kubernetes reads and writes as plain dictionaries, with retries and dry run.
@@ -52,7 +51,7 @@ class UpdateResult:
 
 
 def _dry_run(query: t.List[t.Tuple[str, str]], dry_run: bool) -> t.List[t.Tuple[str, str]]:
-    return query + [("dryRun", "All")] if dry_run else query
+    return [*query, ("dryRun", "All")] if dry_run else query
 
 
 def _describe(error: ApiError, verb: str, target: str) -> ApiError:
@@ -67,7 +66,7 @@ def _describe(error: ApiError, verb: str, target: str) -> ApiError:
         next_step = "Check api_key/kubeconfig and the RBAC permissions of that identity."
     else:
         msg = "Failed to %s %s: HTTP %d: %s" % (verb, target, error.status, reason)
-        next_step = error.next_step
+        next_step = error.next_step or ""
     if error.attempts > 1:
         msg += " (after %d attempts)" % error.attempts
     described = cls(msg, status=error.status, resource=target, reason=reason, next_step=next_step)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The production :class:`Transport`: the official ``kubernetes`` client, configured from module options."""
@@ -108,7 +107,8 @@ class KubernetesTransport:
             response = self.api.call_api(*serialized, _request_timeout=self.request_timeout)
             data = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ApiError(scrub(str(error)), status=0, reason=scrub(type(error).__name__ + ": " + str(error)))
+            reason = scrub(type(error).__name__ + ": " + str(error))
+            raise ApiError(reason, status=0, reason=reason) from None
         except k8s_client.ApiException as error:
             raise error_for_status(int(error.status or 0), str(error.body or error.reason), None) from None
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")

@@ -1,0 +1,64 @@
+# ragops.recovery — development entry points.
+#   make test    every check: lint, sanity, unit, lab and end-to-end tests
+#   make drill   a recovery drill against the local lab
+# Both create .venv (Python 3.11) and install what they need.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COLLECTION_LINK := build/collections/ansible_collections/ragops/recovery
+SANITY_ROOT := build/sanity/ansible_collections/ragops/recovery
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: test lint ruff mypy ansible-lint sanity units pytest drill lab-up lab-down lab-fault clean
+
+test: lint sanity units pytest
+
+$(STAMP): requirements.txt requirements-test.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	touch $(STAMP)
+
+$(COLLECTION_LINK): | $(STAMP)
+	mkdir -p $(dir $(COLLECTION_LINK))
+	ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+venv: $(STAMP) $(COLLECTION_LINK)
+
+lint: ruff mypy ansible-lint
+
+ruff: venv
+	$(BIN)/ruff check .
+
+mypy: venv
+	cd build/collections && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p ansible_collections.ragops.recovery.plugins
+
+ansible-lint: venv
+	$(BIN)/ansible-lint --offline
+
+# ansible-test needs the collection under a real ansible_collections/ path (it
+# does not follow symlinks), so it runs on the collection as built.
+sanity-tree: venv
+	rm -rf build/sanity build/ragops-recovery-*.tar.gz
+	$(BIN)/ansible-galaxy collection build --force --output-path build/ >/dev/null
+	mkdir -p $(SANITY_ROOT)
+	tar -xzf build/ragops-recovery-*.tar.gz -C $(SANITY_ROOT)
+	printf '/tests/output/\n/.gitignore\n' > $(SANITY_ROOT)/.gitignore
+	cd $(SANITY_ROOT) && git init --quiet && git add --all
+	mkdir -p $(dir $(GET_PIP_CACHE))
+	test -f $(GET_PIP_CACHE) || cp .ci/get_pip_offline.py $(GET_PIP_CACHE)
+
+sanity: sanity-tree
+	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no
+
+units: sanity-tree
+	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test units --local --python 3.11 --color no
+
+pytest: venv
+	$(BIN)/python -m pytest -n 2 tests/lab tests/e2e
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
