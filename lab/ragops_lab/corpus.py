@@ -485,7 +485,8 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     if args.check:
         stale = stale_files(out, expected)
         if stale:
-            print(f"out of date with the corpus: {', '.join(map(str, stale))}; run `python -m ragops_lab.corpus golden`")
+            names = ", ".join(map(str, stale))
+            print(f"out of date with the corpus: {names}; run `python -m ragops_lab.corpus golden`")
         return 1 if stale else 0
     out.mkdir(parents=True, exist_ok=True)
     for name, content in expected.items():

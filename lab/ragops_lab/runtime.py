@@ -649,7 +649,7 @@ def _dispatch(app: App, request: Request) -> Response:
         return app.router.dispatch(request)
     except HttpError as err:
         return Response(err.status, err.body, err.headers)
-    except Exception as exc:  # noqa: BLE001 - a handler bug must become a logged 500, not a dead connection
+    except Exception as exc:  # a handler bug must become a logged 500, not a dead connection
         app.log.error("request_failed", method=request.method, path=request.path, error=repr(exc))
         return Response(500, {"error": f"internal error: {exc}"})
 

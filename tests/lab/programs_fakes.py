@@ -105,7 +105,8 @@ class FakeKube:
             return copy.deepcopy(stored)
 
     def configmap(self, name: str, data: dict[str, str]) -> dict[str, Any]:
-        return self.store("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+        return self.store("configmaps", body)
 
     def configmap_data(self, name: str) -> dict[str, str] | None:
         with self._lock:
@@ -179,7 +180,7 @@ class FakeKube:
         if current is None:
             return _status(404, "NotFound", f'{key[0]} "{key[2]}" not found')
         if body.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
-            return _status(409, "Conflict", "the object has been modified; please apply your changes to the latest version")
+            return _status(409, "Conflict", "the object has been modified; apply your changes to the latest version")
         return ok(self.store(key[0], body, key[1]))
 
 
@@ -250,7 +251,8 @@ def start_program(module: str, env: dict[str, str], *args: str) -> subprocess.Po
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def run_program(module: str, env: dict[str, str], *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def run_program(module: str, env: dict[str, str], *args: str,
+                timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", f"ragops_lab.programs.{module}", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 

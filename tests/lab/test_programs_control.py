@@ -7,7 +7,6 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-
 from programs_fakes import (
     FakeKube,
     capture_log,
@@ -20,6 +19,7 @@ from programs_fakes import (
     start_program,
     wait_http,
 )
+
 from ragops_lab.programs import controller, migrate
 from ragops_lab.runtime import ConfigError, Gates, KubeError
 

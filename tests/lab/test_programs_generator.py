@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from programs_fakes import (
     FakeKube,
     LogCapture,
@@ -24,6 +23,7 @@ from programs_fakes import (
     shard_servers,
     wait_until,
 )
+
 from ragops_lab import corpus
 from ragops_lab.programs import generator, provider, retriever
 from ragops_lab.runtime import ConfigError, HttpResult, PodEnv, RunningApp

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from programs_fakes import (
     FakeKube,
     capture_log,
@@ -18,6 +17,7 @@ from programs_fakes import (
     serving,
     wait_until,
 )
+
 from ragops_lab import corpus
 from ragops_lab.programs import indexer, shard
 from ragops_lab.runtime import ConfigError, RunningApp

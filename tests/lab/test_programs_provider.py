@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from programs_fakes import capture_log, get, post
+
 from ragops_lab.programs import provider
 from ragops_lab.runtime import ConfigError, HttpResult, RunningApp, http_json
 
@@ -47,7 +47,8 @@ def test_every_v1_call_needs_the_key(app: RunningApp) -> None:
     wrong = http_json("GET", f"{app.url}/v1/models", headers={"Authorization": "Bearer nope"})
     assert wrong.status == 401 and wrong.body["error"]["code"] == "invalid_api_key"
     models = http_json("GET", f"{app.url}/v1/models", headers=AUTH)
-    assert models.status == 200 and models.body["data"][0] == {"id": "lab-model", "object": "model", "owned_by": "primary"}
+    assert models.status == 200
+    assert models.body["data"][0] == {"id": "lab-model", "object": "model", "owned_by": "primary"}
     assert chat(app, headers={}).status == 401
 
 
@@ -64,7 +65,8 @@ def test_answers_cite_the_context_documents_deterministically(app: RunningApp) -
 
 
 def test_no_context_means_no_citation() -> None:
-    assert provider.compose_answer([{"role": "user", "content": "Context:\n(no documents found)"}]) == provider.NOT_FOUND
+    messages = [{"role": "user", "content": "Context:\n(no documents found)"}]
+    assert provider.compose_answer(messages) == provider.NOT_FOUND
 
 
 @pytest.mark.parametrize(("mode", "status", "code"), [

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from programs_fakes import (
     FakeKube,
     LogCapture,
@@ -19,6 +18,7 @@ from programs_fakes import (
     serving,
     shard_servers,
 )
+
 from ragops_lab import corpus
 from ragops_lab.programs import retriever, shard
 from ragops_lab.runtime import ConfigError, KubeClient, RunningApp
@@ -102,7 +102,8 @@ def test_a_quarantined_shard_is_no_longer_called(kube: FakeKube, shards: dict[st
 
 
 @pytest.mark.parametrize("state", ["restoring", "validating"])
-def test_shards_being_restored_or_validated_are_skipped(kube: FakeKube, shards: dict[str, RunningApp], state: str) -> None:
+def test_shards_being_restored_or_validated_are_skipped(kube: FakeKube, shards: dict[str, RunningApp],
+                                                        state: str) -> None:
     direct_registry(kube, shards, **{"shard-3": registry_entry(state)})
     service, _ = start_retriever(kube.client())
     with serving(service.app()) as app:
@@ -132,7 +133,8 @@ def test_route_to_sends_the_shard_traffic_to_its_replica(kube: FakeKube, shards:
 
 def test_a_failing_shard_gives_partial_results_not_a_500(kube: FakeKube, shards: dict[str, RunningApp],
                                                          tmp_path: Path, docs: list[corpus.Document]) -> None:
-    broken = shard.ShardService(shard.ShardConfig("shard-0", tmp_path, integrity_check_seconds=0), capture_log("shard")[0])
+    broken_config = shard.ShardConfig("shard-0", tmp_path, integrity_check_seconds=0)
+    broken = shard.ShardService(broken_config, capture_log("shard")[0])
     broken.open_index()
     with serving(broken.app()) as broken_app:
         direct_registry(kube, shards, **{

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from programs_fakes import (
     LogCapture,
     capture_log,
@@ -26,6 +25,7 @@ from programs_fakes import (
     wait_http,
     wait_until,
 )
+
 from ragops_lab import corpus
 from ragops_lab.programs import shard
 from ragops_lab.runtime import ConfigError, PodEnv, RunningApp
@@ -189,7 +189,8 @@ def test_documents_are_added_persisted_and_searchable(running: tuple[RunningApp,
                                                       volume: Path) -> None:
     app, _, _ = running
     before = get(f"{app.url}/stats").body
-    new = {"id": "doc-99999", "title": "Zyxquor runbook", "text": "zyxquor quasar flux", "updated_at": "2025-02-01T00:00:00Z"}
+    new = {"id": "doc-99999", "title": "Zyxquor runbook", "text": "zyxquor quasar flux",
+           "updated_at": "2025-02-01T00:00:00Z"}
     added = post(f"{app.url}/documents", {"documents": [new]})
     assert added.body == {"added": 1, "updated": 0, "count": before["doc_count"] + 1}
     again = post(f"{app.url}/documents", {"documents": [new]})

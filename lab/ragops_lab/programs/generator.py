@@ -474,7 +474,8 @@ class GeneratorService:
             result_error = error_text(result)
         self.metrics.incr("errors", "retriever")
         self.log.error("retriever_error", error=result_error, qid=question.qid)
-        raise HttpError(502, {"error": {"kind": "retriever", "provider": None, "status": None, "message": result_error}})
+        error = {"kind": "retriever", "provider": None, "status": None, "message": result_error}
+        raise HttpError(502, {"error": error})
 
     def _call_provider(self, name: str, question: Question, docs: list[dict[str, Any]]) -> str:
         endpoint = self.config.endpoints.get(name)
@@ -510,6 +511,9 @@ class GeneratorService:
                 item.error, item.status = err.body, "failed"
             self.log.info("queued_request_finished", id=item.id, status=item.status)
 
+    def config_view(self, _: Request) -> Response:
+        return ok({**self.flags().__dict__, "providers": sorted(self.config.endpoints)})
+
     def queue_item(self, request: Request) -> Response:
         item = self.backlog.get(request.params["id"])
         if item is None:
@@ -521,7 +525,8 @@ class GeneratorService:
             self.resolver.resolve(self.config.retriever_url)
         except ResolveError as exc:
             return False, {"reason": f"retriever not resolvable: {exc}"}
-        waiting = {n: s for n, s in dependency_status(self.config.gates.wait_for, self.resolver).items() if s != "ready"}
+        dependencies = dependency_status(self.config.gates.wait_for, self.resolver)
+        waiting = {name: state for name, state in dependencies.items() if state != "ready"}
         if waiting:
             return False, {"reason": "waiting for dependencies", "dependencies": waiting}
         return True, {}
@@ -531,7 +536,7 @@ class GeneratorService:
         router.add("POST", "/v1/answer", self.answer)
         router.add("GET", "/v1/queue", lambda _: ok(self.backlog.view()))
         router.add("GET", "/v1/queue/{id}", self.queue_item)
-        router.add("GET", "/v1/config", lambda _: ok({**self.flags().__dict__, "providers": sorted(self.config.endpoints)}))
+        router.add("GET", "/v1/config", self.config_view)
         router.add("GET", "/metrics", lambda _: ok({**self.metrics.snapshot(), "in_flight": self.in_flight}))
         add_health(router, self.readiness)
         return App("generator", router, self.log, background=[self.work_backlog])

@@ -98,7 +98,8 @@ def run_reindex(job: ReindexJob, kube: KubeClient, on_progress: Progress) -> int
     done = 0
     for start in range(0, len(docs), job.batch_size):
         batch = docs[start:start + job.batch_size]
-        body = {"documents": [{"id": d.id, "title": d.title, "text": d.text, "updated_at": d.updated_at} for d in batch]}
+        body = {"documents": [{"id": d.id, "title": d.title, "text": d.text, "updated_at": d.updated_at}
+                              for d in batch]}
         try:
             result = http_json("POST", url, body, timeout=30.0)
         except (TimeoutError, Unreachable) as exc:

@@ -141,7 +141,8 @@ class ProviderService:
     def models(self, request: Request) -> Response:
         self._fail_as_configured()
         self._authorize(request)
-        return ok({"object": "list", "data": [{"id": self.config.model, "object": "model", "owned_by": self.config.name}]})
+        model = {"id": self.config.model, "object": "model", "owned_by": self.config.name}
+        return ok({"object": "list", "data": [model]})
 
     def chat(self, request: Request) -> Response:
         self._fail_as_configured()

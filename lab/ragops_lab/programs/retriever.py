@@ -226,7 +226,8 @@ class RetrieverService:
         registry = self._registry.get()
         if registry.error:
             return False, {"reason": f"shard registry unreadable: {registry.error}"}
-        waiting = {n: s for n, s in dependency_status(self.config.gates.wait_for, self.resolver).items() if s != "ready"}
+        dependencies = dependency_status(self.config.gates.wait_for, self.resolver)
+        waiting = {name: state for name, state in dependencies.items() if state != "ready"}
         if waiting:
             return False, {"reason": "waiting for dependencies", "dependencies": waiting}
         return True, {"registry": registry.source}

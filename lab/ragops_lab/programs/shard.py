@@ -140,7 +140,8 @@ def _verified_bytes(path: Path, expected: Mapping[str, Any]) -> bytes:
         raise IndexUnusable(f"{problem} {path.name}: expected {size} bytes, found {len(data)}")
     actual = _sha256(data)
     if actual != expected["sha256"]:
-        raise IndexUnusable(f"checksum mismatch in {path.name}: expected {expected['sha256'][:12]}…, found {actual[:12]}…")
+        raise IndexUnusable(
+            f"checksum mismatch in {path.name}: expected {expected['sha256'][:12]}…, found {actual[:12]}…")
     return data
 
 
@@ -238,7 +239,8 @@ class ShardService:
     def bootstrap_if_empty(self) -> None:
         """Build from the corpus only when the volume has no index at all, never over a damaged one."""
         if self.config.bootstrap and not (self.config.data_dir / INDEX_DIR).exists():
-            loaded = build_shard_index(self.config.corpus_spec, self.config.shard_id, self.config.data_dir, self.config.as_of)
+            config = self.config
+            loaded = build_shard_index(config.corpus_spec, config.shard_id, config.data_dir, config.as_of)
             self.log.info("index_bootstrapped", doc_count=len(loaded.index), data_dir=str(self.config.data_dir))
 
     def open_index(self) -> bool:
@@ -317,7 +319,8 @@ class ShardService:
                 raise HttpError(503, {"error": f"index unavailable: {self._error}", "shard": self.config.shard_id})
             added = 0
             for doc in documents:
-                added += loaded.index.upsert(doc["id"], corpus.embed(f"{doc['title']}. {doc['text']}", loaded.index.dim))
+                vector = corpus.embed(f"{doc['title']}. {doc['text']}", loaded.index.dim)
+                added += loaded.index.upsert(doc["id"], vector)
                 loaded.docs[doc["id"]] = {"title": doc["title"], "updated_at": doc["updated_at"]}
             try:
                 write_index(self.config.data_dir, self.config.shard_id, loaded)
