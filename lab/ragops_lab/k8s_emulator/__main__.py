@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url-file", type=Path, help="write the URL here once listening; removed on exit")
     parser.add_argument("--kubeconfig", type=Path, help="write a kubeconfig (context 'lab') here")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--no-tls", action="store_true",
+                        help="plain HTTP only (kubectl will then not send the token)")
     return parser.parse_args(argv)
 
 
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     server = EmulatorServer(args.token, args.host, args.port, args.forbidden_token, args.log_dir,
-                            args.verbose).start()
+                            args.verbose, tls=not args.no_tls).start()
     try:
         if args.kubeconfig:
             server.write_kubeconfig(args.kubeconfig)

@@ -106,7 +106,8 @@ class ResourceApi:
         obj = self.registry.get(route.resource, self._namespace(route), route.name)
         if request.wants_table():
             meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
-            return Response.json(to_table(route.resource, [obj], meta, request.param("includeObject", "Metadata") or "Metadata"))
+            include = request.param("includeObject", "Metadata") or "Metadata"
+            return Response.json(to_table(route.resource, [obj], meta, include))
         return Response.json(obj)
 
     def _selectors(self, request: Request, route: Route) -> tuple[Any, Any]:
@@ -127,7 +128,9 @@ class ResourceApi:
                               "metadata": meta, "items": stripped})
 
     @staticmethod
-    def _page(request: Request, items: list[dict[str, Any]], meta: dict[str, Any], version: int) -> list[dict[str, Any]]:
+    def _page(
+        request: Request, items: list[dict[str, Any]], meta: dict[str, Any], version: int,
+    ) -> list[dict[str, Any]]:
         token = request.param("continue")
         if token:
             after = _decode_continue(token)

@@ -112,9 +112,12 @@ def _default_workload(obj: dict[str, Any], resource: ResourceType) -> None:
     if resource.key in ("deployments.apps", "statefulsets.apps", "replicasets.apps"):
         spec.setdefault("replicas", 1)
     if resource.key == "deployments.apps":
-        spec.setdefault("strategy", {"type": "RollingUpdate"})
-        if spec["strategy"].get("type") == "RollingUpdate":
-            spec["strategy"].setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
     if resource.key == "statefulsets.apps":
@@ -127,9 +130,10 @@ def _default_workload(obj: dict[str, Any], resource: ResourceType) -> None:
 
 def _default_statefulset(spec: dict[str, Any]) -> None:
     spec.setdefault("podManagementPolicy", "OrderedReady")
-    spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
-    if spec["updateStrategy"].get("type") == "RollingUpdate":
-        spec["updateStrategy"].setdefault("rollingUpdate", {"partition": 0})
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault(
         "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}

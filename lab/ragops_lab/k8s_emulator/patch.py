@@ -42,10 +42,10 @@ DELETE_PRIMITIVES = "$deleteFromPrimitiveList/"
 
 
 def _pod_spec_keys(prefix: Path) -> dict[Path, str]:
-    keys = {prefix + (field,): key for field, key in POD_SPEC_LISTS.items()}
+    keys = {(*prefix, field): key for field, key in POD_SPEC_LISTS.items()}
     for container_list in ("containers", "initContainers", "ephemeralContainers"):
         for field, key in CONTAINER_LISTS.items():
-            keys[prefix + (container_list, field)] = key
+            keys[(*prefix, container_list, field)] = key
     return keys
 
 
@@ -113,10 +113,10 @@ class StrategicMerge:
             elif value is None:
                 original.pop(key, None)
             else:
-                original[key] = self._merge_value(original.get(key), value, path + (key,))
+                original[key] = self._merge_value(original.get(key), value, (*path, key))
         for field, order in orders.items():
             if isinstance(original.get(field), list):
-                original[field] = self._reorder(original[field], order, path + (field,))
+                original[field] = self._reorder(original[field], order, (*path, field))
         return original
 
     def _merge_value(self, original: Any, patch: Any, path: Path) -> Any:

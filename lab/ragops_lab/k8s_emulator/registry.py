@@ -22,7 +22,7 @@ NAMESPACES = find_by_key("namespaces")
 # Kinds whose PUT on a missing name creates it (AllowCreateOnUpdate in the real strategies).
 CREATE_ON_UPDATE = frozenset({"events", "leases.coordination.k8s.io"})
 # Kinds whose DELETE answers with the deleted object rather than a Status.
-RETURNS_DELETED_OBJECT = frozenset({"pods", "services", "namespaces"})
+RETURNS_DELETED_OBJECT = frozenset({"pods", "services", "namespaces", "persistentvolumeclaims", "serviceaccounts"})
 GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 ROOT_CA = "-----BEGIN CERTIFICATE-----\nbGFiLWVtdWxhdG9yLWNh\n-----END CERTIFICATE-----\n"
 
@@ -74,7 +74,9 @@ class Registry:
                 f"API version ({resource.api_version})"
             )
         if kind and kind != resource.kind:
-            raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})")
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})"
+            )
         obj = copy.deepcopy(body)
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
         if not isinstance(obj.get("metadata"), dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
@@ -87,10 +88,8 @@ class _Server(ThreadingHTTPServer):
         with self._lock:
             connections, threads = list(self._connections), list(self._handler_threads)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for thread in threads:
             thread.join(timeout)
 
@@ -141,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
             result = self.server.emulator.serve(request, self.server.host_port)
         except ApiError as error:
             result = Response.error(error)
-        except Exception as exc:  # noqa: BLE001 - any bug must still produce an API error
+        except Exception as exc:  # any bug must still produce an API error
             sys.stderr.write(f"k8s emulator: internal error on {self.command} {self.path}: {exc!r}\n")
             result = Response.error(ApiError(500, f"Internal error occurred: {exc}"))
         if isinstance(result, Stream):

@@ -65,7 +65,7 @@ def _name_causes(obj: dict[str, Any], resource: ResourceType) -> list[Cause]:
 
 def _metadata_causes(meta: dict[str, Any], prefix: str) -> list[Cause]:
     causes: list[Cause] = []
-    for key, value in (meta.get("labels") or {}).items():
+    for value in (meta.get("labels") or {}).values():
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
             message = (f"Invalid value: {_quote(value)}: a valid label must be an empty string or "
                        "consist of alphanumeric characters, '-', '_' or '.'")
@@ -73,6 +73,10 @@ def _metadata_causes(meta: dict[str, Any], prefix: str) -> list[Cause]:
     for key, value in (meta.get("annotations") or {}).items():
         if not isinstance(value, str):
             causes.append((f"{prefix}.annotations[{key}]", f"Invalid value: {value!r}: must be a string"))
+    for index, ref in enumerate(meta.get("ownerReferences") or []):
+        for field in ("apiVersion", "kind", "name", "uid"):
+            if not isinstance(ref, dict) or not ref.get(field):
+                causes.append((f"{prefix}.ownerReferences[{index}].{field}", "Required value"))
     return causes
 
 
@@ -149,6 +153,9 @@ def _kind_causes(obj: dict[str, Any], resource: ResourceType) -> list[Cause]:
         headless = spec.get("clusterIP") == "None" or spec.get("type") == "ExternalName"
         if not spec.get("ports") and not headless:
             return [("spec.ports", "Required value")]
+        return [(f"spec.ports[{i}].port", f"Invalid value: {p.get('port')!r}: must be between 1 and 65535")
+                for i, p in enumerate(spec.get("ports") or [])
+                if not isinstance(p.get("port"), int) or not 0 < p["port"] < 65536]
     if key == "persistentvolumeclaims":
         spec = obj.get("spec") or {}
         causes: list[Cause] = []
