@@ -128,10 +128,10 @@ class K8sClient:
                                            content_type=content_type),
         ))
 
-    def replace(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+    def replace(self, obj: Obj, *, dry_run: bool = False, ref: Ref | None = None) -> Obj:
         """PUT ``obj``; it carries its resourceVersion, so a repeat cannot overwrite a newer write."""
         meta = obj["metadata"]
-        ref = Ref(obj["kind"], meta["name"], meta.get("namespace"))
+        ref = ref or Ref(obj["kind"], meta["name"], meta.get("namespace"))
         query = _dry_run([], dry_run)
         return t.cast(Obj, self._call("replace", str(ref), True,
                                       lambda: self.transport.request("PUT", ref.path(), query=query, body=obj)))
@@ -149,7 +149,7 @@ class K8sClient:
             if desired is None or desired == before:
                 return UpdateResult(before, before, False, conflicts)
             try:
-                return UpdateResult(before, self.replace(desired, dry_run=dry_run), True, conflicts)
+                return UpdateResult(before, self.replace(desired, dry_run=dry_run, ref=ref), True, conflicts)
             except Conflict:
                 conflicts += 1
                 if conflicts >= self.conflict_attempts:
