@@ -472,21 +472,8 @@ def read_schema_version(kube: KubeClient, configmap: str) -> int:
     data = kube.configmap_data(configmap)
     raw = (data or {}).get("version", "0").strip()
     if not raw.isdigit():
-        raise KubeError(200, f"ConfigMap {configmap} has a non-numeric version {raw!r}")
+        raise ConfigError(f"ConfigMap {configmap} holds a non-numeric schema version {raw!r}")
     return int(raw)
-
-
-def schema_problem(gates: Gates, kube: KubeClient) -> str | None:
-    """Why the schema gate is closed, or None when it is open."""
-    if gates.required_schema is None:
-        return None
-    try:
-        found = read_schema_version(kube, gates.schema_configmap)
-    except KubeError as exc:
-        return f"cannot read schema version: {exc}"
-    if found < gates.required_schema:
-        return f"schema version {found} is older than the required {gates.required_schema}"
-    return None
 
 
 def enforce_schema_at_start(gates: Gates, kube: KubeClient, log: JsonLog) -> bool:
@@ -495,7 +482,7 @@ def enforce_schema_at_start(gates: Gates, kube: KubeClient, log: JsonLog) -> boo
         return True
     try:
         found = read_schema_version(kube, gates.schema_configmap)
-    except KubeError as exc:
+    except (KubeError, ConfigError) as exc:
         log.error("schema_check_failed", configmap=gates.schema_configmap, error=str(exc))
         return False
     if found >= gates.required_schema:

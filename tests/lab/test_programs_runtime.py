@@ -25,7 +25,6 @@ from ragops_lab.runtime import (
     http_json,
     ok,
     resolve_path,
-    schema_problem,
     service_url,
     shard_url,
 )
@@ -155,10 +154,14 @@ def test_schema_gate(kube: FakeKube) -> None:
     assert not enforce_schema_at_start(gates, kube.client(), log)
     assert stream.events("schema_version_too_old")[0]["found"] == 0
     kube.configmap("rag-schema", {"version": "2"})
-    assert schema_problem(gates, kube.client()) == "schema version 2 is older than the required 3"
+    assert not enforce_schema_at_start(gates, kube.client(), log)
+    assert stream.events("schema_version_too_old")[-1]["found"] == 2
     kube.configmap("rag-schema", {"version": "3"})
     assert enforce_schema_at_start(gates, kube.client(), log)
-    assert schema_problem(gates, kube.client()) is None
+    assert stream.events("schema_ok")[-1]["version"] == 3
     assert enforce_schema_at_start(Gates.from_env({}), kube.client(), log)
+    kube.configmap("rag-schema", {"version": "three"})
+    assert not enforce_schema_at_start(gates, kube.client(), log)
+    assert "non-numeric" in stream.events("schema_check_failed")[0]["error"]
     with pytest.raises(ConfigError):
         Gates.from_env({"REQUIRED_SCHEMA_VERSION": "two"})

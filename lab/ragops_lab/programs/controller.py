@@ -14,6 +14,7 @@ from typing import Any
 
 from ragops_lab.runtime import (
     App,
+    ConfigError,
     Gates,
     JsonLog,
     KubeClient,
@@ -46,7 +47,7 @@ class ControllerService:
         """The recorded schema version, or why it cannot be read."""
         try:
             return read_schema_version(self.kube, self.gates.schema_configmap)
-        except KubeError as exc:
+        except (KubeError, ConfigError) as exc:
             return str(exc)
 
     def status(self) -> dict[str, Any]:
