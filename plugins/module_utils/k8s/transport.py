@@ -23,7 +23,7 @@ else:
 KUBERNETES_REQUIREMENT = "kubernetes"
 
 # Anything that looks like a credential is cut out of error bodies before they reach a result.
-SECRET_PATTERN = re.compile(r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+)[^\s\"',}]+")
+SECRET_PATTERN = re.compile(r"(?i)((?:bearer|token|password|secret)[\"'=:\s]+(?:bearer\s+)?)[^\s\"',}]+")
 
 
 def scrub(text: str) -> str:
