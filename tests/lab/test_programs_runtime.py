@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from programs_fakes import FakeKube, capture_log, get, post, serving
+from programs_fakes import (
+    FakeKube,
+    capture_log,
+    free_port,
+    get,
+    json_lines,
+    post,
+    program_env,
+    serving,
+    start_program,
+    wait_http,
+)
 
 from ragops_lab.runtime import (
     App,
@@ -165,3 +177,28 @@ def test_schema_gate(kube: FakeKube) -> None:
     assert "non-numeric" in stream.events("schema_check_failed")[0]["error"]
     with pytest.raises(ConfigError):
         Gates.from_env({"REQUIRED_SCHEMA_VERSION": "two"})
+
+
+@pytest.mark.parametrize(("program", "env"), [
+    ("provider", {"PROVIDER_NAME": "backup", "PROVIDER_API_KEY": "k"}),
+    ("retriever", {"REQUIRED_SCHEMA_VERSION": "1"}),
+    ("generator", {"RETRIEVER_URL": "http://127.0.0.1:9", "PROVIDER_URL_PRIMARY": "http://127.0.0.1:9"}),
+    ("controller", {}),
+    ("indexer", {}),
+])
+def test_every_server_program_honours_the_process_contract(kube: FakeKube, program: str, env: dict[str, str]) -> None:
+    """Started as `python -m`, configured by env alone, JSON logs on stdout, exit 0 on SIGTERM."""
+    kube.configmap("rag-schema", {"version": "1"})
+    port = free_port()
+    process = start_program(program, program_env(**kube.env(), POD_NAME=f"{program}-0", POD_IP="127.0.0.1",
+                                                 PORT=str(port), **env), *(["serve"] if program == "indexer" else []))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        assert get(f"http://127.0.0.1:{port}/healthz").body == {"status": "ok"}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    events = json_lines(out)
+    assert {e["program"] for e in events} == {program}
+    assert [e["event"] for e in events][-3:] == ["listening", "stopping", "stopped"]
