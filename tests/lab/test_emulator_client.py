@@ -189,6 +189,18 @@ def test_watch_receives_added_modified_deleted(api_client: client.ApiClient) -> 
     assert seen == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")], "leaving the selector reads as DELETED"
 
 
+def test_watch_ends_after_timeout_seconds(emulator: EmulatorServer, api_client: client.ApiClient) -> None:
+    emulator.registry.store.put(("configmaps", NS, "seeded"), {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "seeded", "namespace": NS, "uid": "u-1", "creationTimestamp": "2026-01-01T00:00:00Z"}}, "ADDED")
+    core = client.CoreV1Api(api_client)
+    started = time.monotonic()
+    events = [e["object"].metadata.name
+              for e in watch.Watch().stream(core.list_namespaced_config_map, NS, timeout_seconds=1)]
+    assert events == ["kube-root-ca.crt", "seeded"], "a watch without resourceVersion starts with the current state"
+    assert 0.9 <= time.monotonic() - started < 3
+
+
 def test_watch_from_an_expired_version_gets_410(emulator: EmulatorServer, api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     emulator.emulator.store._history.clear()  # as if the history had been trimmed

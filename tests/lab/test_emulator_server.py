@@ -51,6 +51,9 @@ def test_429_carries_retry_after(emulator: EmulatorServer) -> None:
     body = throttled.json()
     assert (body["reason"], body["details"]["retryAfterSeconds"]) == ("TooManyRequests", 7)
     assert raw_request(emulator.url, "GET", f"/api/v1/namespaces/{NS}/pods").status == 200
+    emulator.add_fault(verb="*", resource="*", status=503, times=-1)
+    emulator.clear_faults()
+    assert raw_request(emulator.url, "GET", f"/api/v1/namespaces/{NS}/pods").status == 200
 
 
 def test_409_fault_is_a_proper_conflict(emulator: EmulatorServer, api_client: client.ApiClient) -> None:
@@ -95,6 +98,18 @@ def test_authentication_and_authorization(emulator: EmulatorServer, tmp_path: Pa
     with client.ApiClient(configuration) as wrong, pytest.raises(ApiException) as error:
         client.CoreV1Api(wrong).list_namespaced_config_map(NS)
     assert error.value.status == 401
+
+
+def test_unknown_paths_and_methods_answer_with_status(emulator: EmulatorServer) -> None:
+    unknown = raw_request(emulator.url, "GET", "/apis/example.com/v1/widgets")
+    assert unknown.status == 404 and unknown.json()["kind"] == "Status"
+    wrong_method = raw_request(emulator.url, "PUT", f"/api/v1/namespaces/{NS}/configmaps", {})
+    assert wrong_method.status == 405 and wrong_method.json()["reason"] == "MethodNotAllowed"
+    no_body = raw_request(emulator.url, "POST", f"/api/v1/namespaces/{NS}/configmaps", b"{not json")
+    assert no_body.status == 400 and no_body.json()["reason"] == "BadRequest"
+    unsupported = raw_request(emulator.url, "PATCH", f"/api/v1/namespaces/{NS}/configmaps/kube-root-ca.crt",
+                              {"data": {}}, content_type="application/json")
+    assert unsupported.status == 415
 
 
 def test_reset_keeps_only_the_default_namespace(emulator: EmulatorServer, api_client: client.ApiClient) -> None:
@@ -145,5 +160,6 @@ def test_command_line_starts_fast_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items] == ["default"]
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        process.communicate(timeout=10)
+    assert process.returncode == 0
     assert not url_file.exists() and kubeconfig.exists()

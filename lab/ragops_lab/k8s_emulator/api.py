@@ -26,6 +26,11 @@ PATCH_TYPES = (
     "application/apply-patch+yaml",
 )
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+NAMED_VERBS = frozenset({"get", "update", "patch", "delete"})
+
+
+def _method_not_allowed() -> ApiError:
+    return ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed", {})
 
 
 def verb_of(request: Request, route: Route) -> str:
@@ -87,13 +92,11 @@ class ResourceApi:
             "deletecollection": self._delete_collection,
         }
         handler = handlers.get(verb)
-        allowed = verb in route.resource.verbs
-        if handler is None or not allowed or (verb == "create" and route.name is not None):
-            raise errors.ApiError(405, "the server does not allow this method on the requested resource",
-                                  "MethodNotAllowed", {})
-        if route.resource.namespaced and route.namespace is None and verb not in ("list", "watch"):
-            raise errors.ApiError(405, "the server does not allow this method on the requested resource",
-                                  "MethodNotAllowed", {})
+        named = route.name is not None
+        cross_namespace = route.resource.namespaced and route.namespace is None
+        if (handler is None or verb not in route.resource.verbs or named != (verb in NAMED_VERBS)
+                or (cross_namespace and verb not in ("list", "watch"))):
+            raise _method_not_allowed()
         return handler(request, route)
 
     # -- reads ---------------------------------------------------------------------------
@@ -230,8 +233,7 @@ class ResourceApi:
         assert route.name is not None
         sub = route.resource.subresource(route.subresource)
         if sub is None or verb not in sub.verbs:
-            raise ApiError(405, "the server does not allow this method on the requested resource",
-                           "MethodNotAllowed", {})
+            raise _method_not_allowed()
         namespace = self._namespace(route)
         if route.subresource == "log":
             return self._log(request, route)

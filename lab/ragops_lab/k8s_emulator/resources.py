@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-READ_VERBS = ("get", "list", "watch")
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 NAMESPACE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 
@@ -105,9 +104,6 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases"),
 )
 
-PREFERRED_GROUP_ORDER: tuple[str, ...] = ("apps", "batch", "coordination.k8s.io")
-
-
 def group_versions() -> list[tuple[str, str]]:
     """(group, version) pairs in discovery order, the core group first."""
     seen: list[tuple[str, str]] = []
@@ -132,12 +128,5 @@ def find_resource(group: str, version: str, plural: str) -> ResourceType | None:
 def find_by_key(key: str) -> ResourceType | None:
     for res in RESOURCES:
         if key in (res.key, res.plural):
-            return res
-    return None
-
-
-def find_by_kind(api_version: str, kind: str) -> ResourceType | None:
-    for res in RESOURCES:
-        if res.api_version == api_version and res.kind == kind:
             return res
     return None

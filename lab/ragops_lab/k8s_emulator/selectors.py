@@ -148,12 +148,6 @@ class FieldSelector:
     def matches(self, obj: dict[str, Any]) -> bool:
         return all(req.matches(obj) for req in self.requirements)
 
-    def exact_name(self) -> str | None:
-        for req in self.requirements:
-            if req.field == "metadata.name" and not req.negated:
-                return req.value
-        return None
-
 
 def field_value(obj: dict[str, Any], path: str) -> str:
     """Render a field the way the server's field-label conversion does (strings, booleans lowercase)."""

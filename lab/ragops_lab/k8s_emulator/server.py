@@ -19,6 +19,7 @@ from .errors import ApiError
 from .faults import FaultRule, rule_from_json
 from .http import Request, Response, Stream
 from .kubeconfig import kubeconfig_text, write_private
+from .registry import Registry
 from .tls import issue
 
 # Idle keep-alive connections are dropped after this many seconds.
@@ -237,7 +238,8 @@ class EmulatorServer:
         return self.certificate.ca_pem
 
     @property
-    def registry(self) -> Any:
+    def registry(self) -> Registry:
+        """Direct access to the objects, for seeding state without HTTP."""
         return self.emulator.registry
 
     def start(self) -> Self:

@@ -16,7 +16,6 @@ ObjectKey = tuple[str, str, str]  # (resource key, namespace, name)
 class WatchEvent:
     resource_version: int
     resource_key: str
-    namespace: str
     type: str
     obj: dict[str, Any]
     # The object as it was before this event, so watchers with selectors can tell
@@ -89,7 +88,7 @@ class Store:
         self, key: ObjectKey, event_type: str, obj: dict[str, Any], previous: dict[str, Any] | None,
     ) -> None:
         self._history.append(
-            WatchEvent(self._resource_version, key[0], key[1], event_type, copy.deepcopy(obj), previous)
+            WatchEvent(self._resource_version, key[0], event_type, copy.deepcopy(obj), previous)
         )
         self.lock.notify_all()
 
