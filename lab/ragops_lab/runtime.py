@@ -31,7 +31,7 @@ T = TypeVar("T")
 DEFAULT_PORT = 8080
 RESOLVE_TTL_SECONDS = 1.0
 DEFAULT_SHARD_URL_TEMPLATE = "http://vectorstore-{ordinal}:8080"
-SHUTDOWN_POLL_SECONDS = 0.1
+SHUTDOWN_POLL_SECONDS = 0.05
 
 
 class ConfigError(ValueError):
