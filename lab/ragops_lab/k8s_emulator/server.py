@@ -38,6 +38,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], emulator: Emulator, verbose: bool,
                  tls: ssl.SSLContext | None) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self.emulator = emulator
         self.verbose = verbose
@@ -49,7 +51,8 @@ class _Server(ThreadingHTTPServer):
     @property
     def host_port(self) -> str:
         host, port = self.server_address[:2]
-        return f"{host.decode() if isinstance(host, bytes) else host}:{port}"
+        text = host.decode() if isinstance(host, bytes) else host
+        return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(target=self._serve_connection, args=(request, client_address),
