@@ -1,0 +1,140 @@
+"""Drive real ansible-playbook runs against the emulator and read the cluster back with kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+RECAP = re.compile(r"^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+@dataclass
+class Cluster:
+    """The emulator, a kubeconfig for it, and the namespace of the current test."""
+
+    server: t.Any
+    kubeconfig: Path
+    token: str
+    namespace: str = "default"
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        command = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError("kubectl %s failed: %s" % (" ".join(args), done.stderr))
+        return done.stdout
+
+    def apply(self, manifest: dict[str, t.Any]) -> None:
+        manifest.setdefault("metadata", {}).setdefault("namespace", self.namespace)
+        done = subprocess.run(
+            [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "apply", "-f", "-"],
+            input=json.dumps(manifest), capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    def get(self, kind: str, name: str) -> dict[str, t.Any]:
+        return t.cast(dict[str, t.Any], json.loads(self.kubectl("get", kind, name, "-n", self.namespace, "-o", "json")))
+
+    def registry(self, name: str = "rag-shard-registry") -> dict[str, t.Any]:
+        """The registry's entries, parsed where they are JSON."""
+        data = self.get("configmap", name).get("data") or {}
+        parsed: dict[str, t.Any] = {}
+        for shard, text in data.items():
+            try:
+                parsed[shard] = json.loads(text)
+            except ValueError:
+                parsed[shard] = text
+        return parsed
+
+
+@dataclass
+class Result:
+    """One ansible-playbook run: exit code, output, and the recap counts of the host."""
+
+    returncode: int
+    stdout: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    results: dict[str, t.Any] = field(default_factory=dict)
+
+
+@dataclass
+class Runner:
+    """Writes a playbook of module tasks and runs it with the collection from this checkout."""
+
+    cluster: Cluster
+    workdir: Path
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "build" / "collections"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "PATH": "%s:%s" % (BIN, env.get("PATH", "")),
+        })
+        return env
+
+    def play(self, tasks: list[dict[str, t.Any]], *, check: bool = False, diff: bool = False,
+             auth: dict[str, t.Any] | None = None) -> Result:
+        """Run ``tasks`` on localhost; each task's result is saved under its name in ``Result.results``."""
+        defaults = auth if auth is not None else {"kubeconfig": str(self.cluster.kubeconfig)}
+        defaults = dict(defaults, namespace=self.cluster.namespace)
+        dump = self.workdir / "results.json"
+        recorded = []
+        for index, task in enumerate(tasks):
+            recorded.append(dict(task, register="result_%d" % index, ignore_errors=True))
+            recorded.append({"name": "record %d" % index, "ansible.builtin.set_fact": {
+                "recorded": "{{ recorded | default({}) | combine({%r: result_%d}) }}" % (task["name"], index)}})
+        recorded.append({"name": "dump", "delegate_to": "localhost", "check_mode": False, "changed_when": False,
+                         "ansible.builtin.copy": {"content": "{{ recorded | to_json }}", "dest": str(dump)}})
+        playbook = [{"name": "e2e", "hosts": "localhost", "gather_facts": False,
+                     "module_defaults": {"group/ragops.recovery.rag": defaults}, "tasks": recorded}]
+        path = self.workdir / "playbook.yml"
+        path.write_text(yaml.safe_dump(playbook, sort_keys=False))
+        return self.run(path, check=check, diff=diff, dump=dump)
+
+    def run(self, playbook: Path, *, check: bool = False, diff: bool = False, dump: Path | None = None,
+            extra: list[str] | None = None) -> Result:
+        command = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                   "-e", "ansible_python_interpreter=%s" % sys.executable, str(playbook), *(extra or [])]
+        command += ["--check"] if check else []
+        command += ["--diff"] if diff else []
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=self.environment(),
+                              cwd=self.workdir, check=False)
+        result = Result(done.returncode, done.stdout + done.stderr)
+        match = RECAP.search(done.stdout)
+        if match:
+            result.ok, result.changed, _, result.failed = (int(group) for group in match.groups())
+        if dump is not None and dump.exists():
+            result.results = json.loads(dump.read_text())
+            dump.unlink()
+        return result
+
+
+def task(name: str, module: str, **args: t.Any) -> dict[str, t.Any]:
+    return {"name": name, "ragops.recovery." + module: args}
+
+
+def registry_manifest(entries: dict[str, t.Any], name: str = "rag-shard-registry") -> dict[str, t.Any]:
+    data = {shard: value if isinstance(value, str) else json.dumps(value) for shard, value in entries.items()}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
