@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "lab"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Cluster, Runner  # noqa: E402
+
 from ragops_lab.k8s_emulator import EmulatorServer  # noqa: E402
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """An in-memory Kubernetes API for unit tests: objects by path, resourceVersion, merge patch, dry run, faults."""

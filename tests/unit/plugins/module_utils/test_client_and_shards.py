@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -9,14 +8,22 @@ import json
 import pytest
 
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError, Conflict, RecoveryError, RegistryCorrupt)
+    ApiError,
+    Conflict,
+    RecoveryError,
+    RegistryCorrupt,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref, kind_of
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import error_for_status, scrub
 from ansible_collections.ragops.recovery.plugins.module_utils.registry import MarkRequest
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
 from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
-    Registry, describe_shards, label_shard_pods, mark_shard)
+    Registry,
+    describe_shards,
+    label_shard_pods,
+    mark_shard,
+)
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
 
 CM = "/api/v1/namespaces/rag/configmaps"
@@ -32,7 +39,8 @@ def entry(state: str) -> str:
 @pytest.fixture
 def api() -> FakeTransport:
     fake = FakeTransport()
-    fake.add(CM, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rag-shard-registry", "namespace": "rag"},
+    fake.add(CM, {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "rag-shard-registry", "namespace": "rag"},
                   "data": {"shard-0": entry("serving"), "shard-1": entry("serving"), "shard-9": "{oops"}})
     for index in range(2):
         fake.add(PODS, {"metadata": {"name": "vectorstore-%d" % index,

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -10,7 +9,14 @@ import pytest
 
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import InvalidTransition, RegistryCorrupt
 from ansible_collections.ragops.recovery.plugins.module_utils.registry import (
-    STATES, TRANSITIONS, Entry, MarkRequest, entries, parse_entry, plan_mark)
+    STATES,
+    TRANSITIONS,
+    Entry,
+    MarkRequest,
+    entries,
+    parse_entry,
+    plan_mark,
+)
 
 NOW = "2026-11-27T10:00:00Z"
 SERVING = Entry(state="serving", reason="", since="2026-11-01T00:00:00Z", changed_by="bootstrap")

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -9,7 +8,14 @@ import pytest
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, ResourceTimeout
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier, RetryPolicy
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
-    Clock, Waiter, deployment_ready, job_finished, job_succeeded, pod_ready, statefulset_ready)
+    Clock,
+    Waiter,
+    deployment_ready,
+    job_finished,
+    job_succeeded,
+    pod_ready,
+    statefulset_ready,
+)
 
 
 class FakeClock:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Whole-module tests: arguments in, one JSON result out, through main()."""
@@ -20,7 +19,8 @@ CM = "/api/v1/namespaces/rag/configmaps"
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
     fake = FakeTransport()
-    fake.add(CM, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rag-shard-registry", "namespace": "rag"},
+    fake.add(CM, {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "rag-shard-registry", "namespace": "rag"},
                   "data": {"shard-0": json.dumps({"state": "serving"})}})
     for module in (shard_mark, shard_info):
         monkeypatch.setattr(module, "connect", lambda params: fake)
