@@ -1,0 +1,30 @@
+"""The module documentation renders the way users read it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from harness import BIN, ROOT
+
+MODULES = ["shard_mark", "shard_info"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders_options_and_examples(module: str) -> None:
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(ROOT / "build" / "collections"), "ANSIBLE_NOCOLOR": "1",
+           "PATH": str(BIN)}
+    done = subprocess.run([str(BIN / "ansible-doc"), "ragops.recovery." + module], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "EXAMPLES:" in done.stdout
+    assert "ragops.recovery.%s:" % module in done.stdout
+    assert "kubeconfig" in done.stdout and "K8S_AUTH_KUBECONFIG" in done.stdout
+
+
+def test_action_group_lists_every_module() -> None:
+    import yaml
+
+    runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
+    modules = sorted(path.stem for path in (ROOT / "plugins" / "modules").glob("*.py"))
+    assert sorted(runtime["action_groups"]["rag"]) == modules
