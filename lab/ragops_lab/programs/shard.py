@@ -378,16 +378,21 @@ def serve(env: Mapping[str, str]) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    # Paths go through LAB_MOUNTS so that an init container can name its volume by mount path (/data).
+    out = resolve_path(args.out)
+    if args.if_missing and (out / INDEX_DIR).exists():
+        print(json.dumps({"shard": args.shard, "skipped": "an index already exists", "path": str(out / INDEX_DIR)}))
+        return 0
     spec = corpus.CorpusSpec(documents=args.documents, shards=args.shards, seed=args.seed)
-    loaded = build_shard_index(spec, args.shard, Path(args.out), args.as_of)
+    loaded = build_shard_index(spec, args.shard, out, args.as_of)
     print(json.dumps({"shard": args.shard, "doc_count": len(loaded.index), "index_checksum": loaded.checksum,
-                      "path": str(Path(args.out) / INDEX_DIR)}))
+                      "path": str(out / INDEX_DIR)}))
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     try:
-        loaded = load_index(Path(args.data_dir), args.shard)
+        loaded = load_index(resolve_path(args.data_dir), args.shard)
     except IndexUnusable as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 1
@@ -407,6 +412,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--as-of", help="only documents updated at or before this ISO 8601 time")
     build.add_argument("--documents", type=int, default=corpus.DEFAULT_DOCUMENTS)
     build.add_argument("--seed", type=int, default=corpus.DEFAULT_SEED)
+    build.add_argument("--if-missing", action="store_true",
+                       help="do nothing when OUT/index exists (even a damaged one: it is evidence)")
     verify = commands.add_parser("verify", help="verify an index on disk (exit 1 when damaged)")
     verify.add_argument("--data-dir", required=True)
     verify.add_argument("--shard")

@@ -1,0 +1,78 @@
+"""The kubelet: a PodWorker per pod of the API, started, stopped and reported on every cycle."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ragops_lab.runtime import KubeError
+
+from .api import Api, canonical, path_of, replacement_patch
+from .pods import Node, PodWorker
+
+# Grace periods are capped so that stopping a pod (or the whole lab) never takes long.
+GRACE_CAP_SECONDS = 5.0
+FINAL_PHASES = ("Succeeded", "Failed")
+
+Obj = dict[str, Any]
+
+
+class Kubelet:
+    def __init__(self, node: Node, api: Api) -> None:
+        self.node = node
+        self.api = api
+        self.workers: dict[str, PodWorker] = {}
+        self.stopping: dict[str, PodWorker] = {}
+        self._reported: dict[str, str] = {}
+
+    def sync(self, pods: list[Obj], now: float) -> None:
+        live = {p["metadata"]["uid"]: p for p in pods if not p["metadata"].get("deletionTimestamp")}
+        for uid in [uid for uid in self.workers if uid not in live]:
+            self._stop(uid, now)
+        for uid, pod in live.items():
+            worker = self.workers.get(uid)
+            if worker is None:
+                if (pod.get("status") or {}).get("phase") in FINAL_PHASES:
+                    continue
+                worker = self.workers[uid] = PodWorker(pod, self.node)
+            worker.pod = pod
+            try:
+                worker.step(now)
+                self._report(worker)
+            except KubeError as exc:
+                self.node.log.warning("pod_sync_failed", pod=worker.key, error=str(exc))
+        for uid in [uid for uid, worker in self.stopping.items() if worker.reap(now)]:
+            self.node.log.info("pod_stopped", pod=self.stopping.pop(uid).key)
+            self._reported.pop(uid, None)
+
+    def _stop(self, uid: str, now: float) -> None:
+        worker = self.workers.pop(uid)
+        self.node.log.info("pod_stopping", pod=worker.key)
+        worker.begin_stop(now, GRACE_CAP_SECONDS)
+        self.stopping[uid] = worker
+
+    def _report(self, worker: PodWorker) -> None:
+        """Write the pod's status when it differs from what this node last wrote."""
+        current = worker.pod.get("status") or {}
+        status = worker.status(current)
+        text = canonical(status)
+        uid = worker.pod["metadata"]["uid"]
+        if self._reported.get(uid) == text:
+            return
+        try:
+            self.api.merge_patch(path_of(worker.pod, "pods", "status"), {"status": replacement_patch(current, status)})
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+        self._reported[uid] = text
+
+    def shutdown(self) -> None:
+        """Stop every pod and wait until all their processes are gone."""
+        now = time.monotonic()
+        for uid in list(self.workers):
+            self._stop(uid, now)
+        while self.stopping:
+            now = time.monotonic()
+            for uid in [uid for uid, worker in self.stopping.items() if worker.reap(now)]:
+                del self.stopping[uid]
+            time.sleep(0.05)

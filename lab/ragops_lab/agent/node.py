@@ -1,0 +1,133 @@
+"""The agent's loop: read the cluster, run the controllers, then the kubelet, every 0.2 s."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragops_lab.runtime import JsonLog, KubeError
+
+from .api import APPS, BATCH, CORE, Api, object_path, path_of
+from .controllers import Cluster, DeploymentController, JobController, StatefulSetController, bind_claims
+from .kubelet import Kubelet
+from .network import PodNetwork, random_network
+from .pods import Node
+
+PROBE_WORKERS = 8
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    api_url: str
+    token: str
+    state_dir: Path
+    log_dir: Path
+    node_name: str = "lab-node"
+    pod_network: str = field(default_factory=random_network)
+    interval: float = 0.2
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    pods: list[Obj]
+    claims: dict[tuple[str, str], Obj]
+    deployments: list[Obj]
+    statefulsets: list[Obj]
+    jobs: list[Obj]
+
+
+class NodeAgent:
+    def __init__(self, config: AgentConfig, log: JsonLog) -> None:
+        self.config = config
+        self.log = log
+        self.api = Api(config.api_url, config.token)
+        self.prober = ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="probe")
+        self._claims: dict[tuple[str, str], Obj] = {}
+        node = Node(
+            name=config.node_name, state_dir=config.state_dir, log_dir=config.log_dir, kube_url=config.api_url,
+            kube_token=config.token, network=PodNetwork(config.pod_network), prober=self.prober,
+            read_data=self._read_data, read_claim=lambda ns, name: self._claims.get((ns, name)),
+            bind=self._bind, event=self._pod_event, log=log,
+        )
+        self.kubelet = Kubelet(node, self.api)
+        cluster = Cluster(self.api, log)
+        self.deployments = DeploymentController(cluster)
+        self.statefulsets = StatefulSetController(cluster)
+        self.jobs = JobController(cluster)
+
+    def _read(self) -> Snapshot:
+        pods, _ = self.api.list(CORE, "pods")
+        claims, _ = self.api.list(CORE, "persistentvolumeclaims")
+        deployments, _ = self.api.list(APPS, "deployments")
+        statefulsets, _ = self.api.list(APPS, "statefulsets")
+        jobs, _ = self.api.list(BATCH, "jobs")
+        by_key = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
+        return Snapshot(pods, by_key, deployments, statefulsets, jobs)
+
+    def _read_data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        plural = "secrets" if kind == "Secret" else "configmaps"
+        found = self.api.get(object_path(CORE, plural, namespace, name))
+        if found is None:
+            return None
+        data = dict(found.get("data") or {})
+        if kind == "Secret":
+            return {key: base64.b64decode(value).decode() for key, value in data.items()}
+        return data
+
+    def _bind(self, pod: Obj) -> None:
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod["metadata"]["name"]},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": self.config.node_name}}
+        self.api.call("POST", path_of(pod, "pods", "binding"), binding)
+
+    def _pod_event(self, pod: Obj, event_type: str, reason: str, message: str) -> None:
+        self.api.record_event(pod, "Pod", reason, message, "kubelet", event_type)
+
+    def _guarded(self, sync: Callable[..., None], obj: Obj, *args: Any) -> None:
+        """One object's failure (a conflict, a rejected write) must not stop the others."""
+        try:
+            sync(obj, *args)
+        except KubeError as exc:
+            self.log.warning("sync_failed", kind=obj.get("kind"), name=obj["metadata"]["name"], error=str(exc))
+
+    def cycle(self) -> None:
+        snapshot = self._read()
+        self._claims = snapshot.claims
+        bind_claims(self.api, list(snapshot.claims.values()), self.config.state_dir)
+        claim_keys = set(snapshot.claims)
+        for deployment in snapshot.deployments:
+            self._guarded(self.deployments.sync, deployment, snapshot.pods)
+        for statefulset in snapshot.statefulsets:
+            self._guarded(self.statefulsets.sync, statefulset, snapshot.pods, claim_keys)
+        for job in snapshot.jobs:
+            self._guarded(self.jobs.sync, job, snapshot.pods)
+        self.kubelet.sync(snapshot.pods, time.monotonic())
+
+    def run(self, stopping: threading.Event) -> None:
+        self.log.info("agent_started", api=self.config.api_url, node=self.config.node_name,
+                      pod_network=f"{self.config.pod_network}.0.0/16")
+        unreachable = False
+        while not stopping.is_set():
+            started = time.monotonic()
+            try:
+                self.cycle()
+                unreachable = False
+            except KubeError as exc:
+                if not unreachable:
+                    self.log.warning("api_unavailable", error=str(exc))
+                unreachable = True
+            stopping.wait(max(0.0, self.config.interval - (time.monotonic() - started)))
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self.log.info("agent_stopping", pods=len(self.kubelet.workers))
+        self.kubelet.shutdown()
+        self.prober.shutdown(wait=False, cancel_futures=True)
+        self.log.info("agent_stopped")
