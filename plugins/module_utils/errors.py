@@ -91,3 +91,11 @@ class RegistryCorrupt(RecoveryError):
 
 class SnapshotInvalid(RecoveryError):
     """A snapshot that fails verification against its manifest."""
+
+
+class GoldenSetInvalid(RecoveryError):
+    """A golden set that cannot be read or does not follow the golden set schema."""
+
+
+class ValidationFailed(RecoveryError):
+    """The golden-query gate judged the system not fit to serve (or to take traffic back)."""
