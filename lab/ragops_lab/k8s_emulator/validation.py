@@ -105,10 +105,11 @@ def _container_causes(containers: list[Any], prefix: str, volumes: set[str]) -> 
     return causes
 
 
-def pod_spec_causes(spec: Any, prefix: str, restart_policies: tuple[str, ...]) -> list[Cause]:
+def pod_spec_causes(spec: Any, prefix: str, restart_policies: tuple[str, ...],
+                    claim_templates: frozenset[str] = frozenset()) -> list[Cause]:
     if not isinstance(spec, dict):
         return [(prefix, "Required value")]
-    volumes = {str(v.get("name")) for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    volumes = {str(v.get("name")) for v in spec.get("volumes") or [] if isinstance(v, dict)} | claim_templates
     containers = spec.get("containers") or []
     causes: list[Cause] = []
     if not containers:
@@ -127,7 +128,10 @@ def _workload_causes(obj: dict[str, Any], resource: ResourceType) -> list[Cause]
     causes: list[Cause] = []
     template = spec.get("template") or {}
     policies = ("OnFailure", "Never") if resource.key == "jobs.batch" else ("Always",)
-    causes += pod_spec_causes(template.get("spec"), "spec.template.spec", policies)
+    # A StatefulSet's pods mount their volumeClaimTemplates by name.
+    claims = frozenset(str((c.get("metadata") or {}).get("name")) for c in spec.get("volumeClaimTemplates") or []
+                       if isinstance(c, dict))
+    causes += pod_spec_causes(template.get("spec"), "spec.template.spec", policies, claims)
     causes += _metadata_causes(template.get("metadata") or {}, "spec.template.metadata")
     if isinstance(spec.get("replicas"), int) and spec["replicas"] < 0:
         causes.append(("spec.replicas", f"Invalid value: {spec['replicas']}: must be greater than or equal to 0"))

