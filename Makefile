@@ -60,5 +60,19 @@ units: sanity-tree
 pytest: venv
 	$(BIN)/python -m pytest -n 2 tests/lab tests/e2e
 
+# The local lab (lab/README.md): state, kubeconfig and inventory under lab/state/.
+lab-up: venv
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab up
+
+lab-down: venv
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab down
+
+lab-fault: venv
+	@test -n "$(FAULT)" || { echo 'usage: make lab-fault FAULT="corrupt-shard shard-2"'; exit 2; }
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab fault $(FAULT)
+
+drill: venv
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill
+
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ragops_lab import faults
+from ragops_lab import drill, faults
 from ragops_lab.lab import DEFAULT_STATE_DIR, Lab
 from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
@@ -24,6 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 epilog=f"faults:\n{catalogue}", formatter_class=argparse.RawDescriptionHelpFormatter)
     fault.add_argument("name", choices=[f.name for f in faults.CATALOGUE], metavar="NAME")
     fault.add_argument("args", nargs="*", metavar="ARG")
+    commands.add_parser("drill", help="up, corrupt shard-2, quarantine it with the collection's playbook, down")
     return parser.parse_args(argv)
 
 
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if lab.status() else 1
         elif args.command == "fault":
             print(faults.inject(lab, args.name, args.args))
+        elif args.command == "drill":
+            return drill.run(lab)
     except (LabError, KubeError) as exc:
         print(f"lab {args.command} failed: {exc}", file=sys.stderr)
         return 1
