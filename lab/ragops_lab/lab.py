@@ -130,7 +130,7 @@ class Lab:
         return S3Endpoint.from_env_text(self.paths.s3_env.read_text())
 
     def endpoints(self) -> stack.Endpoints:
-        return stack.Endpoints.resolve(self.paths.api_url.read_text().strip(), self.paths.token.read_text().strip())
+        return stack.Endpoints.resolve(self.api())
 
     def is_up(self) -> bool:
         return all((pid := read_pid(self.paths.pid_file(d))) is not None and is_running(pid) for d in DAEMONS)
@@ -208,10 +208,22 @@ class Lab:
 
     @staticmethod
     def _first_answer(endpoints: stack.Endpoints) -> str:
+        """The first question, retried briefly: the Service address follows pod readiness a cycle later."""
         golden = yaml.safe_load((corpus.DATA_DIR / corpus.GOLDEN_FILE).read_text())["queries"][0]
-        answer = stack.ask(endpoints.services["generator"], golden["text"], golden["qid"])
-        if answer["status"] != 200:
-            raise LabError(f"the generator did not answer: {answer}")
+        answers: list[dict[str, Any]] = []
+
+        def answered() -> bool:
+            try:
+                answers.append(stack.ask(endpoints.services["generator"], golden["text"], golden["qid"]))
+            except (ConnectionError, TimeoutError) as exc:
+                answers.append({"status": 0, "error": str(exc)})
+            return bool(answers[-1]["status"] == 200)
+
+        try:
+            wait_for(answered, 10, "an answer from the generator")
+        except LabError as exc:
+            raise LabError(f"{exc}; last reply: {answers[-1] if answers else None}") from exc
+        answer = answers[-1]
         return f"{golden['qid']}: provider={answer['provider']} citations={answer['citations']}"
 
     # -- access files --------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import yaml
 
 from ragops_lab import corpus
 from ragops_lab.agent.api import APPS, BATCH, CORE, Api, object_path
-from ragops_lab.runtime import KubeClient, KubeError, ResolveError, http_json, pod_is_ready, service_url
+from ragops_lab.agent.proxy import ADDRESS_ANNOTATION, proxied
+from ragops_lab.runtime import KubeError, http_json, pod_is_ready
 
 LAB_DIR = Path(__file__).resolve().parents[1]
 MANIFEST_DIR = LAB_DIR / "manifests"
@@ -100,10 +101,12 @@ def rolled_out(workload: Mapping[str, Any]) -> bool:
 
 
 def not_ready(api: Api, namespace: str = NAMESPACE) -> list[str]:
-    """Workloads not rolled out and pods not Ready, by name (empty when the stack is up)."""
+    """Workloads not rolled out, pods not Ready and Services without an address (empty when all is up)."""
     waiting = [f"{w['kind']}/{w['metadata']['name']}" for w in workloads(api, namespace) if not rolled_out(w)]
     pods = api.list(CORE, "pods", namespace)[0]
-    return waiting + [f"Pod/{p['metadata']['name']}" for p in pods if not pod_is_ready(p)]
+    services = api.list(CORE, "services", namespace)[0]
+    return (waiting + [f"Pod/{p['metadata']['name']}" for p in pods if not pod_is_ready(p)]
+            + [f"Service/{s['metadata']['name']}" for s in services if proxied(s) and not service_url(s)])
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -111,25 +114,21 @@ def not_ready(api: Api, namespace: str = NAMESPACE) -> list[str]:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where each component answers now (pod IPs are reachable from the host)."""
+    """Host-reachable URLs of the stack's Services (stable across pod restarts, see agent/proxy.py)."""
 
     services: dict[str, str]
     shards: dict[str, str]
 
     @classmethod
-    def resolve(cls, api_url: str, token: str, namespace: str = NAMESPACE) -> Endpoints:
-        kube = KubeClient(api_url, token, namespace)
-        services = {name: _url(f"http://{name}:8080", kube) for name in SERVICES}
-        shards = {shard: _url(f"http://vectorstore-{shard.rsplit('-', 1)[1]}:8080", kube)
-                  for shard in corpus.shard_ids()}
-        return cls(services, shards)
+    def resolve(cls, api: Api, namespace: str = NAMESPACE) -> Endpoints:
+        urls = {s["metadata"]["name"]: service_url(s) for s in api.list(CORE, "services", namespace)[0]}
+        return cls({name: urls.get(name, "") for name in SERVICES},
+                   {shard: urls.get(f"vectorstore-{shard.rsplit('-', 1)[1]}", "") for shard in corpus.shard_ids()})
 
 
-def _url(service: str, kube: KubeClient) -> str:
-    try:
-        return service_url(service, kube)
-    except ResolveError:
-        return ""
+def service_url(service: Mapping[str, Any]) -> str:
+    address = (service["metadata"].get("annotations") or {}).get(ADDRESS_ANNOTATION)
+    return f"http://{address}" if address else ""
 
 
 def ask(generator_url: str, question: str, qid: str = "", timeout: float = 10.0) -> Obj:

@@ -35,7 +35,8 @@ class PodNetwork:
 
     def _addresses(self) -> Iterator[str]:
         while True:
-            for third in range(0, 256):
+            # x.y.255.0/24 is left for Service addresses (see proxy.py)
+            for third in range(0, 255):
                 for fourth in range(1, 255):
                     yield f"{self.network}.{third}.{fourth}"
 
@@ -43,7 +44,7 @@ class PodNetwork:
         """A free address on which every port in `ports` can be bound."""
         wanted = list(ports)
         with self._lock:
-            for _ in range(256 * 254):
+            for _ in range(255 * 254):
                 ip = next(self._candidates)
                 if ip not in self._in_use and all(port_is_free(ip, port) for port in wanted):
                     self._in_use.add(ip)

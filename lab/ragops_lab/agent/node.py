@@ -18,6 +18,7 @@ from .controllers import Cluster, DeploymentController, JobController, StatefulS
 from .kubelet import Kubelet
 from .network import PodNetwork, random_network
 from .pods import Node
+from .proxy import ADDRESS_ANNOTATION, ServiceProxies, proxied
 
 PROBE_WORKERS = 8
 
@@ -42,6 +43,7 @@ class Snapshot:
     deployments: list[Obj]
     statefulsets: list[Obj]
     jobs: list[Obj]
+    services: list[Obj]
 
 
 class NodeAgent:
@@ -62,6 +64,7 @@ class NodeAgent:
         self.deployments = DeploymentController(cluster)
         self.statefulsets = StatefulSetController(cluster)
         self.jobs = JobController(cluster)
+        self.proxies = ServiceProxies(config.pod_network, log)
 
     def _read(self) -> Snapshot:
         pods, _ = self.api.list(CORE, "pods")
@@ -69,8 +72,9 @@ class NodeAgent:
         deployments, _ = self.api.list(APPS, "deployments")
         statefulsets, _ = self.api.list(APPS, "statefulsets")
         jobs, _ = self.api.list(BATCH, "jobs")
+        services, _ = self.api.list(CORE, "services")
         by_key = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
-        return Snapshot(pods, by_key, deployments, statefulsets, jobs)
+        return Snapshot(pods, by_key, deployments, statefulsets, jobs, services)
 
     def _read_data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         plural = "secrets" if kind == "Secret" else "configmaps"
@@ -109,6 +113,17 @@ class NodeAgent:
         for job in snapshot.jobs:
             self._guarded(self.jobs.sync, job, snapshot.pods)
         self.kubelet.sync(snapshot.pods, time.monotonic())
+        self.proxies.sync(snapshot.services, snapshot.pods)
+        for service in filter(proxied, snapshot.services):
+            self._guarded(self._publish_address, service)
+
+    def _publish_address(self, service: Obj) -> None:
+        """Record the Service's host-reachable address on it, where the lab and the tests read it."""
+        port = service["spec"]["ports"][0]["port"]
+        address = f"{self.proxies.address_of(service['metadata']['uid'])}:{port}"
+        if (service["metadata"].get("annotations") or {}).get(ADDRESS_ANNOTATION) != address:
+            patch = {"metadata": {"annotations": {ADDRESS_ANNOTATION: address}}}
+            self.api.merge_patch(path_of(service, "services"), patch)
 
     def run(self, stopping: threading.Event) -> None:
         self.log.info("agent_started", api=self.config.api_url, node=self.config.node_name,
@@ -128,6 +143,7 @@ class NodeAgent:
 
     def shutdown(self) -> None:
         self.log.info("agent_stopping", pods=len(self.kubelet.workers))
+        self.proxies.close()
         self.kubelet.shutdown()
         self.prober.shutdown(wait=False, cancel_futures=True)
         self.log.info("agent_stopped")
