@@ -1,0 +1,208 @@
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The snapshot manifest: build it, parse it strictly, and check paths (pure, no I/O).
+
+The manifest lists every directory and regular file of the snapshot with size
+and SHA-256, and the archive with its size, SHA-256 and the SHA-256 of each
+fixed-size chunk (so a ranged download can verify each part on its own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import SnapshotInvalid
+
+FORMAT = "ragops-snapshot/1"
+CHUNK_SIZE = 8 * 1024 * 1024
+HEX64 = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str
+    mode: int = 0o644
+    mtime: int = 0
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    path: str
+    mode: int = 0o755
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    name: str
+    size: int
+    sha256: str
+    chunk_size: int
+    chunks: t.Tuple[str, ...]
+    compression: str = "zstd"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    shard: str
+    snapshot_id: str
+    created: str
+    archive: ArchiveInfo
+    files: t.Tuple[FileEntry, ...]
+    directories: t.Tuple[DirEntry, ...]
+    source: t.Mapping[str, t.Any] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    @property
+    def member_count(self) -> int:
+        return len(self.files) + len(self.directories)
+
+    def to_dict(self) -> t.Dict[str, t.Any]:
+        archive = self.archive
+        return {
+            "format": FORMAT,
+            "shard": self.shard,
+            "snapshot_id": self.snapshot_id,
+            "created": self.created,
+            "source": dict(self.source),
+            "archive": {"name": archive.name, "size": archive.size, "sha256": archive.sha256,
+                        "compression": archive.compression, "chunk_size": archive.chunk_size,
+                        "chunks": list(archive.chunks)},
+            "content": {"files": len(self.files), "directories": len(self.directories), "bytes": self.total_bytes},
+            "directories": [{"path": d.path, "mode": d.mode} for d in self.directories],
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256, "mode": f.mode, "mtime": f.mtime}
+                      for f in self.files],
+        }
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n").encode("utf-8")
+
+    def summary(self) -> t.Dict[str, t.Any]:
+        """What results report about a snapshot: no per-file lists."""
+        return {"snapshot_id": self.snapshot_id, "shard": self.shard, "created": self.created,
+                "files": len(self.files), "directories": len(self.directories), "bytes": self.total_bytes,
+                "archive_size": self.archive.size, "archive_sha256": self.archive.sha256,
+                "source": dict(self.source)}
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def checksums_text(manifest: Manifest) -> bytes:
+    """``SHA256SUMS``: the file list in the format ``sha256sum -c`` reads."""
+    return "".join("%s  %s\n" % (f.sha256, f.path) for f in manifest.files).encode("utf-8")
+
+
+def safe_path(path: str) -> bool:
+    """A relative, normalised path with no ``..``, no empty or ``.`` segment and no control characters."""
+    if not path or path.startswith("/") or "\\" in path or any(ord(c) < 32 for c in path):
+        return False
+    if posixpath.normpath(path) != path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def _invalid(reason: str) -> SnapshotInvalid:
+    return SnapshotInvalid("The snapshot manifest is invalid: %s" % reason, reason=reason)
+
+
+def _require(data: t.Mapping[str, t.Any], key: str, kind: type | t.Tuple[type, ...], where: str) -> t.Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _invalid("%s.%s is missing or not a %s" % (where, key, getattr(kind, "__name__", kind)))
+    return value
+
+
+def _sha(value: t.Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or not set(value) <= HEX64:
+        raise _invalid("%s is not a lowercase hex SHA-256" % where)
+    return value
+
+
+def _parse_archive(data: t.Mapping[str, t.Any]) -> ArchiveInfo:
+    archive = _require(data, "archive", dict, "manifest")
+    size = _require(archive, "size", int, "archive")
+    chunk_size = _require(archive, "chunk_size", int, "archive")
+    chunks = _require(archive, "chunks", list, "archive")
+    if size < 0 or chunk_size <= 0 or len(chunks) != -(-size // chunk_size):
+        raise _invalid("archive size, chunk_size and the number of chunk hashes do not agree")
+    if archive.get("compression") != "zstd":
+        raise _invalid("archive.compression %r is not supported" % archive.get("compression"))
+    return ArchiveInfo(name=_require(archive, "name", str, "archive"), size=size,
+                       sha256=_sha(archive.get("sha256"), "archive.sha256"), chunk_size=chunk_size,
+                       chunks=tuple(_sha(c, "archive.chunks[%d]" % i) for i, c in enumerate(chunks)))
+
+
+def _parse_dirs(items: t.List[t.Any]) -> t.Tuple[DirEntry, ...]:
+    dirs = []
+    for index, item in enumerate(items):
+        where = "directories[%d]" % index
+        if not isinstance(item, dict):
+            raise _invalid(where + " is not an object")
+        dirs.append(DirEntry(_require(item, "path", str, where), _require(item, "mode", int, where) & 0o7777))
+    return tuple(dirs)
+
+
+def _parse_files(items: t.List[t.Any]) -> t.Tuple[FileEntry, ...]:
+    files = []
+    for index, item in enumerate(items):
+        where = "files[%d]" % index
+        if not isinstance(item, dict):
+            raise _invalid(where + " is not an object")
+        size = _require(item, "size", int, where)
+        if size < 0:
+            raise _invalid(where + ".size is negative")
+        files.append(FileEntry(_require(item, "path", str, where), size, _sha(item.get("sha256"), where + ".sha256"),
+                               _require(item, "mode", int, where) & 0o7777, int(item.get("mtime") or 0)))
+    return tuple(files)
+
+
+def check_tree(files: t.Sequence[FileEntry], dirs: t.Sequence[DirEntry]) -> None:
+    """Every path is safe and unique, and every parent of an entry is a listed directory."""
+    dir_paths = {d.path for d in dirs}
+    seen: t.Set[str] = set()
+    for path in [d.path for d in dirs] + [f.path for f in files]:
+        if not safe_path(path):
+            raise _invalid("unsafe path %r" % path)
+        if path in seen:
+            raise _invalid("path %r is listed twice" % path)
+        seen.add(path)
+        parent = posixpath.dirname(path)
+        if parent and parent not in dir_paths:
+            raise _invalid("the parent of %r is not a listed directory" % path)
+
+
+def _source(value: t.Any) -> t.Dict[str, t.Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def parse(raw: bytes, shard: str | None = None, snapshot_id: str | None = None) -> Manifest:
+    """The :class:`Manifest` in ``raw``, or :class:`SnapshotInvalid` saying what is wrong with it."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise _invalid("not valid JSON (%s)" % error) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise _invalid("format is not %s" % FORMAT)
+    manifest = Manifest(
+        shard=_require(data, "shard", str, "manifest"), snapshot_id=_require(data, "snapshot_id", str, "manifest"),
+        created=_require(data, "created", str, "manifest"), archive=_parse_archive(data),
+        files=_parse_files(_require(data, "files", list, "manifest")),
+        directories=_parse_dirs(_require(data, "directories", list, "manifest")),
+        source=_source(data.get("source")),
+    )
+    check_tree(manifest.files, manifest.directories)
+    if shard is not None and manifest.shard != shard:
+        raise _invalid("it belongs to shard %r, not %r" % (manifest.shard, shard))
+    if snapshot_id is not None and manifest.snapshot_id != snapshot_id:
+        raise _invalid("it names snapshot %r but is stored under %r" % (manifest.snapshot_id, snapshot_id))
+    return manifest

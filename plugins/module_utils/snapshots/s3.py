@@ -1,0 +1,333 @@
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""S3 access for snapshots: the boto3 client from the s3 option group, explicit retries, paged listing,
+a multipart upload sink and a reader that fetches ranged parts in parallel and verifies each one.
+
+boto3's own retries are off (ours are explicit, jittered and only for idempotent calls), and for
+non-AWS endpoints the CRC checksums are only sent where the API requires them, since some
+S3-compatible stores reject them.  Integrity comes from the SHA-256s of the manifest instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import hashlib
+import re
+import threading
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, NotFound, SnapshotInvalid
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import scrub
+from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier, RetryPolicy
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import ArchiveInfo
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+except ImportError as error:
+    BOTO3_IMPORT_ERROR: ImportError | None = error
+else:
+    BOTO3_IMPORT_ERROR = None
+
+BOTO3_REQUIREMENT = "boto3"
+MIB = 1024 * 1024
+SIGNED_QUERY = re.compile(r"(?i)((?:x-amz-)?(?:signature|credential|security-token)=)[^&\s\"']+")
+T = t.TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """How objects move: part size, parallel requests, patience and attempts per request."""
+
+    part_size: int = 16 * MIB
+    concurrency: int = 4
+    read_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    attempts: int = 5
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: str
+    etag: str = ""
+
+
+def redact(text: str) -> str:
+    """``text`` without signatures, credentials or tokens (error messages may quote a request)."""
+    return scrub(SIGNED_QUERY.sub(lambda match: match.group(1) + "<redacted>", text))
+
+
+def client_config(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Dict[str, t.Any]:
+    """Keyword arguments for ``boto3.session.Session.client("s3", ...)`` from the s3 option group."""
+    config = {"retries": {"total_max_attempts": 1}, "connect_timeout": transfer.connect_timeout,
+              "read_timeout": transfer.read_timeout, "max_pool_connections": max(10, transfer.concurrency * 2)}
+    if params.get("endpoint_url"):
+        config.update(request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                      s3={"addressing_style": "path"})
+    verify: t.Any = params.get("s3_validate_certs", True)
+    if verify and params.get("s3_ca_bundle"):
+        verify = params["s3_ca_bundle"]
+    return {"endpoint_url": params.get("endpoint_url"), "verify": verify,
+            "config": botocore.config.Config(**config)}
+
+
+def connect(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Any:
+    """A boto3 S3 client; credentials come from the options or boto3's usual chain."""
+    session = boto3.session.Session(
+        aws_access_key_id=params.get("access_key"), aws_secret_access_key=params.get("secret_key"),
+        aws_session_token=params.get("session_token"), region_name=params.get("region") or "us-east-1",
+        profile_name=params.get("profile"),
+    )
+    return session.client("s3", **client_config(params, transfer))
+
+
+def api_error(error: Exception, verb: str, target: str) -> ApiError:
+    """The :class:`ApiError` for a boto3/botocore failure; status 0 when no answer arrived."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = str(response.get("Error", {}).get("Code") or status)
+        reason = redact("%s: %s" % (code, response.get("Error", {}).get("Message") or code))
+    else:
+        status, reason = 0, redact("%s: %s" % (type(error).__name__, error))
+    if status == 404 or reason.startswith(("NoSuchKey", "NoSuchBucket")):
+        return NotFound("Failed to %s %s: %s" % (verb, target, reason), status=404, resource=target, reason=reason)
+    next_step = {0: "Check that the S3 endpoint is reachable (endpoint_url) and answers in time.",
+                 403: "Check the S3 credentials and that they may read and write the bucket."}
+    return ApiError("Failed to %s %s: %s" % (verb, target, reason), status=status, resource=target, reason=reason,
+                    next_step=next_step.get(status, next_step[0] if status >= 500 else None))
+
+
+@dataclass
+class S3Store:
+    """The S3 calls snapshots need, each with explicit retries."""
+
+    client: t.Any
+    bucket: str
+    transfer: Transfer = field(default_factory=Transfer)
+    retrier: Retrier = field(default_factory=Retrier)
+
+    def __post_init__(self) -> None:
+        self.retrier = Retrier(RetryPolicy(attempts=self.transfer.attempts), self.retrier.sleep, self.retrier.rand)
+
+    def call(self, verb: str, key: str, func: t.Callable[[], T], idempotent: bool = True, retry: bool = True) -> T:
+        """``func()`` with boto3 errors turned into :class:`ApiError`; retried unless ``retry`` is false."""
+        def attempt() -> T:
+            try:
+                return func()
+            except ApiError:
+                raise
+            except Exception as error:  # boto3 raises many unrelated classes; all become ApiError here
+                if BOTO3_IMPORT_ERROR is None and isinstance(error, (botocore.exceptions.BotoCoreError,
+                                                                     botocore.exceptions.ClientError, OSError)):
+                    raise api_error(error, verb, "s3://%s/%s" % (self.bucket, key)) from None
+                raise
+        return self.retrier.call(attempt, idempotent=idempotent) if retry else attempt()
+
+    def list(self, prefix: str) -> t.List[ObjectInfo]:
+        """Every object under ``prefix``, one page (1000 keys) per request."""
+        objects: t.List[ObjectInfo] = []
+        token: str | None = None
+        while True:
+            kwargs = {"Bucket": self.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
+            page = self.call("list", prefix, lambda kw=kwargs: self.client.list_objects_v2(**kw))  # type: ignore[misc]
+            for item in page.get("Contents") or []:
+                modified = item["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ")
+                objects.append(ObjectInfo(item["Key"], int(item["Size"]), modified, str(item.get("ETag", ""))))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return objects
+
+    def get_bytes(self, key: str, max_size: int) -> bytes:
+        """A small object's content; more than ``max_size`` bytes is refused."""
+        def fetch() -> bytes:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            if int(answer.get("ContentLength") or 0) > max_size:
+                answer["Body"].close()
+                raise ApiError("s3://%s/%s is larger than %d bytes" % (self.bucket, key, max_size), status=413)
+            data = answer["Body"].read()
+            if len(data) != int(answer.get("ContentLength", len(data))):
+                raise ApiError("short read of s3://%s/%s" % (self.bucket, key), status=0)
+            return t.cast(bytes, data)
+        return self.call("read", key, fetch)
+
+    def get_range(self, key: str, start: int, length: int, retry: bool = True) -> bytes:
+        """Exactly ``length`` bytes from ``start``; a short or long body counts as a lost connection."""
+        def fetch() -> bytes:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key,
+                                            Range="bytes=%d-%d" % (start, start + length - 1))
+            data = t.cast(bytes, answer["Body"].read())
+            if len(data) != length:
+                raise ApiError("got %d of %d bytes at offset %d of s3://%s/%s"
+                               % (len(data), length, start, self.bucket, key), status=0, reason="short read")
+            return data
+        return self.call("read", key, fetch, retry=retry)
+
+    def put_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
+        """Store ``data``; with ``exclusive`` only if no object is there (False when one already was)."""
+        extra = {"IfNoneMatch": "*"} if exclusive else {}
+        try:
+            self.call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra))
+        except ApiError as error:
+            if exclusive and error.status == 412:
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.call("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.call("read", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+        except NotFound:
+            return False
+        return True
+
+
+class ChunkMismatch(ApiError):
+    """A downloaded part differs from its SHA-256 in the manifest (retried: it may be the network)."""
+
+
+@dataclass
+class MultipartSink:
+    """A write-only stream that uploads ``part_size`` pieces in parallel, at most ``concurrency`` in flight.
+
+    Each part's chunk hashes are computed in the upload thread, so ``part_size`` is a multiple of
+    ``chunk_size``.  Memory stays at about ``part_size * (concurrency + 1)``.
+    """
+
+    store: S3Store
+    key: str
+    chunk_size: int
+    executor: concurrent.futures.Executor
+    upload_id: str = ""
+    buffer: bytearray = field(default_factory=bytearray)
+    futures: t.List[concurrent.futures.Future[t.Tuple[str, t.List[str]]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(self.store.transfer.concurrency)
+        answer = self.store.call("start an upload of", self.key, lambda: self.store.client.create_multipart_upload(
+            Bucket=self.store.bucket, Key=self.key), idempotent=False)
+        self.upload_id = answer["UploadId"]
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.buffer += data
+        size = self.store.transfer.part_size
+        while len(self.buffer) >= size:
+            self._submit(bytes(self.buffer[:size]))
+            del self.buffer[:size]
+        return len(data)
+
+    def _submit(self, data: bytes) -> None:
+        for future in self.futures:
+            if future.done() and future.exception():
+                raise t.cast(BaseException, future.exception())
+        self.slots.acquire()
+        number = len(self.futures) + 1
+        self.futures.append(self.executor.submit(self._upload, number, data))
+
+    def _upload(self, number: int, data: bytes) -> t.Tuple[str, t.List[str]]:
+        try:
+            chunks = [hashlib.sha256(data[i:i + self.chunk_size]).hexdigest()
+                      for i in range(0, len(data), self.chunk_size)]
+            answer = self.store.call("upload part %d of" % number, self.key, lambda: self.store.client.upload_part(
+                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data))
+            return str(answer["ETag"]), chunks
+        finally:
+            self.slots.release()
+
+    def finish(self) -> t.List[str]:
+        """Upload the rest, complete the upload, and return the chunk hashes in order."""
+        if self.buffer or not self.futures:
+            self._submit(bytes(self.buffer))
+            self.buffer = bytearray()
+        results = [future.result() for future in self.futures]
+        parts = [{"ETag": etag, "PartNumber": index + 1} for index, (etag, _) in enumerate(results)]
+        self.store.call("complete the upload of", self.key, lambda: self.store.client.complete_multipart_upload(
+            Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}))
+        return [chunk for _, chunks in results for chunk in chunks]
+
+    def abort(self) -> None:
+        for future in self.futures:
+            future.cancel()
+        concurrent.futures.wait(self.futures)
+        # An unfinished upload is invisible to readers; the bucket's lifecycle rules expire it if this fails.
+        with contextlib.suppress(ApiError):
+            self.store.call("abort the upload of", self.key, lambda: self.store.client.abort_multipart_upload(
+                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id))
+
+
+@dataclass
+class VerifiedReader:
+    """Reads the archive as a stream of ranged parts fetched in parallel, each checked against its chunk hash.
+
+    A part that arrives short, times out, or does not match its hash is fetched again (the network
+    may have damaged it); a part that never matches means the stored archive is corrupt.
+    """
+
+    store: S3Store
+    key: str
+    archive: ArchiveInfo
+    executor: concurrent.futures.Executor
+    bytes_read: int = 0
+    refetched: int = 0
+
+    def __post_init__(self) -> None:
+        self.pending: t.Deque[concurrent.futures.Future[bytes]] = collections.deque()
+        self.next_chunk = 0
+        self.current = memoryview(b"")
+        self.lock = threading.Lock()
+        for _ in range(self.store.transfer.concurrency + 1):
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self.next_chunk < len(self.archive.chunks):
+            self.pending.append(self.executor.submit(self._fetch, self.next_chunk))
+            self.next_chunk += 1
+
+    def _fetch(self, index: int) -> bytes:
+        start = index * self.archive.chunk_size
+        length = min(self.archive.chunk_size, self.archive.size - start)
+        attempts = 0
+
+        def verified() -> bytes:
+            nonlocal attempts
+            attempts += 1
+            data = self.store.get_range(self.key, start, length, retry=False)
+            if hashlib.sha256(data).hexdigest() != self.archive.chunks[index]:
+                raise ChunkMismatch("part %d of %s does not match the manifest" % (index, self.key), status=0)
+            return data
+        try:
+            return self.store.retrier.call(verified, idempotent=True)
+        except ChunkMismatch:
+            raise SnapshotInvalid(
+                "The archive's bytes %d-%d do not match the manifest (%d attempts)"
+                % (start, start + length - 1, attempts), resource="s3://%s/%s" % (self.store.bucket, self.key),
+                reason="archive checksum mismatch") from None
+        finally:
+            with self.lock:
+                self.refetched += attempts - 1
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.current:
+            if not self.pending:
+                return b""
+            self.current = memoryview(self.pending.popleft().result())
+            self._schedule()
+        size = len(self.current) if size < 0 else min(size, len(self.current))
+        data = bytes(self.current[:size])
+        self.current = self.current[size:]
+        self.bytes_read += size
+        return data
+
+    def close(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        self.pending.clear()

@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: snapshot_create
+short_description: Snapshot a vectorstore shard's data directory into S3
+version_added: 0.1.0
+description:
+  - Archives the shard's data directory O(path) as one stream (tar, then zstd, then an S3 multipart
+    upload) without a temporary copy, hashing every file with SHA-256 on the way.
+  - Writes C(<prefix>/<shard>/<snapshot-id>/data.tar.zst), then C(SHA256SUMS), then C(manifest.json)
+    last and only if no manifest exists yet; the manifest's presence marks the snapshot complete.
+  - A file that changes, appears or disappears while the snapshot is taken fails the task; the upload
+    is aborted and nothing is published.
+  - Only directories and regular files are archived; a symbolic link, device or socket in O(path) fails
+    the task. The restore completion marker C(.ragops-restore.json) is left out.
+  - Runs where the data is, on the host or inside a Job in the cluster.
+author:
+  - ragops.recovery maintainers (@ragops)
+options:
+  path:
+    description:
+      - The shard's data directory.
+    type: path
+    required: true
+  snapshot_id:
+    description:
+      - Id of the new snapshot. By default a new one is generated from the current UTC time
+        (V(20261127T221003Z-1a2b)), so every run creates a snapshot.
+      - With a given id, a run finds an existing complete snapshot of that id and reports no change.
+    type: str
+  compression_level:
+    description:
+      - zstd compression level (1 fastest, 19 smallest).
+    type: int
+    default: 3
+  compression_threads:
+    description:
+      - zstd worker threads; V(0) uses every CPU.
+    type: int
+    default: 0
+extends_documentation_fragment:
+  - ragops.recovery.attributes
+  - ragops.recovery.s3_auth
+  - ragops.recovery.snapshot
+attributes:
+  check_mode:
+    support: full
+    details: Reads the directory and reports what the snapshot would hold; uploads nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details: Each run creates a new snapshot, unless O(snapshot_id) names one that already exists.
+  action_group:
+    support: full
+seealso:
+  - module: ragops.recovery.snapshot_info
+  - module: ragops.recovery.snapshot_restore
+  - module: ragops.recovery.snapshot_prune
+"""
+
+EXAMPLES = r"""
+- name: Snapshot shard-2's data directory
+  ragops.recovery.snapshot_create:
+    shard: shard-2
+    path: /var/lib/vectorstore/shard-2
+    bucket: rag-snapshots
+    endpoint_url: https://minio.example.com
+  register: snap
+
+- name: Show where it went
+  ansible.builtin.debug:
+    msg: "{{ snap.snapshot.url }} ({{ snap.snapshot.files }} files, {{ snap.snapshot.archive_size }} bytes)"
+"""
+
+RETURN = r"""
+snapshot:
+  description: The snapshot (in check mode, what it would hold).
+  returned: always
+  type: dict
+  contains:
+    snapshot_id:
+      description: Id of the snapshot.
+      type: str
+      sample: 20261127T221003Z-1a2b
+    shard:
+      description: The shard.
+      type: str
+      sample: shard-2
+    url:
+      description: C(s3://) location of the snapshot's objects.
+      type: str
+      sample: s3://rag-snapshots/snapshots/shard-2/20261127T221003Z-1a2b/
+    created:
+      description: Creation time (UTC) recorded in the manifest.
+      type: str
+      sample: "2026-11-27T22:10:03Z"
+    files:
+      description: Number of regular files.
+      type: int
+      sample: 48
+    directories:
+      description: Number of directories.
+      type: int
+      sample: 3
+    bytes:
+      description: Total size of the files.
+      type: int
+      sample: 1073741824
+    archive_size:
+      description: Size of C(data.tar.zst); absent in check mode.
+      type: int
+      sample: 402653184
+    archive_sha256:
+      description: SHA-256 of C(data.tar.zst); absent in check mode.
+      type: str
+    manifest_sha256:
+      description: SHA-256 of C(manifest.json); absent in check mode.
+      type: str
+    source:
+      description: Host and path the snapshot was taken from.
+      type: dict
+      sample: {"host": "node-1", "path": "/var/lib/vectorstore/shard-2"}
+duration:
+  description: Seconds the snapshot took.
+  returned: when a snapshot was created
+  type: float
+  sample: 4.2
+throughput_mb_s:
+  description: File bytes archived per second, in MB/s.
+  returned: when a snapshot was created
+  type: float
+  sample: 250.3
+"""
+
+import os
+import socket
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, layout, store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.create import (
+    CreateRequest,
+    create_snapshot,
+    describe_tree,
+    scan,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    spec = snapshot_options.snapshot_spec()
+    spec.update({
+        "path": {"type": "path", "required": True},
+        "snapshot_id": {"type": "str"},
+        "compression_level": {"type": "int", "default": 3},
+        "compression_threads": {"type": "int", "default": 0},
+    })
+    return spec
+
+
+def _existing(s3: S3Store, location: layout.ShardLocation, snapshot_id: str) -> dict[str, t.Any] | None:
+    found = store.load(s3, location, snapshot_options.utc_now(), 300, only=snapshot_id).get(snapshot_id)
+    if found is None or found.status == catalog.INCOMPLETE:
+        return None
+    return found.to_dict(snapshot_options.utc_now())
+
+
+def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
+    params = module.params
+    where = snapshot_options.location(params)
+    given = params["snapshot_id"]
+    snapshot_id = layout.new_snapshot_id() if given is None else snapshot_options.check_name("snapshot_id", given)
+    if given is not None:
+        existing = _existing(s3, where, snapshot_id)
+        if existing is not None:
+            return {"changed": False, "snapshot": dict(existing, url=where.url(snapshot_id), shard=where.shard)}
+    source = {"host": socket.gethostname(), "path": os.path.abspath(params["path"])}
+    if module.check_mode:
+        planned = dict(describe_tree(scan(params["path"])), snapshot_id=snapshot_id, shard=where.shard,
+                       url=where.url(snapshot_id), source=source)
+        return {"changed": True, "snapshot": planned}
+    request = CreateRequest(where, params["path"], snapshot_id, catalog.format_time(snapshot_options.utc_now()),
+                            level=params["compression_level"], threads=params["compression_threads"] or -1,
+                            source=source)
+    created = create_snapshot(s3, request)
+    snapshot = dict(created.manifest.summary(), url=where.url(snapshot_id), manifest_sha256=created.manifest_sha256)
+    rate = created.manifest.total_bytes / created.duration / 1e6 if created.duration else 0.0
+    return {"changed": True, "snapshot": snapshot, "duration": created.duration, "throughput_mb_s": round(rate, 1)}
+
+
+def main() -> None:
+    module = RecoveryModule(argument_spec(), groups=["s3"], libraries=snapshot_options.libraries(zstd=True))
+    with recovery_errors(module):
+        result = run_module(module, snapshot_options.open_store(module.params))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+#!/usr/bin/python
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: snapshot_info
+short_description: List a shard's snapshots, verify their manifests and report the recovery point
+version_added: 0.1.0
+description:
+  - Lists the shard's snapshots under C(<prefix>/<shard>/) (paged, so the cost grows with the shard's
+    snapshots, not with the bucket) and reads each manifest.
+  - A snapshot is V(verified) when its manifest is complete and valid, names this shard and snapshot,
+    the archive exists with the size the manifest gives, its creation time is not in the future beyond
+    O(future_tolerance), and no restore has quarantined it.
+  - Every other snapshot is reported with its status (V(incomplete), V(invalid), V(future),
+    V(quarantined)) and the reason it was skipped.
+  - Reports the newest verified snapshot and its age (the recovery point), and the incident hold if set.
+  - Reads only; never changes anything.
+author:
+  - ragops.recovery maintainers (@ragops)
+options:
+  snapshot_id:
+    description:
+      - Report only this snapshot.
+    type: str
+  query:
+    description:
+      - JMESPath expression applied to the list of snapshots (newest first); its result, which must
+        be a list, is returned as RV(snapshots). For example V([?verified && age_seconds < `86400`]).
+      - RV(recovery_point) and RV(skipped) always consider every snapshot.
+    type: str
+  future_tolerance:
+    description:
+      - Seconds a snapshot's creation time may lie in the future (clock skew) before it is skipped.
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - ragops.recovery.attributes
+  - ragops.recovery.s3_auth
+  - ragops.recovery.snapshot
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs unchanged in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  action_group:
+    support: full
+seealso:
+  - module: ragops.recovery.snapshot_create
+  - module: ragops.recovery.snapshot_restore
+"""
+
+EXAMPLES = r"""
+- name: Find the recovery point of shard-2
+  ragops.recovery.snapshot_info:
+    shard: shard-2
+    bucket: rag-snapshots
+  register: snaps
+
+- name: Fail when the newest verified snapshot is older than a day
+  ansible.builtin.assert:
+    that:
+      - snaps.recovery_point is not none
+      - snaps.recovery_point.age_seconds < 86400
+    fail_msg: "Recovery point objective missed: {{ snaps.recovery_point }}"
+
+- name: Only verified snapshots from the last week
+  ragops.recovery.snapshot_info:
+    shard: shard-2
+    bucket: rag-snapshots
+    query: "[?verified && age_seconds < `604800`]"
+"""
+
+RETURN = r"""
+snapshots:
+  description: The shard's snapshots, newest first (filtered by O(query) when given).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    snapshot_id:
+      description: Id of the snapshot.
+      type: str
+    status:
+      description: One of V(verified), V(incomplete), V(invalid), V(future), V(quarantined).
+      type: str
+    verified:
+      description: Whether the snapshot can be restored.
+      type: bool
+    reason:
+      description: Why the snapshot is not verified; null when it is.
+      type: str
+    quarantined:
+      description: Whether a C(QUARANTINED) marker exists for it.
+      type: bool
+    created:
+      description: Creation time from the manifest (UTC).
+      type: str
+    age_seconds:
+      description: Seconds since it was created.
+      type: int
+    objects:
+      description: Names of its objects.
+      type: list
+      elements: str
+    manifest_sha256:
+      description: SHA-256 of its manifest.
+      type: str
+    files:
+      description: Number of files (when the manifest is valid).
+      type: int
+    bytes:
+      description: Total size of the files (when the manifest is valid).
+      type: int
+    archive_size:
+      description: Size of C(data.tar.zst) (when the manifest is valid).
+      type: int
+newest_verified:
+  description: The newest verified snapshot (same fields as RV(snapshots)), or null.
+  returned: always
+  type: dict
+recovery_point:
+  description: Id, creation time and age of the newest verified snapshot; null when there is none.
+  returned: always
+  type: dict
+  sample: {"snapshot_id": "20261127T221003Z-1a2b", "created": "2026-11-27T22:10:03Z", "age_seconds": 3600}
+skipped:
+  description: Snapshots that are not verified, with status and reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"snapshot_id": "20261127T230000Z-9f3c", "status": "incomplete", "reason": "no manifest.json"}]
+hold:
+  description: The incident hold (C(<prefix>/<shard>/HOLD) or C(<prefix>/HOLD)), or null.
+  returned: always
+  type: dict
+  sample: {"incident_id": "INC-1042", "reason": "shard-2 restore", "since": "2026-11-27T22:10:03Z"}
+"""
+
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
+
+try:
+    import jmespath
+except ImportError as error:
+    JMESPATH_IMPORT_ERROR: ImportError | None = error
+else:
+    JMESPATH_IMPORT_ERROR = None
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    spec = snapshot_options.snapshot_spec()
+    spec.update({
+        "snapshot_id": {"type": "str"},
+        "query": {"type": "str"},
+        "future_tolerance": {"type": "int", "default": 300},
+    })
+    return spec
+
+
+def select(snapshots: list[dict[str, t.Any]], query: str | None) -> list[t.Any]:
+    if not query:
+        return snapshots
+    try:
+        selected = jmespath.search(query, snapshots)
+    except jmespath.exceptions.JMESPathError as error:
+        raise RecoveryError("Invalid query %r: %s" % (query, error), reason="JMESPath error") from None
+    if not isinstance(selected, list):
+        raise RecoveryError("The query %r must return a list, it returned %s" % (query, type(selected).__name__),
+                            reason="query result is not a list", next_step="Use a filter such as [?verified].")
+    return selected
+
+
+def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
+    params = module.params
+    where = snapshot_options.location(params)
+    now = snapshot_options.utc_now()
+    snapshot_id = params["snapshot_id"] and snapshot_options.check_name("snapshot_id", params["snapshot_id"])
+    found = catalog.newest_first(store.load(s3, where, now, params["future_tolerance"], only=snapshot_id).values())
+    views = [snapshot.to_dict(now) for snapshot in found]
+    newest = next((view for view in views if view["verified"]), None)
+    return {
+        "changed": False,
+        "snapshots": select(views, params["query"]),
+        "newest_verified": newest,
+        "recovery_point": catalog.recovery_point(found, now),
+        "skipped": [{"snapshot_id": v["snapshot_id"], "status": v["status"], "reason": v["reason"]}
+                    for v in views if not v["verified"]],
+        "hold": store.read_hold(s3, where),
+    }
+
+
+def main() -> None:
+    libraries = dict(snapshot_options.libraries(), jmespath=JMESPATH_IMPORT_ERROR)
+    module = RecoveryModule(argument_spec(), groups=["s3"], libraries=libraries)
+    with recovery_errors(module):
+        result = run_module(module, snapshot_options.open_store(module.params))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+#!/usr/bin/python
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: snapshot_restore
+short_description: Restore a vectorstore shard from a verified snapshot in S3
+version_added: 0.1.0
+description:
+  - Chooses the snapshot O(snapshot_id), or else the newest verified one (see M(ragops.recovery.snapshot_info)).
+  - In V(local) mode, streams the archive from S3 into an empty staging directory next to O(dest), checking
+    every downloaded part against the manifest's chunk hashes and every file's size and SHA-256 while it is
+    written. Only regular files and directories listed in the manifest are written; absolute paths, C(..),
+    links, devices and unlisted members are refused, and bytes and members are capped by the manifest.
+  - Only after everything is verified and flushed to disk is the staging directory swapped into place
+    (an atomic exchange where the kernel supports it). The old data is kept beside the target as
+    C(.<name>.ragops-previous-<snapshot>-<time>) unless O(keep_previous=false). A completion marker
+    C(.ragops-restore.json) in the target holds the manifest's SHA-256.
+  - A run against a target whose marker names the same manifest reports no change. An interrupted run
+    leaves the target untouched; the next run finishes a fully staged copy or stages afresh.
+  - When the chosen snapshot fails verification it is marked quarantined in S3 (a C(QUARANTINED) object
+    beside it; nothing is deleted) and the next older verified snapshot is tried; RV(attempts) says so.
+  - In V(job) mode (Kubernetes), creates a new PVC sized from the manifest plus O(size_headroom) percent,
+    runs a restore Job that uses V(local) mode inside O(image), waits for it with progress, points the
+    shard's StatefulSet, Deployment or pod at the new PVC and waits until the shard's pod is Ready. The old
+    PVC is never deleted; it is labelled C(ragops.io/evidence=<incident id>).
+author:
+  - ragops.recovery maintainers (@ragops)
+options:
+  mode:
+    description:
+      - V(local) restores into O(dest) on the host that runs the module; V(job) restores inside the cluster.
+    type: str
+    choices: [local, job]
+    default: local
+  dest:
+    description:
+      - The shard's data directory to restore into (V(local) mode). Its parent must exist.
+      - A mount point (a volume root) is only restored into when it is empty.
+    type: path
+  snapshot_id:
+    description:
+      - Restore this snapshot. By default the newest verified snapshot is restored.
+    type: str
+  fallback:
+    description:
+      - When the chosen snapshot fails verification, try the next older verified snapshot.
+    type: bool
+    default: true
+  quarantine:
+    description:
+      - Mark a snapshot that fails verification as quarantined in S3, so that later runs skip it.
+    type: bool
+    default: true
+  future_tolerance:
+    description:
+      - Seconds a snapshot's creation time may lie in the future before it is skipped.
+    type: int
+    default: 300
+  keep_previous:
+    description:
+      - Keep the data that the restore replaces beside the target (evidence). With V(false) it is removed.
+    type: bool
+    default: true
+  force:
+    description:
+      - Restore even when the target's completion marker already names the chosen snapshot's manifest.
+    type: bool
+    default: false
+  incident_id:
+    description:
+      - Incident the restore belongs to; recorded in quarantine markers and, in V(job) mode, in the
+        evidence label of the old PVC. Required in V(job) mode.
+    type: str
+    default: ""
+  workload:
+    description:
+      - V(job) mode. The shard's workload as C(Kind/name), for example V(StatefulSet/vectorstore),
+        V(Deployment/vectorstore-2) or V(Pod/vectorstore-2).
+    type: str
+  claim:
+    description:
+      - V(job) mode. The shard's current PVC. Defaults to C(data-<pod>) for a StatefulSet pod, otherwise
+        the PVC mounted by the shard's pod at O(data_volume).
+    type: str
+  data_volume:
+    description:
+      - V(job) mode. Name of the pod's volume that holds the shard's data.
+    type: str
+    default: data
+  storage_class:
+    description:
+      - V(job) mode. Storage class of the new PVC; the old PVC's class by default.
+    type: str
+  size_headroom:
+    description:
+      - V(job) mode. Percent added to the snapshot's data size when sizing the new PVC.
+    type: int
+    default: 20
+  image:
+    description:
+      - V(job) mode. Image of the restore Job; it must contain this collection and its Python
+        requirements (the collection's execution environment).
+    type: str
+    default: ghcr.io/ragops/recovery-ee:0.1.0
+  s3_secret:
+    description:
+      - V(job) mode. Secret with C(AWS_ACCESS_KEY_ID) and C(AWS_SECRET_ACCESS_KEY) (and optionally
+        C(AWS_SESSION_TOKEN)) for the Job. By default the module writes the credentials it was given into
+        a Secret C(ragops-restore-<shard>-s3), labelled as managed by this collection.
+    type: str
+  shard_label:
+    description:
+      - V(job) mode. Pod label whose value is the shard id.
+    type: str
+    default: ragops.io/shard
+extends_documentation_fragment:
+  - ragops.recovery.attributes
+  - ragops.recovery.s3_auth
+  - ragops.recovery.snapshot
+  - ragops.recovery.k8s_auth
+  - ragops.recovery.wait
+attributes:
+  check_mode:
+    support: full
+    details: Chooses the snapshot and reports whether a restore would run; downloads and writes nothing.
+  diff_mode:
+    support: full
+    details: The snapshot the target holds before and after.
+  idempotent:
+    support: full
+    details: The completion marker (local) or the PVC's restore annotation (job) is checked first.
+  action_group:
+    support: full
+seealso:
+  - module: ragops.recovery.snapshot_info
+  - module: ragops.recovery.snapshot_create
+"""
+
+EXAMPLES = r"""
+- name: Restore the newest verified snapshot of shard-2 on the host that holds its data
+  ragops.recovery.snapshot_restore:
+    shard: shard-2
+    bucket: rag-snapshots
+    dest: /var/lib/vectorstore/shard-2
+    incident_id: INC-1042
+  register: restored
+
+- name: Restore shard-2 into a new PVC in the cluster and repoint its pod
+  ragops.recovery.snapshot_restore:
+    mode: job
+    shard: shard-2
+    bucket: rag-snapshots
+    namespace: rag-prod
+    workload: StatefulSet/vectorstore
+    incident_id: INC-1042
+    wait_timeout: 1800
+"""
+
+RETURN = r"""
+snapshot:
+  description: The snapshot restored (or that would be, in check mode); null when none is usable.
+  returned: always
+  type: dict
+  sample: {"snapshot_id": "20261127T221003Z-1a2b", "created": "2026-11-27T22:10:03Z", "files": 48}
+restore:
+  description: What the restore did; absent when nothing was restored.
+  returned: when a restore ran
+  type: dict
+  sample: {"files": 48, "bytes": 1073741824, "duration": 6.1, "throughput_mb_s": 176.0, "refetched_parts": 0,
+           "resumed": false, "previous": "/var/lib/vectorstore/.shard-2.ragops-previous-20261127T221003Z-1a2b"}
+attempts:
+  description: Every snapshot tried or skipped, in order, with the outcome and reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"snapshot_id": "20261128T020000Z-aa01", "outcome": "failed verification",
+            "reason": "File index/seg-3.bin does not match its SHA-256 in the manifest"},
+           {"snapshot_id": "20261127T020000Z-bb02", "outcome": "restored", "reason": ""}]
+quarantined:
+  description: Snapshots marked quarantined by this run.
+  returned: always
+  type: list
+  elements: str
+job:
+  description: V(job) mode. The new PVC, the restore Job, the workload repointed and the evidence PVC.
+  returned: in job mode
+  type: dict
+"""
+
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, restore, store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    spec = snapshot_options.snapshot_spec()
+    spec.update({
+        "mode": {"type": "str", "choices": ["local", "job"], "default": "local"},
+        "dest": {"type": "path"},
+        "snapshot_id": {"type": "str"},
+        "fallback": {"type": "bool", "default": True},
+        "quarantine": {"type": "bool", "default": True},
+        "future_tolerance": {"type": "int", "default": 300},
+        "keep_previous": {"type": "bool", "default": True},
+        "force": {"type": "bool", "default": False},
+        "incident_id": {"type": "str", "default": ""},
+        "workload": {"type": "str"},
+        "claim": {"type": "str"},
+        "data_volume": {"type": "str", "default": "data"},
+        "storage_class": {"type": "str"},
+        "size_headroom": {"type": "int", "default": 20},
+        "image": {"type": "str", "default": "ghcr.io/ragops/recovery-ee:0.1.0"},
+        "s3_secret": {"type": "str", "no_log": False},
+        "shard_label": {"type": "str", "default": "ragops.io/shard"},
+    })
+    return spec
+
+
+def _order(s3: S3Store, params: t.Mapping[str, t.Any]) -> t.Tuple[t.List[catalog.Snapshot], t.List[restore.Attempt]]:
+    where = snapshot_options.location(params)
+    snapshot_id = params["snapshot_id"] and snapshot_options.check_name("snapshot_id", params["snapshot_id"])
+    found = store.load(s3, where, snapshot_options.utc_now(), params["future_tolerance"])
+    return restore.candidates(found, snapshot_id, params["fallback"])
+
+
+def _result(outcome: restore.Outcome, before: t.Dict[str, t.Any] | None, diff: bool) -> dict[str, t.Any]:
+    now = snapshot_options.utc_now()
+    result: dict[str, t.Any] = {
+        "changed": outcome.changed,
+        "snapshot": outcome.snapshot.to_dict(now) if outcome.snapshot else None,
+        "attempts": [attempt.to_dict() for attempt in outcome.attempts],
+        "quarantined": outcome.quarantined,
+    }
+    if outcome.restored is not None:
+        result["restore"] = outcome.restored.to_dict()
+    if diff:
+        after = outcome.snapshot.snapshot_id if outcome.snapshot else None
+        result["diff"] = {"before": {"snapshot_id": (before or {}).get("snapshot_id")},
+                          "after": {"snapshot_id": after if outcome.changed else (before or {}).get("snapshot_id")}}
+    return result
+
+
+def run_local(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
+    params = module.params
+    if not params["dest"]:
+        raise RecoveryError("mode=local needs dest, the directory to restore into", reason="missing dest")
+    order, skipped = _order(s3, params)
+    request = restore.RestoreRequest(snapshot_options.location(params), params["dest"],
+                                     catalog.format_time(snapshot_options.utc_now()), params["keep_previous"])
+    before = restore.read_marker(params["dest"])
+    outcome = restore.plan_local(request, order, skipped, params["force"])
+    if outcome.changed and not module.check_mode:
+        record = {"incident_id": params["incident_id"], "by": default_actor()} if params["quarantine"] else None
+        outcome = restore.restore_latest(s3, request, order, record, outcome)
+    elif not order:
+        raise restore.no_snapshot(request, outcome)
+    return _result(outcome, before, module._diff)
+
+
+def main() -> None:
+    module = RecoveryModule(argument_spec(), groups=["s3"], libraries=snapshot_options.libraries(zstd=True),
+                            required_if=[["mode", "local", ["dest"]]])
+    with recovery_errors(module):
+        result = run_local(module, snapshot_options.open_store(module.params))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
