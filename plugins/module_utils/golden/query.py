@@ -1,0 +1,338 @@
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Asking the query API: request templating, JMESPath extraction and bounded concurrent HTTP.
+
+A hanging, erroring or malformed endpoint never hangs or crashes a validation: each query ends as
+an :class:`Answer` that carries either the ranked ids or a classified error, every query is cut off
+at its own timeout, and whatever has not finished by the overall deadline is reported as such.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import ssl
+import string
+import threading
+import typing as t
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import GoldenQuery
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import trec_order
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import scrub
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
+
+try:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+except ImportError as error:
+    JMESPATH_IMPORT_ERROR: ImportError | None = error
+else:
+    JMESPATH_IMPORT_ERROR = None
+
+JMESPATH_REQUIREMENT = "jmespath"
+PLACEHOLDERS = ("query", "k", "qid", "shard")
+# An answer larger than this is not a top-k list; reading it whole would only cost memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+SNIPPET = 300
+USER_AGENT = "ragops.recovery-golden_validate"
+
+# Error kinds, from the endpoint's side of the wire to ours.
+HTTP_ERROR = "http"
+TIMEOUT = "timeout"
+DEADLINE = "deadline"
+UNREACHABLE = "unreachable"
+BAD_RESPONSE = "bad_response"
+PARTIAL = "partial"
+
+
+@dataclass(frozen=True)
+class QueryApi:
+    """How to ask the endpoint one golden query and where the answer keeps ids and scores."""
+
+    url: str
+    method: str
+    headers: t.Mapping[str, str]
+    body: t.Any
+    ids: t.Any
+    scores: t.Any = None
+    errors: t.Any = None
+    ranking: str = "response"
+    timeout: float = 10.0
+    opener: t.Any = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one query got: ranked ids (with scores when known), or an error of a known kind."""
+
+    qid: str
+    ids: t.Tuple[str, ...] = ()
+    scores: t.Optional[t.Tuple[float, ...]] = None
+    latency: t.Optional[float] = None
+    error: t.Optional[str] = None
+    kind: t.Optional[str] = None
+    status: t.Optional[int] = None
+
+
+class AnswerError(Exception):
+    """An answer that could not be used; ``kind`` is one of the error kinds above."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+def compile_path(expression: str, option: str) -> t.Any:
+    """A compiled JMESPath expression; a clear task failure when it does not parse."""
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as error:
+        raise RecoveryError("Invalid JMESPath expression in %s: %r" % (option, expression),
+                            resource=option, reason=" ".join(str(error).split()),
+                            next_step="Fix %s; try it on a sample answer with the jmespath command line "
+                                      "or the community.general.json_query filter." % option) from error
+
+
+def make_opener(validate_certs: bool, ca_path: str | None, use_proxy: bool) -> t.Any:
+    """One opener for the whole run: building a TLS context per request costs ~50 ms of CPU."""
+    context = ssl.create_default_context(cafile=ca_path)
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    handlers: t.List[t.Any] = [urllib.request.HTTPSHandler(context=context)]
+    if not use_proxy:
+        handlers.append(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(*handlers)
+
+
+def render(template: t.Any, values: t.Mapping[str, t.Any], encode: t.Callable[[str], str] = str) -> t.Any:
+    """``template`` with ``${name}`` placeholders filled in, recursively through lists and dicts.
+
+    A string that is exactly one placeholder becomes the value itself, so ``"${k}"`` gives the
+    number k in a JSON body; inside a longer string the value is inserted as text (``encode``d).
+    """
+    if isinstance(template, dict):
+        return {render(key, values, encode): render(value, values, encode) for key, value in template.items()}
+    if isinstance(template, list):
+        return [render(item, values, encode) for item in template]
+    if not isinstance(template, str):
+        return template
+    for name, value in values.items():
+        if template in ("${%s}" % name, "$%s" % name) and encode is str:
+            return value
+    return string.Template(template).substitute({name: encode(str(value)) for name, value in values.items()})
+
+
+def check_templates(api: QueryApi) -> None:
+    """Fail before any request when the URL or body names a placeholder that does not exist."""
+    sample = {"query": "text", "k": 1, "qid": "q", "shard": "s"}
+    for option, template in (("url", api.url), ("body", api.body)):
+        try:
+            render(template, sample)
+        except (KeyError, ValueError) as error:
+            raise RecoveryError("Invalid placeholder in %s: %s" % (option, error), resource=option,
+                                next_step="Use only %s (write $$ for a literal $)."
+                                          % ", ".join("${%s}" % name for name in PLACEHOLDERS)) from error
+
+
+def build_request(api: QueryApi, query: GoldenQuery, k: int) -> urllib.request.Request:
+    values = {"query": query.text, "k": k, "qid": query.qid, "shard": query.shard or ""}
+    url = render(api.url, values, encode=lambda text: urllib.parse.quote(text, safe=""))
+    headers = dict(api.headers)
+    data = None
+    if api.body is not None and api.method != "GET":
+        body = render(api.body, values)
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode("utf-8")
+            if not any(name.lower() == "content-type" for name in headers):
+                headers["Content-Type"] = "application/json"
+        else:
+            data = str(body).encode("utf-8")
+    headers.setdefault("User-Agent", USER_AGENT)
+    return urllib.request.Request(url, data=data, headers=headers, method=api.method)
+
+
+def ask(api: QueryApi, query: GoldenQuery, k: int, clock: Clock) -> Answer:
+    """Send one query and read its answer; every failure becomes an :class:`Answer` with an error."""
+    start = clock.now()
+    try:
+        payload = _fetch(api, build_request(api, query, k))
+        ids, scores = extract(api, payload)
+    except AnswerError as error:
+        return Answer(query.qid, latency=round(clock.now() - start, 6), error=str(error), kind=error.kind,
+                      status=error.status)
+    return Answer(query.qid, ids, scores, latency=round(clock.now() - start, 6))
+
+
+def _fetch(api: QueryApi, request: urllib.request.Request) -> bytes:
+    try:
+        with api.opener.open(request, timeout=api.timeout) as response:
+            payload = t.cast(bytes, response.read(MAX_ANSWER_BYTES + 1))
+    except urllib.error.HTTPError as error:
+        raise AnswerError(HTTP_ERROR, "HTTP %d: %s" % (error.code, _error_body(error)), error.code) from error
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            raise AnswerError(TIMEOUT, "no answer within %ss" % api.timeout) from error
+        raise AnswerError(UNREACHABLE, "cannot reach the endpoint: %s" % scrub(str(reason))) from error
+    if len(payload) > MAX_ANSWER_BYTES:
+        raise AnswerError(BAD_RESPONSE, "answer larger than %d bytes" % MAX_ANSWER_BYTES)
+    return payload
+
+
+def extract(api: QueryApi, payload: bytes) -> t.Tuple[t.Tuple[str, ...], t.Optional[t.Tuple[float, ...]]]:
+    """Ranked ids and scores out of a JSON answer, through the configured JMESPath expressions."""
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise AnswerError(BAD_RESPONSE, "answer is not JSON: %s" % _snippet(payload)) from error
+    if api.errors is not None:
+        reported = api.errors.search(document)
+        if reported:
+            raise AnswerError(PARTIAL, "the endpoint reported errors: %s" % _snippet(json.dumps(reported)))
+    ids = _ids(api.ids.search(document), api.ids.expression, document)
+    scores = _scores(api.scores.search(document) if api.scores is not None else None, len(ids), api)
+    if api.ranking == "score":
+        if scores is None:
+            raise AnswerError(BAD_RESPONSE, "ranking=score needs scores, but scores_path found none")
+        ordered = trec_order(ids, scores)
+        by_id = dict(zip(ids, scores))
+        return tuple(ordered), tuple(by_id[doc] for doc in ordered)
+    return ids, scores
+
+
+def _ids(found: t.Any, expression: str, document: t.Any) -> t.Tuple[str, ...]:
+    if found is None:
+        raise AnswerError(BAD_RESPONSE, "ids_path %r found nothing in the answer: %s"
+                          % (expression, _snippet(json.dumps(document))))
+    if not isinstance(found, list):
+        raise AnswerError(BAD_RESPONSE, "ids_path %r must give a list, it gave %s" % (expression, _snippet(
+            json.dumps(found))))
+    ids = []
+    for doc in found:
+        if isinstance(doc, bool) or not isinstance(doc, (str, int)):
+            raise AnswerError(BAD_RESPONSE, "ids_path %r gave %s, not a document id" % (expression, _snippet(
+                json.dumps(doc))))
+        ids.append(str(doc))
+    return tuple(ids)
+
+
+def _scores(found: t.Any, count: int, api: QueryApi) -> t.Optional[t.Tuple[float, ...]]:
+    """Scores, one per id; an answer without any simply has none (a projection over hits without a
+    score field gives an empty list)."""
+    if found is None or found == []:
+        return None
+    if not isinstance(found, list) or len(found) != count or not all(
+            isinstance(score, (int, float)) and not isinstance(score, bool) for score in found):
+        raise AnswerError(BAD_RESPONSE, "scores_path %r must give one number per id (%d ids), it gave %s"
+                          % (api.scores.expression, count, _snippet(json.dumps(found))))
+    return tuple(float(score) for score in found)
+
+
+def _error_body(error: urllib.error.HTTPError) -> str:
+    try:
+        body = error.read(SNIPPET * 4)
+    except (OSError, http.client.HTTPException):
+        body = b""
+    try:
+        message = json.loads(body).get("error") or body
+    except (ValueError, AttributeError):
+        message = body
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return _snippet(text.encode("utf-8")) or str(error.reason)
+
+
+def _snippet(payload: bytes | str) -> str:
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    text = scrub(" ".join(text.split()))
+    return text if len(text) <= SNIPPET else text[:SNIPPET] + "..."
+
+
+@dataclass
+class InFlight:
+    """When each query was sent, shared by the workers and the collector."""
+
+    lock: threading.Lock
+    started: t.Dict[str, float]
+
+    def start(self, qid: str, at: float) -> None:
+        with self.lock:
+            self.started[qid] = at
+
+    def snapshot(self) -> t.Dict[str, float]:
+        with self.lock:
+            return dict(self.started)
+
+
+def run_queries(api: QueryApi, queries: t.Sequence[GoldenQuery], k: int, *, concurrency: int,
+                deadline_at: float, clock: Clock) -> t.List[Answer]:
+    """Every query's :class:`Answer`, in the order given, with at most ``concurrency`` in flight.
+
+    Workers are daemon threads: one stuck in a socket read past its timeout or the deadline is
+    abandoned (its late answer ignored) rather than joined, so the task always ends on time.
+    """
+    pending: queue.Queue[GoldenQuery] = queue.Queue()
+    for query in queries:
+        pending.put(query)
+    done: queue.Queue[Answer] = queue.Queue()
+    flight = InFlight(threading.Lock(), {})
+    stop = threading.Event()
+    for _ in range(max(1, min(concurrency, len(queries)))):
+        threading.Thread(target=_work, args=(api, k, clock, pending, done, flight, stop), daemon=True).start()
+    try:
+        answers = _collect(len(queries), api.timeout, deadline_at, clock, done, flight)
+    finally:
+        stop.set()
+    started = flight.snapshot()
+    for query in queries:
+        if query.qid not in answers:
+            answers[query.qid] = Answer(query.qid, kind=DEADLINE, error=(
+                "no answer before the overall deadline" if query.qid in started
+                else "not sent: the overall deadline had passed"))
+    return [answers[query.qid] for query in queries]
+
+
+def _work(api: QueryApi, k: int, clock: Clock, pending: queue.Queue[GoldenQuery], done: queue.Queue[Answer],
+          flight: InFlight, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            query = pending.get_nowait()
+        except queue.Empty:
+            return
+        flight.start(query.qid, clock.now())
+        done.put(ask(api, query, k, clock))
+
+
+def _collect(expected: int, timeout: float, deadline_at: float, clock: Clock, done: queue.Queue[Answer],
+             flight: InFlight) -> t.Dict[str, Answer]:
+    """Answers as they arrive; a query still out at its timeout is recorded as timed out right then."""
+    answers: t.Dict[str, Answer] = {}
+    while len(answers) < expected:
+        now = clock.now()
+        open_since = {qid: at for qid, at in flight.snapshot().items() if qid not in answers}
+        for qid, at in open_since.items():
+            if at + timeout <= now:
+                answers[qid] = _timed_out(qid, timeout)
+        if len(answers) >= expected or now >= deadline_at:
+            break
+        expiries = [at + timeout for qid, at in open_since.items() if qid not in answers]
+        wake = min([deadline_at, *expiries])
+        try:
+            answer = done.get(timeout=max(0.001, wake - now))
+        except queue.Empty:
+            continue
+        if answer.qid not in answers:
+            late = answer.latency is not None and answer.latency > timeout
+            answers[answer.qid] = _timed_out(answer.qid, timeout) if late else answer
+    return answers
+
+
+def _timed_out(qid: str, timeout: float) -> Answer:
+    return Answer(qid, latency=timeout, kind=TIMEOUT, error="no answer within %ss" % timeout)
