@@ -99,7 +99,7 @@ class FakeTransport:
 def _matches(obj: dict[str, t.Any], selector: str) -> bool:
     labels = obj.get("metadata", {}).get("labels") or {}
     for term in filter(None, selector.split(",")):
-        key, _, value = term.partition("=")
+        key, value = [*term.split("=", 1), ""][:2]
         if key not in labels or (value and labels[key] != value):
             return False
     return True

@@ -90,7 +90,7 @@ def test_check_mode_sends_a_dry_run_and_stores_nothing(api: FakeTransport) -> No
     outcome = mark_shard(client(api), WHERE, "shard-0", MarkRequest("quarantined"), now=NOW, check_mode=True)
     assert outcome.plan.changed
     assert json.dumps(api.objects, sort_keys=True) == before
-    assert all(("dryRun", "All") in query for _, _, query in api.writes())
+    assert all(("dryRun", "All") in call[2] for call in api.writes())
 
 
 def test_conflicts_are_re_read_and_re_applied(api: FakeTransport) -> None:

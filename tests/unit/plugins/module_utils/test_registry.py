@@ -27,8 +27,9 @@ def test_parse_keeps_unknown_fields_and_round_trips() -> None:
     entry = parse_entry("shard-0", text)
     assert entry.state == "serving"
     assert entry.extra == {"owner": "search-team"}
-    assert json.loads(entry.to_json()) == {"state": "serving", "reason": "ok", "owner": "search-team",
-                                          "incident_id": "", "since": "", "changed_by": ""}
+    expected = {"state": "serving", "reason": "ok", "owner": "search-team", "incident_id": "", "since": "",
+                "changed_by": ""}
+    assert json.loads(entry.to_json()) == expected
 
 
 @pytest.mark.parametrize("text, reason", [
