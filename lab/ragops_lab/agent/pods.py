@@ -151,7 +151,7 @@ class PodWorker:
         container = self._container_spec(run)
         try:
             module = program_for(container["image"])
-            env = container_env(self.pod, container, self.node.read_data, self._contract(container))
+            env = container_env(self._downward_view(), container, self.node.read_data, self._contract(container))
             args = container_args(container, env)
         except ImagePullError as exc:
             pulls_failed = run.waiting is not None and run.waiting[0] in ("ErrImagePull", "ImagePullBackOff")
@@ -172,6 +172,11 @@ class PodWorker:
             readiness = ReadinessTracker(probe, self.node.prober) if probe else None
         run.started(process, now, readiness)
         self.node.event(self.pod, "Normal", "Started", f"Started container {run.name}")
+
+    def _downward_view(self) -> Obj:
+        """The pod as fieldRefs see it: with the node and address this kubelet gave it (not yet reported)."""
+        status = {**(self.pod.get("status") or {}), "podIP": self.ip, "hostIP": HOST_IP}
+        return {**self.pod, "spec": {**self.pod["spec"], "nodeName": self.node.name}, "status": status}
 
     def _contract(self, container: Obj) -> dict[str, str]:
         """The variables the process contract promises every lab program."""
