@@ -96,6 +96,10 @@ def run_validation(plan: Plan, clock: Clock) -> Outcome:
     outcome = Outcome(plan)
 
     def next_round() -> Outcome:
+        if clock.now() >= deadline_at:
+            # The pause ran into the deadline: a round now would only report every query as late.
+            outcome.deadline_hit = True
+            return outcome
         latest = run_round(plan, len(outcome.rounds) + 1, deadline_at, clock)
         outcome.rounds.append(latest)
         outcome.streak = outcome.streak + 1 if latest.verdict.passed else 0
@@ -103,7 +107,7 @@ def run_validation(plan: Plan, clock: Clock) -> Outcome:
 
     def settled(current: Outcome) -> bool:
         left = plan.max_rounds - len(current.rounds)
-        if current.passed or left < plan.rounds - current.streak:
+        if current.passed or current.deadline_hit or left < plan.rounds - current.streak:
             return True
         current.deadline_hit = clock.now() >= deadline_at
         return current.deadline_hit
