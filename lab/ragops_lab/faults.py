@@ -56,15 +56,16 @@ def shard_volume(api: Api, shard: str) -> Path:
     return Path(path)
 
 
-def pod_log(api: Api, pod: str, tail: int = 20) -> str:
-    query = urllib.parse.urlencode({"tailLines": tail})
+def pod_log(api: Api, pod: str, tail: int = 20, previous: bool = False) -> str:
+    query = urllib.parse.urlencode({"tailLines": tail, **({"previous": "true"} if previous else {})})
     text = api.call("GET", f"{object_path(CORE, 'pods', stack.NAMESPACE, pod, 'log')}?{query}")
     return text if isinstance(text, str) else json.dumps(text)
 
 
-def log_lines(api: Api, pod: str, *events: str) -> list[str]:
+def log_lines(api: Api, pod: str, *events: str, previous: bool = False) -> list[str]:
     """The pod's recent log lines that record one of `events`."""
-    return [line for line in pod_log(api, pod, 50).splitlines() if any(f'"event": "{e}"' in line for e in events)]
+    text = pod_log(api, pod, 50, previous)
+    return [line for line in text.splitlines() if any(f'"event": "{e}"' in line for e in events)]
 
 
 def _pod_ready(api: Api, name: str) -> bool:
@@ -182,14 +183,19 @@ def restart_components(api: Api, components: Sequence[str]) -> None:
             api.delete(object_path(CORE, "pods", stack.NAMESPACE, pod["metadata"]["name"]))
 
 
+def _main_status(pod: Obj) -> Obj:
+    return dict(((pod.get("status") or {}).get("containerStatuses") or [{}])[0])
+
+
 def describe_pod(pod: Obj) -> str:
-    """`name: CrashLoopBackOff (3 restarts)` or `name: Running, not Ready`, as kubectl would show it."""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
-    waiting = ((statuses[0].get("state") or {}).get("waiting") or {}).get("reason")
-    restarts = int(statuses[0].get("restartCount") or 0)
+    """`name: CrashLoopBackOff, not Ready (3 restarts, last exit code 1)`, as kubectl would show it."""
+    status = _main_status(pod)
+    waiting = ((status.get("state") or {}).get("waiting") or {}).get("reason")
     state = waiting or (pod.get("status") or {}).get("phase", "Pending")
-    ready = "Ready" if pod_is_ready(pod) else "not Ready"
-    return f"{pod['metadata']['name']}: {state}, {ready}" + (f" ({restarts} restarts)" if restarts else "")
+    text = f"{pod['metadata']['name']}: {state}, {'Ready' if pod_is_ready(pod) else 'not Ready'}"
+    restarts = int(status.get("restartCount") or 0)
+    last = ((status.get("lastState") or {}).get("terminated") or {}).get("exitCode")
+    return text + (f" ({restarts} restarts, last exit code {last})" if restarts else "")
 
 
 def _never_ready(api: Api, components: Sequence[str], seconds: float = 3.0) -> str:
@@ -225,8 +231,15 @@ def pending_migration(lab: Lab) -> str:
     for component in components:
         set_env(api, component, component, {"REQUIRED_SCHEMA_VERSION": str(NEXT_SCHEMA_VERSION)})
     restart_components(api, components)
-    symptom = _never_ready(api, components)
-    lines = log_lines(api, _pods_of(api, "controller")[0]["metadata"]["name"], "schema_version_too_old")
+
+    def crash_looping() -> bool:
+        pods = [p for c in components for p in _pods_of(api, c)]
+        return len(pods) == len(components) and all(_main_status(p).get("restartCount") for p in pods)
+
+    wait_for(crash_looping, SYMPTOM_TIMEOUT_SECONDS, "the components to crash and restart")
+    symptom = _never_ready(api, components, seconds=1.0)
+    controller = _pods_of(api, "controller")[0]["metadata"]["name"]
+    lines = log_lines(api, controller, "schema_version_too_old", previous=True)
     return "\n".join([f"components require schema version {NEXT_SCHEMA_VERSION}; the schema is at 1", symptom,
                       *lines[-1:]])
 

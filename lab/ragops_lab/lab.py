@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -269,9 +270,13 @@ class Lab:
     def down(self, out: TextIO | None = sys.stdout) -> None:
         """Stop the agent (which stops every pod), the emulator and SeaweedFS; then sweep orphans."""
         root = self.paths.root
-        stop_daemon(self.paths.pid_file("agent"), root, AGENT_STOP_SECONDS)
+        # SeaweedFS takes about a second to flush and stop: it does so while the agent stops the pods.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            stopping = [pool.submit(stop_daemon, self.paths.pid_file("agent"), root, AGENT_STOP_SECONDS),
+                        pool.submit(stop_daemon, self.paths.pid_file("seaweedfs"), root, DAEMON_STOP_SECONDS)]
+            for stop in stopping:
+                stop.result()
         stop_daemon(self.paths.pid_file("emulator"), root, DAEMON_STOP_SECONDS)
-        stop_daemon(self.paths.pid_file("seaweedfs"), root, DAEMON_STOP_SECONDS)
         for pid in owned_processes(root):
             stop_pid(pid, root, DAEMON_STOP_SECONDS)
         self.paths.seaweed.cleanup_sockets()

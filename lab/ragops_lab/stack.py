@@ -103,7 +103,9 @@ def rolled_out(workload: Mapping[str, Any]) -> bool:
 def not_ready(api: Api, namespace: str = NAMESPACE) -> list[str]:
     """Workloads not rolled out, pods not Ready and Services without an address (empty when all is up)."""
     waiting = [f"{w['kind']}/{w['metadata']['name']}" for w in workloads(api, namespace) if not rolled_out(w)]
-    pods = api.list(CORE, "pods", namespace)[0]
+    # Pods that ran to completion (a migration Job's) are done, not unready.
+    pods = [p for p in api.list(CORE, "pods", namespace)[0]
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     services = api.list(CORE, "services", namespace)[0]
     return (waiting + [f"Pod/{p['metadata']['name']}" for p in pods if not pod_is_ready(p)]
             + [f"Service/{s['metadata']['name']}" for s in services if proxied(s) and not service_url(s)])

@@ -189,6 +189,21 @@ def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.down(out=None)
 
 
+@pytest.fixture(name="fresh_lab")
+def fresh_lab_fixture(tmp_path: Path) -> Iterator[Lab]:
+    """A lab of its own, for a test that breaks it beyond repair."""
+    lab = Lab(tmp_path / "state")
+    output = io.StringIO()
+    try:
+        lab.up(output)
+    except Exception as exc:
+        raise AssertionError(f"lab up failed:\n{output.getvalue()}") from exc
+    try:
+        yield lab
+    finally:
+        lab.down(out=None)
+
+
 def listening_sockets() -> set[tuple[str, int]]:
     """(ip, port) of every listening IPv4 TCP socket on this machine, from /proc/net/tcp."""
     found = set()

@@ -67,6 +67,11 @@ class Api:
         items = [{"kind": kind, "apiVersion": body.get("apiVersion"), **item} for item in body.get("items") or []]
         return items, str((body.get("metadata") or {}).get("resourceVersion", ""))
 
+    def current_version(self) -> str:
+        """The store's resourceVersion now (what any list reports), from the smallest list there is."""
+        body = self.call("GET", f"{CORE}/namespaces?limit=1")
+        return str((body.get("metadata") or {}).get("resourceVersion", ""))
+
     def get(self, path: str) -> Obj | None:
         try:
             found = self.call("GET", path)

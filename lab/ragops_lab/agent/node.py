@@ -21,6 +21,8 @@ from .pods import Node
 from .proxy import ADDRESS_ANNOTATION, ServiceProxies, proxied
 
 PROBE_WORKERS = 8
+# Even when nothing seems to have changed, everything is listed again this often.
+RESYNC_SECONDS = 5.0
 
 Obj = dict[str, Any]
 
@@ -53,6 +55,9 @@ class NodeAgent:
         self.api = Api(config.api_url, config.token)
         self.prober = ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="probe")
         self._claims: dict[tuple[str, str], Obj] = {}
+        self._snapshot: Snapshot | None = None
+        self._snapshot_version = ""
+        self._listed_at = 0.0
         node = Node(
             name=config.node_name, state_dir=config.state_dir, log_dir=config.log_dir, kube_url=config.api_url,
             kube_token=config.token, network=PodNetwork(config.pod_network), prober=self.prober,
@@ -65,6 +70,19 @@ class NodeAgent:
         self.statefulsets = StatefulSetController(cluster)
         self.jobs = JobController(cluster)
         self.proxies = ServiceProxies(config.pod_network, log)
+
+    def _current(self) -> Snapshot:
+        """The cluster as last listed, listed again only when the API has changed since (or to resync).
+
+        Every write, the agent's own included, moves the resourceVersion, so a snapshot is reused
+        only while acting on it again would change nothing; an idle lab then costs one small request
+        per cycle instead of six lists.
+        """
+        version = self.api.current_version()
+        now = time.monotonic()
+        if self._snapshot is None or version != self._snapshot_version or now - self._listed_at > RESYNC_SECONDS:
+            self._snapshot, self._snapshot_version, self._listed_at = self._read(), version, now
+        return self._snapshot
 
     def _read(self) -> Snapshot:
         pods, _ = self.api.list(CORE, "pods")
@@ -102,7 +120,7 @@ class NodeAgent:
             self.log.warning("sync_failed", kind=obj.get("kind"), name=obj["metadata"]["name"], error=str(exc))
 
     def cycle(self) -> None:
-        snapshot = self._read()
+        snapshot = self._current()
         self._claims = snapshot.claims
         bind_claims(self.api, list(snapshot.claims.values()), self.config.state_dir)
         claim_keys = set(snapshot.claims)

@@ -148,10 +148,14 @@ class ServiceProxies:
         return listener
 
     def _close(self, key: tuple[str, int]) -> None:
-        listener = self._listeners.pop(key)
+        listener = self._listeners.pop(key)  # dict.pop is atomic, so closing threads never share one
         listener.shutdown()
         listener.server_close()
 
     def close(self) -> None:
-        for key in list(self._listeners):
-            self._close(key)
+        """Stop every listener at once: each takes up to a poll interval to notice."""
+        closing = [threading.Thread(target=self._close, args=(key,)) for key in list(self._listeners)]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
