@@ -1,5 +1,5 @@
-"""The lab's own life cycle through its command line: a quick `up`, a `down` that leaves nothing behind,
-and the bootstrap faults that need a lab of their own."""
+"""The lab's own life cycle through its command line: a quick `up`, a `down` that leaves nothing behind
+(after a dependency cycle broke the stack), and a pending migration on a lab of its own."""
 
 from __future__ import annotations
 
@@ -44,7 +44,20 @@ def lab_sockets(lab: Lab) -> set[tuple[str, int]]:
             | {(a.split(":")[0], int(a.split(":")[1])) for a in addresses})
 
 
-def test_up_is_quick_and_down_leaves_no_process_port_or_temp_file(tmp_path: Path) -> None:
+def assert_dependency_cycle(lab: Lab) -> None:
+    """The fault through the command line: controller and retriever wait for each other, never Ready."""
+    fault = lab_cli(lab.paths.root, "fault", "dependency-cycle")
+    assert fault.returncode == 0 and "controller WAIT_FOR=retriever" in fault.stdout, fault.stderr
+    waiting = stack.not_ready(lab.api())
+    assert {"Deployment/controller", "Deployment/retriever", "Deployment/generator"} <= set(waiting)
+    controller = lab.api().list(CORE, "pods", stack.NAMESPACE, "app.kubernetes.io/name=controller")[0][0]
+    assert "waiting_for_dependencies" in faults.pod_log(lab.api(), controller["metadata"]["name"])
+    selector = "app.kubernetes.io/name in (controller,retriever)"
+    readiness = kubectl(lab.paths.kubeconfig, "get", "pods", "-l", selector, "--no-headers").stdout
+    assert [line.split()[1] for line in readiness.splitlines()] == ["0/1", "0/1"]
+
+
+def test_up_is_quick_and_down_leaves_nothing_behind_even_when_broken(tmp_path: Path) -> None:
     state = tmp_path / "state"
     started = time.monotonic()
     up = lab_cli(state, "up")
@@ -53,12 +66,13 @@ def test_up_is_quick_and_down_leaves_no_process_port_or_temp_file(tmp_path: Path
     print(f"lab up took {took:.1f}s")
     assert took < UP_BUDGET_SECONDS
     lab = Lab(state)
-    processes = lab.running_processes()
-    assert len(processes) >= 13, "emulator, agent, SeaweedFS and ten pods"
     sockets = lab_sockets(lab)
     assert sockets <= listening_sockets()
     network = next(iter(lab.endpoints().services.values())).removeprefix("http://").split(".")[:2]
     s3_ports = json.loads((state / "s3" / "ports.json").read_text())
+    assert_dependency_cycle(lab)
+    processes = lab.running_processes()
+    assert len(processes) >= 13, "emulator, agent, SeaweedFS and ten pods"
 
     down = lab_cli(state, "down")
     assert down.returncode == 0, down.stdout + down.stderr
@@ -69,19 +83,6 @@ def test_up_is_quick_and_down_leaves_no_process_port_or_temp_file(tmp_path: Path
     assert not [s for s in still if s[0].split(".")[:2] == network]
     assert not [path for port in s3_ports for path in glob.glob(f"/tmp/seaweedfs-*-{port}.sock")]
     assert "lab is down" in lab_cli(state, "status").stdout
-
-
-def test_a_dependency_cycle_keeps_both_components_unready(fresh_lab: Lab) -> None:
-    reported = faults.inject(fresh_lab, "dependency-cycle", [])
-    assert "controller WAIT_FOR=retriever" in reported
-    waiting = stack.not_ready(fresh_lab.api())
-    assert {"Deployment/controller", "Deployment/retriever", "Deployment/generator"} <= set(waiting)
-    controller = fresh_lab.api().list(CORE, "pods", stack.NAMESPACE, "app.kubernetes.io/name=controller")[0][0]
-    status = faults.pod_log(fresh_lab.api(), controller["metadata"]["name"])
-    assert "waiting_for_dependencies" in status
-    selector = "app.kubernetes.io/name in (controller,retriever)"
-    readiness = kubectl(fresh_lab.paths.kubeconfig, "get", "pods", "-l", selector, "--no-headers").stdout
-    assert [line.split()[1] for line in readiness.splitlines()] == ["0/1", "0/1"]
 
 
 def test_a_pending_migration_crash_loops_until_the_migration_job_runs(fresh_lab: Lab) -> None:
