@@ -20,6 +20,7 @@ import yaml
 
 from ragops_lab import stack
 from ragops_lab.agent.api import APPS, CORE, Api, object_path
+from ragops_lab.agent.podspec import container_port
 from ragops_lab.agent.volumes import LOCAL_PATH_ANNOTATION
 from ragops_lab.lab import Lab
 from ragops_lab.runtime import KubeError, http_json, pod_is_ready
@@ -86,7 +87,8 @@ def damage_index(api: Api, shard: str, damage: Callable[[Path], str]) -> str:
     vectors = shard_volume(api, shard) / "index" / "vectors.bin"
     what = damage(vectors)
     # The shard's integrity watcher would notice within a second; a re-open makes it immediate.
-    http_json("POST", f"http://{pod['status']['podIP']}:8080/admin/reopen", {}, timeout=5)
+    port = container_port(pod["spec"]["containers"][0])
+    http_json("POST", f"http://{pod['status']['podIP']}:{port}/admin/reopen", {}, timeout=5)
     name = pod["metadata"]["name"]
     wait_for(lambda: not _pod_ready(api, name), SYMPTOM_TIMEOUT_SECONDS, f"{name} to lose readiness")
     errors = log_lines(api, name, "index_load_failed", "index_corruption_detected")

@@ -7,6 +7,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -25,11 +26,11 @@ ANSWER_CACHE = "rag-answer-cache"
 MIGRATION_JOB_CONFIGMAP = "rag-migration-job"
 FIELD_MANAGER = "ragops-lab"
 # kind → (API prefix, plural) for what the manifests contain.
-KINDS: Mapping[str, tuple[str, str]] = {
+KINDS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "Namespace": (CORE, "namespaces"), "ConfigMap": (CORE, "configmaps"), "Secret": (CORE, "secrets"),
     "Service": (CORE, "services"), "Deployment": (APPS, "deployments"), "StatefulSet": (APPS, "statefulsets"),
     "Job": (BATCH, "jobs"),
-}
+})
 SERVICES = ("retriever", "generator", "controller", "indexer", "provider-primary", "provider-backup")
 
 Obj = dict[str, Any]

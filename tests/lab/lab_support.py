@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pytest
@@ -26,9 +27,11 @@ from ragops_lab.runtime import JsonLog, pod_is_ready
 
 TOKEN = "agent-test-token"
 NS = "default"
-KINDS = {"Pod": (CORE, "pods"), "ConfigMap": (CORE, "configmaps"), "Secret": (CORE, "secrets"),
-         "Service": (CORE, "services"), "Deployment": (APPS, "deployments"), "StatefulSet": (APPS, "statefulsets"),
-         "Job": (BATCH, "jobs")}
+KINDS = MappingProxyType({
+    "Pod": (CORE, "pods"), "ConfigMap": (CORE, "configmaps"), "Secret": (CORE, "secrets"),
+    "Service": (CORE, "services"), "Deployment": (APPS, "deployments"), "StatefulSet": (APPS, "statefulsets"),
+    "Job": (BATCH, "jobs"),
+})
 
 T = TypeVar("T")
 Obj = dict[str, Any]

@@ -6,6 +6,7 @@ import json
 
 from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     Cluster,
+    Obj,
     all_ready,
     cluster_fixture,
     container_status,
@@ -19,7 +20,7 @@ from ragops_lab.runtime import pod_is_ready
 from ragops_lab.services import is_running
 
 
-def shard_statefulset(replicas: int) -> dict[str, object]:
+def shard_statefulset(replicas: int) -> Obj:
     """Shard pods whose init container builds a small index on each pod's own claim."""
     labels = {"app": "vs"}
     mount = [{"name": "data", "mountPath": "/data"}]
@@ -43,8 +44,8 @@ def shard_statefulset(replicas: int) -> dict[str, object]:
     }
 
 
-def names(pods: list[dict[str, object]]) -> list[str]:
-    return sorted(str(p["metadata"]["name"]) for p in pods)  # type: ignore[index]
+def names(pods: list[Obj]) -> list[str]:
+    return sorted(str(p["metadata"]["name"]) for p in pods)
 
 
 def test_statefulset_pods_get_stable_names_claims_and_ordered_scaling(cluster: Cluster) -> None:
@@ -76,11 +77,11 @@ def test_statefulset_template_change_replaces_pods_highest_first(cluster: Cluste
     cluster.merge_patch("StatefulSet", "vs", {"spec": {"template": {"metadata": {"annotations": {"rev": "2"}}}}})
     replaced_order: list[str] = []
 
-    def all_replaced(pods: list[dict[str, object]]) -> bool:
+    def all_replaced(pods: list[Obj]) -> bool:
         for pod in pods:
             meta = pod["metadata"]
-            if before[meta["name"]] != meta["uid"] and meta["name"] not in replaced_order:  # type: ignore[index]
-                replaced_order.append(str(meta["name"]))  # type: ignore[index]
+            if before[meta["name"]] != meta["uid"] and meta["name"] not in replaced_order:
+                replaced_order.append(str(meta["name"]))
         return len(replaced_order) == 2 and all_ready(2)(pods)
 
     cluster.wait_pods("app=vs", all_replaced, timeout=30)

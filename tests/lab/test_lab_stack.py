@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 from lab_support import (  # noqa: F401 - pytest finds fixtures by name
+    Obj,
     container_status,
     eventually,
     lab_fixture,
@@ -22,12 +23,12 @@ from ragops_lab.lab import Lab, kubectl
 from ragops_lab.runtime import http_json
 
 
-def golden(shard: str) -> list[dict[str, object]]:
+def golden(shard: str) -> list[Obj]:
     queries = yaml.safe_load((corpus.DATA_DIR / corpus.GOLDEN_FILE).read_text())["queries"]
     return [q for q in queries if q.get("shard") == shard and q["must_pass"]]
 
 
-def pod_named(lab: Lab, name: str) -> dict[str, object]:
+def pod_named(lab: Lab, name: str) -> Obj:
     return lab.api().get(object_path(CORE, "pods", stack.NAMESPACE, name)) or {}
 
 
@@ -44,7 +45,7 @@ def test_the_generator_answers_citing_the_expected_documents(lab: Lab) -> None:
     generator = lab.endpoints().services["generator"]
     for query in golden("shard-0"):
         answer = stack.ask(generator, str(query["text"]))
-        best = max(query["relevance"].items(), key=lambda item: item[1])[0]  # type: ignore[attr-defined]
+        best = max(query["relevance"].items(), key=lambda item: item[1])[0]
         assert answer["status"] == 200 and answer["mode"] == "normal", answer
         assert best in answer["citations"] and f"[{best}]" in answer["answer"], answer
 
@@ -118,7 +119,7 @@ def test_a_damaged_index_shows_in_the_log_readiness_and_results(lab: Lab, fault:
     assert error in reported
     pod = pod_named(lab, name)
     assert container_status(pod)["ready"] is False
-    readiness = http_json("GET", f"http://{pod['status']['podIP']}:8080/readyz")  # type: ignore[index]
+    readiness = http_json("GET", f"http://{pod['status']['podIP']}:8080/readyz")
     assert readiness.status == 503 and error in readiness.body["reason"]
     assert error in kubectl(lab.paths.kubeconfig, "logs", name).stdout
     result = stack.search(lab.endpoints().services["retriever"], str(golden(shard)[0]["text"]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -15,14 +14,12 @@ from ragops_lab.runtime import JsonLog
 from .network import random_network
 from .node import AgentConfig, NodeAgent
 
-TOKEN_ENV = "RAGOPS_LAB_TOKEN"
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ragops_lab.agent",
                                      description="The lab's node agent: kubelet and workload controllers.")
     parser.add_argument("--api-url", required=True, help="the Kubernetes API, e.g. http://127.0.0.1:6443")
-    parser.add_argument("--token-file", type=Path, help=f"bearer token file (default: ${TOKEN_ENV})")
+    parser.add_argument("--token-file", type=Path, required=True, help="file holding the API's bearer token")
     parser.add_argument("--state-dir", type=Path, required=True, help="PVC directories and pod scratch space")
     parser.add_argument("--log-dir", type=Path, required=True, help="pod logs, as the emulator's --log-dir")
     parser.add_argument("--node-name", default="lab-node")
@@ -33,10 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    token = args.token_file.read_text().strip() if args.token_file else os.environ.get(TOKEN_ENV, "")
-    if not token:
-        print(f"python -m ragops_lab.agent: pass --token-file or set {TOKEN_ENV}", file=sys.stderr)
-        return 2
+    token = args.token_file.read_text().strip()
     stopping = threading.Event()
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:

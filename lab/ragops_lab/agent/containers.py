@@ -57,6 +57,9 @@ class ContainerRun:
 
     @property
     def ready(self) -> bool:
+        """Running and passing its readiness probe; an init container once it has succeeded."""
+        if self.init:
+            return self.succeeded
         if self.process is None:
             return False
         return self.readiness.ready if self.readiness is not None else True
