@@ -46,6 +46,7 @@ extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.s3_auth
   - ragops.recovery.snapshot
+  - ragops.recovery.k8s_auth
 attributes:
   check_mode:
     support: full
@@ -57,6 +58,9 @@ attributes:
     details: Each run creates a new snapshot, unless O(snapshot_id) names one that already exists.
   action_group:
     support: full
+notes:
+  - The Kubernetes connection options are accepted and not used, so that one C(module_defaults) block for
+    C(group/ragops.recovery.rag) can carry both the Kubernetes and the S3 settings of a play.
 seealso:
   - module: ragops.recovery.snapshot_info
   - module: ragops.recovery.snapshot_restore
@@ -195,7 +199,7 @@ def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["s3"], libraries=snapshot_options.libraries(zstd=True))
+    module = RecoveryModule(argument_spec(), groups=["s3", "k8s"], libraries=snapshot_options.libraries(zstd=True))
     with recovery_errors(module):
         result = run_module(module, snapshot_options.open_store(module.params))
     module.exit_json(**result)

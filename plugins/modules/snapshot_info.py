@@ -29,7 +29,7 @@ options:
     description:
       - JMESPath expression applied to the list of snapshots (newest first); its result, which must
         be a list, is returned as RV(snapshots). For example V([?verified && age_seconds < `86400`]).
-      - RV(recovery_point) and RV(skipped) always consider every snapshot.
+      - RV(recovery_point) and RV(unverified) always consider every snapshot.
     type: str
   future_tolerance:
     description:
@@ -40,6 +40,7 @@ extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.s3_auth
   - ragops.recovery.snapshot
+  - ragops.recovery.k8s_auth
 attributes:
   check_mode:
     support: full
@@ -50,6 +51,9 @@ attributes:
     support: full
   action_group:
     support: full
+notes:
+  - The Kubernetes connection options are accepted and not used, so that one C(module_defaults) block for
+    C(group/ragops.recovery.rag) can carry both the Kubernetes and the S3 settings of a play.
 seealso:
   - module: ragops.recovery.snapshot_create
   - module: ragops.recovery.snapshot_restore
@@ -129,8 +133,8 @@ recovery_point:
   returned: always
   type: dict
   sample: {"snapshot_id": "20261127T221003Z-1a2b", "created": "2026-11-27T22:10:03Z", "age_seconds": 3600}
-skipped:
-  description: Snapshots that are not verified, with status and reason.
+unverified:
+  description: Snapshots that are not verified (skipped by a restore), with status and reason.
   returned: always
   type: list
   elements: dict
@@ -194,7 +198,7 @@ def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
         "snapshots": select(views, params["query"]),
         "newest_verified": newest,
         "recovery_point": catalog.recovery_point(found, now),
-        "skipped": [{"snapshot_id": v["snapshot_id"], "status": v["status"], "reason": v["reason"]}
+        "unverified": [{"snapshot_id": v["snapshot_id"], "status": v["status"], "reason": v["reason"]}
                     for v in views if not v["verified"]],
         "hold": store.read_hold(s3, where),
     }
@@ -202,7 +206,7 @@ def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
 
 def main() -> None:
     libraries = dict(snapshot_options.libraries(), jmespath=JMESPATH_IMPORT_ERROR)
-    module = RecoveryModule(argument_spec(), groups=["s3"], libraries=libraries)
+    module = RecoveryModule(argument_spec(), groups=["s3", "k8s"], libraries=libraries)
     with recovery_errors(module):
         result = run_module(module, snapshot_options.open_store(module.params))
     module.exit_json(**result)

@@ -17,8 +17,8 @@ description:
     nothing is deleted.
   - Deletes only the objects of the snapshots it planned (manifest first, then the archive, C(SHA256SUMS)
     and C(QUARANTINED)), never any other key.
-  - Never prunes while an incident hold is set: the object C(<prefix>/<shard>/HOLD) (this shard) or
-    C(<prefix>/HOLD) (every shard). The task then deletes nothing, reports the hold and warns.
+  - Never prunes while an incident hold is set, that is while the object C(<prefix>/<shard>/HOLD) (this
+    shard) or C(<prefix>/HOLD) (every shard) exists. The task then deletes nothing, reports the hold and warns.
   - With O(hold=set) or O(hold=release) the module sets or removes the shard's hold instead of pruning.
 author:
   - ragops.recovery maintainers (@ragops)
@@ -58,6 +58,7 @@ extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.s3_auth
   - ragops.recovery.snapshot
+  - ragops.recovery.k8s_auth
 attributes:
   check_mode:
     support: full
@@ -69,6 +70,9 @@ attributes:
     support: full
   action_group:
     support: full
+notes:
+  - The Kubernetes connection options are accepted and not used, so that one C(module_defaults) block for
+    C(group/ragops.recovery.rag) can carry both the Kubernetes and the S3 settings of a play.
 seealso:
   - module: ragops.recovery.snapshot_info
   - module: ragops.recovery.snapshot_create
@@ -204,7 +208,7 @@ def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["s3"], libraries=snapshot_options.libraries())
+    module = RecoveryModule(argument_spec(), groups=["s3", "k8s"], libraries=snapshot_options.libraries())
     with recovery_errors(module):
         result = run_module(module, snapshot_options.open_store(module.params))
     module.exit_json(**result)

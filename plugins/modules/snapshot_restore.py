@@ -171,7 +171,7 @@ restore:
   type: dict
   sample: {"files": 48, "bytes": 1073741824, "duration": 6.1, "throughput_mb_s": 176.0, "refetched_parts": 0,
            "resumed": false, "previous": "/var/lib/vectorstore/.shard-2.ragops-previous-20261127T221003Z-1a2b"}
-attempts:
+tried:
   description: Every snapshot tried or skipped, in order, with the outcome and reason.
   returned: always
   type: list
@@ -236,7 +236,7 @@ def _result(outcome: restore.Outcome, before: t.Dict[str, t.Any] | None, diff: b
     result: dict[str, t.Any] = {
         "changed": outcome.changed,
         "snapshot": outcome.snapshot.to_dict(now) if outcome.snapshot else None,
-        "attempts": [attempt.to_dict() for attempt in outcome.attempts],
+        "tried": [attempt.to_dict() for attempt in outcome.attempts],
         "quarantined": outcome.quarantined,
     }
     if outcome.restored is not None:
@@ -266,7 +266,7 @@ def run_local(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["s3"], libraries=snapshot_options.libraries(zstd=True),
+    module = RecoveryModule(argument_spec(), groups=["s3", "k8s", "wait"], libraries=snapshot_options.libraries(zstd=True),
                             required_if=[["mode", "local", ["dest"]]])
     with recovery_errors(module):
         result = run_local(module, snapshot_options.open_store(module.params))

@@ -135,10 +135,10 @@ class Member:
 def _pax_records(data: bytes) -> t.Dict[str, str]:
     records, pos = {}, 0
     while pos < len(data):
-        length_text, _, _ = data[pos:pos + 20].partition(b" ")
+        length_text = data[pos:pos + 20].partition(b" ")[0]
         try:
             length = int(length_text)
-            key, _, value = data[pos + len(length_text) + 1:pos + length - 1].partition(b"=")
+            key, value = data[pos + len(length_text) + 1:pos + length - 1].split(b"=", 1)
         except ValueError:
             raise SnapshotInvalid("A pax header is malformed", reason="malformed tar header") from None
         if length <= 0:

@@ -108,8 +108,8 @@ def classify(snapshot: Snapshot, raw: bytes | None, shard: str, now: datetime, t
         snapshot.status, snapshot.reason = INVALID, "created %r is not a time" % snapshot.manifest.created
     elif snapshot.created > now + timedelta(seconds=tolerance):
         snapshot.status = FUTURE
-        snapshot.reason = "created %s is in the future (clock skew beyond %ss)" % (snapshot.manifest.created,
-                                                                                  tolerance)
+        snapshot.reason = "created %s is in the future (clock skew beyond %ss)" % (
+            snapshot.manifest.created, tolerance)
     elif layout.QUARANTINE_MARKER in snapshot.objects:
         snapshot.status, snapshot.reason = QUARANTINED, "marked corrupt by an earlier restore"
     else:
@@ -132,9 +132,9 @@ def recovery_point(snapshots: t.Iterable[Snapshot], now: datetime) -> t.Dict[str
     if not candidates:
         return None
     newest = candidates[0]
-    assert newest.created is not None
-    return {"snapshot_id": newest.snapshot_id, "created": format_time(newest.created),
-            "age_seconds": int((now - newest.created).total_seconds())}
+    created = t.cast(datetime, newest.created)  # every verified snapshot has a creation time
+    return {"snapshot_id": newest.snapshot_id, "created": format_time(created),
+            "age_seconds": int((now - created).total_seconds())}
 
 
 @dataclass

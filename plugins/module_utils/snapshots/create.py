@@ -196,8 +196,8 @@ def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
     raw = manifest.to_bytes()
     if not store.put_bytes(location.key(request.snapshot_id, layout.MANIFEST), raw, exclusive=True):
         raise RecoveryError(
-            "Failed to publish snapshot %s: a manifest already exists at %s" % (request.snapshot_id,
-                                                                              location.url(request.snapshot_id)),
+            "Failed to publish snapshot %s: a manifest already exists at %s" % (
+                request.snapshot_id, location.url(request.snapshot_id)),
             resource=location.url(request.snapshot_id), reason="another writer used the same snapshot id",
             next_step="Run again without snapshot_id (a new id is generated) or with another id.")
     return Created(manifest, hashlib.sha256(raw).hexdigest(), round(time.monotonic() - started, 3))

@@ -135,7 +135,6 @@ def _stage(s3: S3Store, request: RestoreRequest, snapshot: catalog.Snapshot, sta
     return reader.refetched
 
 
-
 def restore_snapshot(s3: S3Store, request: RestoreRequest, snapshot: catalog.Snapshot) -> Restored:
     """Stage, verify and swap in one verified snapshot; the target is untouched on any failure."""
     manifest = t.cast(Manifest, snapshot.manifest)
@@ -217,7 +216,7 @@ def no_snapshot(request: RestoreRequest, outcome: Outcome) -> RecoveryError:
         resource=request.location.url(), reason="no usable snapshot",
         next_step="Inspect the snapshots with ragops.recovery.snapshot_info; rebuild the shard from its source "
                   "documents if none is usable.",
-        partial={"attempts": [a.to_dict() for a in outcome.attempts], "quarantined": outcome.quarantined})
+        partial={"tried": [a.to_dict() for a in outcome.attempts], "quarantined": outcome.quarantined})
 
 
 def restore_latest(s3: S3Store, request: RestoreRequest, order: t.Sequence[catalog.Snapshot],
@@ -233,7 +232,7 @@ def restore_latest(s3: S3Store, request: RestoreRequest, order: t.Sequence[catal
                 _quarantine(s3, request, snapshot, error, quarantine_record, outcome)
             continue
         except RecoveryError as error:
-            error.partial = dict(error.partial, attempts=[a.to_dict() for a in outcome.attempts],
+            error.partial = dict(error.partial, tried=[a.to_dict() for a in outcome.attempts],
                                  quarantined=outcome.quarantined, target_unchanged=True)
             raise
         outcome.attempts.append(Attempt(snapshot.snapshot_id, "restored"))

@@ -249,10 +249,10 @@ class MultipartSink:
             self._submit(bytes(self.buffer))
             self.buffer = bytearray()
         results = [future.result() for future in self.futures]
-        parts = [{"ETag": etag, "PartNumber": index + 1} for index, (etag, _) in enumerate(results)]
+        parts = [{"ETag": result[0], "PartNumber": index + 1} for index, result in enumerate(results)]
         self.store.call("complete the upload of", self.key, lambda: self.store.client.complete_multipart_upload(
             Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}))
-        return [chunk for _, chunks in results for chunk in chunks]
+        return [chunk for result in results for chunk in result[1]]
 
     def abort(self) -> None:
         for future in self.futures:
@@ -284,8 +284,9 @@ class VerifiedReader:
         self.next_chunk = 0
         self.current = memoryview(b"")
         self.lock = threading.Lock()
-        for _ in range(self.store.transfer.concurrency + 1):
-            self._schedule()
+        for ahead in range(self.store.transfer.concurrency + 1):
+            if ahead < len(self.archive.chunks):
+                self._schedule()
 
     def _schedule(self) -> None:
         if self.next_chunk < len(self.archive.chunks):

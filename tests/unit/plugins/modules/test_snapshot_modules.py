@@ -67,7 +67,7 @@ def test_info_reports_recovery_point_skips_and_query(tmp_path: Path, fake: FakeS
     fake.objects["snapshots/shard-1/s2/data.tar.zst"] = b"partial"
     info = run(snapshot_info, capsys, _ansible_check_mode=True)
     assert info["changed"] is False and info["recovery_point"]["snapshot_id"] == "s1"
-    assert info["skipped"] == [{"snapshot_id": "s2", "status": "incomplete",
+    assert info["unverified"] == [{"snapshot_id": "s2", "status": "incomplete",
                                 "reason": "no manifest.json (upload unfinished or failed)"}]
     queried = run(snapshot_info, capsys, query="[?verified].snapshot_id")
     assert queried["snapshots"] == ["s1"]
@@ -104,7 +104,7 @@ def test_restore_of_a_corrupt_named_snapshot_quarantines_it(tmp_path: Path, fake
     result = run(snapshot_restore, capsys, dest=str(tmp_path / "d"), snapshot_id="s1", incident_id="INC-3",
                  s3_attempts=1)
     assert result["failed"] is True and result["quarantined"] == ["s1"]
-    assert result["attempts"][0]["outcome"] == "failed verification"
+    assert result["tried"][0]["outcome"] == "failed verification"
     assert "snapshots/shard-1/s1/" + layout.QUARANTINE_MARKER in fake.objects
     assert not (tmp_path / "d").exists()
 

@@ -61,8 +61,10 @@ def tar_bytes(members: t.Sequence[tuple[tarfile.TarInfo, bytes | None]]) -> io.B
     return out
 
 
-def member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple[tarfile.TarInfo,
-                                                                                                  bytes | None]:
+Member = t.Tuple[tarfile.TarInfo, t.Optional[bytes]]
+
+
+def member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "") -> Member:
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, link
     info.size = len(data) if kind in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0

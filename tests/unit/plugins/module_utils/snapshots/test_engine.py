@@ -147,7 +147,7 @@ def test_s3_that_stays_down_fails_clearly_and_leaves_target(tmp_path: Path, fake
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "keep").write_text("old")
-    order, _ = restore.candidates(store.load(s3, LOCATION, NOW, 300), None, True)
+    order = restore.candidates(store.load(s3, LOCATION, NOW, 300), None, True)[0]
     fake.fail("GetObject", client_error(503, "SlowDown", "GetObject"), times=100)
     with pytest.raises(ApiError) as caught:
         restore.restore_latest(s3, restore.RestoreRequest(LOCATION, str(dest), "t"), order, {}, restore.Outcome(
@@ -158,8 +158,8 @@ def test_s3_that_stays_down_fails_clearly_and_leaves_target(tmp_path: Path, fake
     assert LOCATION.key("s1", layout.QUARANTINE_MARKER) not in fake.objects
 
 
-def test_full_disk_mid_write_leaves_target_untouched(tmp_path: Path, s3: S3Store,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_mid_write_leaves_target_untouched(
+        tmp_path: Path, s3: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
     snapshot(s3, make_tree(tmp_path / "src", files=10), "s1")
     dest = tmp_path / "dest"
     dest.mkdir()
@@ -235,8 +235,8 @@ def test_mount_point_target_is_filled_in_place_only_when_empty(tmp_path: Path, s
         restore_into(s3, volume)
 
 
-def test_source_changing_during_create_publishes_nothing(tmp_path: Path, fake: FakeS3, s3: S3Store,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_changing_during_create_publishes_nothing(
+        tmp_path: Path, fake: FakeS3, s3: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
     source = make_tree(tmp_path / "src")
     real_add = archive.TarWriter.add_file
 

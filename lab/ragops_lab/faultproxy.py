@@ -1,0 +1,158 @@
+"""An HTTP fault proxy in front of the lab's S3: damage answers the way networks and stores do.
+
+Faults are rules matched per request (method, key suffix, ranged or not) and applied a number of
+times: a truncated body (the connection closes early), flipped bits in a body, an error status such as
+``503 SlowDown``, or a stalled connection (headers and a little data, then silence).  Requests are
+forwarded unchanged, Host header included, so S3 signatures stay valid.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+SLOW_DOWN = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
+             b"<Message>Please reduce your request rate.</Message></Error>")
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+@dataclass
+class Rule:
+    """One fault: ``action`` is ``truncate``, ``flip``, ``status`` or ``stall``."""
+
+    action: str
+    method: str = "GET"
+    key_suffix: str = ""
+    ranged: bool | None = None
+    times: int = 1
+    offset: int = 100
+    status: int = 503
+    body: bytes = SLOW_DOWN
+    stall_seconds: float = 30.0
+    applied: int = 0
+
+    def matches(self, method: str, path: str, headers: Any) -> bool:
+        if self.applied >= self.times or method != self.method:
+            return False
+        if self.key_suffix and not path.split("?", 1)[0].endswith(self.key_suffix):
+            return False
+        return self.ranged is None or self.ranged == ("Range" in headers)
+
+
+@dataclass
+class FaultProxy:
+    """A threaded proxy on 127.0.0.1 forwarding to ``upstream`` (``http://host:port``)."""
+
+    upstream: str
+    rules: list[Rule] = field(default_factory=list)
+    log: list[tuple[str, str, str]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def add(self, rule: Rule) -> Rule:
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+            self.log.clear()
+
+    def take(self, method: str, path: str, headers: Any) -> Rule | None:
+        with self.lock:
+            for rule in self.rules:
+                if rule.matches(method, path, headers):
+                    rule.applied += 1
+                    self.log.append((rule.action, method, path))
+                    return rule
+        return None
+
+    def start(self) -> FaultProxy:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name="faultproxy", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _forward(self) -> tuple[int, list[tuple[str, str]], bytes]:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            target = urlsplit(proxy.upstream)
+            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                connection.request(self.command, self.path, body=body, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                return answer.status, [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP], data
+            finally:
+                connection.close()
+
+        def _send(self, status: int, headers: list[tuple[str, str]], data: bytes, cut: int | None = None) -> None:
+            self.send_response(status)
+            for key, value in headers:
+                if key.lower() != "content-length":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data if cut is None else data[:cut])
+            self.wfile.flush()
+
+        def _serve(self) -> None:
+            rule = proxy.take(self.command, self.path, self.headers)
+            if rule is not None and rule.action == "status":
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._send(rule.status, [("Content-Type", "application/xml")], rule.body)
+                return
+            status, headers, data = self._forward()
+            if rule is None or not data:
+                self._send(status, headers, data)
+            elif rule.action == "flip":
+                damaged = bytearray(data)
+                damaged[min(rule.offset, len(damaged) - 1)] ^= 0x10
+                self._send(status, headers, bytes(damaged))
+            elif rule.action == "truncate":
+                self._send(status, headers, data, cut=min(rule.offset, len(data) - 1))
+                self.close_connection = True
+            elif rule.action == "stall":
+                self._send(status, headers, data, cut=min(rule.offset, len(data) - 1))
+                deadline = time.monotonic() + rule.stall_seconds
+                while time.monotonic() < deadline and not proxy.stopping.is_set():
+                    time.sleep(0.05)
+                self.close_connection = True
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
+
+    return Handler
