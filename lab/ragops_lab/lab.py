@@ -19,7 +19,7 @@ import yaml
 from ragops_lab import corpus, stack
 from ragops_lab.agent.api import Api
 from ragops_lab.k8s_emulator.kubeconfig import write_private
-from ragops_lab.s3 import S3Endpoint, SeaweedFS, wait_until_ready
+from ragops_lab.s3 import S3Endpoint, SeaweedFS
 from ragops_lab.services import (
     LabError,
     is_running,
@@ -163,7 +163,7 @@ class Lab:
         with timeline.step("apply the stack's manifests"):
             timeline.note(f"{stack.apply_stack(self.api())} objects applied in namespace {stack.NAMESPACE}")
         with timeline.step("wait for S3"):
-            wait_until_ready(s3)
+            s3 = self.paths.seaweed.wait_until_ready(s3, self.paths.root)
         with timeline.step("wait until every pod is Ready"):
             self._wait_ready()
         with timeline.step("ask the generator a question"):
@@ -182,12 +182,15 @@ class Lab:
     def _start_emulator_and_s3(self) -> S3Endpoint:
         token = secrets.token_urlsafe(24)
         write_private(self.paths.token, token + "\n")
-        start_daemon([sys.executable, "-m", "ragops_lab.k8s_emulator", "--token", token,
+        # `--token=` keeps a token that starts with "-" from reading as an option
+        emulator = start_daemon([sys.executable, "-m", "ragops_lab.k8s_emulator", f"--token={token}",
                       "--log-dir", str(self.paths.pod_logs), "--url-file", str(self.paths.api_url),
                       "--kubeconfig", str(self.paths.run / "emulator.kubeconfig")],
                      self.paths.pid_file("emulator"), self.paths.logs / "emulator.log", python_env(), self.paths.root)
         s3 = self.paths.seaweed.start(self.paths.root)
-        wait_for(self.paths.api_url.exists, 30, "the API emulator to listen")
+        wait_for(lambda: self.paths.api_url.exists() or not is_running(emulator), 30, "the API emulator to listen")
+        if not self.paths.api_url.exists():
+            raise LabError(f"the API emulator exited at start; see {self.paths.logs / 'emulator.log'}")
         return s3
 
     def _start_agent(self) -> None:

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ragops_lab.agent.network import port_is_free
-from ragops_lab.services import LabError, free_ports, start_daemon, wait_for
+from ragops_lab.services import LabError, free_ports, is_running, read_pid, start_daemon, wait_for
 
 BUCKET = "ragops-snapshots"
 REGION = "us-east-1"
@@ -149,13 +149,29 @@ class SeaweedFS:
                 Path(path).unlink(missing_ok=True)
 
 
+    def running(self) -> bool:
+        pid = read_pid(self.pid_file)
+        return pid is not None and is_running(pid)
+
+    def wait_until_ready(self, endpoint: S3Endpoint, owner: Path, attempts: int = 3) -> S3Endpoint:
+        """The endpoint once its bucket answers; SeaweedFS is started afresh on new ports when it
+        exits first (another process took one of the free ports it was given)."""
+        for _ in range(attempts):
+            self._wait_for_bucket_or_exit(endpoint)
+            if self.running():
+                return endpoint
+            self.cleanup_sockets()
+            endpoint = self.start(owner)
+        raise LabError(f"SeaweedFS stopped at start {attempts} times; see {self.log_file}")
+
+    def _wait_for_bucket_or_exit(self, endpoint: S3Endpoint) -> None:
+        wait_for(lambda: bucket_ready(endpoint) or not self.running(), START_TIMEOUT_SECONDS,
+                 f"S3 bucket {endpoint.bucket} at {endpoint.url}")
+
+
 def bucket_ready(endpoint: S3Endpoint) -> bool:
     try:
         endpoint.client().head_bucket(Bucket=endpoint.bucket)
     except (BotoCoreError, ClientError):
         return False
     return True
-
-
-def wait_until_ready(endpoint: S3Endpoint, timeout: float = START_TIMEOUT_SECONDS) -> None:
-    wait_for(lambda: bucket_ready(endpoint), timeout, f"S3 bucket {endpoint.bucket} at {endpoint.url}")
