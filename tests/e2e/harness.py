@@ -86,6 +86,8 @@ class Runner:
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_LOCALHOST_WARNING": "0",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).resolve().parent / "callback_plugins"),
+            "ANSIBLE_CALLBACKS_ENABLED": "record_results",
             "PATH": "%s:%s" % (BIN, env.get("PATH", "")),
         })
         return env
@@ -95,33 +97,28 @@ class Runner:
         """Run ``tasks`` on localhost; each task's result is saved under its name in ``Result.results``."""
         defaults = auth if auth is not None else {"kubeconfig": str(self.cluster.kubeconfig)}
         defaults = dict(defaults, namespace=self.cluster.namespace)
-        dump = self.workdir / "results.json"
-        recorded = []
-        for index, task in enumerate(tasks):
-            recorded.append(dict(task, register="result_%d" % index, ignore_errors=True))
-            recorded.append({"name": "record %d" % index, "ansible.builtin.set_fact": {
-                "recorded": "{{ recorded | default({}) | combine({%r: result_%d}) }}" % (task["name"], index)}})
-        recorded.append({"name": "dump", "delegate_to": "localhost", "check_mode": False, "changed_when": False,
-                         "ansible.builtin.copy": {"content": "{{ recorded | to_json }}", "dest": str(dump)}})
         playbook = [{"name": "e2e", "hosts": "localhost", "gather_facts": False,
-                     "module_defaults": {"group/ragops.recovery.rag": defaults}, "tasks": recorded}]
+                     "module_defaults": {"group/ragops.recovery.rag": defaults},
+                     "tasks": [dict(task, ignore_errors=True) for task in tasks]}]
         path = self.workdir / "playbook.yml"
         path.write_text(yaml.safe_dump(playbook, sort_keys=False))
-        return self.run(path, check=check, diff=diff, dump=dump)
+        return self.run(path, check=check, diff=diff)
 
-    def run(self, playbook: Path, *, check: bool = False, diff: bool = False, dump: Path | None = None,
+    def run(self, playbook: Path, *, check: bool = False, diff: bool = False,
             extra: list[str] | None = None) -> Result:
         command = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                    "-e", "ansible_python_interpreter=%s" % sys.executable, str(playbook), *(extra or [])]
         command += ["--check"] if check else []
         command += ["--diff"] if diff else []
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=self.environment(),
-                              cwd=self.workdir, check=False)
+        dump = self.workdir / "results.json"
+        env = dict(self.environment(), RAGOPS_E2E_RESULTS=str(dump))
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=self.workdir,
+                              check=False)
         result = Result(done.returncode, done.stdout + done.stderr)
         match = RECAP.search(done.stdout)
         if match:
             result.ok, result.changed, _, result.failed = (int(group) for group in match.groups())
-        if dump is not None and dump.exists():
+        if dump.exists():
             result.results = json.loads(dump.read_text())
             dump.unlink()
         return result

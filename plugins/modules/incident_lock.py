@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incident_lock
+short_description: Make sure only one recovery runs against a RAG stack at a time
+version_added: 0.1.0
+description:
+  - Takes or releases a Kubernetes Lease that stands for "a recovery is running on this stack", so that
+    a double-launched AWX job or a second engineer fails at once, told who holds the lock and for which
+    incident, instead of working against the first.
+  - Taking a lock you already hold for the same incident changes nothing, so a recovery that was
+    interrupted can be re-run. A lock whose holder stopped renewing it past O(duration) is stale;
+    it is taken over only when O(takeover_stale=true).
+  - Releasing clears the holder; the Lease itself is kept as the record of the last holder.
+author:
+  - ragops.recovery maintainers (@ragops)
+options:
+  state:
+    description:
+      - V(present) takes the lock, V(absent) releases it.
+    type: str
+    choices: [present, absent]
+    default: present
+  name:
+    description:
+      - Name of the Lease in O(namespace).
+    type: str
+    default: ragops-recovery-lock
+  incident_id:
+    description:
+      - The incident the recovery belongs to. Required with O(state=present).
+    type: str
+  holder:
+    description:
+      - Who holds the lock. Defaults to C(user@host) of the process running the module.
+      - In AWX, pass something unique per job, for example C(awx-job-{{ awx_job_id }}).
+    type: str
+  duration:
+    description:
+      - Seconds after which a lock that was not renewed counts as stale.
+    type: int
+    default: 3600
+  takeover_stale:
+    description:
+      - Take over a stale lock held by someone else. Its previous holder is reported.
+    type: bool
+    default: false
+  force:
+    description:
+      - With O(state=absent), release a lock held by someone else.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - ragops.recovery.attributes
+  - ragops.recovery.k8s_auth
+attributes:
+  check_mode:
+    support: full
+    details: Writes are sent as server-side dry runs; a held lock still fails the task.
+  diff_mode:
+    support: full
+    details: The lock's holder and incident before and after.
+  idempotent:
+    support: full
+    details: Taking a lock already held for the same incident, or releasing a free one, changes nothing.
+  action_group:
+    support: full
+seealso:
+  - module: ragops.recovery.shard_mark
+"""
+
+EXAMPLES = r"""
+- name: Take the stack's recovery lock
+  ragops.recovery.incident_lock:
+    namespace: rag-prod
+    incident_id: INC-1042
+
+- name: Take over the lock of a run that died an hour ago
+  ragops.recovery.incident_lock:
+    namespace: rag-prod
+    incident_id: INC-1042
+    takeover_stale: true
+
+- name: Release the lock at the end of the recovery
+  ragops.recovery.incident_lock:
+    namespace: rag-prod
+    incident_id: INC-1042
+    state: absent
+"""
+
+RETURN = r"""
+lock:
+  description: The lock after the task (in check mode, as it would be).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Name of the Lease.
+      type: str
+      sample: ragops-recovery-lock
+    holder:
+      description: Who holds the lock; null when it is free.
+      type: str
+      sample: oncall@bastion
+    incident_id:
+      description: The incident the holder works on.
+      type: str
+      sample: INC-1042
+    acquired_at:
+      description: When the lock was taken (UTC).
+      type: str
+      sample: "2026-11-27T22:10:03.000000Z"
+    renewed_at:
+      description: When the lock was last renewed (UTC).
+      type: str
+      sample: "2026-11-27T22:10:03.000000Z"
+    expires_at:
+      description: When the lock becomes stale (UTC).
+      type: str
+      sample: "2026-11-27T23:10:03.000000Z"
+    duration:
+      description: Seconds the lock lasts without renewal.
+      type: int
+      sample: 3600
+    transitions:
+      description: How many times the lock changed hands.
+      type: int
+      sample: 0
+action:
+  description: What the task did, V(create), V(take), V(takeover), V(release) or V(none).
+  returned: always
+  type: str
+  sample: create
+previous_holder:
+  description: The holder of a stale lock that was taken over.
+  returned: when the action is V(takeover)
+  type: str
+  sample: oncall@laptop
+"""
+
+import typing as t
+from datetime import datetime, timezone
+
+from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
+    KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_REQUIREMENT,
+    connect,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.lock import Request, acquire, release
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    return {
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "name": {"type": "str", "default": "ragops-recovery-lock"},
+        "incident_id": {"type": "str"},
+        "holder": {"type": "str"},
+        "duration": {"type": "int", "default": 3600},
+        "takeover_stale": {"type": "bool", "default": False},
+        "force": {"type": "bool", "default": False},
+    }
+
+
+def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+    params = module.params
+    ref = Ref("Lease", params["name"], params["namespace"])
+    request = Request(holder=params["holder"] or default_actor(), incident_id=params["incident_id"] or "",
+                      duration=params["duration"], takeover_stale=params["takeover_stale"], force=params["force"])
+    if params["state"] == "present":
+        outcome = acquire(client, ref, request, datetime.now(timezone.utc), module.check_mode)
+    else:
+        outcome = release(client, ref, request, module.check_mode)
+    after = outcome.after.to_result(ref.name) if outcome.after else {"name": ref.name, "holder": None}
+    result: dict[str, t.Any] = {"changed": outcome.action != "none", "action": outcome.action, "lock": after}
+    if outcome.action == "takeover" and outcome.before:
+        result["previous_holder"] = outcome.before.holder
+        module.warn("Took over the stale lock of %s (incident %s)" % (outcome.before.holder,
+                                                                      outcome.before.incident_id))
+    if module._diff:
+        before = outcome.before
+        result["diff"] = {
+            "before": {"holder": before.holder, "incident_id": before.incident_id} if before else {},
+            "after": {"holder": after.get("holder"), "incident_id": after.get("incident_id", "")},
+        }
+    return result
+
+
+def main() -> None:
+    module = RecoveryModule(argument_spec(), groups=["k8s"],
+                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
+                            required_if=[("state", "present", ["incident_id"])])
+    with recovery_errors(module):
+        result = run_module(module, K8sClient(connect(module.params)))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
