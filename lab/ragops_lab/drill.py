@@ -22,6 +22,7 @@ import yaml
 from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import CORE
 from ragops_lab.lab import Lab
+from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
 from ragops_lab.timeline import Timeline
 
@@ -125,7 +126,7 @@ def run(lab: Lab, out: TextIO = sys.stdout, drill: ShardDrill | None = None) -> 
             lab.up(out)
         summary = quarantine_drill(lab, timeline, drill or ShardDrill())
         code = 0
-    except LabError as exc:
+    except (LabError, KubeError, subprocess.TimeoutExpired) as exc:
         print(f"\nDRILL FAILED: {exc}", file=out)
         summary = []
     finally:
