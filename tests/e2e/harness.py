@@ -76,9 +76,10 @@ class Runner:
 
     cluster: Cluster
     workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         env.update({
             "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "build" / "collections"),
             "ANSIBLE_NOCOLOR": "1",
@@ -87,7 +88,7 @@ class Runner:
             "ANSIBLE_LOCALHOST_WARNING": "0",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
             "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).resolve().parent / "callback_plugins"),
-            "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+            "ANSIBLE_CALLBACKS_ENABLED": ",".join(filter(None, ["record_results", self.env.get("CALLBACKS")])),
             "PATH": "%s:%s" % (BIN, env.get("PATH", "")),
         })
         return env
