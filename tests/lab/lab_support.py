@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -177,10 +178,10 @@ def log_events(text: str, event: str) -> list[Obj]:
 # --- whole labs -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(name="lab", scope="session")
-def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """One lab per test worker, shared by the tests that leave it as they found it."""
-    lab = Lab(tmp_path_factory.mktemp("lab") / "state")
+@contextmanager
+def running_lab(root: Path) -> Iterator[Lab]:
+    """A lab started in `root` and stopped afterwards; a failed start shows its timeline."""
+    lab = Lab(root)
     output = io.StringIO()
     try:
         lab.up(output)
@@ -190,21 +191,20 @@ def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
     finally:
         lab.down(out=None)
+
+
+@pytest.fixture(name="lab", scope="session")
+def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One lab per test worker, shared by the tests that leave it as they found it."""
+    with running_lab(tmp_path_factory.mktemp("lab") / "state") as lab:
+        yield lab
 
 
 @pytest.fixture(name="fresh_lab")
 def fresh_lab_fixture(tmp_path: Path) -> Iterator[Lab]:
     """A lab of its own, for a test that breaks it beyond repair."""
-    lab = Lab(tmp_path / "state")
-    output = io.StringIO()
-    try:
-        lab.up(output)
-    except Exception as exc:
-        raise AssertionError(f"lab up failed:\n{output.getvalue()}") from exc
-    try:
+    with running_lab(tmp_path / "state") as lab:
         yield lab
-    finally:
-        lab.down(out=None)
 
 
 def listening_sockets() -> set[tuple[str, int]]:

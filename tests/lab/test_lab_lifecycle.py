@@ -52,7 +52,7 @@ def assert_dependency_cycle(lab: Lab) -> None:
     assert fault.returncode == 0 and "controller WAIT_FOR=retriever" in fault.stdout, fault.stderr
     waiting = stack.not_ready(lab.api())
     assert {"Deployment/controller", "Deployment/retriever", "Deployment/generator"} <= set(waiting)
-    controller = lab.api().list(CORE, "pods", stack.NAMESPACE, "app.kubernetes.io/name=controller")[0][0]
+    controller = faults.pods_of(lab.api(), "controller")[0]
     assert "waiting_for_dependencies" in faults.pod_log(lab.api(), controller["metadata"]["name"])
     selector = "app.kubernetes.io/name in (controller,retriever)"
     readiness = kubectl(lab.paths.kubeconfig, "get", "pods", "-l", selector, "--no-headers").stdout

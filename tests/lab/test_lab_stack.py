@@ -71,7 +71,7 @@ def test_a_quarantined_shard_is_no_longer_queried(lab: Lab) -> None:
     assert result["shards_skipped"] == {"shard-3": "quarantined"}
     assert result["shards_queried"] == ["shard-0", "shard-1", "shard-2"]
     assert all(r["shard"] != "shard-3" for r in result["results"])
-    retriever_pod = lab.api().list(CORE, "pods", stack.NAMESPACE, "app.kubernetes.io/name=retriever")[0][0]
+    retriever_pod = faults.pods_of(lab.api(), "retriever")[0]
     logged = log_events(faults.pod_log(lab.api(), retriever_pod["metadata"]["name"], 5), "query")[-1]
     assert "shard-3" not in logged["shards"] and logged["skipped"] == {"shard-3": "quarantined"}
 
@@ -87,12 +87,11 @@ def generator_on_backup(lab: Lab) -> Iterator[None]:
 def test_changing_the_generator_provider_restarts_it_with_that_provider(
     lab: Lab, request: pytest.FixtureRequest,
 ) -> None:
-    selector = "app.kubernetes.io/name=generator"
-    before = lab.api().list(CORE, "pods", stack.NAMESPACE, selector)[0][0]["metadata"]["uid"]
+    before = faults.pods_of(lab.api(), "generator")[0]["metadata"]["uid"]
     request.getfixturevalue("generator_on_backup")
     rollout = kubectl(lab.paths.kubeconfig, "rollout", "status", "deployment/generator", "--timeout=30s")
     assert rollout.returncode == 0, rollout.stderr
-    pods = lab.api().list(CORE, "pods", stack.NAMESPACE, selector)[0]
+    pods = faults.pods_of(lab.api(), "generator")
     assert len(pods) == 1 and pods[0]["metadata"]["uid"] != before
     generator = lab.endpoints().services["generator"]
     answer = eventually(lambda: stack.ask(generator, "Miqusul exporter notes"), lambda a: a["status"] == 200, 10)
