@@ -175,8 +175,11 @@ class Lab:
 
     def _fresh_state(self) -> None:
         """A lab starts from nothing: volumes, logs and S3 data of an earlier run are dropped."""
-        if self.paths.root.exists():
-            shutil.rmtree(self.paths.root)
+        root = self.paths.root
+        if root.exists() and any(root.iterdir()) and not self.paths.run.is_dir():
+            raise LabError(f"refusing to empty {root}: it holds files but is not a lab's state folder")
+        if root.exists():
+            shutil.rmtree(root)
         for directory in (self.paths.run, self.paths.logs, self.paths.pod_logs):
             directory.mkdir(parents=True)
 
@@ -285,6 +288,9 @@ class Lab:
             stop_pid(pid, root, DAEMON_STOP_SECONDS)
         self.paths.seaweed.cleanup_sockets()
         self.paths.api_url.unlink(missing_ok=True)
+        left = owned_processes(root)
+        if left:
+            raise LabError(f"processes {left} of the lab in {root} are still running")
         if out is not None:
             print(f"lab down: no process left; state kept in {root} until the next up", file=out)
 
