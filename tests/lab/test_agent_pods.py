@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     Cluster,
     all_ready,
@@ -21,6 +22,8 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
 
 from ragops_lab.agent.proxy import ADDRESS_ANNOTATION
 from ragops_lab.runtime import http_json
+
+pytestmark = pytest.mark.lab
 
 
 def crashing_container() -> dict[str, object]:

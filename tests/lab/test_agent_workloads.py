@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     Cluster,
     Obj,
@@ -18,6 +19,8 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
 
 from ragops_lab.runtime import pod_is_ready
 from ragops_lab.services import is_running
+
+pytestmark = pytest.mark.lab
 
 
 def shard_statefulset(replicas: int) -> Obj:

@@ -27,6 +27,8 @@ from ragops_lab.services import is_running
 
 UP_BUDGET_SECONDS = 20.0
 
+pytestmark = pytest.mark.lab
+
 
 def lab_cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The lab command as `make lab-up` and `make lab-down` run it."""

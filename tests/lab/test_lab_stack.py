@@ -22,6 +22,8 @@ from ragops_lab.agent.api import CORE, object_path
 from ragops_lab.lab import Lab, kubectl
 from ragops_lab.runtime import http_json
 
+pytestmark = pytest.mark.lab
+
 
 def golden(shard: str) -> list[Obj]:
     queries = yaml.safe_load((corpus.DATA_DIR / corpus.GOLDEN_FILE).read_text())["queries"]
