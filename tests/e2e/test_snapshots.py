@@ -15,7 +15,7 @@ import pytest
 from harness import Runner, task
 
 from ragops_lab.faultproxy import FaultProxy, Rule
-from ragops_lab.s3 import S3Endpoint, SeaweedFS, wait_until_ready
+from ragops_lab.s3 import S3Endpoint, SeaweedFS
 from ragops_lab.services import stop_daemon
 
 
@@ -23,10 +23,8 @@ from ragops_lab.services import stop_daemon
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
     state = tmp_path_factory.mktemp("seaweedfs")
     weed = SeaweedFS(state, state / "weed.pid", state / "weed.log")
-    endpoint = weed.start(owner=state)
     try:
-        wait_until_ready(endpoint, 60)
-        yield endpoint
+        yield weed.wait_until_ready(weed.start(owner=state), state)
     finally:
         stop_daemon(weed.pid_file, state, 20)
         weed.cleanup_sockets()

@@ -10,6 +10,7 @@ S3-compatible stores reject them.  Integrity comes from the SHA-256s of the mani
 
 from __future__ import annotations
 
+import base64
 import collections
 import concurrent.futures
 import contextlib
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, NotFound, SnapshotInvalid
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import scrub
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier, RetryPolicy
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import ArchiveInfo
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import ArchiveInfo, crc32
 
 try:
     import boto3
@@ -58,6 +59,11 @@ class ObjectInfo:
     etag: str = ""
 
 
+def content_md5(data: bytes) -> str:
+    """The ``Content-MD5`` of a body: the store checks it, so a body damaged on the way is refused."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
 def redact(text: str) -> str:
     """``text`` without signatures, credentials or tokens (error messages may quote a request)."""
     return scrub(SIGNED_QUERY.sub(lambda match: match.group(1) + "<redacted>", text))
@@ -65,11 +71,14 @@ def redact(text: str) -> str:
 
 def client_config(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Dict[str, t.Any]:
     """Keyword arguments for ``boto3.session.Session.client("s3", ...)`` from the s3 option group."""
+    # Bodies are not hashed again for the signature: every upload carries a Content-MD5 that the store
+    # checks, and every byte is covered by the manifest's checksums.
     config = {"retries": {"total_max_attempts": 1}, "connect_timeout": transfer.connect_timeout,
-              "read_timeout": transfer.read_timeout, "max_pool_connections": max(10, transfer.concurrency * 2)}
+              "read_timeout": transfer.read_timeout, "max_pool_connections": max(10, transfer.concurrency * 2),
+              "s3": {"payload_signing_enabled": False}}
     if params.get("endpoint_url"):
         config.update(request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                      s3={"addressing_style": "path"})
+                      s3={"addressing_style": "path", "payload_signing_enabled": False})
     verify: t.Any = params.get("s3_validate_certs", True)
     if verify and params.get("s3_ca_bundle"):
         verify = params["s3_ca_bundle"]
@@ -173,7 +182,8 @@ class S3Store:
         """Store ``data``; with ``exclusive`` only if no object is there (False when one already was)."""
         extra = {"IfNoneMatch": "*"} if exclusive else {}
         try:
-            self.call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra))
+            self.call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                                                   ContentMD5=content_md5(data), **extra))
         except ApiError as error:
             if exclusive and error.status == 412:
                 return False
@@ -199,7 +209,7 @@ class ChunkMismatch(ApiError):
 class MultipartSink:
     """A write-only stream that uploads ``part_size`` pieces in parallel, at most ``concurrency`` in flight.
 
-    Each part's chunk hashes are computed in the upload thread, so ``part_size`` is a multiple of
+    Each part's chunk checksums are computed in the upload thread, so ``part_size`` is a multiple of
     ``chunk_size``.  Memory stays at about ``part_size * (concurrency + 1)``.
     """
 
@@ -208,7 +218,8 @@ class MultipartSink:
     chunk_size: int
     executor: concurrent.futures.Executor
     upload_id: str = ""
-    buffer: bytearray = field(default_factory=bytearray)
+    pieces: t.List[bytes] = field(default_factory=list)
+    pending: int = 0
     futures: t.List[concurrent.futures.Future[t.Tuple[str, t.List[str]]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -218,11 +229,14 @@ class MultipartSink:
         self.upload_id = answer["UploadId"]
 
     def write(self, data: bytes | memoryview) -> int:
-        self.buffer += data
+        self.pieces.append(bytes(data))
+        self.pending += len(data)
         size = self.store.transfer.part_size
-        while len(self.buffer) >= size:
-            self._submit(bytes(self.buffer[:size]))
-            del self.buffer[:size]
+        while self.pending >= size:
+            joined = b"".join(self.pieces)
+            self._submit(joined[:size] if len(joined) > size else joined)
+            self.pieces = [joined[size:]] if len(joined) > size else []
+            self.pending = len(joined) - size
         return len(data)
 
     def _submit(self, data: bytes) -> None:
@@ -235,19 +249,20 @@ class MultipartSink:
 
     def _upload(self, number: int, data: bytes) -> t.Tuple[str, t.List[str]]:
         try:
-            chunks = [hashlib.sha256(data[i:i + self.chunk_size]).hexdigest()
-                      for i in range(0, len(data), self.chunk_size)]
+            view = memoryview(data)
+            chunks = [crc32(view[i:i + self.chunk_size]) for i in range(0, len(data), self.chunk_size)]
             answer = self.store.call("upload part %d of" % number, self.key, lambda: self.store.client.upload_part(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data))
+                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data,
+                ContentMD5=content_md5(data)))
             return str(answer["ETag"]), chunks
         finally:
             self.slots.release()
 
     def finish(self) -> t.List[str]:
-        """Upload the rest, complete the upload, and return the chunk hashes in order."""
-        if self.buffer or not self.futures:
-            self._submit(bytes(self.buffer))
-            self.buffer = bytearray()
+        """Upload the rest, complete the upload, and return the chunk checksums in order."""
+        if self.pending or not self.futures:
+            self._submit(b"".join(self.pieces))
+            self.pieces, self.pending = [], 0
         results = [future.result() for future in self.futures]
         parts = [{"ETag": result[0], "PartNumber": index + 1} for index, result in enumerate(results)]
         self.store.call("complete the upload of", self.key, lambda: self.store.client.complete_multipart_upload(
@@ -266,9 +281,9 @@ class MultipartSink:
 
 @dataclass
 class VerifiedReader:
-    """Reads the archive as a stream of ranged parts fetched in parallel, each checked against its chunk hash.
+    """Reads the archive as a stream of ranged parts fetched in parallel, each checked against its chunk checksum.
 
-    A part that arrives short, times out, or does not match its hash is fetched again (the network
+    A part that arrives short, times out, or does not match its checksum is fetched again (the network
     may have damaged it); a part that never matches means the stored archive is corrupt.
     """
 
@@ -285,11 +300,11 @@ class VerifiedReader:
         self.current = memoryview(b"")
         self.lock = threading.Lock()
         for ahead in range(self.store.transfer.concurrency + 1):
-            if ahead < len(self.archive.chunks):
+            if ahead < len(self.archive.chunk_crc32):
                 self._schedule()
 
     def _schedule(self) -> None:
-        if self.next_chunk < len(self.archive.chunks):
+        if self.next_chunk < len(self.archive.chunk_crc32):
             self.pending.append(self.executor.submit(self._fetch, self.next_chunk))
             self.next_chunk += 1
 
@@ -302,7 +317,7 @@ class VerifiedReader:
             nonlocal attempts
             attempts += 1
             data = self.store.get_range(self.key, start, length, retry=False)
-            if hashlib.sha256(data).hexdigest() != self.archive.chunks[index]:
+            if crc32(data) != self.archive.chunk_crc32[index]:
                 raise ChunkMismatch("part %d of %s does not match the manifest" % (index, self.key), status=0)
             return data
         try:

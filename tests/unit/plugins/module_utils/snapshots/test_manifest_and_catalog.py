@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 def good_manifest(snapshot_id: str = "s1", created: str = "2026-11-27T10:00:00Z", size: int = 10) -> Manifest:
     base = manifest_for({"d/a": b"alpha", "b": b"beta"}, ("d",))
-    archive = ArchiveInfo("data.tar.zst", size, sha(b"x"), 8 << 20, (sha(b"x"),) if size else ())
+    archive = ArchiveInfo("data.tar.zst", size, sha(b"x"), 8 << 20, ("0badf00d",) if size else ())
     return Manifest("shard-1", snapshot_id, created, archive, base.files, base.directories, {"host": "h"})
 
 
@@ -47,7 +47,8 @@ def test_manifest_round_trips_and_lists_checksums() -> None:
     (lambda d: d["files"].append(dict(d["files"][0])), "listed twice"),
     (lambda d: d["files"].append({"path": "../x", "size": 1, "sha256": "0" * 64, "mode": 420}), "unsafe path"),
     (lambda d: d["files"].append({"path": "nodir/x", "size": 1, "sha256": "0" * 64, "mode": 420}), "parent"),
-    (lambda d: d["files"][0].update(sha256="XYZ"), "not a lowercase hex"),
+    (lambda d: d["files"][0].update(sha256="XYZ"), "not a lowercase hex SHA-256"),
+    (lambda d: d["archive"].update(chunk_crc32=["XYZ"]), "not a lowercase hex CRC-32"),
     (lambda d: d["archive"].update(size=10 << 20), "do not agree"),
     (lambda d: d.update(shard="shard-9"), "belongs to shard"),
 ])

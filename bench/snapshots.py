@@ -1,0 +1,266 @@
+"""Snapshot benchmarks: the collection's create and restore against the best off-the-shelf pipelines.
+
+Generates realistic shard data (many files of various sizes, partly compressible like index segments),
+starts SeaweedFS on loopback, and measures in the same run:
+
+  create:  the collection's streaming create (tar -> zstd -> multipart upload + per-file SHA-256 manifest)
+           vs  tar -c | zstd -T0 | s5cmd pipe   plus   sha256sum of every file
+  restore: the collection's local restore (ranged parallel download, per-part and per-file SHA-256,
+           zstd -d, strict extraction into staging, syncfs, atomic swap)
+           vs  s5cmd cat | zstd -d | tar -x   followed by   sha256sum -c
+
+and the machine's limits: raw S3 read (s5cmd cat > /dev/null), zstd decompression alone, disk write alone.
+Each timing is the best of --repeat runs; peak memory is the largest resident set of any process involved.
+
+    python bench/snapshots.py [--size-gib 1.0] [--workdir /var/tmp/ragops-bench] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lab"))
+sys.path.insert(0, str(ROOT / "build" / "collections"))
+
+from ragops_lab.s3 import S3Endpoint, SeaweedFS  # noqa: E402
+from ragops_lab.services import stop_daemon  # noqa: E402
+
+GIB = 1 << 30
+MIB = 1 << 20
+POOL = 64 * MIB
+
+
+def pools(seed: int) -> tuple[bytes, bytes]:
+    """An incompressible pool (like quantised vectors) and a compressible one (like postings and text)."""
+    rng = random.Random(seed)
+    noise = os.urandom(POOL)
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 12))) for _ in range(4096)]
+    text = bytearray()
+    while len(text) < POOL:
+        text += b" ".join(rng.choice(words) for _ in range(512)) + b"\n"
+        text += (rng.getrandbits(32).to_bytes(4, "little") * 4)
+    return noise, bytes(text[:POOL])
+
+
+def file_sizes(total: int, rng: random.Random) -> list[int]:
+    """Segment sizes from 1 KiB to 64 MiB, log-uniform, adding up to about ``total``."""
+    sizes: list[int] = []
+    while sum(sizes) < total:
+        sizes.append(int(2 ** rng.uniform(10, 26)))
+    return sizes
+
+
+def generate(root: Path, total: int, seed: int = 7) -> dict[str, int]:
+    """Write the shard data once; a second call with the same size reuses it."""
+    stamp = root / ".generated"
+    if stamp.exists() and json.loads(stamp.read_text()).get("total") == total:
+        return t_cast(json.loads(stamp.read_text()))
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(seed)
+    noise, text = pools(seed)
+    sizes = file_sizes(total, rng)
+    for number, size in enumerate(sizes):
+        directory = root / "index" / ("segments-%02d" % (number % 16))
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / ("seg-%05d.bin" % number), "wb") as handle:
+            remaining = size
+            while remaining:
+                piece = min(remaining, rng.choice([64 * 1024, 256 * 1024, MIB]))
+                pool = noise if rng.random() < 0.5 else text
+                start = rng.randrange(0, POOL - piece)
+                handle.write(pool[start:start + piece])
+                remaining -= piece
+    (root / "index" / "meta.json").write_text(json.dumps({"segments": len(sizes)}))
+    info = {"total": total, "files": len(sizes) + 1, "bytes": sum(sizes)}
+    stamp.write_text(json.dumps(info))
+    return info
+
+
+def t_cast(value: object) -> dict[str, int]:
+    return value  # type: ignore[return-value]
+
+
+def run(command: Sequence[str] | str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, int]:
+    """Seconds and peak RSS (KiB, largest of the process tree) of one command."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, shell=isinstance(command, str), env=env, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("failed: %s: %s" % (command, process.stderr.read().decode() if process.stderr else ""))
+    return elapsed, usage.ru_maxrss
+
+
+def best(repeat: int, measure: Callable[[], tuple[float, int]], prepare: Callable[[], None] = lambda: None
+         ) -> tuple[float, int]:
+    results = []
+    for _ in range(repeat):
+        prepare()
+        results.append(measure())
+    return min(r[0] for r in results), max(r[1] for r in results)
+
+
+ENGINE = r"""
+import json, sys, time
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create, layout, options, restore, store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.catalog import format_time
+args = json.loads(sys.argv[1])
+params = dict(args["s3"], bucket=args["bucket"], prefix=args["prefix"], shard="shard-0", part_size=16,
+              concurrency=args["concurrency"], s3_read_timeout=60.0, s3_attempts=5)
+s3 = options.open_store(params)
+where = options.location(params)
+now = options.utc_now()
+if args["action"] == "create":
+    request = create.CreateRequest(where, args["path"], args["snapshot_id"], format_time(now), source={"host": "bench"})
+    create.create_snapshot(s3, request)
+else:
+    snapshots = store.load(s3, where, now, 300)
+    order, _ = restore.candidates(snapshots, args["snapshot_id"], False)
+    request = restore.RestoreRequest(where, args["path"], format_time(now))
+    restore.restore_snapshot(s3, request, order[0])
+"""
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, s3: S3Endpoint) -> None:
+        self.args, self.s3 = args, s3
+        self.work = Path(args.workdir)
+        self.data = self.work / "data"
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key,
+                        AWS_REGION="us-east-1", PYTHONPATH=str(ROOT / "build" / "collections"))
+        self.s5cmd = shutil.which("s5cmd", path=str(Path(sys.executable).parent)) or "s5cmd"
+        self.runs = 0
+
+    def url(self, key: str) -> str:
+        return "s3://%s/%s" % (self.s3.bucket, key)
+
+    def s5(self, rest: str) -> str:
+        return "%s --endpoint-url %s %s" % (self.s5cmd, self.s3.url, rest)
+
+    def engine(self, action: str, path: Path, snapshot_id: str) -> tuple[float, int]:
+        payload = {"action": action, "path": str(path), "snapshot_id": snapshot_id, "bucket": self.s3.bucket,
+                   "prefix": "bench", "concurrency": self.args.concurrency,
+                   "s3": {"endpoint_url": self.s3.url, "access_key": self.s3.access_key,
+                          "secret_key": self.s3.secret_key}}
+        return run([sys.executable, "-c", ENGINE, json.dumps(payload)], env=self.env)
+
+    def next_id(self) -> str:
+        self.runs += 1
+        return "bench-%d-%d" % (os.getpid(), self.runs)
+
+    def create_ours(self) -> tuple[float, int]:
+        return self.engine("create", self.data, self.next_id())
+
+    def create_baseline(self) -> tuple[float, int]:
+        key = "baseline/%s/data.tar.zst" % self.next_id()
+        pipeline = "tar -cf - -C %s . | zstd -q -T0 -3 | %s" % (self.data, self.s5("pipe " + self.url(key)))
+        sums = "cd %s && find . -type f -print0 | sort -z | xargs -0 sha256sum > %s" % (
+            self.data, self.work / "SHA256SUMS")
+        return run("(%s) & (%s) & wait" % (pipeline, sums), env=self.env)
+
+    def restore_ours(self, snapshot_id: str) -> tuple[float, int]:
+        return self.engine("restore", self.work / "out-ours" / "shard-0", snapshot_id)
+
+    def restore_baseline(self, key: str) -> tuple[float, int]:
+        out = self.work / "out-base"
+        script = "%s | zstd -q -d | tar -xf - -C %s && cd %s && sha256sum --quiet -c %s" % (
+            self.s5("cat " + self.url(key)), out, out, self.work / "SHA256SUMS")
+        return run(script, env=self.env)
+
+    def fresh(self, path: Path) -> Callable[[], None]:
+        def prepare() -> None:
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+            path.mkdir(parents=True)
+            os.sync()
+        return prepare
+
+
+def limits(bench: Bench, key: str, archive: Path, size: int) -> dict[str, float]:
+    mb = size / 1e6
+    read, _ = best(bench.args.repeat, lambda: run(bench.s5("cat %s > /dev/null" % bench.url(key)), env=bench.env))
+    decompress, _ = best(bench.args.repeat, lambda: run("zstd -q -d -c %s > /dev/null" % archive))
+    target = bench.work / "ddtest"
+    write, _ = best(bench.args.repeat, lambda: run("dd if=/dev/zero of=%s bs=1M count=%d status=none && rm %s" % (
+        target, max(1, size // MIB), target)))
+    return {"s3_read_mb_s": archive.stat().st_size / 1e6 / read, "zstd_decompress_mb_s": mb / decompress,
+            "disk_write_mb_s": mb / write}
+
+
+def report(label: str, ours: tuple[float, int], base: tuple[float, int], size: int) -> dict[str, float]:
+    mb = size / 1e6
+    line = {"ours_s": round(ours[0], 2), "ours_mb_s": round(mb / ours[0], 1), "ours_peak_rss_mib": ours[1] // 1024,
+            "baseline_s": round(base[0], 2), "baseline_mb_s": round(mb / base[0], 1),
+            "baseline_peak_rss_mib": base[1] // 1024, "ratio": round(base[0] / ours[0], 2)}
+    print("%-8s ours %6.2fs %7.1f MB/s (peak %4d MiB) | baseline %6.2fs %7.1f MB/s (peak %4d MiB) | ratio %.2f"
+          % (label, ours[0], mb / ours[0], ours[1] // 1024, base[0], mb / base[0], base[1] // 1024,
+             base[0] / ours[0]))
+    return line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-gib", type=float, default=1.0)
+    parser.add_argument("--workdir", default="/var/tmp/ragops-bench")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    info = generate(work / "data", int(args.size_gib * GIB))
+    size = info["bytes"]
+    print("data: %d files, %.2f GiB; machine: %d CPUs, %s" % (info["files"], size / GIB, os.cpu_count() or 0,
+                                                              datetime.now(timezone.utc).strftime("%Y-%m-%d")))
+    state = work / "seaweedfs"
+    shutil.rmtree(state, ignore_errors=True)
+    weed = SeaweedFS(state, state / "weed.pid", state / "weed.log")
+    try:
+        endpoint = weed.wait_until_ready(weed.start(owner=state), state)
+        results = measure(Bench(args, endpoint), size)
+    finally:
+        stop_daemon(weed.pid_file, state, 20)
+        weed.cleanup_sockets()
+    print(json.dumps(results, indent=1))
+
+
+def measure(bench: Bench, size: int) -> dict[str, object]:
+    repeat = bench.args.repeat
+    create_base = best(repeat, bench.create_baseline)
+    create_ours = best(repeat, bench.create_ours)
+    snapshot_id = "bench-%d-%d" % (os.getpid(), bench.runs)
+    key = "bench/shard-0/%s/data.tar.zst" % snapshot_id
+    archive = bench.work / "data.tar.zst"
+    run(bench.s5("cp %s %s" % (bench.url(key), archive)), env=bench.env)
+    machine = limits(bench, key, archive, size)
+    restore_base = best(repeat, lambda: bench.restore_baseline(key), bench.fresh(bench.work / "out-base"))
+    restore_ours = best(repeat, lambda: bench.restore_ours(snapshot_id), bench.fresh(bench.work / "out-ours"))
+    print("archive: %.1f MiB (%.0f%% of the data)" % (archive.stat().st_size / MIB, 100 * archive.stat().st_size / size))
+    print("limits: S3 read %(s3_read_mb_s).0f MB/s (archive bytes), zstd -d %(zstd_decompress_mb_s).0f MB/s, "
+          "disk write %(disk_write_mb_s).0f MB/s (data bytes)" % machine)
+    results = {"bytes": size, "archive_bytes": archive.stat().st_size, "limits": machine,
+               "create": report("create", create_ours, create_base, size),
+               "restore": report("restore", restore_ours, restore_base, size)}
+    slowest = min(machine["s3_read_mb_s"] * size / archive.stat().st_size, machine["zstd_decompress_mb_s"],
+                  machine["disk_write_mb_s"])
+    ours_rate = size / 1e6 / restore_ours[0]
+    print("restore reaches %.0f%% of the slowest single stage (%.0f MB/s of data)" % (100 * ours_rate / slowest,
+                                                                                      slowest))
+    results["restore_vs_limit"] = round(ours_rate / slowest, 2)
+    print("max RSS of this driver: %d MiB" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+    return results
+
+
+if __name__ == "__main__":
+    main()
