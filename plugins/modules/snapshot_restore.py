@@ -21,7 +21,7 @@ description:
   - A run against a target whose marker names the same manifest reports no change. An interrupted run
     leaves the target untouched; the next run finishes a fully staged copy or stages afresh.
   - When the chosen snapshot fails verification it is marked quarantined in S3 (a C(QUARANTINED) object
-    beside it; nothing is deleted) and the next older verified snapshot is tried; RV(attempts) says so.
+    beside it; nothing is deleted) and the next older verified snapshot is tried; RV(tried) says so.
   - In V(job) mode (Kubernetes), creates a new PVC sized from the manifest plus O(size_headroom) percent,
     runs a restore Job that uses V(local) mode inside O(image), waits for it with progress, points the
     shard's StatefulSet, Deployment or pod at the new PVC and waits until the shard's pod is Ready. The old
@@ -194,10 +194,14 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import KUBERNETES_IMPORT_ERROR, connect
 from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, restore, store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, job, restore, store
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import Manifest
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
 
 
 def argument_spec() -> dict[str, dict[str, t.Any]]:
@@ -256,20 +260,90 @@ def run_local(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
     request = restore.RestoreRequest(snapshot_options.location(params), params["dest"],
                                      catalog.format_time(snapshot_options.utc_now()), params["keep_previous"])
     before = restore.read_marker(params["dest"])
-    outcome = restore.plan_local(request, order, skipped, params["force"])
-    if outcome.changed and not module.check_mode:
-        record = {"incident_id": params["incident_id"], "by": default_actor()} if params["quarantine"] else None
-        outcome = restore.restore_latest(s3, request, order, record, outcome)
-    elif not order:
-        raise restore.no_snapshot(request, outcome)
+    record = {"incident_id": params["incident_id"], "by": default_actor()} if params["quarantine"] else None
+    outcome = restore.local_restore(s3, request, order, skipped, record, check_mode=module.check_mode,
+                                    force=params["force"])
     return _result(outcome, before, module._diff)
 
 
+RUNNER_OPTIONS = ("shard", "bucket", "prefix", "endpoint_url", "region", "s3_validate_certs", "part_size",
+                  "concurrency", "s3_read_timeout", "s3_attempts", "future_tolerance", "quarantine")
+
+
+def job_request(params: t.Mapping[str, t.Any]) -> job.JobRequest:
+    if not params["workload"] or not params["incident_id"]:
+        raise RecoveryError("mode=job needs workload (for example StatefulSet/vectorstore) and incident_id",
+                            reason="missing job options")
+    if not params["s3_secret"] and not params["access_key"]:
+        raise RecoveryError("mode=job needs S3 credentials for the Job: access_key and secret_key, or s3_secret",
+                            reason="no credentials for the restore Job")
+    credentials = {"AWS_ACCESS_KEY_ID": params["access_key"], "AWS_SECRET_ACCESS_KEY": params["secret_key"],
+                   "AWS_SESSION_TOKEN": params["session_token"]}
+    return job.JobRequest(
+        namespace=params["namespace"], shard=params["shard"], workload=params["workload"],
+        shard_label=params["shard_label"], data_volume=params["data_volume"], image=params["image"],
+        incident_id=params["incident_id"], headroom=params["size_headroom"], storage_class=params["storage_class"],
+        s3_secret=params["s3_secret"], credentials={k: v for k, v in credentials.items() if v},
+        runner={name: params[name] for name in RUNNER_OPTIONS})
+
+
+def _job_result(changed: bool, snapshot: catalog.Snapshot, target: job.Target, plan: job.Plan,
+                attempts: t.List[restore.Attempt], quarantined: t.List[str], diff: bool) -> dict[str, t.Any]:
+    outcome = restore.Outcome(changed, snapshot, attempts=attempts, quarantined=quarantined)
+    result = _result(outcome, None, False)
+    result["job"] = {"plan": plan.to_dict(), "previous": {"kind": target.kind, "name": target.name,
+                                                          "pod": target.pod_name,
+                                                          "claim": target.claim["metadata"]["name"]}}
+    if diff:
+        after = plan.claim_name if changed else target.claim["metadata"]["name"]
+        result["diff"] = {"before": {"claim": target.claim["metadata"]["name"]}, "after": {"claim": after}}
+    return result
+
+
+def run_job(module: RecoveryModule, s3: S3Store, client: K8sClient) -> dict[str, t.Any]:
+    params = module.params
+    request = job_request(params)
+    order, attempts = _order(s3, params)
+    quarantined: t.List[str] = []
+    waiter = Waiter(timeout=params["wait_timeout"], interval=params["wait_sleep"])
+    for snapshot in order:
+        manifest = t.cast(Manifest, snapshot.manifest)
+        target = job.find_target(client, request.namespace, request.workload, request.shard_label, request.shard,
+                                 request.data_volume)
+        plan = job.make_plan(target, request.namespace, request.shard, snapshot.snapshot_id,
+                             snapshot.manifest_sha256, manifest.total_bytes, request.headroom, request.incident_id,
+                             request.s3_secret)
+        restored = job.already_restored(target, snapshot.manifest_sha256)
+        if restored or module.check_mode:
+            return _job_result(not restored, snapshot, target, plan, attempts, quarantined, module._diff)
+        try:
+            done = job.restore_in_cluster(client, request, plan, target, waiter)
+        except RecoveryError as error:
+            attempts += [restore.Attempt(**a) for a in error.partial.get("tried") or []]
+            quarantined += error.partial.get("quarantined") or []
+            if not error.partial.get("quarantined") or not params["fallback"]:
+                error.partial = dict(error.partial, tried=[a.to_dict() for a in attempts], quarantined=quarantined)
+                raise
+            continue
+        attempts.append(restore.Attempt(snapshot.snapshot_id, "restored"))
+        result = _job_result(True, snapshot, target, plan, attempts, quarantined, module._diff)
+        result["job"].update(done)
+        return result
+    raise restore.no_snapshot(restore.RestoreRequest(snapshot_options.location(params), "", ""),
+                              restore.Outcome(False, None, attempts=attempts, quarantined=quarantined))
+
+
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["s3", "k8s", "wait"], libraries=snapshot_options.libraries(zstd=True),
+    module = RecoveryModule(argument_spec(), groups=["s3", "k8s", "wait"],
+                            libraries=dict(snapshot_options.libraries(zstd=True),
+                                           kubernetes=KUBERNETES_IMPORT_ERROR),
                             required_if=[["mode", "local", ["dest"]]])
     with recovery_errors(module):
-        result = run_local(module, snapshot_options.open_store(module.params))
+        s3 = snapshot_options.open_store(module.params)
+        if module.params["mode"] == "job":
+            result = run_job(module, s3, K8sClient(connect(module.params)))
+        else:
+            result = run_local(module, s3)
     module.exit_json(**result)
 
 

@@ -249,3 +249,15 @@ def plan_local(request: RestoreRequest, order: t.Sequence[catalog.Snapshot], ski
     if order and marker and not force and marker.get("manifest_sha256") == order[0].manifest_sha256:
         outcome.changed = False
     return outcome
+
+
+def local_restore(s3: S3Store, request: RestoreRequest, order: t.Sequence[catalog.Snapshot],
+                  skipped: t.List[Attempt], quarantine_record: t.Mapping[str, t.Any] | None, *, check_mode: bool,
+                  force: bool) -> Outcome:
+    """Local mode from start to end, as the module and the restore Job both run it."""
+    outcome = plan_local(request, order, skipped, force)
+    if not order:
+        raise no_snapshot(request, outcome)
+    if outcome.changed and not check_mode:
+        outcome = restore_latest(s3, request, order, quarantine_record, outcome)
+    return outcome

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import typing as t
 
@@ -53,11 +54,27 @@ def sync_filesystem(path: str) -> None:
         os.close(fd)
 
 
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def is_mount(path: str) -> bool:
+    """Whether ``path`` is a mount point, bind mounts included (which ``os.path.ismount`` misses)."""
+    path = os.path.realpath(path)
+    if os.path.ismount(path):
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+            return any(_unescape(line.split()[4]) == path for line in handle if len(line.split()) > 4)
+    except OSError:
+        return False
+
+
 def staging_path(dest: str, manifest_sha256: str) -> str:
     """Where a restore of the manifest stages its files: beside ``dest``, or inside it when it is a mount."""
     dest = os.path.abspath(dest)
     tag = STAGING_TAG + manifest_sha256[:16]
-    if os.path.ismount(dest):
+    if is_mount(dest):
         return os.path.join(dest, tag)
     return os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + tag)
 
@@ -65,7 +82,7 @@ def staging_path(dest: str, manifest_sha256: str) -> str:
 def stale_staging(dest: str) -> t.List[str]:
     """Staging directories of earlier, unfinished restores into ``dest``."""
     dest = os.path.abspath(dest)
-    if os.path.ismount(dest):
+    if is_mount(dest):
         parent, prefix = dest, STAGING_TAG
     else:
         parent, prefix = os.path.dirname(dest), "." + os.path.basename(dest) + STAGING_TAG

@@ -1,0 +1,44 @@
+"""The collection's execution-environment image, as the lab runs it: the project's own environment.
+
+A Job that uses the EE image (default ``ghcr.io/ragops/recovery-ee``) passes its command as ``args``
+(the real image's entrypoint runs them). Here they run with this checkout's Python and the
+collection from ``build/collections`` (what ``make venv`` links), in a mount namespace of their own
+where each volume of the pod is bind-mounted at its ``mountPath``, as a container sees its volumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+COLLECTIONS = ROOT / "build" / "collections"
+PYTHONS = ("python", "python3")
+
+
+def command(argv: list[str], mounts: dict[str, str]) -> list[str]:
+    """``argv`` under ``unshare --mount`` with the pod's volumes bind-mounted where the container expects them."""
+    program = [sys.executable if index == 0 and arg in PYTHONS else arg for index, arg in enumerate(argv)]
+    steps = ["mkdir -p %s && mount --bind %s %s" % (shlex.quote(path), shlex.quote(local), shlex.quote(path))
+             for path, local in sorted(mounts.items())]
+    script = " && ".join([*steps, "exec " + shlex.join(program)])
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        sys.stderr.write('{"level": "error", "event": "no_command", "error": "the EE image needs args"}\n')
+        return 2
+    mounts = json.loads(os.environ.get("LAB_MOUNTS") or "{}")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(COLLECTIONS), os.environ.get("PYTHONPATH")])))
+    full = command(argv, mounts)
+    os.execvpe(full[0], full, env)
+    return 1  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
