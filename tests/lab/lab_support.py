@@ -1,6 +1,6 @@
 """Fixtures for the node agent and lab tests: an emulator with an in-process agent, and whole labs.
 
-Every fixture uses its own temporary state directory, free ports and a random pod network, so the
+Every fixture uses its own temporary state directory, free ports and a pod network of its own, so the
 tests can run in parallel (pytest -n 2).
 """
 

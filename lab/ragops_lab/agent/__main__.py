@@ -11,7 +11,6 @@ from types import FrameType
 
 from ragops_lab.runtime import JsonLog
 
-from .network import random_network
 from .node import AgentConfig, NodeAgent
 
 
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     config = AgentConfig(args.api_url, token, args.state_dir.resolve(), args.log_dir.resolve(), args.node_name,
-                         args.pod_network or random_network(), args.interval)
+                         args.pod_network, args.interval)
     NodeAgent(config, JsonLog("agent")).run(stopping)
     return 0
 

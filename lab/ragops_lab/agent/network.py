@@ -19,9 +19,28 @@ def port_is_free(ip: str, port: int) -> bool:
     return True
 
 
-def random_network() -> str:
-    """A /16 of 127.0.0.0/8 away from 127.0.0.x, so lab instances running side by side rarely meet."""
-    return f"127.{random.randint(2, 254)}"
+# Holding this address and port marks a 127.N network as taken by one agent on this machine.
+CLAIM_HOST = "255.255"
+CLAIM_PORT = 65000
+
+
+def claim_network(wanted: str = "") -> tuple[str, socket.socket]:
+    """A 127.N network (away from 127.0 and 127.1) that no other agent on this machine uses.
+
+    The claim is a socket bound to 127.N.255.255:65000, which the kernel lets one process hold at a
+    time; it is released when the socket is closed or the agent exits. Pass `wanted` ("127.42") to
+    claim that network or fail.
+    """
+    candidates = [wanted] if wanted else [f"127.{n}" for n in random.sample(range(2, 255), 253)]
+    for network in candidates:
+        claim = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            claim.bind((f"{network}.{CLAIM_HOST}", CLAIM_PORT))
+        except OSError:
+            claim.close()
+            continue
+        return network, claim
+    raise RuntimeError(f"no free pod network ({wanted or '127.2-127.254'} taken by other agents)")
 
 
 class PodNetwork:

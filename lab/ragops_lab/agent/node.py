@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from ragops_lab.runtime import JsonLog, KubeError
 from .api import APPS, BATCH, CORE, Api, object_path, path_of
 from .controllers import Cluster, DeploymentController, JobController, StatefulSetController, bind_claims
 from .kubelet import Kubelet
-from .network import PodNetwork, random_network
+from .network import PodNetwork, claim_network
 from .pods import Node
 from .proxy import ADDRESS_ANNOTATION, ServiceProxies, proxied
 
@@ -34,7 +34,7 @@ class AgentConfig:
     state_dir: Path
     log_dir: Path
     node_name: str = "lab-node"
-    pod_network: str = field(default_factory=random_network)
+    pod_network: str = ""  # first two octets of pod IPs ("127.42"); empty: any free one
     interval: float = 0.2
 
 
@@ -58,9 +58,10 @@ class NodeAgent:
         self._snapshot: Snapshot | None = None
         self._snapshot_version = ""
         self._listed_at = 0.0
+        self.network, self._network_claim = claim_network(config.pod_network)
         node = Node(
             name=config.node_name, state_dir=config.state_dir, log_dir=config.log_dir, kube_url=config.api_url,
-            kube_token=config.token, network=PodNetwork(config.pod_network), prober=self.prober,
+            kube_token=config.token, network=PodNetwork(self.network), prober=self.prober,
             read_data=self._read_data, read_claim=lambda ns, name: self._claims.get((ns, name)),
             bind=self._bind, event=self._pod_event, log=log,
         )
@@ -69,7 +70,7 @@ class NodeAgent:
         self.deployments = DeploymentController(cluster)
         self.statefulsets = StatefulSetController(cluster)
         self.jobs = JobController(cluster)
-        self.proxies = ServiceProxies(config.pod_network, log)
+        self.proxies = ServiceProxies(self.network, log)
 
     def _current(self) -> Snapshot:
         """The cluster as last listed, listed again only when the API has changed since (or to resync).
@@ -145,7 +146,7 @@ class NodeAgent:
 
     def run(self, stopping: threading.Event) -> None:
         self.log.info("agent_started", api=self.config.api_url, node=self.config.node_name,
-                      pod_network=f"{self.config.pod_network}.0.0/16")
+                      pod_network=f"{self.network}.0.0/16")
         unreachable = False
         while not stopping.is_set():
             started = time.monotonic()
@@ -164,4 +165,5 @@ class NodeAgent:
         self.proxies.close()
         self.kubelet.shutdown()
         self.prober.shutdown(wait=False, cancel_futures=True)
+        self._network_claim.close()
         self.log.info("agent_stopped")
