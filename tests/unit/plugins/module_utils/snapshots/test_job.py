@@ -1,0 +1,143 @@
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Job mode over an in-memory Kubernetes API: PVC, Secret, Job, fresh pod, Service repoint, evidence."""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing as t
+
+import pytest
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import NotFound, RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock, Waiter
+from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
+
+NS = "rag"
+CORE = "/api/v1/namespaces/rag"
+SECRET = "s3cr3t-value-never-logged"
+
+
+class ClusterFake(FakeTransport):
+    """Jobs finish as soon as they are created (with the given log), created pods become Ready."""
+
+    def __init__(self, log_lines: t.List[t.Dict[str, t.Any]], succeed: bool = True) -> None:
+        super().__init__()
+        self.log_lines, self.succeed = log_lines, succeed
+
+    def request(self, method: str, path: str, *, query: t.Sequence[t.Tuple[str, str]] = (), body: t.Any = None,
+                content_type: str | None = None) -> t.Any:
+        if method == "GET" and path.endswith("/log"):
+            return "\n".join(json.dumps(line) for line in self.log_lines)
+        if method == "GET" and "/pods/" in path and path not in self.objects:
+            raise NotFound("pod not found", status=404)
+        if method == "POST" and body.get("kind") == "Job":
+            body = copy.deepcopy(body)
+            condition = "Complete" if self.succeed else "Failed"
+            body["status"] = {"succeeded" if self.succeed else "failed": 1,
+                              "conditions": [{"type": condition, "status": "True"}]}
+            self.add(CORE + "/pods", {"kind": "Pod", "metadata": {"name": body["metadata"]["name"] + "-x",
+                                                                  "labels": {"job-name": body["metadata"]["name"]}}})
+        if method == "POST" and body.get("kind") == "Pod":
+            body = copy.deepcopy(body)
+            body["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        return super().request(method, path, query=query, body=body, content_type=content_type)
+
+
+def stack(fake: FakeTransport) -> None:
+    labels = {"app": "vectorstore", "ragops.io/shard": "shard-2", "statefulset.kubernetes.io/pod-name": "vectorstore-2",
+              "controller-revision-hash": "abc"}
+    fake.add("/apis/apps/v1/namespaces/rag/statefulsets", {"kind": "StatefulSet", "metadata": {"name": "vectorstore"}})
+    fake.add(CORE + "/pods", {"kind": "Pod", "metadata": {"name": "vectorstore-2", "labels": labels},
+                              "spec": {"hostname": "vectorstore-2", "containers": [{"name": "shard", "image": "s"}],
+                                       "volumes": [{"name": "data",
+                                                    "persistentVolumeClaim": {"claimName": "data-vectorstore-2"}}]},
+                              "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})
+    fake.add(CORE + "/pods", {"kind": "Pod", "metadata": {"name": "vectorstore-1", "labels": {
+        "app": "vectorstore", "ragops.io/shard": "shard-1", "statefulset.kubernetes.io/pod-name": "vectorstore-1"}}})
+    fake.add(CORE + "/persistentvolumeclaims", {"kind": "PersistentVolumeClaim", "metadata": {
+        "name": "data-vectorstore-2"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast"}})
+    fake.add(CORE + "/services", {"kind": "Service", "metadata": {"name": "vectorstore"},
+                                  "spec": {"selector": {"app": "vectorstore"}}})
+    fake.add(CORE + "/services", {"kind": "Service", "metadata": {"name": "vectorstore-2"},
+                                  "spec": {"selector": {"statefulset.kubernetes.io/pod-name": "vectorstore-2"}}})
+
+
+def request() -> job.JobRequest:
+    return job.JobRequest(namespace=NS, shard="shard-2", workload="StatefulSet/vectorstore",
+                          shard_label="ragops.io/shard", data_volume="data", image="ee:1", incident_id="INC-9",
+                          credentials={"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": SECRET},
+                          runner={"shard": "shard-2", "bucket": "b"})
+
+
+def waiter() -> Waiter:
+    ticks = iter(range(10_000))
+    return Waiter(timeout=30, interval=1, clock=Clock(now=lambda: float(next(ticks)), sleep=lambda s: None))
+
+
+def plan_for(client: K8sClient) -> t.Tuple[job.Target, job.Plan]:
+    target = job.find_target(client, NS, "StatefulSet/vectorstore", "ragops.io/shard", "shard-2", "data")
+    return target, job.make_plan(target, NS, "shard-2", "20261127T221003Z-1a2b", "f" * 64, 900 * 1024 * 1024, 20,
+                                 "INC-9", None)
+
+
+def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence() -> None:
+    fake = ClusterFake([{"event": "progress", "bytes_done": 5, "bytes_total": 10},
+                        {"event": "result", "restore": {"bytes": 10, "files": 2, "duration": 1.5}}])
+    stack(fake)
+    client = K8sClient(fake, Retrier(sleep=lambda s: None))
+    target, plan = plan_for(client)
+    assert plan.claim_name == "data-vectorstore-2-r-20261127t221003z-1a2b" and plan.claim_size == "1080Mi"
+    done = job.restore_in_cluster(client, request(), plan, target, waiter())
+    claim = fake.objects[CORE + "/persistentvolumeclaims/" + plan.claim_name]
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["metadata"]["annotations"]["ragops.io/manifest-sha256"] == "f" * 64
+    job_object = fake.objects["/apis/batch/v1/namespaces/rag/jobs/" + plan.job_name]
+    assert SECRET not in json.dumps(job_object)
+    container = job_object["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["python3", "-m", job.RUNNER]
+    assert json.loads(container["env"][0]["value"])["snapshot_id"] == "20261127T221003Z-1a2b"
+    assert fake.objects[CORE + "/secrets/ragops-restore-shard-2-s3"]["stringData"]["AWS_SECRET_ACCESS_KEY"] == SECRET
+    pod = fake.objects[CORE + "/pods/" + plan.pod_name]
+    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == plan.claim_name
+    assert "statefulset.kubernetes.io/pod-name" not in pod["metadata"]["labels"] and "hostname" not in pod["spec"]
+    selector = fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"]
+    assert selector == {"ragops.io/restore-pod": plan.pod_name}
+    assert fake.objects[CORE + "/services/vectorstore"]["spec"]["selector"] == {"app": "vectorstore"}
+    old = fake.objects[CORE + "/persistentvolumeclaims/data-vectorstore-2"]
+    assert old["metadata"]["labels"]["ragops.io/evidence"] == "inc-9"
+    assert done["run"]["bytes"] == 10 and done["pod"] == plan.pod_name
+    assert not [c for c in fake.writes() if c[0] == "DELETE"]
+
+
+def test_a_failed_job_reports_the_runner_error_and_changes_nothing_else() -> None:
+    fake = ClusterFake([{"event": "error", "msg": "Failed to restore shard shard-2: no verified snapshot",
+                         "quarantined": ["s1"], "tried": [{"snapshot_id": "s1", "outcome": "failed verification",
+                                                           "reason": "bad"}]}], succeed=False)
+    stack(fake)
+    client = K8sClient(fake, Retrier(sleep=lambda s: None))
+    target, plan = plan_for(client)
+    with pytest.raises(RecoveryError) as caught:
+        job.restore_in_cluster(client, request(), plan, target, waiter())
+    assert "no verified snapshot" in caught.value.msg and caught.value.partial["quarantined"] == ["s1"]
+    assert fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"] == {
+        "statefulset.kubernetes.io/pod-name": "vectorstore-2"}
+    assert "ragops.io/evidence" not in (fake.objects[CORE + "/persistentvolumeclaims/data-vectorstore-2"]["metadata"]
+                                        .get("labels") or {})
+
+
+def test_already_restored_and_names() -> None:
+    fake = ClusterFake([])
+    stack(fake)
+    client = K8sClient(fake, Retrier(sleep=lambda s: None))
+    target = plan_for(client)[0]
+    assert job.already_restored(target, "f" * 64) is False
+    assert job.dns_name("Data_Vector", "r", "20261127T221003Z-1a2b" * 4).islower()
+    assert len(job.dns_name("x" * 100)) == 63
+    assert job.claim_size(0, 20) == "64Mi"
+    with pytest.raises(RecoveryError, match="Invalid workload"):
+        job.parse_workload("ReplicaSet/x")
