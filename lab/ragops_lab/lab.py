@@ -110,7 +110,7 @@ def components() -> list[dict[str, Any]]:
     """The stack's components and what each needs first (runbook Scenario C's start order)."""
     return [
         {"name": "controller", "kind": "Deployment", "depends_on": []},
-        {"name": "vectorstore", "kind": "StatefulSet", "depends_on": []},
+        {"name": "vectorstore", "kind": "StatefulSet", "depends_on": [], "replicas": 4},
         {"name": "provider-primary", "kind": "Deployment", "depends_on": []},
         {"name": "provider-backup", "kind": "Deployment", "depends_on": []},
         {"name": "retriever", "kind": "Deployment", "depends_on": ["controller", "vectorstore"]},
@@ -267,6 +267,8 @@ class Lab:
             "ragops_golden_set": str(corpus.DATA_DIR / corpus.GOLDEN_FILE),
             "ragops_migration_job_configmap": stack.MIGRATION_JOB_CONFIGMAP,
             "ragops_components": components(),
+            # The lab's programs name the Services they wait for at start-up in this env variable.
+            "ragops_dependency_env": "WAIT_FOR",
             "ragops_lab_state_dir": str(self.paths.root),
             "ragops_lab_pvc_dir": str(self.paths.root / "pvc" / stack.NAMESPACE),
         }
