@@ -80,5 +80,11 @@ bench-snapshots: venv
 	command -v zstd >/dev/null || (apt-get update -qq && apt-get install -y -qq zstd)
 	$(BIN)/python bench/snapshots.py $(BENCH_ARGS)
 
+# A 50-query golden-query validation against the lab retriever: wall time relative to the slowest single
+# query and to the same queries one by one (bench/golden_validate.py).
+.PHONY: bench-golden
+bench-golden: venv
+	$(BIN)/python bench/golden_validate.py $(BENCH_ARGS)
+
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
