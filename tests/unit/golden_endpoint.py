@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import typing as t
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ class Reply:
     body: t.Any = None
     delay: float = 0.0
     content_type: str = "application/json"
+    drop: bool = False  # close the connection with a reset instead of answering
 
 
 Handler = t.Callable[[Seen], Reply]
@@ -100,6 +103,11 @@ def _handler_class(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             reply = endpoint.answer(Seen(self.command, self.path, dict(self.headers.items()), body))
+            if reply.drop:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
             payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
             try:
                 self.send_response(reply.status)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import typing as t
 
-import yaml
-
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
     QueryResult,
@@ -21,7 +19,11 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation 
     evaluate_answer,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.files import read_or_empty, write_atomically
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import GoldenSet, parse_golden_set
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
+    GoldenSet,
+    dump_yaml,
+    parse_golden_set,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import BASELINE_METRICS
 
 HEADER = "# Golden set; baseline recorded by ragops.recovery.golden_validate (mode=capture).\n"
@@ -64,7 +66,7 @@ def captured_document(golden: GoldenSet, results: t.Sequence[QueryResult], k: in
 
 
 def render(document: t.Mapping[str, t.Any]) -> str:
-    return HEADER + yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True, width=120)
+    return HEADER + dump_yaml(document)
 
 
 def write_if_changed(path: str, text: str, check_mode: bool) -> t.Tuple[bool, str]:

@@ -60,18 +60,25 @@ def load(params: Params, read_configmap: ConfigMapReader) -> GoldenSet:
     return load_golden_file(params["golden_set"], require_expected=require_expected)
 
 
+def request_body(params: Params) -> t.Any:
+    """The body template: the option, else the lab contract's body for POST and PUT, else none."""
+    if params.get("body") is not None:
+        return params["body"]
+    return DEFAULT_BODY if params["method"] != "GET" else None
+
+
 def query_api(params: Params) -> q.QueryApi:
     """The query API from the options; bad expressions and placeholders fail here, before any request."""
     api = q.QueryApi(
         url=params["url"], method=params["method"],
         headers={**(params.get("headers") or {}), **(params.get("secret_headers") or {})},
-        body=params["body"] if params.get("body") is not None else (DEFAULT_BODY if params["method"] != "GET"
-                                                                       else None),
+        body=request_body(params),
         ids=q.compile_path(params["ids_path"], "ids_path"),
         scores=q.compile_path(params["scores_path"], "scores_path") if params.get("scores_path") else None,
         errors=q.compile_path(params["errors_path"], "errors_path") if params.get("errors_path") else None,
         ranking=params["ranking"], timeout=params["query_timeout"],
-        opener=q.make_opener(params["query_validate_certs"], params.get("query_ca_path"), params["use_proxy"]),
+        opener=q.make_opener(params["url"], params["query_validate_certs"], params.get("query_ca_path"),
+                             params["use_proxy"]),
     )
     q.check_templates(api)
     return api
@@ -104,7 +111,7 @@ def check_numbers(params: Params) -> None:
             raise RecoveryError("Invalid %s=%s: it must be 0 or more" % (name, params[name]), resource=name)
     if params.get("max_rounds") is not None and params["max_rounds"] < params["rounds"]:
         raise RecoveryError("Invalid max_rounds=%s: it must be at least rounds=%s"
-                              % (params["max_rounds"], params["rounds"]), resource="max_rounds")
+                            % (params["max_rounds"], params["rounds"]), resource="max_rounds")
 
 
 def run(params: Params, *, check_mode: bool, diff: bool, read_configmap: ConfigMapReader,

@@ -13,10 +13,17 @@ import collections
 import typing as t
 from dataclasses import dataclass, field
 
-import yaml
-
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import GoldenSetInvalid
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import BASELINE_METRICS
+
+try:
+    import yaml
+except ImportError as error:
+    YAML_IMPORT_ERROR: ImportError | None = error
+else:
+    YAML_IMPORT_ERROR = None
+
+YAML_REQUIREMENT = "PyYAML"
 
 FORMAT_VERSION = 1
 SET_KEYS = frozenset({"version", "name", "description", "k", "baseline", "corpus", "metadata", "queries"})
@@ -95,6 +102,11 @@ def load_golden_text(text: str, source: str, *, require_expected: bool = True) -
                                resource=source, reason=" ".join(str(error).split()),
                                next_step="Fix the YAML syntax at the position given.") from error
     return parse_golden_set(data, source, require_expected=require_expected)
+
+
+def dump_yaml(document: t.Mapping[str, t.Any]) -> str:
+    """A golden set as YAML, keys in the order given, the way a person would write it."""
+    return yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True, width=120)
 
 
 def parse_golden_set(data: t.Any, source: str, *, require_expected: bool = True) -> GoldenSet:
@@ -191,8 +203,8 @@ def _parse_query(entry: t.Any, where: str, problems: Problems, require_expected:
     if isinstance(qid, str) and qid.strip():
         where = "%s (qid %s)" % (where, qid)
     else:
-        problems.add(where, "qid must be a non-empty string%s" % (" (quote numbers: '001')" if qid is not None
-                                                                   else ", and is missing"))
+        hint = " (quote numbers: '001')" if qid is not None else ", and is missing"
+        problems.add(where, "qid must be a non-empty string%s" % hint)
     _check_keys(entry, QUERY_KEYS, where, problems)
     text = entry.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -291,8 +303,8 @@ def _positive_int(value: t.Any, where: str, problems: Problems) -> int | None:
 def _check_keys(mapping: t.Mapping[str, t.Any], allowed: t.FrozenSet[str], where: str, problems: Problems) -> None:
     unknown = sorted(str(key) for key in mapping if key not in allowed)
     if unknown:
-        problems.add(where, "unknown key%s %s (allowed: %s)" % ("s" if len(unknown) > 1 else "",
-                                                                 ", ".join(unknown), ", ".join(sorted(allowed))))
+        plural = "s" if len(unknown) > 1 else ""
+        problems.add(where, "unknown key%s %s (allowed: %s)" % (plural, ", ".join(unknown), ", ".join(sorted(allowed))))
 
 
 def _raise_if_any(problems: Problems, source: str) -> None:

@@ -55,7 +55,8 @@ def unique_in_order(ids: t.Sequence[str]) -> t.List[str]:
 
 def trec_order(ids: t.Sequence[str], scores: t.Sequence[float]) -> t.List[str]:
     """The ranking trec_eval evaluates: descending score, ties by document id in reverse order."""
-    return [doc for doc, _ in sorted(zip(ids, scores), key=lambda pair: (pair[1], pair[0]), reverse=True)]
+    ranked = sorted(zip(ids, scores), key=lambda pair: (pair[1], pair[0]), reverse=True)
+    return [doc for doc, _score in ranked]
 
 
 def discount(rank: int) -> float:

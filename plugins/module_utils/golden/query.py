@@ -100,15 +100,16 @@ def compile_path(expression: str, option: str) -> t.Any:
                                       "or the community.general.json_query filter." % option) from error
 
 
-def make_opener(validate_certs: bool, ca_path: str | None, use_proxy: bool) -> t.Any:
-    """One opener for the whole run: building a TLS context per request costs ~50 ms of CPU."""
-    context = ssl.create_default_context(cafile=ca_path)
-    if not validate_certs:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    handlers: t.List[t.Any] = [urllib.request.HTTPSHandler(context=context)]
-    if not use_proxy:
-        handlers.append(urllib.request.ProxyHandler({}))
+def make_opener(url: str, validate_certs: bool, ca_path: str | None, use_proxy: bool) -> t.Any:
+    """One opener for the whole run: loading the CA bundle for a TLS context costs ~50 ms of CPU, so it
+    is done once, and only for an https URL."""
+    handlers: t.List[t.Any] = [] if use_proxy else [urllib.request.ProxyHandler({})]
+    if urllib.parse.urlsplit(url).scheme == "https":
+        context = ssl.create_default_context(cafile=ca_path)
+        if not validate_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     return urllib.request.build_opener(*handlers)
 
 
@@ -160,8 +161,19 @@ def build_request(api: QueryApi, query: GoldenQuery, k: int) -> urllib.request.R
 
 
 def ask(api: QueryApi, query: GoldenQuery, k: int, clock: Clock) -> Answer:
-    """Send one query and read its answer; every failure becomes an :class:`Answer` with an error."""
+    """Send one query and read its answer; every failure becomes an :class:`Answer` with an error.
+
+    A connection refused or reset before any answer is sent once more (a search is a read, safe to
+    repeat; a burst can overflow a small server's accept queue); an HTTP error is never repeated.
+    """
     start = clock.now()
+    answer = _attempt(api, query, k, clock, start)
+    if answer.kind == UNREACHABLE and clock.now() - start < api.timeout / 2:
+        answer = _attempt(api, query, k, clock, start)
+    return answer
+
+
+def _attempt(api: QueryApi, query: GoldenQuery, k: int, clock: Clock, start: float) -> Answer:
     try:
         payload = _fetch(api, build_request(api, query, k))
         ids, scores = extract(api, payload)
@@ -284,7 +296,7 @@ def run_queries(api: QueryApi, queries: t.Sequence[GoldenQuery], k: int, *, conc
     done: queue.Queue[Answer] = queue.Queue()
     flight = InFlight(threading.Lock(), {})
     stop = threading.Event()
-    for _ in range(max(1, min(concurrency, len(queries)))):
+    for _worker in range(max(1, min(concurrency, len(queries)))):
         threading.Thread(target=_work, args=(api, k, clock, pending, done, flight, stop), daemon=True).start()
     try:
         answers = _collect(len(queries), api.timeout, deadline_at, clock, done, flight)

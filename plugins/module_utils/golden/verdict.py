@@ -107,8 +107,8 @@ def failure_reasons(result: QueryResult, min_recall: float) -> t.List[str]:
         return []
     if result.empty:
         return ["no results (expected %s)" % ", ".join(result.query.expected_ids)]
-    return ["%s not in the top %d (recall %s < %s)" % (", ".join(result.missing), result.k, _number(recall),
-                                                        _number(min_recall))]
+    missing = ", ".join(result.missing)
+    return ["%s not in the top %d (recall %s < %s)" % (missing, result.k, _number(recall), _number(min_recall))]
 
 
 def query_findings(results: t.Sequence[QueryResult], min_recall: float) -> t.List[Finding]:

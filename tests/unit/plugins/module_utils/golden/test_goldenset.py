@@ -68,8 +68,8 @@ def test_the_lab_format_loads_as_is(tmp_path: Path) -> None:
     assert golden.baseline == {"precision_at_k": 0.4222, "recall_at_k": 1.0, "mrr": 1.0, "ndcg_at_k": 0.9811,
                                "must_pass_rate": 1.0}
     first, second = golden.queries
-    assert (first.qid, first.must_pass, first.shard, dict(first.relevance)) == ("q001", True, "shard-1",
-                                                                                 {"doc-03700": 3})
+    assert (first.qid, first.must_pass, first.shard) == ("q001", True, "shard-1")
+    assert dict(first.relevance) == {"doc-03700": 3}
     assert second.expected_ids == ("doc-03296", "doc-03295") and second.relevance["doc-03295"] == 1
     assert second.shard is None and second.baseline is None
 
@@ -201,5 +201,5 @@ def test_select_by_qids_and_by_shard() -> None:
 def test_selecting_nothing_fails_clearly() -> None:
     with pytest.raises(GoldenSetInvalid, match=r"^Failed to select queries: x, y not in the golden set set.yml$"):
         select_queries(SELECTABLE, ["a", "x", "y"], None)
-    with pytest.raises(GoldenSetInvalid, match="no query of the golden set set.yml is for shard shard-9"):
+    with pytest.raises(GoldenSetInvalid, match=r"no query of the golden set set\.yml is for shard shard-9"):
         select_queries(SELECTABLE, [], "shard-9")

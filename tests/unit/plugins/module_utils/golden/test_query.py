@@ -23,16 +23,21 @@ def api(url: str, **overrides: t.Any) -> q.QueryApi:
     fields: dict[str, t.Any] = {
         "url": url, "method": "POST", "headers": {}, "body": {"query": "${query}", "k": "${k}"},
         "ids": q.compile_path("results[].id", "ids_path"), "scores": q.compile_path("results[].score", "scores_path"),
-        "timeout": 2.0, "opener": q.make_opener(True, None, False),
+        "timeout": 2.0, "opener": q.make_opener(url, True, None, False),
     }
     fields.update(overrides)
     return q.QueryApi(**fields)
 
 
-def ask_one(handler: t.Callable[[Seen], Reply], **overrides: t.Any) -> tuple[q.Answer, list[Seen]]:
+def ask_seen(handler: t.Callable[[Seen], Reply], **overrides: t.Any) -> tuple[q.Answer, list[Seen]]:
+    """The answer to QUERY and the requests the endpoint received."""
     with Endpoint(handler) as endpoint:
         answer = q.ask(api(overrides.pop("url", endpoint.url), **overrides), QUERY, 3, Clock())
         return answer, endpoint.seen
+
+
+def ask_one(handler: t.Callable[[Seen], Reply], **overrides: t.Any) -> q.Answer:
+    return ask_seen(handler, **overrides)[0]
 
 
 def test_render_fills_placeholders_natively_or_as_text() -> None:
@@ -60,8 +65,8 @@ def test_invalid_jmespath_fails_clearly() -> None:
 
 
 def test_post_sends_the_rendered_json_body_and_headers() -> None:
-    answer, seen = ask_one(lambda s: lab_answer(["doc-1", "doc-2"], [0.9, 0.8]),
-                           headers={"X-Tenant": "t1", "Authorization": "Bearer s3cret"})
+    answer, seen = ask_seen(lambda s: lab_answer(["doc-1", "doc-2"], [0.9, 0.8]),
+                            headers={"X-Tenant": "t1", "Authorization": "Bearer s3cret"})
     assert answer == q.Answer("q1", ("doc-1", "doc-2"), (0.9, 0.8), latency=answer.latency)
     assert answer.latency is not None and answer.latency > 0
     assert seen[0].body == {"query": 'kafka "lag" & rebalance', "k": 3}
@@ -80,16 +85,16 @@ def test_get_puts_the_query_in_the_url_encoded() -> None:
 
 
 def test_integer_ids_are_text_and_answers_without_scores_are_fine() -> None:
-    answer, _ = ask_one(lambda s: Reply(body={"result": {"points": [{"id": 42}, {"id": 7}]}}),
-                        ids=q.compile_path("result.points[].id", "ids_path"),
-                        scores=q.compile_path("result.points[].score", "scores_path"))
+    answer = ask_one(lambda s: Reply(body={"result": {"points": [{"id": 42}, {"id": 7}]}}),
+                     ids=q.compile_path("result.points[].id", "ids_path"),
+                     scores=q.compile_path("result.points[].score", "scores_path"))
     assert (answer.ids, answer.scores, answer.error) == (("42", "7"), None, None)
 
 
 def test_ranking_by_score_reorders_like_trec_eval() -> None:
-    answer, _ = ask_one(lambda s: lab_answer(["a", "b", "c"], [0.5, 0.9, 0.5]), ranking="score")
+    answer = ask_one(lambda s: lab_answer(["a", "b", "c"], [0.5, 0.9, 0.5]), ranking="score")
     assert (answer.ids, answer.scores) == (("b", "c", "a"), (0.9, 0.5, 0.5))
-    missing, _ = ask_one(lambda s: Reply(body={"results": [{"id": "a"}]}), ranking="score")
+    missing = ask_one(lambda s: Reply(body={"results": [{"id": "a"}]}), ranking="score")
     assert missing.kind == q.BAD_RESPONSE and "ranking=score needs scores" in (missing.error or "")
 
 
@@ -110,23 +115,38 @@ def test_ranking_by_score_reorders_like_trec_eval() -> None:
 ])
 def test_unusable_answers_become_classified_errors(reply: Reply, kind: str, status: int | None,
                                                    message: str) -> None:
-    answer, _ = ask_one(lambda s: reply)
+    answer = ask_one(lambda s: reply)
     assert (answer.kind, answer.status, answer.ids) == (kind, status, ())
     assert answer.error is not None and answer.error.startswith(message), answer.error
 
 
 def test_an_empty_result_is_not_an_error() -> None:
-    answer, _ = ask_one(lambda s: lab_answer([]))
+    answer = ask_one(lambda s: lab_answer([]))
     assert (answer.ids, answer.scores, answer.error) == ((), None, None)
 
 
 def test_errors_path_marks_partial_answers() -> None:
-    answer, _ = ask_one(lambda s: lab_answer(["doc-1"], errors={"shard-3": "HTTP 503: index unusable"}),
-                        errors=q.compile_path("errors", "errors_path"))
+    answer = ask_one(lambda s: lab_answer(["doc-1"], errors={"shard-3": "HTTP 503: index unusable"}),
+                     errors=q.compile_path("errors", "errors_path"))
     assert answer.kind == q.PARTIAL
     assert answer.error == 'the endpoint reported errors: {"shard-3": "HTTP 503: index unusable"}'
-    healthy, _ = ask_one(lambda s: lab_answer(["doc-1"], errors={}), errors=q.compile_path("errors", "errors_path"))
+    healthy = ask_one(lambda s: lab_answer(["doc-1"], errors={}), errors=q.compile_path("errors", "errors_path"))
     assert healthy.error is None and healthy.ids == ("doc-1",)
+
+
+def test_a_connection_reset_is_retried_once_but_an_http_error_never() -> None:
+    requests: list[Seen] = []
+
+    def resets_first(seen: Seen) -> Reply:
+        requests.append(seen)
+        return Reply(drop=True) if len(requests) == 1 else lab_answer(["doc-1"])
+
+    answer, seen = ask_seen(resets_first)
+    assert (answer.ids, answer.error, len(seen)) == (("doc-1",), None, 2)
+    always, seen = ask_seen(lambda s: Reply(drop=True))
+    assert always.kind == q.UNREACHABLE and len(seen) == 2
+    failing, seen = ask_seen(lambda s: Reply(503, {"error": "down"}))
+    assert failing.kind == q.HTTP_ERROR and len(seen) == 1
 
 
 def test_unreachable_and_timeout() -> None:
@@ -134,7 +154,7 @@ def test_unreachable_and_timeout() -> None:
         closed_url = endpoint.url
     refused = q.ask(api(closed_url), QUERY, 3, Clock())
     assert refused.kind == q.UNREACHABLE and "cannot reach the endpoint" in (refused.error or "")
-    slow, _ = ask_one(lambda s: Reply(body={"results": []}, delay=5), timeout=0.2)
+    slow = ask_one(lambda s: Reply(body={"results": []}, delay=5), timeout=0.2)
     assert slow.kind == q.TIMEOUT and slow.error == "no answer within 0.2s"
 
 
@@ -187,5 +207,5 @@ def test_the_overall_deadline_ends_the_run_on_time() -> None:
 
 def test_answers_are_capped_in_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(q, "MAX_ANSWER_BYTES", 64)
-    answer, _ = ask_one(lambda s: Reply(body=json.dumps({"results": [{"id": "x" * 100}]}).encode()))
+    answer = ask_one(lambda s: Reply(body=json.dumps({"results": [{"id": "x" * 100}]}).encode()))
     assert answer.kind == q.BAD_RESPONSE and answer.error == "answer larger than 64 bytes"

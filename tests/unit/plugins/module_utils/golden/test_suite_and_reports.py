@@ -48,7 +48,7 @@ def plan(url: str, **overrides: t.Any) -> Plan:
     api = q.QueryApi(url=url + "?secret=abc", method="POST", headers={}, body={"query": "${query}", "k": "${k}"},
                      ids=q.compile_path("results[].id", "ids_path"),
                      scores=q.compile_path("results[].score", "scores_path"),
-                     timeout=2.0, opener=q.make_opener(True, None, False))
+                     timeout=2.0, opener=q.make_opener(url, True, None, False))
     criteria = overrides.pop("criteria", v.criteria_from_options({"max_error_rate": 0.0}, min_recall=1.0,
                                                                  tolerance=0.05, baseline={}))
     golden = GoldenSet("sets/golden.yml", "golden", QUERIES, k=3)
@@ -71,27 +71,31 @@ def answering(script: list[dict[str, list[str]] | None]) -> t.Callable[[Seen], R
     return handle
 
 
-def validate(script: list[dict[str, list[str]] | None], **overrides: t.Any) -> tuple[Outcome, FakeClock]:
-    clock = FakeClock()
+def validate_on(clock: FakeClock, script: list[dict[str, list[str]] | None], **overrides: t.Any) -> Outcome:
     with Endpoint(answering(script)) as endpoint:
-        return run_validation(plan(endpoint.url, **overrides), clock), clock
+        return run_validation(plan(endpoint.url, **overrides), clock)
+
+
+def validate(script: list[dict[str, list[str]] | None], **overrides: t.Any) -> Outcome:
+    return validate_on(FakeClock(), script, **overrides)
 
 
 def test_consecutive_passing_rounds_with_pauses_on_the_clock() -> None:
-    outcome, clock = validate([HEALTHY], rounds=3, max_rounds=3)
+    clock = FakeClock()
+    outcome = validate_on(clock, [HEALTHY], rounds=3, max_rounds=3)
     assert outcome.passed and outcome.streak == 3 and len(outcome.rounds) == 3
     assert clock.sleeps == [5.0, 5.0]
     assert outcome.findings == ()
 
 
 def test_a_warming_system_gets_its_streak_within_max_rounds() -> None:
-    outcome, _ = validate([None, HEALTHY], rounds=2, max_rounds=4)
+    outcome = validate([None, HEALTHY], rounds=2, max_rounds=4)
     assert [r.verdict.passed for r in outcome.rounds] == [False, True, True]
     assert outcome.passed
 
 
 def test_rounds_stop_once_the_streak_cannot_be_reached() -> None:
-    outcome, _ = validate([HEALTHY, None, HEALTHY], rounds=2, max_rounds=3)
+    outcome = validate([HEALTHY, None, HEALTHY], rounds=2, max_rounds=3)
     assert [r.verdict.passed for r in outcome.rounds] == [True, False]
     assert not outcome.passed
     assert outcome.findings[0].to_dict() == {"level": "fail", "check": "rounds", "value": 0.0, "limit": 2.0,
@@ -99,7 +103,7 @@ def test_rounds_stop_once_the_streak_cannot_be_reached() -> None:
 
 
 def test_the_deadline_ends_the_rounds() -> None:
-    outcome, _ = validate([HEALTHY], rounds=3, max_rounds=3, deadline=4.0)
+    outcome = validate([HEALTHY], rounds=3, max_rounds=3, deadline=4.0)
     assert len(outcome.rounds) == 1 and outcome.deadline_hit and not outcome.passed
     assert outcome.findings[0].message.endswith("after 1 round(s) (the overall deadline ended the run)")
 
@@ -109,7 +113,7 @@ def failed() -> dict[str, t.Any]:
     broken = {"alpha": [], "beta | pipe": ["c"], "gamma": ["d"]}
     criteria = v.criteria_from_options({"max_error_rate": 0.0, "max_empty_rate": 0.0, "ndcg_at_k": 0.9},
                                        min_recall=1.0, tolerance=0.05, baseline={"hit_at_k": 1.0})
-    outcome, _ = validate([broken], criteria=criteria, shard="shard-1")
+    outcome = validate([broken], criteria=criteria, shard="shard-1")
     validation = reports.validation_dict(outcome, "2026-11-27T22:10:03Z")
     validation["next_step"] = v.next_step(outcome.last.verdict, "shard-1")
     return validation
@@ -154,7 +158,7 @@ def test_junit_report_validates_and_has_a_case_per_query_and_per_check(failed: d
 
 
 def test_junit_marks_errored_queries_as_errors() -> None:
-    outcome, _ = validate([None])
+    outcome = validate([None])
     root = ET.fromstring(reports.render_junit(reports.validation_dict(outcome, "2026-11-27T22:10:03Z")))
     errors = root.findall("testsuite/testcase/error")
     assert len(errors) == 3 and errors[0].get("type") == "http"

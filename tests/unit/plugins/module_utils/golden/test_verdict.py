@@ -61,13 +61,13 @@ def test_no_must_pass_queries_means_no_must_pass_rate() -> None:
 def test_criteria_ranges_are_checked() -> None:
     with pytest.raises(RecoveryError, match=r"^Invalid thresholds.ndcg_at_k=1.5: it must be between 0 and 1$"):
         v.criteria_from_options({"ndcg_at_k": 1.5}, min_recall=1.0, tolerance=0.05, baseline={})
-    with pytest.raises(RecoveryError, match=r"thresholds.max_error_rate=-0.1: it must be between 0 and 1"):
+    with pytest.raises(RecoveryError, match=r"thresholds\.max_error_rate=-0\.1: it must be between 0 and 1"):
         v.criteria_from_options({"max_error_rate": -0.1}, min_recall=1.0, tolerance=0.05, baseline={})
     with pytest.raises(RecoveryError, match=r"thresholds.max_latency_p95=-1.0: it must be 0 or more"):
         v.criteria_from_options({"max_latency_p95": -1.0}, min_recall=1.0, tolerance=0.05, baseline={})
-    with pytest.raises(RecoveryError, match="query_min_recall=2"):
+    with pytest.raises(RecoveryError, match=r"query_min_recall=2"):
         v.criteria_from_options({}, min_recall=2, tolerance=0.05, baseline={})
-    with pytest.raises(RecoveryError, match="tolerance=-0.5"):
+    with pytest.raises(RecoveryError, match=r"tolerance=-0\.5"):
         v.criteria_from_options({}, min_recall=1.0, tolerance=-0.5, baseline={})
     criteria = v.criteria_from_options({"ndcg_at_k": 0.8, "max_error_rate": 0.0, "mrr": None}, min_recall=0.5,
                                        tolerance=0.1, baseline={"mrr": 1.0})
