@@ -177,9 +177,9 @@ def secret_body(plan: Plan, credentials: t.Mapping[str, str]) -> Obj:
 
 def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
     env: t.List[Obj] = [{"name": "RAGOPS_RESTORE", "value": json.dumps(dict(config, dest=MOUNT_PATH))}]
-    env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": plan.secret_name, "key": key,
-                                                          "optional": key == "AWS_SESSION_TOKEN"}}}
-            for key in CREDENTIAL_KEYS]
+    for key in CREDENTIAL_KEYS:
+        ref = {"name": plan.secret_name, "key": key, "optional": key == "AWS_SESSION_TOKEN"}
+        env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
     container = {"name": "restore", "image": image, "args": ["python3", "-m", RUNNER], "env": env,
                  "volumeMounts": [{"name": "restore", "mountPath": MOUNT_PATH}]}
     labels = dict(MANAGED_BY, **{"ragops.io/shard": plan.shard})
@@ -258,12 +258,12 @@ def wait_for_job(client: K8sClient, plan: Plan, waiter: Waiter) -> t.Tuple[Obj, 
 
 def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
     error = seen.result or {}
+    where = "%s/%s" % (plan.namespace, plan.job_name)
     return RecoveryError(
-        "Failed to restore shard %s in Job %s/%s: %s" % (plan.shard, plan.namespace, plan.job_name,
-                                                          error.get("msg") or "the Job failed"),
-        resource="Job %s/%s" % (plan.namespace, plan.job_name), reason=error.get("reason") or "restore Job failed",
-        next_step=error.get("next_step") or "Read the Job's log: kubectl -n %s logs job/%s" % (plan.namespace,
-                                                                                              plan.job_name),
+        "Failed to restore shard %s in Job %s: %s" % (plan.shard, where, error.get("msg") or "the Job failed"),
+        resource="Job " + where, reason=error.get("reason") or "restore Job failed",
+        next_step=error.get("next_step") or "Read the Job's log: kubectl -n %s logs job/%s" % (
+            plan.namespace, plan.job_name),
         partial={"job": plan.to_dict(), "tried": error.get("tried") or [],
                  "quarantined": error.get("quarantined") or [], "shard_unchanged": True})
 
