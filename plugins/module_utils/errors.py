@@ -99,3 +99,20 @@ class GoldenSetInvalid(RecoveryError):
 
 class ValidationFailed(RecoveryError):
     """The golden-query gate judged the system not fit to serve (or to take traffic back)."""
+
+
+class DependencyCycle(RecoveryError):
+    """Components that wait for each other; ``cycle`` is closed: ``[a, b, a]``."""
+
+    def __init__(self, msg: str, *, cycle: t.List[str], **kwargs: t.Any) -> None:
+        super().__init__(msg, **kwargs)
+        self.cycle = cycle
+
+    def to_result(self) -> dict[str, t.Any]:
+        result = super().to_result()
+        result["cycle"] = self.cycle
+        return result
+
+
+class MigrationFailed(RecoveryError):
+    """A migration Job failed, or finished without bringing the stack to its version."""

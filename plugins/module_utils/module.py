@@ -16,6 +16,8 @@ OPTION_GROUPS: t.Mapping[str, t.Tuple[t.Callable[[], options.Spec], t.Callable[[
     "k8s": (options.k8s_auth_spec, options.k8s_auth_constraints),
     "s3": (options.s3_auth_spec, options.s3_auth_constraints),
     "wait": (options.wait_spec, dict),
+    "components": (options.components_spec, dict),
+    "migration": (options.migration_spec, options.migration_constraints),
 }
 
 

@@ -108,6 +108,43 @@ def wait_spec() -> Spec:
     }
 
 
+def components_spec() -> Spec:
+    """The stack's components as the inventory lists them (doc fragment ``components``)."""
+    return {
+        "components": {
+            "type": "list",
+            "elements": "dict",
+            "required": True,
+            "options": {
+                "name": {"type": "str", "required": True},
+                "kind": {"type": "str", "default": "Deployment", "choices": ["Deployment", "StatefulSet"]},
+                "depends_on": {"type": "list", "elements": "str", "default": []},
+                "replicas": {"type": "int"},
+                "wait_timeout": {"type": "int"},
+            },
+        },
+        "dependency_env": {"type": "str"},
+    }
+
+
+def migration_spec() -> Spec:
+    """Where a stack's migration Job template and its applied schema version live (doc fragment ``migration``)."""
+    return {
+        "migration_configmap": {"type": "str"},
+        "migration_key": {"type": "str", "default": "job.yaml", "no_log": False},
+        "migration_template": {"type": "dict"},
+        "migration_version": {"type": "str"},
+        "migration_version_env": {"type": "str", "default": "TARGET_SCHEMA_VERSION"},
+        "migration_selector": {"type": "str"},
+        "schema_configmap": {"type": "str", "default": "rag-schema"},
+        "schema_key": {"type": "str", "default": "version", "no_log": False},
+    }
+
+
+def migration_constraints() -> dict[str, t.Any]:
+    return {"mutually_exclusive": [["migration_configmap", "migration_template"]]}
+
+
 def merge_constraints(*groups: dict[str, t.Any]) -> dict[str, t.Any]:
     """Combine the constraint lists of several option groups into one set of kwargs."""
     merged: dict[str, list[t.Any]] = {}

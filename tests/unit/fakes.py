@@ -8,6 +8,7 @@ import copy
 import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, Conflict, NotFound
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import KINDS
 
 
 def merge_patch(target: t.Any, patch: t.Any) -> t.Any:
@@ -31,6 +32,8 @@ class FakeTransport:
         self.version = 100
         self.faults: list[tuple[str, str, ApiError]] = []
         self.calls: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
+        # Pod logs by the log path (".../pods/<name>/log"); other pods answer "log of <path>".
+        self.logs: dict[str, str] = {}
 
     def add(self, collection: str, obj: dict[str, t.Any]) -> dict[str, t.Any]:
         self.version += 1
@@ -76,11 +79,12 @@ class FakeTransport:
 
     def _get(self, path: str, query: dict[str, str]) -> t.Any:
         if path.endswith("/log"):
-            return "log of " + path
+            return self.logs.get(path, "log of " + path)
         if path in self.objects:
             return copy.deepcopy(self.objects[path])
         items = [copy.deepcopy(obj) for key, obj in sorted(self.objects.items()) if key.rsplit("/", 1)[0] == path]
-        if not items and not any(key.startswith(path + "/") for key in self.objects) and "/pods" not in path:
+        if (not items and not any(key.startswith(path + "/") for key in self.objects) and not _collection(path)
+                and "/pods" not in path):
             return self._read(path)
         selector = query.get("labelSelector", "")
         return {"items": [obj for obj in items if _matches(obj, selector)]}
@@ -94,6 +98,11 @@ class FakeTransport:
             stored["metadata"]["resourceVersion"] = str(self.version)
             self.objects[path] = stored
         return copy.deepcopy(stored)
+
+
+def _collection(path: str) -> bool:
+    """Whether ``path`` names a collection (it ends with a plural the collection knows): an empty list, not 404."""
+    return path.rsplit("/", 1)[-1] in {kind.plural for kind in KINDS.values()}
 
 
 def _matches(obj: dict[str, t.Any], selector: str) -> bool:

@@ -114,8 +114,16 @@ class KubernetesTransport:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
         if not 200 <= response.status <= 299:
             raise error_for_status(response.status, text, response.getheader("Retry-After"))
-        if text[:1] in ("{", "["):
-            return json.loads(text)
+        return parse_body(text, response.getheader("Content-Type") or "")
+
+
+def parse_body(text: str, content_type: str) -> t.Any:
+    """JSON answers parsed; text answers (pod logs, even logs made of JSON lines) as they are."""
+    if text[:1] not in ("{", "[") or content_type.startswith("text/"):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
         return text
 
 
