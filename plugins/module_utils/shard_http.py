@@ -1,0 +1,92 @@
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Talking to one vectorstore shard over HTTP: finding its pod's address, health and admin calls."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import pod_ready
+
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: status 0 means the shard could not be reached; ``body`` is parsed JSON or text."""
+
+    status: int
+    body: t.Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def to_dict(self) -> Obj:
+        return {"status": self.status, "body": self.body}
+
+
+HttpCall = t.Callable[[str, str, t.Optional[Obj], float], Answer]
+
+
+def _parse(raw: bytes) -> t.Any:
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip()[:2000]
+
+
+def http_call(method: str, url: str, body: Obj | None, timeout: float) -> Answer:
+    """One JSON request; HTTP errors are answers, an unreachable shard is status 0."""
+    data = json.dumps(body).encode("utf-8") if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the shard's own URL
+            return Answer(response.status, _parse(response.read(MAX_BODY)))
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, _parse(error.read(MAX_BODY)))
+    except (urllib.error.URLError, OSError) as error:
+        return Answer(0, "unreachable: %s" % getattr(error, "reason", error))
+
+
+@dataclass(frozen=True)
+class ShardEndpoint:
+    """Base URL of the shard and the pod behind it (``None`` when the URL was given)."""
+
+    url: str
+    pod: str | None = None
+
+
+def _deleting(pod: Obj) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def _preference(pod: Obj) -> t.Tuple[bool, str]:
+    return (pod_ready(pod), str(pod["metadata"].get("creationTimestamp") or ""))
+
+
+def find_endpoint(client: K8sClient, namespace: str, shard: str, shard_label: str, port: int) -> ShardEndpoint:
+    """The shard's pod to talk to: a Ready one first, then the newest; it must have an address."""
+    selector = "%s=%s" % (shard_label, shard)
+    pods = [pod for pod in client.list("Pod", namespace, label_selector=selector) if not _deleting(pod)]
+    addressed = [pod for pod in pods if (pod.get("status") or {}).get("podIP")]
+    if not addressed:
+        raise RecoveryError(
+            "Failed to find a pod of shard %s with an address (selector %s in %s)" % (shard, selector, namespace),
+            resource="pods %s" % selector, reason="no running pod for the shard" if not pods else "pod has no IP",
+            next_step="Check the shard's workload and pods (kubectl get pods -l %s); a shard without a running "
+                      "pod cannot be re-opened: restore it from a snapshot instead." % selector,
+        )
+    chosen = max(addressed, key=_preference)
+    return ShardEndpoint("http://%s:%d" % (chosen["status"]["podIP"], port), chosen["metadata"]["name"])
+
+
+def join(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/")

@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: shard_reopen
+short_description: Gracefully re-open a vectorstore shard's index and check its health
+version_added: 0.1.0
+description:
+  - Asks one vectorstore shard to re-load its index from disk through its admin HTTP endpoint
+    (default C(POST /admin/reopen)), then waits until its health check passes.
+  - A shard whose health check already passes is left alone (no change) unless O(force=true).
+  - Talks to the shard's pod directly (a Ready pod first, else the newest pod labelled
+    O(shard_label)=O(shard)), because a Service sends no traffic to a pod that is not Ready. Run it
+    where pod addresses are reachable (inside the cluster, for example from an AWX execution
+    environment), or pass O(url).
+  - Reports the shard's health and stats before and after, so the next step can decide between
+    validation and a restore.
+author:
+  - ragops.recovery maintainers (@ragops)
+options:
+  shard:
+    description:
+      - Id of the shard (for example V(shard-2)).
+    type: str
+    required: true
+  url:
+    description:
+      - Base URL of the shard (for example V(http://10.0.3.7:8080)). When given, no pod is looked up.
+    type: str
+  port:
+    description:
+      - Port of the shard's HTTP API on its pod.
+    type: int
+    default: 8080
+  shard_label:
+    description:
+      - Pod label whose value is the shard id.
+    type: str
+    default: ragops.io/shard
+  health_path:
+    description:
+      - Path of the shard's health check; a 2xx answer means healthy.
+    type: str
+    default: /readyz
+  stats_path:
+    description:
+      - Path of the shard's stats (document count, newest document, last error); V("") skips it.
+    type: str
+    default: /stats
+  reopen_path:
+    description:
+      - Path that re-opens the index when called with C(POST).
+    type: str
+    default: /admin/reopen
+  http_timeout:
+    description:
+      - Seconds one HTTP call to the shard may take.
+    type: float
+    default: 10
+  force:
+    description:
+      - Re-open even when the shard is healthy.
+    type: bool
+    default: false
+  require_healthy:
+    description:
+      - Fail the task when the shard is not healthy after the re-open.
+      - With V(false) the task succeeds and RV(shard.healthy) says whether the re-open worked, so a
+        playbook can go on to a restore.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - ragops.recovery.attributes
+  - ragops.recovery.k8s_auth
+  - ragops.recovery.wait
+attributes:
+  check_mode:
+    support: full
+    details: The health check runs; the re-open is not sent and is reported in RV(planned).
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: A healthy shard is not re-opened again.
+  action_group:
+    support: full
+seealso:
+  - module: ragops.recovery.shard_mark
+  - module: ragops.recovery.snapshot_restore
+  - module: ragops.recovery.golden_validate
+"""
+
+EXAMPLES = r"""
+- name: Try a graceful re-open of shard-2; go on to a restore when it does not help
+  ragops.recovery.shard_reopen:
+    namespace: rag-prod
+    shard: shard-2
+    wait_timeout: 30
+    require_healthy: false
+  register: reopen
+
+- name: Re-open a shard at a known address
+  ragops.recovery.shard_reopen:
+    shard: shard-2
+    url: http://10.0.3.7:8080
+"""
+
+RETURN = r"""
+shard:
+  description: The shard, the pod and URL used, and its health before and after.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Shard id.
+      type: str
+      sample: shard-2
+    pod:
+      description: The pod talked to; null when O(url) was given.
+      type: str
+      sample: vectorstore-2
+    url:
+      description: Base URL used.
+      type: str
+      sample: http://10.0.3.7:8080
+    reopened:
+      description: Whether the re-open was sent.
+      type: bool
+    healthy:
+      description: Whether the shard passed its health check at the end.
+      type: bool
+    before:
+      description: Health and stats before the re-open.
+      type: dict
+    after:
+      description: Health and stats after the re-open.
+      type: dict
+      returned: when the re-open was sent
+    answer:
+      description: The shard's answer to the re-open.
+      type: dict
+      returned: when the re-open was sent
+    error:
+      description: Why the shard is still unhealthy.
+      type: str
+      returned: when the re-open did not help
+planned:
+  description: The call that would be made, in check mode.
+  returned: in check mode when a re-open is needed
+  type: dict
+  sample: {"method": "POST", "url": "http://10.0.3.7:8080/admin/reopen"}
+duration:
+  description: Seconds the task took.
+  returned: always
+  type: float
+"""
+
+import time
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
+    KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_REQUIREMENT,
+    connect,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils.reopen import ShardApi, reopen_shard, unhealthy_error
+from ansible_collections.ragops.recovery.plugins.module_utils.shard_http import (
+    HttpCall,
+    ShardEndpoint,
+    find_endpoint,
+    http_call,
+    join,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    return {
+        "shard": {"type": "str", "required": True},
+        "url": {"type": "str"},
+        "port": {"type": "int", "default": 8080},
+        "shard_label": {"type": "str", "default": "ragops.io/shard"},
+        "health_path": {"type": "str", "default": "/readyz"},
+        "stats_path": {"type": "str", "default": "/stats"},
+        "reopen_path": {"type": "str", "default": "/admin/reopen"},
+        "http_timeout": {"type": "float", "default": 10.0},
+        "force": {"type": "bool", "default": False},
+        "require_healthy": {"type": "bool", "default": True},
+    }
+
+
+def endpoint_of(module: RecoveryModule) -> ShardEndpoint:
+    params = module.params
+    if params["url"]:
+        return ShardEndpoint(params["url"])
+    client = K8sClient(connect(params))
+    return find_endpoint(client, params["namespace"], params["shard"], params["shard_label"], params["port"])
+
+
+def run_module(module: RecoveryModule, call: HttpCall) -> dict[str, t.Any]:
+    params = module.params
+    started = time.monotonic()
+    endpoint = endpoint_of(module)
+    api = ShardApi(params["health_path"], params["stats_path"], params["reopen_path"], params["http_timeout"])
+    waiter = Waiter(timeout=params["wait_timeout"] if params["wait"] else 0, interval=params["wait_sleep"])
+    outcome = reopen_shard(call, endpoint, api, waiter, force=params["force"], check_mode=module.check_mode)
+    if outcome.reopened and not outcome.healthy and params["require_healthy"]:
+        raise unhealthy_error(params["shard"], endpoint, outcome)
+    result: dict[str, t.Any] = {
+        "changed": outcome.changed,
+        "shard": dict(outcome.to_dict(), name=params["shard"], pod=endpoint.pod, url=endpoint.url),
+        "duration": round(time.monotonic() - started, 3),
+    }
+    if module.check_mode and outcome.changed:
+        result["planned"] = {"method": "POST", "url": join(endpoint.url, api.reopen_path)}
+    return result
+
+
+def main() -> None:
+    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
+                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR})
+    with recovery_errors(module):
+        result = run_module(module, http_call)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
