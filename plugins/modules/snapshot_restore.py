@@ -32,6 +32,8 @@ options:
   mode:
     description:
       - V(local) restores into O(dest) on the host that runs the module; V(job) restores inside the cluster.
+      - V(job) mode always waits, for the restore Job and then for the shard's pod, each for at most
+        O(wait_timeout) seconds; O(wait) is not used.
     type: str
     choices: [local, job]
     default: local
