@@ -34,8 +34,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.reports imp
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.suite import Outcome, Plan, run_validation
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
 
-# The lab retriever's and shard's request and answer shapes (docs/contract.md): the defaults.
-DEFAULT_BODY = {"query": "${query}", "k": "${k}"}
 DEFAULT_K = 10
 Params = t.Mapping[str, t.Any]
 ConfigMapReader = t.Callable[[str, str], str]
@@ -61,10 +59,11 @@ def load(params: Params, read_configmap: ConfigMapReader) -> GoldenSet:
 
 
 def request_body(params: Params) -> t.Any:
-    """The body template: the option, else the lab contract's body for POST and PUT, else none."""
+    """The body template: the option, else the body the lab's retriever and shard take (the defaults of
+    ids_path and scores_path read their answers) for POST and PUT, else none."""
     if params.get("body") is not None:
         return params["body"]
-    return DEFAULT_BODY if params["method"] != "GET" else None
+    return {"query": "${query}", "k": "${k}"} if params["method"] != "GET" else None
 
 
 def query_api(params: Params) -> q.QueryApi:

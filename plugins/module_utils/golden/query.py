@@ -269,18 +269,32 @@ def _snippet(payload: bytes | str) -> str:
 
 @dataclass
 class InFlight:
-    """When each query was sent, shared by the workers and the collector."""
+    """The queries sent and not yet settled, with when each was sent; shared by workers and collector.
+
+    Settled queries leave it, so the collector's bookkeeping stays proportional to the concurrency,
+    not to the size of the golden set.
+    """
 
     lock: threading.Lock
     started: t.Dict[str, float]
+    sent: t.Set[str]
 
     def start(self, qid: str, at: float) -> None:
         with self.lock:
             self.started[qid] = at
+            self.sent.add(qid)
+
+    def settle(self, qid: str) -> None:
+        with self.lock:
+            self.started.pop(qid, None)
 
     def snapshot(self) -> t.Dict[str, float]:
         with self.lock:
             return dict(self.started)
+
+    def was_sent(self, qid: str) -> bool:
+        with self.lock:
+            return qid in self.sent
 
 
 def run_queries(api: QueryApi, queries: t.Sequence[GoldenQuery], k: int, *, concurrency: int,
@@ -294,7 +308,7 @@ def run_queries(api: QueryApi, queries: t.Sequence[GoldenQuery], k: int, *, conc
     for query in queries:
         pending.put(query)
     done: queue.Queue[Answer] = queue.Queue()
-    flight = InFlight(threading.Lock(), {})
+    flight = InFlight(threading.Lock(), {}, set())
     stop = threading.Event()
     for _worker in range(max(1, min(concurrency, len(queries)))):
         threading.Thread(target=_work, args=(api, k, clock, pending, done, flight, stop), daemon=True).start()
@@ -302,11 +316,10 @@ def run_queries(api: QueryApi, queries: t.Sequence[GoldenQuery], k: int, *, conc
         answers = _collect(len(queries), api.timeout, deadline_at, clock, done, flight)
     finally:
         stop.set()
-    started = flight.snapshot()
     for query in queries:
         if query.qid not in answers:
             answers[query.qid] = Answer(query.qid, kind=DEADLINE, error=(
-                "no answer before the overall deadline" if query.qid in started
+                "no answer before the overall deadline" if flight.was_sent(query.qid)
                 else "not sent: the overall deadline had passed"))
     return [answers[query.qid] for query in queries]
 
@@ -328,10 +341,11 @@ def _collect(expected: int, timeout: float, deadline_at: float, clock: Clock, do
     answers: t.Dict[str, Answer] = {}
     while len(answers) < expected:
         now = clock.now()
-        open_since = {qid: at for qid, at in flight.snapshot().items() if qid not in answers}
+        open_since = flight.snapshot()
         for qid, at in open_since.items():
             if at + timeout <= now:
                 answers[qid] = _timed_out(qid, timeout)
+                flight.settle(qid)
         if len(answers) >= expected or now >= deadline_at:
             break
         expiries = [at + timeout for qid, at in open_since.items() if qid not in answers]
@@ -343,6 +357,7 @@ def _collect(expected: int, timeout: float, deadline_at: float, clock: Clock, do
         if answer.qid not in answers:
             late = answer.latency is not None and answer.latency > timeout
             answers[answer.qid] = _timed_out(answer.qid, timeout) if late else answer
+            flight.settle(answer.qid)
     return answers
 
 

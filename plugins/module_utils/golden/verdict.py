@@ -10,6 +10,7 @@ aggregate metrics, not on its own.
 
 from __future__ import annotations
 
+import types
 import typing as t
 from dataclasses import asdict, dataclass, field
 
@@ -21,8 +22,10 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation 
 FAIL = "fail"
 WARN = "warn"
 # Upper limits: option name -> aggregate metric it limits.
-MAXIMUMS = {"max_error_rate": "error_rate", "max_empty_rate": "empty_rate", "max_latency_p95": "latency_p95",
-            "max_latency": "latency_max", "max_score_drift": "score_drift"}
+MAXIMUMS = types.MappingProxyType({
+    "max_error_rate": "error_rate", "max_empty_rate": "empty_rate", "max_latency_p95": "latency_p95",
+    "max_latency": "latency_max", "max_score_drift": "score_drift",
+})
 RATE_LIMITS = ("max_error_rate", "max_empty_rate")
 
 

@@ -64,7 +64,7 @@ def test_a_healthy_system_passes_in_check_mode_and_writes_the_reports(
     assert json.loads(Path(reports["json"]).read_text())["verdict"] == "pass"
     # a case per query, then per check: error_rate, empty_rate and the three baseline metrics
     assert Path(reports["junit"]).read_text().count("<testcase ") == 3 + 5
-    assert [s.body for s in healthy.seen][0] == {"query": "restore notes", "k": 3}
+    assert healthy.seen[0].body == {"query": "restore notes", "k": 3}
 
 
 def test_a_broken_shard_fails_the_gate_with_the_failing_queries_and_the_next_step(
@@ -218,3 +218,25 @@ def test_capture_refuses_an_unhealthy_system_and_can_seed_expected_ids(
     assert refused["msg"].startswith("Refusing to record a baseline: 2 of 2 queries failed or came back empty "
                                      "(p1: HTTP 500: boom")
     assert not (tmp_path / "other.yml").exists()
+
+
+def test_thousands_of_queries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    count = 2000
+    queries = [{"qid": "q%04d" % i, "text": "question %d" % i, "expected_ids": ["doc-%d" % i],
+                "must_pass": i % 10 == 0} for i in range(count)]
+    path = tmp_path / "large.yml"
+    path.write_text(yaml.safe_dump({"k": 5, "queries": queries}))
+
+    def answer(seen: Seen) -> Reply:
+        number = int(seen.body["query"].split()[1])
+        return lab_answer(["doc-%d" % number, "doc-x"])
+
+    with Endpoint(answer) as endpoint:
+        result = run(capsys, golden_set=str(path), url=endpoint.url, concurrency=16,
+                     reports={"junit": str(tmp_path / "large.xml"), "markdown": str(tmp_path / "large.md")})
+    validation = result["validation"]
+    assert validation["passed"] is True and len(validation["queries"]) == count
+    assert validation["metrics"]["precision_at_k"] == 0.2 and validation["metrics"]["must_pass_rate"] == 1.0
+    assert (tmp_path / "large.xml").read_text().count("<testcase ") == count + 2
+    assert "1950 more queries are in the JSON report." in (tmp_path / "large.md").read_text()
+    assert validation["duration"] < 30
