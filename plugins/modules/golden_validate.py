@@ -33,6 +33,7 @@ author:
   - ragops.recovery maintainers (@ragops)
 requirements:
   - jmespath
+  - PyYAML
   - kubernetes (only with O(golden_configmap))
 options:
   golden_set:
@@ -222,8 +223,9 @@ options:
     description:
       - Baseline metrics to compare with, overriding the golden set's C(baseline), for example the
         RV(validation.metrics) registered from a run on a known-good system.
-      - Keys are V(hit_at_k), V(recall_at_k), V(precision_at_k), V(mrr), V(ndcg_at_k),
-        V(must_pass_rate) and V(rank_agreement); other keys of a registered result are not accepted.
+      - Compared are V(hit_at_k), V(recall_at_k), V(precision_at_k), V(mrr), V(ndcg_at_k),
+        V(must_pass_rate) and V(rank_agreement); the other metrics of RV(validation.metrics) and C(null)
+        values are left out; any other key fails the task.
     type: dict
   tolerance:
     description: How far (absolute) a metric may drop below its baseline before the verdict fails.
@@ -282,7 +284,7 @@ attributes:
     details:
       - The queries only read, so check mode runs the whole validation and gives the same verdict.
       - Reports are written in check mode too; a capture does not write O(capture_dest) in check mode
-        and predicts RV(changed).
+        and reports whether it would change it.
   diff_mode:
     support: partial
     details: A capture shows the golden set file before and after; a validation changes nothing to diff.
@@ -361,14 +363,12 @@ EXAMPLES = r"""
     mode: capture
     capture_dest: files/golden-with-baseline.yml
 
-- name: Ramp-back check against the precision and MRR measured before the outage
+- name: Ramp-back check against the metrics measured before the outage
   ragops.recovery.golden_validate:
     golden_configmap:
       name: rag-golden-set
     url: http://retriever.rag-prod.svc:8080/search
-    baseline:
-      precision_at_k: "{{ golden_before.validation.metrics.precision_at_k }}"
-      mrr: "{{ golden_before.validation.metrics.mrr }}"
+    baseline: "{{ golden_before.validation.metrics }}"
     tolerance: 0.02
 """
 
@@ -501,6 +501,10 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import gate
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
+    YAML_IMPORT_ERROR,
+    YAML_REQUIREMENT,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.query import (
     JMESPATH_IMPORT_ERROR,
     JMESPATH_REQUIREMENT,
@@ -520,7 +524,8 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
     return {
         "golden_set": {"type": "path"},
         "golden_configmap": {"type": "dict", "options": {"name": {"type": "str", "required": True},
-                                                         "key": {"type": "str", "default": "golden.yml"}}},
+                                                         "key": {"type": "str", "default": "golden.yml",
+                                                                 "no_log": False}}},
         "mode": {"type": "str", "default": "validate", "choices": ["validate", "capture"]},
         "url": {"type": "str", "required": True},
         "method": {"type": "str", "default": "POST", "choices": ["GET", "POST", "PUT"]},
@@ -542,8 +547,8 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
         "use_proxy": {"type": "bool", "default": True},
         "thresholds": {"type": "dict", "default": {}, "options": {
             **{name: dict(rate) for name in ("hit_at_k", "recall_at_k", "precision_at_k", "mrr", "ndcg_at_k",
-                                             "must_pass_rate", "rank_agreement", "max_latency_p95", "max_latency",
-                                             "max_score_drift")},
+                                             "rank_agreement", "max_latency_p95", "max_latency", "max_score_drift")},
+            "must_pass_rate": {"type": "float", "no_log": False},
             "max_error_rate": {"type": "float", "default": 0.0},
             "max_empty_rate": {"type": "float", "default": 0.0},
         }},
@@ -584,7 +589,8 @@ def run_module(module: RecoveryModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s"], libraries={JMESPATH_REQUIREMENT: JMESPATH_IMPORT_ERROR},
+    libraries = {JMESPATH_REQUIREMENT: JMESPATH_IMPORT_ERROR, YAML_REQUIREMENT: YAML_IMPORT_ERROR}
+    module = RecoveryModule(argument_spec(), groups=["k8s"], libraries=libraries,
                             mutually_exclusive=[["golden_set", "golden_configmap"]],
                             required_one_of=[["golden_set", "golden_configmap"]],
                             required_if=[["mode", "capture", ["capture_dest"]]])

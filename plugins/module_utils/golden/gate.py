@@ -26,7 +26,9 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset i
     parse_baseline_metrics,
     select_queries,
 )
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import BASELINE_METRICS
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.reports import (
+    METRIC_ORDER,
     public_url,
     validation_dict,
     write_reports,
@@ -35,6 +37,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.suite impor
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
 
 DEFAULT_K = 10
+NOT_BASELINE = frozenset(name for name in METRIC_ORDER if name not in BASELINE_METRICS)
 Params = t.Mapping[str, t.Any]
 ConfigMapReader = t.Callable[[str, str], str]
 
@@ -88,7 +91,10 @@ def criteria(params: Params, golden: GoldenSet, k: int, subset: bool) -> v.Crite
     baseline, note = dict(golden.baseline), None
     if params.get("baseline") is not None:
         problems = Problems()
-        baseline = parse_baseline_metrics(params["baseline"], "baseline", problems)
+        # A registered validation.metrics works as it is: the metrics that are no baseline are left out.
+        given = {name: value for name, value in params["baseline"].items()
+                 if value is not None and name not in NOT_BASELINE}
+        baseline = parse_baseline_metrics(given, "baseline", problems)
         if problems.items:
             raise GoldenSetInvalid("Invalid baseline option: %s" % "; ".join(problems.items), resource="baseline")
     elif golden.k is not None and golden.k != k:

@@ -220,6 +220,17 @@ def test_capture_refuses_an_unhealthy_system_and_can_seed_expected_ids(
     assert not (tmp_path / "other.yml").exists()
 
 
+def test_a_registered_result_serves_as_the_baseline(golden_file: Path, healthy: Endpoint,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    before = run(capsys, golden_set=str(golden_file), url=healthy.url)["validation"]["metrics"]
+    assert before["latency_p50"] is not None and before["rank_agreement"] is None
+    again = run(capsys, golden_set=str(golden_file), url=healthy.url, qids=["q001"], baseline=before)
+    assert again["failed"] is True
+    assert "precision_at_k 0.3333 dropped 0.1111 below the baseline 0.4444" in again["msg"]
+    assert sorted(again["validation"]["baseline"]) == ["hit_at_k", "mrr", "must_pass_rate", "ndcg_at_k",
+                                                       "precision_at_k", "recall_at_k"]
+
+
 def test_thousands_of_queries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     count = 2000
     queries = [{"qid": "q%04d" % i, "text": "question %d" % i, "expected_ids": ["doc-%d" % i],
