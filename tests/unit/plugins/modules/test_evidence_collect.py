@@ -1,0 +1,95 @@
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""evidence_collect through main(): a write-once bundle with a SHA-256 manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import typing as t
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.ragops.recovery.plugins.module_utils.shard_http import Answer
+from ansible_collections.ragops.recovery.plugins.modules import evidence_collect
+from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
+
+NS = "/api/v1/namespaces/rag"
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
+    fake = FakeTransport()
+    fake.add(NS + "/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "vectorstore-2", "namespace": "rag", "labels": {"ragops.io/shard": "shard-2"},
+                     "managedFields": [{"manager": "x"}]},
+        "spec": {"containers": [{"name": "shard", "env": [{"name": "API_KEY", "value": "s3cr3t-value"},
+                                                          {"name": "DATA_DIR", "value": "/data"}]}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-vectorstore-2"}}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.7"}})
+    fake.add(NS + "/persistentvolumeclaims", {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                              "metadata": {"name": "data-vectorstore-2", "namespace": "rag"}})
+    fake.add(NS + "/configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": "rag-shard-registry", "namespace": "rag"},
+                                  "data": {"shard-2": json.dumps({"state": "serving"})}})
+    fake.add(NS + "/events", {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "rag"},
+                              "involvedObject": {"name": "vectorstore-2"}, "message": "Readiness probe failed"})
+    fake.add(NS + "/events", {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e2", "namespace": "rag"},
+                              "involvedObject": {"name": "other"}, "message": "unrelated"})
+    fake.logs[NS + "/pods/vectorstore-2/log"] = '{"event": "index_load_failed"}\n'
+    monkeypatch.setattr(evidence_collect, "connect", lambda params: fake)
+    monkeypatch.setattr(evidence_collect, "http_call",
+                        lambda method, url, body, timeout: Answer(503, {"ready": False, "reason": "corrupt"}))
+    return fake
+
+
+def run(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
+    args = dict({"namespace": "rag", "shard": "shard-2", "incident_id": "INC-9"}, **args)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        evidence_collect.main()
+    return t.cast(t.Dict[str, t.Any], json.loads(capsys.readouterr().out))
+
+
+def test_bundle_written_once_with_manifest(api: FakeTransport, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    planned = run(capsys, dest=str(tmp_path), _ansible_check_mode=True)
+    assert planned["changed"] is True and not list(tmp_path.iterdir())
+    result = run(capsys, dest=str(tmp_path))
+    bundle = Path(result["evidence"]["path"])
+    assert bundle == tmp_path / "INC-9" / "evidence-shard-2.tar.gz"
+    data = bundle.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == result["evidence"]["sha256"]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = {m.name: t.cast(t.IO[bytes], tar.extractfile(m)).read() for m in tar.getmembers()}
+    manifest = json.loads(members.pop("MANIFEST.json"))
+    assert set(manifest["files"]) == set(members)
+    for name, content in members.items():
+        assert manifest["files"][name]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert b"index_load_failed" in members["logs/vectorstore-2/shard.log"]
+    assert b"Readiness probe failed" in members["events.yaml"] and b"unrelated" not in members["events.yaml"]
+    assert b"s3cr3t-value" not in members["objects/pod-vectorstore-2.yaml"]
+    assert b"managedFields" not in members["objects/pod-vectorstore-2.yaml"]
+    assert b"data-vectorstore-2" in members["objects/pvc-data-vectorstore-2.yaml"]
+    assert b"corrupt" in members["health/vectorstore-2.json"]
+    assert b"shard-2" in members["registry.yaml"]
+    assert (tmp_path / "INC-9" / "evidence-shard-2.manifest.json").exists()
+
+    again = run(capsys, dest=str(tmp_path))
+    assert again["changed"] is False and again["evidence"]["existed"] is True
+    assert bundle.read_bytes() == data
+
+
+def test_needs_a_destination(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(capsys)
+    assert result["failed"] is True and "dest, bucket" in result["msg"]
+
+
+def test_incident_id_cannot_escape_the_folder(api: FakeTransport, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(capsys, dest=str(tmp_path), incident_id="../x")
+    assert result["failed"] is True and "Invalid incident_id" in result["msg"]
