@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: generator_fallback
+short_description: Put the generator into a safe fallback mode (cached answers or refusal) and back
+version_added: 0.1.0
+description:
+  - The runbook's local fallback when no provider can answer. With O(mode=cache) the generator answers
+    known query ids from an answer cache and safely refuses everything else; with O(mode=refuse) it
+    always refuses. Neither calls an LLM provider.
+  - Builds the answer cache ConfigMap O(answer_cache_configmap) from O(answers) or O(answers_file) (one
+    key per qid, the value JSON C({"answer", "citations"})) when one of them is given, then sets the
+    generator's fallback flag (and the cache ConfigMap flag) in the Deployment's env or O(flags_configmap).
+  - Records the flags before the first change in the annotation C(ragops.io/previous-fallback);
+    O(state=restored) sets them back (normally C(off)). The answer cache ConfigMap is kept.
+author:
+  - ragops.recovery maintainers (@ragops)
+options:
+  mode:
+    description: The fallback mode. V(off) answers normally through the provider.
+    type: str
+    choices: [cache, refuse, "off"]
+    default: cache
+  answers:
+    description: Cached answers by qid; a value is the answer text or C({answer, citations}).
+    type: dict
+  answers_file:
+    description:
+      - JSON or YAML file on the controller with the same mapping (for example answers captured from the
+        golden set on a healthy system).
+    type: path
+  qids:
+    description: Put only these qids into the cache (all when empty); a qid without an answer fails the task.
+    type: list
+    elements: str
+    default: []
+  answer_cache_configmap:
+    description: Name of the answer cache ConfigMap in O(namespace).
+    type: str
+    default: rag-answer-cache
+  mode_env:
+    description: Env var (or flags ConfigMap key) of the fallback mode.
+    type: str
+    default: FALLBACK_MODE
+  cache_env:
+    description: Env var (or flags ConfigMap key) naming the answer cache ConfigMap.
+    type: str
+    default: ANSWER_CACHE_CONFIGMAP
+extends_documentation_fragment:
+  - ragops.recovery.attributes
+  - ragops.recovery.k8s_auth
+  - ragops.recovery.generator
+  - ragops.recovery.wait
+attributes:
+  check_mode:
+    support: full
+    details: Writes are sent as server-side dry runs; nothing is stored and nothing rolls out.
+  diff_mode:
+    support: full
+    details: The fallback flags before and after, and the qids added to or removed from the cache.
+  idempotent:
+    support: full
+    details: A second run with the same arguments reports no change.
+  action_group:
+    support: full
+seealso:
+  - module: ragops.recovery.provider_switch
+  - module: ragops.recovery.provider_check
+"""
+
+EXAMPLES = r"""
+- name: No provider answers; serve known questions from the cache, refuse the rest
+  ragops.recovery.generator_fallback:
+    namespace: rag-prod
+    mode: cache
+    answers_file: files/answer-cache.json
+
+- name: Back to normal answers
+  ragops.recovery.generator_fallback:
+    namespace: rag-prod
+    state: restored
+"""
+
+RETURN = r"""
+fallback:
+  description: The fallback flags and the answer cache.
+  returned: always
+  type: dict
+  contains:
+    mode:
+      description: The fallback mode in force after the task (in check mode, as it would be).
+      type: str
+      sample: cache
+    before:
+      description: The flags before the change.
+      type: dict
+      sample: {"FALLBACK_MODE": null, "ANSWER_CACHE_CONFIGMAP": "rag-answer-cache"}
+    after:
+      description: The flags after the change.
+      type: dict
+      sample: {"FALLBACK_MODE": "cache", "ANSWER_CACHE_CONFIGMAP": "rag-answer-cache"}
+    previous:
+      description: The values recorded before the first change, which O(state=restored) sets back.
+      type: dict
+      sample: {"FALLBACK_MODE": null}
+    cache:
+      description: The answer cache ConfigMap, its qids, and whether it changed.
+      type: dict
+      sample: {"name": "rag-answer-cache", "qids": 30, "changed": false}
+    target:
+      description: The object holding the flags.
+      type: str
+      sample: Deployment rag-prod/generator
+    duration:
+      description: Seconds spent waiting for the rollout.
+      type: float
+      sample: 2.1
+"""
+
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils import answer_cache
+from ansible_collections.ragops.recovery.plugins.module_utils.generator_flags import (
+    FlagTarget,
+    WaitOptions,
+    generator_spec,
+    set_flags,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
+    KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_REQUIREMENT,
+    connect,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+
+GROUP = "fallback"
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    return dict(generator_spec(), **{
+        "mode": {"type": "str", "default": "cache", "choices": ["cache", "refuse", "off"]},
+        "answers": {"type": "dict"},
+        "answers_file": {"type": "path"},
+        "qids": {"type": "list", "elements": "str", "default": []},
+        "answer_cache_configmap": {"type": "str", "default": "rag-answer-cache"},
+        "mode_env": {"type": "str", "default": "FALLBACK_MODE"},
+        "cache_env": {"type": "str", "default": "ANSWER_CACHE_CONFIGMAP"},
+    })
+
+
+def build_cache(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+    params = module.params
+    cache: dict[str, t.Any] = {"name": params["answer_cache_configmap"], "changed": False}
+    source = params["answers"] if params["answers"] is not None else None
+    if params["answers_file"]:
+        source = answer_cache.load_answers(params["answers_file"])
+    if source is None or params["state"] == "restored":
+        return cache
+    data = answer_cache.cache_data(source, params["qids"])
+    changed, before = answer_cache.write_cache(client, params["namespace"], cache["name"], data, module.check_mode)
+    cache.update(changed=changed, qids=len(data), added=sorted(set(data) - set(before)),
+                 removed=sorted(set(before) - set(data)))
+    return cache
+
+
+def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+    params = module.params
+    cache = build_cache(module, client)
+    desired = {params["mode_env"]: params["mode"]}
+    if params["mode"] == "cache":
+        desired[params["cache_env"]] = params["answer_cache_configmap"]
+    outcome = set_flags(client, FlagTarget.from_params(params), GROUP, desired, check_mode=module.check_mode,
+                        wait=WaitOptions.from_params(params), restore=params["state"] == "restored",
+                        report=(params["mode_env"], params["cache_env"]))
+    fallback = dict(outcome.result(), cache=cache, mode=outcome.after.get(params["mode_env"]) or "off")
+    result: dict[str, t.Any] = {"changed": outcome.changed or cache["changed"], "fallback": fallback}
+    if module._diff:
+        result["diff"] = {"before": dict(outcome.before, cache_qids_removed=cache.get("removed", [])),
+                          "after": dict(outcome.after, cache_qids_added=cache.get("added", []))}
+    return result
+
+
+def main() -> None:
+    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
+                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
+                            mutually_exclusive=[["answers", "answers_file"]])
+    with recovery_errors(module):
+        result = run_module(module, K8sClient(connect(module.params)))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

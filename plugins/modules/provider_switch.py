@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: provider_switch
+short_description: Set the generator's active LLM provider and its ramp weights
+version_added: 0.1.0
+description:
+  - Sets the provider the generator sends questions to (the env var O(provider_env) of the generator
+    Deployment, or a key of O(flags_configmap)) and, for a generator with weighted routing, the
+    share of traffic per provider (O(weights_env), for example C(primary:25,backup:75)).
+  - Records the values before the first change in the annotation C(ragops.io/previous-provider), so
+    that O(state=restored) rolls the switch back; the record is dropped once the flags are back at
+    those values.
+  - Waits until the Deployment's rollout is Ready (new pods with the new env), unless O(wait=false).
+  - Check the target first with M(ragops.recovery.provider_check); this module only switches.
+author:
+  - ragops.recovery maintainers (@ragops)
+options:
+  provider:
+    description:
+      - Name of the provider to send traffic to (for example V(backup)). Left as it is when omitted.
+    type: str
+  weights:
+    description:
+      - Percent of traffic per provider, adding up to 100, in the order given (for example
+        V({primary: 25, backup: 75})). V({}) removes weighted routing so that O(provider) takes all
+        traffic. Left as it is when omitted.
+    type: dict
+  provider_env:
+    description: Env var (or flags ConfigMap key) naming the active provider.
+    type: str
+    default: PROVIDER
+  weights_env:
+    description: Env var (or flags ConfigMap key) holding the weights.
+    type: str
+    default: PROVIDER_WEIGHTS
+extends_documentation_fragment:
+  - ragops.recovery.attributes
+  - ragops.recovery.k8s_auth
+  - ragops.recovery.generator
+  - ragops.recovery.wait
+attributes:
+  check_mode:
+    support: full
+    details: The change is sent as a server-side dry run; nothing is stored and nothing rolls out.
+  diff_mode:
+    support: full
+    details: The provider flags before and after; values from Secrets are shown as C(<secret>).
+  idempotent:
+    support: full
+    details: A second run with the same arguments reports no change.
+  action_group:
+    support: full
+seealso:
+  - module: ragops.recovery.provider_check
+  - module: ragops.recovery.generator_fallback
+  - module: ragops.recovery.traffic_throttle
+"""
+
+EXAMPLES = r"""
+- name: Switch the generator to the backup provider
+  ragops.recovery.provider_switch:
+    namespace: rag-prod
+    provider: backup
+    weights: {}
+
+- name: Send a quarter of the traffic back to the primary
+  ragops.recovery.provider_switch:
+    namespace: rag-prod
+    weights:
+      primary: 25
+      backup: 75
+
+- name: Roll the switch back to the values before the incident
+  ragops.recovery.provider_switch:
+    namespace: rag-prod
+    state: restored
+"""
+
+RETURN = r"""
+provider:
+  description: The provider flags.
+  returned: always
+  type: dict
+  contains:
+    before:
+      description: The flags before the change.
+      type: dict
+      sample: {"PROVIDER": "primary", "PROVIDER_WEIGHTS": null}
+    after:
+      description: The flags after the change (in check mode, as they would be).
+      type: dict
+      sample: {"PROVIDER": "backup", "PROVIDER_WEIGHTS": null}
+    previous:
+      description: The values recorded before the first change, which O(state=restored) sets back.
+      type: dict
+      sample: {"PROVIDER": "primary", "PROVIDER_WEIGHTS": null}
+    active:
+      description: The provider taking traffic (the one named by the provider flag).
+      type: str
+      sample: backup
+    weights:
+      description: The weights in force, empty without weighted routing.
+      type: dict
+      sample: {"primary": 25, "backup": 75}
+    target:
+      description: The object holding the flags.
+      type: str
+      sample: Deployment rag-prod/generator
+    duration:
+      description: Seconds spent waiting for the rollout.
+      type: float
+      sample: 2.1
+"""
+
+import typing as t
+
+from ansible_collections.ragops.recovery.plugins.module_utils import generator_config
+from ansible_collections.ragops.recovery.plugins.module_utils.generator_flags import (
+    FlagTarget,
+    WaitOptions,
+    generator_spec,
+    set_flags,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
+    KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_REQUIREMENT,
+    connect,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+
+GROUP = "provider"
+
+
+def argument_spec() -> dict[str, dict[str, t.Any]]:
+    return dict(generator_spec(), **{
+        "provider": {"type": "str"},
+        "weights": {"type": "dict"},
+        "provider_env": {"type": "str", "default": "PROVIDER"},
+        "weights_env": {"type": "str", "default": "PROVIDER_WEIGHTS"},
+    })
+
+
+def desired_flags(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    desired: dict[str, t.Any] = {}
+    if params["provider"] is not None:
+        desired[params["provider_env"]] = params["provider"]
+    if params["weights"] is not None:
+        weights = {str(name): int(value) for name, value in params["weights"].items()}
+        desired[params["weights_env"]] = generator_config.format_weights(weights) or None
+    return desired
+
+
+def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+    params = module.params
+    restore = params["state"] == "restored"
+    outcome = set_flags(client, FlagTarget.from_params(params), GROUP, desired_flags(params),
+                        check_mode=module.check_mode, wait=WaitOptions.from_params(params), restore=restore,
+                        report=(params["provider_env"], params["weights_env"]))
+    after = outcome.after
+    provider = dict(outcome.result(), active=after.get(params["provider_env"]),
+                    weights=generator_config.parse_weights(after.get(params["weights_env"])))
+    result: dict[str, t.Any] = {"changed": outcome.changed, "provider": provider}
+    if module._diff:
+        result["diff"] = {"before": outcome.before, "after": outcome.after}
+    return result
+
+
+def main() -> None:
+    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
+                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
+                            required_if=[["state", "present", ["provider", "weights"], True]])
+    with recovery_errors(module):
+        result = run_module(module, K8sClient(connect(module.params)))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
