@@ -97,17 +97,29 @@ def start(module: str, name: str, **env: str) -> Program:
                                env=program_env(PORT=str(port), **env), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     program = Program(name, process, port)
-    program.wait_answering()
+    try:
+        program.wait_answering()
+    except AssertionError:
+        program.stop()
+        raise
     return program
 
 
 def start_shard(shard: str, volume: Path, **env: str) -> Program:
+    """A shard server on ``volume``; another attempt on a new port if a process elsewhere took the port
+    between choosing it and binding it (other test runs share the loopback)."""
     ordinal = shard.rsplit("-", 1)[1]
-    program = start("shard", "vectorstore-%s" % ordinal, POD_NAME="vectorstore-%s" % ordinal, SHARD_ID=shard,
-                    DATA_DIR=str(volume), **env)
-    status, stats = http("GET", program.url + "/stats")
-    assert status == 200 and stats["data_dir"] == str(volume), stats  # our process, on our volume
-    return program
+    for _attempt in range(3):
+        try:
+            program = start("shard", "vectorstore-%s" % ordinal, POD_NAME="vectorstore-%s" % ordinal,
+                            SHARD_ID=shard, DATA_DIR=str(volume), **env)
+        except AssertionError:
+            continue
+        status, stats = http("GET", program.url + "/stats")
+        if status == 200 and stats.get("data_dir") == str(volume):
+            return program
+        program.stop()
+    raise AssertionError("could not start %s on %s" % (shard, volume))
 
 
 def start_retriever(api_url: str, token: str, namespace: str) -> Program:
