@@ -48,7 +48,7 @@ def http_call(method: str, url: str, body: Obj | None, timeout: float) -> Answer
     data = json.dumps(body).encode("utf-8") if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the shard's own URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return Answer(response.status, _parse(response.read(MAX_BODY)))
     except urllib.error.HTTPError as error:
         return Answer(error.code, _parse(error.read(MAX_BODY)))
