@@ -121,33 +121,46 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def run(command: Sequence[str] | str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, int]:
-    """Seconds and peak resident memory (KiB, the whole process tree, sampled every 50 ms) of one command."""
+Measure = tuple[float, int, float]
+
+
+def run(command: Sequence[str] | str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Measure:
+    """Seconds, peak resident memory (KiB, the whole process tree, sampled every 50 ms) and CPU seconds
+    (user + system of the command and everything it waited for) of one command.  On a shared machine
+    the CPU seconds compare the work done when wall times are noisy."""
     started = time.monotonic()
     process = subprocess.Popen(command, shell=isinstance(command, str), env=env, cwd=cwd,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
-    while process.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
         peak = max(peak, tree_rss(process.pid))
         time.sleep(0.05)
     elapsed = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError("failed: %s: %s" % (command, process.stderr.read().decode() if process.stderr else ""))
-    return elapsed, peak
+    return elapsed, peak, usage.ru_utime + usage.ru_stime
 
 
-def best(repeat: int, measure: Callable[[], tuple[float, int]], prepare: Callable[[], None] = lambda: None
-         ) -> tuple[float, int]:
+def summary(results: Sequence[Measure]) -> Measure:
+    """Best wall time, highest memory, least CPU."""
+    return min(r[0] for r in results), max(r[1] for r in results), min(r[2] for r in results)
+
+
+def best(repeat: int, measure: Callable[[], Measure], prepare: Callable[[], None] = lambda: None) -> Measure:
     results = []
     for _ in range(repeat):
         prepare()
         results.append(measure())
-    return min(r[0] for r in results), max(r[1] for r in results)
+    return summary(results)
 
 
-def duel(repeat: int, ours: Callable[[], tuple[float, int]], theirs: Callable[[], tuple[float, int]],
+def duel(repeat: int, ours: Callable[[], Measure], theirs: Callable[[], Measure],
          prepare_ours: Callable[[], None] = lambda: None, prepare_theirs: Callable[[], None] = lambda: None
-         ) -> tuple[tuple[float, int], tuple[float, int]]:
+         ) -> tuple[Measure, Measure]:
     """Both measured alternately (theirs, ours, theirs, ours...) so that load from elsewhere hits both alike."""
     mine, other = [], []
     for _ in range(repeat):
@@ -155,8 +168,7 @@ def duel(repeat: int, ours: Callable[[], tuple[float, int]], theirs: Callable[[]
         other.append(theirs())
         prepare_ours()
         mine.append(ours())
-    return ((min(r[0] for r in mine), max(r[1] for r in mine)),
-            (min(r[0] for r in other), max(r[1] for r in other)))
+    return summary(mine), summary(other)
 
 
 ENGINE = r"""
@@ -196,7 +208,7 @@ class Bench:
     def s5(self, rest: str) -> str:
         return "%s --endpoint-url %s %s" % (self.s5cmd, self.s3.url, rest)
 
-    def engine(self, action: str, path: Path, snapshot_id: str) -> tuple[float, int]:
+    def engine(self, action: str, path: Path, snapshot_id: str) -> Measure:
         payload = {"action": action, "path": str(path), "snapshot_id": snapshot_id, "bucket": self.s3.bucket,
                    "prefix": "bench", "concurrency": self.args.concurrency,
                    "s3": {"endpoint_url": self.s3.url, "access_key": self.s3.access_key,
@@ -207,20 +219,20 @@ class Bench:
         self.runs += 1
         return "bench-%d-%d" % (os.getpid(), self.runs)
 
-    def create_ours(self) -> tuple[float, int]:
+    def create_ours(self) -> Measure:
         return self.engine("create", self.data, self.next_id())
 
-    def create_baseline(self) -> tuple[float, int]:
+    def create_baseline(self) -> Measure:
         key = "baseline/%s/data.tar.zst" % self.next_id()
         pipeline = "tar -cf - -C %s . | zstd -q -T0 -3 | %s" % (self.data, self.s5("pipe " + self.url(key)))
         sums = "cd %s && find . -type f -print0 | sort -z | xargs -0 sha256sum > %s" % (
             self.data, self.work / "SHA256SUMS")
         return run("(%s) & (%s) & wait" % (pipeline, sums), env=self.env)
 
-    def restore_ours(self, snapshot_id: str) -> tuple[float, int]:
+    def restore_ours(self, snapshot_id: str) -> Measure:
         return self.engine("restore", self.work / "out-ours" / "shard-0", snapshot_id)
 
-    def restore_baseline(self, key: str, durable: bool = False) -> tuple[float, int]:
+    def restore_baseline(self, key: str, durable: bool = False) -> Measure:
         out = self.work / "out-base"
         script = "%s | zstd -q -d | tar -xf - -C %s && cd %s && sha256sum --quiet -c %s" % (
             self.s5("cat " + self.url(key)), out, out, self.work / "SHA256SUMS")
@@ -236,23 +248,27 @@ class Bench:
 
 def limits(bench: Bench, key: str, archive: Path, size: int) -> dict[str, float]:
     mb = size / 1e6
-    read, _ = best(bench.args.repeat, lambda: run(bench.s5("cat %s > /dev/null" % bench.url(key)), env=bench.env))
-    decompress, _ = best(bench.args.repeat, lambda: run("zstd -q -d -c %s > /dev/null" % archive))
+    repeat = bench.args.repeat
+    read = best(repeat, lambda: run(bench.s5("cat %s > /dev/null" % bench.url(key)), env=bench.env))[0]
+    decompress = best(repeat, lambda: run("zstd -q -d -c %s > /dev/null" % archive))[0]
     target = bench.work / "ddtest"
-    write, _ = best(bench.args.repeat, lambda: run("dd if=/dev/zero of=%s bs=1M count=%d status=none && rm %s" % (
-        target, max(1, size // MIB), target)))
+    dd = "dd if=/dev/zero of=%s bs=1M count=%d status=none" % (target, max(1, size // MIB))
+    write = best(repeat, lambda: run("%s && rm %s" % (dd, target)))[0]
+    synced = best(repeat, lambda: run("%s conv=fsync && rm %s" % (dd, target)))[0]
     return {"s3_read_mb_s": archive.stat().st_size / 1e6 / read, "zstd_decompress_mb_s": mb / decompress,
-            "disk_write_mb_s": mb / write}
+            "disk_write_mb_s": mb / write, "disk_write_fsync_mb_s": mb / synced}
 
 
-def report(label: str, ours: tuple[float, int], base: tuple[float, int], size: int) -> dict[str, float]:
+def report(label: str, ours: Measure, base: Measure, size: int) -> dict[str, float]:
     mb = size / 1e6
     line = {"ours_s": round(ours[0], 2), "ours_mb_s": round(mb / ours[0], 1), "ours_peak_rss_mib": ours[1] // 1024,
-            "baseline_s": round(base[0], 2), "baseline_mb_s": round(mb / base[0], 1),
-            "baseline_peak_rss_mib": base[1] // 1024, "ratio": round(base[0] / ours[0], 2)}
-    print("%-8s ours %6.2fs %7.1f MB/s (peak %4d MiB) | baseline %6.2fs %7.1f MB/s (peak %4d MiB) | ratio %.2f"
-          % (label, ours[0], mb / ours[0], ours[1] // 1024, base[0], mb / base[0], base[1] // 1024,
-             base[0] / ours[0]))
+            "ours_cpu_s": round(ours[2], 2), "baseline_s": round(base[0], 2), "baseline_mb_s": round(mb / base[0], 1),
+            "baseline_peak_rss_mib": base[1] // 1024, "baseline_cpu_s": round(base[2], 2),
+            "ratio": round(base[0] / ours[0], 2), "cpu_ratio": round(base[2] / ours[2], 2)}
+    print("%-8s ours %6.2fs %7.1f MB/s cpu %6.2fs peak %4d MiB | baseline %6.2fs %7.1f MB/s cpu %6.2fs peak %4d MiB"
+          " | ratio %.2f, cpu ratio %.2f" % (label, ours[0], mb / ours[0], ours[2], ours[1] // 1024, base[0],
+                                             mb / base[0], base[2], base[1] // 1024, base[0] / ours[0],
+                                             base[2] / ours[2]))
     return line
 
 
@@ -296,14 +312,14 @@ def measure(bench: Bench, size: int) -> dict[str, object]:
     compressed = archive.stat().st_size
     print("archive: %.1f MiB (%.0f%% of the data)" % (compressed / MIB, 100 * compressed / size))
     print("limits: S3 read %(s3_read_mb_s).0f MB/s (archive bytes), zstd -d %(zstd_decompress_mb_s).0f MB/s, "
-          "disk write %(disk_write_mb_s).0f MB/s (data bytes)" % machine)
+          "disk write %(disk_write_mb_s).0f MB/s, with fsync %(disk_write_fsync_mb_s).0f MB/s (data bytes)" % machine)
     results = {"bytes": size, "archive_bytes": archive.stat().st_size, "limits": machine,
                "create": report("create", create_ours, create_base, size),
                "restore": report("restore", restore_ours, restore_base, size),
                "restore_vs_durable_baseline": report("restore*", restore_ours, durable_base, size)}
     print("restore* compares with the baseline followed by sync -f (both then have the data on disk)")
-    slowest = min(machine["s3_read_mb_s"] * size / archive.stat().st_size, machine["zstd_decompress_mb_s"],
-                  machine["disk_write_mb_s"])
+    slowest = min(machine["s3_read_mb_s"] * size / compressed, machine["zstd_decompress_mb_s"],
+                  machine["disk_write_fsync_mb_s"])
     ours_rate = size / 1e6 / restore_ours[0]
     print("restore reaches %.0f%% of the slowest single stage (%.0f MB/s of data)" % (100 * ours_rate / slowest,
                                                                                       slowest))

@@ -61,6 +61,7 @@ class TarWriter:
     """Writes a POSIX (pax) tar stream of directories and regular files into ``sink``."""
 
     sink: Sink
+    hash_chunk: t.Callable[[t.Any, bytes], None] = lambda digest, data: digest.update(data)
     offset: int = 0
     buffer: bytearray = field(default_factory=lambda: bytearray(COPY_SIZE))
 
@@ -71,8 +72,12 @@ class TarWriter:
     def add_directory(self, entry: DirEntry, mtime: int) -> None:
         self._emit(_header(entry.path, tarfile.DIRTYPE, 0, entry.mode, mtime))
 
-    def add_file(self, path: str, handle: t.BinaryIO, size: int, mode: int, mtime: int) -> FileEntry:
-        """Copy exactly ``size`` bytes of ``handle``, hashing them; a file that grew or shrank is refused."""
+    def add_file(self, path: str, handle: t.BinaryIO, size: int, mode: int, mtime: int) -> t.Any:
+        """Copy exactly ``size`` bytes of ``handle``; a file that grew or shrank is refused.
+
+        Returns the file's SHA-256 object, fed through ``hash_chunk`` (possibly in another thread:
+        read its digest once that thread has finished).
+        """
         self._emit(_header(path, tarfile.REGTYPE, size, mode, mtime))
         digest, remaining, view = hashlib.sha256(), size, memoryview(self.buffer)
         while remaining:
@@ -80,14 +85,15 @@ class TarWriter:
             if not count:
                 raise SourceChanged("File %s shrank while it was archived" % path, resource=path,
                                     reason="size changed during the snapshot")
-            digest.update(view[:count])
-            self._emit(bytes(view[:count]))
+            chunk = bytes(view[:count])
+            self.hash_chunk(digest, chunk)
+            self._emit(chunk)
             remaining -= count
         if handle.read(1):
             raise SourceChanged("File %s grew while it was archived" % path, resource=path,
                                 reason="size changed during the snapshot")
         self._emit(b"\0" * _padding(size))
-        return FileEntry(path, size, digest.hexdigest(), mode & 0o7777, mtime)
+        return digest
 
     def close(self) -> None:
         """End-of-archive blocks, padded to a whole record as tar itself writes."""
@@ -187,14 +193,19 @@ class ExtractStats:
 class Extractor:
     """Extracts a tar stream into the empty directory ``root``, admitting only what ``manifest`` lists.
 
-    ``progress`` is called with the number of file bytes written so far, after each file.
+    ``progress`` is called with the number of file bytes written so far, after each file.  Each
+    chunk written is hashed through ``hash_chunk`` (which may hand it to another thread); ``drain``
+    waits for that hashing, and every file's SHA-256 is compared before :meth:`run` returns.
     """
 
     root: str
     manifest: Manifest
     progress: t.Callable[[int], None] = lambda written: None
+    hash_chunk: t.Callable[[t.Any, bytes], None] = lambda digest, data: digest.update(data)
+    drain: t.Callable[[], None] = lambda: None
     stats: ExtractStats = field(default_factory=ExtractStats)
     done: t.Set[str] = field(default_factory=set)
+    hashed: t.List[t.Tuple[FileEntry, t.Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.files = {f.path: f for f in self.manifest.files}
@@ -209,8 +220,16 @@ class Extractor:
                 break
             self._admit(source, member)
         self._check_complete()
+        self.drain()
+        self._check_digests()
         self._finish_modes()
         return self.stats
+
+    def _check_digests(self) -> None:
+        for entry, digest in self.hashed:
+            if digest.hexdigest() != entry.sha256:
+                raise SnapshotInvalid("File %s does not match its SHA-256 in the manifest" % entry.path,
+                                      resource=entry.path, reason="file checksum mismatch")
 
     def _refuse(self, member: Member, why: str) -> SnapshotInvalid:
         return SnapshotInvalid("Refusing archive member %r: %s" % (member.name, why), resource=member.name,
@@ -248,33 +267,30 @@ class Extractor:
         path = os.path.join(self.root, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
-            digest = self._copy(source, fd, entry)
+            self.hashed.append((entry, self._copy(source, fd, entry)))
             os.fchmod(fd, entry.mode & 0o777)
         finally:
             os.close(fd)
-        if digest != entry.sha256:
-            raise SnapshotInvalid("File %s does not match its SHA-256 in the manifest" % name, resource=name,
-                                  reason="file checksum mismatch")
         if entry.mtime:
             os.utime(path, (entry.mtime, entry.mtime))
         read_exact(source, _padding(entry.size))
         self.stats.files += 1
         self.progress(self.stats.bytes_written)
 
-    def _copy(self, source: Source, fd: int, entry: FileEntry) -> str:
+    def _copy(self, source: Source, fd: int, entry: FileEntry) -> t.Any:
         digest, remaining = hashlib.sha256(), entry.size
         while remaining:
             data = source.read(min(remaining, COPY_SIZE))
             if not data:
                 raise SnapshotInvalid("The archive ended inside %s" % entry.path, reason="truncated archive")
-            digest.update(data)
+            self.hash_chunk(digest, data)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
                 self._count(written)
             remaining -= len(data)
-        return digest.hexdigest()
+        return digest
 
     def _count(self, written: int) -> None:
         self.stats.bytes_written += written

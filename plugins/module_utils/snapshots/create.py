@@ -29,6 +29,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest
     checksums_text,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import MultipartSink, S3Store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.stage import Stage
 
 try:
     import zstandard
@@ -100,16 +101,23 @@ def _changed(before: t.Sequence[Scanned], after: t.Sequence[Scanned]) -> str | N
 
 @dataclass
 class ArchiveHasher:
-    """Counts and hashes the compressed stream on its way to the upload."""
+    """Counts and hashes the compressed stream on its way to the upload, in a stage of its own."""
 
     sink: MultipartSink
     size: int = 0
     digest: t.Any = field(default_factory=hashlib.sha256)
 
-    def write(self, data: bytes) -> int:
+    def __post_init__(self) -> None:
+        self.stage: Stage[bytes] = Stage(self._consume, depth=64, name="snapshot-archive")
+
+    def _consume(self, data: bytes) -> None:
         self.digest.update(data)
         self.size += len(data)
-        return self.sink.write(data)
+        self.sink.write(data)
+
+    def write(self, data: bytes) -> int:
+        self.stage.put(bytes(data))
+        return len(data)
 
 
 @dataclass(frozen=True)
@@ -123,34 +131,41 @@ class CreateRequest:
     source: t.Mapping[str, t.Any] = field(default_factory=dict)
 
 
-def _archive_file(writer: TarWriter, root: str, item: Scanned) -> FileEntry:
+def _archive_file(writer: TarWriter, root: str, item: Scanned) -> t.Any:
     fd = os.open(os.path.join(root, item.path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, "rb", buffering=0) as handle:
         before = os.fstat(fd)
         if (before.st_ino, before.st_size, before.st_mtime_ns) != (item.inode, item.size, item.mtime_ns):
             raise SourceChanged("File %s changed while the snapshot was taken" % item.path, resource=item.path,
                                 reason="modified during the snapshot")
-        entry = writer.add_file(item.path, handle, item.size, item.mode, item.mtime_ns // 1_000_000_000)
+        digest = writer.add_file(item.path, handle, item.size, item.mode, item.mtime_ns // 1_000_000_000)
         after = os.fstat(fd)
     if (after.st_size, after.st_mtime_ns) != (item.size, item.mtime_ns):
         raise SourceChanged("File %s changed while the snapshot was taken" % item.path, resource=item.path,
                             reason="modified during the snapshot")
-    return entry
+    return digest
 
 
 def _stream_tree(request: CreateRequest, tree: t.Sequence[Scanned], hasher: ArchiveHasher) -> t.List[FileEntry]:
+    """Tar and compress the tree; files are hashed in one stage, the compressed stream in another."""
     compressor = zstandard.ZstdCompressor(level=request.level, threads=request.threads, write_checksum=True)
-    files: t.List[FileEntry] = []
-    with compressor.stream_writer(t.cast(t.IO[bytes], hasher), closefd=False, write_return_read=True) as stream:
-        writer = TarWriter(stream)
-        for item in tree:
-            if item.is_dir:
-                writer.add_directory(DirEntry(item.path, item.mode), item.mtime_ns // 1_000_000_000)
-            else:
-                files.append(_archive_file(writer, request.root, item))
-        writer.close()
-        stream.flush(zstandard.FLUSH_FRAME)
-    return files
+    hashing: Stage[t.Tuple[t.Any, bytes]] = Stage(lambda item: item[0].update(item[1]), name="snapshot-hash")
+    digests: t.List[t.Tuple[Scanned, t.Any]] = []
+    try:
+        with compressor.stream_writer(t.cast(t.IO[bytes], hasher), closefd=False, write_return_read=True) as stream:
+            writer = TarWriter(stream, hash_chunk=lambda digest, data: hashing.put((digest, data)))
+            for item in tree:
+                if item.is_dir:
+                    writer.add_directory(DirEntry(item.path, item.mode), item.mtime_ns // 1_000_000_000)
+                else:
+                    digests.append((item, _archive_file(writer, request.root, item)))
+            writer.close()
+            stream.flush(zstandard.FLUSH_FRAME)
+        hashing.close()
+    finally:
+        hashing.stop()
+    return [FileEntry(item.path, item.size, digest.hexdigest(), item.mode, item.mtime_ns // 1_000_000_000)
+            for item, digest in digests]
 
 
 def upload_archive(store: S3Store, request: CreateRequest, tree: t.Sequence[Scanned],
@@ -160,12 +175,14 @@ def upload_archive(store: S3Store, request: CreateRequest, tree: t.Sequence[Scan
     hasher = ArchiveHasher(sink)
     try:
         files = _stream_tree(request, tree, hasher)
+        hasher.stage.close()
         change = _changed(tree, scan(request.root))
         if change:
             raise SourceChanged("The data directory changed while the snapshot was taken: %s" % change,
                                 resource=request.root, reason="modified during the snapshot")
         chunks = sink.finish()
     except BaseException:
+        hasher.stage.stop()
         sink.abort()
         raise
     return ArchiveInfo(layout.ARCHIVE, hasher.size, hasher.digest.hexdigest(), CHUNK_SIZE, tuple(chunks)), files

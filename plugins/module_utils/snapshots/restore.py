@@ -29,6 +29,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive 
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.create import RESTORE_MARKER
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import Manifest
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store, VerifiedReader
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.stage import Stage
 
 with contextlib.suppress(ImportError):  # reported through create.ZSTD_IMPORT_ERROR
     import zstandard
@@ -84,11 +85,13 @@ class Restored:
 
 def _decompress(reader: VerifiedReader, staging: str, manifest: Manifest, progress: Progress) -> None:
     decompressor = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+    hashing: Stage[t.Tuple[t.Any, bytes]] = Stage(lambda item: item[0].update(item[1]), name="restore-hash")
     try:
         source = t.cast(t.IO[bytes], reader)
         with decompressor.stream_reader(source, read_size=1 << 20, read_across_frames=True, closefd=False) as raw:
             capped = CappedSource(raw, stream_limit(manifest))
-            Extractor(staging, manifest, lambda done: progress(done, manifest.total_bytes)).run(capped)
+            Extractor(staging, manifest, lambda done: progress(done, manifest.total_bytes),
+                      hash_chunk=lambda digest, data: hashing.put((digest, data)), drain=hashing.close).run(capped)
             while True:  # the rest is end-of-archive padding; reading it verifies the last parts too
                 tail = capped.read(1 << 20)
                 if not tail:
@@ -97,6 +100,8 @@ def _decompress(reader: VerifiedReader, staging: str, manifest: Manifest, progre
                     raise SnapshotInvalid("The archive has data after its end", reason="trailing data in archive")
     except zstandard.ZstdError as error:
         raise SnapshotInvalid("The archive does not decompress: %s" % error, reason="zstd error") from None
+    finally:
+        hashing.stop()
 
 
 def _check_space(staging_parent: str, manifest: Manifest) -> None:
