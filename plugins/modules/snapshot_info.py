@@ -199,7 +199,7 @@ def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
         "newest_verified": newest,
         "recovery_point": catalog.recovery_point(found, now),
         "unverified": [{"snapshot_id": v["snapshot_id"], "status": v["status"], "reason": v["reason"]}
-                    for v in views if not v["verified"]],
+                       for v in views if not v["verified"]],
         "hold": store.read_hold(s3, where),
     }
 

@@ -68,7 +68,7 @@ def test_info_reports_recovery_point_skips_and_query(tmp_path: Path, fake: FakeS
     info = run(snapshot_info, capsys, _ansible_check_mode=True)
     assert info["changed"] is False and info["recovery_point"]["snapshot_id"] == "s1"
     assert info["unverified"] == [{"snapshot_id": "s2", "status": "incomplete",
-                                "reason": "no manifest.json (upload unfinished or failed)"}]
+                                   "reason": "no manifest.json (upload unfinished or failed)"}]
     queried = run(snapshot_info, capsys, query="[?verified].snapshot_id")
     assert queried["snapshots"] == ["s1"]
     bad = run(snapshot_info, capsys, query="length(@)")
