@@ -77,8 +77,7 @@ def run_recovery(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) 
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_DIR)),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CALLBACKS_ENABLED": "ragops.recovery.timeline",
            "RAGOPS_TIMELINE_DIR": str(out_dir / "timeline"), "RAGOPS_REPORT_DIR": str(out_dir / "reports")}
-    extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason,
-                  "ragops_indexer_image": "ragops-lab/indexer"}
+    extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), RECOVERY_PLAYBOOK, "-i",
                str(lab.paths.inventory), "-e", json.dumps(extra_vars)]
     result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True,

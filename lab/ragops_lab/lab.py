@@ -262,6 +262,8 @@ class Lab:
             "ragops_generator_url": endpoints.services["generator"],
             "ragops_controller_url": endpoints.services["controller"],
             "ragops_indexer_url": endpoints.services["indexer"],
+            # The image of the re-index Job that Scenario A starts; the node agent runs it as the lab's indexer.
+            "ragops_indexer_image": "ragops-lab/indexer",
             "ragops_provider_urls": {n: endpoints.services[f"provider-{n}"] for n in ("primary", "backup")},
             "ragops_shard_urls": endpoints.shards,
             "ragops_golden_set": str(corpus.DATA_DIR / corpus.GOLDEN_FILE),
