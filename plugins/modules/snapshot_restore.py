@@ -130,7 +130,7 @@ attributes:
     details: Chooses the snapshot and reports whether a restore would run; downloads and writes nothing.
   diff_mode:
     support: full
-    details: The snapshot the target holds before and after.
+    details: The snapshot the target holds before and after (local), or the shard's claim (job).
   idempotent:
     support: full
     details: The completion marker (local) or the PVC's restore annotation (job) is checked first.
