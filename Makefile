@@ -71,8 +71,10 @@ lab-fault: venv
 	@test -n "$(FAULT)" || { echo 'usage: make lab-fault FAULT="corrupt-shard shard-2"'; exit 2; }
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab fault $(FAULT)
 
+# SCENARIO=a (default): a corrupt shard; SCENARIO=c: a bootstrap deadlock (lab/ragops_lab/drill_bootstrap.py).
+SCENARIO ?= a
 drill: venv
-	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill --scenario $(SCENARIO)
 
 # Snapshot create/restore against tar|zstd|s5cmd on >= 1 GiB of index-like data (bench/snapshots.py).
 bench-snapshots: venv

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ragops_lab import drill, faults
+from ragops_lab import drill, drill_bootstrap, faults
 from ragops_lab.lab import DEFAULT_STATE_DIR, Lab
 from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
@@ -24,7 +24,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 epilog=f"faults:\n{catalogue}", formatter_class=argparse.RawDescriptionHelpFormatter)
     fault.add_argument("name", choices=[f.name for f in faults.CATALOGUE], metavar="NAME")
     fault.add_argument("args", nargs="*", metavar="ARG")
-    commands.add_parser("drill", help="up, corrupt shard-2, quarantine it with the collection's playbook, down")
+    drill_parser = commands.add_parser("drill", help="up, break the stack, recover it with the collection, down")
+    drill_parser.add_argument("--scenario", choices=("a", "c"), default="a",
+                              help="a: a corrupt vectorstore shard (default); c: a bootstrap deadlock")
     return parser.parse_args(argv)
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fault":
             print(faults.inject(lab, args.name, args.args))
         elif args.command == "drill":
-            return drill.run(lab)
+            return drill_bootstrap.run(lab) if args.scenario == "c" else drill.run(lab)
     except (LabError, KubeError) as exc:
         print(f"lab {args.command} failed: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "lab"))
+# The lab's own test support (lab_support.py: whole labs as fixtures), shared with the tests that need a lab.
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Cluster, Runner  # noqa: E402
