@@ -53,10 +53,12 @@ class Component:
 
 
 def components_from_params(items: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[Component]:
+    """The components, checked (unique names, known dependencies) before the cluster is asked anything."""
     components = [Component.from_params(item) for item in items]
     if not components:
         raise RecoveryError("No components given", reason="empty component list",
                             next_step="Pass the stack's components (the inventory's ragops_components).")
+    declared_graph(components)
     return components
 
 

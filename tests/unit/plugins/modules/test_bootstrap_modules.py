@@ -69,9 +69,11 @@ def test_stack_info_names_a_configured_cycle(cluster: FakeCluster, capsys: pytes
     assert result["graph"]["order"] is None and result["migration"]["configured"] is False
 
 
-def test_stack_info_rejects_a_bad_component_list(cluster: FakeCluster, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stack_info_rejects_bad_components(api: FakeTransport, cluster: FakeCluster,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     result = run(stack_info, capsys, components=[{"name": "a", "depends_on": ["ghost"]}])
     assert result["failed"] is True and result["msg"] == "Unknown dependencies: ghost (needed by a)"
+    assert api.calls == []
     result = run(stack_info, capsys, components=[{"name": "a", "kind": "DaemonSet"}])
     assert result["failed"] is True and "kind" in result["msg"]
 
