@@ -167,7 +167,8 @@ def change_hold(module: RecoveryModule, s3: S3Store, where: layout.ShardLocation
     else:
         changed = own and (module.check_mode or store.release_hold(s3, where))
         after = store.read_hold(s3, where) if not module.check_mode else (None if own else before)
-    result = {"changed": bool(changed), "hold": after, "pruned": [], "kept": [], "deleted_keys": [], "anchor": None}
+    result: dict[str, t.Any] = {"changed": bool(changed), "hold": after, "pruned": [], "kept": [], "deleted_keys": [],
+                                "anchor": None}
     if module._diff:
         result["diff"] = {"before": {"hold": before}, "after": {"hold": after}}
     return result
@@ -188,7 +189,7 @@ def prune(module: RecoveryModule, s3: S3Store, where: layout.ShardLocation) -> d
     keys = [where.key(s.snapshot_id, name) for s in plan.delete for name in catalog.deletion_order(s)]
     if plan.delete and not module.check_mode:
         keys = store.delete_planned(s3, where, plan)
-    result = {
+    result: dict[str, t.Any] = {
         "changed": bool(plan.delete), "hold": hold, "deleted_keys": keys,
         "anchor": catalog.format_time(plan.anchor) if plan.anchor else None,
         "pruned": [{"snapshot_id": s.snapshot_id, "status": s.status,
