@@ -88,6 +88,10 @@ class Workload:
             return None
 
     @property
+    def ready_replicas(self) -> int:
+        return int(((self.obj or {}).get("status") or {}).get("readyReplicas") or 0)
+
+    @property
     def ready(self) -> bool:
         return bool(self.obj) and self.desired > 0 and READY_PREDICATES[self.component.kind](self.obj or {})
 

@@ -166,7 +166,6 @@ def component_report(client: K8sClient, namespace: str, workload: Workload, stat
                      stack: StackGraph, log_lines: int) -> Obj:
     component = workload.component
     observed = [dep for dep in stack.graph.depends_on[component.name] if dep not in component.depends_on]
-    obj_status = (workload.obj or {}).get("status") or {}
     return {
         "name": component.name,
         "kind": component.kind,
@@ -175,7 +174,7 @@ def component_report(client: K8sClient, namespace: str, workload: Workload, stat
         "reason": status.reason,
         "ready": status.ready,
         "replicas": workload.desired if workload.obj else 0,
-        "ready_replicas": int(obj_status.get("readyReplicas") or 0),
+        "ready_replicas": workload.ready_replicas,
         "held_down": workload.held_down if workload.obj and workload.desired == 0 else None,
         "depends_on": list(component.depends_on),
         "observed_depends_on": observed,

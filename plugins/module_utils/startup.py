@@ -32,6 +32,8 @@ from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Cloc
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 MODES = ("in_order", "one_by_one")
+# Actions that change the cluster; "wait" and "none" only read it.
+CHANGES = ("scale_up", "restart", "scale_down_and_up")
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ def start_action(workload: Workload, restart_unready: bool) -> str:
         return "scale_up"
     if workload.ready:
         return "none"
-    # A crash-looping pod may sit in a back-off of minutes even once its cause is fixed: a new pod starts now.
-    return "restart" if restart_unready else "wait"
+    # A crash-looping pod may sit in a back-off of minutes even once its cause is fixed: new pods start now.
+    # A component that still serves with some replicas is only waited for (scoped recovery first).
+    return "restart" if restart_unready and workload.ready_replicas == 0 else "wait"
 
 
 def needs_recovery(workloads: t.Sequence[Workload]) -> bool:
@@ -130,7 +133,7 @@ class Run:
             next_step="Find out why %s is not Ready (ragops.recovery.stack_info shows its pods, init containers and "
                       "logs), fix it, then re-run: components left at zero carry their replica count in the %s "
                       "annotation and come back in order." % (status.name, SCALED_DOWN_ANNOTATION),
-            partial={"changed": any(item["action"] != "none" for item in self.progress), "components": self.progress,
+            partial={"changed": any(item["action"] in CHANGES for item in self.progress), "components": self.progress,
                      "failed_component": status.name, "not_started": rest, "left_down": down})
 
     def _down(self, workload: Workload) -> bool:
@@ -208,11 +211,11 @@ def start_components(client: K8sClient, components: t.Sequence[Component], reque
     else:
         run.in_order()
     return {
-        "changed": any(item["action"] != "none" for item in run.progress),
+        "changed": any(item["action"] in CHANGES for item in run.progress),
         "mode": request.mode,
         "order": order,
         "components": run.progress,
-        "started": [item["name"] for item in run.progress if item["action"] != "none"],
+        "started": [item["name"] for item in run.progress if item["action"] in CHANGES],
         "scaled_down": stopped,
         "duration": round(clock.now() - started_at, 3),
     }
@@ -220,7 +223,7 @@ def start_components(client: K8sClient, components: t.Sequence[Component], reque
 
 def start_diff(result: Obj) -> Obj:
     """Replica counts and readiness before and after, for the components the run touched."""
-    touched = [item for item in result["components"] if item["action"] != "none"]
+    touched = [item for item in result["components"] if item["action"] in CHANGES]
     return {"before": {item["name"]: {"replicas": item["replicas_before"], "ready": item["ready_before"]}
                        for item in touched},
             "after": {item["name"]: {"replicas": item["replicas"], "ready": True} for item in touched}}

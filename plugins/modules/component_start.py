@@ -14,8 +14,9 @@ description:
     C(controller → indexer → controller).
   - With O(mode=in_order), goes through the components in that order. A component at zero replicas is
     scaled up (to the count recorded when the collection scaled it down, else O(components[].replicas),
-    else 1); one that is not Ready is restarted as C(kubectl rollout restart) does (see O(restart_unready));
-    a Ready one is left alone. Each component is waited for until Ready before the next one is touched.
+    else 1); one with no Ready replica is restarted as C(kubectl rollout restart) does (see
+    O(restart_unready)); one that is partly Ready is only waited for; a Ready one is left alone. Each
+    component is waited for until Ready before the next one is touched.
   - With O(mode=one_by_one), and only when some component is not Ready, scales every component to zero
     first (dependents first, recording each replica count in the workload's C(ragops.io/scaled-down-from)
     annotation), waits until no pod is left, then brings the components up one at a time in order, each
@@ -36,8 +37,8 @@ options:
     default: in_order
   restart_unready:
     description:
-      - With O(mode=in_order), restart a component that has its replicas but is not Ready, so that a pod
-        in a long crash-loop back-off starts again at once. Without it, the component is only waited for.
+      - With O(mode=in_order), restart a component that has its replicas but none of them Ready, so that
+        pods in a long crash-loop back-off start again at once. Without it, the component is only waited for.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -116,7 +117,7 @@ components:
       sample: Deployment
     action:
       description:
-        - V(none), V(scale_up), V(restart), V(wait) (not Ready, O(restart_unready=false)) or
+        - V(none), V(scale_up), V(restart), V(wait) (partly Ready, or O(restart_unready=false)) or
           V(scale_down_and_up) (O(mode=one_by_one)).
       type: str
       sample: restart

@@ -80,6 +80,17 @@ def test_in_order_restarts_what_is_stuck_and_waits_for_each(api: FakeTransport, 
     assert start(api, cluster)["changed"] is False
 
 
+def test_a_partly_ready_component_is_waited_for_not_restarted(api: FakeTransport, cluster: FakeCluster) -> None:
+    cluster.broken["vectorstore"] = "CrashLoopBackOff"
+    cluster.tick()
+    api.objects[APPS + "/statefulsets/vectorstore"]["status"]["readyReplicas"] = 1
+    cluster.broken.clear()
+    result = start(api, cluster)
+    assert [item["action"] for item in result["components"]] == ["none", "wait", "none", "none"]
+    assert result["components"][1]["ready"] is True and patches(api) == []
+    assert result["changed"] is False and result["started"] == []
+
+
 def test_check_mode_sends_dry_runs_and_waits_for_nothing(api: FakeTransport, cluster: FakeCluster) -> None:
     api.objects[APPS + "/deployments/retriever"]["spec"]["replicas"] = 0
     cluster.tick()
