@@ -641,12 +641,18 @@ def _dispatch(app: App, request: Request) -> Response:
         return Response(500, {"error": f"internal error: {exc}"})
 
 
+class _Server(ThreadingHTTPServer):
+    # The default accept queue of 5 overflows when a caller fans out dozens of queries at once,
+    # which a real service's listen backlog would absorb.
+    request_queue_size = 128
+
+
 class RunningApp:
     """An App served on a background thread; used by `run_app` and by tests."""
 
     def __init__(self, app: App, host: str, port: int) -> None:
         self.app = app
-        self.server = ThreadingHTTPServer((host, port), _handler_class(app))
+        self.server = _Server((host, port), _handler_class(app))
         self.server.daemon_threads = True
         self.host = host
         self.port = int(self.server.server_address[1])
