@@ -80,9 +80,15 @@ def schema_version(lab: Lab) -> str:
     return str((configmap.get("data") or {}).get("version"))
 
 
-def failure_line(output: str) -> str:
-    return next((line.strip() for line in output.splitlines() if line.startswith("fatal:")
-                 and "Bootstrap recovery of" in line), "")
+def failure_message(output: str) -> str:
+    """The message the playbook failed with (its last `fatal:` line)."""
+    lines = [line for line in output.splitlines() if line.startswith("fatal:") and "=> {" in line]
+    if not lines:
+        return ""
+    try:
+        return str(json.loads(lines[-1].split("=> ", 1)[1]).get("msg", ""))
+    except ValueError:
+        return lines[-1]
 
 
 def bootstrap_drill(lab: Lab, timeline: Timeline) -> list[str]:
@@ -110,9 +116,9 @@ def bootstrap_drill(lab: Lab, timeline: Timeline) -> list[str]:
         timeline.note(faults.inject(lab, "dependency-cycle", []))
     with timeline.step(f"diagnose: the playbook must refuse, naming the cycle ({refused})"):
         cycle = recover(lab, refused, lab.paths.root / "drill" / f"{refused}.log")
-        line = failure_line(cycle.stdout)
-        timeline.note(line)
-        if cycle.returncode == 0 or "Dependency cycle controller \u2192 retriever \u2192 controller" not in line:
+        message = failure_message(cycle.stdout)
+        timeline.note(message)
+        if cycle.returncode == 0 or "Dependency cycle controller \u2192 retriever \u2192 controller" not in message:
             raise LabError(f"expected the playbook to refuse the cycle; see {lab.paths.root}/drill/{refused}.log")
     return [f"incident {incident}: schema 1 but a release needing 2; controller, retriever and generator "
             "crash-looped (schema_version_too_old) and the RAG API stopped answering",
