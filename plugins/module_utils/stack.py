@@ -34,6 +34,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.graph import (
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import pod_summary
 from ansible_collections.ragops.recovery.plugins.module_utils.migration import MigrationSource, read_migration
+from ansible_collections.ragops.recovery.plugins.module_utils.migration_job import job_outcome
 
 START_STEP = ("Start the components in dependency order (ragops.recovery.component_start); if one never becomes "
               "Ready, scale everything down and bring the components up one by one (mode=one_by_one).")
@@ -193,6 +194,16 @@ def graph_report(stack: StackGraph) -> Obj:
     }
 
 
+def migration_report(client: K8sClient, source: MigrationSource, log_lines: int) -> Obj:
+    """The migration, with the pod, exit code and last log lines of the Jobs that matter: running, failed, newest."""
+    state = read_migration(client, source)
+    report = state.report()
+    for index, (job, summary) in enumerate(zip(state.jobs, report["jobs"])):
+        if log_lines > 0 and (summary["status"] != "succeeded" or index == len(state.jobs) - 1):
+            summary.update(job_outcome(client, source.namespace, job, log_lines))
+    return report
+
+
 @dataclass(frozen=True)
 class StackQuery:
     """What to read: the components, the dependency env, the migration (if any), and how many log lines."""
@@ -209,7 +220,7 @@ def describe_stack(client: K8sClient, query: StackQuery) -> Obj:
     workloads = read_workloads(client, query.namespace, query.components)
     stack = stack_graph(query.components, workloads, query.dependency_env)
     statuses = [component_status(workload, query.namespace) for workload in workloads]
-    migration = read_migration(client, query.migration).report() if query.migration else None
+    migration = migration_report(client, query.migration, query.log_lines) if query.migration else None
     return {
         "components": [component_report(client, query.namespace, workload, status, stack, query.log_lines)
                        for workload, status in zip(workloads, statuses)],

@@ -12,7 +12,7 @@ description:
   - Reads every component of the stack listed in O(components) (a Deployment or StatefulSet each) with
     its pods (phase, readiness, restarts, waiting reason such as C(CrashLoopBackOff), init containers
     that never finish and why, exit codes, and the last log lines of pods that are not Ready), the
-    stack's migration Jobs and the version its schema is at, and the dependency graph.
+    stack's migration Jobs with their status and logs, the version its schema is at, and the dependency graph.
   - Returns a diagnosis naming the one cause that keeps the stack down, in this order of precedence,
     a dependency cycle (for example C(controller → indexer → controller)), a missing workload, a
     migration that failed, runs or is pending, components scaled down, or components that are not
@@ -24,7 +24,7 @@ options:
   log_lines:
     description:
       - How many of the last log lines to return for each pod that is not Ready (current and, for a
-        container that restarted, previous instance). V(0) reads no logs.
+        container that restarted, previous instance) and for the migration Jobs that matter. V(0) reads no logs.
     type: int
     default: 20
 extends_documentation_fragment:
@@ -197,9 +197,19 @@ migration:
     jobs:
       description:
         - The stack's migration Jobs, oldest first (name, version, status, reason, started, completed, managed).
+        - Jobs that are running or failed, and the newest one, also carry the C(pod) that ran last, its
+          C(exit_code), its last C(logs) lines (O(log_lines)) and how many pods the Job ran (C(attempts)).
       type: list
       elements: dict
-      sample: [{"name": "rag-migrate-v2", "version": "2", "status": "failed", "reason": "BackoffLimitExceeded"}]
+      sample:
+        - name: rag-migrate-v2
+          version: "2"
+          status: failed
+          reason: BackoffLimitExceeded
+          pod: rag-migrate-v2-8xk2p
+          exit_code: 1
+          logs: ['{"event": "migration_failed", "error": "migration to version 2 failed"}']
+          attempts: 3
     active:
       description: Names of migration Jobs still running.
       type: list

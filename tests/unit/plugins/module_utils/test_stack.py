@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import typing as t
 
 import pytest
@@ -22,7 +23,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import 
 from ansible_collections.ragops.recovery.plugins.module_utils.migration import MigrationSource
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier, RetryPolicy
 from ansible_collections.ragops.recovery.plugins.module_utils.stack import StackQuery, describe_stack, diagnose
-from ansible_collections.ragops.recovery.tests.unit.fake_cluster import CORE, NS, FakeCluster, components, pod
+from ansible_collections.ragops.recovery.tests.unit.fake_cluster import BATCH, CORE, NS, FakeCluster, components, pod
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
 
 LAB = [Component("controller"), Component("vectorstore", "StatefulSet"),
@@ -138,6 +139,7 @@ def test_describe_stack_reads_components_pods_logs_and_migration() -> None:
     assert "logs" not in report["components"][1]["pods"][0]
     assert report["graph"]["order"] == ["controller", "vectorstore", "retriever", "generator"]
     assert report["migration"]["pending"] is True and report["migration"]["target_version"] == "2"
+    assert report["migration"]["jobs"] == []
     assert report["diagnosis"]["cause"] == "pending_migration"
     assert ("GET", CORE + "/pods/controller-0/log", (("container", "main"), ("tailLines", "5"))) in api.calls
 
@@ -154,3 +156,23 @@ def test_an_unreadable_log_is_reported_not_fatal() -> None:
     assert report["migration"] == {"configured": False, "pending": False}
     assert report["diagnosis"]["cause"] == "not_ready" and report["diagnosis"]["root_causes"] == ["retriever"]
     assert report["diagnosis"]["blocked"] == ["generator"]
+
+
+def test_migration_jobs_that_matter_carry_their_logs() -> None:
+    api = FakeTransport()
+    cluster = FakeCluster(api)
+    cluster.failing_versions.add("2")
+    client = client_for(api)
+    template = json.loads(api.objects[CORE + "/configmaps/rag-migration-job"]["data"]["job.yaml"])
+    template["metadata"]["labels"]["ragops.io/migration-version"] = "2"
+    for name in ("rag-migrate-v2", "rag-migrate-v2-attempt-2"):
+        api.request("POST", BATCH + "/jobs", body=dict(template, metadata=dict(template["metadata"], name=name)))
+        cluster.tick()
+    api.objects[BATCH + "/jobs/rag-migrate-v2-attempt-2"]["status"] = {}
+    source = MigrationSource(NS, "rag-migration-job", "job.yaml", None, None, "TARGET_SCHEMA_VERSION", None,
+                             "rag-schema", "version")
+    report = describe_stack(client, StackQuery(NS, [Component("controller")], migration=source))["migration"]
+    failed, running = report["jobs"]
+    assert (failed["status"], failed["exit_code"], failed["logs"]) == ("failed", 1, ["migration_failed"])
+    assert running["status"] == "active" and report["active"] == ["rag-migrate-v2-attempt-2"]
+    assert report["failed"] == ["rag-migrate-v2"]
