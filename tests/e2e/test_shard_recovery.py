@@ -1,0 +1,171 @@
+"""Scenario A against the lab: playbooks/vectorstore_shard_recovery.yml run by ansible-playbook.
+
+One lab for the module (the tests run in order and build on each other): the daily snapshots are taken
+first, then a shard is corrupted; check mode changes nothing, the real run restores the shard onto a new
+PVC (the old one kept as evidence), a re-run changes nothing, a second run is refused while another
+holder has the stack's lock, and a shard whose only snapshot is corrupt stays quarantined.
+"""
+
+from __future__ import annotations
+
+import io
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import ROOT, Cluster, Result, Runner, task
+
+from ragops_lab import drill, faults, stack
+from ragops_lab.agent.api import CORE, object_path
+from ragops_lab.lab import Lab
+from ragops_lab.runtime import pod_is_ready
+
+pytestmark = pytest.mark.lab
+PLAYBOOK = ROOT / "playbooks" / "vectorstore_shard_recovery.yml"
+EVIDENCE_LABEL = "ragops.io/evidence"
+COORDINATION = "/apis/coordination.k8s.io/v1"
+Obj = dict[str, t.Any]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A lab whose shards all have a snapshot, as the daily safety net leaves them."""
+    running = Lab(tmp_path_factory.mktemp("lab") / "state")
+    output = io.StringIO()
+    try:
+        running.up(output)
+    except Exception as exc:
+        raise AssertionError("lab up failed:\n" + output.getvalue()) from exc
+    try:
+        drill.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
+        yield running
+    finally:
+        running.down(out=None)
+
+
+@pytest.fixture
+def runner(lab: Lab, tmp_path: Path) -> Runner:
+    """A runner whose reports go to one folder for the module, as they would on one bastion."""
+    return Runner(Cluster(None, lab.paths.kubeconfig, "", namespace=stack.NAMESPACE), tmp_path,
+                  env={"RAGOPS_REPORT_DIR": str(reports_dir(lab))})
+
+
+def reports_dir(lab: Lab) -> Path:
+    return lab.paths.root / "reports"
+
+
+def recover(runner: Runner, lab: Lab, shard: str, incident_id: str, *, check: bool = False) -> Result:
+    """The playbook as an on-call engineer runs it: the lab's inventory, a shard and an incident id."""
+    extra = ["-i", str(lab.paths.inventory), "-e", "shard=%s" % shard, "-e", "incident_id=%s" % incident_id]
+    return runner.run(PLAYBOOK, check=check, extra=extra)
+
+
+def cluster_state(lab: Lab) -> Obj:
+    """What a recovery could change: the registry, the PVCs with their labels, the pods, the leases."""
+    api = lab.api()
+    registry = api.get(object_path(CORE, "configmaps", stack.NAMESPACE, stack.REGISTRY)) or {}
+    claims = api.list(CORE, "persistentvolumeclaims", stack.NAMESPACE, "")[0]
+    pods = api.list(CORE, "pods", stack.NAMESPACE, "")[0]
+    leases = api.list(COORDINATION, "leases", stack.NAMESPACE, "")[0]
+    return {"registry": registry.get("data") or {},
+            "claims": {c["metadata"]["name"]: c["metadata"].get("labels") or {} for c in claims},
+            "pods": sorted(p["metadata"]["name"] for p in pods),
+            "leases": {lease["metadata"]["name"]: lease.get("spec") for lease in leases}}
+
+
+def claim_of(lab: Lab, shard: str) -> str:
+    """The claim of the shard's pod, the Ready one if any (a restore Job's pod carries the shard label too)."""
+    pods = [p for p in lab.api().list(CORE, "pods", stack.NAMESPACE, "%s=%s" % (faults.SHARD_LABEL, shard))[0]
+            if p["spec"].get("restartPolicy") != "Never"]
+    assert pods, "no pod of %s" % shard
+    pod = sorted(pods, key=lambda p: not pod_is_ready(p))[0]
+    return str(next(v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+                    if "persistentVolumeClaim" in v))
+
+
+def serving_shards(lab: Lab, shard: str) -> Obj:
+    """The retriever's answer to a golden query whose documents live on ``shard``."""
+    return stack.search(lab.endpoints().services["retriever"], drill.golden_query(shard)["text"])
+
+
+def corrupt_snapshots(lab: Lab, shard: str) -> list[str]:
+    """Overwrite every snapshot archive of ``shard`` with bytes that no longer match its manifest."""
+    s3 = lab.s3()
+    client = s3.client()
+    listing = client.list_objects_v2(Bucket=s3.bucket, Prefix="snapshots/%s/" % shard).get("Contents") or []
+    archives = [item["Key"] for item in listing if item["Key"].endswith("/data.tar.zst")]
+    for key in archives:
+        size = client.head_object(Bucket=s3.bucket, Key=key)["ContentLength"]
+        client.put_object(Bucket=s3.bucket, Key=key, Body=b"\0" * size)
+    return archives
+
+
+def test_check_mode_changes_nothing(lab: Lab, runner: Runner) -> None:
+    faults.inject(lab, "corrupt-shard", ["shard-2"])
+    before = cluster_state(lab)
+    checked = recover(runner, lab, "shard-2", "INC-A1", check=True)
+    assert checked.returncode == 0, checked.stdout
+    assert cluster_state(lab) == before
+    assert "Restore the newest verified snapshot" in checked.stdout
+
+
+def test_recovery_restores_onto_a_new_pvc_and_keeps_the_old_one(lab: Lab, runner: Runner) -> None:
+    old_claim = claim_of(lab, "shard-2")
+    applied = recover(runner, lab, "shard-2", "INC-A1")
+    assert applied.returncode == 0, applied.stdout
+    entry = stack.registry_entry(lab.api(), "shard-2")
+    assert entry["state"] == "serving" and entry["incident_id"] == "INC-A1", entry
+    new_claim = claim_of(lab, "shard-2")
+    assert new_claim != old_claim
+    claims = cluster_state(lab)["claims"]
+    assert claims[old_claim].get(EVIDENCE_LABEL) == "inc-a1", claims  # a label value: DNS-safe
+    assert "shard-2" in serving_shards(lab, "shard-2")["shards_queried"]
+    assert cluster_state(lab)["leases"] == {} or all(
+        not (spec or {}).get("holderIdentity") for spec in cluster_state(lab)["leases"].values())
+    postmortem = reports_dir(lab) / "INC-A1" / "postmortem-shard-2.md"
+    assert "| outcome | recovered |" in postmortem.read_text()
+    assert lab.s3().secret_key not in applied.stdout
+
+
+def test_rerun_after_recovery_changes_nothing(lab: Lab, runner: Runner) -> None:
+    before = cluster_state(lab)
+    again = recover(runner, lab, "shard-2", "INC-A1")
+    assert again.returncode == 0 and again.changed == 0, again.stdout
+    assert cluster_state(lab) == before
+
+
+def test_second_run_is_refused_by_the_lock(lab: Lab, runner: Runner) -> None:
+    holder = [task("lock", "incident_lock", incident_id="INC-OTHER", holder="alice@bastion")]
+    taken = runner.play(holder, auth={"kubeconfig": str(lab.paths.kubeconfig)})
+    assert taken.failed == 0 and taken.results["lock"]["changed"], taken.stdout
+    try:
+        before = cluster_state(lab)
+        refused = recover(runner, lab, "shard-1", "INC-A2")
+        assert refused.returncode != 0
+        assert "alice@bastion" in refused.stdout and "INC-OTHER" in refused.stdout, refused.stdout
+        assert cluster_state(lab) == before
+    finally:
+        holder[0]["ragops.recovery.incident_lock"]["state"] = "absent"
+        released = runner.play(holder, auth={"kubeconfig": str(lab.paths.kubeconfig)})
+        assert released.failed == 0, released.stdout
+
+
+def test_corrupt_snapshot_fails_the_gate_and_keeps_the_shard_quarantined(lab: Lab, runner: Runner) -> None:
+    archives = corrupt_snapshots(lab, "shard-3")
+    assert archives
+    faults.inject(lab, "corrupt-shard", ["shard-3"])
+    old_claim = claim_of(lab, "shard-3")
+    failed = recover(runner, lab, "shard-3", "INC-A3")
+    assert failed.returncode != 0
+    entry = stack.registry_entry(lab.api(), "shard-3")
+    assert entry["state"] == "quarantined" and entry["incident_id"] == "INC-A3", entry
+    message = failed.stdout[failed.stdout.index("Recovery of shard-3"):]
+    assert "Tried: re-open" in message and "Next:" in message, message
+    assert "shard-3" not in serving_shards(lab, "shard-3")["shards_queried"]
+    assert old_claim in cluster_state(lab)["claims"] and claim_of(lab, "shard-3") == old_claim, failed.stdout
+    s3 = lab.s3()
+    kept = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="snapshots/shard-3/").get("Contents") or []
+    assert set(archives) <= {item["Key"] for item in kept}
+    postmortem = reports_dir(lab) / "INC-A3" / "postmortem-shard-3.md"
+    assert "| outcome | failed |" in postmortem.read_text()
