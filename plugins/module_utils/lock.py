@@ -161,7 +161,7 @@ class Outcome:
 
 def acquire(client: K8sClient, ref: Ref, request: Request, now: datetime, check_mode: bool) -> Outcome:
     """Take the lock, or find it already ours; at most one of two racing runs succeeds."""
-    for _ in range(client.conflict_attempts):
+    for _attempt in range(client.conflict_attempts):
         current = client.get_or_none(ref)
         before = lock_state(current) if current else None
         action = plan_acquire(before, request, now, str(ref))
