@@ -101,7 +101,10 @@ def test_503_check_mode_then_switch_then_rerun_unchanged(lab: Lab, runner: Runne
     assert outcome(applied, "Validate the generator's answers on the golden set")["validation"]["passed"]
     assert not any(key in applied.stdout for key in secret_keys(lab))
     again = playbook(runner, lab, "generator_outage")
-    assert again.failed == 0 and again.changed == 0, again.stdout
+    assert again.failed == 0, again.stdout
+    # Only the lock (taken and released) and the evidence file change on a re-run; the generator does not.
+    for name in ("Switch to the backup provider", "Throttle traffic and queue long requests"):
+        assert outcome(again, name)["changed"] is False, name
 
 
 @pytest.mark.parametrize("mode, state", [("429", "rate_limited"), ("401", "auth_failure"), ("hang", "outage")])
