@@ -75,8 +75,8 @@ def read_env(deployment: Obj, container: str | None, names: t.Iterable[str]) -> 
 def write_env(deployment: Obj, container: str | None, desired: t.Mapping[str, Value]) -> None:
     """Set (or remove, for ``None``) env vars in place, keeping the order of the others."""
     target = container_of(deployment, container)
-    env: t.List[Obj] = [item for item in target.get("env") or []
-                         if not (item.get("name") in desired and desired[item.get("name")] is None)]
+    removed = {name for name, value in desired.items() if value is None}
+    env: t.List[Obj] = [item for item in target.get("env") or [] if item.get("name") not in removed]
     for name, value in desired.items():
         if value is None:
             continue

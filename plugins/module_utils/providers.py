@@ -108,7 +108,7 @@ def classify(probes: t.Sequence[Probe], slow_after: float) -> Verdict:
     if not probes:
         return Verdict(OUTAGE, "no check was run")
     states = [probe_state(probe, slow_after) for probe in probes]
-    state = min((s for s, _ in states), key=SEVERITY.index)
+    state = min((found for found, reason in states), key=SEVERITY.index)
     reasons = [reason for s, reason in states if s == state]
     retry_after = max((p.retry_after for p in probes if p.retry_after is not None), default=None)
     return Verdict(state, "; ".join(reasons), retry_after if state == RATE_LIMITED else None, tuple(probes))

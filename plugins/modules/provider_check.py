@@ -18,8 +18,8 @@ description:
     warm-failover check of the backup's credentials.
   - The API key comes from a Kubernetes Secret (O(api_key_secret)) or from O(api_key). It is sent only
     in the C(Authorization) header and never returned or logged; error bodies are scrubbed.
-  - Read-only. A provider that hangs costs one O(timeout): no further check is sent after one got no
-    answer.
+  - Read-only. A provider that hangs costs one O(timeout), since no further check is sent after one
+    got no answer.
 author:
   - ragops.recovery maintainers (@ragops)
 options:
@@ -48,7 +48,6 @@ options:
         description: Data key of the API key in the Secret.
         type: str
         required: true
-        no_log: false
   model:
     description: Model asked for the completion.
     type: str
@@ -72,7 +71,7 @@ options:
       - Fail the task unless the provider is V(healthy) (for example before switching traffic to it).
     type: bool
     default: false
-  validate_certs:
+  provider_validate_certs:
     description: Verify the provider's TLS certificate.
     type: bool
     default: true
@@ -154,7 +153,7 @@ provider:
       description: Each request sent, with its HTTP status (null without an answer) and error.
       type: list
       elements: dict
-      sample: [{"check": "models", "status": 503, "latency": 0.01, "error": "upstream unavailable", "retry_after": null}]
+      sample: [{"check": "models", "status": 503, "latency": 0.01, "error": "unavailable", "retry_after": null}]
 """
 
 import base64
@@ -180,7 +179,7 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
         "name": {"type": "str", "required": True},
         "url": {"type": "str", "required": True},
         "api_key": {"type": "str", "no_log": True},
-        "api_key_secret": {"type": "dict", "options": {
+        "api_key_secret": {"type": "dict", "no_log": False, "options": {
             "name": {"type": "str", "required": True},
             "key": {"type": "str", "required": True, "no_log": False},
         }},
@@ -190,7 +189,7 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
         "timeout": {"type": "float", "default": 10.0},
         "slow_after": {"type": "float", "default": 5.0},
         "require_healthy": {"type": "bool", "default": False},
-        "validate_certs": {"type": "bool", "default": True},
+        "provider_validate_certs": {"type": "bool", "default": True},
         "provider_ca_path": {"type": "path"},
     }
 
@@ -219,7 +218,7 @@ def run_module(module: RecoveryModule, connect_client: t.Callable[[], K8sClient]
         api_key = secret_value(connect_client(), params["namespace"], ref["name"], ref["key"])
         module.no_log_values.add(api_key)
     endpoint = providers.Endpoint(params["url"], api_key, params["model"], params["timeout"],
-                                  params["validate_certs"], params["provider_ca_path"])
+                                  params["provider_validate_certs"], params["provider_ca_path"])
     verdict = providers.classify(providers.probe_provider(endpoint, params["checks"]), params["slow_after"])
     provider = {"name": params["name"], "url": endpoint.public_url(), "state": verdict.state,
                 "healthy": verdict.healthy, "reason": verdict.reason, "retry_after": verdict.retry_after,
@@ -236,7 +235,8 @@ def main() -> None:
     module = RecoveryModule(argument_spec(), groups=["k8s"], mutually_exclusive=[["api_key", "api_key_secret"]])
     with recovery_errors(module):
         if module.params["api_key_secret"] and KUBERNETES_IMPORT_ERROR is not None:
-            module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT), exception=str(KUBERNETES_IMPORT_ERROR))
+            module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT),
+                             exception=str(KUBERNETES_IMPORT_ERROR))
         result = run_module(module, lambda: K8sClient(connect(module.params)))
     module.exit_json(**result)
 

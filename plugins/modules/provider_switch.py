@@ -26,9 +26,9 @@ options:
     type: str
   weights:
     description:
-      - Percent of traffic per provider, adding up to 100, in the order given (for example
+      - "Percent of traffic per provider, adding up to 100, in the order given (for example
         V({primary: 25, backup: 75})). V({}) removes weighted routing so that O(provider) takes all
-        traffic. Left as it is when omitted.
+        traffic. Left as it is when omitted."
     type: dict
   provider_env:
     description: Env var (or flags ConfigMap key) naming the active provider.
