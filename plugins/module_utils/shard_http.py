@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import typing as t
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
@@ -46,9 +47,9 @@ def _parse(raw: bytes) -> t.Any:
 def http_call(method: str, url: str, body: Obj | None, timeout: float) -> Answer:
     """One JSON request; HTTP errors are answers, an unreachable shard is status 0."""
     data = json.dumps(body).encode("utf-8") if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with open_url(url, data=data, method=method, headers={"Content-Type": "application/json"},
+                      timeout=timeout, follow_redirects="none") as response:
             return Answer(response.status, _parse(response.read(MAX_BODY)))
     except urllib.error.HTTPError as error:
         return Answer(error.code, _parse(error.read(MAX_BODY)))

@@ -66,7 +66,7 @@ def test_check_mode_plans_the_call_and_sends_nothing(api: FakeTransport, monkeyp
     result = run(monkeypatch, capsys, shard, _ansible_check_mode=True)
     assert result["changed"] is True
     assert result["planned"] == {"method": "POST", "url": "http://10.0.0.7:8080/admin/reopen"}
-    assert all(method == "GET" for method, _ in shard.calls)
+    assert all(call[0] == "GET" for call in shard.calls)
 
 
 def test_reopen_then_healthy_then_unchanged(api: FakeTransport, monkeypatch: pytest.MonkeyPatch,
