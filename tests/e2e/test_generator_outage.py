@@ -95,7 +95,7 @@ def test_503_check_mode_then_switch_then_rerun_unchanged(lab: Lab, runner: Runne
     applied = playbook(runner, lab, "generator_outage", verbose=True)
     assert applied.failed == 0, applied.stdout
     assert outcome(applied, "Check the primary provider")["provider"]["state"] == "outage"
-    assert generator_env(lab)["PROVIDER"] == "backup" and generator_env(lab)["THROTTLE_RPS"] == "20"
+    assert generator_env(lab)["PROVIDER"] == "backup" and generator_env(lab)["THROTTLE_RPS"] == "50"
     answer = ask(lab)
     assert answer["status"] == 200 and answer["provider"] == "backup", answer
     assert outcome(applied, "Validate the generator's answers on the golden set")["validation"]["passed"]
