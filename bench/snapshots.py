@@ -255,8 +255,10 @@ def limits(bench: Bench, key: str, archive: Path, size: int) -> dict[str, float]
     dd = "dd if=/dev/zero of=%s bs=1M count=%d status=none" % (target, max(1, size // MIB))
     write = best(repeat, lambda: run("%s && rm %s" % (dd, target)))[0]
     synced = best(repeat, lambda: run("%s conv=fsync && rm %s" % (dd, target)))[0]
+    hashing = best(repeat, lambda: run("cd %s && find . -type f -print0 | xargs -0 sha256sum > /dev/null"
+                                       % bench.data))[0]
     return {"s3_read_mb_s": archive.stat().st_size / 1e6 / read, "zstd_decompress_mb_s": mb / decompress,
-            "disk_write_mb_s": mb / write, "disk_write_fsync_mb_s": mb / synced}
+            "disk_write_mb_s": mb / write, "disk_write_fsync_mb_s": mb / synced, "sha256_mb_s": mb / hashing}
 
 
 def report(label: str, ours: Measure, base: Measure, size: int) -> dict[str, float]:
@@ -312,14 +314,15 @@ def measure(bench: Bench, size: int) -> dict[str, object]:
     compressed = archive.stat().st_size
     print("archive: %.1f MiB (%.0f%% of the data)" % (compressed / MIB, 100 * compressed / size))
     print("limits: S3 read %(s3_read_mb_s).0f MB/s (archive bytes), zstd -d %(zstd_decompress_mb_s).0f MB/s, "
-          "disk write %(disk_write_mb_s).0f MB/s, with fsync %(disk_write_fsync_mb_s).0f MB/s (data bytes)" % machine)
+          "disk write %(disk_write_mb_s).0f MB/s, with fsync %(disk_write_fsync_mb_s).0f MB/s, "
+          "sha256 %(sha256_mb_s).0f MB/s (data bytes)" % machine)
     results = {"bytes": size, "archive_bytes": archive.stat().st_size, "limits": machine,
                "create": report("create", create_ours, create_base, size),
                "restore": report("restore", restore_ours, restore_base, size),
                "restore_vs_durable_baseline": report("restore*", restore_ours, durable_base, size)}
     print("restore* compares with the baseline followed by sync -f (both then have the data on disk)")
     slowest = min(machine["s3_read_mb_s"] * size / compressed, machine["zstd_decompress_mb_s"],
-                  machine["disk_write_fsync_mb_s"])
+                  machine["disk_write_fsync_mb_s"], machine["sha256_mb_s"])
     ours_rate = size / 1e6 / restore_ours[0]
     print("restore reaches %.0f%% of the slowest single stage (%.0f MB/s of data)" % (100 * ours_rate / slowest,
                                                                                       slowest))
