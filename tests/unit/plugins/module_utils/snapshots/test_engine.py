@@ -287,3 +287,15 @@ def test_listing_is_paged_and_hold_is_read(tmp_path: Path) -> None:
     assert len(store.load(s3, LOCATION, NOW, 300)) == 3
     assert sum(1 for call in fake.calls if call[0] == "ListObjectsV2") >= 5
     assert store.read_hold(s3, LOCATION)["incident_id"] == "INC-9"  # type: ignore[index]
+
+
+def test_exchange_swaps_two_directories_and_mounts_are_recognised(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "from-a").write_text("a")
+    (tmp_path / "b" / "from-b").write_text("b")
+    if swap.exchange(str(tmp_path / "a"), str(tmp_path / "b")):
+        assert (tmp_path / "a" / "from-b").exists() and (tmp_path / "b" / "from-a").exists()
+    assert swap.is_mount("/proc") is True and swap.is_mount(str(tmp_path / "a")) is False
+    with pytest.raises(ValueError, match="not a staging directory"):
+        swap.remove_tree(str(tmp_path / "a"))
