@@ -24,7 +24,8 @@ def deployment() -> dict[str, t.Any]:
 
 
 def env_of(obj: dict[str, t.Any]) -> dict[str, t.Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
 def test_switch_records_previous_and_restore_drops_the_record() -> None:

@@ -32,22 +32,23 @@ KEY = "sk-unit-test-key-0123456789"
 class Provider(http.server.BaseHTTPRequestHandler):
     """An OpenAI-compatible stand-in whose outage mode is set per test (server.mode)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+    def do_GET(self) -> None:
         self._answer({"object": "list", "data": [{"id": "lab-model", "object": "model"}]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self._answer({"choices": [{"message": {"role": "assistant", "content": "OK"}}]})
 
     def _answer(self, body: dict[str, t.Any]) -> None:
-        mode = getattr(self.server, "mode")
+        mode = self.server.mode
         if mode == "hang":
             time.sleep(1.5)
             return
         status = {"503": 503, "429": 429, "401": 401}.get(mode, 200)
         if self.headers.get("Authorization") != "Bearer " + KEY:
             status = 401
-        payload = json.dumps(body if status == 200 else {"error": "rejected %s" % self.headers.get("Authorization")}).encode()
+        error = {"error": "rejected %s" % self.headers.get("Authorization")}
+        payload = json.dumps(body if status == 200 else error).encode()
         self.send_response(status)
         if status == 429:
             self.send_header("Retry-After", "3")
@@ -76,7 +77,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
     fake = FakeTransport()
     env = [{"name": "PROVIDER", "value": "primary"},
            {"name": "PROVIDER_KEY_PRIMARY", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "primary"}}}]
-    fake.add(APPS, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "generator", "namespace": "rag"},
+    fake.add(APPS, {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "generator", "namespace": "rag"},
                     "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "generator", "env": env}]}}},
                     "status": {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}})
     fake.add(SECRETS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": "rag"},
