@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive import SourceChanged, TarWriter
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive import (
+    COPY_SIZE,
+    SourceChanged,
+    TarWriter,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
     CHUNK_SIZE,
     ArchiveInfo,
@@ -108,7 +112,7 @@ class ArchiveHasher:
     digest: t.Any = field(default_factory=hashlib.sha256)
 
     def __post_init__(self) -> None:
-        self.stage: Stage[bytes] = Stage(self._consume, depth=64, name="snapshot-archive")
+        self.stage: Stage[bytes] = Stage(self._consume, depth=16, name="snapshot-archive")
 
     def _consume(self, data: bytes) -> None:
         self.digest.update(data)
@@ -152,7 +156,8 @@ def _stream_tree(request: CreateRequest, tree: t.Sequence[Scanned], hasher: Arch
     hashing: Stage[t.Tuple[t.Any, bytes]] = Stage(lambda item: item[0].update(item[1]), name="snapshot-hash")
     digests: t.List[t.Tuple[Scanned, t.Any]] = []
     try:
-        with compressor.stream_writer(t.cast(t.IO[bytes], hasher), closefd=False, write_return_read=True) as stream:
+        with compressor.stream_writer(t.cast(t.IO[bytes], hasher), write_size=COPY_SIZE, closefd=False,
+                                      write_return_read=True) as stream:
             writer = TarWriter(stream, hash_chunk=lambda digest, data: hashing.put((digest, data)))
             for item in tree:
                 if item.is_dir:
