@@ -53,7 +53,8 @@ def assert_dependency_cycle(lab: Lab) -> None:
     fault = lab_cli(lab.paths.root, "fault", "dependency-cycle")
     assert fault.returncode == 0 and "controller WAIT_FOR=retriever" in fault.stdout, fault.stderr
     waiting = stack.not_ready(lab.api())
-    assert {"Deployment/controller", "Deployment/retriever", "Deployment/generator"} <= set(waiting)
+    # The generator, downstream of the retriever, loses readiness only once its resolver cache expires.
+    assert {"Deployment/controller", "Deployment/retriever"} <= set(waiting)
     controller = faults.pods_of(lab.api(), "controller")[0]
     assert "waiting_for_dependencies" in faults.pod_log(lab.api(), controller["metadata"]["name"])
     selector = "app.kubernetes.io/name in (controller,retriever)"
@@ -105,12 +106,12 @@ def test_a_pending_migration_crash_loops_until_the_migration_job_runs(fresh_lab:
     eventually(lambda: stack.not_ready(api), lambda waiting: not waiting, 40, "every component to recover")
 
 
-def test_the_drill_quarantines_the_broken_shard_and_stops_the_lab(tmp_path: Path) -> None:
+def test_the_drill_recovers_the_broken_shard_and_stops_the_lab(tmp_path: Path) -> None:
     if not (drill.COLLECTIONS_DIR / "ansible_collections" / "ragops" / "recovery").exists():
         pytest.skip("the collection is not linked into build/collections (make venv)")
     lab = Lab(tmp_path / "state")
     output = io.StringIO()
     assert drill.run(lab, output) == 0, output.getvalue()
     text = output.getvalue()
-    assert "'shard-2': 'quarantined'" in text and "checksum mismatch" in text
+    assert "checksum mismatch" in text and "shard-2" in text and "serving" in text
     assert "Drill passed." in text and not lab.running_processes()
