@@ -32,8 +32,10 @@ options:
   mode:
     description:
       - V(local) restores into O(dest) on the host that runs the module; V(job) restores inside the cluster.
-      - V(job) mode always waits, for the restore Job and then for the shard's pod, each for at most
-        O(wait_timeout) seconds; O(wait) is not used.
+      - V(job) mode waits for the restore Job and then for the shard's pod, each for at most O(wait_timeout)
+        seconds. With O(wait=false) it only creates the new PVC and starts the restore Job, returns the Job's
+        name and state in RV(job.run), and repoints nothing; run the task again with O(wait=true) to finish:
+        it picks up the same Job (or its outcome), repoints the shard and waits until it is Ready.
     type: str
     choices: [local, job]
     default: local
@@ -187,9 +189,18 @@ quarantined:
   type: list
   elements: str
 job:
-  description: V(job) mode. The new PVC, the restore Job, the workload repointed and the evidence PVC.
+  description:
+    - V(job) mode. The new PVC, the restore Job, the workload repointed and the evidence PVC.
+    - With O(wait=false), C(run) holds the Job's name, its C(state) (V(running), V(succeeded) or V(failed))
+      and its last C(progress) line; nothing is repointed yet.
   returned: in job mode
   type: dict
+  sample: {"plan": {"claim": "data-vectorstore-2-r-20261127t221003z-1a2b",
+                    "job": "ragops-restore-shard-2-20261127t221003z-1a2b"},
+           "run": {"name": "ragops-restore-shard-2-20261127t221003z-1a2b", "duration": 41.2,
+                   "bytes": 1073741824, "files": 48, "throughput_mb_s": 180.3},
+           "pod": "vectorstore-2-r-20261127t221003z-1a2b",
+           "previous": {"kind": "StatefulSet", "name": "vectorstore", "claim": "data-vectorstore-2"}}
 """
 
 import typing as t
@@ -302,6 +313,23 @@ def _job_result(changed: bool, snapshot: catalog.Snapshot, target: job.Target, p
     return result
 
 
+def _job_failure(s3: S3Store, params: t.Mapping[str, t.Any], snapshot: catalog.Snapshot,
+                 error: RecoveryError) -> t.Tuple[t.List[restore.Attempt], t.List[str]]:
+    """What a failed restore Job tried and quarantined.
+
+    The log read is the Job's last pod: a retried pod finds the snapshot already quarantined by the first
+    one and only says it skipped it, so the bucket decides whether this snapshot was quarantined.
+    """
+    tried = [restore.Attempt(**a) for a in error.partial.get("tried") or []]
+    marked = list(error.partial.get("quarantined") or [])
+    if snapshot.snapshot_id not in marked and store.is_quarantined(s3, snapshot_options.location(params),
+                                                                   snapshot.snapshot_id):
+        marked.append(snapshot.snapshot_id)
+        tried = [restore.Attempt(snapshot.snapshot_id, "failed verification",
+                                 "quarantined by the restore Job: %s" % error.msg)]
+    return tried, marked
+
+
 def run_job(module: RecoveryModule, s3: S3Store, client: K8sClient) -> dict[str, t.Any]:
     params = module.params
     request = job_request(params)
@@ -318,12 +346,17 @@ def run_job(module: RecoveryModule, s3: S3Store, client: K8sClient) -> dict[str,
         restored = job.already_restored(target, snapshot.manifest_sha256)
         if restored or module.check_mode:
             return _job_result(not restored, snapshot, target, plan, attempts, quarantined, module._diff)
+        if not params["wait"]:
+            result = _job_result(True, snapshot, target, plan, attempts, quarantined, module._diff)
+            result["job"] = job.restore_started(client, request, plan, target)
+            return result
         try:
             done = job.restore_in_cluster(client, request, plan, target, waiter)
         except RecoveryError as error:
-            attempts += [restore.Attempt(**a) for a in error.partial.get("tried") or []]
-            quarantined += error.partial.get("quarantined") or []
-            if not error.partial.get("quarantined") or not params["fallback"]:
+            tried, marked = _job_failure(s3, params, snapshot, error)
+            attempts += tried
+            quarantined += marked
+            if not marked or not params["fallback"]:
                 error.partial = dict(error.partial, tried=[a.to_dict() for a in attempts], quarantined=quarantined)
                 raise
             continue

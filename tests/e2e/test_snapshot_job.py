@@ -1,11 +1,14 @@
 """Job mode in the lab: a corrupt shard restored from its snapshot into a new PVC by a restore Job, and its
-pod serving again; the old PVC kept as evidence."""
+pod serving again; the old PVC kept as evidence.  Also: a corrupt newest snapshot is quarantined by the
+Job and the older one restored in the same run; ``wait: false`` only starts the Job; a shard run by a
+Deployment gets its pod template repointed."""
 
 from __future__ import annotations
 
 import io
 import json
 import shutil
+import time
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +17,9 @@ import pytest
 from harness import Cluster, Runner, task
 
 from ragops_lab import faults, stack
-from ragops_lab.agent.api import BATCH, CORE, object_path
+from ragops_lab.agent.api import APPS, BATCH, CORE, object_path
 from ragops_lab.lab import Lab
+from ragops_lab.runtime import pod_is_ready
 
 pytestmark = pytest.mark.lab
 SHARD = "shard-2"
@@ -92,3 +96,146 @@ def test_a_corrupt_shard_is_restored_into_a_new_pvc_and_serves_again(lab: Lab, t
 
     again = runner.play([restore], auth=auth)
     assert again.results["restore"]["changed"] is False, again.stdout
+
+
+def snapshot(runner: Runner, auth: dict[str, t.Any], path: Path, snapshot_id: str, **common: t.Any) -> None:
+    made = runner.play([task("snapshot", "snapshot_create", path=str(path), snapshot_id=snapshot_id, **common)],
+                       auth=auth)
+    assert made.results["snapshot"]["changed"] is True, made.stdout
+
+
+def flip_a_byte(lab: Lab, key: str) -> None:
+    """Damage a snapshot's archive in the bucket; its size (all the manifest check sees) stays the same."""
+    s3 = lab.s3()
+    client = s3.client()
+    data = bytearray(client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0x01
+    client.put_object(Bucket=s3.bucket, Key=key, Body=bytes(data))
+
+
+def test_a_corrupt_newest_snapshot_is_quarantined_by_the_job_and_the_older_one_restored(
+        lab: Lab, tmp_path: Path) -> None:
+    runner, auth = lab_runner(lab, tmp_path)
+    s3 = lab.s3()
+    volume = faults.shard_volume(lab.api(), "shard-1")
+    good = tmp_path / "good"
+    shutil.copytree(volume, good)
+    common = {"shard": "shard-1", "bucket": s3.bucket, "prefix": "e2e-job-fallback"}
+    snapshot(runner, auth, volume, "s-1", **common)
+    snapshot(runner, auth, volume, "s-2", **common)
+    flip_a_byte(lab, "e2e-job-fallback/shard-1/s-2/data.tar.zst")
+    faults.corrupt_shard(lab, "shard-1")
+
+    done = runner.play([task("restore", "snapshot_restore", mode="job", workload="StatefulSet/vectorstore",
+                             incident_id="INC-78", wait_timeout=180, wait_sleep=1, **common)], auth=auth)
+    result = done.results["restore"]
+    assert result["changed"] is True, json.dumps(result)[:3000]
+    assert [(a["snapshot_id"], a["outcome"]) for a in result["tried"]] == [
+        ("s-2", "failed verification"), ("s-1", "restored")], result["tried"]
+    assert result["quarantined"] == ["s-2"] and result["snapshot"]["snapshot_id"] == "s-1"
+    listing = {item["Key"] for item in s3.client().list_objects_v2(
+        Bucket=s3.bucket, Prefix="e2e-job-fallback/shard-1/s-2/")["Contents"]}
+    assert {"e2e-job-fallback/shard-1/s-2/data.tar.zst", "e2e-job-fallback/shard-1/s-2/QUARANTINED"} <= listing
+    assert get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-1-r-s-2"), "the failed attempt's PVC is kept"
+    restored = get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-1-r-s-1")
+    assert tree(Path(restored["metadata"]["annotations"]["lab.ragops.io/local-path"])) == tree(good)
+    assert result["job"]["pod"] == "vectorstore-1-r-s-1"
+
+
+def test_without_wait_the_job_is_only_started_and_a_second_run_finishes(lab: Lab, tmp_path: Path) -> None:
+    runner, auth = lab_runner(lab, tmp_path)
+    s3 = lab.s3()
+    volume = faults.shard_volume(lab.api(), "shard-3")
+    common = {"shard": "shard-3", "bucket": s3.bucket, "prefix": "e2e-job-nowait"}
+    snapshot(runner, auth, volume, "s-1", **common)
+    faults.corrupt_shard(lab, "shard-3")
+    restore = {"mode": "job", "workload": "StatefulSet/vectorstore", "incident_id": "INC-79", "wait_timeout": 180,
+               "wait_sleep": 1, **common}
+
+    started = runner.play([task("restore", "snapshot_restore", wait=False, **restore)], auth=auth)
+    result = started.results["restore"]
+    assert result["changed"] is True and "restore" not in result, json.dumps(result)[:3000]
+    assert result["job"]["run"]["name"] == "ragops-restore-shard-3-s-1"
+    assert result["job"]["run"]["state"] in ("running", "succeeded")
+    assert get(lab, BATCH, "jobs", "ragops-restore-shard-3-s-1")
+    service = get(lab, CORE, "services", "vectorstore-3")
+    assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": "vectorstore-3"}
+    assert not get(lab, CORE, "pods", "vectorstore-3-r-s-1")
+
+    finished = runner.play([task("restore", "snapshot_restore", **restore)], auth=auth)
+    result = finished.results["restore"]
+    assert result["changed"] is True and result["job"]["pod"] == "vectorstore-3-r-s-1", json.dumps(result)[:3000]
+    assert get(lab, CORE, "services", "vectorstore-3")["spec"]["selector"] == {
+        "ragops.io/restore-pod": "vectorstore-3-r-s-1"}
+    assert runner.play([task("restore", "snapshot_restore", **restore)], auth=auth).results["restore"][
+        "changed"] is False
+
+
+DEPLOYMENT_LABEL = "lab.ragops.io/test-shard"
+
+
+def shard_deployment(name: str, shard: str, claim: str) -> list[dict[str, t.Any]]:
+    """A shard served by a Deployment on a PVC of its own (the lab's shard image, built from the corpus)."""
+    labels = {"app.kubernetes.io/name": name, DEPLOYMENT_LABEL: name}
+    container = {"image": "ragops-lab/shard", "env": [{"name": "SHARD_ID", "value": shard},
+                                                      {"name": "DATA_DIR", "value": "/data"}],
+                 "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    return [
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+         "metadata": {"name": claim, "namespace": stack.NAMESPACE},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": stack.NAMESPACE},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {
+                      "initContainers": [dict(container, name="build-index",
+                                              args=["build", "--shard", shard, "--out", "/data", "--if-missing"])],
+                      "containers": [dict(container, name="shard", ports=[{"name": "http", "containerPort": 8080}],
+                                          readinessProbe={"httpGet": {"path": "/readyz", "port": "http"},
+                                                          "periodSeconds": 1})],
+                      "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}}}]
+
+
+def ready_pod(lab: Lab, name: str, timeout: float = 90.0) -> dict[str, t.Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = lab.api().list(CORE, "pods", stack.NAMESPACE, "%s=%s" % (DEPLOYMENT_LABEL, name))[0]
+        ready = [p for p in pods if pod_is_ready(p)]
+        if ready:
+            return t.cast(t.Dict[str, t.Any], ready[0])
+        time.sleep(1)
+    raise AssertionError("no Ready pod of Deployment %s after %.0f s" % (name, timeout))
+
+
+def test_a_shard_run_by_a_deployment_gets_its_pod_template_repointed(lab: Lab, tmp_path: Path) -> None:
+    runner, auth = lab_runner(lab, tmp_path)
+    s3 = lab.s3()
+    api = lab.api()
+    claim, deployment = shard_deployment("vs-dep", "shard-0", "data-vs-dep")
+    api.create(object_path(CORE, "persistentvolumeclaims", stack.NAMESPACE), claim)
+    api.create(object_path(APPS, "deployments", stack.NAMESPACE), deployment)
+    pod = ready_pod(lab, "vs-dep")
+    volume = Path(get(lab, CORE, "persistentvolumeclaims", "data-vs-dep")["metadata"]["annotations"][
+        "lab.ragops.io/local-path"])
+    good = tmp_path / "good"
+    shutil.copytree(volume, good)
+    common = {"shard": "vs-dep", "bucket": s3.bucket, "prefix": "e2e-job-deployment"}
+    snapshot(runner, auth, volume, "s-1", **common)
+    segment = next(p for p in sorted(volume.rglob("*")) if p.is_file() and not p.name.startswith(".ragops"))
+    faults.flip_bytes(segment)
+
+    done = runner.play([task("restore", "snapshot_restore", mode="job", workload="Deployment/vs-dep",
+                             shard_label=DEPLOYMENT_LABEL, incident_id="INC-80", wait_timeout=180, wait_sleep=1,
+                             **common)], auth=auth)
+    result = done.results["restore"]
+    assert result["changed"] is True, json.dumps(result)[:3000]
+    assert result["job"]["repointed"] == [{"kind": "Deployment", "name": "vs-dep", "claim_before": "data-vs-dep",
+                                           "claim_after": "data-vs-dep-r-s-1"}]
+    template = get(lab, APPS, "deployments", "vs-dep")["spec"]["template"]
+    assert template["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {
+        "claimName": "data-vs-dep-r-s-1"}}]
+    serving = ready_pod(lab, "vs-dep")
+    assert serving["metadata"]["name"] != pod["metadata"]["name"]
+    restored = get(lab, CORE, "persistentvolumeclaims", "data-vs-dep-r-s-1")
+    assert tree(Path(restored["metadata"]["annotations"]["lab.ragops.io/local-path"])) == tree(good)
+    assert get(lab, CORE, "persistentvolumeclaims", "data-vs-dep")["metadata"]["labels"][
+        "ragops.io/evidence"] == "inc-80"

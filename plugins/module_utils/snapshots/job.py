@@ -90,9 +90,17 @@ class Target:
         return str(self.pod["metadata"]["name"])
 
 
+def _run_by_job(pod: Obj) -> bool:
+    """A Job's pod (a restore, an indexer) carries the shard's label but never serves the shard."""
+    meta = pod["metadata"]
+    labels = meta.get("labels") or {}
+    return ("job-name" in labels or "batch.kubernetes.io/job-name" in labels
+            or any(owner.get("kind") == "Job" for owner in meta.get("ownerReferences") or []))
+
+
 def _shard_pods(client: K8sClient, namespace: str, shard_label: str, shard: str) -> t.List[Obj]:
     pods = [p for p in client.list("Pod", namespace, label_selector="%s=%s" % (shard_label, shard))
-            if not p["metadata"].get("deletionTimestamp")]
+            if not p["metadata"].get("deletionTimestamp") and not _run_by_job(p)]
     # The latest fresh pod of an earlier restore, if any, is the one serving now.
     return sorted(pods, key=lambda p: (RESTORE_OF_LABEL in (p["metadata"].get("labels") or {}),
                                        p["metadata"].get("creationTimestamp") or ""), reverse=True)
@@ -375,14 +383,31 @@ def claim_of_or_none(pod: Obj, volume: str) -> str | None:
         return None
 
 
-def restore_in_cluster(client: K8sClient, request: JobRequest, plan: Plan, target: Target,
-                       waiter: Waiter) -> Obj:
-    """Create the PVC, run the restore Job, put the shard on the new PVC and wait until it is Ready."""
+def start_restore(client: K8sClient, request: JobRequest, plan: Plan, target: Target) -> None:
+    """Create the new PVC, the credentials Secret and the restore Job; those of an earlier run are reused."""
     ensure(client, claim_body(plan, target.claim, request.storage_class))
     if not request.s3_secret:
         put_secret(client, secret_body(plan, request.credentials))
     runner = dict(request.runner, snapshot_id=plan.snapshot_id, fallback=False, incident_id=request.incident_id)
     ensure(client, job_body(plan, request.image, runner))
+
+
+def restore_started(client: K8sClient, request: JobRequest, plan: Plan, target: Target) -> Obj:
+    """Start the restore (``wait: false``) and say where it stands; nothing is repointed yet."""
+    start_restore(client, request, plan, target)
+    job = client.get(Ref("Job", plan.job_name, plan.namespace))
+    seen = JobProgress()
+    seen.read(_job_log(client, plan.namespace, plan.job_name))
+    state = ("failed" if not job_succeeded(job) else "succeeded") if job_finished(job) else "running"
+    return {"plan": plan.to_dict(), "run": {"name": plan.job_name, "state": state, "progress": seen.progress},
+            "previous": {"kind": target.kind, "name": target.name, "pod": target.pod_name,
+                         "claim": target.claim["metadata"]["name"]}}
+
+
+def restore_in_cluster(client: K8sClient, request: JobRequest, plan: Plan, target: Target,
+                       waiter: Waiter) -> Obj:
+    """Create the PVC, run the restore Job, put the shard on the new PVC and wait until it is Ready."""
+    start_restore(client, request, plan, target)
     job, seen, duration = wait_for_job(client, plan, waiter)
     if not job_succeeded(job) or not seen.result or seen.result.get("event") != "result":
         raise job_failure(plan, seen)

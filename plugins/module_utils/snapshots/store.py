@@ -73,6 +73,11 @@ def quarantine(store: S3Store, location: layout.ShardLocation, snapshot_id: str,
     return store.put_bytes(location.key(snapshot_id, layout.QUARANTINE_MARKER), body, exclusive=True)
 
 
+def is_quarantined(store: S3Store, location: layout.ShardLocation, snapshot_id: str) -> bool:
+    """Whether the snapshot carries a ``QUARANTINED`` marker now."""
+    return store.exists(location.key(snapshot_id, layout.QUARANTINE_MARKER))
+
+
 def delete_planned(store: S3Store, location: layout.ShardLocation,
                    plan: catalog.PrunePlan) -> t.List[str]:
     """Delete exactly the objects of the snapshots in ``plan.delete``, manifest first; the keys deleted."""

@@ -141,3 +141,31 @@ def test_already_restored_and_names() -> None:
     assert job.claim_size(0, 20) == "64Mi"
     with pytest.raises(RecoveryError, match="Invalid workload"):
         job.parse_workload("ReplicaSet/x")
+
+
+def test_a_restore_jobs_pod_is_never_taken_for_the_shards_pod() -> None:
+    fake = ClusterFake([])
+    stack(fake)
+    fake.add(CORE + "/pods", {"kind": "Pod", "metadata": {
+        "name": "ragops-restore-shard-2-s-2-abcde", "creationTimestamp": "2099-01-01T00:00:00Z",
+        "labels": {"ragops.io/shard": "shard-2", "job-name": "ragops-restore-shard-2-s-2"}},
+        "spec": {"volumes": [{"name": "restore", "persistentVolumeClaim": {"claimName": "data-vectorstore-2-r-s-2"}}]}})
+    client = K8sClient(fake, Retrier(sleep=lambda s: None))
+    assert plan_for(client)[0].pod_name == "vectorstore-2"
+
+
+def test_restore_started_creates_the_job_and_repoints_nothing() -> None:
+    fake = ClusterFake([{"event": "progress", "bytes_done": 5, "bytes_total": 10}])
+    stack(fake)
+    client = K8sClient(fake, Retrier(sleep=lambda s: None))
+    target, plan = plan_for(client)
+    started = job.restore_started(client, request(), plan, target)
+    assert started["run"]["name"] == plan.job_name and started["run"]["state"] == "succeeded"
+    assert started["run"]["progress"]["bytes_done"] == 5
+    assert CORE + "/persistentvolumeclaims/" + plan.claim_name in fake.objects
+    assert CORE + "/pods/" + plan.pod_name not in fake.objects
+    assert fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"] == {
+        "statefulset.kubernetes.io/pod-name": "vectorstore-2"}
+    again = job.restore_started(client, request(), plan, target)
+    assert again["run"]["name"] == plan.job_name
+    assert len([c for c in fake.writes() if c[0] == "POST" and "/jobs" in c[1]]) == 1
