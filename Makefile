@@ -71,10 +71,12 @@ lab-fault: venv
 	@test -n "$(FAULT)" || { echo 'usage: make lab-fault FAULT="corrupt-shard shard-2"'; exit 2; }
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab fault $(FAULT)
 
-# SCENARIO=a (default): a corrupt shard; SCENARIO=c: a bootstrap deadlock (lab/ragops_lab/drill_bootstrap.py).
+# SCENARIO=a (default): a corrupt shard; SCENARIO=b: an LLM provider outage; SCENARIO=c: a bootstrap
+# deadlock. VARIANT picks another path of the scenario where it has one (lab/README.md).
 SCENARIO ?= a
+VARIANT ?=
 drill: venv
-	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill --scenario $(SCENARIO)
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill --scenario $(SCENARIO) $(if $(VARIANT),--variant $(VARIANT))
 
 # Snapshot create/restore against tar|zstd|s5cmd on >= 1 GiB of index-like data (bench/snapshots.py).
 bench-snapshots: venv
@@ -87,6 +89,12 @@ bench-snapshots: venv
 .PHONY: bench-golden
 bench-golden: venv
 	$(BIN)/python bench/golden_validate.py $(BENCH_ARGS)
+
+# A scenario's playbook run against the lab, its wall time split into waiting on the system and
+# Ansible's own overhead (bench/drill.py; SCENARIO=a or b).
+.PHONY: bench-drill
+bench-drill: venv
+	$(BIN)/python bench/drill.py --scenario $(SCENARIO) $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

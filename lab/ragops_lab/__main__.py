@@ -27,7 +27,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     drill_parser = commands.add_parser("drill", help="up, break the stack, recover it with the collection, down")
     drill_parser.add_argument("--scenario", choices=("a", "c"), default="a",
                               help="a: a corrupt vectorstore shard (default); c: a bootstrap deadlock")
-    return parser.parse_args(argv)
+    drill_parser.add_argument("--variant", choices=drill.VARIANTS,
+                              help="scenario a: reopen (the shard recovers by a re-open, no restore) or failed-gate "
+                                   "(every snapshot corrupt: the gate fails and the shard stays quarantined)")
+    args = parser.parse_args(argv)
+    if args.command == "drill" and args.variant and args.scenario != "a":
+        parser.error(f"--variant {args.variant} is a variant of scenario a")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fault":
             print(faults.inject(lab, args.name, args.args))
         elif args.command == "drill":
-            return drill_bootstrap.run(lab) if args.scenario == "c" else drill.run(lab)
+            return drill_bootstrap.run(lab) if args.scenario == "c" else drill.run(lab, variant=args.variant or "")
     except (LabError, KubeError) as exc:
         print(f"lab {args.command} failed: {exc}", file=sys.stderr)
         return 1

@@ -5,12 +5,18 @@ Scenario A (vectorstore shard index corrupt): snapshot every shard (the daily sa
 shard, run playbooks/vectorstore_shard_recovery.yml (lock, evidence, quarantine, re-open, restore,
 golden gate, back into service, re-index, postmortem) and show the shard serving again, the timeline
 and the time to recover. `quarantine_drill` keeps the quarantine-only drill.
+
+Variants of Scenario A (`--variant`): `reopen` unloads the shard's index and puts its files right, so a
+graceful re-open recovers it with no restore; `failed-gate` corrupts every snapshot of the shard too, so
+the restore fails its checksums, the gate fails and the shard stays quarantined with nothing deleted:
+the safe ending the runbook expects, which the drill reports as such.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,6 +27,7 @@ from typing import Any, TextIO
 import yaml
 
 from ragops_lab import corpus, faults, stack
+from ragops_lab.agent.api import BATCH, CORE
 from ragops_lab.lab import Lab
 from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
@@ -30,6 +37,8 @@ REPO_DIR = stack.LAB_DIR.parent
 COLLECTIONS_DIR = REPO_DIR / "build" / "collections"
 PLAYBOOK_TIMEOUT_SECONDS = 300
 RECOVERY_PLAYBOOK = "playbooks/vectorstore_shard_recovery.yml"
+# Scenario A's variants; without one the shard's index is corrupt and a snapshot restores it.
+VARIANTS = ("reopen", "failed-gate")
 
 Obj = dict[str, Any]
 
@@ -39,6 +48,7 @@ class ShardDrill:
     shard: str = "shard-2"
     playbook: str = "playbooks/shard_quarantine.yml"
     reason: str = "index checksum mismatch reported by the shard (drill)"
+    variant: str = ""
 
     @property
     def incident_id(self) -> str:
@@ -118,6 +128,89 @@ def outcome_lines(output: str) -> str:
     return "\n".join(line for line in keep if line and not line.startswith("msg"))
 
 
+def snapshot_objects(lab: Lab, shard: str) -> dict[str, list[str]]:
+    """Each snapshot id of `shard` in S3 with the names of its objects, oldest first."""
+    s3 = lab.s3()
+    pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=f"snapshots/{shard}/")
+    found: dict[str, list[str]] = {}
+    for item in (item for page in pages for item in page.get("Contents") or []):
+        parts = item["Key"].split("/")
+        if len(parts) == 4:
+            found.setdefault(parts[2], []).append(parts[3])
+    return dict(sorted(found.items()))
+
+
+def corrupt_snapshot_archives(lab: Lab, shard: str, snapshot_id: str = "") -> list[str]:
+    """Overwrite every snapshot archive of `shard` (or only `snapshot_id`'s) with zeros of the same size,
+    so that it no longer matches its manifest; returns the keys."""
+    s3 = lab.s3()
+    client = s3.client()
+    keys = [f"snapshots/{shard}/{found}/data.tar.zst" for found, objects in snapshot_objects(lab, shard).items()
+            if "data.tar.zst" in objects and snapshot_id in ("", found)]
+    for key in keys:
+        size = client.head_object(Bucket=s3.bucket, Key=key)["ContentLength"]
+        client.put_object(Bucket=s3.bucket, Key=key, Body=b"\0" * size)
+    return keys
+
+
+def restore_jobs(lab: Lab, shard: str) -> list[str]:
+    """The restore Jobs run for `shard` (they carry its label)."""
+    jobs = lab.api().list(BATCH, "jobs", stack.NAMESPACE, f"{faults.SHARD_LABEL}={shard}")[0]
+    return sorted(job["metadata"]["name"] for job in jobs)
+
+
+def recovery_failure(output: str) -> str:
+    """The role's closing failure message (`Recovery of <shard> … failed … Tried: … Next: …`), or ""."""
+    found = re.findall(r'"msg": ("Recovery of (?:[^"\\]|\\.)*")', output)
+    return str(json.loads(found[-1])) if found else ""
+
+
+def failed_gate_ending(lab: Lab, drill: ShardDrill, result: subprocess.CompletedProcess[str],
+                       before: dict[str, list[str]], claims: list[str]) -> list[str]:
+    """The `failed-gate` variant's expected ending: the playbook failed naming what it tried and what to do
+    next, the shard stays quarantined, no snapshot object and no PVC is gone. Raises LabError otherwise."""
+    message = recovery_failure(result.stdout)
+    entry = stack.registry_entry(lab.api(), drill.shard)
+    after = snapshot_objects(lab, drill.shard)
+    lost = [f"{found}/{name}" for found, objects in before.items() for name in objects
+            if name not in after.get(found, [])]
+    claims_now = {c["metadata"]["name"] for c in lab.api().list(CORE, "persistentvolumeclaims", stack.NAMESPACE)[0]}
+    problems = [
+        *([f"the playbook succeeded (exit {result.returncode})"] if result.returncode == 0 else []),
+        *([f"no 'Tried: … Next: …' in its failure: {message!r}"] if "Tried:" not in message
+          or "Next:" not in message else []),
+        *([f"{drill.shard} is {entry.get('state')}, not quarantined"] if entry.get("state") != "quarantined" else []),
+        *([f"snapshot objects deleted: {lost}"] if lost else []),
+        *([f"PVCs deleted: {sorted(set(claims) - claims_now)}"] if set(claims) - claims_now else []),
+    ]
+    if problems:
+        raise LabError("the failed gate did not end safely: " + "; ".join(problems))
+    quarantined = [found for found, objects in after.items() if "QUARANTINED" in objects]
+    return ["expected safe ending: every snapshot was corrupt, the gate failed and the playbook stopped",
+            f"registry: {drill.shard} {entry['state']} ({entry.get('reason')})",
+            f"snapshots kept: {len(after)}, marked quarantined in S3: {', '.join(quarantined) or 'none'}",
+            f"PVCs kept: {', '.join(sorted(claims))}",
+            f"playbook: {message}"]
+
+
+def reopened(lab: Lab, drill: ShardDrill, postmortem: Path) -> str:
+    """The `reopen` variant's check: no restore Job ran and the postmortem names no snapshot."""
+    jobs = restore_jobs(lab, drill.shard)
+    text = postmortem.read_text() if postmortem.exists() else ""
+    if jobs or "| snapshot used | none (re-open) |" not in text:
+        raise LabError(f"{drill.shard} was not recovered by a re-open alone: restore Jobs {jobs}, see {postmortem}")
+    return f"recovered by a graceful re-open: no restore Job, no new PVC, no snapshot used ({postmortem})"
+
+
+def break_shard(lab: Lab, timeline: Timeline, drill: ShardDrill) -> None:
+    if drill.variant == "failed-gate":
+        with timeline.step(f"break: corrupt every snapshot of {drill.shard} in S3"):
+            timeline.note("\n".join(corrupt_snapshot_archives(lab, drill.shard)))
+    fault = "stale-index" if drill.variant == "reopen" else "corrupt-shard"
+    with timeline.step(f"break: {fault} {drill.shard}"):
+        timeline.note(faults.inject(lab, fault, [drill.shard]))
+
+
 def recovery_drill(lab: Lab, timeline: Timeline, drill: ShardDrill) -> list[str]:
     """Scenario A end to end; returns the summary lines (raises LabError when recovery is not shown)."""
     query = golden_query(drill.shard)
@@ -126,15 +219,18 @@ def recovery_drill(lab: Lab, timeline: Timeline, drill: ShardDrill) -> list[str]
     drill_dir = lab.paths.root / "drill"
     with timeline.step("safety net: snapshot every shard (snapshot_create)"):
         timeline.note(snapshot_every_shard(lab, drill_dir / "snapshots.log"))
-    with timeline.step(f"break: corrupt the index of {drill.shard}"):
-        timeline.note(faults.inject(lab, "corrupt-shard", [drill.shard]))
+    break_shard(lab, timeline, drill)
     with timeline.step(f"symptom: golden query {query['qid']} through the retriever"):
         broken = stack.search(retriever, query["text"])
         timeline.note(describe_search(broken, expected))
     incident_id = drill.incident_id
+    snapshots = snapshot_objects(lab, drill.shard)
+    claims = [c["metadata"]["name"] for c in lab.api().list(CORE, "persistentvolumeclaims", stack.NAMESPACE)[0]]
     with timeline.step(f"recover: ansible-playbook {RECOVERY_PLAYBOOK} ({incident_id})"):
         result = run_recovery(lab, drill, incident_id, drill_dir / "recovery.log")
         timeline.note(outcome_lines(result.stdout))
+        if drill.variant == "failed-gate":
+            return failed_gate_ending(lab, drill, result, snapshots, claims)
         if result.returncode != 0:
             raise LabError(f"the playbook failed (exit {result.returncode}); see {drill_dir}/recovery.log")
     with timeline.step(f"verify: {drill.shard} serves the golden query again"):
@@ -147,7 +243,8 @@ def recovery_drill(lab: Lab, timeline: Timeline, drill: ShardDrill) -> list[str]
     postmortem = drill_dir / "reports" / incident_id / f"postmortem-{drill.shard}.md"
     for path in (timeline_md, postmortem):
         print(f"\n--- {path}\n{path.read_text() if path.exists() else '(missing)'}", file=timeline.out)
-    return [f"incident {incident_id}: {drill.shard} corrupted, recovered by {RECOVERY_PLAYBOOK}",
+    how = [reopened(lab, drill, postmortem)] if drill.variant == "reopen" else []
+    return [f"incident {incident_id}: {drill.shard} broken, recovered by {RECOVERY_PLAYBOOK}", *how,
             f"registry: {drill.shard} {entry['state']} ({entry.get('reason')})",
             f"retriever: queries {after['shards_queried']}, errors {after.get('errors') or {}}",
             f"timeline: {timeline_md}", f"postmortem: {postmortem}"]
@@ -196,14 +293,15 @@ def quarantine_drill(lab: Lab, timeline: Timeline, drill: ShardDrill) -> list[st
             "not yet automated: re-open/restore from snapshot and golden validation (Scenario A steps 3-5)"]
 
 
-def run(lab: Lab, out: TextIO = sys.stdout, drill: ShardDrill | None = None) -> int:
-    """The whole drill; the lab is stopped at the end whatever happened. Returns an exit code."""
+def run(lab: Lab, out: TextIO = sys.stdout, drill: ShardDrill | None = None, variant: str = "") -> int:
+    """The whole drill (`variant`: one of VARIANTS, or "" for a restore); the lab is stopped at the end
+    whatever happened. Returns an exit code: 0 when the recovery, or the variant's expected ending, is shown."""
     timeline = Timeline(out)
     code = 1
     try:
         with timeline.step("lab up"):
             lab.up(out)
-        summary = recovery_drill(lab, timeline, drill or ShardDrill())
+        summary = recovery_drill(lab, timeline, drill or ShardDrill(variant=variant))
         code = 0
     except (LabError, KubeError, subprocess.TimeoutExpired) as exc:
         print(f"\nDRILL FAILED: {exc}", file=out)

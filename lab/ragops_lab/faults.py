@@ -81,14 +81,18 @@ def pods_of(api: Api, component: str) -> list[Obj]:
 # --- shard faults ------------------------------------------------------------------------------
 
 
+def shard_url_of(pod: Obj) -> str:
+    """The pod's own address: a Service forwards nothing to a pod that is not Ready."""
+    return f"http://{pod['status']['podIP']}:{container_port(pod['spec']['containers'][0])}"
+
+
 def damage_index(api: Api, shard: str, damage: Callable[[Path], str]) -> str:
     """Damage the shard's vectors on its volume, make it re-open them and wait until it is not Ready."""
     pod = shard_pod(api, shard)
     vectors = shard_volume(api, shard) / "index" / "vectors.bin"
     what = damage(vectors)
     # The shard's integrity watcher would notice within a second; a re-open makes it immediate.
-    port = container_port(pod["spec"]["containers"][0])
-    http_json("POST", f"http://{pod['status']['podIP']}:{port}/admin/reopen", {}, timeout=5)
+    http_json("POST", f"{shard_url_of(pod)}/admin/reopen", {}, timeout=5)
     name = pod["metadata"]["name"]
     wait_for(lambda: not _pod_ready(api, name), SYMPTOM_TIMEOUT_SECONDS, f"{name} to lose readiness")
     errors = log_lines(api, name, "index_load_failed", "index_corruption_detected")
@@ -109,6 +113,35 @@ def truncate(path: Path) -> str:
     with open(path, "r+b") as handle:
         handle.truncate(size // 2)
     return f"truncated {path} from {size} to {size // 2} bytes"
+
+
+def stale_index(lab: Lab, shard: str) -> str:
+    """Damage the index until the shard's integrity check unloads it, then put the original bytes back.
+
+    The files on disk verify again, but the server keeps serving nothing until it is asked to re-open
+    its index (`POST /admin/reopen`): the case a graceful re-open recovers without a restore.
+    """
+    api = lab.api()
+    pod = shard_pod(api, shard)
+    name, url = pod["metadata"]["name"], shard_url_of(pod)
+    vectors = shard_volume(api, shard) / "index" / "vectors.bin"
+    original = vectors.read_bytes()
+
+    def unloaded() -> bool:
+        stats = http_json("GET", f"{url}/stats", timeout=5).body
+        return isinstance(stats, dict) and stats.get("ready") is False
+
+    what = flip_bytes(vectors)
+    try:
+        wait_for(unloaded, SYMPTOM_TIMEOUT_SECONDS, f"{name}'s integrity check to unload its index")
+    finally:
+        staged = vectors.with_name(vectors.name + ".restore")
+        staged.write_bytes(original)
+        os.replace(staged, vectors)
+    wait_for(lambda: not _pod_ready(api, name), SYMPTOM_TIMEOUT_SECONDS, f"{name} to lose readiness")
+    errors = log_lines(api, name, "index_corruption_detected")
+    return "\n".join([f"{what}; {name} unloaded its index; the original bytes are back, so the files verify, "
+                      f"but {name} is not Ready and serves nothing until POST {url}/admin/reopen", *(errors[-1:])])
 
 
 def corrupt_shard(lab: Lab, shard: str) -> str:
@@ -260,6 +293,8 @@ class Fault:
 CATALOGUE: tuple[Fault, ...] = (
     Fault("corrupt-shard", ("SHARD",), "flip bytes in the shard's index and make it re-open it", corrupt_shard),
     Fault("truncate-shard", ("SHARD",), "cut the shard's index file in half", truncate_shard),
+    Fault("stale-index", ("SHARD",), "the shard unloads its damaged index, then the files are put right; "
+          "a re-open recovers it", stale_index),
     Fault("kill-shard", ("SHARD",), "SIGKILL the shard's server (it is restarted)", kill_shard),
     Fault("provider-outage", ("NAME", "MODE"), f"provider primary|backup answers {'/'.join(PROVIDER_MODES)}",
           provider_outage),

@@ -66,10 +66,11 @@ def s3_auth_spec() -> Spec:
             "aliases": ["s3_url"],
             "fallback": (env_fallback, ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "S3_ENDPOINT_URL"]),
         },
+        # An access key id alone grants nothing, but it names the credential: keep it out of -vvv output too.
         "access_key": {
             "type": "str",
             "aliases": ["aws_access_key_id"],
-            "no_log": False,
+            "no_log": True,
             "fallback": (env_fallback, ["AWS_ACCESS_KEY_ID"]),
         },
         "secret_key": {

@@ -105,12 +105,23 @@ class Runner:
         path.write_text(yaml.safe_dump(playbook, sort_keys=False))
         return self.run(path, check=check, diff=diff)
 
-    def run(self, playbook: Path, *, check: bool = False, diff: bool = False,
-            extra: list[str] | None = None) -> Result:
+    def command(self, playbook: Path, *, check: bool = False, diff: bool = False,
+                extra: list[str] | None = None) -> list[str]:
         command = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                    "-e", "ansible_python_interpreter=%s" % sys.executable, str(playbook), *(extra or [])]
         command += ["--check"] if check else []
         command += ["--diff"] if diff else []
+        return command
+
+    def start(self, playbook: Path, *, extra: list[str] | None = None) -> subprocess.Popen[str]:
+        """Start a run in a process group of its own (so that a test can kill it with its modules), output to a file."""
+        with open(self.workdir / "started.log", "w", encoding="utf-8") as log:
+            return subprocess.Popen(self.command(playbook, extra=extra), stdout=log, stderr=subprocess.STDOUT,
+                                    text=True, env=self.environment(), cwd=self.workdir, start_new_session=True)
+
+    def run(self, playbook: Path, *, check: bool = False, diff: bool = False,
+            extra: list[str] | None = None) -> Result:
+        command = self.command(playbook, check=check, diff=diff, extra=extra)
         dump = self.workdir / "results.json"
         env = dict(self.environment(), RAGOPS_E2E_RESULTS=str(dump))
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=self.workdir,

@@ -28,8 +28,8 @@ COORDINATION = "/apis/coordination.k8s.io/v1"
 Obj = dict[str, t.Any]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+@pytest.fixture(scope="module", name="lab")
+def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A lab whose shards all have a snapshot, as the daily safety net leaves them."""
     running = Lab(tmp_path_factory.mktemp("lab") / "state")
     output = io.StringIO()
@@ -44,8 +44,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         running.down(out=None)
 
 
-@pytest.fixture
-def runner(lab: Lab, tmp_path: Path) -> Runner:
+@pytest.fixture(name="runner")
+def runner_fixture(lab: Lab, tmp_path: Path) -> Runner:
     """A runner whose reports go to one folder for the module, as they would on one bastion."""
     return Runner(Cluster(None, lab.paths.kubeconfig, "", namespace=stack.NAMESPACE), tmp_path,
                   env={"RAGOPS_REPORT_DIR": str(reports_dir(lab))})
@@ -55,9 +55,18 @@ def reports_dir(lab: Lab) -> Path:
     return lab.paths.root / "reports"
 
 
-def recover(runner: Runner, lab: Lab, shard: str, incident_id: str, *, check: bool = False) -> Result:
-    """The playbook as an on-call engineer runs it: the lab's inventory, a shard and an incident id."""
-    extra = ["-i", str(lab.paths.inventory), "-e", "shard=%s" % shard, "-e", "incident_id=%s" % incident_id]
+def recovery_options(lab: Lab, shard: str, incident_id: str, **extra_vars: str) -> list[str]:
+    """The playbook's command line options as an on-call engineer gives them: the lab's inventory, a shard,
+    an incident id and any further variables (``route_to``, ``replica_url``...)."""
+    variables = dict(extra_vars, shard=shard, incident_id=incident_id)
+    return ["-i", str(lab.paths.inventory), *(option for name, value in variables.items()
+                                              for option in ("-e", "%s=%s" % (name, value)))]
+
+
+def recover(runner: Runner, lab: Lab, shard: str, incident_id: str, *, check: bool = False,
+            verbosity: str = "", **extra_vars: str) -> Result:
+    """One run of the playbook against the lab; ``verbosity`` is ``-v`` .. ``-vvvv``."""
+    extra = recovery_options(lab, shard, incident_id, **extra_vars) + ([verbosity] if verbosity else [])
     return runner.run(PLAYBOOK, check=check, extra=extra)
 
 
@@ -87,18 +96,6 @@ def claim_of(lab: Lab, shard: str) -> str:
 def serving_shards(lab: Lab, shard: str) -> Obj:
     """The retriever's answer to a golden query whose documents live on ``shard``."""
     return stack.search(lab.endpoints().services["retriever"], drill.golden_query(shard)["text"])
-
-
-def corrupt_snapshots(lab: Lab, shard: str) -> list[str]:
-    """Overwrite every snapshot archive of ``shard`` with bytes that no longer match its manifest."""
-    s3 = lab.s3()
-    client = s3.client()
-    listing = client.list_objects_v2(Bucket=s3.bucket, Prefix="snapshots/%s/" % shard).get("Contents") or []
-    archives = [item["Key"] for item in listing if item["Key"].endswith("/data.tar.zst")]
-    for key in archives:
-        size = client.head_object(Bucket=s3.bucket, Key=key)["ContentLength"]
-        client.put_object(Bucket=s3.bucket, Key=key, Body=b"\0" * size)
-    return archives
 
 
 def test_check_mode_changes_nothing(lab: Lab, runner: Runner) -> None:
@@ -152,7 +149,7 @@ def test_second_run_is_refused_by_the_lock(lab: Lab, runner: Runner) -> None:
 
 
 def test_corrupt_snapshot_fails_the_gate_and_keeps_the_shard_quarantined(lab: Lab, runner: Runner) -> None:
-    archives = corrupt_snapshots(lab, "shard-3")
+    archives = drill.corrupt_snapshot_archives(lab, "shard-3")
     assert archives
     faults.inject(lab, "corrupt-shard", ["shard-3"])
     old_claim = claim_of(lab, "shard-3")

@@ -20,6 +20,7 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
 from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import CORE, object_path
 from ragops_lab.lab import Lab, kubectl
+from ragops_lab.programs.shard import load_index
 from ragops_lab.runtime import http_json
 
 pytestmark = pytest.mark.lab
@@ -136,6 +137,20 @@ def test_a_killed_shard_is_restarted_and_keeps_its_previous_log(lab: Lab) -> Non
     previous = kubectl(lab.paths.kubeconfig, "logs", "vectorstore-3", "-c", "shard", "--previous").stdout
     assert log_events(previous, "listening")
     eventually(lambda: stack.not_ready(lab.api()), lambda waiting: "Pod/vectorstore-3" not in waiting, 10)
+
+
+def test_a_stale_index_has_sound_files_and_is_recovered_by_a_reopen(lab: Lab) -> None:
+    reported = faults.inject(lab, "stale-index", ["shard-3"])
+    assert "index_corruption_detected" in reported and "/admin/reopen" in reported
+    pod = pod_named(lab, "vectorstore-3")
+    assert container_status(pod, "shard")["ready"] is False
+    url = f"http://{pod['status']['podIP']}:8080"
+    assert http_json("GET", f"{url}/readyz").status == 503
+    load_index(faults.shard_volume(lab.api(), "shard-3"), "shard-3")  # the files verify again
+    result = stack.search(lab.endpoints().services["retriever"], str(golden("shard-3")[0]["text"]))
+    assert "shard-3" in result["errors"]
+    assert http_json("POST", f"{url}/admin/reopen", {}).status == 200
+    eventually(lambda: container_status(pod_named(lab, "vectorstore-3"), "shard"), lambda s: s["ready"], 10)
 
 
 @pytest.fixture

@@ -1,0 +1,41 @@
+"""The drill's command line: Scenario A's variants, refused for the scenarios that have none."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragops_lab import drill
+from ragops_lab.__main__ import parse_args
+
+
+@pytest.mark.parametrize("variant", drill.VARIANTS)
+def test_scenario_a_takes_its_variants(variant: str) -> None:
+    args = parse_args(["drill", "--variant", variant])
+    assert (args.scenario, args.variant) == ("a", variant)
+
+
+def test_without_a_variant_the_drill_restores() -> None:
+    assert parse_args(["drill"]).variant is None
+
+
+@pytest.mark.parametrize("argv", [["drill", "--scenario", "c", "--variant", "reopen"],
+                                  ["drill", "--variant", "no-such-variant"]])
+def test_a_variant_the_scenario_lacks_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2
+    assert "--variant" in capsys.readouterr().err
+
+
+def test_the_failed_gate_message_is_read_from_the_playbook_output() -> None:
+    message = ('Recovery of shard-2 (DRILL-1) failed at \'Restore\': no "verified" snapshot. Tried: re-open: HTTP 503; '
+               "restore: none. The shard stays out of service. Next: restore by hand")
+    output = "\n".join([
+        'fatal: [rag-lab]: FAILED! => {"changed": false, "msg": "Failed to restore shard-2"}',
+        "TASK [Stop with what was tried and what to do next] ***",
+        'fatal: [rag-lab]: FAILED! => {"changed": false, "msg": %s}' % json.dumps(message),
+    ])
+    assert drill.recovery_failure(output) == message
+    assert drill.recovery_failure("ok: [rag-lab]") == ""
