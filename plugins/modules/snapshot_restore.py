@@ -34,7 +34,7 @@ options:
       - V(local) restores into O(dest) on the host that runs the module; V(job) restores inside the cluster.
       - V(job) mode waits for the restore Job and then for the shard's pod, each for at most O(wait_timeout)
         seconds. With O(wait=false) it only creates the new PVC and starts the restore Job, returns the Job's
-        name and state in RV(job.run), and repoints nothing. Running the task again with O(wait=true) finishes
+        name and state in C(run) of RV(job), and repoints nothing. Running the task again with O(wait=true) finishes
         the restore; it picks up the same Job (or its outcome), repoints the shard and waits until it is Ready.
     type: str
     choices: [local, job]
