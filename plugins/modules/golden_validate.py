@@ -118,6 +118,14 @@ options:
         in a successful answer (the lab retriever's V(errors), OpenSearch's V(_shards.failures)).
         Such an answer counts as a query error.
     type: str
+  cached_path:
+    description:
+      - JMESPath expression that gives V(true) when the endpoint answered from its answer cache rather than
+        computing the answer (the lab generator's V(cached)), and V(false) otherwise. It gives the
+        C(cache_hit_rate) metric and makes O(thresholds.max_cache_hit_rate) checkable.
+      - An answer where it finds nothing (C(null)) is not counted; any other value than a boolean makes the
+        answer a query error.
+    type: str
   ranking:
     description:
       - V(response) ranks documents in the order of the answer, the order the application consumes.
@@ -205,6 +213,12 @@ options:
         description: Maximum share of queries that came back without results.
         type: float
         default: 0
+      max_cache_hit_rate:
+        description:
+          - Maximum share of the answered queries that came from the endpoint's answer cache (O(cached_path)
+            must be set, else the threshold cannot be met). During a provider ramp-back, answers from the
+            cache hide what the provider answers.
+        type: float
       max_latency_p95:
         description: Maximum 95th percentile latency in seconds.
         type: float
@@ -414,7 +428,8 @@ validation:
       description:
         - Aggregate metrics of the last round, rounded to 4 decimals; C(null) where not measurable.
         - hit_at_k, recall_at_k, precision_at_k, mrr, ndcg_at_k (means over the queries),
-          must_pass_rate, pass_rate, error_rate, empty_rate, latency_p50, latency_p95, latency_max
+          must_pass_rate, pass_rate, error_rate, empty_rate, cache_hit_rate (with O(cached_path), the
+          share of answered queries that came from the cache), latency_p50, latency_p95, latency_max
           (seconds), rank_agreement (mean), score_drift (max) and score_spread (mean).
       type: dict
       sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9811}
@@ -535,6 +550,7 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
         "ids_path": {"type": "str", "default": "results[].id"},
         "scores_path": {"type": "str", "default": "results[].score"},
         "errors_path": {"type": "str"},
+        "cached_path": {"type": "str"},
         "ranking": {"type": "str", "default": "response", "choices": ["response", "score"]},
         "k": {"type": "int"},
         "qids": {"type": "list", "elements": "str", "default": []},
@@ -547,7 +563,8 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
         "use_proxy": {"type": "bool", "default": True},
         "thresholds": {"type": "dict", "default": {}, "options": {
             **{name: dict(rate) for name in ("hit_at_k", "recall_at_k", "precision_at_k", "mrr", "ndcg_at_k",
-                                             "rank_agreement", "max_latency_p95", "max_latency", "max_score_drift")},
+                                             "rank_agreement", "max_latency_p95", "max_latency", "max_score_drift",
+                                             "max_cache_hit_rate")},
             "must_pass_rate": {"type": "float", "no_log": False},
             "max_error_rate": {"type": "float", "default": 0.0},
             "max_empty_rate": {"type": "float", "default": 0.0},

@@ -90,6 +90,8 @@ def aggregate(results: t.Sequence[QueryResult], min_recall: float) -> t.Dict[str
     agreements = [r.rank_agreement for r in results if r.rank_agreement is not None]
     drifts = [r.score_drift for r in results if r.score_drift is not None]
     spreads = [r.score_spread for r in results if r.score_spread is not None]
+    # Only answers that say whether they came from the cache count (none do without cached_path).
+    flagged = [r.answer.cached for r in results if not r.errored and r.answer.cached is not None]
     summary: t.Dict[str, t.Optional[float]] = {
         "hit_at_k": m.mean([r.metrics.hit for r in results]),
         "recall_at_k": m.mean([r.metrics.recall for r in results]),
@@ -100,6 +102,7 @@ def aggregate(results: t.Sequence[QueryResult], min_recall: float) -> t.Dict[str
         "pass_rate": sum(1 for r in results if passes_query(r, min_recall)) / count if count else None,
         "error_rate": sum(1 for r in results if r.errored) / count if count else None,
         "empty_rate": sum(1 for r in results if r.empty) / count if count else None,
+        "cache_hit_rate": sum(1 for cached in flagged if cached) / len(flagged) if flagged else None,
         "latency_p50": m.percentile(latencies, 50),
         "latency_p95": m.percentile(latencies, 95),
         "latency_max": max(latencies) if latencies else None,

@@ -78,6 +78,7 @@ def query_api(params: Params) -> q.QueryApi:
         ids=q.compile_path(params["ids_path"], "ids_path"),
         scores=q.compile_path(params["scores_path"], "scores_path") if params.get("scores_path") else None,
         errors=q.compile_path(params["errors_path"], "errors_path") if params.get("errors_path") else None,
+        cached=q.compile_path(params["cached_path"], "cached_path") if params.get("cached_path") else None,
         ranking=params["ranking"], timeout=params["query_timeout"],
         opener=q.make_opener(params["url"], params["query_validate_certs"], params.get("query_ca_path"),
                              params["use_proxy"]),

@@ -62,6 +62,7 @@ class QueryApi:
     ids: t.Any
     scores: t.Any = None
     errors: t.Any = None
+    cached: t.Any = None
     ranking: str = "response"
     timeout: float = 10.0
     opener: t.Any = None
@@ -69,11 +70,13 @@ class QueryApi:
 
 @dataclass(frozen=True)
 class Answer:
-    """What one query got: ranked ids (with scores when known), or an error of a known kind."""
+    """What one query got: ranked ids (with scores when known), whether it came from the endpoint's
+    answer cache (when the endpoint says so), or an error of a known kind."""
 
     qid: str
     ids: t.Tuple[str, ...] = ()
     scores: t.Optional[t.Tuple[float, ...]] = None
+    cached: t.Optional[bool] = None
     latency: t.Optional[float] = None
     error: t.Optional[str] = None
     kind: t.Optional[str] = None
@@ -176,11 +179,11 @@ def ask(api: QueryApi, query: GoldenQuery, k: int, clock: Clock) -> Answer:
 def _attempt(api: QueryApi, query: GoldenQuery, k: int, clock: Clock, start: float) -> Answer:
     try:
         payload = _fetch(api, build_request(api, query, k))
-        ids, scores = extract(api, payload)
+        ids, scores, cached = extract(api, payload)
     except AnswerError as error:
         return Answer(query.qid, latency=round(clock.now() - start, 6), error=str(error), kind=error.kind,
                       status=error.status)
-    return Answer(query.qid, ids, scores, latency=round(clock.now() - start, 6))
+    return Answer(query.qid, ids, scores, cached, latency=round(clock.now() - start, 6))
 
 
 def _fetch(api: QueryApi, request: urllib.request.Request) -> bytes:
@@ -199,8 +202,11 @@ def _fetch(api: QueryApi, request: urllib.request.Request) -> bytes:
     return payload
 
 
-def extract(api: QueryApi, payload: bytes) -> t.Tuple[t.Tuple[str, ...], t.Optional[t.Tuple[float, ...]]]:
-    """Ranked ids and scores out of a JSON answer, through the configured JMESPath expressions."""
+Extracted = t.Tuple[t.Tuple[str, ...], t.Optional[t.Tuple[float, ...]], t.Optional[bool]]
+
+
+def extract(api: QueryApi, payload: bytes) -> Extracted:
+    """Ranked ids, scores and the cache flag out of a JSON answer, through the configured JMESPath expressions."""
     try:
         document = json.loads(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
@@ -211,13 +217,24 @@ def extract(api: QueryApi, payload: bytes) -> t.Tuple[t.Tuple[str, ...], t.Optio
             raise AnswerError(PARTIAL, "the endpoint reported errors: %s" % _snippet(json.dumps(reported)))
     ids = _ids(api.ids.search(document), api.ids.expression, document)
     scores = _scores(api.scores.search(document) if api.scores is not None else None, len(ids), api)
+    cached = _cached(api.cached.search(document), api.cached.expression) if api.cached is not None else None
     if api.ranking == "score":
         if scores is None:
             raise AnswerError(BAD_RESPONSE, "ranking=score needs scores, but scores_path found none")
         ordered = trec_order(ids, scores)
         by_id = dict(zip(ids, scores))
-        return tuple(ordered), tuple(by_id[doc] for doc in ordered)
-    return ids, scores
+        return tuple(ordered), tuple(by_id[doc] for doc in ordered), cached
+    return ids, scores, cached
+
+
+def _cached(found: t.Any, expression: str) -> t.Optional[bool]:
+    """Whether the answer came from a cache; an answer that does not say (null) is not counted either way."""
+    if found is None:
+        return None
+    if not isinstance(found, bool):
+        raise AnswerError(BAD_RESPONSE, "cached_path %r must give true or false, it gave %s"
+                          % (expression, _snippet(json.dumps(found))))
+    return found
 
 
 def _ids(found: t.Any, expression: str, document: t.Any) -> t.Tuple[str, ...]:

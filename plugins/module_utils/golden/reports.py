@@ -23,8 +23,8 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.suite impor
 FORMATS = ("json", "junit", "markdown")
 # A Markdown table a person reads in a chat stays short; the JSON report has every query.
 MARKDOWN_QUERY_ROWS = 50
-METRIC_ORDER = (*RELEVANCE_METRICS, "must_pass_rate", "pass_rate", "error_rate", "empty_rate", "latency_p50",
-                "latency_p95", "latency_max", "rank_agreement", "score_drift", "score_spread")
+METRIC_ORDER = (*RELEVANCE_METRICS, "must_pass_rate", "pass_rate", "error_rate", "empty_rate", "cache_hit_rate",
+                "latency_p50", "latency_p95", "latency_max", "rank_agreement", "score_drift", "score_spread")
 
 
 def public_url(url: str) -> str:
@@ -96,7 +96,7 @@ def _query(result: QueryResult, min_recall: float) -> t.Dict[str, t.Any]:
         "hit": metrics.hit, "recall": _round(metrics.recall), "precision": _round(metrics.precision),
         "reciprocal_rank": _round(metrics.reciprocal_rank), "ndcg": _round(metrics.ndcg),
         "latency": answer.latency, "error": answer.error, "error_kind": answer.kind, "status": answer.status,
-        "rank_agreement": _round(result.rank_agreement), "score_drift": _round(result.score_drift),
+        "cached": answer.cached, "rank_agreement": _round(result.rank_agreement), "score_drift": _round(result.score_drift),
         "score_spread": _round(result.score_spread),
     }
 

@@ -24,9 +24,9 @@ WARN = "warn"
 # Upper limits: option name -> aggregate metric it limits.
 MAXIMUMS = types.MappingProxyType({
     "max_error_rate": "error_rate", "max_empty_rate": "empty_rate", "max_latency_p95": "latency_p95",
-    "max_latency": "latency_max", "max_score_drift": "score_drift",
+    "max_latency": "latency_max", "max_score_drift": "score_drift", "max_cache_hit_rate": "cache_hit_rate",
 })
-RATE_LIMITS = ("max_error_rate", "max_empty_rate")
+RATE_LIMITS = ("max_error_rate", "max_empty_rate", "max_cache_hit_rate")
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,22 @@ def test_report_only_returns_a_failed_verdict_as_a_warning(golden_file: Path,
     assert "Golden-query validation failed (report_only): 0 of 3" in json.dumps(result["warnings"])
 
 
+def test_cached_answers_give_the_cache_hit_rate_and_fail_its_limit(
+        golden_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def from_cache(seen: Seen) -> Reply:
+        answer = HEALTHY[seen.body["query"]]
+        return Reply(body={**answer.body, "cached": seen.body["query"] != "kafka lag"})
+
+    with Endpoint(from_cache) as endpoint:
+        result = run(capsys, golden_set=str(golden_file), url=endpoint.url, cached_path="cached",
+                     thresholds={"max_cache_hit_rate": 0.5})
+    assert result["failed"] is True
+    assert result["msg"] == ("Golden-query validation failed: 3 of 3 golden queries passed; "
+                             "cache_hit_rate 0.6667 is above the limit 0.5")
+    assert result["validation"]["metrics"]["cache_hit_rate"] == 0.6667
+    assert [query["cached"] for query in result["validation"]["queries"]] == [True, True, False]
+
+
 def test_secret_headers_reach_the_endpoint_but_never_the_result(
         golden_file: Path, healthy: Endpoint, capsys: pytest.CaptureFixture[str]) -> None:
     result = run(capsys, golden_set=str(golden_file), url=healthy.url + "?api_key=abc123",

@@ -134,6 +134,17 @@ def test_errors_path_marks_partial_answers() -> None:
     assert healthy.error is None and healthy.ids == ("doc-1",)
 
 
+def test_cached_path_reads_whether_the_answer_came_from_the_cache() -> None:
+    cached = q.compile_path("cached", "cached_path")
+    hit = ask_one(lambda s: lab_answer(["doc-1"], cached=True), cached=cached)
+    assert (hit.ids, hit.cached, hit.error) == (("doc-1",), True, None)
+    assert ask_one(lambda s: lab_answer(["doc-1"], cached=False), cached=cached).cached is False
+    assert ask_one(lambda s: lab_answer(["doc-1"]), cached=cached).cached is None
+    assert ask_one(lambda s: lab_answer(["doc-1"], cached=True)).cached is None  # no cached_path: not read
+    odd = ask_one(lambda s: lab_answer(["doc-1"], cached="yes"), cached=cached)
+    assert odd.kind == q.BAD_RESPONSE and odd.error == "cached_path 'cached' must give true or false, it gave \"yes\""
+
+
 def test_a_connection_reset_is_retried_once_but_an_http_error_never() -> None:
     requests: list[Seen] = []
 

@@ -122,6 +122,22 @@ def test_thresholds_and_unmeasurable_metrics() -> None:
                                            "so its threshold 0.8 is not met")
 
 
+def test_cache_hit_rate_counts_answers_that_say_and_has_a_limit() -> None:
+    results = [result(MUST, ["a", "b"], cached=True), result(OTHER, ["d"], cached=False), result(OTHER, ["d"]),
+               result(GoldenQuery("q3", "t", {"e": 1}), kind="http", error="HTTP 503: down", status=503)]
+    assert aggregate(results, 1.0)["cache_hit_rate"] == pytest.approx(0.5)  # q1 of q1, q2; q2 again and q3 say nothing
+    assert aggregate([result(MUST, ["a", "b"])], 1.0)["cache_hit_rate"] is None
+    answered = results[:2]
+    assert judge(answered, thresholds={"max_cache_hit_rate": 0.5}).passed
+    verdict = judge(answered, thresholds={"max_cache_hit_rate": 0.25})
+    assert [(f.level, f.metric, f.message) for f in verdict.findings] == [
+        ("fail", "cache_hit_rate", "cache_hit_rate 0.5 is above the limit 0.25")]
+    unknown = judge([result(MUST, ["a", "b"])], thresholds={"max_cache_hit_rate": 0.0})
+    assert not unknown.passed and unknown.findings[0].message.startswith("cache_hit_rate could not be measured")
+    with pytest.raises(RecoveryError, match=r"thresholds.max_cache_hit_rate=1.5: it must be between 0 and 1"):
+        v.criteria_from_options({"max_cache_hit_rate": 1.5}, min_recall=1.0, tolerance=0.05, baseline={})
+
+
 def test_regression_beyond_the_tolerance_fails() -> None:
     results = [result(MUST, ["a", "b"]), result(OTHER, ["x", "d"])]  # mrr (1 + 0.5) / 2 = 0.75
     assert judge(results, baseline={"mrr": 0.8}).passed
