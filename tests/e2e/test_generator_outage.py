@@ -1,24 +1,40 @@
-"""Scenario B against the lab: each provider outage kind, the backup also down, failback with and
-without a quality regression; check mode changes nothing and re-runs are no-ops."""
+"""Scenario B against one lab: each provider outage kind switches to the healthy backup, the backup also
+down falls back to cached answers, a failback that succeeds and one whose quality regresses and rolls
+back; check mode changes nothing, re-runs are no-ops, and no provider key shows in any output at -vvv.
+
+The lab is started once for the module. Before each test the generator is put back as `up` left it
+(one rollout through the API, only when a test changed it), the providers are healed and the lock is
+released, so every test starts from a generator on the primary without paying for a new lab.
+"""
 
 from __future__ import annotations
 
+import base64
+import copy
 import io
+import json
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from harness import ROOT, Cluster, Runner, task
+from harness import ROOT, Cluster, Result, Runner, task
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS, CORE, object_path
 from ragops_lab.lab import Lab
+from ragops_lab.services import wait_for
 
 pytestmark = pytest.mark.lab
 PLAYBOOKS = ROOT / "playbooks"
 GOLDEN = yaml.safe_load((ROOT / "lab" / "data" / "golden.yml").read_text())
+GENERATOR = object_path(APPS, "deployments", stack.NAMESPACE, "generator")
+LOCK = object_path("/apis/coordination.k8s.io/v1", "leases", stack.NAMESPACE, "ragops-recovery-lock")
+RESET_TIMEOUT_SECONDS = 60
+SETTLE_SECONDS = 10
+
+Obj = t.Dict[str, t.Any]
 
 
 @pytest.fixture(scope="module")
@@ -35,85 +51,160 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         running.down(out=None)
 
 
-@pytest.fixture
-def runner(lab: Lab, tmp_path: Path) -> Iterator[Runner]:
-    runner = Runner(Cluster(None, lab.paths.kubeconfig, "", namespace=stack.NAMESPACE), tmp_path)
-    yield runner
+@pytest.fixture(scope="module")
+def pristine(lab: Lab) -> Obj:
+    """The generator Deployment as `up` left it: on the primary, no fallback, no throttle."""
+    return t.cast(Obj, lab.api().get(GENERATOR))
+
+
+def answers_from(lab: Lab, provider: str) -> bool:
+    try:
+        return ask(lab).get("provider") == provider
+    except (OSError, TimeoutError):
+        return False
+
+
+def assert_answers_from(lab: Lab, provider: str) -> None:
+    """The generator answers from `provider`, allowing for a pod of the previous rollout still terminating
+    (the Service forwards to it until its grace period ends)."""
+    wait_for(lambda: answers_from(lab, provider), SETTLE_SECONDS, "an answer from provider %s" % provider)
+
+
+def reset(lab: Lab, pristine: Obj) -> None:
+    """Providers healthy, the lock released, the generator's template and annotations as `up` left them."""
     for name in ("primary", "backup"):
         faults.provider_outage(lab, name, "none")
-    reset = runner.play([task("provider", "provider_switch", state="restored"),
-                         task("fallback", "generator_fallback", state="restored"),
-                         task("throttle", "traffic_throttle", state="restored"),
-                         # A failback that rolled back keeps the lock for the incident, by design.
-                         task("lock", "incident_lock", state="absent", force=True)],
-                        auth={"kubeconfig": str(lab.paths.kubeconfig)})
-    assert reset.failed == 0, reset.stdout
+    api = lab.api()
+    api.delete(LOCK)
+    current = t.cast(Obj, api.get(GENERATOR))
+    annotations = pristine["metadata"].get("annotations") or {}
+    if current["spec"]["template"] != pristine["spec"]["template"] or \
+            (current["metadata"].get("annotations") or {}) != annotations:
+        replaced = copy.deepcopy(current)
+        replaced["spec"]["template"] = copy.deepcopy(pristine["spec"]["template"])
+        replaced["metadata"]["annotations"] = dict(annotations)
+        api.call("PUT", GENERATOR, replaced)
+    wait_for(lambda: stack.rolled_out(t.cast(Obj, api.get(GENERATOR))) and answers_from(lab, "primary"),
+             RESET_TIMEOUT_SECONDS, "the generator back on the primary")
 
 
-def playbook(runner: Runner, lab: Lab, name: str, *, check: bool = False, verbose: bool = False,
-             **extra: t.Any) -> t.Any:
+@pytest.fixture
+def runner(lab: Lab, pristine: Obj, tmp_path: Path) -> Runner:
+    reset(lab, pristine)
+    return Runner(Cluster(None, lab.paths.kubeconfig, "", namespace=stack.NAMESPACE), tmp_path)
+
+
+def playbook(runner: Runner, lab: Lab, name: str, *, check: bool = False, **extra: t.Any) -> Result:
+    """A Scenario B playbook at -vvv (so that the no-secret check sees everything a user could ask for)."""
     args = ["-i", str(lab.paths.inventory), "-e", "incident_id=INC-B",
             "-e", "generator_outage_probe_timeout=1", "-e", "generator_failback_probe_timeout=1",
-            "-e", "generator_outage_artifacts_dir=%s" % (runner.workdir / "artifacts"),
-            "-e", "generator_failback_artifacts_dir=%s" % (runner.workdir / "artifacts"),
-            "-e", "generator_failback_soak_seconds=3"]
+            "-e", "generator_outage_artifacts_dir=%s" % artifacts(runner),
+            "-e", "generator_failback_artifacts_dir=%s" % artifacts(runner),
+            "-e", "generator_failback_soak_seconds=1", "-vvv"]
     for key, value in extra.items():
         args += ["-e", "%s=%s" % (key, value)]
-    args += ["-vvv"] if verbose else []
     return runner.run(PLAYBOOKS / ("%s.yml" % name), check=check, extra=args)
 
 
-def outcome(result: t.Any, name: str) -> dict[str, t.Any]:
+def artifacts(runner: Runner) -> Path:
+    return runner.workdir / "artifacts"
+
+
+def outcome(result: Result, name: str) -> Obj:
     """A role task's result; role tasks are recorded as "<role> : <task name>"."""
-    return t.cast(t.Dict[str, t.Any], next(value for key, value in result.results.items() if key.endswith(name)))
+    return t.cast(Obj, next(value for key, value in result.results.items() if key.endswith(name)))
 
 
 def generator_env(lab: Lab) -> dict[str, str]:
-    deployment = lab.api().get(object_path(APPS, "deployments", stack.NAMESPACE, "generator")) or {}
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container = t.cast(Obj, lab.api().get(GENERATOR))["spec"]["template"]["spec"]["containers"][0]
     return {item["name"]: item.get("value", "<ref>") for item in container["env"]}
 
 
-def ask(lab: Lab, qid: str = "q001", question: str = "") -> dict[str, t.Any]:
+def ask(lab: Lab, qid: str = "q001", question: str = "") -> Obj:
     query = next(q for q in GOLDEN["queries"] if q["qid"] == qid) if not question else {"text": question}
     return stack.ask(lab.endpoints().services["generator"], query["text"], "" if question else qid)
 
 
-def secret_keys(lab: Lab) -> list[str]:
-    import base64
-
+def provider_keys(lab: Lab) -> list[str]:
     secret = lab.api().get(object_path(CORE, "secrets", stack.NAMESPACE, "rag-provider-keys")) or {}
-    return [base64.b64decode(value).decode() for value in (secret.get("data") or {}).values()]
+    keys = [base64.b64decode(value).decode() for value in (secret.get("data") or {}).values()]
+    assert len(keys) == 2 and all(len(key) >= 8 for key in keys), "the lab's provider keys are missing"
+    return keys
 
 
-def test_503_check_mode_then_switch_then_rerun_unchanged(lab: Lab, runner: Runner) -> None:
+def assert_no_key_shown(lab: Lab, runner: Runner, *runs: Result) -> None:
+    """Neither provider key in the playbooks' -vvv output nor in any evidence or report they wrote."""
+    files = [path for path in artifacts(runner).rglob("*") if path.is_file()]
+    assert files, "the playbooks wrote no artifacts"
+    texts = [run.stdout for run in runs] + [path.read_text() for path in files]
+    for key in provider_keys(lab):
+        assert not any(key in text for text in texts)
+
+
+def ramp(runner: Runner) -> Obj:
+    return t.cast(Obj, json.loads((artifacts(runner) / "failback.json").read_text()))
+
+
+def test_503_check_mode_switch_rerun_then_failback_to_the_primary(lab: Lab, runner: Runner) -> None:
     faults.provider_outage(lab, "primary", "503")
     before = generator_env(lab)
     checked = playbook(runner, lab, "generator_outage", check=True)
-    assert checked.failed == 0, checked.stdout
+    assert checked.returncode == 0 and checked.failed == 0, checked.stdout
     assert generator_env(lab) == before
-    applied = playbook(runner, lab, "generator_outage", verbose=True)
-    assert applied.failed == 0, applied.stdout
+    applied = playbook(runner, lab, "generator_outage")
+    assert applied.returncode == 0 and applied.failed == 0, applied.stdout
     assert outcome(applied, "Check the primary provider")["provider"]["state"] == "outage"
     assert generator_env(lab)["PROVIDER"] == "backup" and generator_env(lab)["THROTTLE_RPS"] == "50"
-    answer = ask(lab)
-    assert answer["status"] == 200 and answer["provider"] == "backup", answer
+    assert_answers_from(lab, "backup")
     assert outcome(applied, "Validate the generator's answers on the golden set")["validation"]["passed"]
-    assert not any(key in applied.stdout for key in secret_keys(lab))
     again = playbook(runner, lab, "generator_outage")
-    assert again.failed == 0, again.stdout
+    assert again.returncode == 0 and again.failed == 0, again.stdout
     # Only the lock (taken and released) and the evidence file change on a re-run; the generator does not.
     for name in ("Switch to the backup provider", "Throttle traffic and queue long requests"):
         assert outcome(again, name)["changed"] is False, name
 
+    faults.provider_outage(lab, "primary", "none")
+    done = playbook(runner, lab, "generator_failback")
+    assert done.returncode == 0 and done.failed == 0, done.stdout
+    env = generator_env(lab)
+    assert env["PROVIDER"] == "primary" and not {"PROVIDER_WEIGHTS", "THROTTLE_RPS", "FALLBACK_MODE"} & set(env)
+    assert_answers_from(lab, "primary")
+    steps = ramp(runner)["steps"]
+    assert [step["step"] for step in steps] == [10, 25, 50, 100] and all(step["passed"] for step in steps)
+    # Every step measured that the answers came from the providers, not from the answer cache.
+    assert [step["metrics"]["cache_hit_rate"] for step in steps] == [0.0] * 4
+    assert_no_key_shown(lab, runner, checked, applied, again, done)
 
-@pytest.mark.parametrize("mode, state", [("429", "rate_limited"), ("401", "auth_failure"), ("hang", "outage")])
+
+def test_429_switch_then_failback_with_a_quality_regression_rolls_back(lab: Lab, runner: Runner) -> None:
+    faults.provider_outage(lab, "primary", "429")
+    applied = playbook(runner, lab, "generator_outage")
+    assert applied.returncode == 0 and applied.failed == 0, applied.stdout
+    assert outcome(applied, "Check the primary provider")["provider"]["state"] == "rate_limited"
+    assert_answers_from(lab, "backup")
+    faults.provider_outage(lab, "primary", "degraded")
+    done = playbook(runner, lab, "generator_failback")
+    assert done.returncode == 2 and done.failed == 1, done.stdout
+    assert "Answer quality regressed at 10 %" in done.stdout, done.stdout
+    env = generator_env(lab)
+    assert env["PROVIDER"] == "backup" and "PROVIDER_WEIGHTS" not in env
+    assert_answers_from(lab, "backup")
+    regressed = ramp(runner)
+    assert regressed["regressed"] and [step["step"] for step in regressed["steps"]] == [10]
+    assert regressed["steps"][0]["metrics"]["empty_rate"] > 0
+    # A rolled-back failback keeps the lock for the incident.
+    assert (lab.api().get(LOCK) or {}).get("spec", {}).get("holderIdentity")
+    assert_no_key_shown(lab, runner, applied, done)
+
+
+@pytest.mark.parametrize("mode, state", [("401", "auth_failure"), ("hang", "outage")])
 def test_each_outage_kind_switches_to_the_backup(lab: Lab, runner: Runner, mode: str, state: str) -> None:
     faults.provider_outage(lab, "primary", mode)
     applied = playbook(runner, lab, "generator_outage")
-    assert applied.failed == 0, applied.stdout
+    assert applied.returncode == 0 and applied.failed == 0, applied.stdout
     assert outcome(applied, "Check the primary provider")["provider"]["state"] == state
-    assert ask(lab)["provider"] == "backup"
+    assert generator_env(lab)["PROVIDER"] == "backup"
+    assert_answers_from(lab, "backup")
 
 
 def test_backup_down_falls_back_to_cached_answers(lab: Lab, runner: Runner) -> None:
@@ -121,32 +212,22 @@ def test_backup_down_falls_back_to_cached_answers(lab: Lab, runner: Runner) -> N
     faults.provider_outage(lab, "backup", "503")
     applied = playbook(runner, lab, "generator_outage",
                        generator_outage_answers_file=ROOT / "lab" / "data" / "answer-cache.json")
-    assert applied.failed == 0, applied.stdout
-    assert generator_env(lab)["FALLBACK_MODE"] == "cache"
+    assert applied.returncode == 0 and applied.failed == 0, applied.stdout
+    assert outcome(applied, "Check the backup provider")["provider"]["state"] == "outage"
+    assert generator_env(lab)["FALLBACK_MODE"] == "cache" and generator_env(lab)["PROVIDER"] == "primary"
+    wait_for(lambda: ask(lab, "q001").get("mode") == "cache", SETTLE_SECONDS, "an answer from the cache")
     known = ask(lab, "q001")
     assert known["status"] == 200 and known["mode"] == "cache" and known["cached"] is True, known
     unknown = ask(lab, question="What is the airspeed of an unladen swallow?")
     assert unknown["status"] == 200 and unknown["cached"] is False and unknown["provider"] is None, unknown
     assert unknown["citations"] == [] and "safe mode" in unknown["answer"]
-
-
-def test_failback_ramps_to_the_primary(lab: Lab, runner: Runner) -> None:
-    faults.provider_outage(lab, "primary", "503")
-    assert playbook(runner, lab, "generator_outage").failed == 0
-    faults.provider_outage(lab, "primary", "none")
-    done = playbook(runner, lab, "generator_failback")
-    assert done.failed == 0, done.stdout
-    env = generator_env(lab)
-    assert env["PROVIDER"] == "primary" and "PROVIDER_WEIGHTS" not in env and "THROTTLE_RPS" not in env
-    assert ask(lab)["provider"] == "primary"
-
-
-def test_failback_rolls_back_when_quality_regresses(lab: Lab, runner: Runner) -> None:
-    faults.provider_outage(lab, "primary", "503")
-    assert playbook(runner, lab, "generator_outage").failed == 0
-    faults.provider_outage(lab, "primary", "degraded")
-    done = playbook(runner, lab, "generator_failback")
-    assert done.failed == 1 and "Answer quality regressed at 10 %" in done.stdout, done.stdout
-    env = generator_env(lab)
-    assert env["PROVIDER"] == "backup" and "PROVIDER_WEIGHTS" not in env
-    assert ask(lab)["provider"] == "backup"
+    assert_no_key_shown(lab, runner, applied)
+    # The ramp's cache-hit limit, against this generator answering every golden question from the cache.
+    gate = runner.play([task("ramp gate", "golden_validate", golden_set=str(ROOT / "lab" / "data" / "golden.yml"),
+                             url=lab.endpoints().services["generator"] + "/v1/answer",
+                             body={"qid": "${qid}", "question": "${query}"}, ids_path="citations", scores_path="",
+                             cached_path="cached", thresholds={"max_cache_hit_rate": 0}, report_only=True)])
+    assert gate.returncode == 0, gate.stdout
+    validation = gate.results["ramp gate"]["validation"]
+    assert validation["metrics"]["cache_hit_rate"] == 1.0 and not validation["passed"]
+    assert "cache_hit_rate 1 is above the limit 0" in validation["summary"], validation["summary"]
