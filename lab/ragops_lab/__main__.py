@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ragops_lab import drill, drill_bootstrap, faults
+from ragops_lab import drill, drill_bootstrap, drill_outage, faults
 from ragops_lab.lab import DEFAULT_STATE_DIR, Lab
 from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
@@ -25,8 +25,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fault.add_argument("name", choices=[f.name for f in faults.CATALOGUE], metavar="NAME")
     fault.add_argument("args", nargs="*", metavar="ARG")
     drill_parser = commands.add_parser("drill", help="up, break the stack, recover it with the collection, down")
-    drill_parser.add_argument("--scenario", choices=("a", "c"), default="a",
-                              help="a: a corrupt vectorstore shard (default); c: a bootstrap deadlock")
+    drill_parser.add_argument("--scenario", choices=("a", "b", "c"), default="a",
+                              help="a: a corrupt vectorstore shard (default); b: an LLM provider outage; "
+                                   "c: a bootstrap deadlock")
     drill_parser.add_argument("--variant", choices=drill.VARIANTS,
                               help="scenario a: reopen (the shard recovers by a re-open, no restore) or failed-gate "
                                    "(every snapshot corrupt: the gate fails and the shard stays quarantined)")
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fault":
             print(faults.inject(lab, args.name, args.args))
         elif args.command == "drill":
+            if args.scenario == "b":
+                return drill_outage.run(lab)
             return drill_bootstrap.run(lab) if args.scenario == "c" else drill.run(lab, variant=args.variant or "")
     except (LabError, KubeError) as exc:
         print(f"lab {args.command} failed: {exc}", file=sys.stderr)

@@ -9,19 +9,16 @@ the other diagnosis: the playbook names the cycle and refuses to start anything.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import CORE, object_path
-from ragops_lab.drill import COLLECTIONS_DIR, PLAYBOOK_TIMEOUT_SECONDS, REPO_DIR
+from ragops_lab.drill_support import failure_message, incident_id, run_drill, run_playbook
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import KubeError, Unreachable
+from ragops_lab.runtime import Unreachable
 from ragops_lab.services import LabError
 from ragops_lab.timeline import Timeline
 
@@ -29,25 +26,12 @@ PLAYBOOK = "playbooks/bootstrap_recovery.yml"
 QUESTION = "How do I rotate the ingress certificate?"
 
 
-def incident_id(suffix: str = "") -> str:
-    return f"DRILL-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}{suffix}"
-
-
 def recover(lab: Lab, incident: str, log_file: Path) -> subprocess.CompletedProcess[str]:
     """The packaged playbook against the lab's inventory, with the incident timeline switched on."""
     drill_dir = log_file.parent
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_DIR)),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CALLBACKS_ENABLED": "ragops.recovery.timeline",
-           "RAGOPS_TIMELINE_DIR": str(drill_dir / incident / "timeline")}
     extra_vars = {"target": "rag-lab", "incident_id": incident, "bootstrap_recovery_wait_sleep": 1,
                   "bootstrap_recovery_report_dir": str(drill_dir / incident)}
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), PLAYBOOK, "-i", str(lab.paths.inventory),
-               "-e", json.dumps(extra_vars)]
-    result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True,
-                            timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
-    drill_dir.mkdir(parents=True, exist_ok=True)
-    log_file.write_text(result.stdout + result.stderr)
-    return result
+    return run_playbook(lab, PLAYBOOK, extra_vars, log_file, drill_dir / incident / "timeline")
 
 
 def postmortem_sections(lab: Lab, incident: str, *titles: str) -> str:
@@ -78,17 +62,6 @@ def answer(lab: Lab) -> str:
 def schema_version(lab: Lab) -> str:
     configmap = lab.api().get(object_path(CORE, "configmaps", stack.NAMESPACE, "rag-schema")) or {}
     return str((configmap.get("data") or {}).get("version"))
-
-
-def failure_message(output: str) -> str:
-    """The message the playbook failed with (its last `fatal:` line)."""
-    lines = [line for line in output.splitlines() if line.startswith("fatal:") and "=> {" in line]
-    if not lines:
-        return ""
-    try:
-        return str(json.loads(lines[-1].split("=> ", 1)[1]).get("msg", ""))
-    except ValueError:
-        return lines[-1]
 
 
 def bootstrap_drill(lab: Lab, timeline: Timeline) -> list[str]:
@@ -130,21 +103,4 @@ def bootstrap_drill(lab: Lab, timeline: Timeline) -> list[str]:
 
 def run(lab: Lab, out: TextIO = sys.stdout) -> int:
     """The whole Scenario C drill; the lab is stopped at the end whatever happened. Returns an exit code."""
-    timeline = Timeline(out)
-    code, summary = 1, []
-    try:
-        with timeline.step("lab up"):
-            lab.up(out)
-        summary = bootstrap_drill(lab, timeline)
-        code = 0
-    except (LabError, KubeError, subprocess.TimeoutExpired) as exc:
-        print(f"\nDRILL FAILED: {exc}", file=out)
-    finally:
-        with timeline.step("lab down"):
-            lab.down(out)
-    print("\nSummary", file=out)
-    for line in summary:
-        print(f"  {line}", file=out)
-    print(timeline.summary(), file=out)
-    print(f"\nDrill {'passed' if code == 0 else 'FAILED'}.", file=out)
-    return code
+    return run_drill(lab, bootstrap_drill, out)

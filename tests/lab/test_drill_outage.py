@@ -1,0 +1,66 @@
+"""The Scenario B drill (`make drill SCENARIO=b`) from start to end, and what it prints from the
+playbooks' output and the ramp's results."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ragops_lab import drill_outage, drill_support
+from ragops_lab.lab import Lab
+
+
+def test_outcome_message_is_the_msg_of_the_named_debug_task() -> None:
+    output = "\n".join([
+        "TASK [ragops.recovery.generator_outage : Check the primary provider] ***",
+        'ok: [rag-lab] => {"changed": false}',
+        "TASK [ragops.recovery.generator_outage : Report the outcome] ***",
+        "ok: [rag-lab] => {",
+        '    "msg": "Primary primary: outage (HTTP 503). Safe mode: provider backup."',
+        "}",
+    ])
+    assert drill_outage.outcome_message(output, "Report the outcome") == \
+        "Primary primary: outage (HTTP 503). Safe mode: provider backup."
+    assert drill_outage.outcome_message("PLAY RECAP", "Report the outcome") == "(no outcome printed)"
+
+
+def test_ramp_lines_show_each_step_and_its_figures(tmp_path: Path) -> None:
+    failback = tmp_path / "failback.json"
+    metrics = {"precision_at_k": 0.4222, "error_rate": 0.0, "cache_hit_rate": 0.0, "empty_rate": 0.0}
+    failback.write_text(json.dumps({"regressed": True, "steps": [
+        {"step": 10, "passed": True, "metrics": metrics},
+        {"step": 25, "passed": False, "metrics": dict(metrics, empty_rate=0.2)}]}))
+    assert drill_outage.ramp_lines(failback) == [
+        " 10 % on the primary: pass; precision@k 0.4222, error rate 0.0, cache-hit rate 0.0, empty rate 0.0",
+        " 25 % on the primary: REGRESSION; precision@k 0.4222, error rate 0.0, cache-hit rate 0.0, empty rate 0.2"]
+    assert drill_outage.ramp_lines(tmp_path / "none.json") == [f"({tmp_path / 'none.json'} missing)"]
+
+
+def test_describe_names_the_provider_or_the_failure() -> None:
+    assert drill_outage.describe({"status": 200, "provider": "backup", "mode": "normal", "cached": False,
+                                  "citations": ["doc-03700"]}) == \
+        "HTTP 200, provider backup, mode normal, cached False, citations ['doc-03700']"
+    failed = {"status": 502, "error": {"kind": "server_error", "provider": "primary", "message": "HTTP 503"}}
+    assert drill_outage.describe(failed) == "HTTP 502: server_error from primary (HTTP 503)"
+    assert drill_outage.describe({"status": None, "error": "timed out"}) == "HTTP None: timed out"
+
+
+def test_the_outage_drill_switches_measures_fails_back_and_stops_the_lab(tmp_path: Path) -> None:
+    if not (drill_support.COLLECTIONS_DIR / "ansible_collections" / "ragops" / "recovery").exists():
+        pytest.skip("the collection is not linked into build/collections (make venv)")
+    lab = Lab(tmp_path / "state")
+    output = io.StringIO()
+    assert drill_outage.run(lab, output) == 0, output.getvalue()
+    text = output.getvalue()
+    assert "HTTP 502: server_error from primary" in text  # the symptom
+    safe = re.search(r"time to safe mode: (\d+\.\d)s from the playbook's start \(playbook (\d+\.\d)s\)", text)
+    assert safe and 0 < float(safe.group(1)) <= float(safe.group(2)), text
+    for step in (10, 25, 50, 100):
+        assert re.search(rf"{step:>3} % on the primary: pass; .*cache-hit rate 0\.0", text), text
+    assert "flags: {'PROVIDER': 'primary'}" in text and "HTTP 200, provider primary" in text
+    assert text.count("```mermaid") == 2  # the outage's and the failback's timeline
+    assert "Drill passed." in text and not lab.running_processes()
