@@ -27,7 +27,8 @@ tasks with their share of the run.
      the run; the time to safe mode is from the playbook's start to the first answer (HTTP 200), split
      the same way.
 
-    python bench/drill.py --scenario a|b [--repeat 1] [--json]
+    python bench/drill.py --scenario a|b [--repeat 1] [--json] [--keep]
+    make -s bench-drill SCENARIO=b BENCH_ARGS="--repeat 3 --json"     # -s: only the JSON on stdout
 
 Progress goes to stderr, the figures to stdout.  Nothing is left running when it ends, also on Ctrl-C.
 """
@@ -58,11 +59,11 @@ sys.path.insert(0, str(ROOT / "lab"))
 from ragops_lab import drill, drill_outage, faults, overhead, stack  # noqa: E402
 from ragops_lab.drill_support import incident_id, run_playbook  # noqa: E402
 from ragops_lab.lab import Lab  # noqa: E402
+from ragops_lab.runtime import KubeError  # noqa: E402
 from ragops_lab.services import LabError, is_running  # noqa: E402
 
 GOAL = 0.10
 MARKER = "RAGOPS_BENCH_DRILL"
-CALIBRATION_ROUNDS = 3
 PROGRESS = sys.stderr
 
 
@@ -117,7 +118,8 @@ def stop_marked(tag: str) -> None:
 
 @dataclass
 class Measured:
-    """One playbook run: its window, its module processes and timeline, and for scenario b the answers."""
+    """One playbook run: its window (epoch seconds), its module processes and timeline, and for scenario b
+    when the generator first answered and how."""
 
     scenario: str
     playbook: str
@@ -210,8 +212,10 @@ def analyse(run: Measured) -> dict[str, t.Any]:
         entry["seconds"] += process.duration
         entry["startup"] += overhead.startup_interval(process)[1] - process.start
     figures: dict[str, t.Any] = {
-        "scenario": run.scenario, "playbook": run.playbook, "load_average_before": list(run.load[0]),
-        "load_average_after": list(run.load[1]), "playbook_split": whole.as_dict(), "tasks": len(run.steps),
+        "scenario": run.scenario, "playbook": run.playbook,
+        "load_average_before": [round(v, 2) for v in run.load[0]],
+        "load_average_after": [round(v, 2) for v in run.load[1]],
+        "playbook_split": whole.as_dict(), "tasks": len(run.steps),
         "controller_phases": overhead.controller_phases((run.start, run.end), run.steps),
         "slowest_tasks": [asdict(f) for f in overhead.slowest_tasks(run.steps, run.runs, whole.wall)],
         "modules": dict(sorted(modules.items(), key=lambda item: -item[1]["seconds"])),
@@ -315,6 +319,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, timelines, labs)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
     # Started in the background by a shell without job control, Python would inherit SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupt)
@@ -327,7 +333,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted; stopping what was started", file=PROGRESS)
         return 130
-    except (LabError, subprocess.TimeoutExpired) as exc:
+    except (LabError, KubeError, subprocess.TimeoutExpired) as exc:
         print(f"bench failed: {exc}", file=PROGRESS)
         return 1
     finally:
