@@ -4,11 +4,13 @@ One lab for the module (the tests run in order; each uses a shard of its own): a
 unloaded but whose files are sound recovers by a re-open alone; with the newest snapshot corrupt the
 older verified one is restored and the newest quarantined in S3, in a run at -vvv whose output, reports
 and timeline carry no credential, and whose unhealthy replica gets no traffic; a run killed during the
-restore, while a healthy replica takes the shard's traffic, is finished by a re-run of the same incident.
+restore, while a healthy replica takes the shard's traffic, is finished by a re-run of the same incident,
+and a run stopped in the gate after its restore resumes at the (already done) restore.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -108,9 +110,9 @@ def start_replica(lab: Lab, shard: str) -> Replica:
         api.call("POST", object_path(*collections[obj["kind"]], stack.NAMESPACE), obj)
     replica = Replica(name, "")
     eventually("%s to be Ready" % name, lambda: pod_is_ready(replica.pod(lab)) if replica.pod(lab) else False)
-    service = api.get(object_path(CORE, "services", stack.NAMESPACE, name)) or {}
-    url = eventually("an address for Service %s" % name, lambda: stack.service_url(
-        api.get(object_path(CORE, "services", stack.NAMESPACE, name)) or service))
+    service = object_path(CORE, "services", stack.NAMESPACE, name)
+    url = eventually("an address for Service %s" % name,
+                     lambda: stack.service_url(api.get(service) or {"metadata": {}}))
     return Replica(name, url)
 
 
@@ -311,3 +313,26 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
     postmortem = (reports_dir(lab) / "INC-P3" / "postmortem-shard-2.md").read_text()
     assert "| outcome | recovered |" in postmortem, postmortem
 
+
+
+def test_a_run_stopped_in_the_gate_after_a_restore_resumes_at_the_restore(lab: Lab, runner: Runner) -> None:
+    # What a run killed during the golden gate after its restore leaves in the registry.
+    entry = stack.registry_entry(lab.api(), "shard-2")
+    stopped = dict(entry, state="validating", reason="golden queries after restore", previous_state="restoring")
+    path = object_path(CORE, "configmaps", stack.NAMESPACE, stack.REGISTRY)
+    lab.api().merge_patch(path, {"data": {"shard-2": json.dumps(stopped)}})
+    jobs, claims = drill.restore_jobs(lab, "shard-2"), restored_claims(lab, "shard-2")
+
+    resumed = recover(runner, lab, "shard-2", "INC-P3")
+
+    assert resumed.returncode == 0, resumed.stdout[-5000:]
+    assert task_result(resumed, "Try a graceful re-open of the index").get("skipped"), resumed.stdout
+    restore = task_result(resumed, "Restore the newest verified snapshot into a new PVC and a fresh pod")
+    assert restore["changed"] is False and restore["snapshot"]["snapshot_id"], restore
+    assert drill.restore_jobs(lab, "shard-2") == jobs and restored_claims(lab, "shard-2") == claims
+    entry = stack.registry_entry(lab.api(), "shard-2")
+    assert entry["state"] == "serving" and entry["reason"] == "golden set passed after restore", entry
+    assert not task_result(resumed, "Re-index the documents written since the snapshot").get("skipped")
+    postmortem = (reports_dir(lab) / "INC-P3" / "postmortem-shard-2.md").read_text()
+    assert "| snapshot used | %s |" % restore["snapshot"]["snapshot_id"] in postmortem, postmortem
+    assert "- resumed: an earlier run of this recovery stopped while the shard was validating" in postmortem
