@@ -165,6 +165,13 @@ def recovery_failure(output: str) -> str:
     return str(json.loads(found[-1])) if found else ""
 
 
+def restored_claims(lab: Lab, shard: str) -> list[str]:
+    """The PVCs restores created for `shard` (the StatefulSet's own claim is not among them)."""
+    selector = f"app.kubernetes.io/managed-by=ragops.recovery,{faults.SHARD_LABEL}={shard}"
+    return sorted(c["metadata"]["name"] for c in lab.api().list(CORE, "persistentvolumeclaims", stack.NAMESPACE,
+                                                                 selector)[0])
+
+
 def failed_gate_ending(lab: Lab, drill: ShardDrill, result: subprocess.CompletedProcess[str],
                        before: dict[str, list[str]], claims: list[str]) -> list[str]:
     """The `failed-gate` variant's expected ending: the playbook failed naming what it tried and what to do
@@ -194,11 +201,12 @@ def failed_gate_ending(lab: Lab, drill: ShardDrill, result: subprocess.Completed
 
 
 def reopened(lab: Lab, drill: ShardDrill, postmortem: Path) -> str:
-    """The `reopen` variant's check: no restore Job ran and the postmortem names no snapshot."""
-    jobs = restore_jobs(lab, drill.shard)
+    """The `reopen` variant's check: no restore Job ran, no PVC was restored, the postmortem names no snapshot."""
+    jobs, claims = restore_jobs(lab, drill.shard), restored_claims(lab, drill.shard)
     text = postmortem.read_text() if postmortem.exists() else ""
-    if jobs or "| snapshot used | none (re-open) |" not in text:
-        raise LabError(f"{drill.shard} was not recovered by a re-open alone: restore Jobs {jobs}, see {postmortem}")
+    if jobs or claims or "| snapshot used | none (re-open) |" not in text:
+        raise LabError(f"{drill.shard} was not recovered by a re-open alone: restore Jobs {jobs}, restored PVCs "
+                       f"{claims}, see {postmortem}")
     return f"recovered by a graceful re-open: no restore Job, no new PVC, no snapshot used ({postmortem})"
 
 

@@ -42,7 +42,6 @@ from ragops_lab.lab import Lab
 from ragops_lab.runtime import pod_is_ready
 
 pytestmark = pytest.mark.lab
-MANAGED = "app.kubernetes.io/managed-by=ragops.recovery"
 REPLICA_LABEL = "ragops.io/replica-of"
 QUARANTINE_MARKER = "QUARANTINED"
 WAIT_SECONDS = 120.0
@@ -126,13 +125,6 @@ def break_replica(lab: Lab, replica: Replica) -> None:
 # --- what a recovery leaves behind ------------------------------------------------------------------------------
 
 
-def restored_claims(lab: Lab, shard: str) -> list[str]:
-    """The PVCs restores created for ``shard`` (the StatefulSet's own claim is not among them)."""
-    claims = lab.api().list(CORE, "persistentvolumeclaims", stack.NAMESPACE,
-                            "%s,%s=%s" % (MANAGED, faults.SHARD_LABEL, shard))[0]
-    return sorted(claim["metadata"]["name"] for claim in claims)
-
-
 def take_snapshot(runner: Runner, lab: Lab, shard: str) -> None:
     s3 = lab.s3()
     snapshot = task("snapshot", "snapshot_create", shard=shard, bucket=s3.bucket,
@@ -187,7 +179,7 @@ def test_a_stale_index_recovers_by_a_reopen_without_a_restore(lab: Lab, runner: 
     assert task_result(recovered, "Restore from the newest verified snapshot").get("skipped"), recovered.stdout
     entry = stack.registry_entry(lab.api(), "shard-0")
     assert entry["state"] == "serving" and entry["reason"] == "golden set passed after re-open", entry
-    assert drill.restore_jobs(lab, "shard-0") == [] and restored_claims(lab, "shard-0") == []
+    assert drill.restore_jobs(lab, "shard-0") == [] and drill.restored_claims(lab, "shard-0") == []
     assert claim_of(lab, "shard-0") == claim_before and cluster_state(lab)["claims"] == claims_before
     answer = serving_shards(lab, "shard-0")
     assert "shard-0" in answer["shards_queried"] and not answer.get("errors"), answer
@@ -301,8 +293,8 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
 
     assert resumed.returncode == 0, resumed.stdout[-5000:]
     assert task_result(resumed, "Take the stack's recovery lock")["changed"] is False
-    assert len(drill.restore_jobs(lab, "shard-2")) == 1 and len(restored_claims(lab, "shard-2")) == 1
-    assert claim_of(lab, "shard-2") == restored_claims(lab, "shard-2")[0]
+    assert len(drill.restore_jobs(lab, "shard-2")) == 1 and len(drill.restored_claims(lab, "shard-2")) == 1
+    assert claim_of(lab, "shard-2") == drill.restored_claims(lab, "shard-2")[0]
     assert cluster_state(lab)["claims"][old_claim].get(EVIDENCE_LABEL) == "inc-p3"
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "serving" and not entry.get("route_to"), entry
@@ -321,7 +313,7 @@ def test_a_run_stopped_in_the_gate_after_a_restore_resumes_at_the_restore(lab: L
     stopped = dict(entry, state="validating", reason="golden queries after restore", previous_state="restoring")
     path = object_path(CORE, "configmaps", stack.NAMESPACE, stack.REGISTRY)
     lab.api().merge_patch(path, {"data": {"shard-2": json.dumps(stopped)}})
-    jobs, claims = drill.restore_jobs(lab, "shard-2"), restored_claims(lab, "shard-2")
+    jobs, claims = drill.restore_jobs(lab, "shard-2"), drill.restored_claims(lab, "shard-2")
 
     resumed = recover(runner, lab, "shard-2", "INC-P3")
 
@@ -329,7 +321,7 @@ def test_a_run_stopped_in_the_gate_after_a_restore_resumes_at_the_restore(lab: L
     assert task_result(resumed, "Try a graceful re-open of the index").get("skipped"), resumed.stdout
     restore = task_result(resumed, "Restore the newest verified snapshot into a new PVC and a fresh pod")
     assert restore["changed"] is False and restore["snapshot"]["snapshot_id"], restore
-    assert drill.restore_jobs(lab, "shard-2") == jobs and restored_claims(lab, "shard-2") == claims
+    assert drill.restore_jobs(lab, "shard-2") == jobs and drill.restored_claims(lab, "shard-2") == claims
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "serving" and entry["reason"] == "golden set passed after restore", entry
     assert not task_result(resumed, "Re-index the documents written since the snapshot").get("skipped")
