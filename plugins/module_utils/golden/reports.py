@@ -96,8 +96,8 @@ def _query(result: QueryResult, min_recall: float) -> t.Dict[str, t.Any]:
         "hit": metrics.hit, "recall": _round(metrics.recall), "precision": _round(metrics.precision),
         "reciprocal_rank": _round(metrics.reciprocal_rank), "ndcg": _round(metrics.ndcg),
         "latency": answer.latency, "error": answer.error, "error_kind": answer.kind, "status": answer.status,
-        "cached": answer.cached, "rank_agreement": _round(result.rank_agreement), "score_drift": _round(result.score_drift),
-        "score_spread": _round(result.score_spread),
+        "cached": answer.cached, "rank_agreement": _round(result.rank_agreement),
+        "score_drift": _round(result.score_drift), "score_spread": _round(result.score_spread),
     }
 
 
