@@ -169,6 +169,10 @@ def test_503_check_mode_switch_rerun_then_failback_to_the_primary(lab: Lab, runn
     faults.provider_outage(lab, "primary", "none")
     # Two steps: a weighted share, then all traffic. The default ramp (10, 25, 50, 100 with a soak) runs
     # whole in the Scenario B drill (tests/lab/test_drill_outage.py).
+    on_backup = generator_env(lab)
+    checked_failback = playbook(runner, lab, "generator_failback", check=True, generator_failback_steps=[10, 100])
+    assert checked_failback.returncode == 0 and checked_failback.failed == 0, checked_failback.stdout
+    assert generator_env(lab) == on_backup and not (lab.api().get(LOCK) or {}).get("spec", {}).get("holderIdentity")
     done = playbook(runner, lab, "generator_failback", generator_failback_steps=[10, 100])
     assert done.returncode == 0 and done.failed == 0, done.stdout
     env = generator_env(lab)
@@ -178,7 +182,7 @@ def test_503_check_mode_switch_rerun_then_failback_to_the_primary(lab: Lab, runn
     assert [step["step"] for step in steps] == [10, 100] and all(step["passed"] for step in steps)
     # Every step measured that the answers came from the providers, not from the answer cache.
     assert [step["metrics"]["cache_hit_rate"] for step in steps] == [0.0, 0.0]
-    assert_no_key_shown(lab, runner, checked, applied, again, done)
+    assert_no_key_shown(lab, runner, checked, applied, again, checked_failback, done)
 
 
 def test_429_switch_then_failback_with_a_quality_regression_rolls_back(lab: Lab, runner: Runner) -> None:
