@@ -57,8 +57,9 @@ sanity: sanity-tree
 units: sanity-tree
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test units --local --python 3.11 --color no
 
+# Each end-to-end module runs its tests in order against one lab of its own: keep a file on one worker.
 pytest: venv
-	$(BIN)/python -m pytest -n 2 tests/lab tests/e2e
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/lab tests/e2e
 
 # The local lab (lab/README.md): state, kubeconfig and inventory under lab/state/.
 lab-up: venv

@@ -122,7 +122,7 @@ def break_replica(lab: Lab, replica: Replica) -> None:
     eventually("%s to lose readiness" % replica.name, lambda: not pod_is_ready(replica.pod(lab)))
 
 
-# --- what a recovery leaves behind ------------------------------------------------------------------------------
+# --- reading the lab and the runs back ------------------------------------------------------------------------
 
 
 def take_snapshot(runner: Runner, lab: Lab, shard: str) -> None:
