@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,8 +27,8 @@ import yaml
 
 from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import BATCH, CORE
+from ragops_lab.drill_support import failure_message, run_drill
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
 from ragops_lab.timeline import Timeline
 
@@ -159,12 +158,6 @@ def restore_jobs(lab: Lab, shard: str) -> list[str]:
     return sorted(job["metadata"]["name"] for job in jobs)
 
 
-def recovery_failure(output: str) -> str:
-    """The role's closing failure message (`Recovery of <shard> … failed … Tried: … Next: …`), or ""."""
-    found = re.findall(r'"msg": ("Recovery of (?:[^"\\]|\\.)*")', output)
-    return str(json.loads(found[-1])) if found else ""
-
-
 def restored_claims(lab: Lab, shard: str) -> list[str]:
     """The PVCs restores created for `shard` (the StatefulSet's own claim is not among them)."""
     selector = f"app.kubernetes.io/managed-by=ragops.recovery,{faults.SHARD_LABEL}={shard}"
@@ -176,7 +169,7 @@ def failed_gate_ending(lab: Lab, drill: ShardDrill, result: subprocess.Completed
                        before: dict[str, list[str]], claims: list[str]) -> list[str]:
     """The `failed-gate` variant's expected ending: the playbook failed naming what it tried and what to do
     next, the shard stays quarantined, no snapshot object and no PVC is gone. Raises LabError otherwise."""
-    message = recovery_failure(result.stdout)
+    message = failure_message(result.stdout)
     entry = stack.registry_entry(lab.api(), drill.shard)
     after = snapshot_objects(lab, drill.shard)
     lost = [f"{found}/{name}" for found, objects in before.items() for name in objects
@@ -196,7 +189,7 @@ def failed_gate_ending(lab: Lab, drill: ShardDrill, result: subprocess.Completed
     return ["expected safe ending: every snapshot was corrupt, the gate failed and the playbook stopped",
             f"registry: {drill.shard} {entry['state']} ({entry.get('reason')})",
             f"snapshots kept: {len(after)}, marked quarantined in S3: {', '.join(quarantined) or 'none'}",
-            f"PVCs kept: {', '.join(sorted(claims))}",
+            f"PVCs kept (none deleted): {', '.join(sorted(claims_now))}",
             f"playbook: {message}"]
 
 
@@ -304,22 +297,5 @@ def quarantine_drill(lab: Lab, timeline: Timeline, drill: ShardDrill) -> list[st
 def run(lab: Lab, out: TextIO = sys.stdout, drill: ShardDrill | None = None, variant: str = "") -> int:
     """The whole drill (`variant`: one of VARIANTS, or "" for a restore); the lab is stopped at the end
     whatever happened. Returns an exit code: 0 when the recovery, or the variant's expected ending, is shown."""
-    timeline = Timeline(out)
-    code = 1
-    try:
-        with timeline.step("lab up"):
-            lab.up(out)
-        summary = recovery_drill(lab, timeline, drill or ShardDrill(variant=variant))
-        code = 0
-    except (LabError, KubeError, subprocess.TimeoutExpired) as exc:
-        print(f"\nDRILL FAILED: {exc}", file=out)
-        summary = []
-    finally:
-        with timeline.step("lab down"):
-            lab.down(out)
-    print("\nSummary", file=out)
-    for line in summary:
-        print(f"  {line}", file=out)
-    print(timeline.summary(), file=out)
-    print(f"\nDrill {'passed' if code == 0 else 'FAILED'}.", file=out)
-    return code
+    chosen = drill or ShardDrill(variant=variant)
+    return run_drill(lab, lambda running, timeline: recovery_drill(running, timeline, chosen), out)

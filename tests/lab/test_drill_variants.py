@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ragops_lab import drill
@@ -28,14 +26,3 @@ def test_a_variant_the_scenario_lacks_is_refused(argv: list[str], capsys: pytest
     assert exited.value.code == 2
     assert "--variant" in capsys.readouterr().err
 
-
-def test_the_failed_gate_message_is_read_from_the_playbook_output() -> None:
-    message = ('Recovery of shard-2 (DRILL-1) failed at \'Restore\': no "verified" snapshot. Tried: re-open: HTTP 503; '
-               "restore: none. The shard stays out of service. Next: restore by hand")
-    output = "\n".join([
-        'fatal: [rag-lab]: FAILED! => {"changed": false, "msg": "Failed to restore shard-2"}',
-        "TASK [Stop with what was tried and what to do next] ***",
-        'fatal: [rag-lab]: FAILED! => {"changed": false, "msg": %s}' % json.dumps(message),
-    ])
-    assert drill.recovery_failure(output) == message
-    assert drill.recovery_failure("ok: [rag-lab]") == ""
