@@ -326,7 +326,7 @@ def _job_failure(s3: S3Store, params: t.Mapping[str, t.Any], snapshot: catalog.S
                                                                    snapshot.snapshot_id):
         marked.append(snapshot.snapshot_id)
         tried = [restore.Attempt(snapshot.snapshot_id, "failed verification",
-                                 "quarantined by the restore Job: %s" % error.msg)]
+                                 "quarantined by the restore (%s)" % error.resource)]
     return tried, marked
 
 
