@@ -29,6 +29,7 @@ from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import BATCH, CORE
 from ragops_lab.drill_support import failure_message, run_drill
 from ragops_lab.lab import Lab
+from ragops_lab.programs import shard as shard_program
 from ragops_lab.services import LabError
 from ragops_lab.timeline import Timeline
 
@@ -96,13 +97,27 @@ def run_recovery(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) 
     return result
 
 
+def volumes_as_of_snapshot_time(lab: Lab) -> dict[str, Path]:
+    """Each shard's volume as it stood at corpus.SNAPSHOT_TIME: its index without the documents written
+    since (about 5 %), which is what the nightly snapshot holds and a restore's re-index brings back."""
+    documents = corpus.generate(corpus.CorpusSpec())
+    volumes = {}
+    for shard in corpus.shard_ids():
+        volume = lab.paths.root / "nightly" / shard
+        if not volume.exists():
+            shard_program.build_shard_index(corpus.CorpusSpec(), shard, volume, corpus.SNAPSHOT_TIME, documents)
+        volumes[shard] = volume
+    return volumes
+
+
 def snapshot_every_shard(lab: Lab, log_file: Path) -> str:
-    """The daily safety net: one snapshot of each shard's volume, taken with snapshot_create."""
+    """The nightly safety net: one snapshot of each shard as of corpus.SNAPSHOT_TIME, taken with
+    snapshot_create; the documents written after it are missing from a restored shard until re-indexed."""
     s3 = lab.s3()
     tasks = [{"name": f"snapshot {shard}", "ragops.recovery.snapshot_create": {
-        "shard": shard, "bucket": s3.bucket, "path": str(faults.shard_volume(lab.api(), shard)),
+        "shard": shard, "bucket": s3.bucket, "path": str(volume),
         "endpoint_url": s3.url, "access_key": s3.access_key, "secret_key": s3.secret_key}}
-        for shard in corpus.shard_ids()]
+        for shard, volume in volumes_as_of_snapshot_time(lab).items()]
     playbook = log_file.parent / "snapshots.yml"
     playbook.parent.mkdir(parents=True, exist_ok=True)
     playbook.write_text(yaml.safe_dump([{"name": "Daily snapshots", "hosts": "localhost", "gather_facts": False,
@@ -116,7 +131,8 @@ def snapshot_every_shard(lab: Lab, log_file: Path) -> str:
     log_file.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         raise LabError(f"the snapshots failed (exit {result.returncode}); see {log_file}")
-    return f"{len(tasks)} shards snapshotted to s3://{s3.bucket}/snapshots/"
+    return (f"{len(tasks)} shards snapshotted to s3://{s3.bucket}/snapshots/ as they stood at "
+            f"{corpus.SNAPSHOT_TIME} (the documents written since are missing from those snapshots)")
 
 
 def outcome_lines(output: str) -> str:
