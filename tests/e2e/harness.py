@@ -130,6 +130,8 @@ class Runner:
         match = RECAP.search(done.stdout)
         if match:
             result.ok, result.changed, _, result.failed = (int(group) for group in match.groups())
+        else:
+            result.failed = 1  # the run died before its recap (a syntax error, a crash): never a success
         if dump.exists():
             result.results = json.loads(dump.read_text())
             dump.unlink()
