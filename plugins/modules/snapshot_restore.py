@@ -348,7 +348,7 @@ def run_job(module: RecoveryModule, s3: S3Store, client: K8sClient) -> dict[str,
             return _job_result(not restored, snapshot, target, plan, attempts, quarantined, module._diff)
         if not params["wait"]:
             result = _job_result(True, snapshot, target, plan, attempts, quarantined, module._diff)
-            result["job"] = job.restore_started(client, request, plan, target)
+            result["job"].update(job.restore_started(client, request, plan, target))
             return result
         try:
             done = job.restore_in_cluster(client, request, plan, target, waiter)

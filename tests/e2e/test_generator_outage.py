@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import io
 import json
 import typing as t
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from harness import ROOT, Cluster, Result, Runner, task
+from lab_support import running_lab
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS, CORE, object_path
@@ -39,16 +39,8 @@ Obj = t.Dict[str, t.Any]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    running = Lab(tmp_path_factory.mktemp("lab") / "state")
-    output = io.StringIO()
-    try:
-        running.up(output)
-    except Exception as exc:
-        raise AssertionError("lab up failed:\n" + output.getvalue()) from exc
-    try:
+    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
         yield running
-    finally:
-        running.down(out=None)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ holder has the stack's lock, and a shard whose only snapshot is corrupt stays qu
 
 from __future__ import annotations
 
-import io
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import ROOT, Cluster, Result, Runner, task
+from lab_support import running_lab
 
 from ragops_lab import drill, faults, stack
 from ragops_lab.agent.api import CORE, object_path
@@ -31,17 +31,9 @@ Obj = dict[str, t.Any]
 @pytest.fixture(scope="module", name="lab")
 def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A lab whose shards all have a snapshot, as the daily safety net leaves them."""
-    running = Lab(tmp_path_factory.mktemp("lab") / "state")
-    output = io.StringIO()
-    try:
-        running.up(output)
-    except Exception as exc:
-        raise AssertionError("lab up failed:\n" + output.getvalue()) from exc
-    try:
+    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
         drill.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
         yield running
-    finally:
-        running.down(out=None)
 
 
 @pytest.fixture(name="runner")

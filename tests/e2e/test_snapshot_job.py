@@ -5,7 +5,6 @@ Deployment gets its pod template repointed."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from harness import Cluster, Runner, task
+from lab_support import running_lab
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS, BATCH, CORE, object_path
@@ -27,16 +27,8 @@ SHARD = "shard-2"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    running = Lab(tmp_path_factory.mktemp("lab") / "state")
-    output = io.StringIO()
-    try:
-        running.up(output)
-    except Exception as exc:
-        raise AssertionError("lab up failed:\n" + output.getvalue()) from exc
-    try:
+    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
         yield running
-    finally:
-        running.down(out=None)
 
 
 def lab_runner(lab: Lab, workdir: Path) -> tuple[Runner, dict[str, t.Any]]:

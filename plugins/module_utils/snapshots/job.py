@@ -399,9 +399,7 @@ def restore_started(client: K8sClient, request: JobRequest, plan: Plan, target: 
     seen = JobProgress()
     seen.read(_job_log(client, plan.namespace, plan.job_name))
     state = ("failed" if not job_succeeded(job) else "succeeded") if job_finished(job) else "running"
-    return {"plan": plan.to_dict(), "run": {"name": plan.job_name, "state": state, "progress": seen.progress},
-            "previous": {"kind": target.kind, "name": target.name, "pod": target.pod_name,
-                         "claim": target.claim["metadata"]["name"]}}
+    return {"run": {"name": plan.job_name, "state": state, "progress": seen.progress}}
 
 
 def restore_in_cluster(client: K8sClient, request: JobRequest, plan: Plan, target: Target,
@@ -415,10 +413,7 @@ def restore_in_cluster(client: K8sClient, request: JobRequest, plan: Plan, targe
     changes = _put_back(client, request, target, plan)
     pod = _serving_pod(client, request, plan, waiter)
     restored = seen.result.get("restore") or {}
-    return {"plan": plan.to_dict(), "run": {"name": plan.job_name, "duration": duration,
-                                            "bytes": restored.get("bytes"), "files": restored.get("files"),
-                                            "throughput_mb_s": restored.get("throughput_mb_s"),
-                                            "restore_duration": restored.get("duration")},
-            "repointed": changes, "evidence": evidence, "pod": pod["metadata"]["name"],
-            "previous": {"kind": target.kind, "name": target.name, "pod": target.pod_name,
-                         "claim": target.claim["metadata"]["name"]}}
+    return {"run": {"name": plan.job_name, "duration": duration, "bytes": restored.get("bytes"),
+                    "files": restored.get("files"), "throughput_mb_s": restored.get("throughput_mb_s"),
+                    "restore_duration": restored.get("duration")},
+            "repointed": changes, "evidence": evidence, "pod": pod["metadata"]["name"]}
