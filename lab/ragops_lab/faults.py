@@ -21,7 +21,6 @@ import yaml
 from ragops_lab import stack
 from ragops_lab.agent.api import APPS, CORE, Api, object_path
 from ragops_lab.agent.podspec import container_port
-from ragops_lab.agent.volumes import LOCAL_PATH_ANNOTATION
 from ragops_lab.lab import Lab
 from ragops_lab.runtime import KubeError, http_json, pod_is_ready
 from ragops_lab.services import LabError, wait_for
@@ -50,10 +49,17 @@ def shard_volume(api: Api, shard: str) -> Path:
     pod = shard_pod(api, shard)
     claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
                  if "persistentVolumeClaim" in v)
-    found = api.get(object_path(CORE, "persistentvolumeclaims", stack.NAMESPACE, claim)) or {}
-    path = (found.get("metadata", {}).get("annotations") or {}).get(LOCAL_PATH_ANNOTATION)
+    return claim_directory(api, stack.NAMESPACE, claim)
+
+
+def claim_directory(api: Api, namespace: str, claim: str) -> Path:
+    """The local directory behind a bound claim: its PersistentVolume's hostPath."""
+    found = api.get(object_path(CORE, "persistentvolumeclaims", namespace, claim)) or {}
+    volume_name = (found.get("spec") or {}).get("volumeName")
+    volume = api.get(f"{CORE}/persistentvolumes/{volume_name}") if volume_name else None
+    path = (((volume or {}).get("spec") or {}).get("hostPath") or {}).get("path")
     if not path:
-        raise LabError(f"PVC {claim} is not bound to a local directory yet")
+        raise LabError(f"PVC {namespace}/{claim} is not bound to a local directory yet")
     return Path(path)
 
 

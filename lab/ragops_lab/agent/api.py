@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from ragops_lab.k8s_emulator.clock import rfc3339
+from ragops_lab.clock import rfc3339
 from ragops_lab.runtime import KubeError, Unreachable, http_json
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -39,17 +40,18 @@ def path_of(obj: Mapping[str, Any], plural: str, subresource: str = "") -> str:
 class Api:
     """A bearer-token client for the few verbs the agent needs; errors raise KubeError."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, token: str, ca_file: str = "", timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def call(self, method: str, path: str, body: Any = None, content_type: str = "") -> Any:
         headers = {"Authorization": f"Bearer {self.token}"}
         if content_type:
             headers["Content-Type"] = content_type
         try:
-            result = http_json(method, self.base_url + path, body, headers, self.timeout)
+            result = http_json(method, self.base_url + path, body, headers, self.timeout, self.context)
         except (TimeoutError, Unreachable) as exc:
             raise KubeError(0, str(exc)) from exc
         if result.status >= 400:
@@ -71,6 +73,11 @@ class Api:
         """The store's resourceVersion now (what any list reports), from the smallest list there is."""
         body = self.call("GET", f"{CORE}/namespaces?limit=1")
         return str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    def list_path(self, path: str) -> list[Obj]:
+        body = self.call("GET", path)
+        kind = str(body.get("kind", "")).removesuffix("List")
+        return [{"kind": kind, "apiVersion": body.get("apiVersion"), **item} for item in body.get("items") or []]
 
     def get(self, path: str) -> Obj | None:
         try:
@@ -97,6 +104,14 @@ class Api:
                 return False
             raise
         return True
+
+    def delete_now(self, path: str, uid: str) -> None:
+        """Delete without a grace period, only the object with this uid (a pod of the same name may follow)."""
+        try:
+            self.call("DELETE", path, {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
+        except KubeError as exc:
+            if exc.status not in (404, 409):
+                raise
 
     def record_event(self, involved: Mapping[str, Any], kind: str, reason: str, message: str,
                      source: str, event_type: str = "Normal") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ragops_lab.k8s_emulator.clock import rfc3339
+from ragops_lab.clock import rfc3339
 
 from .probes import ReadinessTracker
 from .process import ContainerProcess, exit_reason

@@ -24,9 +24,12 @@ class Kubelet:
         self.workers: dict[str, PodWorker] = {}
         self.stopping: dict[str, PodWorker] = {}
         self._reported: dict[str, str] = {}
+        self._finalized: set[str] = set()
 
     def sync(self, pods: list[Obj], now: float) -> None:
+        """`pods` are the pods bound to this node, those being deleted included."""
         live = {p["metadata"]["uid"]: p for p in pods if not p["metadata"].get("deletionTimestamp")}
+        deleting = {p["metadata"]["uid"]: p for p in pods if p["metadata"].get("deletionTimestamp")}
         for uid in [uid for uid in self.workers if uid not in live]:
             self._stop(uid, now)
         for uid, pod in live.items():
@@ -44,6 +47,30 @@ class Kubelet:
         for uid in [uid for uid, worker in self.stopping.items() if worker.reap(now)]:
             self.node.log.info("pod_stopped", pod=self.stopping.pop(uid).key)
             self._reported.pop(uid, None)
+        for uid, pod in deleting.items():
+            if uid not in self.workers and uid not in self.stopping:
+                self._finalize(pod)
+        self._finalized &= set(deleting)
+
+    def _finalize(self, pod: Obj) -> None:
+        """Once its containers are gone, remove the pod for good, as the kubelet does (grace period 0)."""
+        uid = pod["metadata"]["uid"]
+        if uid in self._finalized:
+            return
+        try:
+            self.api.delete_now(path_of(pod, "pods"), uid)
+        except KubeError as exc:
+            self.node.log.warning("pod_delete_failed", pod=pod["metadata"]["name"], error=str(exc))
+            return
+        self._finalized.add(uid)
+
+    def is_running(self, namespace: str, pod: str, container: str) -> bool:
+        """Whether that container of a pod on this node has a live process (for `kubectl logs -f`)."""
+        for worker in list(self.workers.values()):
+            meta = worker.pod["metadata"]
+            if (meta["namespace"], meta["name"]) == (namespace, pod):
+                return any(run.name == container and run.running for run in worker.runs())
+        return False
 
     def _stop(self, uid: str, now: float) -> None:
         worker = self.workers.pop(uid)

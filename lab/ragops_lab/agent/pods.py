@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragops_lab.k8s_emulator.clock import rfc3339
+from ragops_lab.clock import rfc3339
 from ragops_lab.runtime import JsonLog
 
 from .containers import ContainerRun, backoff_delay
@@ -27,7 +27,7 @@ from .podspec import (
 )
 from .probes import HttpProbe, ReadinessTracker
 from .process import ContainerProcess, log_paths, process_env, rotate_log
-from .volumes import ClaimReader, VolumeNotReady, prepare_volumes
+from .volumes import VolumeNotReady, VolumeSources, prepare_volumes
 
 HOST_IP = "127.0.0.1"
 CONFIG_RETRY_SECONDS = 1.0
@@ -48,13 +48,16 @@ class Node:
     log_dir: Path
     kube_url: str
     kube_token: str
+    kube_ca_file: str
     network: PodNetwork
     prober: Executor
-    read_data: DataReader
-    read_claim: ClaimReader
-    bind: Callable[[Obj], None]
+    volumes: VolumeSources
     event: EventSink
     log: JsonLog
+
+    @property
+    def read_data(self) -> DataReader:
+        return self.volumes.read_data
 
 
 def condition(kind: str, ok: bool, reason: str = "", message: str = "") -> Obj:
@@ -76,7 +79,7 @@ class PodWorker:
         self.main = [ContainerRun(c["name"], c["image"], False, waiting=first_wait) for c in spec["containers"]]
         self.ip: str | None = None
         self.volume_dirs: dict[str, str] | None = None
-        self.unschedulable = ""
+        self.volume_error = ""
         self.start_time = rfc3339()
         self.stop_deadline: float | None = None
         self._transitions: dict[str, tuple[str, str]] = {}
@@ -113,17 +116,15 @@ class PodWorker:
             self._drive(run, now)
 
     def _prepare(self) -> bool:
-        """Volumes, node and address: what the scheduler and the sandbox provide before containers."""
+        """Volumes and address: what the kubelet and the sandbox provide before containers start."""
         try:
-            dirs = prepare_volumes(self.pod, self.pod_dir, self.node.read_claim, self.node.read_data)
+            dirs = prepare_volumes(self.pod, self.pod_dir, self.node.volumes)
         except VolumeNotReady as exc:
-            self.unschedulable = str(exc)
+            if self.volume_error != str(exc):
+                self.node.event(self.pod, "Warning", "FailedMount", str(exc))
+            self.volume_error = str(exc)
             return False
-        self.unschedulable = ""
-        if not self.pod["spec"].get("nodeName"):
-            self.node.bind(self.pod)
-            self.node.event(self.pod, "Normal", "Scheduled",
-                            f"Successfully assigned {self.key} to {self.node.name}")
+        self.volume_error = ""
         ports = [container_port(c) for c in self.pod["spec"]["containers"]]
         self.ip = self.node.network.allocate(ports)
         self.volume_dirs = dirs
@@ -184,7 +185,7 @@ class PodWorker:
         return {
             "POD_NAME": meta["name"], "POD_NAMESPACE": meta["namespace"], "POD_IP": self.ip or HOST_IP,
             "PORT": str(container_port(container)), "KUBE_API_URL": self.node.kube_url,
-            "KUBE_TOKEN": self.node.kube_token,
+            "KUBE_TOKEN": self.node.kube_token, "KUBE_CA_FILE": self.node.kube_ca_file,
             "LAB_MOUNTS": json.dumps(container_mounts(container, self.volume_dirs or {})),
             OWNER_ENV: str(self.node.state_dir),
         }
@@ -231,8 +232,6 @@ class PodWorker:
         return "Running"
 
     def _conditions(self) -> list[Obj]:
-        if self.unschedulable:
-            return [condition("PodScheduled", False, "Unschedulable", self.unschedulable)]
         waiting_init = [run.name for run in self.init if not run.succeeded]
         unready = [run.name for run in self.main if not run.ready]
         unready_message = f"containers with unready status: [{' '.join(unready)}]"
@@ -258,8 +257,6 @@ class PodWorker:
         """The pod's status as this node sees it; `current` keeps the fields the API server set."""
         status: Obj = {"phase": self.phase(), "conditions": self._conditions(),
                        "qosClass": current.get("qosClass", "BestEffort")}
-        if self.unschedulable:
-            return status
         status.update(hostIP=HOST_IP, hostIPs=[{"ip": HOST_IP}], startTime=self.start_time,
                       containerStatuses=[run.status() for run in self.main])
         if self.ip is not None:

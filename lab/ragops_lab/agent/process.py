@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ragops_lab.k8s_emulator.clock import rfc3339
+from ragops_lab.clock import rfc3339
 
 # Variables a container inherits from the node; everything else comes from the pod spec.
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
