@@ -74,11 +74,7 @@ def run_playbook(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) 
     extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), drill.playbook, "-i", str(lab.paths.inventory),
                "-e", json.dumps(extra_vars)]
-    result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True,
-                            timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_file.write_text(result.stdout + result.stderr)
-    return result
+    return logged_run(command, env, log_file)
 
 
 def run_recovery(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) -> subprocess.CompletedProcess[str]:
@@ -90,11 +86,22 @@ def run_recovery(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) 
     extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), RECOVERY_PLAYBOOK, "-i",
                str(lab.paths.inventory), "-e", json.dumps(extra_vars)]
-    result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True,
-                            timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
+    return logged_run(command, env, log_file)
+
+
+def logged_run(command: list[str], env: dict[str, str], log_file: Path) -> subprocess.CompletedProcess[str]:
+    """Run a playbook with its output going to `log_file` as it is written, so a run that times out
+    still leaves what it did; the result carries that output."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_file.write_text(result.stdout + result.stderr)
-    return result
+    with open(log_file, "w", encoding="utf-8") as log:
+        try:
+            done = subprocess.run(command, cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                  timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(f"the playbook did not finish within {PLAYBOOK_TIMEOUT_SECONDS:g}s; "
+                           f"its output so far is in {log_file}") from exc
+    output = log_file.read_text(encoding="utf-8")
+    return subprocess.CompletedProcess(command, done.returncode, output, "")
 
 
 def volumes_as_of_snapshot_time(lab: Lab) -> dict[str, Path]:

@@ -26,8 +26,9 @@ class Kubelet:
         self._reported: dict[str, str] = {}
         self._finalized: set[str] = set()
 
-    def sync(self, pods: list[Obj], now: float) -> None:
-        """`pods` are the pods bound to this node, those being deleted included."""
+    def sync(self, pods: list[Obj], now: float, hold: set[str] | frozenset[str] = frozenset()) -> None:
+        """`pods` are the pods bound to this node, those being deleted included; pods whose uid is in
+        `hold` are not started yet (they have just been changed and are read again next cycle)."""
         live = {p["metadata"]["uid"]: p for p in pods if not p["metadata"].get("deletionTimestamp")}
         deleting = {p["metadata"]["uid"]: p for p in pods if p["metadata"].get("deletionTimestamp")}
         for uid in [uid for uid in self.workers if uid not in live]:
@@ -35,7 +36,7 @@ class Kubelet:
         for uid, pod in live.items():
             worker = self.workers.get(uid)
             if worker is None:
-                if (pod.get("status") or {}).get("phase") in FINAL_PHASES:
+                if uid in hold or (pod.get("status") or {}).get("phase") in FINAL_PHASES:
                     continue
                 worker = self.workers[uid] = PodWorker(pod, self.node)
             worker.pod = pod

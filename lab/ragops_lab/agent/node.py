@@ -162,8 +162,10 @@ class NodeAgent:
         snapshot = self._current()
         self._guarded("provisioner", lambda: self.provisioner.sync(
             list(snapshot.claims.values()), list(snapshot.volumes.values()), snapshot.classes))
-        self._guarded("operator", lambda: label_ordinals(self.api, snapshot.statefulsets, snapshot.pods))
-        self.kubelet.sync(snapshot.pods, time.monotonic())
+        labelled: set[str] = set()
+        self._guarded("operator", lambda: labelled.update(
+            label_ordinals(self.api, snapshot.statefulsets, snapshot.pods)))
+        self.kubelet.sync(snapshot.pods, time.monotonic(), hold=labelled)
         self.proxies.sync(snapshot.services, snapshot.all_pods)
         for service in filter(proxied, snapshot.services):
             self._guarded("proxy", lambda s=service: self._publish_address(s))

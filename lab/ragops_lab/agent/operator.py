@@ -33,7 +33,10 @@ def controller_uid(pod: Obj) -> str:
     return ""
 
 
-def label_ordinals(api: Api, statefulsets: list[Obj], pods: list[Obj]) -> None:
+def label_ordinals(api: Api, statefulsets: list[Obj], pods: list[Obj]) -> set[str]:
+    """Label the pods that lack their labels; returns their uids (their containers wait a cycle, so that
+    fieldRefs to those labels see them)."""
+    labelled: set[str] = set()
     by_uid = {s["metadata"]["uid"]: s for s in statefulsets}
     for pod in pods:
         owner = by_uid.get(controller_uid(pod))
@@ -43,3 +46,5 @@ def label_ordinals(api: Api, statefulsets: list[Obj], pods: list[Obj]) -> None:
         missing = {k: v for k, v in wanted_labels(owner, pod).items() if labels.get(k) != v}
         if missing:
             api.merge_patch(path_of(pod, "pods"), {"metadata": {"labels": missing}})
+            labelled.add(pod["metadata"]["uid"])
+    return labelled
