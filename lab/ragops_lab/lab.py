@@ -18,8 +18,9 @@ import yaml
 
 from ragops_lab import corpus, stack
 from ragops_lab.agent.api import Api
+from ragops_lab.cluster import DAEMON_STOP_SECONDS, ClusterPaths, KubeCluster
 from ragops_lab.kube import build
-from ragops_lab.kube.controlplane import DAEMONS as CONTROL_PLANE, NODE_NAME, ControlPlane, Endpoint
+from ragops_lab.kube.controlplane import DAEMONS as CONTROL_PLANE
 from ragops_lab.kube.pki import write_private
 from ragops_lab.s3 import S3Endpoint, SeaweedFS
 from ragops_lab.services import (
@@ -27,19 +28,13 @@ from ragops_lab.services import (
     is_running,
     owned_processes,
     read_pid,
-    start_daemon,
     stop_daemon,
-    stop_pid,
-    venv_tool,
     wait_for,
 )
 from ragops_lab.timeline import Timeline
 
 DEFAULT_STATE_DIR = stack.LAB_DIR / "state"
 READY_TIMEOUT_SECONDS = 60.0
-# The agent needs time to stop every pod (each within its capped grace period).
-AGENT_STOP_SECONDS = 20.0
-DAEMON_STOP_SECONDS = 10.0
 DAEMONS = ("agent", *CONTROL_PLANE, "seaweedfs")
 
 
@@ -55,22 +50,8 @@ def dump_yaml(data: Any) -> str:
 
 
 @dataclass(frozen=True)
-class LabPaths:
-    """The state folder's layout."""
-
-    root: Path
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def pod_logs(self) -> Path:
-        return self.root / "pod-logs"
+class LabPaths(ClusterPaths):
+    """The state folder's layout: the cluster's, plus what the stack and S3 add."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -84,41 +65,12 @@ class LabPaths:
     def inventory(self) -> Path:
         return self.root / "inventory.yml"
 
-    @property
-    def kube(self) -> Path:
-        """The control plane's files: PKI, static tokens, etcd's data, each component's kubeconfig."""
-        return self.root / "kube"
-
-    @property
-    def token(self) -> Path:
-        return self.run / "token"
-
-    @property
-    def api_url(self) -> Path:
-        return self.run / "api-url"
-
-    @property
-    def ca_bundle(self) -> Path:
-        return self.kube / "apiserver" / "apiserver.crt"
-
-    @property
-    def control_plane(self) -> ControlPlane:
-        return ControlPlane(self.kube, self.logs, self.run, self.root)
-
-    def pid_file(self, daemon: str) -> Path:
-        return self.run / f"{daemon}.pid"
-
     def claim_dir(self, claim: str, namespace: str = stack.NAMESPACE) -> Path:
         return self.root / "pvc" / namespace / claim
 
     @property
     def seaweed(self) -> SeaweedFS:
         return SeaweedFS(self.root / "s3", self.pid_file("seaweedfs"), self.logs / "seaweedfs.log")
-
-
-def python_env() -> dict[str, str]:
-    """The environment for the lab's Python daemons: the caller's, with the lab importable."""
-    return {**os.environ, "PYTHONPATH": str(stack.LAB_DIR), "PYTHONUNBUFFERED": "1"}
 
 
 def components() -> list[dict[str, Any]]:
@@ -137,12 +89,12 @@ def components() -> list[dict[str, Any]]:
 class Lab:
     def __init__(self, root: Path = DEFAULT_STATE_DIR) -> None:
         self.paths = LabPaths(root.resolve())
+        self.cluster = KubeCluster(self.paths.root)
 
     # -- access --------------------------------------------------------------------------------
 
     def api(self) -> Api:
-        return Api(self.paths.api_url.read_text().strip(), self.paths.token.read_text().strip(),
-                   str(self.paths.ca_bundle))
+        return self.cluster.api()
 
     def s3(self) -> S3Endpoint:
         return S3Endpoint.from_env_text(self.paths.s3_env.read_text())
@@ -177,11 +129,9 @@ class Lab:
             timeline.note(str(build.ensure_binary()))
         with timeline.step("start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and SeaweedFS"):
             s3 = self.paths.seaweed.start(self.paths.root)
-            endpoint = self.paths.control_plane.start()
-            self._write_api_access(endpoint)
+            self.cluster.start_control_plane()
         with timeline.step("start the node agent"):
-            self._start_agent(endpoint)
-            self._wait_node()
+            self.cluster.start_agent()
         with timeline.step("apply the stack's manifests"):
             timeline.note(f"{stack.apply_stack(self.api())} objects applied in namespace {stack.NAMESPACE}")
         with timeline.step("wait for S3"):
@@ -203,33 +153,6 @@ class Lab:
             shutil.rmtree(root)
         for directory in (self.paths.run, self.paths.logs, self.paths.pod_logs):
             directory.mkdir(parents=True)
-
-    def _write_api_access(self, endpoint: Endpoint) -> None:
-        write_private(self.paths.token, (endpoint.admin_token + "\n").encode())
-        write_private(self.paths.run / "agent-token", (endpoint.tokens["lab-node-agent"] + "\n").encode())
-        self.paths.api_url.write_text(endpoint.url + "\n")
-
-    def _start_agent(self, endpoint: Endpoint) -> None:
-        pki = self.paths.kube / "pki"
-        start_daemon([sys.executable, "-m", "ragops_lab.agent", "--api-url", endpoint.url,
-                      "--token-file", str(self.paths.run / "agent-token"), "--ca-file", str(endpoint.ca_file),
-                      "--kubelet-cert", str(pki / "kubelet.crt"), "--kubelet-key", str(pki / "kubelet.key"),
-                      "--client-ca", str(pki / "ca.crt"), "--kubelet-version", build.pinned_release(
-                          (build.MODULE_DIR / "go.mod").read_text()).version,
-                      "--state-dir", str(self.paths.root), "--log-dir", str(self.paths.pod_logs)],
-                     self.paths.pid_file("agent"), self.paths.logs / "agent.log", python_env(), self.paths.root)
-
-    def _wait_node(self) -> None:
-        """The node is Ready and schedulable: the lifecycle controller has lifted its not-ready taint."""
-        api = self.api()
-
-        def schedulable() -> bool:
-            node = api.get(f"/api/v1/nodes/{NODE_NAME}") or {}
-            conditions = (node.get("status") or {}).get("conditions") or []
-            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-            return ready and not (node.get("spec") or {}).get("taints")
-
-        wait_for(schedulable, 60, f"node {NODE_NAME} to be Ready and schedulable (see {self.paths.logs / 'agent.log'})")
 
     def _wait_ready(self) -> None:
         api = self.api()
@@ -307,22 +230,17 @@ class Lab:
     # -- down ----------------------------------------------------------------------------------
 
     def down(self, out: TextIO | None = sys.stdout) -> None:
-        """Stop the agent (which stops every pod), the emulator and SeaweedFS; then sweep orphans."""
+        """Stop the agent (which stops every pod), the control plane and SeaweedFS; then sweep orphans."""
         root = self.paths.root
         # SeaweedFS takes about a second to flush and stop: it does so while the agent stops the pods.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            stopping = [pool.submit(stop_daemon, self.paths.pid_file("agent"), root, AGENT_STOP_SECONDS),
+            stopping = [pool.submit(self.cluster.stop_agent),
                         pool.submit(stop_daemon, self.paths.pid_file("seaweedfs"), root, DAEMON_STOP_SECONDS)]
             for stop in stopping:
                 stop.result()
-        self.paths.control_plane.stop()
-        for pid in owned_processes(root):
-            stop_pid(pid, root, DAEMON_STOP_SECONDS)
+        self.cluster.stop()
         self.paths.seaweed.cleanup_sockets()
         self.paths.api_url.unlink(missing_ok=True)
-        left = owned_processes(root)
-        if left:
-            raise LabError(f"processes {left} of the lab in {root} are still running")
         if out is not None:
             print(f"lab down: no process left; state kept in {root} until the next up", file=out)
 

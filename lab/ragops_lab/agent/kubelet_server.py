@@ -51,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server dispatches to)
+    def do_GET(self) -> None:
         parts = urllib.parse.urlsplit(self.path)
         segments = [urllib.parse.unquote(s) for s in parts.path.strip("/").split("/")]
         if segments == ["healthz"]:

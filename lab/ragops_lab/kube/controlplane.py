@@ -107,6 +107,7 @@ class ControlPlane:
                                   organization="system:masters", client=True)
         # The node agent's kubelet endpoint, which the API server calls at the Node's InternalIP.
         ca.issue("kubelet", NODE_NAME, hosts=("127.0.0.1", NODE_NAME, "localhost"))
+        ca.issue("fault-proxy", "ragops-lab-fault-proxy", hosts=("127.0.0.1", "localhost"))
         self._start("kube-apiserver", self._apiserver_args(etcd_port, api_port, ca.cert, kubelet_client, sa))
         endpoint = Endpoint(f"https://127.0.0.1:{api_port}", self.ca_bundle, tokens)
         self._wait_apiserver(endpoint)
