@@ -57,12 +57,18 @@ sanity: sanity-tree
 units: sanity-tree
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test units --local --python 3.11 --color no
 
+# The Kubernetes control plane of the lab, built from lab/controlplane into ~/.cache/ragops-lab (or
+# RAGOPS_LAB_CACHE) once per machine: many minutes cold, nothing when it is there.
+.PHONY: controlplane
+controlplane: venv
+	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab controlplane build
+
 # Each end-to-end module runs its tests in order against one lab of its own: keep a file on one worker.
-pytest: venv
+pytest: venv controlplane
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests/lab tests/e2e
 
 # The local lab (lab/README.md): state, kubeconfig and inventory under lab/state/.
-lab-up: venv
+lab-up: venv controlplane
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab up
 
 lab-down: venv
@@ -76,7 +82,7 @@ lab-fault: venv
 # deadlock. VARIANT picks another path of the scenario where it has one (lab/README.md).
 SCENARIO ?= a
 VARIANT ?=
-drill: venv
+drill: venv controlplane
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill --scenario $(SCENARIO) $(if $(VARIANT),--variant $(VARIANT))
 
 # Snapshot create/restore against tar|zstd|s5cmd on >= 1 GiB of index-like data (bench/snapshots.py).
@@ -88,13 +94,13 @@ bench-snapshots: venv
 # A 50-query golden-query validation against the lab retriever: wall time relative to the slowest single
 # query and to the same queries one by one (bench/golden_validate.py).
 .PHONY: bench-golden
-bench-golden: venv
+bench-golden: venv controlplane
 	$(BIN)/python bench/golden_validate.py $(BENCH_ARGS)
 
 # A scenario's playbook run against the lab, its wall time split into waiting on the system and
 # Ansible's own overhead (bench/drill.py; SCENARIO=a or b).
 .PHONY: bench-drill
-bench-drill: venv
+bench-drill: venv controlplane
 	$(BIN)/python bench/drill.py --scenario $(SCENARIO) $(BENCH_ARGS)
 
 clean:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ragops_lab import drill, drill_bootstrap, drill_outage, faults
+from ragops_lab.kube import build
 from ragops_lab.lab import DEFAULT_STATE_DIR, Lab
 from ragops_lab.runtime import KubeError
 from ragops_lab.services import LabError
@@ -16,9 +17,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ragops_lab", description="The local RAG lab under recovery.")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: lab/state")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the lab (emulator, node agent, S3, the stack) and wait until it answers")
+    commands.add_parser("up", help="start the lab (control plane, node agent, S3, the stack) and wait until it answers")
     commands.add_parser("down", help="stop everything the lab started")
     commands.add_parser("status", help="pods and endpoints")
+    plane = commands.add_parser("controlplane", help="build the Kubernetes control plane binary, or regenerate "
+                                                     "its Go module for another release")
+    plane_commands = plane.add_subparsers(dest="action", required=True)
+    plane_commands.add_parser("build", help="build it into the per-machine cache unless it is there; print its path")
+    generate = plane_commands.add_parser("generate", help="write lab/controlplane/go.mod for a k8s.io/kubernetes "
+                                                          "release (then build)")
+    generate.add_argument("--release", required=True, help="e.g. 1.37.2")
     catalogue = "\n".join(f"  {f.name} {' '.join(f.args)}: {f.summary}" for f in faults.CATALOGUE)
     fault = commands.add_parser("fault", help="break the running lab the way the runbook describes",
                                 epilog=f"faults:\n{catalogue}", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "controlplane":
+        return controlplane(args)
     lab = Lab(args.state_dir)
     try:
         if args.command == "up":
@@ -57,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
             return drill_bootstrap.run(lab) if args.scenario == "c" else drill.run(lab, variant=args.variant or "")
     except (LabError, KubeError) as exc:
         print(f"lab {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def controlplane(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "generate":
+            print(build.generate_go_mod(build.Release.parse(args.release)))
+        print(build.ensure_binary())
+    except build.BuildError as exc:
+        print(f"controlplane {args.action} failed: {exc}", file=sys.stderr)
         return 1
     return 0
 
