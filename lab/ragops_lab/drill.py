@@ -14,7 +14,6 @@ the safe ending the runbook expects, which the drill reports as such.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from ragops_lab import corpus, faults, stack
+from ragops_lab import corpus, drill_support, faults, stack
 from ragops_lab.agent.api import BATCH, CORE
 from ragops_lab.drill_support import failure_message, run_drill
 from ragops_lab.lab import Lab
@@ -69,39 +68,16 @@ def describe_search(result: Obj, expected: list[str]) -> str:
 
 
 def run_playbook(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_DIR)),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason}
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), drill.playbook, "-i", str(lab.paths.inventory),
-               "-e", json.dumps(extra_vars)]
-    return logged_run(command, env, log_file)
+    return drill_support.run_playbook(lab, drill.playbook, extra_vars, log_file)
 
 
 def run_recovery(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) -> subprocess.CompletedProcess[str]:
     """The Scenario A playbook with the timeline callback; reports under the lab's drill folder."""
     out_dir = lab.paths.root / "drill"
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_DIR)),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CALLBACKS_ENABLED": "ragops.recovery.timeline",
-           "RAGOPS_TIMELINE_DIR": str(out_dir / "timeline"), "RAGOPS_REPORT_DIR": str(out_dir / "reports")}
     extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason}
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), RECOVERY_PLAYBOOK, "-i",
-               str(lab.paths.inventory), "-e", json.dumps(extra_vars)]
-    return logged_run(command, env, log_file)
-
-
-def logged_run(command: list[str], env: dict[str, str], log_file: Path) -> subprocess.CompletedProcess[str]:
-    """Run a playbook with its output going to `log_file` as it is written, so a run that times out
-    still leaves what it did; the result carries that output."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "w", encoding="utf-8") as log:
-        try:
-            done = subprocess.run(command, cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                  timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise LabError(f"the playbook did not finish within {PLAYBOOK_TIMEOUT_SECONDS:g}s; "
-                           f"its output so far is in {log_file}") from exc
-    output = log_file.read_text(encoding="utf-8")
-    return subprocess.CompletedProcess(command, done.returncode, output, "")
+    return drill_support.run_playbook(lab, RECOVERY_PLAYBOOK, extra_vars, log_file, out_dir / "timeline",
+                                      env={"RAGOPS_REPORT_DIR": str(out_dir / "reports")})
 
 
 def volumes_as_of_snapshot_time(lab: Lab) -> dict[str, Path]:

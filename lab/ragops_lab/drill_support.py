@@ -41,16 +41,24 @@ def playbook_env(timeline_dir: Path | None = None) -> dict[str, str]:
 
 
 def run_playbook(lab: Lab, playbook: str, extra_vars: Mapping[str, Any], log_file: Path,
-                 timeline_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """A playbook of this checkout (`playbooks/<name>.yml`) against the lab's inventory; its output is
-    kept in `log_file`."""
+                 timeline_dir: Path | None = None, env: Mapping[str, str] | None = None,
+                 ) -> subprocess.CompletedProcess[str]:
+    """A playbook of this checkout (`playbooks/<name>.yml`) against the lab's inventory, under the
+    identity bound to the Role the collection ships for it (meta/rbac/); its output goes to `log_file`
+    as it is written, so a run that times out still leaves what it did."""
+    variables = {"ragops_kubeconfig": str(lab.rbac_kubeconfigs().for_playbook(playbook)), **extra_vars}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(lab.paths.inventory),
-               "-e", json.dumps(dict(extra_vars))]
-    result = subprocess.run(command, cwd=REPO_DIR, env=playbook_env(timeline_dir), capture_output=True, text=True,
-                            timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
+               "-e", json.dumps(variables)]
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_file.write_text(result.stdout + result.stderr)
-    return result
+    with open(log_file, "w", encoding="utf-8") as log:
+        try:
+            done = subprocess.run(command, cwd=REPO_DIR, env={**playbook_env(timeline_dir), **(env or {})},
+                                  stdout=log, stderr=subprocess.STDOUT, text=True,
+                                  timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(f"{playbook} did not finish within {PLAYBOOK_TIMEOUT_SECONDS:g}s; "
+                           f"its output so far is in {log_file}") from exc
+    return subprocess.CompletedProcess(command, done.returncode, log_file.read_text(encoding="utf-8"), "")
 
 
 def failure_message(output: str) -> str:

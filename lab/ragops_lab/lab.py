@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from ragops_lab import corpus, stack
+from ragops_lab import corpus, rbac, stack
 from ragops_lab.agent.api import Api
 from ragops_lab.cluster import DAEMON_STOP_SECONDS, ClusterPaths, KubeCluster
 from ragops_lab.kube import build
@@ -65,6 +65,11 @@ class LabPaths(ClusterPaths):
     def inventory(self) -> Path:
         return self.root / "inventory.yml"
 
+    @property
+    def rbac(self) -> Path:
+        """Kubeconfigs of the ServiceAccounts bound to the collection's shipped Roles."""
+        return self.root / "rbac"
+
     def claim_dir(self, claim: str, namespace: str = stack.NAMESPACE) -> Path:
         return self.root / "pvc" / namespace / claim
 
@@ -99,6 +104,9 @@ class Lab:
     def s3(self) -> S3Endpoint:
         return S3Endpoint.from_env_text(self.paths.s3_env.read_text())
 
+    def rbac_kubeconfigs(self) -> rbac.RbacKubeconfigs:
+        return rbac.kubeconfigs(self.paths.rbac)
+
     def endpoints(self) -> stack.Endpoints:
         return stack.Endpoints.resolve(self.api())
 
@@ -132,8 +140,12 @@ class Lab:
             self.cluster.start_control_plane()
         with timeline.step("start the node agent"):
             self.cluster.start_agent()
-        with timeline.step("apply the stack's manifests"):
+        with timeline.step("apply the stack's manifests and the collection's RBAC"):
             timeline.note(f"{stack.apply_stack(self.api())} objects applied in namespace {stack.NAMESPACE}")
+            self.cluster.wait_for_service_account(stack.NAMESPACE)
+            rbac.install(self.cluster, stack.NAMESPACE, self.paths.rbac)
+            timeline.note(f"Roles {', '.join(rbac.role_name(f) for f in rbac.role_files())} from meta/rbac/, "
+                          f"a kubeconfig for each in {self.paths.rbac}")
         with timeline.step("wait for S3"):
             s3 = self.paths.seaweed.wait_until_ready(s3, self.paths.root)
         with timeline.step("wait until every pod is Ready"):
@@ -200,7 +212,8 @@ class Lab:
         host = {
             "ansible_connection": "local",
             "ansible_python_interpreter": sys.executable,
-            "ragops_kubeconfig": str(self.paths.kubeconfig),
+            # The ServiceAccount bound to every Role the collection ships (meta/rbac/), not the admin.
+            "ragops_kubeconfig": str(self.rbac_kubeconfigs().union),
             "ragops_context": "lab",
             "ragops_namespace": stack.NAMESPACE,
             "ragops_registry": stack.REGISTRY,

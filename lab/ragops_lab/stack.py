@@ -25,11 +25,13 @@ REGISTRY = "rag-shard-registry"
 ANSWER_CACHE = "rag-answer-cache"
 MIGRATION_JOB_CONFIGMAP = "rag-migration-job"
 FIELD_MANAGER = "ragops-lab"
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
 # kind → (API prefix, plural) for what the manifests contain.
 KINDS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "Namespace": (CORE, "namespaces"), "ConfigMap": (CORE, "configmaps"), "Secret": (CORE, "secrets"),
     "Service": (CORE, "services"), "Deployment": (APPS, "deployments"), "StatefulSet": (APPS, "statefulsets"),
-    "Job": (BATCH, "jobs"),
+    "Job": (BATCH, "jobs"), "ServiceAccount": (CORE, "serviceaccounts"),
+    "Role": (RBAC, "roles"), "RoleBinding": (RBAC, "rolebindings"),
 })
 SERVICES = ("retriever", "generator", "controller", "indexer", "provider-primary", "provider-backup")
 
@@ -68,9 +70,10 @@ def resource_path(obj: Mapping[str, Any]) -> str:
     return object_path(prefix, plural, meta.get("namespace") or NAMESPACE, meta["name"])
 
 
-def apply(api: Api, obj: Obj) -> None:
+def apply(api: Api, obj: Obj, namespace: str = NAMESPACE) -> None:
     """Server-side apply: create the object or bring it to what the manifest says."""
     query = urllib.parse.urlencode({"fieldManager": FIELD_MANAGER, "force": "true"})
+    obj = {**obj, "metadata": {"namespace": namespace, **obj["metadata"]}} if obj["kind"] != "Namespace" else obj
     api.call("PATCH", f"{resource_path(obj)}?{query}", obj, "application/apply-patch+yaml")
 
 

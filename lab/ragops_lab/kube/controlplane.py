@@ -145,7 +145,17 @@ class ControlPlane:
             f"--kubelet-certificate-authority={ca_cert}", f"--kubelet-client-certificate={kubelet_client.cert}",
             f"--kubelet-client-key={kubelet_client.key}", "--kubelet-preferred-address-types=InternalIP",
             "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false",
+            f"--audit-policy-file={self._audit_policy()}", f"--audit-log-path={self.logs / 'audit.log'}",
+            "--audit-log-format=json",
         ]
+
+    def _audit_policy(self) -> Path:
+        """Every request's metadata (who, verb, resource, answer), as a cluster's audit log has it: what
+        the collection did to the cluster can be read back, and its RBAC checked against it."""
+        policy = self.root / "audit-policy.yaml"
+        policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+                          "rules:\n  - level: Metadata\n")
+        return policy
 
     def _controller_manager_args(self, sa: Issued) -> list[str]:
         controllers = ",".join(["*", *(f"-{name}" for name in DISABLED_CONTROLLERS)])

@@ -9,6 +9,7 @@ by a :class:`Transport` (the official client in production, a fake in tests).
 from __future__ import annotations
 
 import copy
+import re
 import typing as t
 from dataclasses import dataclass, field
 
@@ -54,6 +55,30 @@ def _dry_run(query: t.List[t.Tuple[str, str]], dry_run: bool) -> t.List[t.Tuple[
     return [*query, ("dryRun", "All")] if dry_run else query
 
 
+# The Roles the collection ships (meta/rbac/<file>.yaml) and the playbooks each one serves.
+SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
+    ("ragops-recovery-shard", "shard-recovery.yaml", "vectorstore_shard_recovery, shard_quarantine"),
+    ("ragops-recovery-generator", "generator.yaml", "generator_outage, generator_failback"),
+    ("ragops-recovery-bootstrap", "bootstrap.yaml", "bootstrap_recovery"),
+)
+_FORBIDDEN = re.compile(r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
+                        r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]*)")?')
+
+
+def forbidden_step(reason: str) -> str | None:
+    """What to grant, and where, when RBAC refused a request; None when the message says no more."""
+    found = _FORBIDDEN.search(reason)
+    if not found:
+        return None
+    roles = "; ".join("%s (meta/rbac/%s, for %s)" % role for role in SHIPPED_ROLES)
+    where = ' in namespace "%s"' % found.group("namespace") if found.group("namespace") else ""
+    return ('Grant verb "%s" on resource "%s" (API group "%s")%s to %s: add it to the Role bound to that identity. '
+            "The Roles the collection ships are %s; apply the one of the playbook you run with "
+            "kubectl apply -n NAMESPACE -f <file>, or report the missing rule if it is already applied."
+            % (found.group("verb"), found.group("resource"), found.group("group") or "", where, found.group("user"),
+               roles))
+
+
 def _describe(error: ApiError, verb: str, target: str) -> ApiError:
     """Re-raise ``error`` with a message naming the verb and the object."""
     cls = type(error)
@@ -61,6 +86,9 @@ def _describe(error: ApiError, verb: str, target: str) -> ApiError:
     if error.status == 0:
         msg = "Failed to %s %s: the Kubernetes API could not be reached (%s)" % (verb, target, reason)
         next_step = "Check that the API server is up and that host/kubeconfig point at it."
+    elif error.status == 403 and forbidden_step(reason):
+        msg = "Failed to %s %s: forbidden by RBAC (HTTP 403: %s)" % (verb, target, reason)
+        next_step = forbidden_step(reason) or ""
     elif error.status in (401, 403):
         msg = "Failed to %s %s: the credentials were rejected (HTTP %d: %s)" % (verb, target, error.status, reason)
         next_step = "Check api_key/kubeconfig and the RBAC permissions of that identity."

@@ -168,3 +168,28 @@ def test_describe_joins_entries_with_pods(api: FakeTransport) -> None:
     missing = describe_shards(client(api), Registry("rag", "nope"), ["shard-0"], "ragops.io/shard")
     assert missing["registry"]["exists"] is False
     assert missing["shards"][0]["state"] == "unregistered"
+
+
+# The Status message kube-apiserver v1.37 sends when RBAC refuses a request (as the lab's tests see it).
+FORBIDDEN = ('configmaps "rag-shard-registry" is forbidden: User "system:serviceaccount:rag:ragops-recovery" '
+             'cannot update resource "configmaps" in API group "" in the namespace "rag"')
+
+
+def test_an_rbac_refusal_names_the_verb_the_resource_and_the_shipped_roles(api: FakeTransport) -> None:
+    body = json.dumps({"kind": "Status", "code": 403, "reason": "Forbidden", "message": FORBIDDEN})
+    api.fail("PUT", "/rag-shard-registry", error_for_status(403, body, None))
+    client = K8sClient(api, Retrier(sleep=lambda _: None))
+    with pytest.raises(ApiError) as raised:
+        client.update(Ref("ConfigMap", "rag-shard-registry", "rag"), lambda obj: dict(obj, data={"a": "b"}))
+    error = raised.value
+    assert error.msg.startswith("Failed to replace ConfigMap rag/rag-shard-registry: forbidden by RBAC (HTTP 403")
+    assert error.next_step.startswith('Grant verb "update" on resource "configmaps" (API group "") in namespace '
+                                      '"rag" to system:serviceaccount:rag:ragops-recovery')
+    assert "ragops-recovery-shard (meta/rbac/shard-recovery.yaml" in error.next_step
+
+
+def test_a_403_that_names_no_rule_keeps_the_credentials_hint(api: FakeTransport) -> None:
+    api.fail("GET", "/rag-shard-registry", error_for_status(403, "forbidden", None))
+    with pytest.raises(ApiError) as raised:
+        K8sClient(api, Retrier(sleep=lambda _: None)).get(Ref("ConfigMap", "rag-shard-registry", "rag"))
+    assert "the credentials were rejected (HTTP 403" in raised.value.msg

@@ -1,0 +1,83 @@
+"""The collection's shipped RBAC (meta/rbac/) installed in the lab, and a kubeconfig per Role, so that
+every playbook the drills and the end-to-end tests run works under exactly the permissions a user
+would grant it, and a permission the collection needs but does not ship fails there first.
+
+Each file's objects are applied as they are (ServiceAccount `ragops-recovery` bound to every Role: the
+union, for runs that mix scenarios); besides, each Role is bound alone to a ServiceAccount of its own
+(`ragops-recovery-<file>`), whose kubeconfig a scenario's drill uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ragops_lab import stack
+from ragops_lab.cluster import KubeCluster
+
+RBAC_DIR = stack.LAB_DIR.parent / "meta" / "rbac"
+UNION_ACCOUNT = "ragops-recovery"
+# Which shipped Role file each playbook runs under.
+PLAYBOOK_ROLES = {
+    "vectorstore_shard_recovery": "shard-recovery", "shard_quarantine": "shard-recovery",
+    "generator_outage": "generator", "generator_failback": "generator", "bootstrap_recovery": "bootstrap",
+}
+TOKEN_SECONDS = 86400
+
+Obj = dict[str, Any]
+
+
+def shipped(file: str) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all((RBAC_DIR / f"{file}.yaml").read_text()) if doc]
+
+
+def role_files() -> list[str]:
+    return sorted(path.stem for path in RBAC_DIR.glob("*.yaml"))
+
+
+def role_name(file: str) -> str:
+    return next(str(o["metadata"]["name"]) for o in shipped(file) if o["kind"] == "Role")
+
+
+def single_binding(file: str, namespace: str) -> list[Obj]:
+    """A ServiceAccount bound to this file's Role alone."""
+    account = f"{UNION_ACCOUNT}-{file}"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": account, "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name(file)},
+         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]},
+    ]
+
+
+@dataclass(frozen=True)
+class RbacKubeconfigs:
+    union: Path
+    by_file: dict[str, Path]
+
+    def for_playbook(self, playbook: str) -> Path:
+        """The kubeconfig of the Role a playbook (path or name) is shipped with."""
+        return self.by_file[PLAYBOOK_ROLES[Path(playbook).stem]]
+
+
+def install(cluster: KubeCluster, namespace: str, directory: Path) -> RbacKubeconfigs:
+    api = cluster.api()
+    by_file = {}
+    for file in role_files():
+        for obj in [*shipped(file), *single_binding(file, namespace)]:
+            stack.apply(api, obj, namespace)
+        token = cluster.service_account_token(namespace, f"{UNION_ACCOUNT}-{file}", TOKEN_SECONDS)
+        by_file[file] = cluster.write_kubeconfig(directory / f"{file}.kubeconfig", token=token, namespace=namespace)
+    token = cluster.service_account_token(namespace, UNION_ACCOUNT, TOKEN_SECONDS)
+    union = cluster.write_kubeconfig(directory / "recovery.kubeconfig", token=token, namespace=namespace)
+    return RbacKubeconfigs(union, by_file)
+
+
+def kubeconfigs(directory: Path) -> RbacKubeconfigs:
+    """The kubeconfigs `install` wrote earlier into `directory`."""
+    return RbacKubeconfigs(directory / "recovery.kubeconfig",
+                           {file: directory / f"{file}.kubeconfig" for file in role_files()})

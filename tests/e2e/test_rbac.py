@@ -1,0 +1,123 @@
+"""The least-privilege RBAC the collection ships (meta/rbac/), proven against the real API server.
+
+The lab installs these Roles and runs every drill and every playbook of the end-to-end tests under
+ServiceAccounts bound to them (ragops_lab/rbac.py); here a Role with one verb taken away shows what
+a user whose Role lacks a permission sees: the verb, the resource and the Role to fix, and nothing
+half-changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from harness import ROOT, Cluster, Runner
+from lab_support import running_lab
+
+from ragops_lab import rbac, stack
+from ragops_lab.agent.api import CORE, object_path
+from ragops_lab.lab import Lab, kubectl
+
+# The collection as `make venv` links it, for the table its error path names the Roles from.
+sys.path.insert(0, str(ROOT / "build" / "collections"))
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import SHIPPED_ROLES
+
+RBAC_DIR = ROOT / "meta" / "rbac"
+Obj = dict[str, t.Any]
+
+
+def shipped_roles() -> dict[str, Obj]:
+    return {path.name: next(o for o in yaml.safe_load_all(path.read_text()) if o and o["kind"] == "Role")
+            for path in sorted(RBAC_DIR.glob("*.yaml"))}
+
+
+def test_the_shipped_roles_are_namespaced_and_never_delete() -> None:
+    roles = shipped_roles()
+    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml"]
+    for name, role in roles.items():
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"], name
+            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+    for path in RBAC_DIR.glob("*.yaml"):
+        kinds = {o["kind"] for o in yaml.safe_load_all(path.read_text()) if o}
+        assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, path.name
+
+
+def test_the_error_path_names_the_roles_that_are_shipped() -> None:
+    roles = shipped_roles()
+    assert {(role, file) for role, file, _ in SHIPPED_ROLES} == {(r["metadata"]["name"], f) for f, r in roles.items()}
+    for _, file, playbooks in SHIPPED_ROLES:
+        for playbook in playbooks.split(", "):
+            assert (ROOT / "playbooks" / f"{playbook}.yml").exists()
+            assert rbac.PLAYBOOK_ROLES[playbook] == Path(file).stem
+
+
+@pytest.fixture(scope="module", name="lab")
+def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
+        yield running
+
+
+
+@pytest.mark.lab
+def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
+    """`kubectl auth can-i` as each scenario's ServiceAccount: its Role's verbs, and no delete."""
+    kubeconfigs = lab.rbac_kubeconfigs()
+    checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims"),
+              "generator": ("update deployments.apps", "get secrets"),
+              "bootstrap": ("create jobs.batch", "patch statefulsets.apps")}
+    for file, allowed in checks.items():
+        config = kubeconfigs.by_file[file]
+        for check in allowed:
+            done = kubectl(config, "auth", "can-i", *check.split(), "-n", stack.NAMESPACE)
+            assert done.stdout.strip() == "yes", (file, check, done.stderr)
+        for denied in ("delete pods", "delete persistentvolumeclaims", "list nodes"):
+            done = kubectl(config, "auth", "can-i", *denied.split(), "-n", stack.NAMESPACE)
+            assert done.stdout.strip() == "no", (file, denied)
+    generator_only = kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "create", "jobs.batch")
+    assert generator_only.stdout.strip() == "no"
+
+
+def role_without(file: str, resource: str, verb: str, name: str) -> Obj:
+    role = copy.deepcopy(next(o for o in rbac.shipped(file) if o["kind"] == "Role"))
+    role["metadata"]["name"] = name
+    for rule in role["rules"]:
+        if resource in rule["resources"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+    return role
+
+
+@pytest.mark.lab
+def test_a_missing_verb_fails_naming_the_verb_the_resource_and_the_role(lab: Lab, tmp_path: Path) -> None:
+    account = "rbac-missing-update"
+    role = role_without("shard-recovery", "configmaps", "update", account)
+    api = lab.api()
+    for obj in (role, *rbac.single_binding("shard-recovery", stack.NAMESPACE)):
+        obj = copy.deepcopy(obj)
+        if obj["kind"] != "Role":
+            obj["metadata"]["name"] = account
+        if obj["kind"] == "RoleBinding":
+            obj["roleRef"]["name"] = account
+            obj["subjects"][0]["name"] = account
+        stack.apply(api, obj)
+    token = lab.cluster.service_account_token(stack.NAMESPACE, account)
+    config = lab.cluster.write_kubeconfig(tmp_path / "kubeconfig", token=token, namespace=stack.NAMESPACE)
+    registry = object_path(CORE, "configmaps", stack.NAMESPACE, stack.REGISTRY)
+    before = (api.get(registry) or {}).get("data")
+
+    runner = Runner(Cluster(None, config, "", namespace=stack.NAMESPACE), tmp_path)
+    result = runner.run(ROOT / "playbooks" / "shard_quarantine.yml", extra=[
+        "-i", str(lab.paths.inventory), "-e", json.dumps({"shard": "shard-1", "incident_id": "INC-RBAC",
+                                                          "ragops_kubeconfig": str(config)})])
+
+    assert result.returncode != 0 and result.failed == 1, result.stdout
+    assert 'forbidden by RBAC (HTTP 403' in result.stdout
+    assert 'Grant verb \\"update\\" on resource \\"configmaps\\"' in result.stdout, result.stdout
+    assert "ragops-recovery-shard (meta/rbac/shard-recovery.yaml" in result.stdout
+    assert (api.get(registry) or {}).get("data") == before
