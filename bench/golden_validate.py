@@ -34,7 +34,6 @@ import threading
 import time
 import typing as t
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,7 +47,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden import gate
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import dump_yaml  # noqa: E402
 from ansible_collections.ragops.recovery.plugins.modules.golden_validate import argument_spec  # noqa: E402
 from ragops_lab import corpus  # noqa: E402
-from ragops_lab.k8s_emulator import EmulatorServer  # noqa: E402
+from ragops_lab.cluster import KubeCluster  # noqa: E402
 
 SHARDS = 4
 NAMESPACE = "bench"
@@ -79,13 +78,6 @@ def start(module: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
         except OSError:
             time.sleep(0.05)
     raise SystemExit("%s did not start" % module)
-
-
-def post(server: EmulatorServer, path: str, body: dict[str, t.Any]) -> None:
-    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": "Bearer " + server.token,
-                                              "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()
 
 
 def golden_set(workdir: Path, count: int, index: corpus.VectorIndex, docs: list[corpus.Document]) -> Path:
@@ -175,33 +167,36 @@ def stand_in(answers: t.Mapping[str, bytes], wait: float) -> Iterator[str]:
 
 @contextmanager
 def lab_retriever(workdir: Path) -> Iterator[str]:
-    """Four shard processes and the retriever, its registry in the API emulator."""
+    """Four shard processes and the retriever, its registry in the lab's Kubernetes API server."""
     processes: list[subprocess.Popen[bytes]] = []
-    token = uuid.uuid4().hex
+    cluster = KubeCluster(workdir / "cluster")
     try:
-        with EmulatorServer(token=token, tls=False) as server:
-            urls = {}
-            for ordinal in range(SHARDS):
-                shard = "shard-%d" % ordinal
-                subprocess.run([sys.executable, "-m", "ragops_lab.programs.shard", "build", "--shard", shard,
-                                "--shards", str(SHARDS), "--out", str(workdir / shard)], check=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT / "lab")}, stdout=subprocess.DEVNULL)
-                process, urls[shard] = start("shard", POD_NAME="vectorstore-%d" % ordinal, SHARD_ID=shard,
-                                             DATA_DIR=str(workdir / shard))
-                processes.append(process)
-            post(server, "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
-            post(server, "/api/v1/namespaces/%s/configmaps" % NAMESPACE, {
-                "metadata": {"name": "rag-shard-registry"},
-                "data": {shard: json.dumps({"state": "serving", "url": url}) for shard, url in urls.items()}})
-            retriever, url = start("retriever", POD_NAME="retriever-0", POD_NAMESPACE=NAMESPACE,
-                                   KUBE_API_URL=server.url, KUBE_TOKEN=token)
-            processes.append(retriever)
-            yield url
+        cluster.start_control_plane()
+        urls = {}
+        for ordinal in range(SHARDS):
+            shard = "shard-%d" % ordinal
+            subprocess.run([sys.executable, "-m", "ragops_lab.programs.shard", "build", "--shard", shard,
+                            "--shards", str(SHARDS), "--out", str(workdir / shard)], check=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT / "lab")}, stdout=subprocess.DEVNULL)
+            process, urls[shard] = start("shard", POD_NAME="vectorstore-%d" % ordinal, SHARD_ID=shard,
+                                         DATA_DIR=str(workdir / shard))
+            processes.append(process)
+        api = cluster.api()
+        api.create("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        api.create("/api/v1/namespaces/%s/configmaps" % NAMESPACE, {
+            "metadata": {"name": "rag-shard-registry"},
+            "data": {shard: json.dumps({"state": "serving", "url": url}) for shard, url in urls.items()}})
+        retriever, url = start("retriever", POD_NAME="retriever-0", POD_NAMESPACE=NAMESPACE,
+                               KUBE_API_URL=cluster.url, KUBE_TOKEN=cluster.admin_token,
+                               KUBE_CA_FILE=str(cluster.paths.ca_bundle))
+        processes.append(retriever)
+        yield url
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+        cluster.stop()
 
 
 def main() -> int:
