@@ -1,7 +1,7 @@
 """Golden-query validation benchmark: a 50-query validation against the lab retriever.
 
 Starts the lab's real programs as processes (four vectorstore shards over indexes built from the lab
-corpus, the retriever reading its shard registry from the Kubernetes API emulator), makes 50 golden
+corpus, the retriever reading its shard registry from the lab's Kubernetes API server), makes 50 golden
 queries from the corpus with the lab's own generator, and times the engine the golden_validate
 module runs (its one call, ``gate.run``, in check mode, without Ansible's process start-up):
 

@@ -1,1 +1,1 @@
-"""Local lab for ragops.recovery: a Kubernetes API emulator, a node agent and a small RAG stack."""
+"""Local lab for ragops.recovery: the upstream Kubernetes control plane, a node agent and a small RAG stack."""

@@ -18,7 +18,7 @@ LAB_DIR = Path(__file__).resolve().parents[2]
 
 
 def log_paths(log_dir: Path, namespace: str, pod: str, container: str) -> tuple[Path, Path]:
-    """(current, previous) log files, where the emulator serves `kubectl logs` from."""
+    """(current, previous) log files, which the kubelet endpoint serves to `kubectl logs`."""
     directory = log_dir / namespace / pod
     return directory / f"{container}.log", directory / f"{container}.previous.log"
 
