@@ -138,6 +138,8 @@ class Lab:
         with timeline.step("start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and SeaweedFS"):
             s3 = self.paths.seaweed.start(self.paths.root)
             self.cluster.start_control_plane()
+            version = self.api().call("GET", "/version")
+            timeline.note(f"kube-apiserver {version.get('gitVersion')} at {self.cluster.url}")
         with timeline.step("start the node agent"):
             self.cluster.start_agent()
         with timeline.step("apply the stack's manifests and the collection's RBAC"):

@@ -164,6 +164,9 @@ class ControlPlane:
             "--secure-port=0", "--use-service-account-credentials=true",
             f"--service-account-private-key-file={sa.key}", f"--root-ca-file={self._serving_ca()}",
             f"--controllers={controllers}", "--cluster-name=ragops-lab",
+            # The node lifecycle controller lifts a new node's not-ready taint on its next pass: every
+            # second instead of every 5 s, so that a lab schedules its first pods sooner.
+            "--node-monitor-period=1s",
         ]
 
     def _serving_ca(self) -> Path:
