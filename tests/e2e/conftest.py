@@ -1,4 +1,5 @@
-"""End-to-end fixtures: a Kubernetes API emulator per test worker and a real ansible-playbook runner."""
+"""End-to-end fixtures: a real Kubernetes control plane per test worker, behind an API fault proxy,
+and a real ansible-playbook runner."""
 
 from __future__ import annotations
 
@@ -17,25 +18,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Cluster, Runner  # noqa: E402
 
-from ragops_lab.k8s_emulator import EmulatorServer  # noqa: E402
+from ragops_lab.cluster import KubeCluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    token = uuid.uuid4().hex
-    with EmulatorServer(token=token, forbidden_token="forbidden-" + token) as server:
-        kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
-        yield Cluster(server, kubeconfig, token)
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One control plane and node agent per test worker; the tests reach it through a fault proxy."""
+    root = tmp_path_factory.mktemp("kube")
+    with KubeCluster(root / "cluster") as running:
+        proxy = running.fault_proxy()
+        try:
+            kubeconfig = running.write_kubeconfig(root / "kubeconfig", url=proxy.url)
+            yield Cluster(proxy, kubeconfig, running.admin_token, ca_file=running.paths.ca_bundle)
+        finally:
+            proxy.close()
 
 
 @pytest.fixture
-def cluster(emulator: Cluster) -> Iterator[Cluster]:
-    """The emulator with a fresh namespace for this test; faults are cleared afterwards."""
+def cluster(kube: Cluster) -> Iterator[Cluster]:
+    """The cluster with a fresh namespace for this test; faults are cleared afterwards."""
     namespace = "e2e-" + uuid.uuid4().hex[:8]
-    emulator.namespace = namespace
-    emulator.kubectl("create", "namespace", namespace)
-    yield emulator
-    emulator.server.clear_faults()
+    kube.namespace = namespace
+    kube.kubectl("create", "namespace", namespace)
+    kube.wait_for_service_account("default")
+    yield kube
+    kube.server.clear_faults()
+    kube.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 @pytest.fixture

@@ -122,9 +122,9 @@ def start_shard(shard: str, volume: Path, **env: str) -> Program:
     raise AssertionError("could not start %s on %s" % (shard, volume))
 
 
-def start_retriever(api_url: str, token: str, namespace: str) -> Program:
+def start_retriever(api_url: str, token: str, namespace: str, ca_file: Path | None) -> Program:
     return start("retriever", "retriever", POD_NAME="retriever-0", POD_NAMESPACE=namespace, KUBE_API_URL=api_url,
-                 KUBE_TOKEN=token, REGISTRY_CACHE_SECONDS="0")
+                 KUBE_TOKEN=token, KUBE_CA_FILE=str(ca_file or ""), REGISTRY_CACHE_SECONDS="0")
 
 
 def copy_volume(source: Path, target: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Drive real ansible-playbook runs against the emulator and read the cluster back with kubectl."""
+"""Drive real ansible-playbook runs against a Kubernetes cluster and read it back with kubectl."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from ragops_lab.lab import kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -21,27 +24,39 @@ RECAP = re.compile(r"^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 @dataclass
 class Cluster:
-    """The emulator, a kubeconfig for it, and the namespace of the current test."""
+    """The API (``server``: the fault proxy in front of it), a kubeconfig for it, the admin token, the
+    CA bundle a client trusts, and the namespace of the current test."""
 
     server: t.Any
     kubeconfig: Path
     token: str
     namespace: str = "default"
+    ca_file: Path | None = None
 
-    def kubectl(self, *args: str, check: bool = True) -> str:
-        command = [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
+        """kubectl as built with the control plane (the same release as the API server)."""
+        command = [str(kubectl_binary()), "--kubeconfig", str(self.kubeconfig), *args]
+        done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, check=False)
         if check and done.returncode != 0:
             raise AssertionError("kubectl %s failed: %s" % (" ".join(args), done.stderr))
         return done.stdout
 
     def apply(self, manifest: dict[str, t.Any]) -> None:
         manifest.setdefault("metadata", {}).setdefault("namespace", self.namespace)
-        done = subprocess.run(
-            [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), "apply", "-f", "-"],
-            input=json.dumps(manifest), capture_output=True, text=True, timeout=60, check=False,
-        )
-        assert done.returncode == 0, done.stderr
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+
+    def wait_for_service_account(self, name: str, timeout: float = 30.0) -> None:
+        """The serviceaccount controller creates a namespace's ``default`` account soon after the namespace."""
+        deadline = time.monotonic() + timeout
+        while not self.kubectl("get", "serviceaccount", name, "-n", self.namespace, "-o", "name", check=False):
+            if time.monotonic() > deadline:
+                raise AssertionError("ServiceAccount %s/%s did not appear" % (self.namespace, name))
+            time.sleep(0.2)
+
+    def unprivileged_token(self, name: str = "e2e-no-rbac") -> str:
+        """A real token of a ServiceAccount that no Role binds: the API authenticates it, RBAC denies it."""
+        self.kubectl("create", "serviceaccount", name, "-n", self.namespace)
+        return self.kubectl("create", "token", name, "-n", self.namespace).strip()
 
     def get(self, kind: str, name: str) -> dict[str, t.Any]:
         return t.cast(dict[str, t.Any], json.loads(self.kubectl("get", kind, name, "-n", self.namespace, "-o", "json")))

@@ -1,7 +1,7 @@
 """golden_validate through real ansible-playbook runs against the lab's shard and retriever programs.
 
 The shards serve indexes built from the lab corpus; the retriever reads the shard registry from the
-Kubernetes API emulator; the golden set is the lab's own lab/data/golden.yml, used as shipped.
+lab's Kubernetes API server; the golden set is the lab's own lab/data/golden.yml, used as shipped.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def shards(volumes: dict[str, Path]) -> Iterator[dict[str, Program]]:
 @pytest.fixture
 def retriever(cluster: Cluster, shards: dict[str, Program]) -> Iterator[Program]:
     cluster.apply(registry_manifest(registry_entries({shard: p.url for shard, p in shards.items()})))
-    program = start_retriever(cluster.server.url, cluster.token, cluster.namespace)
+    program = start_retriever(cluster.server.url, cluster.token, cluster.namespace, cluster.ca_file)
     yield program
     program.stop()
 
@@ -136,7 +136,7 @@ def test_a_corrupt_shard_behind_the_retriever(cluster: Cluster, shards: dict[str
                                               runner: Runner) -> None:
     urls = {shard: program.url for shard, program in shards.items()}
     cluster.apply(registry_manifest(registry_entries({**urls, "shard-2": broken_shard.url})))
-    retriever = start_retriever(cluster.server.url, cluster.token, cluster.namespace)
+    retriever = start_retriever(cluster.server.url, cluster.token, cluster.namespace, cluster.ca_file)
     try:
         played = runner.play([validate("partial", retriever.url, report_only=True),
                               validate("strict", retriever.url, errors_path="errors")])

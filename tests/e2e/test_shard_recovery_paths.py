@@ -37,7 +37,6 @@ from test_shard_recovery import (  # noqa: F401 - pytest finds the fixtures lab 
 
 from ragops_lab import drill, faults, stack
 from ragops_lab.agent.api import APPS, CORE, object_path
-from ragops_lab.agent.volumes import LOCAL_PATH_ANNOTATION
 from ragops_lab.lab import Lab
 from ragops_lab.runtime import pod_is_ready
 
@@ -117,8 +116,8 @@ def start_replica(lab: Lab, shard: str) -> Replica:
 
 def break_replica(lab: Lab, replica: Replica) -> None:
     """Damage the replica's index: its integrity check unloads it and the replica is no longer Ready."""
-    claim = lab.api().get(object_path(CORE, "persistentvolumeclaims", stack.NAMESPACE, "data-" + replica.name)) or {}
-    faults.flip_bytes(Path(claim["metadata"]["annotations"][LOCAL_PATH_ANNOTATION]) / "index" / "vectors.bin")
+    volume = faults.claim_directory(lab.api(), stack.NAMESPACE, "data-" + replica.name)
+    faults.flip_bytes(volume / "index" / "vectors.bin")
     eventually("%s to lose readiness" % replica.name, lambda: not pod_is_ready(replica.pod(lab)))
 
 

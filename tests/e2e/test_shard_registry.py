@@ -1,4 +1,4 @@
-"""shard_mark and shard_info through real ansible-playbook runs against the Kubernetes API emulator."""
+"""shard_mark and shard_info through real ansible-playbook runs against the lab's Kubernetes control plane."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ QUARANTINE = {"shard": "shard-2", "state": "quarantined", "reason": "index check
 
 
 def pod(name: str, shard: str) -> dict[str, t.Any]:
+    """A shard pod that no node can take, so it stays Pending and only its labels matter."""
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"ragops.io/shard": shard, "ragops.io/serving": "true"}},
-            "spec": {"containers": [{"name": "shard", "image": "ragops-lab/shard"}]}}
+            "spec": {"nodeSelector": {"ragops.io/e2e": "no-such-node"},
+                     "containers": [{"name": "shard", "image": "ragops-lab/shard"}]}}
 
 
 @pytest.fixture
@@ -114,10 +116,11 @@ def test_server_errors_are_retried_then_fail_naming_the_resource(stack: Cluster,
 
 
 def test_unreachable_api_and_rejected_credentials(stack: Cluster, runner: Runner) -> None:
-    url = stack.server.url
+    url, ca_cert = stack.server.url, str(stack.ca_file)
     unreachable = {"host": "http://127.0.0.1:9", "api_key": "x", "request_timeout": 2}
-    wrong = {"host": url, "api_key": "not-the-token"}
-    forbidden = {"host": url, "api_key": "forbidden-" + stack.token}
+    # A token the API server does not know (401), and a real one that RBAC grants nothing (403).
+    wrong = {"host": url, "ca_cert": ca_cert, "api_key": "not-the-token"}
+    forbidden = {"host": url, "ca_cert": ca_cert, "api_key": stack.unprivileged_token()}
     results = {}
     for name, auth in (("unreachable", unreachable), ("wrong", wrong), ("forbidden", forbidden)):
         done = runner.play([task(name, "shard_info")], auth=auth)

@@ -43,6 +43,11 @@ def get(lab: Lab, group: str, plural: str, name: str) -> dict[str, t.Any]:
     return t.cast(t.Dict[str, t.Any], lab.api().get(object_path(group, plural, stack.NAMESPACE, name)) or {})
 
 
+def claim_directory(lab: Lab, claim: str) -> Path:
+    """The local directory behind a bound claim (the hostPath of its PersistentVolume)."""
+    return faults.claim_directory(lab.api(), stack.NAMESPACE, claim)
+
+
 def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and not p.name.startswith(".ragops")}
@@ -78,8 +83,7 @@ def test_a_corrupt_shard_is_restored_into_a_new_pvc_and_serves_again(lab: Lab, t
     old_claim = get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-2")
     assert old_claim["metadata"]["labels"]["ragops.io/evidence"] == "inc-77"
     assert tree(volume) != tree(good)  # the evidence is untouched
-    restored = Path(new_claim["metadata"]["annotations"]["lab.ragops.io/local-path"])
-    assert tree(restored) == tree(good)
+    assert tree(claim_directory(lab, "data-vectorstore-2-r-s-1")) == tree(good)
     service = get(lab, CORE, "services", "vectorstore-2")
     assert service["spec"]["selector"] == {"ragops.io/restore-pod": "vectorstore-2-r-s-1"}
     restore_job = get(lab, BATCH, "jobs", "ragops-restore-shard-2-s-1")
@@ -129,8 +133,7 @@ def test_a_corrupt_newest_snapshot_is_quarantined_by_the_job_and_the_older_one_r
         Bucket=s3.bucket, Prefix="e2e-job-fallback/shard-1/s-2/")["Contents"]}
     assert {"e2e-job-fallback/shard-1/s-2/data.tar.zst", "e2e-job-fallback/shard-1/s-2/QUARANTINED"} <= listing
     assert get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-1-r-s-2"), "the failed attempt's PVC is kept"
-    restored = get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-1-r-s-1")
-    assert tree(Path(restored["metadata"]["annotations"]["lab.ragops.io/local-path"])) == tree(good)
+    assert tree(claim_directory(lab, "data-vectorstore-1-r-s-1")) == tree(good)
     assert result["job"]["pod"] == "vectorstore-1-r-s-1"
 
 
@@ -206,8 +209,7 @@ def test_a_shard_run_by_a_deployment_gets_its_pod_template_repointed(lab: Lab, t
     api.create(object_path(CORE, "persistentvolumeclaims", stack.NAMESPACE), claim)
     api.create(object_path(APPS, "deployments", stack.NAMESPACE), deployment)
     pod = ready_pod(lab, "vs-dep")
-    volume = Path(get(lab, CORE, "persistentvolumeclaims", "data-vs-dep")["metadata"]["annotations"][
-        "lab.ragops.io/local-path"])
+    volume = claim_directory(lab, "data-vs-dep")
     good = tmp_path / "good"
     shutil.copytree(volume, good)
     common = {"shard": "vs-dep", "bucket": s3.bucket, "prefix": "e2e-job-deployment"}
@@ -227,7 +229,6 @@ def test_a_shard_run_by_a_deployment_gets_its_pod_template_repointed(lab: Lab, t
         "claimName": "data-vs-dep-r-s-1"}}]
     serving = ready_pod(lab, "vs-dep")
     assert serving["metadata"]["name"] != pod["metadata"]["name"]
-    restored = get(lab, CORE, "persistentvolumeclaims", "data-vs-dep-r-s-1")
-    assert tree(Path(restored["metadata"]["annotations"]["lab.ragops.io/local-path"])) == tree(good)
+    assert tree(claim_directory(lab, "data-vs-dep-r-s-1")) == tree(good)
     assert get(lab, CORE, "persistentvolumeclaims", "data-vs-dep")["metadata"]["labels"][
         "ragops.io/evidence"] == "inc-80"
