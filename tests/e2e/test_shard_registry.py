@@ -128,7 +128,8 @@ def test_unreachable_api_and_rejected_credentials(stack: Cluster, runner: Runner
     assert "the Kubernetes API could not be reached" in results["unreachable"]["msg"]
     assert results["unreachable"]["status"] == 0
     assert "credentials were rejected (HTTP 401" in results["wrong"]["msg"]
-    assert "credentials were rejected (HTTP 403" in results["forbidden"]["msg"]
+    assert "forbidden by RBAC (HTTP 403" in results["forbidden"]["msg"]
+    assert results["forbidden"]["next_step"].startswith('Grant verb "get" on resource "configmaps"')
     assert "not-the-token" not in json.dumps(results)
 
 
