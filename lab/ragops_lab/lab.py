@@ -4,9 +4,7 @@ the stack; `down` stops all of it and leaves no process, port or temporary file 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +19,7 @@ from ragops_lab.agent.api import Api
 from ragops_lab.cluster import DAEMON_STOP_SECONDS, ClusterPaths, KubeCluster
 from ragops_lab.kube import build
 from ragops_lab.kube.controlplane import DAEMONS as CONTROL_PLANE
+from ragops_lab.kube.kubectl import kubectl
 from ragops_lab.kube.pki import write_private
 from ragops_lab.s3 import S3Endpoint, SeaweedFS
 from ragops_lab.services import (
@@ -275,13 +274,3 @@ class Lab:
         print(f"\nkubeconfig: {self.paths.kubeconfig}\ninventory:  {self.paths.inventory}", file=out)
         return True
 
-
-def kubectl_binary() -> Path:
-    """kubectl as built with the control plane, at the same release."""
-    return build.ensure_binary().parent / "kubectl"
-
-
-def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    return subprocess.run([str(kubectl_binary()), *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)

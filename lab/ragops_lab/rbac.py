@@ -2,9 +2,9 @@
 every playbook the drills and the end-to-end tests run works under exactly the permissions a user
 would grant it, and a permission the collection needs but does not ship fails there first.
 
-Each file's objects are applied as they are (ServiceAccount `ragops-recovery` bound to every Role: the
-union, for runs that mix scenarios); besides, each Role is bound alone to a ServiceAccount of its own
-(`ragops-recovery-<file>`), whose kubeconfig a scenario's drill uses.
+Each file is applied as a user applies it, with `kubectl apply -f` (ServiceAccount `ragops-recovery`
+bound to every Role: the union, for runs that mix scenarios); besides, each Role is bound alone to a
+ServiceAccount of its own (`ragops-recovery-<file>`), whose kubeconfig a scenario's drill uses.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import yaml
 
 from ragops_lab import stack
 from ragops_lab.cluster import KubeCluster
+from ragops_lab.kube.kubectl import kubectl
+from ragops_lab.services import LabError
 
 RBAC_DIR = stack.LAB_DIR.parent / "meta" / "rbac"
 UNION_ACCOUNT = "ragops-recovery"
@@ -30,8 +32,14 @@ TOKEN_SECONDS = 86400
 Obj = dict[str, Any]
 
 
+def shipped_path(file: str) -> Path:
+    return RBAC_DIR / f"{file}.yaml"
+
+
 def shipped(file: str) -> list[Obj]:
-    return [doc for doc in yaml.safe_load_all((RBAC_DIR / f"{file}.yaml").read_text()) if doc]
+    """The objects of a shipped file: one YAML document, a v1 List."""
+    document = yaml.safe_load(shipped_path(file).read_text())
+    return list(document["items"])
 
 
 def role_files() -> list[str]:
@@ -64,11 +72,19 @@ class RbacKubeconfigs:
         return self.by_file[PLAYBOOK_ROLES[Path(playbook).stem]]
 
 
+def apply_shipped(admin_kubeconfig: Path, file: str, namespace: str) -> None:
+    done = kubectl(admin_kubeconfig, "apply", "-n", namespace, "-f", str(shipped_path(file)))
+    if done.returncode != 0:
+        raise LabError(f"kubectl apply -f {shipped_path(file)} failed: {done.stderr.strip()}")
+
+
 def install(cluster: KubeCluster, namespace: str, directory: Path) -> RbacKubeconfigs:
     api = cluster.api()
+    admin = cluster.paths.kube / "admin.kubeconfig"
     by_file = {}
     for file in role_files():
-        for obj in [*shipped(file), *single_binding(file, namespace)]:
+        apply_shipped(admin, file, namespace)
+        for obj in single_binding(file, namespace):
             stack.apply(api, obj, namespace)
         token = cluster.service_account_token(namespace, f"{UNION_ACCOUNT}-{file}", TOKEN_SECONDS)
         by_file[file] = cluster.write_kubeconfig(directory / f"{file}.kubeconfig", token=token, namespace=namespace)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ragops_lab.lab import kubectl_binary
+from ragops_lab.kube.kubectl import kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

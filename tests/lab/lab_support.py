@@ -1,14 +1,17 @@
-"""Fixtures for the node agent and lab tests: an emulator with an in-process agent, and whole labs.
+"""Fixtures for the node agent and lab tests: a real control plane with the node agent, and whole labs.
 
-Every fixture uses its own temporary state directory, free ports and a pod network of its own, so the
-tests can run in parallel (pytest -n 2).
+A test module shares one cluster (the upstream control plane and the agent, as the lab runs them);
+each test gets a namespace of its own in it. Every fixture uses its own temporary state directory
+and free ports, so the tests can run in parallel (pytest -n 2).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import threading
+import os
+import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,16 +21,13 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pytest
-from emulator_support import Kubectl, kubectl_binary
 
 from ragops_lab.agent.api import APPS, BATCH, CORE, Api, object_path
-from ragops_lab.agent.node import AgentConfig, NodeAgent
-from ragops_lab.k8s_emulator import EmulatorServer
+from ragops_lab.cluster import KubeCluster
+from ragops_lab.kube.kubectl import kubectl_binary
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import JsonLog, pod_is_ready
+from ragops_lab.runtime import pod_is_ready
 
-TOKEN = "agent-test-token"
-NS = "default"
 KINDS = MappingProxyType({
     "Pod": (CORE, "pods"), "ConfigMap": (CORE, "configmaps"), "Secret": (CORE, "secrets"),
     "Service": (CORE, "services"), "Deployment": (APPS, "deployments"), "StatefulSet": (APPS, "statefulsets"),
@@ -50,19 +50,44 @@ def eventually(fetch: Callable[[], T], check: Callable[[T], bool], timeout: floa
     return value
 
 
+class Kubectl:
+    """kubectl as built with the control plane, against one kubeconfig."""
+
+    def __init__(self, kubeconfig: Path, cache_dir: Path) -> None:
+        self.binary = str(kubectl_binary())
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(cache_dir)}
+        self.cache_dir = cache_dir
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, "--cache-dir", str(self.cache_dir), *args],
+            input=stdin, capture_output=True, text=True, env=self.env, timeout=60, check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+
 @dataclass
 class Cluster:
-    """An emulator with the node agent running beside it."""
+    """One test's namespace in a cluster of the lab (control plane and node agent)."""
 
-    emulator: EmulatorServer
+    kube: KubeCluster
     api: Api
-    state_dir: Path
-    log_dir: Path
+    namespace: str
     kubectl: Kubectl
+
+    @property
+    def state_dir(self) -> Path:
+        """The agent's state: volumes, claims' directories."""
+        return self.kube.paths.root
 
     def path(self, kind: str, name: str = "", subresource: str = "") -> str:
         prefix, plural = KINDS[kind]
-        return object_path(prefix, plural, NS, name, subresource)
+        return object_path(prefix, plural, self.namespace, name, subresource)
 
     def create(self, obj: Obj) -> Obj:
         return self.api.create(self.path(obj["kind"]), obj)
@@ -71,7 +96,7 @@ class Cluster:
         return self.api.get(self.path(kind, name))
 
     def pods(self, selector: str = "") -> list[Obj]:
-        return self.api.list(CORE, "pods", NS, selector)[0]
+        return self.api.list(CORE, "pods", self.namespace, selector)[0]
 
     def merge_patch(self, kind: str, name: str, patch: Obj, subresource: str = "") -> None:
         self.api.merge_patch(self.path(kind, name, subresource), patch)
@@ -110,25 +135,30 @@ def process_env(pid: int) -> dict[str, str]:
     return dict(entry.decode().split("=", 1) for entry in raw if b"=" in entry)
 
 
+@pytest.fixture(scope="module", name="kube")
+def kube_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """The control plane and the node agent, shared by a test module."""
+    with KubeCluster(tmp_path_factory.mktemp("kube")) as kube:
+        yield kube
+
+
+def namespace_for(test_name: str) -> str:
+    """A DNS label from the test's name (at most 63 characters)."""
+    return re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:50].rstrip("-")
+
+
 @pytest.fixture(name="cluster")
-def cluster_fixture(tmp_path: Path) -> Iterator[Cluster]:
-    binary = kubectl_binary()
-    if binary is None:
-        pytest.skip("kubectl is not installed")
-    log_dir = tmp_path / "pod-logs"
-    with EmulatorServer(token=TOKEN, log_dir=log_dir) as emulator:
-        kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
-        config = AgentConfig(emulator.url, TOKEN, tmp_path / "state", log_dir)
-        agent = NodeAgent(config, JsonLog("agent", io.StringIO()))
-        stopping = threading.Event()
-        thread = threading.Thread(target=agent.run, args=(stopping,), name="node-agent", daemon=True)
-        thread.start()
-        try:
-            yield Cluster(emulator, Api(emulator.url, TOKEN), tmp_path / "state", log_dir,
-                          Kubectl(binary, kubeconfig, tmp_path / "kube-cache"))
-        finally:
-            stopping.set()
-            thread.join(30)
+def cluster_fixture(kube: KubeCluster, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """A namespace of this test's own; deleted afterwards, so its pods stop."""
+    namespace = namespace_for(request.node.name)
+    api = kube.api()
+    api.create(f"{CORE}/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    kube.wait_for_service_account(namespace)
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", namespace=namespace)
+    try:
+        yield Cluster(kube, api, namespace, Kubectl(kubeconfig, tmp_path / "kube-cache"))
+    finally:
+        api.delete(f"{CORE}/namespaces/{namespace}")
 
 
 # --- objects --------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Test helpers for the lab programs: a tiny fake Kubernetes API, log capture and process control.
 
 The fake API answers only what the programs ask for (ConfigMaps, Services, pods by label
-selector; create and replace with resourceVersion conflicts), so the program tests do not depend
-on the full emulator.
+selector; create and replace with resourceVersion conflicts), so the programs' unit tests run
+without a control plane; the lab's tests run the same programs on the real one.
 """
 
 from __future__ import annotations

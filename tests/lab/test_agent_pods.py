@@ -113,9 +113,9 @@ def test_env_comes_from_the_spec_refs_and_the_process_contract(cluster: Cluster)
     pods = {p["metadata"]["name"]: p for p in cluster.wait_pods("test in (envy,other)", all_ready(2))}
     env = process_env(container_pid(pods["envy"]))
     assert (env["MODE"], env["KEY"], env["GREETING"], env["MY_LABEL"]) == ("cache", "s3cr3t", "hi k", "envy")
-    assert env["POD_NAME"] == "envy" and env["POD_NAMESPACE"] == "default" and env["PORT"] == "8080"
+    assert env["POD_NAME"] == "envy" and env["POD_NAMESPACE"] == cluster.namespace and env["PORT"] == "8080"
     assert env["POD_IP"] == env["MY_IP"] == pods["envy"]["status"]["podIP"] != pods["other"]["status"]["podIP"]
-    assert env["KUBE_API_URL"] == cluster.emulator.url and env["KUBE_TOKEN"]
+    assert env["KUBE_API_URL"] == cluster.kube.url and env["KUBE_TOKEN"]
     assert json.loads(env["LAB_MOUNTS"])["/scratch"].startswith(str(cluster.state_dir))
 
 

@@ -1,4 +1,6 @@
-"""The node agent as the workload controllers: StatefulSets, Deployments and Jobs become pods."""
+"""Workloads through the upstream controllers onto the node agent: what the lab adds makes them work —
+pods run and report status (Jobs count failures, rollouts wait for readiness), claims are provisioned
+as directories, the shard-labelling operator labels StatefulSet pods before their containers start."""
 
 from __future__ import annotations
 
@@ -58,9 +60,9 @@ def test_statefulset_pods_get_stable_names_claims_and_ordered_scaling(cluster: C
     owner = pods[0]["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("StatefulSet", "vs", True)
     assert pods[1]["metadata"]["labels"]["ragops.io/shard"] == "shard-1"
-    claim = cluster.api.get("/api/v1/namespaces/default/persistentvolumeclaims/data-vs-1") or {}
+    claim = cluster.api.get(f"/api/v1/namespaces/{cluster.namespace}/persistentvolumeclaims/data-vs-1") or {}
     assert claim["status"]["phase"] == "Bound" and claim["status"]["capacity"] == {"storage": "2Gi"}
-    assert (cluster.state_dir / "pvc" / "default" / "data-vs-1" / "index" / "checksums.json").is_file()
+    assert (cluster.state_dir / "pvc" / cluster.namespace / "data-vs-1" / "index" / "checksums.json").is_file()
     status = cluster.wait_object("StatefulSet", "vs", lambda s: s.get("status", {}).get("readyReplicas") == 2)
     assert status["status"]["currentRevision"] == status["status"]["updateRevision"]
 
@@ -68,7 +70,7 @@ def test_statefulset_pods_get_stable_names_claims_and_ordered_scaling(cluster: C
     assert names(cluster.wait_pods("app=vs", all_ready(3))) == ["vs-0", "vs-1", "vs-2"]
     cluster.merge_patch("StatefulSet", "vs", {"spec": {"replicas": 1}})
     assert names(cluster.wait_pods("app=vs", all_ready(1))) == ["vs-0"]
-    claims = cluster.api.list("/api/v1", "persistentvolumeclaims", "default")[0]
+    claims = cluster.api.list("/api/v1", "persistentvolumeclaims", cluster.namespace)[0]
     assert sorted(c["metadata"]["name"] for c in claims) == ["data-vs-0", "data-vs-1", "data-vs-2"]
     rollout = cluster.kubectl.run("rollout", "status", "statefulset/vs", "--timeout=20s")
     assert "roll" in rollout.stdout or "complete" in rollout.stdout

@@ -17,8 +17,8 @@ import pytest
 from ragops_lab.cluster import KubeCluster
 from ragops_lab.kube import build
 from ragops_lab.kube.faults import ApiFaultProxy, FaultError, request_info, rule_from_spec
+from ragops_lab.kube.kubectl import kubectl_binary
 from ragops_lab.kube.pki import LabCA, ca_certificates
-from ragops_lab.lab import kubectl_binary
 
 UPSTREAM_GO_MOD = """module k8s.io/kubernetes
 

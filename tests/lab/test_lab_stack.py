@@ -1,4 +1,4 @@
-"""The whole lab: the RAG stack runs under the emulator and the node agent, and every fault shows the
+"""The whole lab: the RAG stack runs on the real control plane and the node agent, and every fault shows the
 symptom the runbook describes. Tests share one lab per worker; each breaks a shard no other test uses
 (shard-0 serves the answer tests) or puts back what it changed."""
 
