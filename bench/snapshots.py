@@ -173,7 +173,7 @@ def duel(repeat: int, ours: Callable[[], Measure], theirs: Callable[[], Measure]
 
 ENGINE = r"""
 import json, sys, time
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create, layout, options, restore, store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create, layout, params, restore, store
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.catalog import format_time
 args = json.loads(sys.argv[1])
 params = dict(args["s3"], bucket=args["bucket"], prefix=args["prefix"], shard="shard-0", part_size=16,

@@ -81,8 +81,17 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         end = time.time()
         start = self.started.pop((task._uuid, host), end)
         summary = "censored" if task.no_log else summarize(result._result)
-        self.steps.append(Step(task.get_name(), task.action, host, start, end,
-                               status_of(result._result, outcome), summary))
+        self.steps.append(
+            Step(
+                task.get_name(),
+                task.action,
+                host,
+                start,
+                end,
+                status_of(result._result, outcome),
+                summary,
+            )
+        )
 
     def v2_runner_on_ok(self, result: t.Any) -> None:
         self._finish(result, "ok")
@@ -100,8 +109,13 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         directory = self.get_option("directory")
         title = self.get_option("title") or self.play_name or "Recovery timeline"
         os.makedirs(directory, exist_ok=True)
-        outputs = (("timeline.json", to_json(title, self.steps)), ("timeline.md", to_markdown(title, self.steps)))
+        outputs = (
+            ("timeline.json", to_json(title, self.steps)),
+            ("timeline.md", to_markdown(title, self.steps)),
+        )
         for name, text in outputs:
             with open(os.path.join(directory, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
-        self._display.display("Timeline written to %s" % os.path.join(directory, "timeline.md"))
+        self._display.display(
+            "Timeline written to %s" % os.path.join(directory, "timeline.md")
+        )

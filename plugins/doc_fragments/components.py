@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The stack's components; the spec is components_spec() in plugins/module_utils/options.py.
+    # The stack's components; the spec is the "components" group in
+    # plugins/module_utils/argspec.py.
     DOCUMENTATION = r"""
 options:
   components:

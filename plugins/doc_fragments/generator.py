@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Where the generator's flags live; the spec is generator_spec() in plugins/module_utils/generator_flags.py.
+    # Where the generator's flags live; the spec is the "generator" group in
+    # plugins/module_utils/argspec.py.
     DOCUMENTATION = r"""
 options:
   deployment:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Kubernetes connection options; the spec is k8s_auth_spec() in plugins/module_utils/options.py.
+    # Kubernetes connection options; the spec is the "k8s" group in
+    # plugins/module_utils/argspec.py.
     DOCUMENTATION = r"""
 options:
   kubeconfig:

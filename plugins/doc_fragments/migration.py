@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Where the migration is described; the spec is migration_spec() in plugins/module_utils/options.py.
+    # Where the migration is described; the spec is the "migration" group in
+    # plugins/module_utils/argspec.py.
     DOCUMENTATION = r"""
 options:
   migration_configmap:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # S3 endpoint and credentials; the spec is s3_auth_spec() in plugins/module_utils/options.py.
+    # S3 endpoint and credentials; the spec is the "s3" group in
+    # plugins/module_utils/argspec.py.
     DOCUMENTATION = r"""
 options:
   endpoint_url:

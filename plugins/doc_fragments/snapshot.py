@@ -5,8 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Where a shard's snapshots live and how they move; the spec is snapshot_spec() in
-    # plugins/module_utils/snapshots/options.py.
+    # Where a shard's snapshots live and how they move; the spec is the "snapshot" group in
+    # plugins/module_utils/argspec.py.
     DOCUMENTATION = r"""
 options:
   shard:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Wait options; the spec is wait_spec() in plugins/module_utils/options.py.
+    # Wait options; the spec is the "wait" group in
+    # plugins/module_utils/argspec.py.
     DOCUMENTATION = r"""
 options:
   wait:

@@ -8,10 +8,17 @@ import getpass
 import socket
 from datetime import datetime, timezone
 
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
-def utc_now() -> str:
-    """The current time as RFC 3339 UTC with second precision, like Kubernetes timestamps."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+def utc_now() -> datetime:
+    """The current UTC time to the second: the precision of Kubernetes timestamps."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """``moment`` (by default now) as RFC 3339 UTC with second precision, as Kubernetes writes it."""
+    return (moment or utc_now()).astimezone(timezone.utc).strftime(RFC3339)
 
 
 def default_actor() -> str:

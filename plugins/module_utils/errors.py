@@ -59,7 +59,12 @@ class ApiError(RecoveryError):
     """The Kubernetes or S3 API answered with an error (or could not be reached: status 0)."""
 
     def __init__(
-        self, msg: str, *, status: int = 0, retry_after: float | None = None, **kwargs: t.Any
+        self,
+        msg: str,
+        *,
+        status: int = 0,
+        retry_after: float | None = None,
+        **kwargs: t.Any,
     ) -> None:
         super().__init__(msg, **kwargs)
         self.status = status

@@ -42,7 +42,9 @@ class RetryPolicy:
             return True
         return idempotent and status in self.statuses
 
-    def delay(self, attempt: int, retry_after: float | None, rand: t.Callable[[], float]) -> float:
+    def delay(
+        self, attempt: int, retry_after: float | None, rand: t.Callable[[], float]
+    ) -> float:
         """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
         ceiling: float = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         jittered: float = ceiling * rand()

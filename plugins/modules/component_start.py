@@ -183,55 +183,44 @@ cycle:
   sample: [controller, indexer, controller]
 """
 
-import typing as t
-
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import utc_now
-from ansible_collections.ragops.recovery.plugins.module_utils.components import components_from_params
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.startup import (
-    MODES,
-    StartRequest,
-    start_components,
-    start_diff,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import components
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import startup
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "mode": {"type": "str", "choices": list(MODES), "default": "in_order"},
-        "restart_unready": {"type": "bool", "default": True},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "wait", "components"),
+        options={
+            "mode": {
+                "type": "str",
+                "choices": list(startup.MODES),
+                "default": "in_order",
+            },
+            "restart_unready": {"type": "bool", "default": True},
+        },
+    )
 
 
-def run_module(module: RecoveryModule, client: K8sClient, clock: Clock) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
     params = module.params
-    if params["mode"] == "one_by_one" and not params["wait"]:
-        raise RecoveryError("mode=one_by_one waits for each component before the next; wait=false is not possible",
-                            reason="invalid options", next_step="Drop wait=false, or use mode=in_order.")
-    request = StartRequest(namespace=params["namespace"], mode=params["mode"],
-                           restart_unready=params["restart_unready"], wait=params["wait"],
-                           timeout=params["wait_timeout"], interval=params["wait_sleep"],
-                           check_mode=module.check_mode, dependency_env=params["dependency_env"], now=utc_now())
-    result = start_components(client, components_from_params(params["components"]), request, clock)
+    request = startup.StartRequest.from_params(
+        params, module.check_mode, audit.timestamp()
+    )
+    stack = components.components_from_params(params["components"])
+    result = startup.start_components(module.k8s_client(), stack, request, clock)
     if module._diff:
-        result["diff"] = start_diff(result)
+        result["diff"] = startup.start_diff(result)
     return result
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "wait", "components"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR})
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)), Clock())
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(
+        lambda module: run_module(module, waiter.Clock())
+    )
 
 
 if __name__ == "__main__":

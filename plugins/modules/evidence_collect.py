@@ -61,16 +61,6 @@ options:
       - Key prefix of the snapshots.
     type: str
     default: snapshots
-  registry:
-    description:
-      - Name of the shard registry ConfigMap.
-    type: str
-    default: rag-shard-registry
-  shard_label:
-    description:
-      - Pod label whose value is the shard id.
-    type: str
-    default: ragops.io/shard
   port:
     description:
       - Port of the shard's HTTP API on its pods.
@@ -91,6 +81,8 @@ extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.k8s_auth
   - ragops.recovery.s3_auth
+  - ragops.recovery.shard
+  - ragops.recovery.shard.registry
 attributes:
   check_mode:
     support: full
@@ -159,131 +151,75 @@ evidence:
       returned: when a bundle was written
 """
 
-import os
-import typing as t
-
-from ansible.module_utils.basic import missing_required_lib
-
-from ansible_collections.ragops.recovery.plugins.module_utils import evidence
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import evidence
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
+    evidence_targets,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.shard_http import HttpCall, http_call
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout, store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.options import check_name, utc_now
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    BOTO3_IMPORT_ERROR,
-    BOTO3_REQUIREMENT,
-    S3Store,
-    Transfer,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import connect as s3_connect
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "shard": {"type": "str", "required": True},
-        "incident_id": {"type": "str", "required": True},
-        "name": {"type": "str"},
-        "dest": {"type": "path"},
-        "bucket": {"type": "str"},
-        "prefix": {"type": "str", "default": "evidence"},
-        "snapshot_bucket": {"type": "str"},
-        "snapshot_prefix": {"type": "str", "default": "snapshots"},
-        "registry": {"type": "str", "default": "rag-shard-registry"},
-        "shard_label": {"type": "str", "default": "ragops.io/shard"},
-        "port": {"type": "int", "default": 8080},
-        "health_paths": {"type": "list", "elements": "str", "default": ["/readyz", "/stats"]},
-        "http_timeout": {"type": "float", "default": 5.0},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "s3", "shard", "registry"),
+        options={
+            "shard": {"type": "str", "required": True},
+            "incident_id": {"type": "str", "required": True},
+            "name": {"type": "str"},
+            "dest": {"type": "path"},
+            "bucket": {"type": "str"},
+            "prefix": {"type": "str", "default": "evidence"},
+            "snapshot_bucket": {"type": "str"},
+            "snapshot_prefix": {"type": "str", "default": "snapshots"},
+            "port": {"type": "int", "default": 8080},
+            "health_paths": {
+                "type": "list",
+                "elements": "str",
+                "default": ["/readyz", "/stats"],
+            },
+            "http_timeout": {"type": "float", "default": 5.0},
+        },
+        required_one_of=[["dest", "bucket"]],
+    )
 
 
-class Targets:
-    """Where the bundle goes: a local path and/or an S3 key, each with its manifest beside it."""
-
-    def __init__(self, params: t.Mapping[str, t.Any], s3: S3Store | None) -> None:
-        incident = check_name("incident_id", params["incident_id"])
-        self.name = check_name("name", params["name"] or "evidence-" + check_name("shard", params["shard"]))
-        self.path = os.path.join(params["dest"], incident, self.name + ".tar.gz") if params["dest"] else None
-        base = "/".join(part for part in (params["prefix"].strip("/"), incident, self.name) if part)
-        self.key = base + ".tar.gz" if s3 is not None else None
-        self.s3 = s3
-
-    def existing(self) -> bool:
-        """Whether every requested location already holds the bundle."""
-        local = self.path is None or os.path.exists(self.path)
-        remote = self.s3 is None or self.s3.exists(t.cast(str, self.key))
-        return local and remote
-
-    def view(self) -> dict[str, t.Any]:
-        view: dict[str, t.Any] = {"name": self.name}
-        if self.path:
-            view["path"] = self.path
-        if self.s3 is not None:
-            view["s3_uri"] = "s3://%s/%s" % (self.s3.bucket, self.key)
-        return view
-
-    def write(self, bundle: bytes, listing: bytes) -> None:
-        if self.path and not os.path.exists(self.path):
-            evidence.write_once_local(self.path[:-len(".tar.gz")] + ".manifest.json", listing)
-            if not evidence.write_once_local(self.path, bundle):
-                raise evidence.refuse_existing(self.path)
-        if self.s3 is not None and not self.s3.exists(t.cast(str, self.key)):
-            if not self.s3.put_bytes(t.cast(str, self.key), bundle, exclusive=True):
-                raise evidence.refuse_existing("s3://%s/%s" % (self.s3.bucket, self.key))
-            self.s3.put_bytes(t.cast(str, self.key)[:-len(".tar.gz")] + ".manifest.json", listing, exclusive=True)
-
-
-def _snapshots(s3: S3Store | None, params: t.Mapping[str, t.Any]) -> t.List[dict[str, t.Any]] | None:
-    if s3 is None:
-        return None
-    location = layout.ShardLocation(s3.bucket, params["snapshot_prefix"] or "", params["shard"])
-    now = utc_now()
-    found = store.load(s3, location, now, 300)
-    return [found[key].to_dict(now) for key in sorted(found)]
-
-
-def _s3_store(params: t.Mapping[str, t.Any], bucket: str | None) -> S3Store | None:
-    if not bucket:
-        return None
-    if BOTO3_IMPORT_ERROR is not None:
-        raise RecoveryError(missing_required_lib(BOTO3_REQUIREMENT), reason=str(BOTO3_IMPORT_ERROR))
-    return S3Store(s3_connect(params, Transfer()), bucket)
-
-
-def run_module(module: RecoveryModule, client: K8sClient, call: HttpCall) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
     params = module.params
-    targets = Targets(params, _s3_store(params, params["bucket"]))
-    if targets.existing():
-        return {"changed": False, "evidence": dict(targets.view(), existed=True)}
-    if module.check_mode:
-        return {"changed": True, "evidence": dict(targets.view(), existed=False)}
     request = evidence.EvidenceRequest(
-        namespace=params["namespace"], shard=params["shard"], incident_id=params["incident_id"],
-        registry=params["registry"], shard_label=params["shard_label"], port=params["port"],
-        health_paths=params["health_paths"], http_timeout=params["http_timeout"])
-    snapshot_store = _s3_store(params, params["snapshot_bucket"] or params["bucket"])
-    bundle = evidence.gather(client, call, request, _snapshots(snapshot_store, params))
-    now = utc_now()
-    listing = evidence.manifest(bundle, request, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    data = evidence.archive(bundle, listing, now.timestamp())
-    targets.write(data, evidence.json_bytes(listing))
-    return {"changed": True, "evidence": dict(targets.view(), existed=False, sha256=evidence.sha256(data),
-                                              size=len(data), files=sorted(bundle.files), errors=bundle.errors)}
+        namespace=params["namespace"],
+        shard=params["shard"],
+        incident_id=params["incident_id"],
+        registry=params["registry"],
+        shard_label=params["shard_label"],
+        port=params["port"],
+        health_paths=params["health_paths"],
+        http_timeout=params["http_timeout"],
+        snapshot_prefix=params["snapshot_prefix"],
+    )
+    bucket = params["bucket"]
+    snapshot_bucket = params["snapshot_bucket"] or bucket
+    store = module.s3_store(bucket) if bucket else None
+    targets = evidence_targets.Targets.of(
+        request, params["name"], params["dest"], params["prefix"], store
+    )
+    return evidence_targets.collect(
+        module.k8s_client(),
+        call,
+        request,
+        targets,
+        lambda: module.s3_store(snapshot_bucket) if snapshot_bucket else None,
+        check_mode=module.check_mode,
+    )
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "s3"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
-                            required_one_of=[["dest", "bucket"]])
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)), http_call)
-    module.exit_json(**result)
+    module = base.RecoveryModule(
+        argument_spec(),
+        libraries={yaml_text.YAML_REQUIREMENT: yaml_text.YAML_IMPORT_ERROR},
+    )
+    module.run(lambda module: run_module(module, admin.http_call))
 
 
 if __name__ == "__main__":

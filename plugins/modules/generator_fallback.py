@@ -121,77 +121,85 @@ fallback:
       sample: 2.1
 """
 
-import typing as t
-
-from ansible_collections.ragops.recovery.plugins.module_utils import answer_cache
-from ansible_collections.ragops.recovery.plugins.module_utils.generator_flags import (
-    FlagTarget,
-    WaitOptions,
-    generator_spec,
-    set_flags,
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+    answer_cache,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s import client
 
 GROUP = "fallback"
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return dict(generator_spec(), **{
-        "mode": {"type": "str", "default": "cache", "choices": ["cache", "refuse", "off"]},
-        "answers": {"type": "dict"},
-        "answers_file": {"type": "path"},
-        "qids": {"type": "list", "elements": "str", "default": []},
-        "answer_cache_configmap": {"type": "str", "default": "rag-answer-cache"},
-        "mode_env": {"type": "str", "default": "FALLBACK_MODE"},
-        "cache_env": {"type": "str", "default": "ANSWER_CACHE_CONFIGMAP"},
-    })
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "generator", "wait"),
+        options={
+            "mode": {
+                "type": "str",
+                "default": "cache",
+                "choices": ["cache", "refuse", "off"],
+            },
+            "answers": {"type": "dict"},
+            "answers_file": {"type": "path"},
+            "qids": {"type": "list", "elements": "str", "default": []},
+            "answer_cache_configmap": {"type": "str", "default": "rag-answer-cache"},
+            "mode_env": {"type": "str", "default": "FALLBACK_MODE"},
+            "cache_env": {"type": "str", "default": "ANSWER_CACHE_CONFIGMAP"},
+        },
+        mutually_exclusive=[["answers", "answers_file"]],
+    )
 
 
-def build_cache(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+def build_cache(module: base.RecoveryModule, client: client.K8sClient) -> base.Result:
     params = module.params
-    cache: dict[str, t.Any] = {"name": params["answer_cache_configmap"], "changed": False}
-    source = params["answers"] if params["answers"] is not None else None
+    name = params["answer_cache_configmap"]
+    cache: base.Result = {"name": name, "changed": False}
+    source = params["answers"]
     if params["answers_file"]:
         source = answer_cache.load_answers(params["answers_file"])
     if source is None or params["state"] == "restored":
         return cache
     data = answer_cache.cache_data(source, params["qids"])
-    changed, before = answer_cache.write_cache(client, params["namespace"], cache["name"], data, module.check_mode)
-    cache.update(changed=changed, qids=len(data), added=sorted(set(data) - set(before)),
-                 removed=sorted(set(before) - set(data)))
+    changed, before = answer_cache.write_cache(
+        client, params["namespace"], name, data, module.check_mode
+    )
+    cache.update(
+        changed=changed,
+        qids=len(data),
+        added=sorted(set(data) - set(before)),
+        removed=sorted(set(before) - set(data)),
+    )
     return cache
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
-    params = module.params
+def run_module(module: base.RecoveryModule) -> base.Result:
+    params, client = module.params, module.k8s_client()
     cache = build_cache(module, client)
     desired = {params["mode_env"]: params["mode"]}
     if params["mode"] == "cache":
         desired[params["cache_env"]] = params["answer_cache_configmap"]
-    outcome = set_flags(client, FlagTarget.from_params(params), GROUP, desired, check_mode=module.check_mode,
-                        wait=WaitOptions.from_params(params), restore=params["state"] == "restored",
-                        report=(params["mode_env"], params["cache_env"]))
-    fallback = dict(outcome.result(), cache=cache, mode=outcome.after.get(params["mode_env"]) or "off")
-    result: dict[str, t.Any] = {"changed": outcome.changed or cache["changed"], "fallback": fallback}
+    report = (params["mode_env"], params["cache_env"])
+    change = flags.FlagChange.from_params(params, GROUP, desired, report)
+    outcome = flags.set_flags(client, change, check_mode=module.check_mode)
+    mode = outcome.after.get(params["mode_env"]) or "off"
+    fallback = dict(outcome.result(), cache=cache, mode=mode)
+    result: base.Result = {
+        "changed": outcome.changed or cache["changed"],
+        "fallback": fallback,
+    }
     if module._diff:
-        result["diff"] = {"before": dict(outcome.before, cache_qids_removed=cache.get("removed", [])),
-                          "after": dict(outcome.after, cache_qids_added=cache.get("added", []))}
+        removed, added = cache.get("removed", []), cache.get("added", [])
+        result["diff"] = {
+            "before": dict(outcome.before, cache_qids_removed=removed),
+            "after": dict(outcome.after, cache_qids_added=added),
+        }
     return result
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
-                            mutually_exclusive=[["answers", "answers_file"]])
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -512,36 +512,31 @@ capture:
 
 import typing as t
 
-from ansible.module_utils.basic import missing_required_lib
-
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import errors
+from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import gate
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
-    YAML_IMPORT_ERROR,
-    YAML_REQUIREMENT,
+from ansible_collections.ragops.recovery.plugins.module_utils.golden import query
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s import resources
+
+RATES = (
+    "hit_at_k",
+    "recall_at_k",
+    "precision_at_k",
+    "mrr",
+    "ndcg_at_k",
+    "rank_agreement",
+    "max_latency_p95",
+    "max_latency",
+    "max_score_drift",
+    "max_cache_hit_rate",
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.query import (
-    JMESPATH_IMPORT_ERROR,
-    JMESPATH_REQUIREMENT,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    rate = {"type": "float"}
+def query_options() -> argspec.Spec:
+    """How the golden queries are sent and their answers read."""
     return {
-        "golden_set": {"type": "path"},
-        "golden_configmap": {"type": "dict", "options": {"name": {"type": "str", "required": True},
-                                                         "key": {"type": "str", "default": "golden.yml",
-                                                                 "no_log": False}}},
-        "mode": {"type": "str", "default": "validate", "choices": ["validate", "capture"]},
         "url": {"type": "str", "required": True},
         "method": {"type": "str", "default": "POST", "choices": ["GET", "POST", "PUT"]},
         "headers": {"type": "dict", "default": {}},
@@ -551,24 +546,30 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
         "scores_path": {"type": "str", "default": "results[].score"},
         "errors_path": {"type": "str"},
         "cached_path": {"type": "str"},
-        "ranking": {"type": "str", "default": "response", "choices": ["response", "score"]},
-        "k": {"type": "int"},
-        "qids": {"type": "list", "elements": "str", "default": []},
-        "shard": {"type": "str"},
+        "ranking": {
+            "type": "str",
+            "default": "response",
+            "choices": ["response", "score"],
+        },
         "query_timeout": {"type": "float", "default": 10.0},
         "deadline": {"type": "float", "default": 300.0},
         "concurrency": {"type": "int", "default": 8},
         "query_validate_certs": {"type": "bool", "default": True},
         "query_ca_path": {"type": "path"},
         "use_proxy": {"type": "bool", "default": True},
-        "thresholds": {"type": "dict", "default": {}, "options": {
-            **{name: dict(rate) for name in ("hit_at_k", "recall_at_k", "precision_at_k", "mrr", "ndcg_at_k",
-                                             "rank_agreement", "max_latency_p95", "max_latency", "max_score_drift",
-                                             "max_cache_hit_rate")},
-            "must_pass_rate": {"type": "float", "no_log": False},
-            "max_error_rate": {"type": "float", "default": 0.0},
-            "max_empty_rate": {"type": "float", "default": 0.0},
-        }},
+    }
+
+
+def verdict_options() -> argspec.Spec:
+    """What the verdict is judged on."""
+    thresholds: argspec.Spec = {name: {"type": "float"} for name in RATES}
+    thresholds.update(
+        must_pass_rate={"type": "float", "no_log": False},
+        max_error_rate={"type": "float", "default": 0.0},
+        max_empty_rate={"type": "float", "default": 0.0},
+    )
+    return {
+        "thresholds": {"type": "dict", "default": {}, "options": thresholds},
         "query_min_recall": {"type": "float", "default": 1.0},
         "baseline": {"type": "dict"},
         "tolerance": {"type": "float", "default": 0.05},
@@ -576,44 +577,74 @@ def argument_spec() -> dict[str, dict[str, t.Any]]:
         "max_rounds": {"type": "int"},
         "round_interval": {"type": "float", "default": 5.0},
         "report_only": {"type": "bool", "default": False},
-        "reports": {"type": "dict", "default": {}, "options": {
-            "json": {"type": "path"}, "junit": {"type": "path"}, "markdown": {"type": "path"}}},
-        "capture_dest": {"type": "path"},
-        "capture_expected_top": {"type": "int", "default": 0},
     }
 
 
-def configmap_reader(module: RecoveryModule) -> gate.ConfigMapReader:
-    """Reads one key of a ConfigMap in O(namespace); the kubernetes client is needed only then."""
+def argument_spec() -> argspec.ArgumentSpec:
+    configmap = {
+        "name": {"type": "str", "required": True},
+        "key": {"type": "str", "default": "golden.yml", "no_log": False},
+    }
+    reports = {name: {"type": "path"} for name in ("json", "junit", "markdown")}
+    options: argspec.Spec = {
+        "golden_set": {"type": "path"},
+        "golden_configmap": {"type": "dict", "options": configmap},
+        "mode": {
+            "type": "str",
+            "default": "validate",
+            "choices": ["validate", "capture"],
+        },
+        "k": {"type": "int"},
+        "qids": {"type": "list", "elements": "str", "default": []},
+        "shard": {"type": "str"},
+        "reports": {"type": "dict", "default": {}, "options": reports},
+        "capture_dest": {"type": "path"},
+        "capture_expected_top": {"type": "int", "default": 0},
+    }
+    return argspec.ArgumentSpec(
+        groups=("k8s",),
+        options=dict(options, **query_options(), **verdict_options()),
+        mutually_exclusive=[["golden_set", "golden_configmap"]],
+        required_one_of=[["golden_set", "golden_configmap"]],
+        required_if=[["mode", "capture", ["capture_dest"]]],
+    )
+
+
+def configmap_reader(module: base.RecoveryModule) -> gate.ConfigMapReader:
+    """Reads one key of a ConfigMap in O(namespace); the Kubernetes client is needed only then."""
+
     def read(name: str, key: str) -> str:
-        if KUBERNETES_IMPORT_ERROR is not None:
-            raise RecoveryError(missing_required_lib(KUBERNETES_REQUIREMENT), reason=str(KUBERNETES_IMPORT_ERROR))
-        ref = Ref("ConfigMap", name, module.params["namespace"])
-        data = K8sClient(connect(module.params)).get(ref).get("data") or {}
+        ref = resources.Ref("ConfigMap", name, module.params["namespace"])
+        data = module.k8s_client().get(ref).get("data") or {}
         if key not in data:
-            raise RecoveryError("Failed to read the golden set: %s has no key %s" % (ref, key), resource=str(ref),
-                                next_step="Store the golden set under that key, or set golden_configmap.key.")
+            raise errors.RecoveryError(
+                "Failed to read the golden set: %s has no key %s" % (ref, key),
+                resource=str(ref),
+                next_step="Store the golden set under that key, or set golden_configmap.key.",
+            )
         return t.cast(str, data[key])
+
     return read
 
 
-def run_module(module: RecoveryModule) -> dict[str, t.Any]:
-    outcome = gate.run(module.params, check_mode=module.check_mode, diff=module._diff,
-                       read_configmap=configmap_reader(module))
+def run_module(module: base.RecoveryModule) -> base.Result:
+    outcome = gate.run(
+        module.params,
+        check_mode=module.check_mode,
+        diff=module._diff,
+        read_configmap=configmap_reader(module),
+    )
     for warning in outcome.warnings:
         module.warn(warning)
     return outcome.result
 
 
 def main() -> None:
-    libraries = {JMESPATH_REQUIREMENT: JMESPATH_IMPORT_ERROR, YAML_REQUIREMENT: YAML_IMPORT_ERROR}
-    module = RecoveryModule(argument_spec(), groups=["k8s"], libraries=libraries,
-                            mutually_exclusive=[["golden_set", "golden_configmap"]],
-                            required_one_of=[["golden_set", "golden_configmap"]],
-                            required_if=[["mode", "capture", ["capture_dest"]]])
-    with recovery_errors(module):
-        result = run_module(module)
-    module.exit_json(**result)
+    libraries = {
+        query.JMESPATH_REQUIREMENT: query.JMESPATH_IMPORT_ERROR,
+        yaml_text.YAML_REQUIREMENT: yaml_text.YAML_IMPORT_ERROR,
+    }
+    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
 
 
 if __name__ == "__main__":

@@ -142,64 +142,57 @@ previous_holder:
   sample: oncall@laptop
 """
 
-import typing as t
-from datetime import datetime, timezone
-
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.lock import Request, acquire, release
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s import resources
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import lock
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "name": {"type": "str", "default": "ragops-recovery-lock"},
-        "incident_id": {"type": "str"},
-        "holder": {"type": "str"},
-        "duration": {"type": "int", "default": 3600},
-        "takeover_stale": {"type": "bool", "default": False},
-        "force": {"type": "bool", "default": False},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s",),
+        options={
+            "state": {
+                "type": "str",
+                "choices": ["present", "absent"],
+                "default": "present",
+            },
+            "name": {"type": "str", "default": "ragops-recovery-lock"},
+            "incident_id": {"type": "str"},
+            "holder": {"type": "str"},
+            "duration": {"type": "int", "default": 3600},
+            "takeover_stale": {"type": "bool", "default": False},
+            "force": {"type": "bool", "default": False},
+        },
+        required_if=[("state", "present", ["incident_id"])],
+    )
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
-    params = module.params
-    ref = Ref("Lease", params["name"], params["namespace"])
-    request = Request(holder=params["holder"] or default_actor(), incident_id=params["incident_id"] or "",
-                      duration=params["duration"], takeover_stale=params["takeover_stale"], force=params["force"])
+def run_module(module: base.RecoveryModule) -> base.Result:
+    params, client = module.params, module.k8s_client()
+    ref = resources.Ref("Lease", params["name"], params["namespace"])
+    request = lock.Request(
+        holder=params["holder"] or audit.default_actor(),
+        incident_id=params["incident_id"] or "",
+        duration=params["duration"],
+        takeover_stale=params["takeover_stale"],
+        force=params["force"],
+    )
     if params["state"] == "present":
-        outcome = acquire(client, ref, request, datetime.now(timezone.utc), module.check_mode)
+        outcome = lock.acquire(client, ref, request, audit.utc_now(), module.check_mode)
     else:
-        outcome = release(client, ref, request, module.check_mode)
-    after = outcome.after.to_result(ref.name) if outcome.after else {"name": ref.name, "holder": None}
-    result: dict[str, t.Any] = {"changed": outcome.action != "none", "action": outcome.action, "lock": after}
+        outcome = lock.release(client, ref, request, module.check_mode)
     if outcome.action == "takeover" and outcome.before:
-        result["previous_holder"] = outcome.before.holder
-        module.warn("Took over the stale lock of %s (incident %s)" % (outcome.before.holder,
-                                                                      outcome.before.incident_id))
-    if module._diff:
-        before = outcome.before
-        result["diff"] = {
-            "before": {"holder": before.holder, "incident_id": before.incident_id} if before else {},
-            "after": {"holder": after.get("holder"), "incident_id": after.get("incident_id", "")},
-        }
-    return result
+        module.warn(
+            "Took over the stale lock of %s (incident %s)"
+            % (outcome.before.holder, outcome.before.incident_id)
+        )
+    return outcome.to_result(ref.name, diff=module._diff)
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
-                            required_if=[("state", "present", ["incident_id"])])
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -167,70 +167,61 @@ duration:
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.migration import (
-    YAML_IMPORT_ERROR,
-    YAML_REQUIREMENT,
-    JobOverrides,
-    MigrationSource,
-    plan_run,
-    read_migration,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.migration_job import RunRequest, run_migration
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock, Waiter
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration_job
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "name": {"type": "str"},
-        "image": {"type": "str"},
-        "command": {"type": "list", "elements": "str"},
-        "args": {"type": "list", "elements": "str"},
-        "env": {"type": "dict"},
-        "service_account": {"type": "str"},
-        "incident_id": {"type": "str", "default": ""},
-        "log_lines": {"type": "int", "default": 50},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "wait", "migration"),
+        options={
+            "name": {"type": "str"},
+            "image": {"type": "str"},
+            "command": {"type": "list", "elements": "str"},
+            "args": {"type": "list", "elements": "str"},
+            "env": {"type": "dict"},
+            "service_account": {"type": "str"},
+            "incident_id": {"type": "str", "default": ""},
+            "log_lines": {"type": "int", "default": 50},
+        },
+        required_one_of=[["migration_configmap", "migration_template"]],
+    )
 
 
-def run_module(module: RecoveryModule, client: K8sClient, clock: Clock) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
     params = module.params
-    started = clock.now()
-    source = MigrationSource.from_params(params)
-    if source is None:
-        raise RecoveryError("No migration template given", reason="missing template",
-                            next_step="Pass migration_configmap or migration_template.")
-    state = read_migration(client, source)
-    plan = plan_run(client, state, params["name"])
-    overrides = JobOverrides(image=params["image"], command=params["command"], args=params["args"],
-                             env=params["env"], service_account=params["service_account"])
-    request = RunRequest(overrides=overrides, incident_id=params["incident_id"], wait=params["wait"],
-                         log_lines=params["log_lines"], check_mode=module.check_mode)
-    waiter = Waiter(params["wait_timeout"], params["wait_sleep"], clock)
-    migration = run_migration(client, state, plan, request, waiter)
-    result: dict[str, t.Any] = {"changed": plan.action == "create", "migration": migration,
-                                "duration": round(clock.now() - started, 3)}
-    if module._diff:
-        after = state.target if plan.action != "skip" else state.current
-        result["diff"] = {"before": {"version": state.current}, "after": {"version": after}}
-    return result
+    overrides = migration.JobOverrides(
+        image=params["image"],
+        command=params["command"],
+        args=params["args"],
+        env=params["env"],
+        service_account=params["service_account"],
+    )
+    request = migration_job.RunRequest(
+        overrides=overrides,
+        incident_id=params["incident_id"],
+        wait=params["wait"],
+        log_lines=params["log_lines"],
+        check_mode=module.check_mode,
+        diff=module._diff,
+    )
+    # required_one_of guarantees a template, so there is a source.
+    source = t.cast(
+        migration.MigrationSource, migration.MigrationSource.from_params(params)
+    )
+    poller = waiter.Waiter(params["wait_timeout"], params["wait_sleep"], clock)
+    return migration_job.migrate(
+        module.k8s_client(), source, params["name"], request, poller
+    )
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "wait", "migration"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR,
-                                       YAML_REQUIREMENT: YAML_IMPORT_ERROR},
-                            required_one_of=[["migration_configmap", "migration_template"]])
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)), Clock())
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(
+        lambda module: run_module(module, waiter.Clock())
+    )
 
 
 if __name__ == "__main__":

@@ -156,89 +156,73 @@ provider:
       sample: [{"check": "models", "status": 503, "latency": 0.01, "error": "unavailable", "retry_after": null}]
 """
 
-import base64
-import binascii
 import typing as t
 
-from ansible.module_utils.basic import missing_required_lib
-
-from ansible_collections.ragops.recovery.plugins.module_utils import providers
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.generator import providers
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
+def argument_spec() -> argspec.ArgumentSpec:
+    secret_ref = {
         "name": {"type": "str", "required": True},
-        "url": {"type": "str", "required": True},
-        "api_key": {"type": "str", "no_log": True},
-        "api_key_secret": {"type": "dict", "no_log": False, "options": {
-            "name": {"type": "str", "required": True},
-            "key": {"type": "str", "required": True, "no_log": False},
-        }},
-        "model": {"type": "str", "default": "lab-model"},
-        "checks": {"type": "list", "elements": "str", "choices": ["models", "completion"],
-                   "default": ["models", "completion"]},
-        "timeout": {"type": "float", "default": 10.0},
-        "slow_after": {"type": "float", "default": 5.0},
-        "require_healthy": {"type": "bool", "default": False},
-        "provider_validate_certs": {"type": "bool", "default": True},
-        "provider_ca_path": {"type": "path"},
+        "key": {"type": "str", "required": True, "no_log": False},
     }
+    return argspec.ArgumentSpec(
+        groups=("k8s",),
+        options={
+            "name": {"type": "str", "required": True},
+            "url": {"type": "str", "required": True},
+            "api_key": {"type": "str", "no_log": True},
+            "api_key_secret": {"type": "dict", "no_log": False, "options": secret_ref},
+            "model": {"type": "str", "default": "lab-model"},
+            "checks": {
+                "type": "list",
+                "elements": "str",
+                "choices": ["models", "completion"],
+                "default": ["models", "completion"],
+            },
+            "timeout": {"type": "float", "default": 10.0},
+            "slow_after": {"type": "float", "default": 5.0},
+            "require_healthy": {"type": "bool", "default": False},
+            "provider_validate_certs": {"type": "bool", "default": True},
+            "provider_ca_path": {"type": "path"},
+        },
+        mutually_exclusive=[["api_key", "api_key_secret"]],
+    )
 
 
-def secret_value(client: K8sClient, namespace: str, name: str, key: str) -> str:
-    """One key of a Secret, decoded; the failure names the Secret and key, never a value."""
-    secret = client.get(Ref("Secret", name, namespace))
-    encoded = (secret.get("data") or {}).get(key)
-    if encoded is None:
-        raise RecoveryError("Failed to read the API key: Secret %s/%s has no key %s" % (namespace, name, key),
-                            resource="Secret %s/%s" % (namespace, name), reason="missing key",
-                            next_step="Check api_key_secret.key against: kubectl -n %s get secret %s -o "
-                                      "jsonpath='{.data}' | jq keys" % (namespace, name))
-    try:
-        return base64.b64decode(encoded).decode("utf-8").strip()
-    except (binascii.Error, UnicodeDecodeError):
-        raise RecoveryError("Failed to decode key %s of Secret %s/%s" % (key, namespace, name),
-                            resource="Secret %s/%s" % (namespace, name), reason="not base64 text") from None
+def api_key(module: base.RecoveryModule) -> str | None:
+    """The key given, or read from its Secret (the Kubernetes client is needed only then)."""
+    params, ref = module.params, module.params["api_key_secret"]
+    if not ref:
+        return t.cast(t.Optional[str], params["api_key"])
+    client = module.k8s_client()
+    key = providers.read_api_key(client, params["namespace"], ref["name"], ref["key"])
+    module.no_log_values.add(key)
+    return key
 
 
-def run_module(module: RecoveryModule, connect_client: t.Callable[[], K8sClient]) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    api_key = params["api_key"]
-    if params["api_key_secret"]:
-        ref = params["api_key_secret"]
-        api_key = secret_value(connect_client(), params["namespace"], ref["name"], ref["key"])
-        module.no_log_values.add(api_key)
-    endpoint = providers.Endpoint(params["url"], api_key, params["model"], params["timeout"],
-                                  params["provider_validate_certs"], params["provider_ca_path"])
-    verdict = providers.classify(providers.probe_provider(endpoint, params["checks"]), params["slow_after"])
-    provider = {"name": params["name"], "url": endpoint.public_url(), "state": verdict.state,
-                "healthy": verdict.healthy, "reason": verdict.reason, "retry_after": verdict.retry_after,
-                "latency": verdict.latency(), "checks": [probe.to_dict() for probe in verdict.probes]}
+    endpoint = providers.Endpoint(
+        params["url"],
+        api_key(module),
+        params["model"],
+        params["timeout"],
+        params["provider_validate_certs"],
+        params["provider_ca_path"],
+    )
+    probes = providers.probe_provider(endpoint, params["checks"])
+    verdict = providers.classify(probes, params["slow_after"])
+    provider = providers.report(params["name"], endpoint, verdict)
     if params["require_healthy"] and not verdict.healthy:
-        raise RecoveryError("Provider %s is not healthy: %s (%s)" % (params["name"], verdict.state, verdict.reason),
-                            resource=endpoint.public_url(), reason=verdict.state, partial={"provider": provider},
-                            next_step="Do not send traffic to %s; check its status page and credentials."
-                                      % params["name"])
+        raise providers.unhealthy_error(provider)
     return {"changed": False, "provider": provider}
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s"], mutually_exclusive=[["api_key", "api_key_secret"]])
-    with recovery_errors(module):
-        if module.params["api_key_secret"] and KUBERNETES_IMPORT_ERROR is not None:
-            module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT),
-                             exception=str(KUBERNETES_IMPORT_ERROR))
-        result = run_module(module, lambda: K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -119,65 +119,53 @@ provider:
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils import generator_config
-from ansible_collections.ragops.recovery.plugins.module_utils.generator_flags import (
-    FlagTarget,
-    WaitOptions,
-    generator_spec,
-    set_flags,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.generator import config
+from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
 
 GROUP = "provider"
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return dict(generator_spec(), **{
-        "provider": {"type": "str"},
-        "weights": {"type": "dict"},
-        "provider_env": {"type": "str", "default": "PROVIDER"},
-        "weights_env": {"type": "str", "default": "PROVIDER_WEIGHTS"},
-    })
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "generator", "wait"),
+        options={
+            "provider": {"type": "str"},
+            "weights": {"type": "dict"},
+            "provider_env": {"type": "str", "default": "PROVIDER"},
+            "weights_env": {"type": "str", "default": "PROVIDER_WEIGHTS"},
+        },
+        required_if=[["state", "present", ["provider", "weights"], True]],
+    )
 
 
-def desired_flags(params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    desired: dict[str, t.Any] = {}
+def desired_flags(params: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    desired: t.Dict[str, t.Any] = {}
     if params["provider"] is not None:
         desired[params["provider_env"]] = params["provider"]
     if params["weights"] is not None:
         weights = {str(name): int(value) for name, value in params["weights"].items()}
-        desired[params["weights_env"]] = generator_config.format_weights(weights) or None
+        desired[params["weights_env"]] = config.format_weights(weights) or None
     return desired
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    restore = params["state"] == "restored"
-    outcome = set_flags(client, FlagTarget.from_params(params), GROUP, desired_flags(params),
-                        check_mode=module.check_mode, wait=WaitOptions.from_params(params), restore=restore,
-                        report=(params["provider_env"], params["weights_env"]))
-    after = outcome.after
-    provider = dict(outcome.result(), active=after.get(params["provider_env"]),
-                    weights=generator_config.parse_weights(after.get(params["weights_env"])))
-    result: dict[str, t.Any] = {"changed": outcome.changed, "provider": provider}
+    report = (params["provider_env"], params["weights_env"])
+    change = flags.FlagChange.from_params(params, GROUP, desired_flags(params), report)
+    outcome = flags.set_flags(module.k8s_client(), change, check_mode=module.check_mode)
+    weights = config.parse_weights(outcome.after.get(params["weights_env"]))
+    active = outcome.after.get(params["provider_env"])
+    provider = dict(outcome.result(), active=active, weights=weights)
+    result: base.Result = {"changed": outcome.changed, "provider": provider}
     if module._diff:
-        result["diff"] = {"before": outcome.before, "after": outcome.after}
+        result["diff"] = outcome.diff()
     return result
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
-                            required_if=[["state", "present", ["provider", "weights"], True]])
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

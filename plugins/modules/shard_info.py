@@ -23,19 +23,11 @@ options:
     type: list
     elements: str
     default: []
-  registry:
-    description:
-      - Name of the shard registry ConfigMap in O(namespace).
-    type: str
-    default: rag-shard-registry
-  shard_label:
-    description:
-      - Pod label whose value is the shard id.
-    type: str
-    default: ragops.io/shard
 extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.k8s_auth
+  - ragops.recovery.shard
+  - ragops.recovery.shard.registry
 attributes:
   check_mode:
     support: full
@@ -137,39 +129,29 @@ shards:
       pods: []
 """
 
-import typing as t
-
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import Registry, describe_shards
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import registry
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "shards": {"type": "list", "elements": "str", "default": []},
-        "registry": {"type": "str", "default": "rag-shard-registry"},
-        "shard_label": {"type": "str", "default": "ragops.io/shard"},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "shard", "registry"),
+        options={"shards": {"type": "list", "elements": "str", "default": []}},
+    )
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    report = describe_shards(client, Registry(params["namespace"], params["registry"]), params["shards"],
-                             params["shard_label"])
+    where = registry.Registry(params["namespace"], params["registry"])
+    report = registry.describe_shards(
+        module.k8s_client(), where, params["shards"], params["shard_label"]
+    )
     return dict(report, changed=False)
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR})
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -59,11 +59,6 @@ options:
         V(serving)). The entry records it in C(forced_transition) and the task warns.
     type: bool
     default: false
-  registry:
-    description:
-      - Name of the shard registry ConfigMap in O(namespace).
-    type: str
-    default: rag-shard-registry
   create_registry:
     description:
       - Create the registry ConfigMap when it does not exist, and add the shard to it.
@@ -82,14 +77,11 @@ options:
         selector requires C(ragops.io/serving=true) stops sending them traffic.
     type: bool
     default: false
-  shard_label:
-    description:
-      - Pod label whose value is the shard id.
-    type: str
-    default: ragops.io/shard
 extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.k8s_auth
+  - ragops.recovery.shard
+  - ragops.recovery.shard.registry
 attributes:
   check_mode:
     support: full
@@ -214,69 +206,80 @@ pods:
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor, utc_now
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.registry import STATES, MarkRequest
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import Registry, label_shard_pods, mark_shard
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import registry
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import rules
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "shard": {"type": "str", "required": True},
-        "state": {"type": "str", "required": True, "choices": list(STATES)},
-        "reason": {"type": "str", "default": ""},
-        "incident_id": {"type": "str", "default": ""},
-        "route_to": {"type": "str"},
-        "changed_by": {"type": "str"},
-        "force": {"type": "bool", "default": False},
-        "registry": {"type": "str", "default": "rag-shard-registry"},
-        "create_registry": {"type": "bool", "default": False},
-        "register": {"type": "bool", "default": False},
-        "label_pods": {"type": "bool", "default": False},
-        "shard_label": {"type": "str", "default": "ragops.io/shard"},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "shard", "registry"),
+        options={
+            "shard": {"type": "str", "required": True},
+            "state": {"type": "str", "required": True, "choices": list(rules.STATES)},
+            "reason": {"type": "str", "default": ""},
+            "incident_id": {"type": "str", "default": ""},
+            "route_to": {"type": "str"},
+            "changed_by": {"type": "str"},
+            "force": {"type": "bool", "default": False},
+            "create_registry": {"type": "bool", "default": False},
+            "register": {"type": "bool", "default": False},
+            "label_pods": {"type": "bool", "default": False},
+        },
+    )
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
-    params = module.params
-    where = Registry(params["namespace"], params["registry"])
-    request = MarkRequest(state=params["state"], reason=params["reason"], incident_id=params["incident_id"],
-                          route_to=params["route_to"], changed_by=params["changed_by"] or default_actor(),
-                          force=params["force"])
-    outcome = mark_shard(client, where, params["shard"], request, now=utc_now(), check_mode=module.check_mode,
-                         create_registry=params["create_registry"], register=params["register"])
+def mark_request(params: t.Mapping[str, t.Any]) -> rules.MarkRequest:
+    return rules.MarkRequest(
+        state=params["state"],
+        reason=params["reason"],
+        incident_id=params["incident_id"],
+        route_to=params["route_to"],
+        changed_by=params["changed_by"] or audit.default_actor(),
+        force=params["force"],
+    )
+
+
+def run_module(module: base.RecoveryModule) -> base.Result:
+    params, client = module.params, module.k8s_client()
+    where = registry.Registry(params["namespace"], params["registry"])
+    outcome = registry.mark_shard(
+        client,
+        where,
+        params["shard"],
+        mark_request(params),
+        now=audit.timestamp(),
+        check_mode=module.check_mode,
+        create_registry=params["create_registry"],
+        register=params["register"],
+    )
     plan = outcome.plan
     if plan.forced:
-        module.warn("Forced shard %s transition %s (recorded in the registry entry)"
-                    % (params["shard"], plan.transition))
-    result: dict[str, t.Any] = {
-        "changed": plan.changed,
-        "shard": dict(plan.after.to_dict(), name=params["shard"]),
-        "transition": plan.transition,
-        "forced": plan.forced,
-        "registry": {"name": where.name, "namespace": where.namespace, "created": outcome.registry_created},
-    }
-    if module._diff:
-        result["diff"] = {"before": plan.before.to_dict() if plan.before else {}, "after": plan.after.to_dict()}
+        module.warn(
+            "Forced shard %s transition %s (recorded in the registry entry)"
+            % (params["shard"], plan.transition)
+        )
+    result = outcome.to_result(params["shard"], diff=module._diff)
     if params["label_pods"]:
-        result["pods"] = label_shard_pods(client, where.namespace, params["shard"], params["shard_label"],
-                                          params["state"] == "serving", module.check_mode)
-        result["changed"] = result["changed"] or any(pod["changed"] for pod in result["pods"])
+        serving = params["state"] == "serving"
+        result["pods"] = registry.label_shard_pods(
+            client,
+            where.namespace,
+            params["shard"],
+            params["shard_label"],
+            serving,
+            module.check_mode,
+        )
+        result["changed"] = result["changed"] or any(
+            pod["changed"] for pod in result["pods"]
+        )
     return result
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR})
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -134,70 +134,52 @@ duration:
   type: float
 """
 
-import typing as t
-
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.reindex import (
-    ReindexRequest,
-    Tracker,
-    failed_error,
-    job_manifest,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import reindex
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "shard": {"type": "str", "required": True},
-        "since": {"type": "str", "required": True},
-        "image": {"type": "str"},
-        "job_template": {"type": "dict"},
-        "env": {"type": "dict", "default": {}},
-        "incident_id": {"type": "str", "default": ""},
-        "backoff_limit": {"type": "int", "default": 2},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "wait"),
+        options={
+            "shard": {"type": "str", "required": True},
+            "since": {"type": "str", "required": True},
+            "image": {"type": "str"},
+            "job_template": {"type": "dict"},
+            "env": {"type": "dict", "default": {}},
+            "incident_id": {"type": "str", "default": ""},
+            "backoff_limit": {"type": "int", "default": 2},
+        },
+        required_one_of=[["image", "job_template"]],
+    )
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    request = ReindexRequest(namespace=params["namespace"], shard=params["shard"], since=params["since"],
-                             image=params["image"], template=params["job_template"], env=params["env"],
-                             incident_id=params["incident_id"], backoff_limit=params["backoff_limit"])
-    tracker = Tracker(client, request)
-    created = tracker.job() is None
-    if created:
-        client.create(job_manifest(request), dry_run=module.check_mode)
-    if module.check_mode:
-        state = "absent" if created else tracker.snapshot()["state"]
-        return {"changed": created, "created": created, "duration": 0.0,
-                "reindex": {"job": request.job_name, "shard": request.shard, "since": request.since, "state": state}}
-    duration = 0.0
-    seen = tracker.snapshot()
+    request = reindex.ReindexRequest(
+        namespace=params["namespace"],
+        shard=params["shard"],
+        since=params["since"],
+        image=params["image"],
+        template=params["job_template"],
+        env=params["env"],
+        incident_id=params["incident_id"],
+        backoff_limit=params["backoff_limit"],
+    )
+    poller = None
     if params["wait"]:
-        waiter = Waiter(timeout=params["wait_timeout"], interval=params["wait_sleep"])
-        outcome = waiter.until("re-index Job %s" % request.job_name, tracker.snapshot,
-                               lambda view: view["state"] != "running",
-                               next_step="Check the Job later: it keeps running in the cluster.")
-        seen, duration = outcome.value, outcome.duration
-    if seen["state"] == "failed":
-        raise failed_error(request, dict(seen, shard=request.shard, since=request.since))
-    return {"changed": created, "created": created, "duration": duration,
-            "reindex": dict(seen, shard=request.shard, since=request.since)}
+        poller = waiter.Waiter(
+            timeout=params["wait_timeout"], interval=params["wait_sleep"]
+        )
+    return reindex.reindex(
+        module.k8s_client(), request, poller, check_mode=module.check_mode
+    )
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
-                            required_one_of=[["image", "job_template"]])
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -35,11 +35,6 @@ options:
       - Port of the shard's HTTP API on its pod.
     type: int
     default: 8080
-  shard_label:
-    description:
-      - Pod label whose value is the shard id.
-    type: str
-    default: ragops.io/shard
   health_path:
     description:
       - Path of the shard's health check; a 2xx answer means healthy.
@@ -76,6 +71,7 @@ extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.k8s_auth
   - ragops.recovery.wait
+  - ragops.recovery.shard
 attributes:
   check_mode:
     support: full
@@ -147,6 +143,12 @@ shard:
       description: Why the shard is still unhealthy.
       type: str
       returned: when the re-open did not help
+summary:
+  description:
+    - One line saying what was tried and how it ended, for a recovery's account of what it tried.
+  returned: always
+  type: str
+  sample: "re-open: not healthy after the re-open: HTTP 503: index not loaded"
 planned:
   description: The call that would be made, in check mode.
   returned: in check mode when a re-open is needed
@@ -159,74 +161,71 @@ duration:
 """
 
 import time
-import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.reopen import ShardApi, reopen_shard, unhealthy_error
-from ansible_collections.ragops.recovery.plugins.module_utils.shard_http import (
-    HttpCall,
-    ShardEndpoint,
-    find_endpoint,
-    http_call,
-    join,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import reopen
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {
-        "shard": {"type": "str", "required": True},
-        "url": {"type": "str"},
-        "port": {"type": "int", "default": 8080},
-        "shard_label": {"type": "str", "default": "ragops.io/shard"},
-        "health_path": {"type": "str", "default": "/readyz"},
-        "stats_path": {"type": "str", "default": "/stats"},
-        "reopen_path": {"type": "str", "default": "/admin/reopen"},
-        "http_timeout": {"type": "float", "default": 10.0},
-        "force": {"type": "bool", "default": False},
-        "require_healthy": {"type": "bool", "default": True},
-    }
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "shard", "wait"),
+        options={
+            "shard": {"type": "str", "required": True},
+            "url": {"type": "str"},
+            "port": {"type": "int", "default": 8080},
+            "health_path": {"type": "str", "default": "/readyz"},
+            "stats_path": {"type": "str", "default": "/stats"},
+            "reopen_path": {"type": "str", "default": "/admin/reopen"},
+            "http_timeout": {"type": "float", "default": 10.0},
+            "force": {"type": "bool", "default": False},
+            "require_healthy": {"type": "bool", "default": True},
+        },
+    )
 
 
-def endpoint_of(module: RecoveryModule) -> ShardEndpoint:
+def endpoint_of(module: base.RecoveryModule) -> admin.ShardEndpoint:
+    """The URL given, else the shard's pod (the Kubernetes client is needed only then)."""
     params = module.params
     if params["url"]:
-        return ShardEndpoint(params["url"])
-    client = K8sClient(connect(params))
-    return find_endpoint(client, params["namespace"], params["shard"], params["shard_label"], params["port"])
+        return admin.ShardEndpoint(params["url"])
+    return admin.find_endpoint(
+        module.k8s_client(),
+        params["namespace"],
+        params["shard"],
+        params["shard_label"],
+        params["port"],
+    )
 
 
-def run_module(module: RecoveryModule, call: HttpCall) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
     params = module.params
     started = time.monotonic()
     endpoint = endpoint_of(module)
-    api = ShardApi(params["health_path"], params["stats_path"], params["reopen_path"], params["http_timeout"])
-    waiter = Waiter(timeout=params["wait_timeout"] if params["wait"] else 0, interval=params["wait_sleep"])
-    outcome = reopen_shard(call, endpoint, api, waiter, force=params["force"], check_mode=module.check_mode)
+    api = reopen.ShardApi(
+        params["health_path"],
+        params["stats_path"],
+        params["reopen_path"],
+        params["http_timeout"],
+    )
+    timeout = params["wait_timeout"] if params["wait"] else 0
+    poller = waiter.Waiter(timeout=timeout, interval=params["wait_sleep"])
+    outcome = reopen.reopen_shard(
+        call, endpoint, api, poller, force=params["force"], check_mode=module.check_mode
+    )
     if outcome.reopened and not outcome.healthy and params["require_healthy"]:
-        raise unhealthy_error(params["shard"], endpoint, outcome)
-    result: dict[str, t.Any] = {
-        "changed": outcome.changed,
-        "shard": dict(outcome.to_dict(), name=params["shard"], pod=endpoint.pod, url=endpoint.url),
-        "duration": round(time.monotonic() - started, 3),
-    }
-    if module.check_mode and outcome.changed:
-        result["planned"] = {"method": "POST", "url": join(endpoint.url, api.reopen_path)}
+        raise reopen.unhealthy_error(params["shard"], endpoint, outcome)
+    result = outcome.to_result(params["shard"], endpoint, api, module.check_mode)
+    result["duration"] = round(time.monotonic() - started, 3)
     return result
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR})
-    with recovery_errors(module):
-        result = run_module(module, http_call)
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(
+        lambda module: run_module(module, admin.http_call)
+    )
 
 
 if __name__ == "__main__":

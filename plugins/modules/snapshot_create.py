@@ -143,66 +143,80 @@ throughput_mb_s:
 
 import os
 import socket
-import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, layout, store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.create import (
-    CreateRequest,
-    create_snapshot,
-    describe_tree,
-    scan,
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    params as snapshot_params,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import store
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    spec = snapshot_options.snapshot_spec()
-    spec.update({
-        "path": {"type": "path", "required": True},
-        "snapshot_id": {"type": "str"},
-        "compression_level": {"type": "int", "default": 3},
-        "compression_threads": {"type": "int", "default": 0},
-    })
-    return spec
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("s3", "snapshot", "k8s"),
+        options={
+            "path": {"type": "path", "required": True},
+            "snapshot_id": {"type": "str"},
+            "compression_level": {"type": "int", "default": 3},
+            "compression_threads": {"type": "int", "default": 0},
+        },
+    )
 
 
-def _existing(s3: S3Store, location: layout.ShardLocation, snapshot_id: str) -> dict[str, t.Any] | None:
-    found = store.load(s3, location, snapshot_options.utc_now(), 300, only=snapshot_id).get(snapshot_id)
+def existing(
+    s3: s3.S3Store, where: layout.ShardLocation, snapshot_id: str
+) -> base.Result | None:
+    """The snapshot of that id when it is complete (verified or not), else ``None``."""
+    now = audit.utc_now()
+    found = store.load(s3, where, now, 300, only=snapshot_id).get(snapshot_id)
     if found is None or found.status == catalog.INCOMPLETE:
         return None
-    return found.to_dict(snapshot_options.utc_now())
+    return dict(found.to_dict(now), url=where.url(snapshot_id), shard=where.shard)
 
 
-def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    where = snapshot_options.location(params)
+    s3 = module.s3_store(transfer=snapshot_params.transfer(params))
+    where = snapshot_params.location(params)
     given = params["snapshot_id"]
-    snapshot_id = layout.new_snapshot_id() if given is None else snapshot_options.check_name("snapshot_id", given)
-    if given is not None:
-        existing = _existing(s3, where, snapshot_id)
-        if existing is not None:
-            return {"changed": False, "snapshot": dict(existing, url=where.url(snapshot_id), shard=where.shard)}
+    if given is None:
+        snapshot_id = layout.new_snapshot_id()
+    else:
+        snapshot_id = snapshot_params.check_name("snapshot_id", given)
+        found = existing(s3, where, snapshot_id)
+        if found is not None:
+            return {"changed": False, "snapshot": found}
     source = {"host": socket.gethostname(), "path": os.path.abspath(params["path"])}
     if module.check_mode:
-        planned = dict(describe_tree(scan(params["path"])), snapshot_id=snapshot_id, shard=where.shard,
-                       url=where.url(snapshot_id), source=source)
+        planned = dict(
+            create.describe_tree(create.scan(params["path"])),
+            snapshot_id=snapshot_id,
+            shard=where.shard,
+            url=where.url(snapshot_id),
+            source=source,
+        )
         return {"changed": True, "snapshot": planned}
-    request = CreateRequest(where, params["path"], snapshot_id, catalog.format_time(snapshot_options.utc_now()),
-                            level=params["compression_level"], threads=params["compression_threads"] or -1,
-                            source=source)
-    created = create_snapshot(s3, request)
-    snapshot = dict(created.manifest.summary(), url=where.url(snapshot_id), manifest_sha256=created.manifest_sha256)
-    rate = created.manifest.total_bytes / created.duration / 1e6 if created.duration else 0.0
-    return {"changed": True, "snapshot": snapshot, "duration": created.duration, "throughput_mb_s": round(rate, 1)}
+    request = create.CreateRequest(
+        where,
+        params["path"],
+        snapshot_id,
+        audit.timestamp(),
+        level=params["compression_level"],
+        threads=params["compression_threads"] or -1,
+        source=source,
+    )
+    return create.create_snapshot(s3, request).to_result(where.url(snapshot_id))
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["s3", "k8s"], libraries=snapshot_options.libraries(zstd=True))
-    with recovery_errors(module):
-        result = run_module(module, snapshot_options.open_store(module.params))
-    module.exit_json(**result)
+    libraries = {create.ZSTD_REQUIREMENT: create.ZSTD_IMPORT_ERROR}
+    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
 
 
 if __name__ == "__main__":

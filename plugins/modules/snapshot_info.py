@@ -148,11 +148,15 @@ hold:
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import errors
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    params as snapshot_params,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import store
 
 try:
     import jmespath
@@ -162,54 +166,65 @@ else:
     JMESPATH_IMPORT_ERROR = None
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    spec = snapshot_options.snapshot_spec()
-    spec.update({
-        "snapshot_id": {"type": "str"},
-        "query": {"type": "str"},
-        "future_tolerance": {"type": "int", "default": 300},
-    })
-    return spec
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("s3", "snapshot", "k8s"),
+        options={
+            "snapshot_id": {"type": "str"},
+            "query": {"type": "str"},
+            "future_tolerance": {"type": "int", "default": 300},
+        },
+    )
 
 
-def select(snapshots: list[dict[str, t.Any]], query: str | None) -> list[t.Any]:
+def select(snapshots: t.List[base.Result], query: str | None) -> t.List[t.Any]:
     if not query:
         return snapshots
     try:
         selected = jmespath.search(query, snapshots)
     except jmespath.exceptions.JMESPathError as error:
-        raise RecoveryError("Invalid query %r: %s" % (query, error), reason="JMESPath error") from None
+        raise errors.RecoveryError(
+            "Invalid query %r: %s" % (query, error), reason="JMESPath error"
+        ) from None
     if not isinstance(selected, list):
-        raise RecoveryError("The query %r must return a list, it returned %s" % (query, type(selected).__name__),
-                            reason="query result is not a list", next_step="Use a filter such as [?verified].")
+        raise errors.RecoveryError(
+            "The query %r must return a list, it returned %s"
+            % (query, type(selected).__name__),
+            reason="query result is not a list",
+            next_step="Use a filter such as [?verified].",
+        )
     return selected
 
 
-def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    where = snapshot_options.location(params)
-    now = snapshot_options.utc_now()
-    snapshot_id = params["snapshot_id"] and snapshot_options.check_name("snapshot_id", params["snapshot_id"])
-    found = catalog.newest_first(store.load(s3, where, now, params["future_tolerance"], only=snapshot_id).values())
+    s3 = module.s3_store(transfer=snapshot_params.transfer(params))
+    where = snapshot_params.location(params)
+    now = audit.utc_now()
+    snapshot_id = params["snapshot_id"]
+    if snapshot_id:
+        snapshot_id = snapshot_params.check_name("snapshot_id", snapshot_id)
+    loaded = store.load(s3, where, now, params["future_tolerance"], only=snapshot_id)
+    found = catalog.newest_first(loaded.values())
     views = [snapshot.to_dict(now) for snapshot in found]
-    newest = next((view for view in views if view["verified"]), None)
+    unverified = [
+        {"snapshot_id": v["snapshot_id"], "status": v["status"], "reason": v["reason"]}
+        for v in views
+        if not v["verified"]
+    ]
     return {
         "changed": False,
         "snapshots": select(views, params["query"]),
-        "newest_verified": newest,
+        "newest_verified": next((view for view in views if view["verified"]), None),
         "recovery_point": catalog.recovery_point(found, now),
-        "unverified": [{"snapshot_id": v["snapshot_id"], "status": v["status"], "reason": v["reason"]}
-                       for v in views if not v["verified"]],
+        "unverified": unverified,
         "hold": store.read_hold(s3, where),
     }
 
 
 def main() -> None:
-    libraries = dict(snapshot_options.libraries(), jmespath=JMESPATH_IMPORT_ERROR)
-    module = RecoveryModule(argument_spec(), groups=["s3", "k8s"], libraries=libraries)
-    with recovery_errors(module):
-        result = run_module(module, snapshot_options.open_store(module.params))
-    module.exit_json(**result)
+    libraries = {"jmespath": JMESPATH_IMPORT_ERROR}
+    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
 
 
 if __name__ == "__main__":

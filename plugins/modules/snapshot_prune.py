@@ -132,87 +132,55 @@ hold:
            "key": "snapshots/shard-2/HOLD"}
 """
 
-import typing as t
-
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, layout, store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
-
-
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    spec = snapshot_options.snapshot_spec()
-    spec.update({
-        "retention_days": {"type": "int", "default": 14},
-        "keep_verified": {"type": "int", "default": 3},
-        "future_tolerance": {"type": "int", "default": 300},
-        "hold": {"type": "str", "choices": ["set", "release"]},
-        "incident_id": {"type": "str", "default": ""},
-        "reason": {"type": "str", "default": ""},
-    })
-    return spec
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    params as snapshot_params,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import retention
 
 
-def change_hold(module: RecoveryModule, s3: S3Store, where: layout.ShardLocation) -> dict[str, t.Any]:
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("s3", "snapshot", "k8s"),
+        options={
+            "retention_days": {"type": "int", "default": 14},
+            "keep_verified": {"type": "int", "default": 3},
+            "future_tolerance": {"type": "int", "default": 300},
+            "hold": {"type": "str", "choices": ["set", "release"]},
+            "incident_id": {"type": "str", "default": ""},
+            "reason": {"type": "str", "default": ""},
+        },
+    )
+
+
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    before = store.read_hold(s3, where)
-    own = before is not None and before.get("key") == where.hold_key
-    if params["hold"] == "set":
-        record = {"incident_id": params["incident_id"], "reason": params["reason"], "by": default_actor(),
-                  "since": catalog.format_time(snapshot_options.utc_now())}
-        changed = not own and (module.check_mode or store.set_hold(s3, where, record))
-        after = dict(record, key=where.hold_key) if changed else before
-    else:
-        changed = own and (module.check_mode or store.release_hold(s3, where))
-        after = store.read_hold(s3, where) if not module.check_mode else (None if own else before)
-    result: dict[str, t.Any] = {"changed": bool(changed), "hold": after, "pruned": [], "kept": [], "deleted_keys": [],
-                                "anchor": None}
-    if module._diff:
-        result["diff"] = {"before": {"hold": before}, "after": {"hold": after}}
-    return result
-
-
-def prune(module: RecoveryModule, s3: S3Store, where: layout.ShardLocation) -> dict[str, t.Any]:
-    params = module.params
-    if params["retention_days"] < 1 or params["keep_verified"] < 1:
-        raise RecoveryError("retention_days and keep_verified must be at least 1", reason="invalid retention")
-    snapshots = store.load(s3, where, snapshot_options.utc_now(), params["future_tolerance"])
-    plan = catalog.retention_plan(snapshots.values(), params["retention_days"], params["keep_verified"])
-    hold = store.read_hold(s3, where)
-    if hold is not None:
-        module.warn("Not pruning shard %s: incident hold %s is set (incident %s)"
-                    % (where.shard, hold["key"], hold.get("incident_id") or "unknown"))
-        plan = catalog.PrunePlan(keep=[(s, "incident hold") for s in catalog.newest_first(snapshots.values())],
-                                 anchor=plan.anchor)
-    keys = [where.key(s.snapshot_id, name) for s in plan.delete for name in catalog.deletion_order(s)]
-    if plan.delete and not module.check_mode:
-        keys = store.delete_planned(s3, where, plan)
-    result: dict[str, t.Any] = {
-        "changed": bool(plan.delete), "hold": hold, "deleted_keys": keys,
-        "anchor": catalog.format_time(plan.anchor) if plan.anchor else None,
-        "pruned": [{"snapshot_id": s.snapshot_id, "status": s.status,
-                    "created": catalog.format_time(s.created) if s.created else None} for s in plan.delete],
-        "kept": [{"snapshot_id": s.snapshot_id, "status": s.status, "reason": why} for s, why in plan.keep],
-    }
-    if module._diff:
-        ids = sorted(snapshots)
-        gone = {s.snapshot_id for s in plan.delete}
-        result["diff"] = {"before": {"snapshots": ids}, "after": {"snapshots": [i for i in ids if i not in gone]}}
-    return result
-
-
-def run_module(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
-    where = snapshot_options.location(module.params)
-    return change_hold(module, s3, where) if module.params["hold"] else prune(module, s3, where)
+    s3 = module.s3_store(transfer=snapshot_params.transfer(params))
+    where = snapshot_params.location(params)
+    request = retention.PruneRequest(
+        retention_days=params["retention_days"],
+        keep_verified=params["keep_verified"],
+        future_tolerance=params["future_tolerance"],
+        check_mode=module.check_mode,
+        diff=module._diff,
+    )
+    if params["hold"]:
+        record = {
+            "incident_id": params["incident_id"],
+            "reason": params["reason"],
+            "by": audit.default_actor(),
+        }
+        return retention.change_hold(s3, where, params["hold"], record, request)
+    pruned = retention.prune(s3, where, request)
+    for warning in pruned.warnings:
+        module.warn(warning)
+    return pruned.result
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["s3", "k8s"], libraries=snapshot_options.libraries())
-    with recovery_errors(module):
-        result = run_module(module, snapshot_options.open_store(module.params))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,6 @@ options:
       - Incident the restore belongs to; recorded in quarantine markers and, in V(job) mode, in the
         evidence label of the old PVC. Required in V(job) mode.
     type: str
-    default: ""
   workload:
     description:
       - V(job) mode. The shard's workload as C(Kind/name), for example V(StatefulSet/vectorstore),
@@ -86,8 +85,8 @@ options:
     type: str
   claim:
     description:
-      - V(job) mode. The shard's current PVC. Defaults to C(data-<pod>) for a StatefulSet pod, otherwise
-        the PVC mounted by the shard's pod at O(data_volume).
+      - V(job) mode. The shard's current PVC, the one the restore replaces. By default the PVC mounted
+        by the shard's pod at O(data_volume) (C(data-<pod>) for a StatefulSet's pod).
     type: str
   data_volume:
     description:
@@ -115,17 +114,13 @@ options:
         C(AWS_SESSION_TOKEN)) for the Job. By default the module writes the credentials it was given into
         a Secret C(ragops-restore-<shard>-s3), labelled as managed by this collection.
     type: str
-  shard_label:
-    description:
-      - V(job) mode. Pod label whose value is the shard id.
-    type: str
-    default: ragops.io/shard
 extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.s3_auth
   - ragops.recovery.snapshot
   - ragops.recovery.k8s_auth
   - ragops.recovery.wait
+  - ragops.recovery.shard
 attributes:
   check_mode:
     support: full
@@ -175,6 +170,14 @@ restore:
   type: dict
   sample: {"files": 48, "bytes": 1073741824, "duration": 6.1, "throughput_mb_s": 176.0, "refetched_parts": 0,
            "resumed": false, "previous": "/var/lib/vectorstore/.shard-2.ragops-previous-20261127T221003Z-1a2b"}
+summary:
+  description:
+    - One line naming the snapshot restored (or that would be) and every snapshot tried with its
+      outcome, for a recovery's account of what it tried.
+  returned: always
+  type: str
+  sample: "restore: snapshot 20261127T020000Z-bb02 (tried 20261128T020000Z-aa01 failed verification,
+    quarantined in S3; 20261127T020000Z-bb02 restored)"
 tried:
   description: Every snapshot tried or skipped, in order, with the outcome and reason.
   returned: always
@@ -205,181 +208,156 @@ job:
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import KUBERNETES_IMPORT_ERROR, connect
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, job, restore, store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import Manifest
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobmode
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    params as snapshot_params,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import restore
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
+
+# The options a restore Job gets from the module (its credentials come from a Secret).
+RUNNER_OPTIONS = (
+    "shard",
+    "bucket",
+    "prefix",
+    "endpoint_url",
+    "region",
+    "s3_validate_certs",
+    "part_size",
+    "concurrency",
+    "s3_read_timeout",
+    "s3_attempts",
+    "future_tolerance",
+    "quarantine",
+)
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "access_key",
+    "AWS_SECRET_ACCESS_KEY": "secret_key",
+    "AWS_SESSION_TOKEN": "session_token",
+}
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    spec = snapshot_options.snapshot_spec()
-    spec.update({
-        "mode": {"type": "str", "choices": ["local", "job"], "default": "local"},
-        "dest": {"type": "path"},
-        "snapshot_id": {"type": "str"},
-        "fallback": {"type": "bool", "default": True},
-        "quarantine": {"type": "bool", "default": True},
-        "future_tolerance": {"type": "int", "default": 300},
-        "keep_previous": {"type": "bool", "default": True},
-        "force": {"type": "bool", "default": False},
-        "incident_id": {"type": "str", "default": ""},
-        "workload": {"type": "str"},
-        "claim": {"type": "str"},
-        "data_volume": {"type": "str", "default": "data"},
-        "storage_class": {"type": "str"},
-        "size_headroom": {"type": "int", "default": 20},
-        "image": {"type": "str", "default": "ghcr.io/ragops/recovery-ee:0.1.0"},
-        "s3_secret": {"type": "str", "no_log": False},
-        "shard_label": {"type": "str", "default": "ragops.io/shard"},
-    })
-    return spec
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("s3", "snapshot", "k8s", "wait", "shard"),
+        options={
+            "mode": {"type": "str", "choices": ["local", "job"], "default": "local"},
+            "dest": {"type": "path"},
+            "snapshot_id": {"type": "str"},
+            "fallback": {"type": "bool", "default": True},
+            "quarantine": {"type": "bool", "default": True},
+            "future_tolerance": {"type": "int", "default": 300},
+            "keep_previous": {"type": "bool", "default": True},
+            "force": {"type": "bool", "default": False},
+            "incident_id": {"type": "str"},
+            "workload": {"type": "str"},
+            "claim": {"type": "str"},
+            "data_volume": {"type": "str", "default": "data"},
+            "storage_class": {"type": "str"},
+            "size_headroom": {"type": "int", "default": 20},
+            "image": {"type": "str", "default": job.RESTORE_IMAGE},
+            "s3_secret": {"type": "str", "no_log": False},
+        },
+        required_if=[
+            ["mode", "local", ["dest"]],
+            ["mode", "job", ["workload", "incident_id"]],
+            # The restore Job needs S3 credentials of its own.
+            ["mode", "job", ["s3_secret", "access_key"], True],
+        ],
+    )
 
 
-def _order(s3: S3Store, params: t.Mapping[str, t.Any]) -> t.Tuple[t.List[catalog.Snapshot], t.List[restore.Attempt]]:
-    where = snapshot_options.location(params)
-    snapshot_id = params["snapshot_id"] and snapshot_options.check_name("snapshot_id", params["snapshot_id"])
-    found = store.load(s3, where, snapshot_options.utc_now(), params["future_tolerance"])
-    return restore.candidates(found, snapshot_id, params["fallback"])
+def snapshot_id(params: t.Mapping[str, t.Any]) -> str | None:
+    given = params["snapshot_id"]
+    return snapshot_params.check_name("snapshot_id", given) if given else None
 
 
-def _result(outcome: restore.Outcome, before: t.Dict[str, t.Any] | None, diff: bool) -> dict[str, t.Any]:
-    now = snapshot_options.utc_now()
-    result: dict[str, t.Any] = {
-        "changed": outcome.changed,
-        "snapshot": outcome.snapshot.to_dict(now) if outcome.snapshot else None,
-        "tried": [attempt.to_dict() for attempt in outcome.attempts],
-        "quarantined": outcome.quarantined,
-    }
-    if outcome.restored is not None:
-        result["restore"] = outcome.restored.to_dict()
-    if diff:
-        after = outcome.snapshot.snapshot_id if outcome.snapshot else None
-        result["diff"] = {"before": {"snapshot_id": (before or {}).get("snapshot_id")},
-                          "after": {"snapshot_id": after if outcome.changed else (before or {}).get("snapshot_id")}}
-    return result
-
-
-def run_local(module: RecoveryModule, s3: S3Store) -> dict[str, t.Any]:
+def run_local(module: base.RecoveryModule, s3: s3.S3Store) -> base.Result:
     params = module.params
-    if not params["dest"]:
-        raise RecoveryError("mode=local needs dest, the directory to restore into", reason="missing dest")
-    order, skipped = _order(s3, params)
-    request = restore.RestoreRequest(snapshot_options.location(params), params["dest"],
-                                     catalog.format_time(snapshot_options.utc_now()), params["keep_previous"])
-    before = restore.read_marker(params["dest"])
-    record = {"incident_id": params["incident_id"], "by": default_actor()} if params["quarantine"] else None
-    outcome = restore.local_restore(s3, request, order, skipped, record, check_mode=module.check_mode,
-                                    force=params["force"])
-    return _result(outcome, before, module._diff)
-
-
-RUNNER_OPTIONS = ("shard", "bucket", "prefix", "endpoint_url", "region", "s3_validate_certs", "part_size",
-                  "concurrency", "s3_read_timeout", "s3_attempts", "future_tolerance", "quarantine")
+    where = snapshot_params.location(params)
+    order, skipped = restore.load_candidates(
+        s3, where, snapshot_id(params), params["fallback"], params["future_tolerance"]
+    )
+    request = restore.RestoreRequest(
+        where, params["dest"], audit.timestamp(), params["keep_previous"]
+    )
+    before = (restore.read_marker(params["dest"]) or {}).get("snapshot_id")
+    record = None
+    if params["quarantine"]:
+        record = {
+            "incident_id": params["incident_id"] or "",
+            "by": audit.default_actor(),
+        }
+    outcome = restore.local_restore(
+        s3,
+        request,
+        order,
+        skipped,
+        record,
+        check_mode=module.check_mode,
+        force=params["force"],
+    )
+    result = outcome.to_result()
+    if module._diff:
+        result["diff"] = outcome.diff(before)
+    return result
 
 
 def job_request(params: t.Mapping[str, t.Any]) -> job.JobRequest:
-    if not params["workload"] or not params["incident_id"]:
-        raise RecoveryError("mode=job needs workload (for example StatefulSet/vectorstore) and incident_id",
-                            reason="missing job options")
-    if not params["s3_secret"] and not params["access_key"]:
-        raise RecoveryError("mode=job needs S3 credentials for the Job: access_key and secret_key, or s3_secret",
-                            reason="no credentials for the restore Job")
-    credentials = {"AWS_ACCESS_KEY_ID": params["access_key"], "AWS_SECRET_ACCESS_KEY": params["secret_key"],
-                   "AWS_SESSION_TOKEN": params["session_token"]}
+    credentials = {
+        env: params[name] for env, name in CREDENTIALS.items() if params[name]
+    }
     return job.JobRequest(
-        namespace=params["namespace"], shard=params["shard"], workload=params["workload"],
-        shard_label=params["shard_label"], data_volume=params["data_volume"], image=params["image"],
-        incident_id=params["incident_id"], headroom=params["size_headroom"], storage_class=params["storage_class"],
-        s3_secret=params["s3_secret"], credentials={k: v for k, v in credentials.items() if v},
-        runner={name: params[name] for name in RUNNER_OPTIONS})
+        namespace=params["namespace"],
+        shard=params["shard"],
+        workload=params["workload"],
+        shard_label=params["shard_label"],
+        data_volume=params["data_volume"],
+        image=params["image"],
+        incident_id=params["incident_id"],
+        headroom=params["size_headroom"],
+        storage_class=params["storage_class"],
+        s3_secret=params["s3_secret"],
+        credentials=credentials,
+        runner={name: params[name] for name in RUNNER_OPTIONS},
+        claim=params["claim"],
+    )
 
 
-def _job_result(changed: bool, snapshot: catalog.Snapshot, target: job.Target, plan: job.Plan,
-                attempts: t.List[restore.Attempt], quarantined: t.List[str], diff: bool) -> dict[str, t.Any]:
-    outcome = restore.Outcome(changed, snapshot, attempts=attempts, quarantined=quarantined)
-    result = _result(outcome, None, False)
-    result["job"] = {"plan": plan.to_dict(), "previous": {"kind": target.kind, "name": target.name,
-                                                          "pod": target.pod_name,
-                                                          "claim": target.claim["metadata"]["name"]}}
-    if diff:
-        after = plan.claim_name if changed else target.claim["metadata"]["name"]
-        result["diff"] = {"before": {"claim": target.claim["metadata"]["name"]}, "after": {"claim": after}}
-    return result
-
-
-def _job_failure(s3: S3Store, params: t.Mapping[str, t.Any], snapshot: catalog.Snapshot,
-                 error: RecoveryError) -> t.Tuple[t.List[restore.Attempt], t.List[str]]:
-    """What a failed restore Job tried and quarantined.
-
-    The log read is the Job's last pod: a retried pod finds the snapshot already quarantined by the first
-    one and only says it skipped it, so the bucket decides whether this snapshot was quarantined.
-    """
-    tried = [restore.Attempt(**a) for a in error.partial.get("tried") or []]
-    marked = list(error.partial.get("quarantined") or [])
-    if snapshot.snapshot_id not in marked and store.is_quarantined(s3, snapshot_options.location(params),
-                                                                   snapshot.snapshot_id):
-        marked.append(snapshot.snapshot_id)
-        tried = [restore.Attempt(snapshot.snapshot_id, "failed verification",
-                                 "quarantined by the restore (%s)" % error.resource)]
-    return tried, marked
-
-
-def run_job(module: RecoveryModule, s3: S3Store, client: K8sClient) -> dict[str, t.Any]:
+def run_job(module: base.RecoveryModule, s3: s3.S3Store) -> base.Result:
     params = module.params
-    request = job_request(params)
-    order, attempts = _order(s3, params)
-    quarantined: t.List[str] = []
-    waiter = Waiter(timeout=params["wait_timeout"], interval=params["wait_sleep"])
-    for snapshot in order:
-        manifest = t.cast(Manifest, snapshot.manifest)
-        target = job.find_target(client, request.namespace, request.workload, request.shard_label, request.shard,
-                                 request.data_volume)
-        plan = job.make_plan(target, request.namespace, request.shard, snapshot.snapshot_id,
-                             snapshot.manifest_sha256, manifest.total_bytes, request.headroom, request.incident_id,
-                             request.s3_secret)
-        restored = job.already_restored(target, snapshot.manifest_sha256)
-        if restored or module.check_mode:
-            return _job_result(not restored, snapshot, target, plan, attempts, quarantined, module._diff)
-        if not params["wait"]:
-            result = _job_result(True, snapshot, target, plan, attempts, quarantined, module._diff)
-            result["job"].update(job.restore_started(client, request, plan, target))
-            return result
-        try:
-            done = job.restore_in_cluster(client, request, plan, target, waiter)
-        except RecoveryError as error:
-            tried, marked = _job_failure(s3, params, snapshot, error)
-            attempts += tried
-            quarantined += marked
-            if not marked or not params["fallback"]:
-                error.partial = dict(error.partial, tried=[a.to_dict() for a in attempts], quarantined=quarantined)
-                raise
-            continue
-        attempts.append(restore.Attempt(snapshot.snapshot_id, "restored"))
-        result = _job_result(True, snapshot, target, plan, attempts, quarantined, module._diff)
-        result["job"].update(done)
-        return result
-    raise restore.no_snapshot(restore.RestoreRequest(snapshot_options.location(params), "", ""),
-                              restore.Outcome(False, None, attempts=attempts, quarantined=quarantined))
+    request = jobmode.JobModeRequest(
+        job=job_request(params),
+        location=snapshot_params.location(params),
+        snapshot_id=snapshot_id(params),
+        fallback=params["fallback"],
+        future_tolerance=params["future_tolerance"],
+        wait=params["wait"],
+        check_mode=module.check_mode,
+        diff=module._diff,
+    )
+    poller = waiter.Waiter(
+        timeout=params["wait_timeout"], interval=params["wait_sleep"]
+    )
+    return jobmode.restore_by_job(module.k8s_client(), s3, request, poller).to_result()
+
+
+def run_module(module: base.RecoveryModule) -> base.Result:
+    s3 = module.s3_store(transfer=snapshot_params.transfer(module.params))
+    if module.params["mode"] == "job":
+        return run_job(module, s3)
+    return run_local(module, s3)
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["s3", "k8s", "wait"],
-                            libraries=dict(snapshot_options.libraries(zstd=True),
-                                           kubernetes=KUBERNETES_IMPORT_ERROR),
-                            required_if=[["mode", "local", ["dest"]]])
-    with recovery_errors(module):
-        s3 = snapshot_options.open_store(module.params)
-        if module.params["mode"] == "job":
-            result = run_job(module, s3, K8sClient(connect(module.params)))
-        else:
-            result = run_local(module, s3)
-    module.exit_json(**result)
+    libraries = {create.ZSTD_REQUIREMENT: create.ZSTD_IMPORT_ERROR}
+    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
 
 
 if __name__ == "__main__":

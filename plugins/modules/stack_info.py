@@ -273,43 +273,34 @@ diagnosis:
       sample: [controller, retriever, generator]
 """
 
-import typing as t
-
-from ansible_collections.ragops.recovery.plugins.module_utils.components import components_from_params
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.migration import (
-    YAML_IMPORT_ERROR,
-    YAML_REQUIREMENT,
-    MigrationSource,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import StackQuery, describe_stack
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import components
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import diagnosis
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    return {"log_lines": {"type": "int", "default": 20}}
+def argument_spec() -> argspec.ArgumentSpec:
+    return argspec.ArgumentSpec(
+        groups=("k8s", "components", "migration"),
+        options={"log_lines": {"type": "int", "default": 20}},
+    )
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    query = StackQuery(namespace=params["namespace"], components=components_from_params(params["components"]),
-                       dependency_env=params["dependency_env"], migration=MigrationSource.from_params(params),
-                       log_lines=params["log_lines"])
-    return dict(describe_stack(client, query), changed=False)
+    query = diagnosis.StackQuery(
+        namespace=params["namespace"],
+        components=components.components_from_params(params["components"]),
+        dependency_env=params["dependency_env"],
+        migration=migration.MigrationSource.from_params(params),
+        log_lines=params["log_lines"],
+    )
+    return dict(diagnosis.describe_stack(module.k8s_client(), query), changed=False)
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "components", "migration"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR,
-                                       YAML_REQUIREMENT: YAML_IMPORT_ERROR})
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

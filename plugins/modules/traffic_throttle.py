@@ -117,35 +117,35 @@ throttle:
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.generator_flags import (
-    FlagTarget,
-    WaitOptions,
-    generator_spec,
-    set_flags,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import (
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connect,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.module import RecoveryModule, recovery_errors
+from ansible_collections.ragops.recovery.plugins.module_utils import argspec
+from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
 
 GROUP = "throttle"
 LIMITS = ("rps", "max_concurrency", "long_request_queue", "long_request_chars")
-DEFAULT_NAMES = {"rps": "THROTTLE_RPS", "max_concurrency": "MAX_CONCURRENCY",
-                 "long_request_queue": "LONG_REQUEST_QUEUE", "long_request_chars": "LONG_REQUEST_CHARS"}
+DEFAULT_NAMES = {
+    "rps": "THROTTLE_RPS",
+    "max_concurrency": "MAX_CONCURRENCY",
+    "long_request_queue": "LONG_REQUEST_QUEUE",
+    "long_request_chars": "LONG_REQUEST_CHARS",
+}
 
 
-def argument_spec() -> dict[str, dict[str, t.Any]]:
-    names = {limit: {"type": "str", "default": DEFAULT_NAMES[limit]} for limit in LIMITS}
-    return dict(generator_spec(), **{
-        "rps": {"type": "float"},
-        "max_concurrency": {"type": "int"},
-        "long_request_queue": {"type": "bool"},
-        "long_request_chars": {"type": "int"},
-        "env_names": {"type": "dict", "default": {}, "options": names},
-    })
+def argument_spec() -> argspec.ArgumentSpec:
+    names = {
+        limit: {"type": "str", "default": DEFAULT_NAMES[limit]} for limit in LIMITS
+    }
+    return argspec.ArgumentSpec(
+        groups=("k8s", "generator", "wait"),
+        options={
+            "rps": {"type": "float"},
+            "max_concurrency": {"type": "int"},
+            "long_request_queue": {"type": "bool"},
+            "long_request_chars": {"type": "int"},
+            "env_names": {"type": "dict", "default": {}, "options": names},
+        },
+        required_if=[["state", "present", list(LIMITS), True]],
+    )
 
 
 def flag_text(limit: str, value: t.Any) -> str:
@@ -156,26 +156,26 @@ def flag_text(limit: str, value: t.Any) -> str:
     return str(value)
 
 
-def run_module(module: RecoveryModule, client: K8sClient) -> dict[str, t.Any]:
+def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    names = dict(DEFAULT_NAMES, **{k: v for k, v in (params["env_names"] or {}).items() if v})
-    desired = {names[limit]: flag_text(limit, params[limit]) for limit in LIMITS if params[limit] is not None}
-    outcome = set_flags(client, FlagTarget.from_params(params), GROUP, desired, check_mode=module.check_mode,
-                        wait=WaitOptions.from_params(params), restore=params["state"] == "restored",
-                        report=[names[limit] for limit in LIMITS[:3]])
-    result: dict[str, t.Any] = {"changed": outcome.changed, "throttle": outcome.result()}
+    chosen = {k: v for k, v in (params["env_names"] or {}).items() if v}
+    names = dict(DEFAULT_NAMES, **chosen)
+    desired = {
+        names[limit]: flag_text(limit, params[limit])
+        for limit in LIMITS
+        if params[limit] is not None
+    }
+    report = [names[limit] for limit in LIMITS[:3]]
+    change = flags.FlagChange.from_params(params, GROUP, desired, report)
+    outcome = flags.set_flags(module.k8s_client(), change, check_mode=module.check_mode)
+    result: base.Result = {"changed": outcome.changed, "throttle": outcome.result()}
     if module._diff:
-        result["diff"] = {"before": outcome.before, "after": outcome.after}
+        result["diff"] = outcome.diff()
     return result
 
 
 def main() -> None:
-    module = RecoveryModule(argument_spec(), groups=["k8s", "wait"],
-                            libraries={KUBERNETES_REQUIREMENT: KUBERNETES_IMPORT_ERROR},
-                            required_if=[["state", "present", list(LIMITS), True]])
-    with recovery_errors(module):
-        result = run_module(module, K8sClient(connect(module.params)))
-    module.exit_json(**result)
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,11 @@ def summarize(result: t.Mapping[str, t.Any]) -> str:
     """One line for a task result: its message or a ragops.recovery summary key, never a secret."""
     for key in SUMMARY_KEYS:
         value = result.get(key)
-        if isinstance(value, str) and value and not any(word in value.lower() for word in SECRET_WORDS):
+        if (
+            isinstance(value, str)
+            and value
+            and not any(word in value.lower() for word in SECRET_WORDS)
+        ):
             return _shorten(value)
     if result.get("skip_reason"):
         return _shorten(str(result["skip_reason"]))
@@ -59,18 +63,44 @@ def status_of(result: t.Mapping[str, t.Any], outcome: str) -> str:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    return (
+        datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[
+            :-4
+        ]
+        + "Z"
+    )
 
 
 def to_json(title: str, steps: t.Sequence[Step]) -> str:
-    records = [dict(asdict(step), start=_iso(step.start), end=_iso(step.end), duration=step.duration)
-               for step in steps]
-    totals = {status: sum(1 for step in steps if step.status == status)
-              for status in ("ok", "changed", "failed", "skipped", "unreachable")}
-    span = (min(s.start for s in steps), max(s.end for s in steps)) if steps else (0.0, 0.0)
-    return json.dumps({"title": title, "started": _iso(span[0]) if steps else None,
-                       "finished": _iso(span[1]) if steps else None, "duration": round(span[1] - span[0], 3),
-                       "totals": totals, "steps": records}, indent=2)
+    records = [
+        dict(
+            asdict(step),
+            start=_iso(step.start),
+            end=_iso(step.end),
+            duration=step.duration,
+        )
+        for step in steps
+    ]
+    totals = {
+        status: sum(1 for step in steps if step.status == status)
+        for status in ("ok", "changed", "failed", "skipped", "unreachable")
+    }
+    span = (
+        (min(s.start for s in steps), max(s.end for s in steps))
+        if steps
+        else (0.0, 0.0)
+    )
+    return json.dumps(
+        {
+            "title": title,
+            "started": _iso(span[0]) if steps else None,
+            "finished": _iso(span[1]) if steps else None,
+            "duration": round(span[1] - span[0], 3),
+            "totals": totals,
+            "steps": records,
+        },
+        indent=2,
+    )
 
 
 def _gantt_label(text: str) -> str:
@@ -78,24 +108,52 @@ def _gantt_label(text: str) -> str:
     return _shorten(text, 60).replace(":", " -").replace("#", "").replace(";", ",")
 
 
-GANTT_TAG = {"failed": "crit, ", "unreachable": "crit, ", "changed": "active, ", "ok": "done, "}
+GANTT_TAG = {
+    "failed": "crit, ",
+    "unreachable": "crit, ",
+    "changed": "active, ",
+    "ok": "done, ",
+}
 
 
 def to_markdown(title: str, steps: t.Sequence[Step]) -> str:
     """A table a person reads in the incident channel, and a Mermaid gantt chart of the same steps."""
-    lines = ["# %s" % title, "", "| start (UTC) | duration | host | task | status | summary |",
-             "| --- | ---: | --- | --- | --- | --- |"]
+    lines = [
+        "# %s" % title,
+        "",
+        "| start (UTC) | duration | host | task | status | summary |",
+        "| --- | ---: | --- | --- | --- | --- |",
+    ]
     for step in steps:
-        cells = (_iso(step.start), "%.1fs" % step.duration, step.host, step.task, step.status,
-                 step.summary.replace("|", "\\|"))
+        cells = (
+            _iso(step.start),
+            "%.1fs" % step.duration,
+            step.host,
+            step.task,
+            step.status,
+            step.summary.replace("|", "\\|"),
+        )
         lines.append("| %s |" % " | ".join(cells))
-    lines += ["", "```mermaid", "gantt", "    title %s" % _gantt_label(title), "    dateFormat x",
-              "    axisFormat %H:%M:%S"]
+    lines += [
+        "",
+        "```mermaid",
+        "gantt",
+        "    title %s" % _gantt_label(title),
+        "    dateFormat x",
+        "    axisFormat %H:%M:%S",
+    ]
     for host in sorted({step.host for step in steps}):
         lines.append("    section %s" % _gantt_label(host))
         for step in (s for s in steps if s.host == host and s.status != "skipped"):
             end = max(step.end, step.start + 0.001)
-            lines.append("    %s :%s%d, %d" % (_gantt_label(step.task), GANTT_TAG.get(step.status, ""),
-                                               int(step.start * 1000), int(end * 1000)))
+            lines.append(
+                "    %s :%s%d, %d"
+                % (
+                    _gantt_label(step.task),
+                    GANTT_TAG.get(step.status, ""),
+                    int(step.start * 1000),
+                    int(end * 1000),
+                )
+            )
     lines += ["```", ""]
     return "\n".join(lines)

@@ -7,7 +7,11 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, Conflict, NotFound
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import KINDS
 
 
@@ -42,7 +46,9 @@ class FakeTransport:
         self.objects[collection + "/" + stored["metadata"]["name"]] = stored
         return stored
 
-    def fail(self, method: str, path_suffix: str, error: ApiError, times: int = 1) -> None:
+    def fail(
+        self, method: str, path_suffix: str, error: ApiError, times: int = 1
+    ) -> None:
         self.faults.extend([(method, path_suffix, error)] * times)
 
     def writes(self) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -54,18 +60,30 @@ class FakeTransport:
                 del self.faults[index]
                 raise error
 
-    def request(self, method: str, path: str, *, query: t.Sequence[tuple[str, str]] = (), body: t.Any = None,
-                content_type: str | None = None) -> t.Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: t.Sequence[tuple[str, str]] = (),
+        body: t.Any = None,
+        content_type: str | None = None,
+    ) -> t.Any:
         self.calls.append((method, path, tuple(query)))
         self._fault(method, path)
         dry_run = ("dryRun", "All") in query
         if method == "GET":
             return self._get(path, dict(query))
         if method == "POST":
-            return self._store(path + "/" + body["metadata"]["name"], body, dry_run, create=True)
+            return self._store(
+                path + "/" + body["metadata"]["name"], body, dry_run, create=True
+            )
         current = self._read(path)
         if method == "PUT":
-            if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            if (
+                body["metadata"].get("resourceVersion")
+                != current["metadata"]["resourceVersion"]
+            ):
                 raise Conflict("the object has been modified", status=409)
             return self._store(path, body, dry_run)
         if method == "PATCH":
@@ -82,14 +100,24 @@ class FakeTransport:
             return self.logs.get(path, "log of " + path)
         if path in self.objects:
             return copy.deepcopy(self.objects[path])
-        items = [copy.deepcopy(obj) for key, obj in sorted(self.objects.items()) if key.rsplit("/", 1)[0] == path]
-        if (not items and not any(key.startswith(path + "/") for key in self.objects) and not _collection(path)
-                and "/pods" not in path):
+        items = [
+            copy.deepcopy(obj)
+            for key, obj in sorted(self.objects.items())
+            if key.rsplit("/", 1)[0] == path
+        ]
+        if (
+            not items
+            and not any(key.startswith(path + "/") for key in self.objects)
+            and not _collection(path)
+            and "/pods" not in path
+        ):
             return self._read(path)
         selector = query.get("labelSelector", "")
         return {"items": [obj for obj in items if _matches(obj, selector)]}
 
-    def _store(self, path: str, obj: dict[str, t.Any], dry_run: bool, create: bool = False) -> dict[str, t.Any]:
+    def _store(
+        self, path: str, obj: dict[str, t.Any], dry_run: bool, create: bool = False
+    ) -> dict[str, t.Any]:
         if create and path in self.objects:
             raise Conflict("already exists", status=409)
         stored = copy.deepcopy(obj)

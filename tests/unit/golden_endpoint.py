@@ -37,17 +37,32 @@ class Reply:
 Handler = t.Callable[[Seen], Reply]
 
 
-def lab_answer(ids: t.Sequence[str], scores: t.Sequence[float] | None = None, **extra: t.Any) -> Reply:
+def lab_answer(
+    ids: t.Sequence[str], scores: t.Sequence[float] | None = None, **extra: t.Any
+) -> Reply:
     """An answer shaped like the lab retriever's: ``{"results": [{"id", "score"}], ...}``."""
-    scores = scores if scores is not None else [round(1.0 - i / 100.0, 4) for i in range(len(ids))]
-    return Reply(body={"results": [{"id": doc, "score": score} for doc, score in zip(ids, scores)], **extra})
+    scores = (
+        scores
+        if scores is not None
+        else [round(1.0 - i / 100.0, 4) for i in range(len(ids))]
+    )
+    return Reply(
+        body={
+            "results": [{"id": doc, "score": score} for doc, score in zip(ids, scores)],
+            **extra,
+        }
+    )
 
 
 def by_query(answers: t.Mapping[str, Reply], default: Reply | None = None) -> Handler:
     """Answer each query text with its own reply."""
+
     def handle(seen: Seen) -> Reply:
         text = seen.body.get("query") if isinstance(seen.body, dict) else None
-        return answers.get(t.cast(str, text), default or Reply(404, {"error": "unknown query"}))
+        return answers.get(
+            t.cast(str, text), default or Reply(404, {"error": "unknown query"})
+        )
+
     return handle
 
 
@@ -70,7 +85,11 @@ class Endpoint:
     def __enter__(self) -> Endpoint:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            daemon=True,
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -102,13 +121,21 @@ def _handler_class(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = raw.decode("utf-8", "replace")
-            reply = endpoint.answer(Seen(self.command, self.path, dict(self.headers.items()), body))
+            reply = endpoint.answer(
+                Seen(self.command, self.path, dict(self.headers.items()), body)
+            )
             if reply.drop:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 self.close_connection = True
                 self.connection.close()
                 return
-            payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+            payload = (
+                reply.body
+                if isinstance(reply.body, bytes)
+                else json.dumps(reply.body).encode()
+            )
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)

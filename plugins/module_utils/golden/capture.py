@@ -12,19 +12,26 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
     QueryResult,
     aggregate,
     evaluate_answer,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.files import read_or_empty, write_atomically
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.files import (
+    read_or_empty,
+    write_atomically,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
     GoldenSet,
     dump_yaml,
     parse_golden_set,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import BASELINE_METRICS
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
+    BASELINE_METRICS,
+)
 
 HEADER = "# Golden set; baseline recorded by ragops.recovery.golden_validate (mode=capture).\n"
 
@@ -33,14 +40,24 @@ def refuse_unhealthy(results: t.Sequence[QueryResult]) -> None:
     """A baseline must come from a healthy system: no errors and no empty answers."""
     bad = [r for r in results if r.errored or r.empty]
     if bad:
-        examples = "; ".join("%s: %s" % (r.query.qid, r.answer.error or "no results") for r in bad[:5])
-        raise RecoveryError("Refusing to record a baseline: %d of %d queries failed or came back empty (%s)"
-                            % (len(bad), len(results), examples), resource="baseline",
-                            next_step="Capture from a healthy system, or leave those queries out with qids.")
+        examples = "; ".join(
+            "%s: %s" % (r.query.qid, r.answer.error or "no results") for r in bad[:5]
+        )
+        raise RecoveryError(
+            "Refusing to record a baseline: %d of %d queries failed or came back empty (%s)"
+            % (len(bad), len(results), examples),
+            resource="baseline",
+            next_step="Capture from a healthy system, or leave those queries out with qids.",
+        )
 
 
-def captured_document(golden: GoldenSet, results: t.Sequence[QueryResult], k: int, expected_top: int,
-                      min_recall: float) -> t.Dict[str, t.Any]:
+def captured_document(
+    golden: GoldenSet,
+    results: t.Sequence[QueryResult],
+    k: int,
+    expected_top: int,
+    min_recall: float,
+) -> t.Dict[str, t.Any]:
     """The golden set document with the answers in ``results`` recorded as its baseline."""
     by_qid = {r.query.qid: r for r in results}
     document = copy.deepcopy(dict(golden.document))
@@ -56,12 +73,18 @@ def captured_document(golden: GoldenSet, results: t.Sequence[QueryResult], k: in
             entry["baseline"]["scores"] = list(result.scores)
     document["k"] = k
     recorded = parse_golden_set(document, golden.source)
-    rescored = [evaluate_answer(query, by_qid[query.qid].answer, k) for query in recorded.queries
-                if query.qid in by_qid]
+    rescored = [
+        evaluate_answer(query, by_qid[query.qid].answer, k)
+        for query in recorded.queries
+        if query.qid in by_qid
+    ]
     summary = aggregate(rescored, min_recall)
     # rank_agreement against the answers just recorded is 1 by construction: not a baseline.
-    document["baseline"] = {name: round(t.cast(float, summary[name]), 4) for name in BASELINE_METRICS
-                            if name != "rank_agreement" and summary.get(name) is not None}
+    document["baseline"] = {
+        name: round(t.cast(float, summary[name]), 4)
+        for name in BASELINE_METRICS
+        if name != "rank_agreement" and summary.get(name) is not None
+    }
     return document
 
 

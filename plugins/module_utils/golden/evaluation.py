@@ -12,7 +12,9 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import metrics as m
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import GoldenQuery
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
+    GoldenQuery,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.query import Answer
 
 
@@ -51,15 +53,27 @@ def evaluate_answer(query: GoldenQuery, answer: Answer, k: int) -> QueryResult:
     by_id = _first_scores(answer)
     scores = tuple(by_id[doc] for doc in ranked) if by_id is not None else None
     baseline = query.baseline
-    agreement = m.average_overlap(ranked, baseline.ids, k) if baseline is not None and not answer.error else None
+    agreement = (
+        m.average_overlap(ranked, baseline.ids, k)
+        if baseline is not None and not answer.error
+        else None
+    )
     drift = None
     if baseline is not None and baseline.scores is not None and by_id is not None:
-        drift = m.score_drift({doc: by_id[doc] for doc in ranked}, dict(zip(baseline.ids[:k], baseline.scores)))
+        drift = m.score_drift(
+            {doc: by_id[doc] for doc in ranked},
+            dict(zip(baseline.ids[:k], baseline.scores)),
+        )
     return QueryResult(
-        query=query, answer=answer, k=k, ranked=tuple(ranked), scores=scores,
+        query=query,
+        answer=answer,
+        k=k,
+        ranked=tuple(ranked),
+        scores=scores,
         metrics=m.evaluate_ranking(ranked, query.relevance, k),
         duplicates=len(answer.ids) - len(m.unique_in_order(answer.ids)),
-        rank_agreement=agreement, score_drift=drift,
+        rank_agreement=agreement,
+        score_drift=drift,
         score_spread=m.score_spread(scores) if scores else None,
     )
 
@@ -82,7 +96,9 @@ def passes_query(result: QueryResult, min_recall: float) -> bool:
     return m.at_least(result.metrics.recall, min_recall)
 
 
-def aggregate(results: t.Sequence[QueryResult], min_recall: float) -> t.Dict[str, t.Optional[float]]:
+def aggregate(
+    results: t.Sequence[QueryResult], min_recall: float
+) -> t.Dict[str, t.Optional[float]]:
     """The golden set's metrics: means of the per-query metrics, rates, latency and score statistics."""
     count = len(results)
     must = [r for r in results if r.query.must_pass]
@@ -91,18 +107,30 @@ def aggregate(results: t.Sequence[QueryResult], min_recall: float) -> t.Dict[str
     drifts = [r.score_drift for r in results if r.score_drift is not None]
     spreads = [r.score_spread for r in results if r.score_spread is not None]
     # Only answers that say whether they came from the cache count (none do without cached_path).
-    flagged = [r.answer.cached for r in results if not r.errored and r.answer.cached is not None]
+    flagged = [
+        r.answer.cached
+        for r in results
+        if not r.errored and r.answer.cached is not None
+    ]
     summary: t.Dict[str, t.Optional[float]] = {
         "hit_at_k": m.mean([r.metrics.hit for r in results]),
         "recall_at_k": m.mean([r.metrics.recall for r in results]),
         "precision_at_k": m.mean([r.metrics.precision for r in results]),
         "mrr": m.mean([r.metrics.reciprocal_rank for r in results]),
         "ndcg_at_k": m.mean([r.metrics.ndcg for r in results]),
-        "must_pass_rate": (sum(1 for r in must if passes_query(r, min_recall)) / len(must)) if must else None,
-        "pass_rate": sum(1 for r in results if passes_query(r, min_recall)) / count if count else None,
+        "must_pass_rate": (
+            sum(1 for r in must if passes_query(r, min_recall)) / len(must)
+        )
+        if must
+        else None,
+        "pass_rate": sum(1 for r in results if passes_query(r, min_recall)) / count
+        if count
+        else None,
         "error_rate": sum(1 for r in results if r.errored) / count if count else None,
         "empty_rate": sum(1 for r in results if r.empty) / count if count else None,
-        "cache_hit_rate": sum(1 for cached in flagged if cached) / len(flagged) if flagged else None,
+        "cache_hit_rate": sum(1 for cached in flagged if cached) / len(flagged)
+        if flagged
+        else None,
         "latency_p50": m.percentile(latencies, 50),
         "latency_p95": m.percentile(latencies, 95),
         "latency_max": max(latencies) if latencies else None,

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 
 
 def write_atomically(path: str, text: str, what: str) -> None:
@@ -19,7 +21,9 @@ def write_atomically(path: str, text: str, what: str) -> None:
     temporary = None
     try:
         os.makedirs(directory, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".%s-" % os.path.basename(path), dir=directory)
+        handle, temporary = tempfile.mkstemp(
+            prefix=".%s-" % os.path.basename(path), dir=directory
+        )
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.chmod(temporary, 0o644)
@@ -27,8 +31,11 @@ def write_atomically(path: str, text: str, what: str) -> None:
     except OSError as error:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
-        raise RecoveryError("Failed to write the %s to %s: %s" % (what, path, error.strerror or error),
-                            resource=path, next_step="Check that the path is writable.") from error
+        raise RecoveryError(
+            "Failed to write the %s to %s: %s" % (what, path, error.strerror or error),
+            resource=path,
+            next_step="Check that the path is writable.",
+        ) from error
 
 
 def read_or_empty(path: str) -> str:
@@ -39,4 +46,6 @@ def read_or_empty(path: str) -> str:
     except FileNotFoundError:
         return ""
     except (OSError, UnicodeDecodeError) as error:
-        raise RecoveryError("Failed to read %s: %s" % (path, error), resource=path) from error
+        raise RecoveryError(
+            "Failed to read %s: %s" % (path, error), resource=path
+        ) from error

@@ -7,16 +7,21 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import utc_now
+from ansible_collections.ragops.recovery.plugins.module_utils.audit import timestamp
 from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
     GoldenSetInvalid,
     RecoveryError,
     ValidationFailed,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import capture as cap
+from ansible_collections.ragops.recovery.plugins.module_utils.golden import (
+    capture as cap,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import query as q
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import verdict as v
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import aggregate, evaluate_answer
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
+    aggregate,
+    evaluate_answer,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
     GoldenQuery,
     GoldenSet,
@@ -26,14 +31,20 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset i
     parse_baseline_metrics,
     select_queries,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import BASELINE_METRICS
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
+    BASELINE_METRICS,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.reports import (
     METRIC_ORDER,
     public_url,
     validation_dict,
     write_reports,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.suite import Outcome, Plan, run_validation
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.suite import (
+    Outcome,
+    Plan,
+    run_validation,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
 
 DEFAULT_K = 10
@@ -56,8 +67,11 @@ def load(params: Params, read_configmap: ConfigMapReader) -> GoldenSet:
     source = params.get("golden_configmap")
     if source:
         text = read_configmap(source["name"], source["key"])
-        return load_golden_text(text, "configmap %s key %s" % (source["name"], source["key"]),
-                                require_expected=require_expected)
+        return load_golden_text(
+            text,
+            "configmap %s key %s" % (source["name"], source["key"]),
+            require_expected=require_expected,
+        )
     return load_golden_file(params["golden_set"], require_expected=require_expected)
 
 
@@ -72,16 +86,31 @@ def request_body(params: Params) -> t.Any:
 def query_api(params: Params) -> q.QueryApi:
     """The query API from the options; bad expressions and placeholders fail here, before any request."""
     api = q.QueryApi(
-        url=params["url"], method=params["method"],
-        headers={**(params.get("headers") or {}), **(params.get("secret_headers") or {})},
+        url=params["url"],
+        method=params["method"],
+        headers={
+            **(params.get("headers") or {}),
+            **(params.get("secret_headers") or {}),
+        },
         body=request_body(params),
         ids=q.compile_path(params["ids_path"], "ids_path"),
-        scores=q.compile_path(params["scores_path"], "scores_path") if params.get("scores_path") else None,
-        errors=q.compile_path(params["errors_path"], "errors_path") if params.get("errors_path") else None,
-        cached=q.compile_path(params["cached_path"], "cached_path") if params.get("cached_path") else None,
-        ranking=params["ranking"], timeout=params["query_timeout"],
-        opener=q.make_opener(params["url"], params["query_validate_certs"], params.get("query_ca_path"),
-                             params["use_proxy"]),
+        scores=q.compile_path(params["scores_path"], "scores_path")
+        if params.get("scores_path")
+        else None,
+        errors=q.compile_path(params["errors_path"], "errors_path")
+        if params.get("errors_path")
+        else None,
+        cached=q.compile_path(params["cached_path"], "cached_path")
+        if params.get("cached_path")
+        else None,
+        ranking=params["ranking"],
+        timeout=params["query_timeout"],
+        opener=q.make_opener(
+            params["url"],
+            params["query_validate_certs"],
+            params.get("query_ca_path"),
+            params["use_proxy"],
+        ),
     )
     q.check_templates(api)
     return api
@@ -93,35 +122,71 @@ def criteria(params: Params, golden: GoldenSet, k: int, subset: bool) -> v.Crite
     if params.get("baseline") is not None:
         problems = Problems()
         # A registered validation.metrics works as it is: the metrics that are no baseline are left out.
-        given = {name: value for name, value in params["baseline"].items()
-                 if value is not None and name not in NOT_BASELINE}
+        given = {
+            name: value
+            for name, value in params["baseline"].items()
+            if value is not None and name not in NOT_BASELINE
+        }
         baseline = parse_baseline_metrics(given, "baseline", problems)
         if problems.items:
-            raise GoldenSetInvalid("Invalid baseline option: %s" % "; ".join(problems.items), resource="baseline")
+            raise GoldenSetInvalid(
+                "Invalid baseline option: %s" % "; ".join(problems.items),
+                resource="baseline",
+            )
     elif golden.k is not None and golden.k != k:
-        note = "the golden set's baseline was recorded at k=%d, this run uses k=%d: not compared" % (golden.k, k)
+        note = (
+            "the golden set's baseline was recorded at k=%d, this run uses k=%d: not compared"
+            % (golden.k, k)
+        )
     elif subset:
         note = "the golden set's baseline covers all its queries, this run a subset: not compared"
-    return v.criteria_from_options(params.get("thresholds") or {}, min_recall=params["query_min_recall"],
-                                   tolerance=params["tolerance"], baseline=baseline, baseline_note=note)
+    return v.criteria_from_options(
+        params.get("thresholds") or {},
+        min_recall=params["query_min_recall"],
+        tolerance=params["tolerance"],
+        baseline=baseline,
+        baseline_note=note,
+    )
 
 
 def check_numbers(params: Params) -> None:
     """Counts and durations that must be positive, checked before any request."""
-    for name in ("query_timeout", "deadline", "concurrency", "rounds", "max_rounds", "k"):
+    for name in (
+        "query_timeout",
+        "deadline",
+        "concurrency",
+        "rounds",
+        "max_rounds",
+        "k",
+    ):
         value = params.get(name)
         if value is not None and value <= 0:
-            raise RecoveryError("Invalid %s=%s: it must be greater than 0" % (name, value), resource=name)
+            raise RecoveryError(
+                "Invalid %s=%s: it must be greater than 0" % (name, value),
+                resource=name,
+            )
     for name in ("round_interval", "capture_expected_top"):
         if params[name] < 0:
-            raise RecoveryError("Invalid %s=%s: it must be 0 or more" % (name, params[name]), resource=name)
+            raise RecoveryError(
+                "Invalid %s=%s: it must be 0 or more" % (name, params[name]),
+                resource=name,
+            )
     if params.get("max_rounds") is not None and params["max_rounds"] < params["rounds"]:
-        raise RecoveryError("Invalid max_rounds=%s: it must be at least rounds=%s"
-                            % (params["max_rounds"], params["rounds"]), resource="max_rounds")
+        raise RecoveryError(
+            "Invalid max_rounds=%s: it must be at least rounds=%s"
+            % (params["max_rounds"], params["rounds"]),
+            resource="max_rounds",
+        )
 
 
-def run(params: Params, *, check_mode: bool, diff: bool, read_configmap: ConfigMapReader,
-        clock: t.Optional[Clock] = None) -> GateResult:
+def run(
+    params: Params,
+    *,
+    check_mode: bool,
+    diff: bool,
+    read_configmap: ConfigMapReader,
+    clock: t.Optional[Clock] = None,
+) -> GateResult:
     """Validate (or capture) as the options say; a failed verdict raises :class:`ValidationFailed`."""
     check_numbers(params)
     golden = load(params, read_configmap)
@@ -130,13 +195,23 @@ def run(params: Params, *, check_mode: bool, diff: bool, read_configmap: ConfigM
     api = query_api(params)
     clock = clock or Clock()
     if params["mode"] == "capture":
-        return capture(params, golden, queries, k, api, clock, check_mode=check_mode, diff=diff)
-    plan = Plan(golden=golden, queries=queries, k=k, api=api,
-                criteria=criteria(params, golden, k, subset=len(queries) < len(golden.queries)),
-                concurrency=params["concurrency"], deadline=params["deadline"], rounds=params["rounds"],
-                max_rounds=params.get("max_rounds") or params["rounds"], round_interval=params["round_interval"],
-                shard=params.get("shard"))
-    return judge(params, run_validation(plan, clock), utc_now())
+        return capture(
+            params, golden, queries, k, api, clock, check_mode=check_mode, diff=diff
+        )
+    plan = Plan(
+        golden=golden,
+        queries=queries,
+        k=k,
+        api=api,
+        criteria=criteria(params, golden, k, subset=len(queries) < len(golden.queries)),
+        concurrency=params["concurrency"],
+        deadline=params["deadline"],
+        rounds=params["rounds"],
+        max_rounds=params.get("max_rounds") or params["rounds"],
+        round_interval=params["round_interval"],
+        shard=params.get("shard"),
+    )
+    return judge(params, run_validation(plan, clock), timestamp())
 
 
 def judge(params: Params, outcome: Outcome, started_at: str) -> GateResult:
@@ -144,35 +219,76 @@ def judge(params: Params, outcome: Outcome, started_at: str) -> GateResult:
     validation = validation_dict(outcome, started_at)
     if not outcome.passed:
         validation["next_step"] = v.next_step(outcome.last.verdict, params.get("shard"))
-    result = {"changed": False, "validation": validation,
-              "reports": write_reports(validation, params.get("reports") or {})}
+    result = {
+        "changed": False,
+        "validation": validation,
+        "reports": write_reports(validation, params.get("reports") or {}),
+    }
     if outcome.passed:
         return GateResult(result)
     if params["report_only"]:
-        return GateResult(result, ["Golden-query validation failed (report_only): %s" % validation["summary"]])
-    raise ValidationFailed("Golden-query validation failed: %s" % validation["summary"],
-                           resource=public_url(params["url"]), reason=validation["summary"],
-                           next_step=validation["next_step"], partial=result)
+        return GateResult(
+            result,
+            [
+                "Golden-query validation failed (report_only): %s"
+                % validation["summary"]
+            ],
+        )
+    raise ValidationFailed(
+        "Golden-query validation failed: %s" % validation["summary"],
+        resource=public_url(params["url"]),
+        reason=validation["summary"],
+        next_step=validation["next_step"],
+        partial=result,
+    )
 
 
-def capture(params: Params, golden: GoldenSet, queries: t.Sequence[GoldenQuery], k: int, api: q.QueryApi,
-            clock: Clock, *, check_mode: bool, diff: bool) -> GateResult:
+def capture(
+    params: Params,
+    golden: GoldenSet,
+    queries: t.Sequence[GoldenQuery],
+    k: int,
+    api: q.QueryApi,
+    clock: Clock,
+    *,
+    check_mode: bool,
+    diff: bool,
+) -> GateResult:
     """Ask every selected query once and record the answers as the baseline in O(capture_dest)."""
-    answers = q.run_queries(api, queries, k, concurrency=params["concurrency"],
-                            deadline_at=clock.now() + params["deadline"], clock=clock)
-    results = [evaluate_answer(query, answer, k) for query, answer in zip(queries, answers)]
+    answers = q.run_queries(
+        api,
+        queries,
+        k,
+        concurrency=params["concurrency"],
+        deadline_at=clock.now() + params["deadline"],
+        clock=clock,
+    )
+    results = [
+        evaluate_answer(query, answer, k) for query, answer in zip(queries, answers)
+    ]
     cap.refuse_unhealthy(results)
-    document = cap.captured_document(golden, results, k, params["capture_expected_top"], params["query_min_recall"])
+    document = cap.captured_document(
+        golden, results, k, params["capture_expected_top"], params["query_min_recall"]
+    )
     text = cap.render(document)
     changed, before = cap.write_if_changed(params["capture_dest"], text, check_mode)
     summary = aggregate(results, params["query_min_recall"])
     result: t.Dict[str, t.Any] = {
         "changed": changed,
-        "capture": {"dest": params["capture_dest"], "queries": len(results), "k": k,
-                    "baseline": document.get("baseline", {}),
-                    "latency_max": summary["latency_max"], "endpoint": public_url(api.url)},
+        "capture": {
+            "dest": params["capture_dest"],
+            "queries": len(results),
+            "k": k,
+            "baseline": document.get("baseline", {}),
+            "latency_max": summary["latency_max"],
+            "endpoint": public_url(api.url),
+        },
     }
     if diff:
-        result["diff"] = {"before": before, "after": text, "before_header": params["capture_dest"],
-                          "after_header": params["capture_dest"]}
+        result["diff"] = {
+            "before": before,
+            "after": text,
+            "before_header": params["capture_dest"],
+            "after_header": params["capture_dest"],
+        }
     return GateResult(result)

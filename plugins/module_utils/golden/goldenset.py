@@ -13,22 +13,31 @@ import collections
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import GoldenSetInvalid
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import BASELINE_METRICS
-
-try:
-    import yaml
-except ImportError as error:
-    YAML_IMPORT_ERROR: ImportError | None = error
-else:
-    YAML_IMPORT_ERROR = None
-
-YAML_REQUIREMENT = "PyYAML"
+from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    GoldenSetInvalid,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
+    BASELINE_METRICS,
+)
 
 FORMAT_VERSION = 1
-SET_KEYS = frozenset({"version", "name", "description", "k", "baseline", "corpus", "metadata", "queries"})
-QUERY_KEYS = frozenset({"qid", "text", "expected_ids", "relevance", "must_pass", "shard", "baseline",
-                        "description", "tags"})
+SET_KEYS = frozenset(
+    {"version", "name", "description", "k", "baseline", "corpus", "metadata", "queries"}
+)
+QUERY_KEYS = frozenset(
+    {
+        "qid",
+        "text",
+        "expected_ids",
+        "relevance",
+        "must_pass",
+        "shard",
+        "baseline",
+        "description",
+        "tags",
+    }
+)
 QUERY_BASELINE_KEYS = frozenset({"ids", "scores"})
 # Enough to fix a file in one pass without flooding a task result.
 MAX_PROBLEMS = 50
@@ -87,29 +96,40 @@ def load_golden_file(path: str, *, require_expected: bool = True) -> GoldenSet:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
-        raise GoldenSetInvalid("Failed to read the golden set %s: %s" % (path, error), resource=path,
-                               next_step="Check the path given in golden_set.") from error
+        raise GoldenSetInvalid(
+            "Failed to read the golden set %s: %s" % (path, error),
+            resource=path,
+            next_step="Check the path given in golden_set.",
+        ) from error
     return load_golden_text(text, path, require_expected=require_expected)
 
 
-def load_golden_text(text: str, source: str, *, require_expected: bool = True) -> GoldenSet:
+def load_golden_text(
+    text: str, source: str, *, require_expected: bool = True
+) -> GoldenSet:
     """Parse and validate golden set YAML; ``source`` names it in messages."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as error:
-        raise GoldenSetInvalid("Failed to parse the golden set %s: it is not valid YAML" % source,
-                               resource=source, reason=" ".join(str(error).split()),
-                               next_step="Fix the YAML syntax at the position given.") from error
+        data = yaml_text.load(text)
+    except yaml_text.YamlSyntaxError as error:
+        raise GoldenSetInvalid(
+            "Failed to parse the golden set %s: it is not valid YAML" % source,
+            resource=source,
+            reason=" ".join(str(error).split()),
+            next_step="Fix the YAML syntax at the position given.",
+        ) from error
     return parse_golden_set(data, source, require_expected=require_expected)
 
 
 def dump_yaml(document: t.Mapping[str, t.Any]) -> str:
     """A golden set as YAML, keys in the order given, the way a person would write it."""
-    return yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True, width=120)
+    return yaml_text.dump(
+        dict(document), sort_keys=False, allow_unicode=True, width=120
+    )
 
 
-def parse_golden_set(data: t.Any, source: str, *, require_expected: bool = True) -> GoldenSet:
+def parse_golden_set(
+    data: t.Any, source: str, *, require_expected: bool = True
+) -> GoldenSet:
     """A :class:`GoldenSet` from parsed YAML, or :class:`GoldenSetInvalid` listing every problem.
 
     ``require_expected`` is False when capturing a baseline, where queries may still lack their
@@ -117,12 +137,19 @@ def parse_golden_set(data: t.Any, source: str, *, require_expected: bool = True)
     """
     problems = Problems()
     if not isinstance(data, dict):
-        problems.add("", "the golden set must be a mapping with a 'queries' list, not %s" % _kind(data))
+        problems.add(
+            "",
+            "the golden set must be a mapping with a 'queries' list, not %s"
+            % _kind(data),
+        )
         _raise_if_any(problems, source)
     _check_keys(data, SET_KEYS, "", problems)
     if data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
-        problems.add("version", "unsupported version %r (this collection reads version %d)"
-                     % (data.get("version"), FORMAT_VERSION))
+        problems.add(
+            "version",
+            "unsupported version %r (this collection reads version %d)"
+            % (data.get("version"), FORMAT_VERSION),
+        )
     k = _positive_int(data.get("k"), "k", problems)
     baseline = parse_baseline_metrics(data.get("baseline"), "baseline", problems)
     queries = _parse_queries(data.get("queries"), problems, require_expected)
@@ -130,11 +157,19 @@ def parse_golden_set(data: t.Any, source: str, *, require_expected: bool = True)
     if name is not None and not isinstance(name, str):
         problems.add("name", "must be a string")
     _raise_if_any(problems, source)
-    return GoldenSet(source=source, name=name or _default_name(source), queries=queries, k=k,
-                     baseline=baseline, document=data)
+    return GoldenSet(
+        source=source,
+        name=name or _default_name(source),
+        queries=queries,
+        k=k,
+        baseline=baseline,
+        document=data,
+    )
 
 
-def parse_baseline_metrics(value: t.Any, where: str, problems: Problems) -> t.Dict[str, float]:
+def parse_baseline_metrics(
+    value: t.Any, where: str, problems: Problems
+) -> t.Dict[str, float]:
     """Baseline metrics: names from :data:`BASELINE_METRICS`, each a number in [0, 1]."""
     if value is None:
         return {}
@@ -144,39 +179,58 @@ def parse_baseline_metrics(value: t.Any, where: str, problems: Problems) -> t.Di
     metrics: t.Dict[str, float] = {}
     for name, number in value.items():
         if name not in BASELINE_METRICS:
-            problems.add(where, "unknown metric %r (known: %s)" % (name, ", ".join(BASELINE_METRICS)))
+            problems.add(
+                where,
+                "unknown metric %r (known: %s)" % (name, ", ".join(BASELINE_METRICS)),
+            )
         elif not _is_number(number) or not 0 <= number <= 1:
-            problems.add("%s.%s" % (where, name), "must be a number between 0 and 1, not %r" % (number,))
+            problems.add(
+                "%s.%s" % (where, name),
+                "must be a number between 0 and 1, not %r" % (number,),
+            )
         else:
             metrics[name] = float(number)
     return metrics
 
 
-def select_queries(golden: GoldenSet, qids: t.Sequence[str] | None, shard: str | None) -> t.Tuple[GoldenQuery, ...]:
+def select_queries(
+    golden: GoldenSet, qids: t.Sequence[str] | None, shard: str | None
+) -> t.Tuple[GoldenQuery, ...]:
     """The queries to run: those named in ``qids`` (all when empty), and only ``shard``'s when given."""
     chosen = golden.queries
     if qids:
         known = {query.qid for query in chosen}
         unknown = [qid for qid in qids if qid not in known]
         if unknown:
-            raise GoldenSetInvalid("Failed to select queries: %s not in the golden set %s"
-                                   % (", ".join(unknown), golden.source), resource=golden.source,
-                                   next_step="Use qids that the golden set defines.")
+            raise GoldenSetInvalid(
+                "Failed to select queries: %s not in the golden set %s"
+                % (", ".join(unknown), golden.source),
+                resource=golden.source,
+                next_step="Use qids that the golden set defines.",
+            )
         wanted = set(qids)
         chosen = tuple(query for query in chosen if query.qid in wanted)
     if shard:
         chosen = tuple(query for query in chosen if query.shard == shard)
     if not chosen:
-        raise GoldenSetInvalid("Failed to select queries: no query of the golden set %s is for shard %s"
-                               % (golden.source, shard), resource=golden.source,
-                               next_step="Give each query that targets one shard its 'shard' field, or omit shard "
-                                         "to run every query.")
+        raise GoldenSetInvalid(
+            "Failed to select queries: no query of the golden set %s is for shard %s"
+            % (golden.source, shard),
+            resource=golden.source,
+            next_step="Give each query that targets one shard its 'shard' field, or omit shard "
+            "to run every query.",
+        )
     return chosen
 
 
-def _parse_queries(value: t.Any, problems: Problems, require_expected: bool) -> t.Tuple[GoldenQuery, ...]:
+def _parse_queries(
+    value: t.Any, problems: Problems, require_expected: bool
+) -> t.Tuple[GoldenQuery, ...]:
     if not isinstance(value, list):
-        problems.add("queries", "must be a list of queries" if value is not None else "is missing")
+        problems.add(
+            "queries",
+            "must be a list of queries" if value is not None else "is missing",
+        )
         return ()
     if not value:
         problems.add("queries", "the golden set has no queries")
@@ -187,17 +241,25 @@ def _parse_queries(value: t.Any, problems: Problems, require_expected: bool) -> 
         if query is None:
             continue
         if query.qid in first_seen:
-            problems.add("queries[%d]" % index, "duplicate qid %r (first at queries[%d])"
-                         % (query.qid, first_seen[query.qid]))
+            problems.add(
+                "queries[%d]" % index,
+                "duplicate qid %r (first at queries[%d])"
+                % (query.qid, first_seen[query.qid]),
+            )
             continue
         first_seen[query.qid] = index
         parsed.append(query)
     return tuple(parsed)
 
 
-def _parse_query(entry: t.Any, where: str, problems: Problems, require_expected: bool) -> GoldenQuery | None:
+def _parse_query(
+    entry: t.Any, where: str, problems: Problems, require_expected: bool
+) -> GoldenQuery | None:
     if not isinstance(entry, dict):
-        problems.add(where, "must be a mapping with qid, text and expected_ids, not %s" % _kind(entry))
+        problems.add(
+            where,
+            "must be a mapping with qid, text and expected_ids, not %s" % _kind(entry),
+        )
         return None
     qid = entry.get("qid")
     if isinstance(qid, str) and qid.strip():
@@ -219,18 +281,33 @@ def _parse_query(entry: t.Any, where: str, problems: Problems, require_expected:
     if shard is not None and not (isinstance(shard, str) and shard):
         problems.add(where, "shard must be a non-empty string")
     baseline = _parse_query_baseline(entry.get("baseline"), where, problems)
-    if relevance is None or not isinstance(qid, str) or not qid.strip() or not isinstance(text, str):
+    if (
+        relevance is None
+        or not isinstance(qid, str)
+        or not qid.strip()
+        or not isinstance(text, str)
+    ):
         return None
-    return GoldenQuery(qid=qid, text=text, relevance=relevance, must_pass=must_pass is True,
-                       shard=shard if isinstance(shard, str) else None, baseline=baseline)
+    return GoldenQuery(
+        qid=qid,
+        text=text,
+        relevance=relevance,
+        must_pass=must_pass is True,
+        shard=shard if isinstance(shard, str) else None,
+        baseline=baseline,
+    )
 
 
-def _parse_relevance(entry: t.Mapping[str, t.Any], where: str, problems: Problems,
-                     require_expected: bool) -> t.Dict[str, int] | None:
+def _parse_relevance(
+    entry: t.Mapping[str, t.Any], where: str, problems: Problems, require_expected: bool
+) -> t.Dict[str, int] | None:
     """Expected ids in their listed order, each with its grade (1 unless ``relevance`` says otherwise)."""
     if "expected_ids" not in entry:
         if require_expected:
-            problems.add(where, "expected_ids is missing (use [] for a query without relevant documents)")
+            problems.add(
+                where,
+                "expected_ids is missing (use [] for a query without relevant documents)",
+            )
             return None
         return {}
     expected = _document_ids(entry["expected_ids"], where + ".expected_ids", problems)
@@ -244,15 +321,22 @@ def _parse_relevance(entry: t.Mapping[str, t.Any], where: str, problems: Problem
     for doc, grade in grades.items():
         key = str(doc)
         if key not in relevance:
-            problems.add(where + ".relevance", "%r is not one of the expected_ids" % key)
+            problems.add(
+                where + ".relevance", "%r is not one of the expected_ids" % key
+            )
         elif isinstance(grade, bool) or not isinstance(grade, int) or grade < 1:
-            problems.add(where + ".relevance", "grade of %s must be a whole number >= 1, not %r" % (key, grade))
+            problems.add(
+                where + ".relevance",
+                "grade of %s must be a whole number >= 1, not %r" % (key, grade),
+            )
         else:
             relevance[key] = grade
     return relevance
 
 
-def _parse_query_baseline(value: t.Any, where: str, problems: Problems) -> QueryBaseline | None:
+def _parse_query_baseline(
+    value: t.Any, where: str, problems: Problems
+) -> QueryBaseline | None:
     if value is None:
         return None
     where += ".baseline"
@@ -262,7 +346,9 @@ def _parse_query_baseline(value: t.Any, where: str, problems: Problems) -> Query
     _check_keys(value, QUERY_BASELINE_KEYS, where, problems)
     ids = _document_ids(value.get("ids", []), where + ".ids", problems, unique=False)
     scores = value.get("scores")
-    if scores is not None and (not isinstance(scores, list) or not all(_is_number(s) for s in scores)):
+    if scores is not None and (
+        not isinstance(scores, list) or not all(_is_number(s) for s in scores)
+    ):
         problems.add(where, "scores must be a list of numbers")
         return None
     if ids is None:
@@ -270,10 +356,14 @@ def _parse_query_baseline(value: t.Any, where: str, problems: Problems) -> Query
     if scores is not None and len(scores) != len(ids):
         problems.add(where, "has %d scores for %d ids" % (len(scores), len(ids)))
         return None
-    return QueryBaseline(tuple(ids), tuple(float(s) for s in scores) if scores is not None else None)
+    return QueryBaseline(
+        tuple(ids), tuple(float(s) for s in scores) if scores is not None else None
+    )
 
 
-def _document_ids(value: t.Any, where: str, problems: Problems, unique: bool = True) -> t.List[str] | None:
+def _document_ids(
+    value: t.Any, where: str, problems: Problems, unique: bool = True
+) -> t.List[str] | None:
     """Document ids as strings (integer ids, as Qdrant uses, are accepted and compared as text)."""
     if not isinstance(value, list):
         problems.add(where, "must be a list of document ids")
@@ -281,10 +371,17 @@ def _document_ids(value: t.Any, where: str, problems: Problems, unique: bool = T
     ids: t.List[str] = []
     for doc in value:
         if isinstance(doc, bool) or not isinstance(doc, (str, int)) or doc == "":
-            problems.add(where, "%r is not a document id (a non-empty string or an integer)" % (doc,))
+            problems.add(
+                where,
+                "%r is not a document id (a non-empty string or an integer)" % (doc,),
+            )
             return None
         ids.append(str(doc))
-    duplicates = sorted(doc for doc, count in collections.Counter(ids).items() if count > 1) if unique else []
+    duplicates = (
+        sorted(doc for doc, count in collections.Counter(ids).items() if count > 1)
+        if unique
+        else []
+    )
     if duplicates:
         problems.add(where, "lists %s more than once" % ", ".join(duplicates))
         return None
@@ -300,11 +397,20 @@ def _positive_int(value: t.Any, where: str, problems: Problems) -> int | None:
     return value
 
 
-def _check_keys(mapping: t.Mapping[str, t.Any], allowed: t.FrozenSet[str], where: str, problems: Problems) -> None:
+def _check_keys(
+    mapping: t.Mapping[str, t.Any],
+    allowed: t.FrozenSet[str],
+    where: str,
+    problems: Problems,
+) -> None:
     unknown = sorted(str(key) for key in mapping if key not in allowed)
     if unknown:
         plural = "s" if len(unknown) > 1 else ""
-        problems.add(where, "unknown key%s %s (allowed: %s)" % (plural, ", ".join(unknown), ", ".join(sorted(allowed))))
+        problems.add(
+            where,
+            "unknown key%s %s (allowed: %s)"
+            % (plural, ", ".join(unknown), ", ".join(sorted(allowed))),
+        )
 
 
 def _raise_if_any(problems: Problems, source: str) -> None:
@@ -313,7 +419,8 @@ def _raise_if_any(problems: Problems, source: str) -> None:
         raise GoldenSetInvalid(
             "Failed to load the golden set %s: %d problem%s, first: %s"
             % (source, count, "s" if count > 1 else "", problems.items[0]),
-            resource=source, reason="; ".join(problems.items[:10]),
+            resource=source,
+            reason="; ".join(problems.items[:10]),
             next_step="Fix the golden set (its format is in docs/golden.md of the collection) and run again.",
             partial={"problems": list(problems.items)},
         )

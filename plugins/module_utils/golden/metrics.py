@@ -75,7 +75,9 @@ def ndcg(ranked_gains: t.Sequence[float], grades: t.Iterable[int], k: int) -> fl
     return dcg(ranked_gains[:k]) / ideal if ideal > 0 else 0.0
 
 
-def evaluate_ranking(ranked: t.Sequence[str], relevance: t.Mapping[str, int], k: int) -> RankingMetrics:
+def evaluate_ranking(
+    ranked: t.Sequence[str], relevance: t.Mapping[str, int], k: int
+) -> RankingMetrics:
     """The metrics of ``ranked`` (best first, no repeats) against graded ``relevance`` at cutoff ``k``."""
     gains = [relevance.get(doc, 0) for doc in ranked[:k]]
     retrieved = sum(1 for gain in gains if gain > 0)
@@ -105,7 +107,9 @@ def percentile(values: t.Sequence[float], percent: float) -> float | None:
     return ordered[min(index, len(ordered) - 1)]
 
 
-def average_overlap(current: t.Sequence[str], baseline: t.Sequence[str], k: int) -> float:
+def average_overlap(
+    current: t.Sequence[str], baseline: t.Sequence[str], k: int
+) -> float:
     """Rank agreement of two top-k lists: the mean over depths d of |top d ∩ top d| / d.
 
     1 for the same ranking, 0 for disjoint ones; a swap near the top costs more than one near the
@@ -120,7 +124,9 @@ def average_overlap(current: t.Sequence[str], baseline: t.Sequence[str], k: int)
     return total / depth
 
 
-def score_drift(current: t.Mapping[str, float], baseline: t.Mapping[str, float]) -> float | None:
+def score_drift(
+    current: t.Mapping[str, float], baseline: t.Mapping[str, float]
+) -> float | None:
     """The largest score change of a document found in both answers; None when none is."""
     common = set(current) & set(baseline)
     if not common:

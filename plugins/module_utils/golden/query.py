@@ -21,10 +21,16 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import GoldenQuery
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import trec_order
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import scrub
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
+    GoldenQuery,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
+    trec_order,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
 
 try:
@@ -97,13 +103,18 @@ def compile_path(expression: str, option: str) -> t.Any:
     try:
         return jmespath.compile(expression)
     except JMESPathError as error:
-        raise RecoveryError("Invalid JMESPath expression in %s: %r" % (option, expression),
-                            resource=option, reason=" ".join(str(error).split()),
-                            next_step="Fix %s; try it on a sample answer with the jmespath command line "
-                                      "or the community.general.json_query filter." % option) from error
+        raise RecoveryError(
+            "Invalid JMESPath expression in %s: %r" % (option, expression),
+            resource=option,
+            reason=" ".join(str(error).split()),
+            next_step="Fix %s; try it on a sample answer with the jmespath command line "
+            "or the community.general.json_query filter." % option,
+        ) from error
 
 
-def make_opener(url: str, validate_certs: bool, ca_path: str | None, use_proxy: bool) -> t.Any:
+def make_opener(
+    url: str, validate_certs: bool, ca_path: str | None, use_proxy: bool
+) -> t.Any:
     """One opener for the whole run: loading the CA bundle for a TLS context costs ~50 ms of CPU, so it
     is done once, and only for an https URL."""
     handlers: t.List[t.Any] = [] if use_proxy else [urllib.request.ProxyHandler({})]
@@ -116,14 +127,19 @@ def make_opener(url: str, validate_certs: bool, ca_path: str | None, use_proxy: 
     return urllib.request.build_opener(*handlers)
 
 
-def render(template: t.Any, values: t.Mapping[str, t.Any], encode: t.Callable[[str], str] = str) -> t.Any:
+def render(
+    template: t.Any, values: t.Mapping[str, t.Any], encode: t.Callable[[str], str] = str
+) -> t.Any:
     """``template`` with ``${name}`` placeholders filled in, recursively through lists and dicts.
 
     A string that is exactly one placeholder becomes the value itself, so ``"${k}"`` gives the
     number k in a JSON body; inside a longer string the value is inserted as text (``encode``d).
     """
     if isinstance(template, dict):
-        return {render(key, values, encode): render(value, values, encode) for key, value in template.items()}
+        return {
+            render(key, values, encode): render(value, values, encode)
+            for key, value in template.items()
+        }
     if isinstance(template, list):
         return [render(item, values, encode) for item in template]
     if not isinstance(template, str):
@@ -131,7 +147,9 @@ def render(template: t.Any, values: t.Mapping[str, t.Any], encode: t.Callable[[s
     for name, value in values.items():
         if template in ("${%s}" % name, "$%s" % name) and encode is str:
             return value
-    return string.Template(template).substitute({name: encode(str(value)) for name, value in values.items()})
+    return string.Template(template).substitute(
+        {name: encode(str(value)) for name, value in values.items()}
+    )
 
 
 def check_templates(api: QueryApi) -> None:
@@ -141,9 +159,12 @@ def check_templates(api: QueryApi) -> None:
         try:
             render(template, sample)
         except (KeyError, ValueError) as error:
-            raise RecoveryError("Invalid placeholder in %s: %s" % (option, error), resource=option,
-                                next_step="Use only %s (write $$ for a literal $)."
-                                          % ", ".join("${%s}" % name for name in PLACEHOLDERS)) from error
+            raise RecoveryError(
+                "Invalid placeholder in %s: %s" % (option, error),
+                resource=option,
+                next_step="Use only %s (write $$ for a literal $)."
+                % ", ".join("${%s}" % name for name in PLACEHOLDERS),
+            ) from error
 
 
 def build_request(api: QueryApi, query: GoldenQuery, k: int) -> urllib.request.Request:
@@ -176,13 +197,20 @@ def ask(api: QueryApi, query: GoldenQuery, k: int, clock: Clock) -> Answer:
     return answer
 
 
-def _attempt(api: QueryApi, query: GoldenQuery, k: int, clock: Clock, start: float) -> Answer:
+def _attempt(
+    api: QueryApi, query: GoldenQuery, k: int, clock: Clock, start: float
+) -> Answer:
     try:
         payload = _fetch(api, build_request(api, query, k))
         ids, scores, cached = extract(api, payload)
     except AnswerError as error:
-        return Answer(query.qid, latency=round(clock.now() - start, 6), error=str(error), kind=error.kind,
-                      status=error.status)
+        return Answer(
+            query.qid,
+            latency=round(clock.now() - start, 6),
+            error=str(error),
+            kind=error.kind,
+            status=error.status,
+        )
     return Answer(query.qid, ids, scores, cached, latency=round(clock.now() - start, 6))
 
 
@@ -191,18 +219,26 @@ def _fetch(api: QueryApi, request: urllib.request.Request) -> bytes:
         with api.opener.open(request, timeout=api.timeout) as response:
             payload = t.cast(bytes, response.read(MAX_ANSWER_BYTES + 1))
     except urllib.error.HTTPError as error:
-        raise AnswerError(HTTP_ERROR, "HTTP %d: %s" % (error.code, _error_body(error)), error.code) from error
+        raise AnswerError(
+            HTTP_ERROR, "HTTP %d: %s" % (error.code, _error_body(error)), error.code
+        ) from error
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", error)
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):
             raise AnswerError(TIMEOUT, "no answer within %ss" % api.timeout) from error
-        raise AnswerError(UNREACHABLE, "cannot reach the endpoint: %s" % scrub(str(reason))) from error
+        raise AnswerError(
+            UNREACHABLE, "cannot reach the endpoint: %s" % scrub(str(reason))
+        ) from error
     if len(payload) > MAX_ANSWER_BYTES:
-        raise AnswerError(BAD_RESPONSE, "answer larger than %d bytes" % MAX_ANSWER_BYTES)
+        raise AnswerError(
+            BAD_RESPONSE, "answer larger than %d bytes" % MAX_ANSWER_BYTES
+        )
     return payload
 
 
-Extracted = t.Tuple[t.Tuple[str, ...], t.Optional[t.Tuple[float, ...]], t.Optional[bool]]
+Extracted = t.Tuple[
+    t.Tuple[str, ...], t.Optional[t.Tuple[float, ...]], t.Optional[bool]
+]
 
 
 def extract(api: QueryApi, payload: bytes) -> Extracted:
@@ -210,17 +246,30 @@ def extract(api: QueryApi, payload: bytes) -> Extracted:
     try:
         document = json.loads(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise AnswerError(BAD_RESPONSE, "answer is not JSON: %s" % _snippet(payload)) from error
+        raise AnswerError(
+            BAD_RESPONSE, "answer is not JSON: %s" % _snippet(payload)
+        ) from error
     if api.errors is not None:
         reported = api.errors.search(document)
         if reported:
-            raise AnswerError(PARTIAL, "the endpoint reported errors: %s" % _snippet(json.dumps(reported)))
+            raise AnswerError(
+                PARTIAL,
+                "the endpoint reported errors: %s" % _snippet(json.dumps(reported)),
+            )
     ids = _ids(api.ids.search(document), api.ids.expression, document)
-    scores = _scores(api.scores.search(document) if api.scores is not None else None, len(ids), api)
-    cached = _cached(api.cached.search(document), api.cached.expression) if api.cached is not None else None
+    scores = _scores(
+        api.scores.search(document) if api.scores is not None else None, len(ids), api
+    )
+    cached = (
+        _cached(api.cached.search(document), api.cached.expression)
+        if api.cached is not None
+        else None
+    )
     if api.ranking == "score":
         if scores is None:
-            raise AnswerError(BAD_RESPONSE, "ranking=score needs scores, but scores_path found none")
+            raise AnswerError(
+                BAD_RESPONSE, "ranking=score needs scores, but scores_path found none"
+            )
         ordered = trec_order(ids, scores)
         by_id = dict(zip(ids, scores))
         return tuple(ordered), tuple(by_id[doc] for doc in ordered), cached
@@ -232,23 +281,35 @@ def _cached(found: t.Any, expression: str) -> t.Optional[bool]:
     if found is None:
         return None
     if not isinstance(found, bool):
-        raise AnswerError(BAD_RESPONSE, "cached_path %r must give true or false, it gave %s"
-                          % (expression, _snippet(json.dumps(found))))
+        raise AnswerError(
+            BAD_RESPONSE,
+            "cached_path %r must give true or false, it gave %s"
+            % (expression, _snippet(json.dumps(found))),
+        )
     return found
 
 
 def _ids(found: t.Any, expression: str, document: t.Any) -> t.Tuple[str, ...]:
     if found is None:
-        raise AnswerError(BAD_RESPONSE, "ids_path %r found nothing in the answer: %s"
-                          % (expression, _snippet(json.dumps(document))))
+        raise AnswerError(
+            BAD_RESPONSE,
+            "ids_path %r found nothing in the answer: %s"
+            % (expression, _snippet(json.dumps(document))),
+        )
     if not isinstance(found, list):
-        raise AnswerError(BAD_RESPONSE, "ids_path %r must give a list, it gave %s" % (expression, _snippet(
-            json.dumps(found))))
+        raise AnswerError(
+            BAD_RESPONSE,
+            "ids_path %r must give a list, it gave %s"
+            % (expression, _snippet(json.dumps(found))),
+        )
     ids = []
     for doc in found:
         if isinstance(doc, bool) or not isinstance(doc, (str, int)):
-            raise AnswerError(BAD_RESPONSE, "ids_path %r gave %s, not a document id" % (expression, _snippet(
-                json.dumps(doc))))
+            raise AnswerError(
+                BAD_RESPONSE,
+                "ids_path %r gave %s, not a document id"
+                % (expression, _snippet(json.dumps(doc))),
+            )
         ids.append(str(doc))
     return tuple(ids)
 
@@ -258,10 +319,19 @@ def _scores(found: t.Any, count: int, api: QueryApi) -> t.Optional[t.Tuple[float
     score field gives an empty list)."""
     if found is None or found == []:
         return None
-    if not isinstance(found, list) or len(found) != count or not all(
-            isinstance(score, (int, float)) and not isinstance(score, bool) for score in found):
-        raise AnswerError(BAD_RESPONSE, "scores_path %r must give one number per id (%d ids), it gave %s"
-                          % (api.scores.expression, count, _snippet(json.dumps(found))))
+    if (
+        not isinstance(found, list)
+        or len(found) != count
+        or not all(
+            isinstance(score, (int, float)) and not isinstance(score, bool)
+            for score in found
+        )
+    ):
+        raise AnswerError(
+            BAD_RESPONSE,
+            "scores_path %r must give one number per id (%d ids), it gave %s"
+            % (api.scores.expression, count, _snippet(json.dumps(found))),
+        )
     return tuple(float(score) for score in found)
 
 
@@ -274,7 +344,11 @@ def _error_body(error: urllib.error.HTTPError) -> str:
         message = json.loads(body).get("error") or body
     except (ValueError, AttributeError):
         message = body
-    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    text = (
+        message.decode("utf-8", "replace")
+        if isinstance(message, bytes)
+        else str(message)
+    )
     return _snippet(text.encode("utf-8")) or str(error.reason)
 
 
@@ -314,8 +388,15 @@ class InFlight:
             return qid in self.sent
 
 
-def run_queries(api: QueryApi, queries: t.Sequence[GoldenQuery], k: int, *, concurrency: int,
-                deadline_at: float, clock: Clock) -> t.List[Answer]:
+def run_queries(
+    api: QueryApi,
+    queries: t.Sequence[GoldenQuery],
+    k: int,
+    *,
+    concurrency: int,
+    deadline_at: float,
+    clock: Clock,
+) -> t.List[Answer]:
     """Every query's :class:`Answer`, in the order given, with at most ``concurrency`` in flight.
 
     Workers are daemon threads: one stuck in a socket read past its timeout or the deadline is
@@ -328,21 +409,36 @@ def run_queries(api: QueryApi, queries: t.Sequence[GoldenQuery], k: int, *, conc
     flight = InFlight(threading.Lock(), {}, set())
     stop = threading.Event()
     for _worker in range(max(1, min(concurrency, len(queries)))):
-        threading.Thread(target=_work, args=(api, k, clock, pending, done, flight, stop), daemon=True).start()
+        threading.Thread(
+            target=_work, args=(api, k, clock, pending, done, flight, stop), daemon=True
+        ).start()
     try:
         answers = _collect(len(queries), api.timeout, deadline_at, clock, done, flight)
     finally:
         stop.set()
     for query in queries:
         if query.qid not in answers:
-            answers[query.qid] = Answer(query.qid, kind=DEADLINE, error=(
-                "no answer before the overall deadline" if flight.was_sent(query.qid)
-                else "not sent: the overall deadline had passed"))
+            answers[query.qid] = Answer(
+                query.qid,
+                kind=DEADLINE,
+                error=(
+                    "no answer before the overall deadline"
+                    if flight.was_sent(query.qid)
+                    else "not sent: the overall deadline had passed"
+                ),
+            )
     return [answers[query.qid] for query in queries]
 
 
-def _work(api: QueryApi, k: int, clock: Clock, pending: queue.Queue[GoldenQuery], done: queue.Queue[Answer],
-          flight: InFlight, stop: threading.Event) -> None:
+def _work(
+    api: QueryApi,
+    k: int,
+    clock: Clock,
+    pending: queue.Queue[GoldenQuery],
+    done: queue.Queue[Answer],
+    flight: InFlight,
+    stop: threading.Event,
+) -> None:
     while not stop.is_set():
         try:
             query = pending.get_nowait()
@@ -352,8 +448,14 @@ def _work(api: QueryApi, k: int, clock: Clock, pending: queue.Queue[GoldenQuery]
         done.put(ask(api, query, k, clock))
 
 
-def _collect(expected: int, timeout: float, deadline_at: float, clock: Clock, done: queue.Queue[Answer],
-             flight: InFlight) -> t.Dict[str, Answer]:
+def _collect(
+    expected: int,
+    timeout: float,
+    deadline_at: float,
+    clock: Clock,
+    done: queue.Queue[Answer],
+    flight: InFlight,
+) -> t.Dict[str, Answer]:
     """Answers as they arrive; a query still out at its timeout is recorded as timed out right then."""
     answers: t.Dict[str, Answer] = {}
     while len(answers) < expected:
@@ -365,7 +467,9 @@ def _collect(expected: int, timeout: float, deadline_at: float, clock: Clock, do
                 flight.settle(qid)
         if len(answers) >= expected or now >= deadline_at:
             break
-        expiries = [at + timeout for qid, at in open_since.items() if qid not in answers]
+        expiries = [
+            at + timeout for qid, at in open_since.items() if qid not in answers
+        ]
         wake = min([deadline_at, *expiries])
         try:
             answer = done.get(timeout=max(0.001, wake - now))
@@ -379,4 +483,6 @@ def _collect(expected: int, timeout: float, deadline_at: float, clock: Clock, do
 
 
 def _timed_out(qid: str, timeout: float) -> Answer:
-    return Answer(qid, latency=timeout, kind=TIMEOUT, error="no answer within %ss" % timeout)
+    return Answer(
+        qid, latency=timeout, kind=TIMEOUT, error="no answer within %ss" % timeout
+    )

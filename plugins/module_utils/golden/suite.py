@@ -18,9 +18,18 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation 
     aggregate,
     evaluate_answer,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import GoldenQuery, GoldenSet
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.query import QueryApi, run_queries
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock, Waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
+    GoldenQuery,
+    GoldenSet,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.query import (
+    QueryApi,
+    run_queries,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
+    Clock,
+    Waiter,
+)
 
 
 @dataclass(frozen=True)
@@ -72,21 +81,49 @@ class Outcome:
         """The last round's findings, plus one about the rounds when more than one was asked for."""
         extra = []
         if not self.passed and self.plan.rounds > 1:
-            extra.append(v.Finding(v.FAIL, "rounds", "needed %d consecutive passing rounds, got %d after %d round(s)%s"
-                                   % (self.plan.rounds, self.streak, len(self.rounds),
-                                      " (the overall deadline ended the run)" if self.deadline_hit else ""),
-                                   value=float(self.streak), limit=float(self.plan.rounds)))
+            extra.append(
+                v.Finding(
+                    v.FAIL,
+                    "rounds",
+                    "needed %d consecutive passing rounds, got %d after %d round(s)%s"
+                    % (
+                        self.plan.rounds,
+                        self.streak,
+                        len(self.rounds),
+                        " (the overall deadline ended the run)"
+                        if self.deadline_hit
+                        else "",
+                    ),
+                    value=float(self.streak),
+                    limit=float(self.plan.rounds),
+                )
+            )
         return tuple(extra) + self.last.verdict.findings
 
 
 def run_round(plan: Plan, number: int, deadline_at: float, clock: Clock) -> Round:
     """Send every query once, then score and judge the answers."""
     start = clock.now()
-    answers = run_queries(plan.api, plan.queries, plan.k, concurrency=plan.concurrency, deadline_at=deadline_at,
-                          clock=clock)
-    results = tuple(evaluate_answer(query, answer, plan.k) for query, answer in zip(plan.queries, answers))
+    answers = run_queries(
+        plan.api,
+        plan.queries,
+        plan.k,
+        concurrency=plan.concurrency,
+        deadline_at=deadline_at,
+        clock=clock,
+    )
+    results = tuple(
+        evaluate_answer(query, answer, plan.k)
+        for query, answer in zip(plan.queries, answers)
+    )
     summary = aggregate(results, plan.criteria.min_recall)
-    return Round(number, results, summary, v.judge(results, summary, plan.criteria), round(clock.now() - start, 3))
+    return Round(
+        number,
+        results,
+        summary,
+        v.judge(results, summary, plan.criteria),
+        round(clock.now() - start, 3),
+    )
 
 
 def run_validation(plan: Plan, clock: Clock) -> Outcome:
@@ -107,13 +144,18 @@ def run_validation(plan: Plan, clock: Clock) -> Outcome:
 
     def settled(current: Outcome) -> bool:
         left = plan.max_rounds - len(current.rounds)
-        if current.passed or current.deadline_hit or left < plan.rounds - current.streak:
+        if (
+            current.passed
+            or current.deadline_hit
+            or left < plan.rounds - current.streak
+        ):
             return True
         current.deadline_hit = clock.now() >= deadline_at
         return current.deadline_hit
 
     # The settled predicate includes the deadline, so the waiter returns instead of raising.
     Waiter(timeout=plan.deadline, interval=plan.round_interval, clock=clock).until(
-        "consecutive passing rounds of golden queries", next_round, settled)
+        "consecutive passing rounds of golden queries", next_round, settled
+    )
     outcome.duration = round(clock.now() - start, 3)
     return outcome

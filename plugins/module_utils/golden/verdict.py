@@ -14,18 +14,28 @@ import types
 import typing as t
 from dataclasses import asdict, dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import metrics as m
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import query as q
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import QueryResult
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
+    QueryResult,
+)
 
 FAIL = "fail"
 WARN = "warn"
 # Upper limits: option name -> aggregate metric it limits.
-MAXIMUMS = types.MappingProxyType({
-    "max_error_rate": "error_rate", "max_empty_rate": "empty_rate", "max_latency_p95": "latency_p95",
-    "max_latency": "latency_max", "max_score_drift": "score_drift", "max_cache_hit_rate": "cache_hit_rate",
-})
+MAXIMUMS = types.MappingProxyType(
+    {
+        "max_error_rate": "error_rate",
+        "max_empty_rate": "empty_rate",
+        "max_latency_p95": "latency_p95",
+        "max_latency": "latency_max",
+        "max_score_drift": "score_drift",
+        "max_cache_hit_rate": "cache_hit_rate",
+    }
+)
 RATE_LIMITS = ("max_error_rate", "max_empty_rate", "max_cache_hit_rate")
 
 
@@ -64,8 +74,14 @@ class RoundVerdict:
     failing: t.Tuple[QueryResult, ...]
 
 
-def criteria_from_options(thresholds: t.Mapping[str, t.Optional[float]], *, min_recall: float, tolerance: float,
-                          baseline: t.Mapping[str, float], baseline_note: t.Optional[str] = None) -> Criteria:
+def criteria_from_options(
+    thresholds: t.Mapping[str, t.Optional[float]],
+    *,
+    min_recall: float,
+    tolerance: float,
+    baseline: t.Mapping[str, float],
+    baseline_note: t.Optional[str] = None,
+) -> Criteria:
     """:class:`Criteria` from the module's options; a value out of its range fails before any query."""
     for name, value in thresholds.items():
         if value is None:
@@ -79,18 +95,34 @@ def criteria_from_options(thresholds: t.Mapping[str, t.Optional[float]], *, min_
         raise _out_of_range("query_min_recall", min_recall, "between 0 and 1")
     if not 0 <= tolerance <= 1:
         raise _out_of_range("tolerance", tolerance, "between 0 and 1")
-    minimums = {name: value for name, value in thresholds.items() if value is not None and name not in MAXIMUMS}
-    maximums = {MAXIMUMS[name]: value for name, value in thresholds.items() if value is not None and name in MAXIMUMS}
-    return Criteria(minimums, maximums, min_recall, tolerance, dict(baseline), baseline_note)
+    minimums = {
+        name: value
+        for name, value in thresholds.items()
+        if value is not None and name not in MAXIMUMS
+    }
+    maximums = {
+        MAXIMUMS[name]: value
+        for name, value in thresholds.items()
+        if value is not None and name in MAXIMUMS
+    }
+    return Criteria(
+        minimums, maximums, min_recall, tolerance, dict(baseline), baseline_note
+    )
 
 
 def _out_of_range(option: str, value: float, allowed: str) -> RecoveryError:
-    return RecoveryError("Invalid %s=%s: it must be %s" % (option, value, allowed), resource=option,
-                         next_step="Give %s a value %s." % (option, allowed))
+    return RecoveryError(
+        "Invalid %s=%s: it must be %s" % (option, value, allowed),
+        resource=option,
+        next_step="Give %s a value %s." % (option, allowed),
+    )
 
 
-def judge(results: t.Sequence[QueryResult], summary: t.Mapping[str, t.Optional[float]],
-          criteria: Criteria) -> RoundVerdict:
+def judge(
+    results: t.Sequence[QueryResult],
+    summary: t.Mapping[str, t.Optional[float]],
+    criteria: Criteria,
+) -> RoundVerdict:
     """The round's findings, must-pass failures first, and whether it passed."""
     findings = query_findings(results, criteria.min_recall)
     findings += threshold_findings(summary, criteria)
@@ -111,29 +143,56 @@ def failure_reasons(result: QueryResult, min_recall: float) -> t.List[str]:
     if result.empty:
         return ["no results (expected %s)" % ", ".join(result.query.expected_ids)]
     missing = ", ".join(result.missing)
-    return ["%s not in the top %d (recall %s < %s)" % (missing, result.k, _number(recall), _number(min_recall))]
+    return [
+        "%s not in the top %d (recall %s < %s)"
+        % (missing, result.k, _number(recall), _number(min_recall))
+    ]
 
 
-def query_findings(results: t.Sequence[QueryResult], min_recall: float) -> t.List[Finding]:
+def query_findings(
+    results: t.Sequence[QueryResult], min_recall: float
+) -> t.List[Finding]:
     findings = []
     for result in results:
         qid = result.query.qid
         reasons = failure_reasons(result, min_recall)
         if reasons:
             must = result.query.must_pass
-            findings.append(Finding(FAIL if must else WARN, "must_pass" if must else "query",
-                                    "%s%s failed: %s" % (qid, " (must pass)" if must else "", "; ".join(reasons)),
-                                    qid=qid))
+            findings.append(
+                Finding(
+                    FAIL if must else WARN,
+                    "must_pass" if must else "query",
+                    "%s%s failed: %s"
+                    % (qid, " (must pass)" if must else "", "; ".join(reasons)),
+                    qid=qid,
+                )
+            )
         if result.duplicates:
-            findings.append(Finding(WARN, "duplicates", "%s: the answer lists %d id(s) more than once; each "
-                                    "document counts once, at its best rank" % (qid, result.duplicates), qid=qid))
+            findings.append(
+                Finding(
+                    WARN,
+                    "duplicates",
+                    "%s: the answer lists %d id(s) more than once; each "
+                    "document counts once, at its best rank" % (qid, result.duplicates),
+                    qid=qid,
+                )
+            )
         if not result.query.relevance:
-            findings.append(Finding(WARN, "no_expected_ids", "%s has no expected ids: it scores 0 on every "
-                                    "relevance metric" % qid, qid=qid))
+            findings.append(
+                Finding(
+                    WARN,
+                    "no_expected_ids",
+                    "%s has no expected ids: it scores 0 on every "
+                    "relevance metric" % qid,
+                    qid=qid,
+                )
+            )
     return findings
 
 
-def threshold_findings(summary: t.Mapping[str, t.Optional[float]], criteria: Criteria) -> t.List[Finding]:
+def threshold_findings(
+    summary: t.Mapping[str, t.Optional[float]], criteria: Criteria
+) -> t.List[Finding]:
     findings = []
     for metric, limit in sorted(criteria.minimums.items()):
         value = summary.get(metric)
@@ -141,9 +200,17 @@ def threshold_findings(summary: t.Mapping[str, t.Optional[float]], criteria: Cri
             if metric != "must_pass_rate":
                 findings.append(_unmeasured(metric, limit))
         elif not m.at_least(value, limit):
-            findings.append(Finding(FAIL, "threshold", "%s %s is below the threshold %s"
-                                    % (metric, _number(value), _number(limit)), metric=metric, value=value,
-                                    limit=limit))
+            findings.append(
+                Finding(
+                    FAIL,
+                    "threshold",
+                    "%s %s is below the threshold %s"
+                    % (metric, _number(value), _number(limit)),
+                    metric=metric,
+                    value=value,
+                    limit=limit,
+                )
+            )
     for metric, limit in sorted(criteria.maximums.items()):
         value = summary.get(metric)
         if value is None:
@@ -151,68 +218,126 @@ def threshold_findings(summary: t.Mapping[str, t.Optional[float]], criteria: Cri
                 continue
             findings.append(_unmeasured(metric, limit))
         elif not m.at_most(value, limit):
-            findings.append(Finding(FAIL, "threshold", "%s %s is above the limit %s"
-                                    % (metric, _number(value), _number(limit)), metric=metric, value=value,
-                                    limit=limit))
+            findings.append(
+                Finding(
+                    FAIL,
+                    "threshold",
+                    "%s %s is above the limit %s"
+                    % (metric, _number(value), _number(limit)),
+                    metric=metric,
+                    value=value,
+                    limit=limit,
+                )
+            )
     return findings
 
 
 def _unmeasured(metric: str, limit: float) -> Finding:
-    return Finding(FAIL, "threshold", "%s could not be measured (no query gave what it needs), so its threshold %s "
-                   "is not met" % (metric, _number(limit)), metric=metric, limit=limit)
+    return Finding(
+        FAIL,
+        "threshold",
+        "%s could not be measured (no query gave what it needs), so its threshold %s "
+        "is not met" % (metric, _number(limit)),
+        metric=metric,
+        limit=limit,
+    )
 
 
-def regression_findings(summary: t.Mapping[str, t.Optional[float]], criteria: Criteria) -> t.List[Finding]:
+def regression_findings(
+    summary: t.Mapping[str, t.Optional[float]], criteria: Criteria
+) -> t.List[Finding]:
     if criteria.baseline_note:
-        return [Finding(WARN, "baseline", criteria.baseline_note)] if criteria.baseline else []
+        return (
+            [Finding(WARN, "baseline", criteria.baseline_note)]
+            if criteria.baseline
+            else []
+        )
     findings = []
     for metric, before in sorted(criteria.baseline.items()):
         now = summary.get(metric)
         if now is None:
             continue
         if before - now > criteria.tolerance + m.EPSILON:
-            findings.append(Finding(FAIL, "regression", "%s %s dropped %s below the baseline %s (tolerance %s)"
-                                    % (metric, _number(now), _number(before - now), _number(before),
-                                       _number(criteria.tolerance)), metric=metric, value=now, limit=before))
+            findings.append(
+                Finding(
+                    FAIL,
+                    "regression",
+                    "%s %s dropped %s below the baseline %s (tolerance %s)"
+                    % (
+                        metric,
+                        _number(now),
+                        _number(before - now),
+                        _number(before),
+                        _number(criteria.tolerance),
+                    ),
+                    metric=metric,
+                    value=now,
+                    limit=before,
+                )
+            )
     return findings
 
 
-def baseline_comparison(summary: t.Mapping[str, t.Optional[float]],
-                        criteria: Criteria) -> t.Dict[str, t.Dict[str, t.Optional[float]]]:
+def baseline_comparison(
+    summary: t.Mapping[str, t.Optional[float]], criteria: Criteria
+) -> t.Dict[str, t.Dict[str, t.Optional[float]]]:
     """For each baseline metric: the baseline, the current value and the change."""
     table = {}
     for metric, before in sorted(criteria.baseline.items()):
         now = summary.get(metric)
-        table[metric] = {"baseline": before, "current": _round(now),
-                         "change": _round(now - before) if now is not None else None}
+        table[metric] = {
+            "baseline": before,
+            "current": _round(now),
+            "change": _round(now - before) if now is not None else None,
+        }
     return table
 
 
 def next_step(verdict: RoundVerdict, shard: t.Optional[str]) -> str:
     """The next manual step for a failed verdict, chosen from what failed."""
-    hold = ("Keep shard %s out of service (do not mark it serving). " % shard if shard
-            else "Do not send traffic back to this system yet. ")
+    hold = (
+        "Keep shard %s out of service (do not mark it serving). " % shard
+        if shard
+        else "Do not send traffic back to this system yet. "
+    )
     kinds = {r.answer.kind for r in verdict.failing if r.errored}
     if kinds & {q.HTTP_ERROR, q.UNREACHABLE, q.TIMEOUT, q.DEADLINE, q.PARTIAL}:
-        statuses = {r.answer.status for r in verdict.failing if r.answer.status in (401, 403)}
+        statuses = {
+            r.answer.status for r in verdict.failing if r.answer.status in (401, 403)
+        }
         if statuses:
-            return hold + "The endpoint rejected the request (HTTP %s): check the credentials in secret_headers." \
+            return (
+                hold
+                + "The endpoint rejected the request (HTTP %s): check the credentials in secret_headers."
                 % "/".join(str(s) for s in sorted(statuses))
-        return hold + ("The endpoint is failing (%s): check its health and its logs for index errors, re-open the "
-                       "index or restore the latest verified snapshot, then run the validation again."
-                       % ", ".join(sorted(k for k in kinds if k)))
+            )
+        return hold + (
+            "The endpoint is failing (%s): check its health and its logs for index errors, re-open the "
+            "index or restore the latest verified snapshot, then run the validation again."
+            % ", ".join(sorted(k for k in kinds if k))
+        )
     if kinds == {q.BAD_RESPONSE}:
-        return hold + ("The answers could not be read: check ids_path and scores_path against an answer "
-                       "(shown in the failing queries) and the request body the endpoint expects.")
+        return hold + (
+            "The answers could not be read: check ids_path and scores_path against an answer "
+            "(shown in the failing queries) and the request body the endpoint expects."
+        )
     if verdict.failing:
-        return hold + ("Answers miss expected documents: the index is damaged or stale. Restore the latest verified "
-                       "snapshot (and re-index what was written since), then run the validation again.")
-    return hold + ("Quality is below the thresholds or the baseline: compare the metrics in the report with the "
-                   "baseline and keep the known-good path serving until they recover.")
+        return hold + (
+            "Answers miss expected documents: the index is damaged or stale. Restore the latest verified "
+            "snapshot (and re-index what was written since), then run the validation again."
+        )
+    return hold + (
+        "Quality is below the thresholds or the baseline: compare the metrics in the report with the "
+        "baseline and keep the known-good path serving until they recover."
+    )
 
 
 def _number(value: float) -> str:
-    return ("%.4f" % value).rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+    return (
+        ("%.4f" % value).rstrip("0").rstrip(".")
+        if value != int(value)
+        else str(int(value))
+    )
 
 
 def _round(value: t.Optional[float]) -> t.Optional[float]:

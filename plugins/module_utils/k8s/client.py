@@ -13,8 +13,15 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, Conflict, NotFound
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref, kind_of
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
+    Ref,
+    kind_of,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
 
 Obj = t.Dict[str, t.Any]
@@ -51,18 +58,30 @@ class UpdateResult:
     conflicts: int = 0
 
 
-def _dry_run(query: t.List[t.Tuple[str, str]], dry_run: bool) -> t.List[t.Tuple[str, str]]:
+def _dry_run(
+    query: t.List[t.Tuple[str, str]], dry_run: bool
+) -> t.List[t.Tuple[str, str]]:
     return [*query, ("dryRun", "All")] if dry_run else query
 
 
 # The Roles the collection ships (meta/rbac/<file>.yaml) and the playbooks each one serves.
 SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
-    ("ragops-recovery-shard", "shard-recovery.yaml", "vectorstore_shard_recovery, shard_quarantine"),
-    ("ragops-recovery-generator", "generator.yaml", "generator_outage, generator_failback"),
+    (
+        "ragops-recovery-shard",
+        "shard-recovery.yaml",
+        "vectorstore_shard_recovery, shard_quarantine",
+    ),
+    (
+        "ragops-recovery-generator",
+        "generator.yaml",
+        "generator_outage, generator_failback",
+    ),
     ("ragops-recovery-bootstrap", "bootstrap.yaml", "bootstrap_recovery"),
 )
-_FORBIDDEN = re.compile(r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
-                        r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]*)")?')
+_FORBIDDEN = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
+    r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]*)")?'
+)
 
 
 def forbidden_step(reason: str) -> str | None:
@@ -71,12 +90,24 @@ def forbidden_step(reason: str) -> str | None:
     if not found:
         return None
     roles = "; ".join("%s (meta/rbac/%s, for %s)" % role for role in SHIPPED_ROLES)
-    where = ' in namespace "%s"' % found.group("namespace") if found.group("namespace") else ""
-    return ('Grant verb "%s" on resource "%s" (API group "%s")%s to %s: add it to the Role bound to that identity. '
-            "The Roles the collection ships are %s; apply the one of the playbook you run with "
-            "kubectl apply -n NAMESPACE -f <file>, or report the missing rule if it is already applied."
-            % (found.group("verb"), found.group("resource"), found.group("group") or "", where, found.group("user"),
-               roles))
+    where = (
+        ' in namespace "%s"' % found.group("namespace")
+        if found.group("namespace")
+        else ""
+    )
+    return (
+        'Grant verb "%s" on resource "%s" (API group "%s")%s to %s: add it to the Role bound to that identity. '
+        "The Roles the collection ships are %s; apply the one of the playbook you run with "
+        "kubectl apply -n NAMESPACE -f <file>, or report the missing rule if it is already applied."
+        % (
+            found.group("verb"),
+            found.group("resource"),
+            found.group("group") or "",
+            where,
+            found.group("user"),
+            roles,
+        )
+    )
 
 
 def _describe(error: ApiError, verb: str, target: str) -> ApiError:
@@ -84,20 +115,39 @@ def _describe(error: ApiError, verb: str, target: str) -> ApiError:
     cls = type(error)
     reason = error.reason or error.msg
     if error.status == 0:
-        msg = "Failed to %s %s: the Kubernetes API could not be reached (%s)" % (verb, target, reason)
-        next_step = "Check that the API server is up and that host/kubeconfig point at it."
+        msg = "Failed to %s %s: the Kubernetes API could not be reached (%s)" % (
+            verb,
+            target,
+            reason,
+        )
+        next_step = (
+            "Check that the API server is up and that host/kubeconfig point at it."
+        )
     elif error.status == 403 and forbidden_step(reason):
-        msg = "Failed to %s %s: forbidden by RBAC (HTTP 403: %s)" % (verb, target, reason)
+        msg = "Failed to %s %s: forbidden by RBAC (HTTP 403: %s)" % (
+            verb,
+            target,
+            reason,
+        )
         next_step = forbidden_step(reason) or ""
     elif error.status in (401, 403):
-        msg = "Failed to %s %s: the credentials were rejected (HTTP %d: %s)" % (verb, target, error.status, reason)
-        next_step = "Check api_key/kubeconfig and the RBAC permissions of that identity."
+        msg = "Failed to %s %s: the credentials were rejected (HTTP %d: %s)" % (
+            verb,
+            target,
+            error.status,
+            reason,
+        )
+        next_step = (
+            "Check api_key/kubeconfig and the RBAC permissions of that identity."
+        )
     else:
         msg = "Failed to %s %s: HTTP %d: %s" % (verb, target, error.status, reason)
         next_step = error.next_step or ""
     if error.attempts > 1:
         msg += " (after %d attempts)" % error.attempts
-    described = cls(msg, status=error.status, resource=target, reason=reason, next_step=next_step)
+    described = cls(
+        msg, status=error.status, resource=target, reason=reason, next_step=next_step
+    )
     described.attempts = error.attempts
     return described
 
@@ -110,7 +160,9 @@ class K8sClient:
     retrier: Retrier = field(default_factory=Retrier)
     conflict_attempts: int = 5
 
-    def _call(self, verb: str, target: str, idempotent: bool, func: t.Callable[[], t.Any]) -> t.Any:
+    def _call(
+        self, verb: str, target: str, idempotent: bool, func: t.Callable[[], t.Any]
+    ) -> t.Any:
         try:
             return self.retrier.call(func, idempotent=idempotent)
         except ApiError as error:
@@ -118,7 +170,15 @@ class K8sClient:
 
     def get(self, ref: Ref) -> Obj:
         """The object, or :class:`NotFound`."""
-        return t.cast(Obj, self._call("read", str(ref), True, lambda: self.transport.request("GET", ref.path())))
+        return t.cast(
+            Obj,
+            self._call(
+                "read",
+                str(ref),
+                True,
+                lambda: self.transport.request("GET", ref.path()),
+            ),
+        )
 
     def get_or_none(self, ref: Ref) -> Obj | None:
         try:
@@ -127,44 +187,102 @@ class K8sClient:
             return None
 
     def list(
-        self, kind: str, namespace: str | None, *, label_selector: str = "", field_selector: str = ""
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
     ) -> t.List[Obj]:
-        query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v]
+        query = [
+            (k, v)
+            for k, v in (
+                ("labelSelector", label_selector),
+                ("fieldSelector", field_selector),
+            )
+            if v
+        ]
         path = kind_of(kind).collection_path(namespace)
         target = "%s in %s" % (kind_of(kind).plural, namespace or "all namespaces")
-        answer = self._call("list", target, True, lambda: self.transport.request("GET", path, query=query))
+        answer = self._call(
+            "list",
+            target,
+            True,
+            lambda: self.transport.request("GET", path, query=query),
+        )
         return t.cast(t.List[Obj], answer.get("items") or [])
 
     def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Create ``obj``; only a throttled attempt is repeated, since a create is not idempotent."""
         meta = obj.get("metadata", {})
         kind = kind_of(obj["kind"])
-        ref = Ref(obj["kind"], meta.get("name") or meta.get("generateName", "") + "*", meta.get("namespace"))
+        ref = Ref(
+            obj["kind"],
+            meta.get("name") or meta.get("generateName", "") + "*",
+            meta.get("namespace"),
+        )
         path = kind.collection_path(meta.get("namespace"))
         query = _dry_run([], dry_run)
-        return t.cast(Obj, self._call("create", str(ref), False,
-                                      lambda: self.transport.request("POST", path, query=query, body=obj)))
+        return t.cast(
+            Obj,
+            self._call(
+                "create",
+                str(ref),
+                False,
+                lambda: self.transport.request("POST", path, query=query, body=obj),
+            ),
+        )
 
-    def patch(self, ref: Ref, patch: t.Any, *, patch_type: str = "merge", dry_run: bool = False,
-              subresource: str | None = None) -> Obj:
+    def patch(
+        self,
+        ref: Ref,
+        patch: t.Any,
+        *,
+        patch_type: str = "merge",
+        dry_run: bool = False,
+        subresource: str | None = None,
+    ) -> Obj:
         """Apply a patch; merge and strategic patches set fields, so they are safe to repeat."""
         query = _dry_run([], dry_run)
         content_type = PATCH_CONTENT_TYPES[patch_type]
-        return t.cast(Obj, self._call(
-            "patch", str(ref), patch_type != "json",
-            lambda: self.transport.request("PATCH", ref.path(subresource), query=query, body=patch,
-                                           content_type=content_type),
-        ))
+        return t.cast(
+            Obj,
+            self._call(
+                "patch",
+                str(ref),
+                patch_type != "json",
+                lambda: self.transport.request(
+                    "PATCH",
+                    ref.path(subresource),
+                    query=query,
+                    body=patch,
+                    content_type=content_type,
+                ),
+            ),
+        )
 
-    def replace(self, obj: Obj, *, dry_run: bool = False, ref: Ref | None = None) -> Obj:
+    def replace(
+        self, obj: Obj, *, dry_run: bool = False, ref: Ref | None = None
+    ) -> Obj:
         """PUT ``obj``; it carries its resourceVersion, so a repeat cannot overwrite a newer write."""
         meta = obj["metadata"]
         ref = ref or Ref(obj["kind"], meta["name"], meta.get("namespace"))
         query = _dry_run([], dry_run)
-        return t.cast(Obj, self._call("replace", str(ref), True,
-                                      lambda: self.transport.request("PUT", ref.path(), query=query, body=obj)))
+        return t.cast(
+            Obj,
+            self._call(
+                "replace",
+                str(ref),
+                True,
+                lambda: self.transport.request(
+                    "PUT", ref.path(), query=query, body=obj
+                ),
+            ),
+        )
 
-    def update(self, ref: Ref, mutate: Mutation, *, dry_run: bool = False) -> UpdateResult:
+    def update(
+        self, ref: Ref, mutate: Mutation, *, dry_run: bool = False
+    ) -> UpdateResult:
         """Read, apply the pure function ``mutate`` and write back, re-reading on 409 Conflict.
 
         ``mutate`` gets a deep copy and returns the desired object, or ``None``
@@ -177,20 +295,36 @@ class K8sClient:
             if desired is None or desired == before:
                 return UpdateResult(before, before, False, conflicts)
             try:
-                return UpdateResult(before, self.replace(desired, dry_run=dry_run, ref=ref), True, conflicts)
+                return UpdateResult(
+                    before,
+                    self.replace(desired, dry_run=dry_run, ref=ref),
+                    True,
+                    conflicts,
+                )
             except Conflict:
                 conflicts += 1
                 if conflicts >= self.conflict_attempts:
                     raise
 
-    def pod_log(self, namespace: str, name: str, *, container: str | None = None,
-                previous: bool = False, tail_lines: int | None = None) -> str:
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int | None = None,
+    ) -> str:
         query = [("container", container)] if container else []
         if previous:
             query.append(("previous", "true"))
         if tail_lines is not None:
             query.append(("tailLines", str(tail_lines)))
         ref = Ref("Pod", name, namespace)
-        answer = self._call("read the log of", str(ref), True,
-                            lambda: self.transport.request("GET", ref.path("log"), query=query))
+        answer = self._call(
+            "read the log of",
+            str(ref),
+            True,
+            lambda: self.transport.request("GET", ref.path("log"), query=query),
+        )
         return answer if isinstance(answer, str) else ""

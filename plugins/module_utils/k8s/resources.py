@@ -28,7 +28,9 @@ class Kind:
             return "%s/namespaces/%s/%s" % (prefix, namespace, self.plural)
         return "%s/%s" % (prefix, self.plural)
 
-    def object_path(self, namespace: str | None, name: str, subresource: str | None = None) -> str:
+    def object_path(
+        self, namespace: str | None, name: str, subresource: str | None = None
+    ) -> str:
         path = "%s/%s" % (self.collection_path(namespace), name)
         return path + "/" + subresource if subresource else path
 
@@ -56,7 +58,9 @@ def kind_of(name: str) -> Kind:
     try:
         return KINDS[name]
     except KeyError:
-        raise ValueError("Unsupported kind %r; supported: %s" % (name, ", ".join(sorted(KINDS)))) from None
+        raise ValueError(
+            "Unsupported kind %r; supported: %s" % (name, ", ".join(sorted(KINDS)))
+        ) from None
 
 
 @dataclass(frozen=True)

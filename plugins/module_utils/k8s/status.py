@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import pod_ready
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
+    pod_ready,
+)
 
 Obj = t.Dict[str, t.Any]
 
@@ -39,7 +41,10 @@ def _exit_code(status: Obj) -> int | None:
 def container_summary(status: Obj) -> Obj:
     """One container's state (``waiting``, ``running`` or ``terminated``), reason, restarts and exit code."""
     state = status.get("state") or {}
-    current = next((name for name in ("waiting", "running", "terminated") if name in state), "waiting")
+    current = next(
+        (name for name in ("waiting", "running", "terminated") if name in state),
+        "waiting",
+    )
     return {
         "name": status.get("name", ""),
         "state": current,
@@ -75,10 +80,20 @@ def pod_summary(pod: Obj) -> Obj:
         "ready": pod_ready(pod),
         "restarts": sum(int(s.get("restartCount") or 0) for s in statuses),
         "last_termination_reason": _last_termination_reason(statuses),
-        "last_exit_code": next((code for code in map(_exit_code, statuses) if code is not None), None),
-        "waiting_reason": _waiting_reason(statuses + list(status.get("initContainerStatuses") or [])),
-        "init_containers": [container_summary(s) for s in status.get("initContainerStatuses") or []],
+        "last_exit_code": next(
+            (code for code in map(_exit_code, statuses) if code is not None), None
+        ),
+        "waiting_reason": _waiting_reason(
+            statuses + list(status.get("initContainerStatuses") or [])
+        ),
+        "init_containers": [
+            container_summary(s) for s in status.get("initContainerStatuses") or []
+        ],
         "stuck_init": stuck_init_container(pod),
         "labels": dict(pod["metadata"].get("labels") or {}),
-        "claims": [v["persistentVolumeClaim"]["claimName"] for v in volumes if v.get("persistentVolumeClaim")],
+        "claims": [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in volumes
+            if v.get("persistentVolumeClaim")
+        ],
     }

@@ -5,10 +5,15 @@
 from __future__ import annotations
 
 import json
-import re
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, Conflict, NotFound, RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
 
 try:
     import urllib3
@@ -21,14 +26,6 @@ else:
     KUBERNETES_IMPORT_ERROR = None
 
 KUBERNETES_REQUIREMENT = "kubernetes"
-
-# Anything that looks like a credential is cut out of error bodies before they reach a result.
-SECRET_PATTERN = re.compile(r"(?i)((?:bearer|token|password|secret)[\"'=:\s]+(?:bearer\s+)?)[^\s\"',}]+")
-
-
-def scrub(text: str) -> str:
-    """``text`` with bearer tokens and password-like values replaced by ``<redacted>``."""
-    return SECRET_PATTERN.sub(lambda match: match.group(1) + "<redacted>", text)
 
 
 def error_for_status(status: int, body: str, retry_after: str | None) -> ApiError:
@@ -52,9 +49,12 @@ def load_configuration(params: t.Mapping[str, t.Any]) -> t.Any:
     try:
         if params.get("in_cluster"):
             k8s_config.load_incluster_config(client_configuration=configuration)
-        elif params.get("kubeconfig") or params.get("context") or not params.get("host"):
+        elif (
+            params.get("kubeconfig") or params.get("context") or not params.get("host")
+        ):
             k8s_config.load_kube_config(
-                config_file=params.get("kubeconfig"), context=params.get("context"),
+                config_file=params.get("kubeconfig"),
+                context=params.get("context"),
                 client_configuration=configuration,
             )
     except (ConfigException, OSError, TypeError) as error:
@@ -98,22 +98,39 @@ class KubernetesTransport:
         body: t.Any = None,
         content_type: str | None = None,
     ) -> t.Any:
-        headers = {"Accept": "application/json, */*", "Content-Type": content_type or "application/json"}
+        headers = {
+            "Accept": "application/json, */*",
+            "Content-Type": content_type or "application/json",
+        }
         serialized = self.api.param_serialize(
-            method, path, query_params=list(query), header_params=headers, body=body,
+            method,
+            path,
+            query_params=list(query),
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
         )
         try:
-            response = self.api.call_api(*serialized, _request_timeout=self.request_timeout)
+            response = self.api.call_api(
+                *serialized, _request_timeout=self.request_timeout
+            )
             data = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as error:
             reason = scrub(type(error).__name__ + ": " + str(error))
             raise ApiError(reason, status=0, reason=reason) from None
         except k8s_client.ApiException as error:
-            raise error_for_status(int(error.status or 0), str(error.body or error.reason), None) from None
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+            raise error_for_status(
+                int(error.status or 0), str(error.body or error.reason), None
+            ) from None
+        text = (
+            data.decode("utf-8", "replace")
+            if isinstance(data, bytes)
+            else str(data or "")
+        )
         if not 200 <= response.status <= 299:
-            raise error_for_status(response.status, text, response.getheader("Retry-After"))
+            raise error_for_status(
+                response.status, text, response.getheader("Retry-After")
+            )
         return parse_body(text, response.getheader("Content-Type") or "")
 
 
@@ -129,4 +146,6 @@ def parse_body(text: str, content_type: str) -> t.Any:
 
 def connect(params: t.Mapping[str, t.Any]) -> KubernetesTransport:
     """A transport configured from the module's k8s options."""
-    return KubernetesTransport(load_configuration(params), float(params.get("request_timeout") or 30.0))
+    return KubernetesTransport(
+        load_configuration(params), float(params.get("request_timeout") or 30.0)
+    )

@@ -16,7 +16,10 @@ import tarfile
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError, SnapshotInvalid
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+    SnapshotInvalid,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
     DirEntry,
     FileEntry,
@@ -61,7 +64,9 @@ class TarWriter:
     """Writes a POSIX (pax) tar stream of directories and regular files into ``sink``."""
 
     sink: Sink
-    hash_chunk: t.Callable[[t.Any, bytes], None] = lambda digest, data: digest.update(data)
+    hash_chunk: t.Callable[[t.Any, bytes], None] = lambda digest, data: digest.update(
+        data
+    )
     offset: int = 0
     buffer: bytearray = field(default_factory=lambda: bytearray(COPY_SIZE))
 
@@ -72,7 +77,9 @@ class TarWriter:
     def add_directory(self, entry: DirEntry, mtime: int) -> None:
         self._emit(_header(entry.path, tarfile.DIRTYPE, 0, entry.mode, mtime))
 
-    def add_file(self, path: str, handle: t.BinaryIO, size: int, mode: int, mtime: int) -> t.Any:
+    def add_file(
+        self, path: str, handle: t.BinaryIO, size: int, mode: int, mtime: int
+    ) -> t.Any:
         """Copy exactly ``size`` bytes of ``handle``; a file that grew or shrank is refused.
 
         Returns the file's SHA-256 object, fed through ``hash_chunk`` (possibly in another thread:
@@ -81,17 +88,23 @@ class TarWriter:
         self._emit(_header(path, tarfile.REGTYPE, size, mode, mtime))
         digest, remaining, view = hashlib.sha256(), size, memoryview(self.buffer)
         while remaining:
-            count = handle.readinto(view[:min(remaining, COPY_SIZE)])  # type: ignore[attr-defined]
+            count = handle.readinto(view[: min(remaining, COPY_SIZE)])  # type: ignore[attr-defined]
             if not count:
-                raise SourceChanged("File %s shrank while it was archived" % path, resource=path,
-                                    reason="size changed during the snapshot")
+                raise SourceChanged(
+                    "File %s shrank while it was archived" % path,
+                    resource=path,
+                    reason="size changed during the snapshot",
+                )
             chunk = bytes(view[:count])
             self.hash_chunk(digest, chunk)
             self._emit(chunk)
             remaining -= count
         if handle.read(1):
-            raise SourceChanged("File %s grew while it was archived" % path, resource=path,
-                                reason="size changed during the snapshot")
+            raise SourceChanged(
+                "File %s grew while it was archived" % path,
+                resource=path,
+                reason="size changed during the snapshot",
+            )
         self._emit(b"\0" * _padding(size))
         return digest
 
@@ -107,7 +120,10 @@ def read_exact(source: Source, size: int) -> bytes:
     while remaining:
         data = source.read(remaining)
         if not data:
-            raise SnapshotInvalid("The archive ended in the middle of a member", reason="truncated archive")
+            raise SnapshotInvalid(
+                "The archive ended in the middle of a member",
+                reason="truncated archive",
+            )
         chunks.append(data)
         remaining -= len(data)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -126,8 +142,10 @@ class CappedSource:
         self.count += len(data)
         if self.count > self.limit:
             raise SnapshotInvalid(
-                "The archive expands to more than the %d bytes its manifest allows" % self.limit,
-                reason="decompressed size exceeds the manifest (decompression bomb or wrong manifest)")
+                "The archive expands to more than the %d bytes its manifest allows"
+                % self.limit,
+                reason="decompressed size exceeds the manifest (decompression bomb or wrong manifest)",
+            )
         return data
 
 
@@ -141,14 +159,20 @@ class Member:
 def _pax_records(data: bytes) -> t.Dict[str, str]:
     records, pos = {}, 0
     while pos < len(data):
-        length_text = data[pos:pos + 20].partition(b" ")[0]
+        length_text = data[pos : pos + 20].partition(b" ")[0]
         try:
             length = int(length_text)
-            key, value = data[pos + len(length_text) + 1:pos + length - 1].split(b"=", 1)
+            key, value = data[pos + len(length_text) + 1 : pos + length - 1].split(
+                b"=", 1
+            )
         except ValueError:
-            raise SnapshotInvalid("A pax header is malformed", reason="malformed tar header") from None
+            raise SnapshotInvalid(
+                "A pax header is malformed", reason="malformed tar header"
+            ) from None
         if length <= 0:
-            raise SnapshotInvalid("A pax header is malformed", reason="malformed tar header")
+            raise SnapshotInvalid(
+                "A pax header is malformed", reason="malformed tar header"
+            )
         records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
         pos += length
     return records
@@ -156,10 +180,12 @@ def _pax_records(data: bytes) -> t.Dict[str, str]:
 
 def _extended(source: Source, info: tarfile.TarInfo, limit: int) -> bytes:
     if info.size > limit:
-        raise SnapshotInvalid("An extended tar header of %d bytes is larger than allowed" % info.size,
-                              reason="oversized tar header")
+        raise SnapshotInvalid(
+            "An extended tar header of %d bytes is larger than allowed" % info.size,
+            reason="oversized tar header",
+        )
     data = read_exact(source, info.size + _padding(info.size))
-    return data[:info.size]
+    return data[: info.size]
 
 
 def next_member(source: Source) -> Member | None:
@@ -172,11 +198,17 @@ def next_member(source: Source) -> Member | None:
         try:
             info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
         except tarfile.HeaderError as error:
-            raise SnapshotInvalid("A tar header is invalid: %s" % error, reason="malformed tar header") from None
+            raise SnapshotInvalid(
+                "A tar header is invalid: %s" % error, reason="malformed tar header"
+            ) from None
         if info.type == tarfile.XHDTYPE:
             overrides.update(_pax_records(_extended(source, info, MAX_PAX_HEADER)))
         elif info.type == tarfile.GNUTYPE_LONGNAME:
-            overrides["path"] = _extended(source, info, MAX_LONG_NAME).rstrip(b"\0").decode("utf-8", "replace")
+            overrides["path"] = (
+                _extended(source, info, MAX_LONG_NAME)
+                .rstrip(b"\0")
+                .decode("utf-8", "replace")
+            )
         else:
             size = int(overrides["size"]) if "size" in overrides else info.size
             return Member(overrides.get("path", info.name), info.type, size)
@@ -201,7 +233,9 @@ class Extractor:
     root: str
     manifest: Manifest
     progress: t.Callable[[int], None] = lambda written: None
-    hash_chunk: t.Callable[[t.Any, bytes], None] = lambda digest, data: digest.update(data)
+    hash_chunk: t.Callable[[t.Any, bytes], None] = lambda digest, data: digest.update(
+        data
+    )
     drain: t.Callable[[], None] = lambda: None
     stats: ExtractStats = field(default_factory=ExtractStats)
     done: t.Set[str] = field(default_factory=set)
@@ -211,7 +245,10 @@ class Extractor:
         self.files = {f.path: f for f in self.manifest.files}
         self.dirs = {d.path: d for d in self.manifest.directories}
         if os.listdir(self.root):
-            raise RecoveryError("Refusing to extract into %s: it is not empty" % self.root, resource=self.root)
+            raise RecoveryError(
+                "Refusing to extract into %s: it is not empty" % self.root,
+                resource=self.root,
+            )
 
     def run(self, source: Source) -> ExtractStats:
         while True:
@@ -228,15 +265,25 @@ class Extractor:
     def _check_digests(self) -> None:
         for entry, digest in self.hashed:
             if digest.hexdigest() != entry.sha256:
-                raise SnapshotInvalid("File %s does not match its SHA-256 in the manifest" % entry.path,
-                                      resource=entry.path, reason="file checksum mismatch")
+                raise SnapshotInvalid(
+                    "File %s does not match its SHA-256 in the manifest" % entry.path,
+                    resource=entry.path,
+                    reason="file checksum mismatch",
+                )
 
     def _refuse(self, member: Member, why: str) -> SnapshotInvalid:
-        return SnapshotInvalid("Refusing archive member %r: %s" % (member.name, why), resource=member.name,
-                               reason="archive member " + why)
+        return SnapshotInvalid(
+            "Refusing archive member %r: %s" % (member.name, why),
+            resource=member.name,
+            reason="archive member " + why,
+        )
 
     def _admit(self, source: Source, member: Member) -> None:
-        name = member.name[:-1] if member.kind == tarfile.DIRTYPE and member.name.endswith("/") else member.name
+        name = (
+            member.name[:-1]
+            if member.kind == tarfile.DIRTYPE and member.name.endswith("/")
+            else member.name
+        )
         if not safe_path(name):
             raise self._refuse(member, "has an absolute, '..' or otherwise unsafe path")
         if member.kind not in FILE_TYPES and member.kind != tarfile.DIRTYPE:
@@ -260,12 +307,22 @@ class Extractor:
         if entry is None:
             raise self._refuse(member, "is not listed in the manifest")
         if member.size != entry.size:
-            raise self._refuse(member, "has size %d, the manifest says %d" % (member.size, entry.size))
+            raise self._refuse(
+                member, "has size %d, the manifest says %d" % (member.size, entry.size)
+            )
         return entry
 
     def _write_file(self, source: Source, name: str, entry: FileEntry) -> None:
         path = os.path.join(self.root, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(
+            path,
+            os.O_WRONLY
+            | os.O_CREAT
+            | os.O_EXCL
+            | os.O_NOFOLLOW
+            | getattr(os, "O_CLOEXEC", 0),
+            0o600,
+        )
         try:
             self.hashed.append((entry, self._copy(source, fd, entry)))
             os.fchmod(fd, entry.mode & 0o777)
@@ -282,7 +339,10 @@ class Extractor:
         while remaining:
             data = source.read(min(remaining, COPY_SIZE))
             if not data:
-                raise SnapshotInvalid("The archive ended inside %s" % entry.path, reason="truncated archive")
+                raise SnapshotInvalid(
+                    "The archive ended inside %s" % entry.path,
+                    reason="truncated archive",
+                )
             self.hash_chunk(digest, data)
             view = memoryview(data)
             while view:
@@ -295,19 +355,31 @@ class Extractor:
     def _count(self, written: int) -> None:
         self.stats.bytes_written += written
         if self.stats.bytes_written > self.manifest.total_bytes:
-            raise SnapshotInvalid("More bytes were written than the manifest lists", reason="byte cap exceeded")
+            raise SnapshotInvalid(
+                "More bytes were written than the manifest lists",
+                reason="byte cap exceeded",
+            )
 
     def _check_complete(self) -> None:
         missing = sorted((set(self.files) | set(self.dirs)) - self.done)
         if missing:
-            raise SnapshotInvalid("The archive lacks %d listed entries, first %r" % (len(missing), missing[0]),
-                                  reason="archive incomplete")
+            raise SnapshotInvalid(
+                "The archive lacks %d listed entries, first %r"
+                % (len(missing), missing[0]),
+                reason="archive incomplete",
+            )
 
     def _finish_modes(self) -> None:
-        for entry in sorted(self.dirs.values(), key=lambda d: d.path.count("/"), reverse=True):
+        for entry in sorted(
+            self.dirs.values(), key=lambda d: d.path.count("/"), reverse=True
+        ):
             os.chmod(os.path.join(self.root, entry.path), entry.mode & 0o777)
 
 
 def stream_limit(manifest: Manifest) -> int:
     """How many decompressed bytes a genuine archive of ``manifest`` can have: data plus headers and padding."""
-    return manifest.total_bytes + (manifest.member_count + 1) * (3 * BLOCK + 2 * MAX_LONG_NAME) + 2 * RECORD
+    return (
+        manifest.total_bytes
+        + (manifest.member_count + 1) * (3 * BLOCK + 2 * MAX_LONG_NAME)
+        + 2 * RECORD
+    )

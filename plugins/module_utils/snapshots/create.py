@@ -17,7 +17,9 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive import (
     COPY_SIZE,
@@ -32,8 +34,13 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest
     Manifest,
     checksums_text,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import MultipartSink, S3Store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.stage import Stage
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
+    MultipartSink,
+    S3Store,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.stage import (
+    Stage,
+)
 
 try:
     import zstandard
@@ -61,18 +68,32 @@ class Scanned:
 
 def _entry(root: str, rel: str, info: os.stat_result) -> Scanned:
     if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
-        raise RecoveryError("Failed to snapshot %s: %s is not a regular file or directory" % (root, rel),
-                            resource=os.path.join(root, rel), reason="links, devices and sockets are not archived",
-                            next_step="Remove or move the entry out of the data directory, then retry.")
-    return Scanned(rel, stat.S_ISDIR(info.st_mode), 0 if stat.S_ISDIR(info.st_mode) else info.st_size,
-                   stat.S_IMODE(info.st_mode), info.st_mtime_ns, info.st_ino)
+        raise RecoveryError(
+            "Failed to snapshot %s: %s is not a regular file or directory"
+            % (root, rel),
+            resource=os.path.join(root, rel),
+            reason="links, devices and sockets are not archived",
+            next_step="Remove or move the entry out of the data directory, then retry.",
+        )
+    return Scanned(
+        rel,
+        stat.S_ISDIR(info.st_mode),
+        0 if stat.S_ISDIR(info.st_mode) else info.st_size,
+        stat.S_IMODE(info.st_mode),
+        info.st_mtime_ns,
+        info.st_ino,
+    )
 
 
 def scan(root: str) -> t.List[Scanned]:
     """Directories and regular files under ``root``, parents before children, in a stable order."""
     if not os.path.isdir(root):
-        raise RecoveryError("Failed to snapshot %s: it is not a directory" % root, resource=root,
-                            reason="source missing", next_step="Check the path of the shard's data directory.")
+        raise RecoveryError(
+            "Failed to snapshot %s: it is not a directory" % root,
+            resource=root,
+            reason="source missing",
+            next_step="Check the path of the shard's data directory.",
+        )
     found: t.List[Scanned] = []
     pending = [""]
     while pending:
@@ -112,7 +133,9 @@ class ArchiveHasher:
     digest: t.Any = field(default_factory=hashlib.sha256)
 
     def __post_init__(self) -> None:
-        self.stage: Stage[bytes] = Stage(self._consume, depth=16, name="snapshot-archive")
+        self.stage: Stage[bytes] = Stage(
+            self._consume, depth=16, name="snapshot-archive"
+        )
 
     def _consume(self, data: bytes) -> None:
         self.digest.update(data)
@@ -136,32 +159,60 @@ class CreateRequest:
 
 
 def _archive_file(writer: TarWriter, root: str, item: Scanned) -> t.Any:
-    fd = os.open(os.path.join(root, item.path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(
+        os.path.join(root, item.path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    )
     with os.fdopen(fd, "rb", buffering=0) as handle:
         before = os.fstat(fd)
-        if (before.st_ino, before.st_size, before.st_mtime_ns) != (item.inode, item.size, item.mtime_ns):
-            raise SourceChanged("File %s changed while the snapshot was taken" % item.path, resource=item.path,
-                                reason="modified during the snapshot")
-        digest = writer.add_file(item.path, handle, item.size, item.mode, item.mtime_ns // 1_000_000_000)
+        if (before.st_ino, before.st_size, before.st_mtime_ns) != (
+            item.inode,
+            item.size,
+            item.mtime_ns,
+        ):
+            raise SourceChanged(
+                "File %s changed while the snapshot was taken" % item.path,
+                resource=item.path,
+                reason="modified during the snapshot",
+            )
+        digest = writer.add_file(
+            item.path, handle, item.size, item.mode, item.mtime_ns // 1_000_000_000
+        )
         after = os.fstat(fd)
     if (after.st_size, after.st_mtime_ns) != (item.size, item.mtime_ns):
-        raise SourceChanged("File %s changed while the snapshot was taken" % item.path, resource=item.path,
-                            reason="modified during the snapshot")
+        raise SourceChanged(
+            "File %s changed while the snapshot was taken" % item.path,
+            resource=item.path,
+            reason="modified during the snapshot",
+        )
     return digest
 
 
-def _stream_tree(request: CreateRequest, tree: t.Sequence[Scanned], hasher: ArchiveHasher) -> t.List[FileEntry]:
+def _stream_tree(
+    request: CreateRequest, tree: t.Sequence[Scanned], hasher: ArchiveHasher
+) -> t.List[FileEntry]:
     """Tar and compress the tree; files are hashed in one stage, the compressed stream in another."""
-    compressor = zstandard.ZstdCompressor(level=request.level, threads=request.threads, write_checksum=True)
-    hashing: Stage[t.Tuple[t.Any, bytes]] = Stage(lambda item: item[0].update(item[1]), name="snapshot-hash")
+    compressor = zstandard.ZstdCompressor(
+        level=request.level, threads=request.threads, write_checksum=True
+    )
+    hashing: Stage[t.Tuple[t.Any, bytes]] = Stage(
+        lambda item: item[0].update(item[1]), name="snapshot-hash"
+    )
     digests: t.List[t.Tuple[Scanned, t.Any]] = []
     try:
-        with compressor.stream_writer(t.cast(t.IO[bytes], hasher), write_size=COPY_SIZE, closefd=False,
-                                      write_return_read=True) as stream:
-            writer = TarWriter(stream, hash_chunk=lambda digest, data: hashing.put((digest, data)))
+        with compressor.stream_writer(
+            t.cast(t.IO[bytes], hasher),
+            write_size=COPY_SIZE,
+            closefd=False,
+            write_return_read=True,
+        ) as stream:
+            writer = TarWriter(
+                stream, hash_chunk=lambda digest, data: hashing.put((digest, data))
+            )
             for item in tree:
                 if item.is_dir:
-                    writer.add_directory(DirEntry(item.path, item.mode), item.mtime_ns // 1_000_000_000)
+                    writer.add_directory(
+                        DirEntry(item.path, item.mode), item.mtime_ns // 1_000_000_000
+                    )
                 else:
                     digests.append((item, _archive_file(writer, request.root, item)))
             writer.close()
@@ -169,28 +220,54 @@ def _stream_tree(request: CreateRequest, tree: t.Sequence[Scanned], hasher: Arch
         hashing.close()
     finally:
         hashing.stop()
-    return [FileEntry(item.path, item.size, digest.hexdigest(), item.mode, item.mtime_ns // 1_000_000_000)
-            for item, digest in digests]
+    return [
+        FileEntry(
+            item.path,
+            item.size,
+            digest.hexdigest(),
+            item.mode,
+            item.mtime_ns // 1_000_000_000,
+        )
+        for item, digest in digests
+    ]
 
 
-def upload_archive(store: S3Store, request: CreateRequest, tree: t.Sequence[Scanned],
-                   executor: concurrent.futures.Executor) -> t.Tuple[ArchiveInfo, t.List[FileEntry]]:
+def upload_archive(
+    store: S3Store,
+    request: CreateRequest,
+    tree: t.Sequence[Scanned],
+    executor: concurrent.futures.Executor,
+) -> t.Tuple[ArchiveInfo, t.List[FileEntry]]:
     """Stream the tree into ``data.tar.zst``; the upload is aborted (never completed) on any failure."""
-    sink = MultipartSink(store, request.location.key(request.snapshot_id, layout.ARCHIVE), CHUNK_SIZE, executor)
+    sink = MultipartSink(
+        store,
+        request.location.key(request.snapshot_id, layout.ARCHIVE),
+        CHUNK_SIZE,
+        executor,
+    )
     hasher = ArchiveHasher(sink)
     try:
         files = _stream_tree(request, tree, hasher)
         hasher.stage.close()
         change = _changed(tree, scan(request.root))
         if change:
-            raise SourceChanged("The data directory changed while the snapshot was taken: %s" % change,
-                                resource=request.root, reason="modified during the snapshot")
+            raise SourceChanged(
+                "The data directory changed while the snapshot was taken: %s" % change,
+                resource=request.root,
+                reason="modified during the snapshot",
+            )
         chunks = sink.finish()
     except BaseException:
         hasher.stage.stop()
         sink.abort()
         raise
-    return ArchiveInfo(layout.ARCHIVE, hasher.size, hasher.digest.hexdigest(), CHUNK_SIZE, tuple(chunks)), files
+    return ArchiveInfo(
+        layout.ARCHIVE,
+        hasher.size,
+        hasher.digest.hexdigest(),
+        CHUNK_SIZE,
+        tuple(chunks),
+    ), files
 
 
 @dataclass(frozen=True)
@@ -199,33 +276,70 @@ class Created:
     manifest_sha256: str
     duration: float
 
+    def to_result(self, url: str) -> t.Dict[str, t.Any]:
+        """The module result for the snapshot published at ``url``."""
+        snapshot = dict(
+            self.manifest.summary(), url=url, manifest_sha256=self.manifest_sha256
+        )
+        rate = self.manifest.total_bytes / self.duration / 1e6 if self.duration else 0.0
+        return {
+            "changed": True,
+            "snapshot": snapshot,
+            "duration": self.duration,
+            "throughput_mb_s": round(rate, 1),
+        }
+
 
 def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
     """Upload the archive, then ``SHA256SUMS``, then ``manifest.json`` only if none exists yet."""
     started = time.monotonic()
     location = request.location
     if store.exists(location.key(request.snapshot_id, layout.MANIFEST)):
-        raise RecoveryError("Failed to create snapshot %s: it already exists" % request.snapshot_id,
-                            resource=location.url(request.snapshot_id), reason="snapshot id taken",
-                            next_step="Run again without snapshot_id (a new id is generated) or with another id.")
+        raise RecoveryError(
+            "Failed to create snapshot %s: it already exists" % request.snapshot_id,
+            resource=location.url(request.snapshot_id),
+            reason="snapshot id taken",
+            next_step="Run again without snapshot_id (a new id is generated) or with another id.",
+        )
     tree = scan(request.root)
     workers = max(1, store.transfer.concurrency)
-    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="snapshot-upload") as executor:
+    with concurrent.futures.ThreadPoolExecutor(
+        workers, thread_name_prefix="snapshot-upload"
+    ) as executor:
         archive, files = upload_archive(store, request, tree, executor)
-    manifest = Manifest(request.location.shard, request.snapshot_id, request.created, archive, tuple(files),
-                        tuple(DirEntry(item.path, item.mode) for item in tree if item.is_dir), dict(request.source))
-    store.put_bytes(location.key(request.snapshot_id, layout.CHECKSUMS), checksums_text(manifest))
+    manifest = Manifest(
+        request.location.shard,
+        request.snapshot_id,
+        request.created,
+        archive,
+        tuple(files),
+        tuple(DirEntry(item.path, item.mode) for item in tree if item.is_dir),
+        dict(request.source),
+    )
+    store.put_bytes(
+        location.key(request.snapshot_id, layout.CHECKSUMS), checksums_text(manifest)
+    )
     raw = manifest.to_bytes()
-    if not store.put_bytes(location.key(request.snapshot_id, layout.MANIFEST), raw, exclusive=True):
+    if not store.put_bytes(
+        location.key(request.snapshot_id, layout.MANIFEST), raw, exclusive=True
+    ):
         raise RecoveryError(
-            "Failed to publish snapshot %s: a manifest already exists at %s" % (
-                request.snapshot_id, location.url(request.snapshot_id)),
-            resource=location.url(request.snapshot_id), reason="another writer used the same snapshot id",
-            next_step="Run again without snapshot_id (a new id is generated) or with another id.")
-    return Created(manifest, hashlib.sha256(raw).hexdigest(), round(time.monotonic() - started, 3))
+            "Failed to publish snapshot %s: a manifest already exists at %s"
+            % (request.snapshot_id, location.url(request.snapshot_id)),
+            resource=location.url(request.snapshot_id),
+            reason="another writer used the same snapshot id",
+            next_step="Run again without snapshot_id (a new id is generated) or with another id.",
+        )
+    return Created(
+        manifest, hashlib.sha256(raw).hexdigest(), round(time.monotonic() - started, 3)
+    )
 
 
 def describe_tree(tree: t.Sequence[Scanned]) -> t.Dict[str, int]:
     """What a snapshot of ``tree`` would hold (for check mode)."""
     files = [item for item in tree if not item.is_dir]
-    return {"files": len(files), "directories": len(tree) - len(files), "bytes": sum(f.size for f in files)}
+    return {
+        "files": len(files),
+        "directories": len(tree) - len(files),
+        "bytes": sum(f.size for f in files),
+    }

@@ -16,20 +16,36 @@ import sys
 import time
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import default_actor
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, restore, store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
+from ansible_collections.ragops.recovery.plugins.module_utils.audit import (
+    default_actor,
+    timestamp,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    params as snapshot_params,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import restore
 
 PROGRESS_SECONDS = 1.0
-DEFAULTS = {"prefix": "snapshots", "part_size": 16, "concurrency": 4, "s3_read_timeout": 60.0, "s3_attempts": 5,
-            "future_tolerance": 300, "fallback": True, "quarantine": True, "incident_id": "", "snapshot_id": None,
-            "s3_validate_certs": True}
+DEFAULTS = {
+    "prefix": "snapshots",
+    "part_size": 16,
+    "concurrency": 4,
+    "s3_read_timeout": 60.0,
+    "s3_attempts": 5,
+    "future_tolerance": 300,
+    "fallback": True,
+    "quarantine": True,
+    "incident_id": "",
+    "snapshot_id": None,
+    "s3_validate_certs": True,
+}
 
 
 def emit(**event: t.Any) -> None:
-    sys.stdout.write(json.dumps(dict(event, ts=catalog.format_time(snapshot_options.utc_now())),
-                                sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(dict(event, ts=timestamp()), sort_keys=True) + "\n")
     sys.stdout.flush()
 
 
@@ -41,26 +57,39 @@ def throttled_progress() -> restore.Progress:
         if now - last[0] >= PROGRESS_SECONDS or done >= total:
             last[0] = now
             emit(event="progress", bytes_done=done, bytes_total=total)
+
     return report
 
 
 def params_from(environ: t.Mapping[str, str]) -> t.Dict[str, t.Any]:
     config = json.loads(environ.get("RAGOPS_RESTORE") or "{}")
     params = dict(DEFAULTS, **config)
-    params.update(access_key=environ.get("AWS_ACCESS_KEY_ID"), secret_key=environ.get("AWS_SECRET_ACCESS_KEY"),
-                  session_token=environ.get("AWS_SESSION_TOKEN"), profile=None)
+    params.update(
+        access_key=environ.get("AWS_ACCESS_KEY_ID"),
+        secret_key=environ.get("AWS_SECRET_ACCESS_KEY"),
+        session_token=environ.get("AWS_SESSION_TOKEN"),
+        profile=None,
+    )
     return params
 
 
 def run(params: t.Mapping[str, t.Any]) -> restore.Outcome:
-    s3 = snapshot_options.open_store(params)
-    where = snapshot_options.location(params)
-    found = store.load(s3, where, snapshot_options.utc_now(), params["future_tolerance"])
-    order, skipped = restore.candidates(found, params["snapshot_id"], params["fallback"])
-    request = restore.RestoreRequest(where, params["dest"], catalog.format_time(snapshot_options.utc_now()),
-                                     progress=throttled_progress())
-    record = {"incident_id": params["incident_id"], "by": default_actor()} if params["quarantine"] else None
-    return restore.local_restore(s3, request, order, skipped, record, check_mode=False, force=False)
+    s3 = snapshot_params.open_store(params)
+    where = snapshot_params.location(params)
+    order, skipped = restore.load_candidates(
+        s3, where, params["snapshot_id"], params["fallback"], params["future_tolerance"]
+    )
+    request = restore.RestoreRequest(
+        where, params["dest"], timestamp(), progress=throttled_progress()
+    )
+    record = (
+        {"incident_id": params["incident_id"], "by": default_actor()}
+        if params["quarantine"]
+        else None
+    )
+    return restore.local_restore(
+        s3, request, order, skipped, record, check_mode=False, force=False
+    )
 
 
 def main() -> int:
@@ -69,10 +98,14 @@ def main() -> int:
     except RecoveryError as error:
         emit(event="error", **error.to_result())
         return 1
-    emit(event="result", changed=outcome.changed,
-         snapshot_id=outcome.snapshot.snapshot_id if outcome.snapshot else None,
-         restore=outcome.restored.to_dict() if outcome.restored else None,
-         tried=[attempt.to_dict() for attempt in outcome.attempts], quarantined=outcome.quarantined)
+    emit(
+        event="result",
+        changed=outcome.changed,
+        snapshot_id=outcome.snapshot.snapshot_id if outcome.snapshot else None,
+        restore=outcome.restored.to_dict() if outcome.restored else None,
+        tried=[attempt.to_dict() for attempt in outcome.attempts],
+        quarantined=outcome.quarantined,
+    )
     return 0
 
 

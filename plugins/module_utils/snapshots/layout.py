@@ -59,13 +59,17 @@ class ShardLocation:
 
     def url(self, snapshot_id: str | None = None) -> str:
         """``s3://bucket/prefix/shard/[id/]`` for messages (never a presigned URL)."""
-        return "s3://%s/%s%s" % (self.bucket, self.shard_prefix, snapshot_id + "/" if snapshot_id else "")
+        return "s3://%s/%s%s" % (
+            self.bucket,
+            self.shard_prefix,
+            snapshot_id + "/" if snapshot_id else "",
+        )
 
     def split(self, key: str) -> tuple[str, str] | None:
         """``(snapshot_id, object name)`` for a key of one of this shard's snapshots, else None."""
         if not key.startswith(self.shard_prefix):
             return None
-        rest = key[len(self.shard_prefix):]
+        rest = key[len(self.shard_prefix) :]
         snapshot_id, sep, name = rest.partition("/")
         if not sep or "/" in name or not valid_name(snapshot_id):
             return None

@@ -18,7 +18,9 @@ import typing as t
 import zlib
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import SnapshotInvalid
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    SnapshotInvalid,
+)
 
 FORMAT = "ragops-snapshot/1"
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -76,24 +78,50 @@ class Manifest:
             "snapshot_id": self.snapshot_id,
             "created": self.created,
             "source": dict(self.source),
-            "archive": {"name": archive.name, "size": archive.size, "sha256": archive.sha256,
-                        "compression": archive.compression, "chunk_size": archive.chunk_size,
-                        "chunk_crc32": list(archive.chunk_crc32)},
-            "content": {"files": len(self.files), "directories": len(self.directories), "bytes": self.total_bytes},
+            "archive": {
+                "name": archive.name,
+                "size": archive.size,
+                "sha256": archive.sha256,
+                "compression": archive.compression,
+                "chunk_size": archive.chunk_size,
+                "chunk_crc32": list(archive.chunk_crc32),
+            },
+            "content": {
+                "files": len(self.files),
+                "directories": len(self.directories),
+                "bytes": self.total_bytes,
+            },
             "directories": [{"path": d.path, "mode": d.mode} for d in self.directories],
-            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256, "mode": f.mode, "mtime": f.mtime}
-                      for f in self.files],
+            "files": [
+                {
+                    "path": f.path,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "mode": f.mode,
+                    "mtime": f.mtime,
+                }
+                for f in self.files
+            ],
         }
 
     def to_bytes(self) -> bytes:
-        return (json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n").encode("utf-8")
+        return (json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n").encode(
+            "utf-8"
+        )
 
     def summary(self) -> t.Dict[str, t.Any]:
         """What results report about a snapshot: no per-file lists."""
-        return {"snapshot_id": self.snapshot_id, "shard": self.shard, "created": self.created,
-                "files": len(self.files), "directories": len(self.directories), "bytes": self.total_bytes,
-                "archive_size": self.archive.size, "archive_sha256": self.archive.sha256,
-                "source": dict(self.source)}
+        return {
+            "snapshot_id": self.snapshot_id,
+            "shard": self.shard,
+            "created": self.created,
+            "files": len(self.files),
+            "directories": len(self.directories),
+            "bytes": self.total_bytes,
+            "archive_size": self.archive.size,
+            "archive_sha256": self.archive.sha256,
+            "source": dict(self.source),
+        }
 
 
 def digest(data: bytes) -> str:
@@ -102,12 +130,19 @@ def digest(data: bytes) -> str:
 
 def checksums_text(manifest: Manifest) -> bytes:
     """``SHA256SUMS``: the file list in the format ``sha256sum -c`` reads."""
-    return "".join("%s  %s\n" % (f.sha256, f.path) for f in manifest.files).encode("utf-8")
+    return "".join("%s  %s\n" % (f.sha256, f.path) for f in manifest.files).encode(
+        "utf-8"
+    )
 
 
 def safe_path(path: str) -> bool:
     """A relative, normalised path with no ``..``, no empty or ``.`` segment and no control characters."""
-    if not path or path.startswith("/") or "\\" in path or any(ord(c) < 32 for c in path):
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or any(ord(c) < 32 for c in path)
+    ):
         return False
     if posixpath.normpath(path) != path:
         return False
@@ -115,13 +150,20 @@ def safe_path(path: str) -> bool:
 
 
 def _invalid(reason: str) -> SnapshotInvalid:
-    return SnapshotInvalid("The snapshot manifest is invalid: %s" % reason, reason=reason)
+    return SnapshotInvalid(
+        "The snapshot manifest is invalid: %s" % reason, reason=reason
+    )
 
 
-def _require(data: t.Mapping[str, t.Any], key: str, kind: type | t.Tuple[type, ...], where: str) -> t.Any:
+def _require(
+    data: t.Mapping[str, t.Any], key: str, kind: type | t.Tuple[type, ...], where: str
+) -> t.Any:
     value = data.get(key)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _invalid("%s.%s is missing or not a %s" % (where, key, getattr(kind, "__name__", kind)))
+        raise _invalid(
+            "%s.%s is missing or not a %s"
+            % (where, key, getattr(kind, "__name__", kind))
+        )
     return value
 
 
@@ -147,12 +189,22 @@ def _parse_archive(data: t.Mapping[str, t.Any]) -> ArchiveInfo:
     chunk_size = _require(archive, "chunk_size", int, "archive")
     chunks = _require(archive, "chunk_crc32", list, "archive")
     if size < 0 or chunk_size <= 0 or len(chunks) != -(-size // chunk_size):
-        raise _invalid("archive size, chunk_size and the number of chunk checksums do not agree")
+        raise _invalid(
+            "archive size, chunk_size and the number of chunk checksums do not agree"
+        )
     if archive.get("compression") != "zstd":
-        raise _invalid("archive.compression %r is not supported" % archive.get("compression"))
-    return ArchiveInfo(name=_require(archive, "name", str, "archive"), size=size,
-                       sha256=_sha(archive.get("sha256"), "archive.sha256"), chunk_size=chunk_size,
-                       chunk_crc32=tuple(_crc(c, "archive.chunk_crc32[%d]" % i) for i, c in enumerate(chunks)))
+        raise _invalid(
+            "archive.compression %r is not supported" % archive.get("compression")
+        )
+    return ArchiveInfo(
+        name=_require(archive, "name", str, "archive"),
+        size=size,
+        sha256=_sha(archive.get("sha256"), "archive.sha256"),
+        chunk_size=chunk_size,
+        chunk_crc32=tuple(
+            _crc(c, "archive.chunk_crc32[%d]" % i) for i, c in enumerate(chunks)
+        ),
+    )
 
 
 def _parse_dirs(items: t.List[t.Any]) -> t.Tuple[DirEntry, ...]:
@@ -161,7 +213,12 @@ def _parse_dirs(items: t.List[t.Any]) -> t.Tuple[DirEntry, ...]:
         where = "directories[%d]" % index
         if not isinstance(item, dict):
             raise _invalid(where + " is not an object")
-        dirs.append(DirEntry(_require(item, "path", str, where), _require(item, "mode", int, where) & 0o7777))
+        dirs.append(
+            DirEntry(
+                _require(item, "path", str, where),
+                _require(item, "mode", int, where) & 0o7777,
+            )
+        )
     return tuple(dirs)
 
 
@@ -174,8 +231,15 @@ def _parse_files(items: t.List[t.Any]) -> t.Tuple[FileEntry, ...]:
         size = _require(item, "size", int, where)
         if size < 0:
             raise _invalid(where + ".size is negative")
-        files.append(FileEntry(_require(item, "path", str, where), size, _sha(item.get("sha256"), where + ".sha256"),
-                               _require(item, "mode", int, where) & 0o7777, int(item.get("mtime") or 0)))
+        files.append(
+            FileEntry(
+                _require(item, "path", str, where),
+                size,
+                _sha(item.get("sha256"), where + ".sha256"),
+                _require(item, "mode", int, where) & 0o7777,
+                int(item.get("mtime") or 0),
+            )
+        )
     return tuple(files)
 
 
@@ -198,7 +262,9 @@ def _source(value: t.Any) -> t.Dict[str, t.Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def parse(raw: bytes, shard: str | None = None, snapshot_id: str | None = None) -> Manifest:
+def parse(
+    raw: bytes, shard: str | None = None, snapshot_id: str | None = None
+) -> Manifest:
     """The :class:`Manifest` in ``raw``, or :class:`SnapshotInvalid` saying what is wrong with it."""
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -207,8 +273,10 @@ def parse(raw: bytes, shard: str | None = None, snapshot_id: str | None = None) 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _invalid("format is not %s" % FORMAT)
     manifest = Manifest(
-        shard=_require(data, "shard", str, "manifest"), snapshot_id=_require(data, "snapshot_id", str, "manifest"),
-        created=_require(data, "created", str, "manifest"), archive=_parse_archive(data),
+        shard=_require(data, "shard", str, "manifest"),
+        snapshot_id=_require(data, "snapshot_id", str, "manifest"),
+        created=_require(data, "created", str, "manifest"),
+        archive=_parse_archive(data),
         files=_parse_files(_require(data, "files", list, "manifest")),
         directories=_parse_dirs(_require(data, "directories", list, "manifest")),
         source=_source(data.get("source")),
@@ -217,5 +285,8 @@ def parse(raw: bytes, shard: str | None = None, snapshot_id: str | None = None) 
     if shard is not None and manifest.shard != shard:
         raise _invalid("it belongs to shard %r, not %r" % (manifest.shard, shard))
     if snapshot_id is not None and manifest.snapshot_id != snapshot_id:
-        raise _invalid("it names snapshot %r but is stored under %r" % (manifest.snapshot_id, snapshot_id))
+        raise _invalid(
+            "it names snapshot %r but is stored under %r"
+            % (manifest.snapshot_id, snapshot_id)
+        )
     return manifest

@@ -14,16 +14,26 @@ import base64
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
-import re
 import threading
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, NotFound, SnapshotInvalid
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import scrub
-from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier, RetryPolicy
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import ArchiveInfo, crc32
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    ApiError,
+    NotFound,
+    SnapshotInvalid,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
+from ansible_collections.ragops.recovery.plugins.module_utils.retry import (
+    Retrier,
+    RetryPolicy,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
+    ArchiveInfo,
+    crc32,
+)
 
 try:
     import boto3
@@ -36,7 +46,6 @@ else:
 
 BOTO3_REQUIREMENT = "boto3"
 MIB = 1024 * 1024
-SIGNED_QUERY = re.compile(r"(?i)((?:x-amz-)?(?:signature|credential|security-token)=)[^&\s\"']+")
 T = t.TypeVar("T")
 
 
@@ -61,39 +70,58 @@ class ObjectInfo:
 
 def content_md5(data: bytes) -> str:
     """The ``Content-MD5`` of a body: the store checks it, so a body damaged on the way is refused."""
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(
+        "ascii"
+    )
 
 
-def redact(text: str) -> str:
-    """``text`` without signatures, credentials or tokens (error messages may quote a request)."""
-    return scrub(SIGNED_QUERY.sub(lambda match: match.group(1) + "<redacted>", text))
-
-
-def client_config(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Dict[str, t.Any]:
+def client_config(
+    params: t.Mapping[str, t.Any], transfer: Transfer
+) -> t.Dict[str, t.Any]:
     """Keyword arguments for ``boto3.session.Session.client("s3", ...)`` from the s3 option group."""
     # Bodies are not hashed again for the signature: every upload carries a Content-MD5 that the store
     # checks, and every byte is covered by the manifest's checksums.
-    config = {"retries": {"total_max_attempts": 1}, "connect_timeout": transfer.connect_timeout,
-              "read_timeout": transfer.read_timeout, "max_pool_connections": max(10, transfer.concurrency * 2),
-              "s3": {"payload_signing_enabled": False}}
+    config = {
+        "retries": {"total_max_attempts": 1},
+        "connect_timeout": transfer.connect_timeout,
+        "read_timeout": transfer.read_timeout,
+        "max_pool_connections": max(10, transfer.concurrency * 2),
+        "s3": {"payload_signing_enabled": False},
+    }
     if params.get("endpoint_url"):
-        config.update(request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                      s3={"addressing_style": "path", "payload_signing_enabled": False})
+        config.update(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
+        )
     verify: t.Any = params.get("s3_validate_certs", True)
     if verify and params.get("s3_ca_bundle"):
         verify = params["s3_ca_bundle"]
-    return {"endpoint_url": params.get("endpoint_url"), "verify": verify,
-            "config": botocore.config.Config(**config)}
+    return {
+        "endpoint_url": params.get("endpoint_url"),
+        "verify": verify,
+        "config": botocore.config.Config(**config),
+    }
 
 
 def connect(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Any:
     """A boto3 S3 client; credentials come from the options or boto3's usual chain."""
     session = boto3.session.Session(
-        aws_access_key_id=params.get("access_key"), aws_secret_access_key=params.get("secret_key"),
-        aws_session_token=params.get("session_token"), region_name=params.get("region") or "us-east-1",
+        aws_access_key_id=params.get("access_key"),
+        aws_secret_access_key=params.get("secret_key"),
+        aws_session_token=params.get("session_token"),
+        region_name=params.get("region") or "us-east-1",
         profile_name=params.get("profile"),
     )
     return session.client("s3", **client_config(params, transfer))
+
+
+def open_store(
+    params: t.Mapping[str, t.Any], bucket: str, transfer: Transfer | None = None
+) -> S3Store:
+    """An :class:`S3Store` on ``bucket``, connected with the s3 option group's settings."""
+    settings = transfer or Transfer()
+    return S3Store(connect(params, settings), bucket, settings)
 
 
 def api_error(error: Exception, verb: str, target: str) -> ApiError:
@@ -102,15 +130,29 @@ def api_error(error: Exception, verb: str, target: str) -> ApiError:
     if isinstance(response, dict):
         status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         code = str(response.get("Error", {}).get("Code") or status)
-        reason = redact("%s: %s" % (code, response.get("Error", {}).get("Message") or code))
+        reason = scrub(
+            "%s: %s" % (code, response.get("Error", {}).get("Message") or code)
+        )
     else:
-        status, reason = 0, redact("%s: %s" % (type(error).__name__, error))
+        status, reason = 0, scrub("%s: %s" % (type(error).__name__, error))
     if status == 404 or reason.startswith(("NoSuchKey", "NoSuchBucket")):
-        return NotFound("Failed to %s %s: %s" % (verb, target, reason), status=404, resource=target, reason=reason)
-    next_step = {0: "Check that the S3 endpoint is reachable (endpoint_url) and answers in time.",
-                 403: "Check the S3 credentials and that they may read and write the bucket."}
-    return ApiError("Failed to %s %s: %s" % (verb, target, reason), status=status, resource=target, reason=reason,
-                    next_step=next_step.get(status, next_step[0] if status >= 500 else None))
+        return NotFound(
+            "Failed to %s %s: %s" % (verb, target, reason),
+            status=404,
+            resource=target,
+            reason=reason,
+        )
+    next_step = {
+        0: "Check that the S3 endpoint is reachable (endpoint_url) and answers in time.",
+        403: "Check the S3 credentials and that they may read and write the bucket.",
+    }
+    return ApiError(
+        "Failed to %s %s: %s" % (verb, target, reason),
+        status=status,
+        resource=target,
+        reason=reason,
+        next_step=next_step.get(status, next_step[0] if status >= 500 else None),
+    )
 
 
 @dataclass
@@ -123,20 +165,43 @@ class S3Store:
     retrier: Retrier = field(default_factory=Retrier)
 
     def __post_init__(self) -> None:
-        self.retrier = Retrier(RetryPolicy(attempts=self.transfer.attempts), self.retrier.sleep, self.retrier.rand)
+        self.retrier = Retrier(
+            RetryPolicy(attempts=self.transfer.attempts),
+            self.retrier.sleep,
+            self.retrier.rand,
+        )
 
-    def call(self, verb: str, key: str, func: t.Callable[[], T], idempotent: bool = True, retry: bool = True) -> T:
+    def call(
+        self,
+        verb: str,
+        key: str,
+        func: t.Callable[[], T],
+        idempotent: bool = True,
+        retry: bool = True,
+    ) -> T:
         """``func()`` with boto3 errors turned into :class:`ApiError`; retried unless ``retry`` is false."""
+
         def attempt() -> T:
             try:
                 return func()
             except ApiError:
                 raise
-            except Exception as error:  # boto3 raises many unrelated classes; all become ApiError here
-                if BOTO3_IMPORT_ERROR is None and isinstance(error, (botocore.exceptions.BotoCoreError,
-                                                                     botocore.exceptions.ClientError, OSError)):
-                    raise api_error(error, verb, "s3://%s/%s" % (self.bucket, key)) from None
+            except (
+                Exception
+            ) as error:  # boto3 raises many unrelated classes; all become ApiError here
+                if BOTO3_IMPORT_ERROR is None and isinstance(
+                    error,
+                    (
+                        botocore.exceptions.BotoCoreError,
+                        botocore.exceptions.ClientError,
+                        OSError,
+                    ),
+                ):
+                    raise api_error(
+                        error, verb, "s3://%s/%s" % (self.bucket, key)
+                    ) from None
                 raise
+
         return self.retrier.call(attempt, idempotent=idempotent) if retry else attempt()
 
     def list(self, prefix: str) -> t.List[ObjectInfo]:
@@ -144,46 +209,83 @@ class S3Store:
         objects: t.List[ObjectInfo] = []
         token: str | None = None
         while True:
-            kwargs = {"Bucket": self.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
-            page = self.call("list", prefix, lambda kw=kwargs: self.client.list_objects_v2(**kw))  # type: ignore[misc]
+            kwargs = {
+                "Bucket": self.bucket,
+                "Prefix": prefix,
+                **({"ContinuationToken": token} if token else {}),
+            }
+            request = functools.partial(self.client.list_objects_v2, **kwargs)
+            page = self.call("list", prefix, request)
             for item in page.get("Contents") or []:
                 modified = item["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ")
-                objects.append(ObjectInfo(item["Key"], int(item["Size"]), modified, str(item.get("ETag", ""))))
+                objects.append(
+                    ObjectInfo(
+                        item["Key"],
+                        int(item["Size"]),
+                        modified,
+                        str(item.get("ETag", "")),
+                    )
+                )
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return objects
 
     def get_bytes(self, key: str, max_size: int) -> bytes:
         """A small object's content; more than ``max_size`` bytes is refused."""
+
         def fetch() -> bytes:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
             if int(answer.get("ContentLength") or 0) > max_size:
                 answer["Body"].close()
-                raise ApiError("s3://%s/%s is larger than %d bytes" % (self.bucket, key, max_size), status=413)
+                raise ApiError(
+                    "s3://%s/%s is larger than %d bytes" % (self.bucket, key, max_size),
+                    status=413,
+                )
             data = answer["Body"].read()
             if len(data) != int(answer.get("ContentLength", len(data))):
-                raise ApiError("short read of s3://%s/%s" % (self.bucket, key), status=0)
+                raise ApiError(
+                    "short read of s3://%s/%s" % (self.bucket, key), status=0
+                )
             return t.cast(bytes, data)
+
         return self.call("read", key, fetch)
 
     def get_range(self, key: str, start: int, length: int, retry: bool = True) -> bytes:
         """Exactly ``length`` bytes from ``start``; a short or long body counts as a lost connection."""
+
         def fetch() -> bytes:
-            answer = self.client.get_object(Bucket=self.bucket, Key=key,
-                                            Range="bytes=%d-%d" % (start, start + length - 1))
+            answer = self.client.get_object(
+                Bucket=self.bucket,
+                Key=key,
+                Range="bytes=%d-%d" % (start, start + length - 1),
+            )
             data = t.cast(bytes, answer["Body"].read())
             if len(data) != length:
-                raise ApiError("got %d of %d bytes at offset %d of s3://%s/%s"
-                               % (len(data), length, start, self.bucket, key), status=0, reason="short read")
+                raise ApiError(
+                    "got %d of %d bytes at offset %d of s3://%s/%s"
+                    % (len(data), length, start, self.bucket, key),
+                    status=0,
+                    reason="short read",
+                )
             return data
+
         return self.call("read", key, fetch, retry=retry)
 
     def put_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
         """Store ``data``; with ``exclusive`` only if no object is there (False when one already was)."""
         extra = {"IfNoneMatch": "*"} if exclusive else {}
         try:
-            self.call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
-                                                                   ContentMD5=content_md5(data), **extra))
+            self.call(
+                "write",
+                key,
+                lambda: self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ContentMD5=content_md5(data),
+                    **extra,
+                ),
+            )
         except ApiError as error:
             if exclusive and error.status == 412:
                 return False
@@ -191,11 +293,19 @@ class S3Store:
         return True
 
     def delete(self, key: str) -> None:
-        self.call("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+        self.call(
+            "delete",
+            key,
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=key),
+        )
 
     def exists(self, key: str) -> bool:
         try:
-            self.call("read", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+            self.call(
+                "read",
+                key,
+                lambda: self.client.head_object(Bucket=self.bucket, Key=key),
+            )
         except NotFound:
             return False
         return True
@@ -220,12 +330,20 @@ class MultipartSink:
     upload_id: str = ""
     pieces: t.List[bytes] = field(default_factory=list)
     pending: int = 0
-    futures: t.List[concurrent.futures.Future[t.Tuple[str, t.List[str]]]] = field(default_factory=list)
+    futures: t.List[concurrent.futures.Future[t.Tuple[str, t.List[str]]]] = field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         self.slots = threading.BoundedSemaphore(self.store.transfer.concurrency)
-        answer = self.store.call("start an upload of", self.key, lambda: self.store.client.create_multipart_upload(
-            Bucket=self.store.bucket, Key=self.key), idempotent=False)
+        answer = self.store.call(
+            "start an upload of",
+            self.key,
+            lambda: self.store.client.create_multipart_upload(
+                Bucket=self.store.bucket, Key=self.key
+            ),
+            idempotent=False,
+        )
         self.upload_id = answer["UploadId"]
 
     def write(self, data: bytes | memoryview) -> int:
@@ -250,10 +368,22 @@ class MultipartSink:
     def _upload(self, number: int, data: bytes) -> t.Tuple[str, t.List[str]]:
         try:
             view = memoryview(data)
-            chunks = [crc32(view[i:i + self.chunk_size]) for i in range(0, len(data), self.chunk_size)]
-            answer = self.store.call("upload part %d of" % number, self.key, lambda: self.store.client.upload_part(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data,
-                ContentMD5=content_md5(data)))
+            chunks = [
+                crc32(view[i : i + self.chunk_size])
+                for i in range(0, len(data), self.chunk_size)
+            ]
+            answer = self.store.call(
+                "upload part %d of" % number,
+                self.key,
+                lambda: self.store.client.upload_part(
+                    Bucket=self.store.bucket,
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    ContentMD5=content_md5(data),
+                ),
+            )
             return str(answer["ETag"]), chunks
         finally:
             self.slots.release()
@@ -264,9 +394,20 @@ class MultipartSink:
             self._submit(b"".join(self.pieces))
             self.pieces, self.pending = [], 0
         results = [future.result() for future in self.futures]
-        parts = [{"ETag": result[0], "PartNumber": index + 1} for index, result in enumerate(results)]
-        self.store.call("complete the upload of", self.key, lambda: self.store.client.complete_multipart_upload(
-            Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}))
+        parts = [
+            {"ETag": result[0], "PartNumber": index + 1}
+            for index, result in enumerate(results)
+        ]
+        self.store.call(
+            "complete the upload of",
+            self.key,
+            lambda: self.store.client.complete_multipart_upload(
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            ),
+        )
         return [chunk for result in results for chunk in result[1]]
 
     def abort(self) -> None:
@@ -275,8 +416,13 @@ class MultipartSink:
         concurrent.futures.wait(self.futures)
         # An unfinished upload is invisible to readers; the bucket's lifecycle rules expire it if this fails.
         with contextlib.suppress(ApiError):
-            self.store.call("abort the upload of", self.key, lambda: self.store.client.abort_multipart_upload(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id))
+            self.store.call(
+                "abort the upload of",
+                self.key,
+                lambda: self.store.client.abort_multipart_upload(
+                    Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id
+                ),
+            )
 
 
 @dataclass
@@ -318,15 +464,21 @@ class VerifiedReader:
             attempts += 1
             data = self.store.get_range(self.key, start, length, retry=False)
             if crc32(data) != self.archive.chunk_crc32[index]:
-                raise ChunkMismatch("part %d of %s does not match the manifest" % (index, self.key), status=0)
+                raise ChunkMismatch(
+                    "part %d of %s does not match the manifest" % (index, self.key),
+                    status=0,
+                )
             return data
+
         try:
             return self.store.retrier.call(verified, idempotent=True)
         except ChunkMismatch:
             raise SnapshotInvalid(
                 "The archive's bytes %d-%d do not match the manifest (%d attempts)"
-                % (start, start + length - 1, attempts), resource="s3://%s/%s" % (self.store.bucket, self.key),
-                reason="archive checksum mismatch") from None
+                % (start, start + length - 1, attempts),
+                resource="s3://%s/%s" % (self.store.bucket, self.key),
+                reason="archive checksum mismatch",
+            ) from None
         finally:
             with self.lock:
                 self.refetched += attempts - 1

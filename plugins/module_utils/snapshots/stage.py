@@ -22,7 +22,12 @@ class Stage(t.Generic[T]):
     consumer raises is raised again by the next :meth:`put` or by :meth:`close`.
     """
 
-    def __init__(self, consume: t.Callable[[T], None], depth: int = 16, name: str = "snapshot-stage") -> None:
+    def __init__(
+        self,
+        consume: t.Callable[[T], None],
+        depth: int = 16,
+        name: str = "snapshot-stage",
+    ) -> None:
         self.consume = consume
         self.items: queue.Queue[t.Any] = queue.Queue(depth)
         self.error: BaseException | None = None
@@ -37,7 +42,9 @@ class Stage(t.Generic[T]):
             if self.error is None:
                 try:
                     self.consume(item)
-                except BaseException as error:  # handed to the producer, which raises it
+                except (
+                    BaseException
+                ) as error:  # handed to the producer, which raises it
                     self.error = error
 
     def put(self, item: T) -> None:

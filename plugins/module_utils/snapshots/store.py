@@ -8,16 +8,29 @@ import json
 import typing as t
 from datetime import datetime
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import NotFound, RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog, layout
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    NotFound,
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    catalog,
+    layout,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
+    S3Store,
+)
 
 MAX_MANIFEST = 256 * 1024 * 1024
 MAX_MARKER = 64 * 1024
 
 
-def load(store: S3Store, location: layout.ShardLocation, now: datetime, tolerance: float,
-         only: str | None = None) -> t.Dict[str, catalog.Snapshot]:
+def load(
+    store: S3Store,
+    location: layout.ShardLocation,
+    now: datetime,
+    tolerance: float,
+    only: str | None = None,
+) -> t.Dict[str, catalog.Snapshot]:
     """Every snapshot of the shard (or only snapshot ``only``), classified; one paged listing plus
     one GET per manifest."""
     prefix = location.shard_prefix + (only + "/" if only else "")
@@ -26,7 +39,9 @@ def load(store: S3Store, location: layout.ShardLocation, now: datetime, toleranc
         raw = None
         if layout.MANIFEST in snapshot.objects:
             try:
-                raw = store.get_bytes(location.key(snapshot.snapshot_id, layout.MANIFEST), MAX_MANIFEST)
+                raw = store.get_bytes(
+                    location.key(snapshot.snapshot_id, layout.MANIFEST), MAX_MANIFEST
+                )
             except NotFound:
                 raw = None  # deleted between the listing and the read
         catalog.classify(snapshot, raw, location.shard, now, tolerance)
@@ -42,16 +57,26 @@ def _marker(store: S3Store, key: str) -> t.Dict[str, t.Any] | None:
         value = json.loads(raw.decode("utf-8"))
     except ValueError:
         value = None
-    return dict(value, key=key) if isinstance(value, dict) else {"key": key, "note": "not JSON"}
+    return (
+        dict(value, key=key)
+        if isinstance(value, dict)
+        else {"key": key, "note": "not JSON"}
+    )
 
 
-def read_hold(store: S3Store, location: layout.ShardLocation) -> t.Dict[str, t.Any] | None:
+def read_hold(
+    store: S3Store, location: layout.ShardLocation
+) -> t.Dict[str, t.Any] | None:
     """The incident hold on the shard (``<prefix>/<shard>/HOLD``) or on every shard (``<prefix>/HOLD``)."""
     base = location.prefix.strip("/")
-    return _marker(store, location.hold_key) or _marker(store, (base + "/" if base else "") + layout.HOLD)
+    return _marker(store, location.hold_key) or _marker(
+        store, (base + "/" if base else "") + layout.HOLD
+    )
 
 
-def set_hold(store: S3Store, location: layout.ShardLocation, record: t.Mapping[str, t.Any]) -> bool:
+def set_hold(
+    store: S3Store, location: layout.ShardLocation, record: t.Mapping[str, t.Any]
+) -> bool:
     """Set the shard's hold; False when one was already set (it is kept as it was)."""
     body = json.dumps(dict(record), sort_keys=True).encode("utf-8")
     return store.put_bytes(location.hold_key, body, exclusive=True)
@@ -65,21 +90,30 @@ def release_hold(store: S3Store, location: layout.ShardLocation) -> bool:
     return True
 
 
-def quarantine(store: S3Store, location: layout.ShardLocation, snapshot_id: str,
-               record: t.Mapping[str, t.Any]) -> bool:
+def quarantine(
+    store: S3Store,
+    location: layout.ShardLocation,
+    snapshot_id: str,
+    record: t.Mapping[str, t.Any],
+) -> bool:
     """Mark a snapshot corrupt with a ``QUARANTINED`` object next to it; nothing is deleted.
     False when it was already marked (the first record is kept)."""
     body = json.dumps(dict(record), sort_keys=True).encode("utf-8")
-    return store.put_bytes(location.key(snapshot_id, layout.QUARANTINE_MARKER), body, exclusive=True)
+    return store.put_bytes(
+        location.key(snapshot_id, layout.QUARANTINE_MARKER), body, exclusive=True
+    )
 
 
-def is_quarantined(store: S3Store, location: layout.ShardLocation, snapshot_id: str) -> bool:
+def is_quarantined(
+    store: S3Store, location: layout.ShardLocation, snapshot_id: str
+) -> bool:
     """Whether the snapshot carries a ``QUARANTINED`` marker now."""
     return store.exists(location.key(snapshot_id, layout.QUARANTINE_MARKER))
 
 
-def delete_planned(store: S3Store, location: layout.ShardLocation,
-                   plan: catalog.PrunePlan) -> t.List[str]:
+def delete_planned(
+    store: S3Store, location: layout.ShardLocation, plan: catalog.PrunePlan
+) -> t.List[str]:
     """Delete exactly the objects of the snapshots in ``plan.delete``, manifest first; the keys deleted."""
     deleted: t.List[str] = []
     for snapshot in plan.delete:

@@ -17,7 +17,9 @@ import re
 import shutil
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
@@ -35,7 +37,12 @@ def exchange(first: str, second: str) -> bool:
     rename = getattr(_libc(), "renameat2", None)
     if rename is None:
         return False
-    if rename(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+    if (
+        rename(
+            AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE
+        )
+        == 0
+    ):
         return True
     code = ctypes.get_errno()
     if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
@@ -65,7 +72,11 @@ def is_mount(path: str) -> bool:
         return True
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-            return any(_unescape(line.split()[4]) == path for line in handle if len(line.split()) > 4)
+            return any(
+                _unescape(line.split()[4]) == path
+                for line in handle
+                if len(line.split()) > 4
+            )
     except OSError:
         return False
 
@@ -85,10 +96,17 @@ def stale_staging(dest: str) -> t.List[str]:
     if is_mount(dest):
         parent, prefix = dest, STAGING_TAG
     else:
-        parent, prefix = os.path.dirname(dest), "." + os.path.basename(dest) + STAGING_TAG
+        parent, prefix = (
+            os.path.dirname(dest),
+            "." + os.path.basename(dest) + STAGING_TAG,
+        )
     if not os.path.isdir(parent):
         return []
-    return sorted(os.path.join(parent, name) for name in os.listdir(parent) if name.startswith(prefix))
+    return sorted(
+        os.path.join(parent, name)
+        for name in os.listdir(parent)
+        if name.startswith(prefix)
+    )
 
 
 def remove_tree(path: str) -> None:
@@ -99,23 +117,33 @@ def remove_tree(path: str) -> None:
 
 
 def _payload(dest: str, staging: str, marker: str) -> t.List[str]:
-    return [name for name in os.listdir(dest)
-            if name not in IGNORED_IN_EMPTY and name != marker and os.path.join(dest, name) != staging]
+    return [
+        name
+        for name in os.listdir(dest)
+        if name not in IGNORED_IN_EMPTY
+        and name != marker
+        and os.path.join(dest, name) != staging
+    ]
 
 
 def _move_into_mount(staging: str, dest: str, marker: str) -> None:
     if _payload(dest, staging, marker):
         raise RecoveryError(
-            "Refusing to restore into %s: it is a mount point that already holds data" % dest, resource=dest,
+            "Refusing to restore into %s: it is a mount point that already holds data"
+            % dest,
+            resource=dest,
             reason="a volume root cannot be swapped atomically and it is not empty",
-            next_step="Restore into a new, empty volume (mode=job), or into a subdirectory of this one.")
+            next_step="Restore into a new, empty volume (mode=job), or into a subdirectory of this one.",
+        )
     names = sorted(os.listdir(staging), key=lambda name: name == marker)
     for name in names:
         os.replace(os.path.join(staging, name), os.path.join(dest, name))
     os.rmdir(staging)
 
 
-def swap_in(staging: str, dest: str, marker: str, previous_name: str, keep_previous: bool) -> str | None:
+def swap_in(
+    staging: str, dest: str, marker: str, previous_name: str, keep_previous: bool
+) -> str | None:
     """Put ``staging`` in place of ``dest``; returns where the old data was kept, if anywhere."""
     dest = os.path.abspath(dest)
     if os.path.dirname(staging) == dest:
@@ -124,7 +152,10 @@ def swap_in(staging: str, dest: str, marker: str, previous_name: str, keep_previ
     if not os.path.lexists(dest):
         os.rename(staging, dest)
         return None
-    previous = os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + PREVIOUS_TAG + previous_name)
+    previous = os.path.join(
+        os.path.dirname(dest),
+        "." + os.path.basename(dest) + PREVIOUS_TAG + previous_name,
+    )
     if exchange(staging, dest):
         os.rename(staging, previous)
     else:

@@ -18,18 +18,49 @@ START = 1795000000.0
 
 def steps() -> list[Step]:
     return [
-        Step("Take the lock", "ragops.recovery.incident_lock", "rag-prod", START, START + 1.25, "changed", "create"),
-        Step("Quarantine: shard-2", "ragops.recovery.shard_mark", "rag-prod", START + 1.3, START + 2.0, "failed",
-             "Refusing to move shard | x"),
-        Step("Skipped", "ansible.builtin.debug", "rag-prod", START + 2.0, START + 2.0, "skipped", "cond"),
+        Step(
+            "Take the lock",
+            "ragops.recovery.incident_lock",
+            "rag-prod",
+            START,
+            START + 1.25,
+            "changed",
+            "create",
+        ),
+        Step(
+            "Quarantine: shard-2",
+            "ragops.recovery.shard_mark",
+            "rag-prod",
+            START + 1.3,
+            START + 2.0,
+            "failed",
+            "Refusing to move shard | x",
+        ),
+        Step(
+            "Skipped",
+            "ansible.builtin.debug",
+            "rag-prod",
+            START + 2.0,
+            START + 2.0,
+            "skipped",
+            "cond",
+        ),
     ]
 
 
 def test_summary_prefers_message_then_module_keys_and_hides_secrets() -> None:
-    assert summarize({"msg": "Failed to read\n  ConfigMap"}) == "Failed to read ConfigMap"
-    assert summarize({"transition": "serving -> quarantined", "changed": True}) == "serving -> quarantined"
+    assert (
+        summarize({"msg": "Failed to read\n  ConfigMap"}) == "Failed to read ConfigMap"
+    )
+    assert (
+        summarize({"transition": "serving -> quarantined", "changed": True})
+        == "serving -> quarantined"
+    )
     assert summarize({"msg": "token abc leaked", "changed": True}) == "changed"
-    assert summarize({"skip_reason": "Conditional result was False"}) == "Conditional result was False"
+    assert (
+        summarize({"skip_reason": "Conditional result was False"})
+        == "Conditional result was False"
+    )
     assert len(summarize({"msg": "x" * 500})) == 160
 
 
@@ -41,7 +72,13 @@ def test_status_distinguishes_changed_from_ok() -> None:
 
 def test_json_has_totals_span_and_durations() -> None:
     data = json.loads(to_json("INC-1", steps()))
-    assert data["totals"] == {"ok": 0, "changed": 1, "failed": 1, "skipped": 1, "unreachable": 0}
+    assert data["totals"] == {
+        "ok": 0,
+        "changed": 1,
+        "failed": 1,
+        "skipped": 1,
+        "unreachable": 0,
+    }
     assert data["duration"] == 2.0
     assert data["steps"][0]["duration"] == 1.25
     assert data["steps"][0]["start"].endswith("Z")
@@ -51,6 +88,10 @@ def test_markdown_table_and_gantt_escape_what_would_break_them() -> None:
     text = to_markdown("INC-1: shard-2", steps())
     assert "| Refusing to move shard \\| x |" in text
     assert "    title INC-1 - shard-2" in text
-    assert "    Quarantine - shard-2 :crit, %d, %d" % (int((START + 1.3) * 1000), int((START + 2.0) * 1000)) in text
+    assert (
+        "    Quarantine - shard-2 :crit, %d, %d"
+        % (int((START + 1.3) * 1000), int((START + 2.0) * 1000))
+        in text
+    )
     assert "Skipped :" not in text
     assert text.count("```") == 2

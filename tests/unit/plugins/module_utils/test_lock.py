@@ -9,9 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.lock import (
+from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.lock import (
     LockHeld,
     LockState,
     Request,
@@ -21,7 +24,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.lock import (
     plan_release,
     release,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
@@ -30,7 +32,12 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/rag/leases"
 ME = Request(holder="me@host", incident_id="INC-1", duration=600)
 
 
-def held(holder: str = "other@host", incident: str = "INC-0", age: int = 60, duration: int = 600) -> LockState:
+def held(
+    holder: str = "other@host",
+    incident: str = "INC-0",
+    age: int = 60,
+    duration: int = 600,
+) -> LockState:
     stamp = NOW - timedelta(seconds=age)
     return LockState(holder, incident, stamp, stamp, duration, 0)
 
@@ -41,9 +48,14 @@ def client(api: FakeTransport) -> K8sClient:
 
 def test_plan_acquire_covers_free_ours_held_and_stale() -> None:
     assert plan_acquire(None, ME, NOW, "lease") == "create"
-    assert plan_acquire(LockState(None, "", None, None, 600, 1), ME, NOW, "lease") == "take"
+    assert (
+        plan_acquire(LockState(None, "", None, None, 600, 1), ME, NOW, "lease")
+        == "take"
+    )
     assert plan_acquire(held("me@host", "INC-1"), ME, NOW, "lease") == "none"
-    with pytest.raises(LockHeld, match="locked by other@host for incident INC-0") as error:
+    with pytest.raises(
+        LockHeld, match="locked by other@host for incident INC-0"
+    ) as error:
         plan_acquire(held(), ME, NOW, "lease")
     assert error.value.reason == "lock held"
     with pytest.raises(LockHeld, match="the lock is stale") as stale:
@@ -63,9 +75,14 @@ def test_holding_the_lock_for_another_incident_is_refused() -> None:
 def test_plan_release() -> None:
     assert plan_release(None, ME, "lease") == "none"
     assert plan_release(held("me@host", "INC-1"), ME, "lease") == "release"
-    with pytest.raises(LockHeld, match="Refusing to release a lock held by someone else"):
+    with pytest.raises(
+        LockHeld, match="Refusing to release a lock held by someone else"
+    ):
         plan_release(held(), ME, "lease")
-    assert plan_release(held(), Request("me@host", "INC-1", 600, force=True), "lease") == "release"
+    assert (
+        plan_release(held(), Request("me@host", "INC-1", 600, force=True), "lease")
+        == "release"
+    )
 
 
 def test_acquire_then_reacquire_then_release_then_second_holder() -> None:
@@ -80,7 +97,9 @@ def test_acquire_then_reacquire_then_release_then_second_holder() -> None:
     assert release(client(api), REF, ME, check_mode=False).action == "none"
     taken = acquire(client(api), REF, other, NOW, check_mode=False)
     assert taken.action == "take" and taken.after and taken.after.transitions == 1
-    assert lock_state(api.objects[LEASES + "/ragops-recovery-lock"]).incident_id == "INC-2"
+    assert (
+        lock_state(api.objects[LEASES + "/ragops-recovery-lock"]).incident_id == "INC-2"
+    )
 
 
 def test_check_mode_writes_nothing() -> None:
@@ -114,4 +133,7 @@ def test_a_lost_race_rereads_and_reports_the_winner() -> None:
     api.rival = rival
     with pytest.raises(LockHeld, match="locked by winner@host"):
         acquire(client(api), REF, ME, NOW, check_mode=False)
-    assert lock_state(api.objects[LEASES + "/ragops-recovery-lock"]).holder == "winner@host"
+    assert (
+        lock_state(api.objects[LEASES + "/ragops-recovery-lock"]).holder
+        == "winner@host"
+    )

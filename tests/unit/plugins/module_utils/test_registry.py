@@ -7,8 +7,11 @@ import json
 
 import pytest
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import InvalidTransition, RegistryCorrupt
-from ansible_collections.ragops.recovery.plugins.module_utils.registry import (
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    InvalidTransition,
+    RegistryCorrupt,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.shards.rules import (
     STATES,
     TRANSITIONS,
     Entry,
@@ -19,7 +22,9 @@ from ansible_collections.ragops.recovery.plugins.module_utils.registry import (
 )
 
 NOW = "2026-11-27T10:00:00Z"
-SERVING = Entry(state="serving", reason="", since="2026-11-01T00:00:00Z", changed_by="bootstrap")
+SERVING = Entry(
+    state="serving", reason="", since="2026-11-01T00:00:00Z", changed_by="bootstrap"
+)
 
 
 def test_parse_keeps_unknown_fields_and_round_trips() -> None:
@@ -27,17 +32,28 @@ def test_parse_keeps_unknown_fields_and_round_trips() -> None:
     entry = parse_entry("shard-0", text)
     assert entry.state == "serving"
     assert entry.extra == {"owner": "search-team"}
-    expected = {"state": "serving", "reason": "ok", "owner": "search-team", "incident_id": "", "since": "",
-                "changed_by": ""}
+    expected = {
+        "state": "serving",
+        "reason": "ok",
+        "owner": "search-team",
+        "incident_id": "",
+        "since": "",
+        "changed_by": "",
+    }
     assert json.loads(entry.to_json()) == expected
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("{not json", "invalid JSON"),
-    ('["serving"]', "invalid entry"),
-    ('{"state": "sleeping"}', "invalid entry"),
-])
-def test_unreadable_entries_are_refused_with_a_repair_hint(text: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("{not json", "invalid JSON"),
+        ('["serving"]', "invalid entry"),
+        ('{"state": "sleeping"}', "invalid entry"),
+    ],
+)
+def test_unreadable_entries_are_refused_with_a_repair_hint(
+    text: str, reason: str
+) -> None:
     with pytest.raises(RegistryCorrupt) as error:
         parse_entry("shard-1", text, "rag-shard-registry")
     assert error.value.reason == reason
@@ -46,19 +62,31 @@ def test_unreadable_entries_are_refused_with_a_repair_hint(text: str, reason: st
 
 
 def test_quarantine_records_previous_state_reason_and_route() -> None:
-    request = MarkRequest("quarantined", reason="checksum mismatch", incident_id="INC-1", route_to="shard-0-r1",
-                          changed_by="oncall@bastion")
+    request = MarkRequest(
+        "quarantined",
+        reason="checksum mismatch",
+        incident_id="INC-1",
+        route_to="shard-0-r1",
+        changed_by="oncall@bastion",
+    )
     plan = plan_mark("shard-0", SERVING, request, NOW)
     assert plan.changed and not plan.forced
     assert plan.transition == "serving -> quarantined"
     assert plan.after.to_dict() == {
-        "state": "quarantined", "reason": "checksum mismatch", "incident_id": "INC-1", "since": NOW,
-        "changed_by": "oncall@bastion", "previous_state": "serving", "route_to": "shard-0-r1",
+        "state": "quarantined",
+        "reason": "checksum mismatch",
+        "incident_id": "INC-1",
+        "since": NOW,
+        "changed_by": "oncall@bastion",
+        "previous_state": "serving",
+        "route_to": "shard-0-r1",
     }
 
 
 def test_same_request_twice_is_unchanged() -> None:
-    request = MarkRequest("quarantined", reason="io errors", incident_id="INC-2", changed_by="a")
+    request = MarkRequest(
+        "quarantined", reason="io errors", incident_id="INC-2", changed_by="a"
+    )
     first = plan_mark("shard-0", SERVING, request, NOW)
     second = plan_mark("shard-0", first.after, request, "2026-11-27T11:00:00Z")
     assert not second.changed
@@ -66,21 +94,35 @@ def test_same_request_twice_is_unchanged() -> None:
 
 
 def test_new_reason_in_same_state_keeps_since_and_previous_state() -> None:
-    quarantined = plan_mark("shard-0", SERVING, MarkRequest("quarantined", reason="a"), NOW).after
-    plan = plan_mark("shard-0", quarantined, MarkRequest("quarantined", reason="b"), "2026-11-27T12:00:00Z")
+    quarantined = plan_mark(
+        "shard-0", SERVING, MarkRequest("quarantined", reason="a"), NOW
+    ).after
+    plan = plan_mark(
+        "shard-0",
+        quarantined,
+        MarkRequest("quarantined", reason="b"),
+        "2026-11-27T12:00:00Z",
+    )
     assert plan.changed
     assert plan.after.since == NOW
     assert plan.after.previous_state == "serving"
 
 
 def test_route_is_kept_until_serving_and_cleared_by_empty_string() -> None:
-    routed = plan_mark("shard-0", SERVING, MarkRequest("quarantined", route_to="r1"), NOW).after
+    routed = plan_mark(
+        "shard-0", SERVING, MarkRequest("quarantined", route_to="r1"), NOW
+    ).after
     restoring = plan_mark("shard-0", routed, MarkRequest("restoring"), NOW).after
     assert restoring.route_to == "r1"
-    cleared = plan_mark("shard-0", restoring, MarkRequest("restoring", route_to=""), NOW).after
+    cleared = plan_mark(
+        "shard-0", restoring, MarkRequest("restoring", route_to=""), NOW
+    ).after
     assert cleared.route_to is None
     validating = plan_mark("shard-0", restoring, MarkRequest("validating"), NOW).after
-    assert plan_mark("shard-0", validating, MarkRequest("serving"), NOW).after.route_to is None
+    assert (
+        plan_mark("shard-0", validating, MarkRequest("serving"), NOW).after.route_to
+        is None
+    )
 
 
 @pytest.mark.parametrize("current", STATES)

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, ResourceTimeout
-from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier, RetryPolicy
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
-    Clock,
-    Waiter,
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    ApiError,
+    ResourceTimeout,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
     deployment_ready,
     job_finished,
     job_succeeded,
     pod_ready,
     statefulset_ready,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.retry import (
+    Retrier,
+    RetryPolicy,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
+    Clock,
+    Waiter,
 )
 
 
@@ -37,12 +45,17 @@ def failing(statuses: list[int], result: str = "ok", retry_after: float | None =
     def call() -> str:
         calls.append(1)
         if len(calls) <= len(statuses):
-            raise ApiError("boom", status=statuses[len(calls) - 1], retry_after=retry_after)
+            raise ApiError(
+                "boom", status=statuses[len(calls) - 1], retry_after=retry_after
+            )
         return result
+
     return call, calls
 
 
-def test_policy_retries_throttling_always_and_server_errors_only_when_idempotent() -> None:
+def test_policy_retries_throttling_always_and_server_errors_only_when_idempotent() -> (
+    None
+):
     policy = RetryPolicy(attempts=3)
     assert policy.should_retry(429, 1, idempotent=False)
     assert policy.should_retry(503, 1, idempotent=True)
@@ -91,7 +104,8 @@ def test_waiter_returns_value_duration_and_polls() -> None:
     clock = FakeClock()
     values = iter([1, 2, 3])
     outcome = Waiter(timeout=60, interval=5, clock=Clock(clock.now, clock.sleep)).until(
-        "counter", lambda: next(values), lambda v: v == 3)
+        "counter", lambda: next(values), lambda v: v == 3
+    )
     assert (outcome.value, outcome.duration, outcome.polls) == (3, 10.0, 3)
 
 
@@ -99,7 +113,12 @@ def test_waiter_times_out_with_last_state_and_never_oversleeps() -> None:
     clock = FakeClock()
     waiter = Waiter(timeout=7, interval=5, clock=Clock(clock.now, clock.sleep))
     with pytest.raises(ResourceTimeout) as error:
-        waiter.until("pod x Ready", lambda: {"phase": "Pending"}, lambda v: False, next_step="kubectl describe")
+        waiter.until(
+            "pod x Ready",
+            lambda: {"phase": "Pending"},
+            lambda v: False,
+            next_step="kubectl describe",
+        )
     assert error.value.last_seen == {"phase": "Pending"}
     assert error.value.msg == "Timed out after 7s waiting for pod x Ready"
     assert error.value.to_result()["next_step"] == "kubectl describe"
@@ -107,7 +126,9 @@ def test_waiter_times_out_with_last_state_and_never_oversleeps() -> None:
 
 
 def ready_pod(phase: str = "Running", ready: str = "True") -> dict:  # type: ignore[type-arg]
-    return {"status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}}
+    return {
+        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}
+    }
 
 
 def test_pod_ready() -> None:
@@ -117,10 +138,20 @@ def test_pod_ready() -> None:
     assert not pod_ready({})
 
 
-def rollout(generation: int, observed: int, replicas: int, updated: int, ready: int) -> dict:  # type: ignore[type-arg]
-    return {"metadata": {"generation": generation}, "spec": {"replicas": replicas},
-            "status": {"observedGeneration": observed, "replicas": replicas, "updatedReplicas": updated,
-                       "readyReplicas": ready, "availableReplicas": ready}}
+def rollout(
+    generation: int, observed: int, replicas: int, updated: int, ready: int
+) -> dict:  # type: ignore[type-arg]
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        },
+    }
 
 
 def test_rollout_predicates_need_the_newest_generation_fully_updated() -> None:

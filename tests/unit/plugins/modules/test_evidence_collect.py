@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -12,51 +13,104 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ragops.recovery.plugins.module_utils.shard_http import Answer
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
+from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import Answer
 from ansible_collections.ragops.recovery.plugins.modules import evidence_collect
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
+from ansible_collections.ragops.recovery.tests.unit.runner import run as run_main
 
 NS = "/api/v1/namespaces/rag"
+run = functools.partial(
+    run_main, evidence_collect, namespace="rag", shard="shard-2", incident_id="INC-9"
+)
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
-    fake = FakeTransport()
-    fake.add(NS + "/pods", {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "vectorstore-2", "namespace": "rag", "labels": {"ragops.io/shard": "shard-2"},
-                     "managedFields": [{"manager": "x"}]},
-        "spec": {"containers": [{"name": "shard", "env": [{"name": "API_KEY", "value": "s3cr3t-value"},
-                                                          {"name": "DATA_DIR", "value": "/data"}]}],
-                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-vectorstore-2"}}]},
-        "status": {"phase": "Running", "podIP": "10.0.0.7"}})
-    fake.add(NS + "/persistentvolumeclaims", {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                                              "metadata": {"name": "data-vectorstore-2", "namespace": "rag"}})
-    fake.add(NS + "/configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
-                                  "metadata": {"name": "rag-shard-registry", "namespace": "rag"},
-                                  "data": {"shard-2": json.dumps({"state": "serving"})}})
-    fake.add(NS + "/events", {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "rag"},
-                              "involvedObject": {"name": "vectorstore-2"}, "message": "Readiness probe failed"})
-    fake.add(NS + "/events", {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e2", "namespace": "rag"},
-                              "involvedObject": {"name": "other"}, "message": "unrelated"})
+def api(k8s_api: FakeTransport, monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
+    fake = k8s_api
+    fake.add(
+        NS + "/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "vectorstore-2",
+                "namespace": "rag",
+                "labels": {"ragops.io/shard": "shard-2"},
+                "managedFields": [{"manager": "x"}],
+            },
+            "spec": {
+                "containers": [
+                    {
+                        "name": "shard",
+                        "env": [
+                            {"name": "API_KEY", "value": "s3cr3t-value"},
+                            {"name": "DATA_DIR", "value": "/data"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {
+                        "name": "data",
+                        "persistentVolumeClaim": {"claimName": "data-vectorstore-2"},
+                    }
+                ],
+            },
+            "status": {"phase": "Running", "podIP": "10.0.0.7"},
+        },
+    )
+    fake.add(
+        NS + "/persistentvolumeclaims",
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data-vectorstore-2", "namespace": "rag"},
+        },
+    )
+    fake.add(
+        NS + "/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "rag-shard-registry", "namespace": "rag"},
+            "data": {"shard-2": json.dumps({"state": "serving"})},
+        },
+    )
+    fake.add(
+        NS + "/events",
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "e1", "namespace": "rag"},
+            "involvedObject": {"name": "vectorstore-2"},
+            "message": "Readiness probe failed",
+        },
+    )
+    fake.add(
+        NS + "/events",
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "e2", "namespace": "rag"},
+            "involvedObject": {"name": "other"},
+            "message": "unrelated",
+        },
+    )
     fake.logs[NS + "/pods/vectorstore-2/log"] = '{"event": "index_load_failed"}\n'
-    monkeypatch.setattr(evidence_collect, "connect", lambda params: fake)
-    monkeypatch.setattr(evidence_collect, "http_call",
-                        lambda method, url, body, timeout: Answer(503, {"ready": False, "reason": "corrupt"}))
+    monkeypatch.setattr(
+        admin,
+        "http_call",
+        lambda method, url, body, timeout: Answer(
+            503, {"ready": False, "reason": "corrupt"}
+        ),
+    )
     return fake
 
 
-def run(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    args = dict({"namespace": "rag", "shard": "shard-2", "incident_id": "INC-9"}, **args)
-    with patch_module_args(args), pytest.raises(SystemExit):
-        evidence_collect.main()
-    return t.cast(t.Dict[str, t.Any], json.loads(capsys.readouterr().out))
-
-
-def test_bundle_written_once_with_manifest(api: FakeTransport, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_bundle_written_once_with_manifest(
+    api: FakeTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     planned = run(capsys, dest=str(tmp_path), _ansible_check_mode=True)
     assert planned["changed"] is True and not list(tmp_path.iterdir())
     result = run(capsys, dest=str(tmp_path))
@@ -65,13 +119,19 @@ def test_bundle_written_once_with_manifest(api: FakeTransport, tmp_path: Path,
     data = bundle.read_bytes()
     assert hashlib.sha256(data).hexdigest() == result["evidence"]["sha256"]
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        members = {m.name: t.cast(t.IO[bytes], tar.extractfile(m)).read() for m in tar.getmembers()}
+        members = {
+            m.name: t.cast(t.IO[bytes], tar.extractfile(m)).read()
+            for m in tar.getmembers()
+        }
     manifest = json.loads(members.pop("MANIFEST.json"))
     assert set(manifest["files"]) == set(members)
     for name, content in members.items():
         assert manifest["files"][name]["sha256"] == hashlib.sha256(content).hexdigest()
     assert b"index_load_failed" in members["logs/vectorstore-2/shard.log"]
-    assert b"Readiness probe failed" in members["events.yaml"] and b"unrelated" not in members["events.yaml"]
+    assert (
+        b"Readiness probe failed" in members["events.yaml"]
+        and b"unrelated" not in members["events.yaml"]
+    )
     assert b"s3cr3t-value" not in members["objects/pod-vectorstore-2.yaml"]
     assert b"managedFields" not in members["objects/pod-vectorstore-2.yaml"]
     assert b"data-vectorstore-2" in members["objects/pvc-data-vectorstore-2.yaml"]
@@ -84,12 +144,15 @@ def test_bundle_written_once_with_manifest(api: FakeTransport, tmp_path: Path,
     assert bundle.read_bytes() == data
 
 
-def test_needs_a_destination(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
+def test_needs_a_destination(
+    api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run(capsys)
     assert result["failed"] is True and "dest, bucket" in result["msg"]
 
 
-def test_incident_id_cannot_escape_the_folder(api: FakeTransport, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_incident_id_cannot_escape_the_folder(
+    api: FakeTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run(capsys, dest=str(tmp_path), incident_id="../x")
     assert result["failed"] is True and "Invalid incident_id" in result["msg"]

@@ -6,6 +6,7 @@ through main() over the in-memory API."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.server
 import json
 import threading
@@ -13,7 +14,6 @@ import time
 import typing as t
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ragops.recovery.plugins.modules import (
     generator_fallback,
@@ -22,6 +22,9 @@ from ansible_collections.ragops.recovery.plugins.modules import (
     traffic_throttle,
 )
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
+from ansible_collections.ragops.recovery.tests.unit.runner import run as run_main
+
+run = functools.partial(run_main, namespace="rag")
 
 APPS = "/apis/apps/v1/namespaces/rag/deployments"
 CM = "/api/v1/namespaces/rag/configmaps"
@@ -33,7 +36,9 @@ class Provider(http.server.BaseHTTPRequestHandler):
     """An OpenAI-compatible stand-in whose outage mode is set per test (server.mode)."""
 
     def do_GET(self) -> None:
-        self._answer({"object": "list", "data": [{"id": "lab-model", "object": "model"}]})
+        self._answer(
+            {"object": "list", "data": [{"id": "lab-model", "object": "model"}]}
+        )
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -73,41 +78,77 @@ def provider() -> t.Iterator[http.server.ThreadingHTTPServer]:
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
-    fake = FakeTransport()
-    env = [{"name": "PROVIDER", "value": "primary"},
-           {"name": "PROVIDER_KEY_PRIMARY", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "primary"}}}]
-    fake.add(APPS, {"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": "generator", "namespace": "rag"},
-                    "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "generator", "env": env}]}}},
-                    "status": {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}})
-    fake.add(SECRETS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": "rag"},
-                       "data": {"primary": base64.b64encode(KEY.encode()).decode()}})
-    for module in (provider_check, provider_switch, generator_fallback, traffic_throttle):
-        monkeypatch.setattr(module, "connect", lambda params: fake)
+def api(k8s_api: FakeTransport) -> FakeTransport:
+    fake = k8s_api
+    env = [
+        {"name": "PROVIDER", "value": "primary"},
+        {
+            "name": "PROVIDER_KEY_PRIMARY",
+            "valueFrom": {"secretKeyRef": {"name": "keys", "key": "primary"}},
+        },
+    ]
+    fake.add(
+        APPS,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "generator", "namespace": "rag"},
+            "spec": {
+                "replicas": 1,
+                "template": {
+                    "spec": {"containers": [{"name": "generator", "env": env}]}
+                },
+            },
+            "status": {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+        },
+    )
+    fake.add(
+        SECRETS,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "keys", "namespace": "rag"},
+            "data": {"primary": base64.b64encode(KEY.encode()).decode()},
+        },
+    )
     return fake
 
 
-def run(module: t.Any, capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    args.setdefault("namespace", "rag")
-    with patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
-    return t.cast(t.Dict[str, t.Any], json.loads(capsys.readouterr().out))
-
-
 def env(api: FakeTransport) -> dict[str, t.Any]:
-    container = api.objects[APPS + "/generator"]["spec"]["template"]["spec"]["containers"][0]
+    container = api.objects[APPS + "/generator"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     return {item["name"]: item.get("value", "<ref>") for item in container["env"]}
 
 
-@pytest.mark.parametrize("mode, state", [("none", "healthy"), ("503", "outage"), ("429", "rate_limited"),
-                                         ("401", "auth_failure"), ("hang", "outage")])
-def test_provider_check_classifies_each_outage(api: FakeTransport, provider: t.Any, mode: str, state: str,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "mode, state",
+    [
+        ("none", "healthy"),
+        ("503", "outage"),
+        ("429", "rate_limited"),
+        ("401", "auth_failure"),
+        ("hang", "outage"),
+    ],
+)
+def test_provider_check_classifies_each_outage(
+    api: FakeTransport,
+    provider: t.Any,
+    mode: str,
+    state: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     provider.mode = mode
     url = "http://127.0.0.1:%d" % provider.server_address[1]
-    result = run(provider_check, capsys, name="primary", url=url, api_key_secret={"name": "keys", "key": "primary"},
-                 timeout=0.5, _ansible_check_mode=True)
+    result = run(
+        provider_check,
+        capsys,
+        name="primary",
+        url=url,
+        api_key_secret={"name": "keys", "key": "primary"},
+        timeout=0.5,
+        _ansible_check_mode=True,
+    )
     assert result["changed"] is False
     assert result["provider"]["state"] == state, result
     assert KEY not in json.dumps(result)
@@ -117,70 +158,138 @@ def test_provider_check_classifies_each_outage(api: FakeTransport, provider: t.A
         assert len(result["provider"]["checks"]) == 1
 
 
-def test_provider_check_require_healthy_fails_with_next_step(api: FakeTransport, provider: t.Any,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_provider_check_require_healthy_fails_with_next_step(
+    api: FakeTransport, provider: t.Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = "http://127.0.0.1:%d" % provider.server_address[1]
-    result = run(provider_check, capsys, name="backup", url=url, api_key="sk-wrong-987654", require_healthy=True)
+    result = run(
+        provider_check,
+        capsys,
+        name="backup",
+        url=url,
+        api_key="sk-wrong-987654",
+        require_healthy=True,
+    )
     assert result["failed"] is True and result["provider"]["state"] == "auth_failure"
     assert result["msg"].startswith("Provider backup is not healthy: auth_failure")
     assert "sk-wrong-987654" not in json.dumps(result)
 
 
-def test_switch_check_apply_rerun_restore(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
-    planned = run(provider_switch, capsys, provider="backup", weights={}, _ansible_check_mode=True, _ansible_diff=True)
-    assert planned["changed"] is True and planned["diff"]["after"]["PROVIDER"] == "backup"
-    assert env(api)["PROVIDER"] == "primary" and ("dryRun", "All") in api.writes()[-1][2]
+def test_switch_check_apply_rerun_restore(
+    api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    planned = run(
+        provider_switch,
+        capsys,
+        provider="backup",
+        weights={},
+        _ansible_check_mode=True,
+        _ansible_diff=True,
+    )
+    assert (
+        planned["changed"] is True and planned["diff"]["after"]["PROVIDER"] == "backup"
+    )
+    assert (
+        env(api)["PROVIDER"] == "primary" and ("dryRun", "All") in api.writes()[-1][2]
+    )
     applied = run(provider_switch, capsys, provider="backup", weights={})
     assert applied["changed"] is True and env(api)["PROVIDER"] == "backup"
-    assert applied["provider"]["previous"] == {"PROVIDER": "primary", "PROVIDER_WEIGHTS": None}
-    assert run(provider_switch, capsys, provider="backup", weights={})["changed"] is False
+    assert applied["provider"]["previous"] == {
+        "PROVIDER": "primary",
+        "PROVIDER_WEIGHTS": None,
+    }
+    assert (
+        run(provider_switch, capsys, provider="backup", weights={})["changed"] is False
+    )
     ramp = run(provider_switch, capsys, weights={"primary": 25, "backup": 75})
     assert ramp["provider"]["weights"] == {"primary": 25, "backup": 75}
     assert env(api)["PROVIDER_WEIGHTS"] == "primary:25,backup:75"
     restored = run(provider_switch, capsys, state="restored")
     assert restored["changed"] is True and restored["provider"]["active"] == "primary"
-    assert "PROVIDER_WEIGHTS" not in env(api) and env(api)["PROVIDER_KEY_PRIMARY"] == "<ref>"
+    assert (
+        "PROVIDER_WEIGHTS" not in env(api)
+        and env(api)["PROVIDER_KEY_PRIMARY"] == "<ref>"
+    )
     assert "annotations" not in api.objects[APPS + "/generator"]["metadata"]
     assert run(provider_switch, capsys, state="restored")["changed"] is False
 
 
-def test_switch_rejects_weights_that_do_not_add_up(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
+def test_switch_rejects_weights_that_do_not_add_up(
+    api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run(provider_switch, capsys, weights={"primary": 25, "backup": 70})
     assert result["failed"] is True and "add up to 100" in result["msg"]
 
 
-def test_fallback_builds_the_cache_and_restores_the_mode(api: FakeTransport, tmp_path: t.Any,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_fallback_builds_the_cache_and_restores_the_mode(
+    api: FakeTransport, tmp_path: t.Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     answers = tmp_path / "answers.json"
-    answers.write_text(json.dumps({"q001": {"answer": "A", "citations": ["doc-1"]}, "q002": "B"}))
+    answers.write_text(
+        json.dumps({"q001": {"answer": "A", "citations": ["doc-1"]}, "q002": "B"})
+    )
     args = {"mode": "cache", "answers_file": str(answers)}
     planned = run(generator_fallback, capsys, _ansible_check_mode=True, **args)
     assert planned["changed"] is True and CM + "/rag-answer-cache" not in api.objects
     applied = run(generator_fallback, capsys, **args)
-    assert applied["fallback"]["mode"] == "cache" and applied["fallback"]["cache"]["qids"] == 2
-    assert json.loads(api.objects[CM + "/rag-answer-cache"]["data"]["q002"]) == {"answer": "B", "citations": []}
-    assert env(api)["FALLBACK_MODE"] == "cache" and env(api)["ANSWER_CACHE_CONFIGMAP"] == "rag-answer-cache"
+    assert (
+        applied["fallback"]["mode"] == "cache"
+        and applied["fallback"]["cache"]["qids"] == 2
+    )
+    assert json.loads(api.objects[CM + "/rag-answer-cache"]["data"]["q002"]) == {
+        "answer": "B",
+        "citations": [],
+    }
+    assert (
+        env(api)["FALLBACK_MODE"] == "cache"
+        and env(api)["ANSWER_CACHE_CONFIGMAP"] == "rag-answer-cache"
+    )
     assert run(generator_fallback, capsys, **args)["changed"] is False
     restored = run(generator_fallback, capsys, state="restored")
     assert restored["fallback"]["mode"] == "off" and "FALLBACK_MODE" not in env(api)
 
 
-def test_fallback_reports_unknown_qids(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
-    result = run(generator_fallback, capsys, answers={"q001": "A"}, qids=["q001", "q404"])
+def test_fallback_reports_unknown_qids(
+    api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(
+        generator_fallback, capsys, answers={"q001": "A"}, qids=["q001", "q404"]
+    )
     assert result["failed"] is True and "q404" in result["msg"]
 
 
-def test_throttle_sets_and_restores_only_given_limits(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
-    applied = run(traffic_throttle, capsys, rps=20.0, long_request_queue=True, _ansible_diff=True)
-    assert applied["diff"]["after"] == {"THROTTLE_RPS": "20", "MAX_CONCURRENCY": None, "LONG_REQUEST_QUEUE": "on"}
+def test_throttle_sets_and_restores_only_given_limits(
+    api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied = run(
+        traffic_throttle, capsys, rps=20.0, long_request_queue=True, _ansible_diff=True
+    )
+    assert applied["diff"]["after"] == {
+        "THROTTLE_RPS": "20",
+        "MAX_CONCURRENCY": None,
+        "LONG_REQUEST_QUEUE": "on",
+    }
     assert env(api)["THROTTLE_RPS"] == "20" and "MAX_CONCURRENCY" not in env(api)
-    assert run(traffic_throttle, capsys, rps=20.0, long_request_queue=True)["changed"] is False
+    assert (
+        run(traffic_throttle, capsys, rps=20.0, long_request_queue=True)["changed"]
+        is False
+    )
     restored = run(traffic_throttle, capsys, state="restored")
     assert restored["changed"] is True and "THROTTLE_RPS" not in env(api)
 
 
-def test_switch_waits_for_the_rollout_and_times_out(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
-    api.objects[APPS + "/generator"]["status"] = {"replicas": 1, "updatedReplicas": 0, "availableReplicas": 0}
-    result = run(provider_switch, capsys, provider="backup", wait_timeout=0, wait_sleep=0)
-    assert result["failed"] is True and result["msg"].startswith("Timed out after 0s waiting for the rollout")
+def test_switch_waits_for_the_rollout_and_times_out(
+    api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.objects[APPS + "/generator"]["status"] = {
+        "replicas": 1,
+        "updatedReplicas": 0,
+        "availableReplicas": 0,
+    }
+    result = run(
+        provider_switch, capsys, provider="backup", wait_timeout=0, wait_sleep=0
+    )
+    assert result["failed"] is True and result["msg"].startswith(
+        "Timed out after 0s waiting for the rollout"
+    )
     assert "rollout status deployment/generator" in result["next_step"]

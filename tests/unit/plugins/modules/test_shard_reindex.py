@@ -4,73 +4,107 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import typing as t
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.ragops.recovery.plugins.module_utils.reindex import parse_progress
+from ansible_collections.ragops.recovery.plugins.module_utils.shards.reindex import (
+    parse_progress,
+)
 from ansible_collections.ragops.recovery.plugins.modules import shard_reindex
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
+from ansible_collections.ragops.recovery.tests.unit.runner import run as run_main
 
 JOBS = "/apis/batch/v1/namespaces/rag/jobs"
 PODS = "/api/v1/namespaces/rag/pods"
 JOB = "ragops-reindex-shard-2-20250115t000000z"
-LOG = "\n".join(json.dumps(line) for line in (
-    {"event": "started"}, {"event": "progress", "done": 50, "total": 80},
-    {"event": "progress", "done": 80, "total": 80}, {"event": "completed", "done": 80, "total": 80}))
+LOG = "\n".join(
+    json.dumps(line)
+    for line in (
+        {"event": "started"},
+        {"event": "progress", "done": 50, "total": 80},
+        {"event": "progress", "done": 80, "total": 80},
+        {"event": "completed", "done": 80, "total": 80},
+    )
+)
 
 
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> FakeTransport:
-    fake = FakeTransport()
-    monkeypatch.setattr(shard_reindex, "connect", lambda params: fake)
-    return fake
+run = functools.partial(
+    run_main,
+    shard_reindex,
+    namespace="rag",
+    shard="shard-2",
+    since="2025-01-15T00:00:00Z",
+    image="indexer:1",
+    wait_timeout=1,
+    wait_sleep=0,
+)
 
 
-def run(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    args = dict({"namespace": "rag", "shard": "shard-2", "since": "2025-01-15T00:00:00Z", "image": "indexer:1",
-                 "wait_timeout": 1, "wait_sleep": 0}, **args)
-    with patch_module_args(args), pytest.raises(SystemExit):
-        shard_reindex.main()
-    return t.cast(t.Dict[str, t.Any], json.loads(capsys.readouterr().out))
-
-
-def finish(api: FakeTransport, condition: str) -> None:
-    job = api.objects[JOBS + "/" + JOB]
+def finish(k8s_api: FakeTransport, condition: str) -> None:
+    job = k8s_api.objects[JOBS + "/" + JOB]
     job["status"] = {"conditions": [{"type": condition, "status": "True"}]}
-    api.add(PODS, {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": JOB + "-x", "namespace": "rag", "labels": {"ragops.io/reindex-job": JOB}}})
-    api.logs[PODS + "/" + JOB + "-x/log"] = LOG
+    k8s_api.add(
+        PODS,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": JOB + "-x",
+                "namespace": "rag",
+                "labels": {"ragops.io/reindex-job": JOB},
+            },
+        },
+    )
+    k8s_api.logs[PODS + "/" + JOB + "-x/log"] = LOG
 
 
 def test_parse_progress_takes_the_last_event() -> None:
-    assert parse_progress(LOG + "\nnot json") == {"done": 80, "total": 80, "completed": True}
+    assert parse_progress(LOG + "\nnot json") == {
+        "done": 80,
+        "total": 80,
+        "completed": True,
+    }
     assert parse_progress("") == {"done": 0, "total": None, "completed": False}
 
 
-def test_check_mode_creates_nothing(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_mode_creates_nothing(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
     planned = run(capsys, _ansible_check_mode=True)
-    assert planned["changed"] is True and planned["reindex"]["job"] == JOB and not api.objects
+    assert (
+        planned["changed"] is True
+        and planned["reindex"]["job"] == JOB
+        and not k8s_api.objects
+    )
 
 
-def test_started_tracked_then_unchanged(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
+def test_started_tracked_then_unchanged(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = run(capsys, wait=False, incident_id="INC-1")
     assert started["changed"] is True and started["reindex"]["state"] == "running"
-    job = api.objects[JOBS + "/" + JOB]
-    env = {v["name"]: v["value"] for v in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    job = k8s_api.objects[JOBS + "/" + JOB]
+    env = {
+        v["name"]: v["value"]
+        for v in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env == {"SINCE": "2025-01-15T00:00:00Z", "SHARD": "shard-2"}
     assert job["spec"]["template"]["metadata"]["labels"]["ragops.io/reindex-job"] == JOB
-    finish(api, "Complete")
+    finish(k8s_api, "Complete")
     done = run(capsys)
     assert done["changed"] is False
     assert done["reindex"]["state"] == "succeeded" and done["reindex"]["done"] == 80
 
 
-def test_failed_job_fails_with_next_step(api: FakeTransport, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_job_fails_with_next_step(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(capsys, wait=False)
-    finish(api, "Failed")
+    finish(k8s_api, "Failed")
     result = run(capsys)
-    assert result["failed"] is True and result["msg"].startswith("Failed to re-index shard shard-2")
+    assert result["failed"] is True and result["msg"].startswith(
+        "Failed to re-index shard shard-2"
+    )
     assert "kubectl logs" in result["next_step"]

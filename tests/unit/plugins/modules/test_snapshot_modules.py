@@ -4,49 +4,53 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
 from ansible_collections.ragops.recovery.plugins.modules import (
     snapshot_create,
     snapshot_info,
     snapshot_prune,
     snapshot_restore,
 )
-from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.fake_s3 import FakeS3
-from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import make_tree
+from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.fake_s3 import (
+    FakeS3,
+)
+from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import (
+    make_tree,
+)
+from ansible_collections.ragops.recovery.tests.unit.runner import run as run_main
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
-BASE = {"shard": "shard-1", "bucket": "snaps", "endpoint_url": "http://127.0.0.1:1", "access_key": "AKIDTEST",
-        "secret_key": SECRET}
+BASE = {
+    "shard": "shard-1",
+    "bucket": "snaps",
+    "endpoint_url": "http://127.0.0.1:1",
+    "access_key": "AKIDTEST",
+    "secret_key": SECRET,
+}
+run = functools.partial(run_main, hidden=[SECRET], **BASE)
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeS3:
-    s3 = FakeS3()
-    monkeypatch.setattr(snapshot_options, "connect", lambda params, transfer: s3)
-    return s3
+def fake(s3_api: FakeS3) -> FakeS3:
+    return s3_api
 
 
-def run(module: t.Any, capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    with patch_module_args(dict(BASE, **args)), pytest.raises(SystemExit):
-        module.main()
-    out = capsys.readouterr().out
-    assert SECRET not in out
-    return t.cast(t.Dict[str, t.Any], json.loads(out))
-
-
-def test_create_check_mode_uploads_nothing_then_creates(tmp_path: Path, fake: FakeS3,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_check_mode_uploads_nothing_then_creates(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = make_tree(tmp_path / "data", files=3)
     planned = run(snapshot_create, capsys, path=str(source), _ansible_check_mode=True)
-    assert planned["changed"] is True and planned["snapshot"]["files"] == 5 and fake.objects == {}
+    assert (
+        planned["changed"] is True
+        and planned["snapshot"]["files"] == 5
+        and fake.objects == {}
+    )
     created = run(snapshot_create, capsys, path=str(source), snapshot_id="s1")
     assert created["changed"] is True and created["snapshot"]["snapshot_id"] == "s1"
     assert created["snapshot"]["url"] == "s3://snaps/snapshots/shard-1/s1/"
@@ -54,100 +58,179 @@ def test_create_check_mode_uploads_nothing_then_creates(tmp_path: Path, fake: Fa
     assert again["changed"] is False and again["snapshot"]["status"] == "verified"
 
 
-def test_create_reports_a_missing_directory(tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_reports_a_missing_directory(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run(snapshot_create, capsys, path=str(tmp_path / "nope"))
     assert result["failed"] is True and result["msg"].startswith("Failed to snapshot")
     assert "next_step" in result
 
 
-def test_info_reports_recovery_point_skips_and_query(tmp_path: Path, fake: FakeS3,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_reports_recovery_point_skips_and_query(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = make_tree(tmp_path / "data", files=2)
     run(snapshot_create, capsys, path=str(source), snapshot_id="s1")
     fake.objects["snapshots/shard-1/s2/data.tar.zst"] = b"partial"
     info = run(snapshot_info, capsys, _ansible_check_mode=True)
     assert info["changed"] is False and info["recovery_point"]["snapshot_id"] == "s1"
-    assert info["unverified"] == [{"snapshot_id": "s2", "status": "incomplete",
-                                   "reason": "no manifest.json (upload unfinished or failed)"}]
+    assert info["unverified"] == [
+        {
+            "snapshot_id": "s2",
+            "status": "incomplete",
+            "reason": "no manifest.json (upload unfinished or failed)",
+        }
+    ]
     queried = run(snapshot_info, capsys, query="[?verified].snapshot_id")
     assert queried["snapshots"] == ["s1"]
     bad = run(snapshot_info, capsys, query="length(@)")
     assert bad["failed"] is True and "must return a list" in bad["msg"]
 
 
-def test_restore_check_diff_apply_rerun(tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_check_diff_apply_rerun(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = make_tree(tmp_path / "data", files=2)
     run(snapshot_create, capsys, path=str(source), snapshot_id="s1")
     dest = tmp_path / "restored"
-    planned = run(snapshot_restore, capsys, dest=str(dest), _ansible_check_mode=True, _ansible_diff=True)
+    planned = run(
+        snapshot_restore,
+        capsys,
+        dest=str(dest),
+        _ansible_check_mode=True,
+        _ansible_diff=True,
+    )
     assert planned["changed"] is True and not dest.exists()
-    assert planned["diff"] == {"before": {"snapshot_id": None}, "after": {"snapshot_id": "s1"}}
+    assert planned["diff"] == {
+        "before": {"snapshot_id": None},
+        "after": {"snapshot_id": "s1"},
+    }
     applied = run(snapshot_restore, capsys, dest=str(dest))
     assert applied["changed"] is True and applied["restore"]["files"] == 4
-    assert (dest / "index" / "meta.json").read_text() == (source / "index" / "meta.json").read_text()
+    assert (dest / "index" / "meta.json").read_text() == (
+        source / "index" / "meta.json"
+    ).read_text()
     again = run(snapshot_restore, capsys, dest=str(dest))
     assert again["changed"] is False and "restore" not in again
 
 
-def test_restore_with_no_snapshot_fails_with_next_step(tmp_path: Path, fake: FakeS3,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_with_no_snapshot_fails_with_next_step(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run(snapshot_restore, capsys, dest=str(tmp_path / "d"))
     assert result["failed"] is True and "no verified snapshot" in result["msg"]
     assert "snapshot_info" in result["next_step"]
 
 
-def test_restore_of_a_corrupt_named_snapshot_quarantines_it(tmp_path: Path, fake: FakeS3,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    run(snapshot_create, capsys, path=str(make_tree(tmp_path / "data", files=2)), snapshot_id="s1")
+def test_restore_of_a_corrupt_named_snapshot_quarantines_it(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(
+        snapshot_create,
+        capsys,
+        path=str(make_tree(tmp_path / "data", files=2)),
+        snapshot_id="s1",
+    )
     key = "snapshots/shard-1/s1/data.tar.zst"
     fake.objects[key] = fake.objects[key][:-1] + bytes([fake.objects[key][-1] ^ 1])
-    result = run(snapshot_restore, capsys, dest=str(tmp_path / "d"), snapshot_id="s1", incident_id="INC-3",
-                 s3_attempts=1)
+    result = run(
+        snapshot_restore,
+        capsys,
+        dest=str(tmp_path / "d"),
+        snapshot_id="s1",
+        incident_id="INC-3",
+        s3_attempts=1,
+    )
     assert result["failed"] is True and result["quarantined"] == ["s1"]
     assert result["tried"][0]["outcome"] == "failed verification"
     assert "snapshots/shard-1/s1/" + layout.QUARANTINE_MARKER in fake.objects
     assert not (tmp_path / "d").exists()
 
 
-def put_snapshot(fake: FakeS3, tmp_path: Path, capsys: pytest.CaptureFixture[str], snapshot_id: str,
-                 created: str) -> None:
-    run(snapshot_create, capsys, path=str(make_tree(tmp_path / snapshot_id, files=1)), snapshot_id=snapshot_id)
+def put_snapshot(
+    fake: FakeS3,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    snapshot_id: str,
+    created: str,
+) -> None:
+    run(
+        snapshot_create,
+        capsys,
+        path=str(make_tree(tmp_path / snapshot_id, files=1)),
+        snapshot_id=snapshot_id,
+    )
     key = "snapshots/shard-1/%s/manifest.json" % snapshot_id
     manifest = json.loads(fake.objects[key])
     manifest["created"] = created
     fake.objects[key] = json.dumps(manifest).encode()
 
 
-def test_prune_check_apply_rerun_and_only_planned_keys(tmp_path: Path, fake: FakeS3,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    for number, created in enumerate(["2026-10-01T00:00:00Z", "2026-10-20T00:00:00Z", "2026-11-20T00:00:00Z",
-                                      "2026-11-25T00:00:00Z"]):
+def test_prune_check_apply_rerun_and_only_planned_keys(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for number, created in enumerate(
+        [
+            "2026-10-01T00:00:00Z",
+            "2026-10-20T00:00:00Z",
+            "2026-11-20T00:00:00Z",
+            "2026-11-25T00:00:00Z",
+        ]
+    ):
         put_snapshot(fake, tmp_path, capsys, "s%d" % number, created)
     fake.objects["snapshots/shard-1/s0/notes.txt"] = b"someone else's file"
     fake.objects["snapshots/other.txt"] = b"not a snapshot"
     before = dict(fake.objects)
-    planned = run(snapshot_prune, capsys, retention_days=14, keep_verified=2, _ansible_check_mode=True,
-                  _ansible_diff=True)
-    assert planned["changed"] is True and [p["snapshot_id"] for p in planned["pruned"]] == ["s1", "s0"]
-    assert planned["diff"]["after"]["snapshots"] == ["s2", "s3"] and fake.objects == before
+    planned = run(
+        snapshot_prune,
+        capsys,
+        retention_days=14,
+        keep_verified=2,
+        _ansible_check_mode=True,
+        _ansible_diff=True,
+    )
+    assert planned["changed"] is True and [
+        p["snapshot_id"] for p in planned["pruned"]
+    ] == ["s1", "s0"]
+    assert (
+        planned["diff"]["after"]["snapshots"] == ["s2", "s3"] and fake.objects == before
+    )
     applied = run(snapshot_prune, capsys, retention_days=14, keep_verified=2)
     assert sorted(set(before) - set(fake.objects)) == sorted(applied["deleted_keys"])
-    assert "snapshots/shard-1/s0/notes.txt" in fake.objects and "snapshots/other.txt" in fake.objects
+    assert (
+        "snapshots/shard-1/s0/notes.txt" in fake.objects
+        and "snapshots/other.txt" in fake.objects
+    )
     assert applied["deleted_keys"][0].endswith("s1/manifest.json")
-    assert run(snapshot_prune, capsys, retention_days=14, keep_verified=2)["changed"] is False
+    assert (
+        run(snapshot_prune, capsys, retention_days=14, keep_verified=2)["changed"]
+        is False
+    )
 
 
-def test_prune_never_runs_under_a_hold(tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prune_never_runs_under_a_hold(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
     put_snapshot(fake, tmp_path, capsys, "s0", "2026-01-01T00:00:00Z")
     put_snapshot(fake, tmp_path, capsys, "s1", "2026-11-25T00:00:00Z")
-    held = run(snapshot_prune, capsys, hold="set", incident_id="INC-5", reason="restore")
+    held = run(
+        snapshot_prune, capsys, hold="set", incident_id="INC-5", reason="restore"
+    )
     assert held["changed"] is True and held["hold"]["incident_id"] == "INC-5"
-    assert run(snapshot_prune, capsys, hold="set", incident_id="INC-5")["changed"] is False
+    assert (
+        run(snapshot_prune, capsys, hold="set", incident_id="INC-5")["changed"] is False
+    )
     before = dict(fake.objects)
     result = run(snapshot_prune, capsys, retention_days=7, keep_verified=1)
-    assert result["changed"] is False and result["pruned"] == [] and fake.objects == before
+    assert (
+        result["changed"] is False and result["pruned"] == [] and fake.objects == before
+    )
     assert "incident hold" in json.dumps(result["warnings"])
     released = run(snapshot_prune, capsys, hold="release")
     assert released["changed"] is True and released["hold"] is None
-    assert [p["snapshot_id"] for p in run(snapshot_prune, capsys, retention_days=7, keep_verified=1)["pruned"]] == [
-        "s0"]
+    assert [
+        p["snapshot_id"]
+        for p in run(snapshot_prune, capsys, retention_days=7, keep_verified=1)[
+            "pruned"
+        ]
+    ] == ["s0"]

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import GoldenSetInvalid
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    GoldenSetInvalid,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
     load_golden_file,
     load_golden_text,
@@ -65,48 +67,90 @@ def test_the_lab_format_loads_as_is(tmp_path: Path) -> None:
     path.write_text(LAB_STYLE)
     golden = load_golden_file(str(path))
     assert golden.name == "golden" and golden.k == 3 and golden.source == str(path)
-    assert golden.baseline == {"precision_at_k": 0.4222, "recall_at_k": 1.0, "mrr": 1.0, "ndcg_at_k": 0.9811,
-                               "must_pass_rate": 1.0}
+    assert golden.baseline == {
+        "precision_at_k": 0.4222,
+        "recall_at_k": 1.0,
+        "mrr": 1.0,
+        "ndcg_at_k": 0.9811,
+        "must_pass_rate": 1.0,
+    }
     first, second = golden.queries
     assert (first.qid, first.must_pass, first.shard) == ("q001", True, "shard-1")
     assert dict(first.relevance) == {"doc-03700": 3}
-    assert second.expected_ids == ("doc-03296", "doc-03295") and second.relevance["doc-03295"] == 1
+    assert (
+        second.expected_ids == ("doc-03296", "doc-03295")
+        and second.relevance["doc-03295"] == 1
+    )
     assert second.shard is None and second.baseline is None
 
 
 def test_grades_default_to_one_and_integer_ids_are_text() -> None:
-    golden = parse_golden_set({"queries": [{"qid": "a", "text": "t", "expected_ids": [42, "doc-1"],
-                                            "baseline": {"ids": [42, 7], "scores": [0.9, 0.8]}}]}, "inline")
+    golden = parse_golden_set(
+        {
+            "queries": [
+                {
+                    "qid": "a",
+                    "text": "t",
+                    "expected_ids": [42, "doc-1"],
+                    "baseline": {"ids": [42, 7], "scores": [0.9, 0.8]},
+                }
+            ]
+        },
+        "inline",
+    )
     query = golden.queries[0]
     assert dict(query.relevance) == {"42": 1, "doc-1": 1}
-    assert query.baseline is not None and query.baseline.ids == ("42", "7") and query.baseline.scores == (0.9, 0.8)
+    assert (
+        query.baseline is not None
+        and query.baseline.ids == ("42", "7")
+        and query.baseline.scores == (0.9, 0.8)
+    )
     assert golden.k is None and golden.baseline == {}
 
 
 def test_malformed_yaml_is_reported_with_its_position() -> None:
     with pytest.raises(GoldenSetInvalid) as raised:
         load_golden_text("queries: [\n  - qid: a\n  text: : b", "golden.yml")
-    assert raised.value.msg == "Failed to parse the golden set golden.yml: it is not valid YAML"
+    assert (
+        raised.value.msg
+        == "Failed to parse the golden set golden.yml: it is not valid YAML"
+    )
     assert "line" in (raised.value.reason or "")
 
 
 def test_a_missing_file_is_a_clear_failure(tmp_path: Path) -> None:
-    with pytest.raises(GoldenSetInvalid, match=r"^Failed to read the golden set .*missing.yml: .*No such file"):
+    with pytest.raises(
+        GoldenSetInvalid,
+        match=r"^Failed to read the golden set .*missing.yml: .*No such file",
+    ):
         load_golden_file(str(tmp_path / "missing.yml"))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("", "the golden set must be a mapping with a 'queries' list, not nothing"),
-    ("- qid: a", "the golden set must be a mapping with a 'queries' list, not a list"),
-    ("k: 3", "queries: is missing"),
-    ("queries: []", "queries: the golden set has no queries"),
-    ("queries: {}", "queries: must be a list of queries"),
-    ("version: 2\nqueries: [{qid: a, text: t, expected_ids: [d]}]",
-     "version: unsupported version 2 (this collection reads version 1)"),
-    ("k: 0\nqueries: [{qid: a, text: t, expected_ids: [d]}]", "k: must be a whole number >= 1, not 0"),
-    ("querys: []\nqueries: [{qid: a, text: t, expected_ids: [d]}]",
-     "unknown key querys (allowed: baseline, corpus, description, k, metadata, name, queries, version)"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the golden set must be a mapping with a 'queries' list, not nothing"),
+        (
+            "- qid: a",
+            "the golden set must be a mapping with a 'queries' list, not a list",
+        ),
+        ("k: 3", "queries: is missing"),
+        ("queries: []", "queries: the golden set has no queries"),
+        ("queries: {}", "queries: must be a list of queries"),
+        (
+            "version: 2\nqueries: [{qid: a, text: t, expected_ids: [d]}]",
+            "version: unsupported version 2 (this collection reads version 1)",
+        ),
+        (
+            "k: 0\nqueries: [{qid: a, text: t, expected_ids: [d]}]",
+            "k: must be a whole number >= 1, not 0",
+        ),
+        (
+            "querys: []\nqueries: [{qid: a, text: t, expected_ids: [d]}]",
+            "unknown key querys (allowed: baseline, corpus, description, k, metadata, name, queries, version)",
+        ),
+    ],
+)
 def test_schema_problems_of_the_set(text: str, expected: str) -> None:
     assert expected in problems_of(text)
 
@@ -161,10 +205,14 @@ def test_every_problem_is_reported_at_once_with_where_it_is() -> None:
 
 def test_the_message_counts_the_problems_and_names_the_first() -> None:
     with pytest.raises(GoldenSetInvalid) as raised:
-        load_golden_text("queries:\n- {qid: a, text: t, expected_ids: [d]}\n- {qid: a, text: t, expected_ids: [d]}",
-                         "set.yml")
-    assert raised.value.msg == ("Failed to load the golden set set.yml: 1 problem, first: "
-                                "queries[1]: duplicate qid 'a' (first at queries[0])")
+        load_golden_text(
+            "queries:\n- {qid: a, text: t, expected_ids: [d]}\n- {qid: a, text: t, expected_ids: [d]}",
+            "set.yml",
+        )
+    assert raised.value.msg == (
+        "Failed to load the golden set set.yml: 1 problem, first: "
+        "queries[1]: duplicate qid 'a' (first at queries[0])"
+    )
     assert "docs/golden.md" in (raised.value.next_step or "")
 
 
@@ -175,21 +223,32 @@ def test_query_baseline_problems() -> None:
         - {qid: b, text: t, expected_ids: [d], baseline: {ids: [d], scores: [high]}}
         - {qid: c, text: t, expected_ids: [d], baseline: [d]}
         """)
-    assert problems == ["queries[0] (qid a).baseline: has 1 scores for 2 ids",
-                        "queries[1] (qid b).baseline: scores must be a list of numbers",
-                        "queries[2] (qid c).baseline: must be a mapping with ids and optional scores"]
+    assert problems == [
+        "queries[0] (qid a).baseline: has 1 scores for 2 ids",
+        "queries[1] (qid b).baseline: scores must be a list of numbers",
+        "queries[2] (qid c).baseline: must be a mapping with ids and optional scores",
+    ]
 
 
 def test_capture_input_may_lack_expected_ids() -> None:
-    golden = load_golden_text("queries:\n- {qid: a, text: from production}", "prod.yml", require_expected=False)
+    golden = load_golden_text(
+        "queries:\n- {qid: a, text: from production}",
+        "prod.yml",
+        require_expected=False,
+    )
     assert golden.queries[0].relevance == {}
 
 
-SELECTABLE = parse_golden_set({"queries": [
-    {"qid": "a", "text": "t", "expected_ids": ["d"], "shard": "shard-1"},
-    {"qid": "b", "text": "t", "expected_ids": ["d"], "shard": "shard-2"},
-    {"qid": "c", "text": "t", "expected_ids": ["d"]},
-]}, "set.yml")
+SELECTABLE = parse_golden_set(
+    {
+        "queries": [
+            {"qid": "a", "text": "t", "expected_ids": ["d"], "shard": "shard-1"},
+            {"qid": "b", "text": "t", "expected_ids": ["d"], "shard": "shard-2"},
+            {"qid": "c", "text": "t", "expected_ids": ["d"]},
+        ]
+    },
+    "set.yml",
+)
 
 
 def test_select_by_qids_and_by_shard() -> None:
@@ -199,7 +258,13 @@ def test_select_by_qids_and_by_shard() -> None:
 
 
 def test_selecting_nothing_fails_clearly() -> None:
-    with pytest.raises(GoldenSetInvalid, match=r"^Failed to select queries: x, y not in the golden set set.yml$"):
+    with pytest.raises(
+        GoldenSetInvalid,
+        match=r"^Failed to select queries: x, y not in the golden set set.yml$",
+    ):
         select_queries(SELECTABLE, ["a", "x", "y"], None)
-    with pytest.raises(GoldenSetInvalid, match=r"no query of the golden set set\.yml is for shard shard-9"):
+    with pytest.raises(
+        GoldenSetInvalid,
+        match=r"no query of the golden set set\.yml is for shard shard-9",
+    ):
         select_queries(SELECTABLE, [], "shard-9")

@@ -21,7 +21,12 @@ def close(value: float | None, expected: float) -> bool:
 
 def test_relevant_document_at_rank_two_is_not_discounted_as_in_trec_eval() -> None:
     got = m.evaluate_ranking(["x", "a", "y"], {"a": 1}, 3)
-    assert (got.hit, got.recall, got.reciprocal_rank, got.relevant_retrieved) == (1.0, 1.0, 0.5, 1)
+    assert (got.hit, got.recall, got.reciprocal_rank, got.relevant_retrieved) == (
+        1.0,
+        1.0,
+        0.5,
+        1,
+    )
     assert close(got.precision, 1 / 3)
     assert close(got.ndcg, 1.0)  # DCG 1/max(1, log2 2) = 1 = ideal
 
@@ -56,18 +61,36 @@ def test_fewer_results_than_k_count_as_non_relevant() -> None:
 
 def test_empty_answer_scores_zero() -> None:
     got = m.evaluate_ranking([], {"a": 1}, 3)
-    assert (got.hit, got.recall, got.precision, got.reciprocal_rank, got.ndcg) == (0.0, 0.0, 0.0, 0.0, 0.0)
+    assert (got.hit, got.recall, got.precision, got.reciprocal_rank, got.ndcg) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
 
 
 def test_no_relevant_document_retrieved_scores_zero() -> None:
     got = m.evaluate_ranking(["x", "y", "z"], {"a": 2}, 3)
-    assert (got.hit, got.recall, got.precision, got.reciprocal_rank, got.ndcg, got.relevant_retrieved) == (
-        0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    assert (
+        got.hit,
+        got.recall,
+        got.precision,
+        got.reciprocal_rank,
+        got.ndcg,
+        got.relevant_retrieved,
+    ) == (0.0, 0.0, 0.0, 0.0, 0.0, 0)
 
 
 def test_query_without_relevant_documents_scores_zero_like_trec_eval() -> None:
     got = m.evaluate_ranking(["x", "y"], {}, 3)
-    assert (got.hit, got.recall, got.precision, got.reciprocal_rank, got.ndcg) == (0.0, 0.0, 0.0, 0.0, 0.0)
+    assert (got.hit, got.recall, got.precision, got.reciprocal_rank, got.ndcg) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
 
 
 def test_documents_beyond_k_do_not_count() -> None:
@@ -77,9 +100,15 @@ def test_documents_beyond_k_do_not_count() -> None:
 
 def test_ties_in_score_keep_the_answer_order_unless_ranked_like_trec_eval() -> None:
     ids, scores = ["a", "b", "c"], [0.5, 0.5, 0.9]
-    assert m.trec_order(ids, scores) == ["c", "b", "a"]  # score descending, ties by id descending
+    assert m.trec_order(ids, scores) == [
+        "c",
+        "b",
+        "a",
+    ]  # score descending, ties by id descending
     assert m.evaluate_ranking(["a", "b"], {"a": 1}, 1).hit == 1.0
-    assert m.evaluate_ranking(m.trec_order(["a", "b"], [0.5, 0.5]), {"a": 1}, 1).hit == 0.0
+    assert (
+        m.evaluate_ranking(m.trec_order(["a", "b"], [0.5, 0.5]), {"a": 1}, 1).hit == 0.0
+    )
 
 
 def test_ties_in_grades_give_the_same_ideal() -> None:
@@ -92,14 +121,19 @@ def test_repeated_ids_count_once_at_their_best_rank() -> None:
     assert m.unique_in_order(["a", "a", "b", "a"]) == ["a", "b"]
 
 
-@pytest.mark.parametrize(("values", "percent", "expected"), [
-    ([0.3, 0.1, 0.2], 50, 0.2),
-    ([float(i) for i in range(1, 11)], 50, 5.0),
-    ([float(i) for i in range(1, 11)], 95, 10.0),
-    ([float(i) for i in range(1, 21)], 95, 19.0),
-    ([7.0], 95, 7.0),
-])
-def test_nearest_rank_percentile(values: list[float], percent: float, expected: float) -> None:
+@pytest.mark.parametrize(
+    ("values", "percent", "expected"),
+    [
+        ([0.3, 0.1, 0.2], 50, 0.2),
+        ([float(i) for i in range(1, 11)], 50, 5.0),
+        ([float(i) for i in range(1, 11)], 95, 10.0),
+        ([float(i) for i in range(1, 21)], 95, 19.0),
+        ([7.0], 95, 7.0),
+    ],
+)
+def test_nearest_rank_percentile(
+    values: list[float], percent: float, expected: float
+) -> None:
     assert m.percentile(values, percent) == expected
 
 
@@ -108,15 +142,20 @@ def test_statistics_of_nothing_are_none() -> None:
     assert m.score_spread([]) is None and m.score_drift({"a": 1.0}, {"b": 1.0}) is None
 
 
-@pytest.mark.parametrize(("current", "baseline", "k", "expected"), [
-    (["a", "b", "c"], ["a", "b", "c"], 3, 1.0),
-    (["a", "b", "c"], ["b", "a", "c"], 3, 2 / 3),  # depths: 0/1, 2/2, 3/3
-    (["a", "b", "c"], ["x", "y", "z"], 3, 0.0),
-    (["a"], ["a", "b"], 3, 0.75),  # depth 2: 1/1, 1/2
-    ([], [], 3, 1.0),
-    ([], ["a"], 3, 0.0),
-])
-def test_average_overlap(current: list[str], baseline: list[str], k: int, expected: float) -> None:
+@pytest.mark.parametrize(
+    ("current", "baseline", "k", "expected"),
+    [
+        (["a", "b", "c"], ["a", "b", "c"], 3, 1.0),
+        (["a", "b", "c"], ["b", "a", "c"], 3, 2 / 3),  # depths: 0/1, 2/2, 3/3
+        (["a", "b", "c"], ["x", "y", "z"], 3, 0.0),
+        (["a"], ["a", "b"], 3, 0.75),  # depth 2: 1/1, 1/2
+        ([], [], 3, 1.0),
+        ([], ["a"], 3, 0.0),
+    ],
+)
+def test_average_overlap(
+    current: list[str], baseline: list[str], k: int, expected: float
+) -> None:
     assert close(m.average_overlap(current, baseline, k), expected)
 
 
@@ -128,16 +167,25 @@ def test_score_drift_and_spread() -> None:
 
 def test_comparisons_allow_for_rounding() -> None:
     assert m.at_least(2 / 3, 0.6666666666666667) and m.at_least(0.1 + 0.2, 0.3)
-    assert not m.at_least(0.66, 0.67) and m.at_most(0.1 + 0.2, 0.3) and not m.at_most(0.31, 0.3)
+    assert (
+        not m.at_least(0.66, 0.67)
+        and m.at_most(0.1 + 0.2, 0.3)
+        and not m.at_most(0.31, 0.3)
+    )
 
 
 DOCS = st.sampled_from(["d%d" % i for i in range(12)])
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(ranked=st.lists(DOCS, max_size=12, unique=True), relevance=st.dictionaries(DOCS, st.integers(1, 3)),
-       k=st.integers(1, 12))
-def test_metric_invariants(ranked: list[str], relevance: dict[str, int], k: int) -> None:
+@given(
+    ranked=st.lists(DOCS, max_size=12, unique=True),
+    relevance=st.dictionaries(DOCS, st.integers(1, 3)),
+    k=st.integers(1, 12),
+)
+def test_metric_invariants(
+    ranked: list[str], relevance: dict[str, int], k: int
+) -> None:
     got = m.evaluate_ranking(ranked, relevance, k)
     for value in (got.hit, got.recall, got.precision, got.reciprocal_rank, got.ndcg):
         assert 0.0 <= value <= 1.0 + 1e-12
@@ -150,7 +198,9 @@ def test_metric_invariants(ranked: list[str], relevance: dict[str, int], k: int)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(relevance=st.dictionaries(DOCS, st.integers(1, 3), min_size=1), k=st.integers(1, 12))
+@given(
+    relevance=st.dictionaries(DOCS, st.integers(1, 3), min_size=1), k=st.integers(1, 12)
+)
 def test_the_ideal_ranking_scores_one(relevance: dict[str, int], k: int) -> None:
     ideal = sorted(relevance, key=lambda doc: -relevance[doc])
     got = m.evaluate_ranking(ideal, relevance, k)
@@ -159,9 +209,14 @@ def test_the_ideal_ranking_scores_one(relevance: dict[str, int], k: int) -> None
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(first=st.lists(DOCS, max_size=8, unique=True), second=st.lists(DOCS, max_size=8, unique=True),
-       k=st.integers(1, 8))
-def test_average_overlap_is_symmetric_and_bounded(first: list[str], second: list[str], k: int) -> None:
+@given(
+    first=st.lists(DOCS, max_size=8, unique=True),
+    second=st.lists(DOCS, max_size=8, unique=True),
+    k=st.integers(1, 8),
+)
+def test_average_overlap_is_symmetric_and_bounded(
+    first: list[str], second: list[str], k: int
+) -> None:
     forward = m.average_overlap(first, second, k)
     assert close(forward, m.average_overlap(second, first, k)) and 0.0 <= forward <= 1.0
     assert m.average_overlap(first, first, k) == 1.0

@@ -10,29 +10,47 @@ import typing as t
 
 import pytest
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.golden import query as q
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import GoldenQuery
+from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
+    GoldenQuery,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
-from ansible_collections.ragops.recovery.tests.unit.golden_endpoint import Endpoint, Reply, Seen, lab_answer
+from ansible_collections.ragops.recovery.tests.unit.golden_endpoint import (
+    Endpoint,
+    Reply,
+    Seen,
+    lab_answer,
+)
 
 QUERY = GoldenQuery("q1", 'kafka "lag" & rebalance', {"doc-1": 1}, shard="shard-2")
 
 
 def api(url: str, **overrides: t.Any) -> q.QueryApi:
     fields: dict[str, t.Any] = {
-        "url": url, "method": "POST", "headers": {}, "body": {"query": "${query}", "k": "${k}"},
-        "ids": q.compile_path("results[].id", "ids_path"), "scores": q.compile_path("results[].score", "scores_path"),
-        "timeout": 2.0, "opener": q.make_opener(url, True, None, False),
+        "url": url,
+        "method": "POST",
+        "headers": {},
+        "body": {"query": "${query}", "k": "${k}"},
+        "ids": q.compile_path("results[].id", "ids_path"),
+        "scores": q.compile_path("results[].score", "scores_path"),
+        "timeout": 2.0,
+        "opener": q.make_opener(url, True, None, False),
     }
     fields.update(overrides)
     return q.QueryApi(**fields)
 
 
-def ask_seen(handler: t.Callable[[Seen], Reply], **overrides: t.Any) -> tuple[q.Answer, list[Seen]]:
+def ask_seen(
+    handler: t.Callable[[Seen], Reply], **overrides: t.Any
+) -> tuple[q.Answer, list[Seen]]:
     """The answer to QUERY and the requests the endpoint received."""
     with Endpoint(handler) as endpoint:
-        answer = q.ask(api(overrides.pop("url", endpoint.url), **overrides), QUERY, 3, Clock())
+        answer = q.ask(
+            api(overrides.pop("url", endpoint.url), **overrides), QUERY, 3, Clock()
+        )
         return answer, endpoint.seen
 
 
@@ -42,16 +60,32 @@ def ask_one(handler: t.Callable[[Seen], Reply], **overrides: t.Any) -> q.Answer:
 
 def test_render_fills_placeholders_natively_or_as_text() -> None:
     values = {"query": 'a "b"', "k": 3, "qid": "q1", "shard": "s"}
-    template = {"q": "${query}", "size": "${k}", "label": "${qid}/${shard} top $k", "keep": [1, True, None],
-                "price": "$$5"}
-    assert q.render(template, values) == {"q": 'a "b"', "size": 3, "label": "q1/s top 3", "keep": [1, True, None],
-                                          "price": "$5"}
-    assert q.render("http://h/s?q=${query}&k=${k}", values, encode=lambda s: s.replace(" ", "+")) == \
-        'http://h/s?q=a+"b"&k=3'
+    template = {
+        "q": "${query}",
+        "size": "${k}",
+        "label": "${qid}/${shard} top $k",
+        "keep": [1, True, None],
+        "price": "$$5",
+    }
+    assert q.render(template, values) == {
+        "q": 'a "b"',
+        "size": 3,
+        "label": "q1/s top 3",
+        "keep": [1, True, None],
+        "price": "$5",
+    }
+    assert (
+        q.render(
+            "http://h/s?q=${query}&k=${k}", values, encode=lambda s: s.replace(" ", "+")
+        )
+        == 'http://h/s?q=a+"b"&k=3'
+    )
 
 
 def test_unknown_placeholders_fail_before_any_request() -> None:
-    with pytest.raises(RecoveryError, match=r"^Invalid placeholder in body: 'text'") as raised:
+    with pytest.raises(
+        RecoveryError, match=r"^Invalid placeholder in body: 'text'"
+    ) as raised:
         q.check_templates(api("http://127.0.0.1:1/x", body={"q": "${text}"}))
     assert "${query}, ${k}, ${qid}, ${shard}" in (raised.value.next_step or "")
     with pytest.raises(RecoveryError, match="Invalid placeholder in url"):
@@ -59,19 +93,29 @@ def test_unknown_placeholders_fail_before_any_request() -> None:
 
 
 def test_invalid_jmespath_fails_clearly() -> None:
-    with pytest.raises(RecoveryError, match=r"^Invalid JMESPath expression in ids_path: 'results\[.id'$") as raised:
+    with pytest.raises(
+        RecoveryError,
+        match=r"^Invalid JMESPath expression in ids_path: 'results\[.id'$",
+    ) as raised:
         q.compile_path("results[.id", "ids_path")
     assert raised.value.reason and raised.value.next_step
 
 
 def test_post_sends_the_rendered_json_body_and_headers() -> None:
-    answer, seen = ask_seen(lambda s: lab_answer(["doc-1", "doc-2"], [0.9, 0.8]),
-                            headers={"X-Tenant": "t1", "Authorization": "Bearer s3cret"})
-    assert answer == q.Answer("q1", ("doc-1", "doc-2"), (0.9, 0.8), latency=answer.latency)
+    answer, seen = ask_seen(
+        lambda s: lab_answer(["doc-1", "doc-2"], [0.9, 0.8]),
+        headers={"X-Tenant": "t1", "Authorization": "Bearer s3cret"},
+    )
+    assert answer == q.Answer(
+        "q1", ("doc-1", "doc-2"), (0.9, 0.8), latency=answer.latency
+    )
     assert answer.latency is not None and answer.latency > 0
     assert seen[0].body == {"query": 'kafka "lag" & rebalance', "k": 3}
     assert seen[0].headers["Content-Type"] == "application/json"
-    assert seen[0].headers["Authorization"] == "Bearer s3cret" and seen[0].headers["X-Tenant"] == "t1"
+    assert (
+        seen[0].headers["Authorization"] == "Bearer s3cret"
+        and seen[0].headers["X-Tenant"] == "t1"
+    )
     assert seen[0].headers["User-Agent"] == q.USER_AGENT
 
 
@@ -80,41 +124,85 @@ def test_get_puts_the_query_in_the_url_encoded() -> None:
         url = endpoint.url + "?q=${query}&size=${k}&shard=${shard}"
         answer = q.ask(api(url, method="GET", body=None), QUERY, 3, Clock())
         assert answer.error is None
-        assert endpoint.seen[0].path == "/search?q=kafka%20%22lag%22%20%26%20rebalance&size=3&shard=shard-2"
+        assert (
+            endpoint.seen[0].path
+            == "/search?q=kafka%20%22lag%22%20%26%20rebalance&size=3&shard=shard-2"
+        )
         assert endpoint.seen[0].body is None
 
 
 def test_integer_ids_are_text_and_answers_without_scores_are_fine() -> None:
-    answer = ask_one(lambda s: Reply(body={"result": {"points": [{"id": 42}, {"id": 7}]}}),
-                     ids=q.compile_path("result.points[].id", "ids_path"),
-                     scores=q.compile_path("result.points[].score", "scores_path"))
+    answer = ask_one(
+        lambda s: Reply(body={"result": {"points": [{"id": 42}, {"id": 7}]}}),
+        ids=q.compile_path("result.points[].id", "ids_path"),
+        scores=q.compile_path("result.points[].score", "scores_path"),
+    )
     assert (answer.ids, answer.scores, answer.error) == (("42", "7"), None, None)
 
 
 def test_ranking_by_score_reorders_like_trec_eval() -> None:
-    answer = ask_one(lambda s: lab_answer(["a", "b", "c"], [0.5, 0.9, 0.5]), ranking="score")
+    answer = ask_one(
+        lambda s: lab_answer(["a", "b", "c"], [0.5, 0.9, 0.5]), ranking="score"
+    )
     assert (answer.ids, answer.scores) == (("b", "c", "a"), (0.9, 0.5, 0.5))
     missing = ask_one(lambda s: Reply(body={"results": [{"id": "a"}]}), ranking="score")
-    assert missing.kind == q.BAD_RESPONSE and "ranking=score needs scores" in (missing.error or "")
+    assert missing.kind == q.BAD_RESPONSE and "ranking=score needs scores" in (
+        missing.error or ""
+    )
 
 
-@pytest.mark.parametrize(("reply", "kind", "status", "message"), [
-    (Reply(503, {"error": "checksum mismatch in vectors.bin", "shard": "shard-2"}), q.HTTP_ERROR, 503,
-     "HTTP 503: checksum mismatch in vectors.bin"),
-    (Reply(401, b"token abc123 rejected", content_type="text/plain"), q.HTTP_ERROR, 401,
-     "HTTP 401: token <redacted> rejected"),
-    (Reply(200, b"<html>maintenance</html>", content_type="text/html"), q.BAD_RESPONSE, None,
-     "answer is not JSON: <html>maintenance</html>"),
-    (Reply(200, {"error": "no index"}), q.BAD_RESPONSE, None,
-     "ids_path 'results[].id' found nothing in the answer: {\"error\": \"no index\"}"),
-    (Reply(200, {"results": "doc-1"}), q.BAD_RESPONSE, None, "ids_path 'results[].id' found nothing"),
-    (Reply(200, {"results": [{"id": {"nested": 1}}]}), q.BAD_RESPONSE, None,
-     "ids_path 'results[].id' gave {\"nested\": 1}, not a document id"),
-    (Reply(200, {"results": [{"id": "a", "score": "high"}]}), q.BAD_RESPONSE, None,
-     "scores_path 'results[].score' must give one number per id (1 ids)"),
-])
-def test_unusable_answers_become_classified_errors(reply: Reply, kind: str, status: int | None,
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("reply", "kind", "status", "message"),
+    [
+        (
+            Reply(
+                503, {"error": "checksum mismatch in vectors.bin", "shard": "shard-2"}
+            ),
+            q.HTTP_ERROR,
+            503,
+            "HTTP 503: checksum mismatch in vectors.bin",
+        ),
+        (
+            Reply(401, b"token abc123 rejected", content_type="text/plain"),
+            q.HTTP_ERROR,
+            401,
+            "HTTP 401: token <redacted> rejected",
+        ),
+        (
+            Reply(200, b"<html>maintenance</html>", content_type="text/html"),
+            q.BAD_RESPONSE,
+            None,
+            "answer is not JSON: <html>maintenance</html>",
+        ),
+        (
+            Reply(200, {"error": "no index"}),
+            q.BAD_RESPONSE,
+            None,
+            'ids_path \'results[].id\' found nothing in the answer: {"error": "no index"}',
+        ),
+        (
+            Reply(200, {"results": "doc-1"}),
+            q.BAD_RESPONSE,
+            None,
+            "ids_path 'results[].id' found nothing",
+        ),
+        (
+            Reply(200, {"results": [{"id": {"nested": 1}}]}),
+            q.BAD_RESPONSE,
+            None,
+            "ids_path 'results[].id' gave {\"nested\": 1}, not a document id",
+        ),
+        (
+            Reply(200, {"results": [{"id": "a", "score": "high"}]}),
+            q.BAD_RESPONSE,
+            None,
+            "scores_path 'results[].score' must give one number per id (1 ids)",
+        ),
+    ],
+)
+def test_unusable_answers_become_classified_errors(
+    reply: Reply, kind: str, status: int | None, message: str
+) -> None:
     answer = ask_one(lambda s: reply)
     assert (answer.kind, answer.status, answer.ids) == (kind, status, ())
     assert answer.error is not None and answer.error.startswith(message), answer.error
@@ -126,11 +214,19 @@ def test_an_empty_result_is_not_an_error() -> None:
 
 
 def test_errors_path_marks_partial_answers() -> None:
-    answer = ask_one(lambda s: lab_answer(["doc-1"], errors={"shard-3": "HTTP 503: index unusable"}),
-                     errors=q.compile_path("errors", "errors_path"))
+    answer = ask_one(
+        lambda s: lab_answer(["doc-1"], errors={"shard-3": "HTTP 503: index unusable"}),
+        errors=q.compile_path("errors", "errors_path"),
+    )
     assert answer.kind == q.PARTIAL
-    assert answer.error == 'the endpoint reported errors: {"shard-3": "HTTP 503: index unusable"}'
-    healthy = ask_one(lambda s: lab_answer(["doc-1"], errors={}), errors=q.compile_path("errors", "errors_path"))
+    assert (
+        answer.error
+        == 'the endpoint reported errors: {"shard-3": "HTTP 503: index unusable"}'
+    )
+    healthy = ask_one(
+        lambda s: lab_answer(["doc-1"], errors={}),
+        errors=q.compile_path("errors", "errors_path"),
+    )
     assert healthy.error is None and healthy.ids == ("doc-1",)
 
 
@@ -138,11 +234,19 @@ def test_cached_path_reads_whether_the_answer_came_from_the_cache() -> None:
     cached = q.compile_path("cached", "cached_path")
     hit = ask_one(lambda s: lab_answer(["doc-1"], cached=True), cached=cached)
     assert (hit.ids, hit.cached, hit.error) == (("doc-1",), True, None)
-    assert ask_one(lambda s: lab_answer(["doc-1"], cached=False), cached=cached).cached is False
+    assert (
+        ask_one(lambda s: lab_answer(["doc-1"], cached=False), cached=cached).cached
+        is False
+    )
     assert ask_one(lambda s: lab_answer(["doc-1"]), cached=cached).cached is None
-    assert ask_one(lambda s: lab_answer(["doc-1"], cached=True)).cached is None  # no cached_path: not read
+    assert (
+        ask_one(lambda s: lab_answer(["doc-1"], cached=True)).cached is None
+    )  # no cached_path: not read
     odd = ask_one(lambda s: lab_answer(["doc-1"], cached="yes"), cached=cached)
-    assert odd.kind == q.BAD_RESPONSE and odd.error == "cached_path 'cached' must give true or false, it gave \"yes\""
+    assert (
+        odd.kind == q.BAD_RESPONSE
+        and odd.error == "cached_path 'cached' must give true or false, it gave \"yes\""
+    )
 
 
 def test_a_connection_reset_is_retried_once_but_an_http_error_never() -> None:
@@ -164,24 +268,36 @@ def test_unreachable_and_timeout() -> None:
     with Endpoint(lambda s: lab_answer([])) as endpoint:
         closed_url = endpoint.url
     refused = q.ask(api(closed_url), QUERY, 3, Clock())
-    assert refused.kind == q.UNREACHABLE and "cannot reach the endpoint" in (refused.error or "")
+    assert refused.kind == q.UNREACHABLE and "cannot reach the endpoint" in (
+        refused.error or ""
+    )
     slow = ask_one(lambda s: Reply(body={"results": []}, delay=5), timeout=0.2)
     assert slow.kind == q.TIMEOUT and slow.error == "no answer within 0.2s"
 
 
 def queries(count: int) -> list[GoldenQuery]:
-    return [GoldenQuery("q%02d" % i, "text %d" % i, {"doc-%d" % i: 1}) for i in range(count)]
+    return [
+        GoldenQuery("q%02d" % i, "text %d" % i, {"doc-%d" % i: 1}) for i in range(count)
+    ]
 
 
 def test_queries_run_concurrently_within_the_bound_and_keep_their_order() -> None:
     def handler(seen: Seen) -> Reply:
         number = int(seen.body["query"].split()[1])
-        return Reply(body={"results": [{"id": "doc-%d" % number, "score": 1.0}]}, delay=0.1)
+        return Reply(
+            body={"results": [{"id": "doc-%d" % number, "score": 1.0}]}, delay=0.1
+        )
 
     with Endpoint(handler) as endpoint:
         start = time.monotonic()
-        answers = q.run_queries(api(endpoint.url), queries(12), 3, concurrency=4, deadline_at=time.monotonic() + 30,
-                                clock=Clock())
+        answers = q.run_queries(
+            api(endpoint.url),
+            queries(12),
+            3,
+            concurrency=4,
+            deadline_at=time.monotonic() + 30,
+            clock=Clock(),
+        )
         elapsed = time.monotonic() - start
     assert [a.qid for a in answers] == ["q%02d" % i for i in range(12)]
     assert all(a.ids == ("doc-%d" % i,) for i, a in enumerate(answers))
@@ -192,31 +308,57 @@ def test_queries_run_concurrently_within_the_bound_and_keep_their_order() -> Non
 def test_a_hanging_endpoint_gives_findings_not_a_hung_task() -> None:
     def handler(seen: Seen) -> Reply:
         hang = seen.body["query"] in ("text 1", "text 2")
-        return Reply(body={"results": [{"id": "x", "score": 1.0}]}, delay=30 if hang else 0)
+        return Reply(
+            body={"results": [{"id": "x", "score": 1.0}]}, delay=30 if hang else 0
+        )
 
     with Endpoint(handler) as endpoint:
         start = time.monotonic()
-        answers = q.run_queries(api(endpoint.url, timeout=0.3), queries(6), 3, concurrency=2,
-                                deadline_at=time.monotonic() + 10, clock=Clock())
+        answers = q.run_queries(
+            api(endpoint.url, timeout=0.3),
+            queries(6),
+            3,
+            concurrency=2,
+            deadline_at=time.monotonic() + 10,
+            clock=Clock(),
+        )
         elapsed = time.monotonic() - start
     kinds = {a.qid: a.kind for a in answers}
-    assert kinds == {"q00": None, "q01": q.TIMEOUT, "q02": q.TIMEOUT, "q03": None, "q04": None, "q05": None}
+    assert kinds == {
+        "q00": None,
+        "q01": q.TIMEOUT,
+        "q02": q.TIMEOUT,
+        "q03": None,
+        "q04": None,
+        "q05": None,
+    }
     assert answers[1].latency == 0.3 and elapsed < 2.0
 
 
 def test_the_overall_deadline_ends_the_run_on_time() -> None:
     with Endpoint(lambda s: Reply(body={"results": []}, delay=30)) as endpoint:
         start = time.monotonic()
-        answers = q.run_queries(api(endpoint.url, timeout=20), queries(5), 3, concurrency=2,
-                                deadline_at=time.monotonic() + 0.4, clock=Clock())
+        answers = q.run_queries(
+            api(endpoint.url, timeout=20),
+            queries(5),
+            3,
+            concurrency=2,
+            deadline_at=time.monotonic() + 0.4,
+            clock=Clock(),
+        )
         elapsed = time.monotonic() - start
     assert elapsed < 1.5
     assert [a.kind for a in answers] == [q.DEADLINE] * 5
-    assert [a.error for a in answers[:3]] == ["no answer before the overall deadline"] * 2 + [
-        "not sent: the overall deadline had passed"]
+    assert [a.error for a in answers[:3]] == [
+        "no answer before the overall deadline"
+    ] * 2 + ["not sent: the overall deadline had passed"]
 
 
 def test_answers_are_capped_in_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(q, "MAX_ANSWER_BYTES", 64)
-    answer = ask_one(lambda s: Reply(body=json.dumps({"results": [{"id": "x" * 100}]}).encode()))
-    assert answer.kind == q.BAD_RESPONSE and answer.error == "answer larger than 64 bytes"
+    answer = ask_one(
+        lambda s: Reply(body=json.dumps({"results": [{"id": "x" * 100}]}).encode())
+    )
+    assert (
+        answer.kind == q.BAD_RESPONSE and answer.error == "answer larger than 64 bytes"
+    )

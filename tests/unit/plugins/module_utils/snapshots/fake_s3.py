@@ -15,8 +15,13 @@ Fault = t.Callable[[str, t.Dict[str, t.Any]], t.Any]
 
 
 def client_error(status: int, code: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       operation)
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": code},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        operation,
+    )
 
 
 class Body(io.BytesIO):
@@ -57,11 +62,20 @@ class FakeS3:
         self._enter("ListObjectsV2", kwargs)
         keys = sorted(k for k in self.objects if k.startswith(kwargs.get("Prefix", "")))
         start = int(kwargs.get("ContinuationToken") or 0)
-        page = keys[start:start + self.page_size]
+        page = keys[start : start + self.page_size]
         truncated = start + self.page_size < len(keys)
-        answer: dict[str, t.Any] = {"Contents": [{"Key": k, "Size": len(self.objects[k]), "ETag": '"x"',
-                                                  "LastModified": self.modified.get(k, self.now)} for k in page],
-                                    "IsTruncated": truncated}
+        answer: dict[str, t.Any] = {
+            "Contents": [
+                {
+                    "Key": k,
+                    "Size": len(self.objects[k]),
+                    "ETag": '"x"',
+                    "LastModified": self.modified.get(k, self.now),
+                }
+                for k in page
+            ],
+            "IsTruncated": truncated,
+        }
         if truncated:
             answer["NextContinuationToken"] = str(start + self.page_size)
         return answer
@@ -75,7 +89,7 @@ class FakeS3:
         data = self.objects[kwargs["Key"]]
         if "Range" in kwargs:
             first, last = kwargs["Range"].split("=")[1].split("-")
-            data = data[int(first):int(last) + 1]
+            data = data[int(first) : int(last) + 1]
         return {"Body": Body(data), "ContentLength": len(data)}
 
     def head_object(self, **kwargs: t.Any) -> dict[str, t.Any]:
@@ -127,4 +141,5 @@ class FakeS3:
             if remaining[0] < 0:
                 return "remove"
             raise error
+
         self.faults.append((operation, fault))

@@ -19,8 +19,13 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest
     FileEntry,
     Manifest,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import S3Store, Transfer
-from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.fake_s3 import FakeS3
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
+    S3Store,
+    Transfer,
+)
+from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.fake_s3 import (
+    FakeS3,
+)
 
 LOCATION = layout.ShardLocation("snaps", "snapshots", "shard-1")
 
@@ -30,7 +35,9 @@ def make_tree(root: Path, files: int = 6, seed: int = 1) -> Path:
     (root / "index" / "segments").mkdir(parents=True, exist_ok=True)
     for number in range(files):
         payload = hashlib.sha256(b"%d-%d" % (seed, number)).digest() * (50 * number + 1)
-        (root / "index" / "segments" / ("seg-%03d.bin" % number)).write_bytes(payload + os.urandom(100 * number))
+        (root / "index" / "segments" / ("seg-%03d.bin" % number)).write_bytes(
+            payload + os.urandom(100 * number)
+        )
     (root / "index" / "meta.json").write_text('{"shard": "shard-1", "seed": %d}' % seed)
     (root / "empty.lock").write_bytes(b"")
     return root
@@ -38,7 +45,9 @@ def make_tree(root: Path, files: int = 6, seed: int = 1) -> Path:
 
 def store(fake: FakeS3 | None = None, **transfer: t.Any) -> S3Store:
     settings = Transfer(**dict({"concurrency": 2, "attempts": 3}, **transfer))
-    return S3Store(fake or FakeS3(), "snaps", settings, Retrier(sleep=lambda seconds: None))
+    return S3Store(
+        fake or FakeS3(), "snaps", settings, Retrier(sleep=lambda seconds: None)
+    )
 
 
 def sha(data: bytes) -> str:
@@ -47,9 +56,14 @@ def sha(data: bytes) -> str:
 
 def manifest_for(files: dict[str, bytes], dirs: t.Sequence[str] = ()) -> Manifest:
     archive = ArchiveInfo("data.tar.zst", 0, sha(b""), 8 << 20, ())
-    return Manifest("shard-1", "s1", "2026-11-27T10:00:00Z", archive,
-                    tuple(FileEntry(p, len(d), sha(d)) for p, d in files.items()),
-                    tuple(DirEntry(p) for p in dirs))
+    return Manifest(
+        "shard-1",
+        "s1",
+        "2026-11-27T10:00:00Z",
+        archive,
+        tuple(FileEntry(p, len(d), sha(d)) for p, d in files.items()),
+        tuple(DirEntry(p) for p in dirs),
+    )
 
 
 def tar_bytes(members: t.Sequence[tuple[tarfile.TarInfo, bytes | None]]) -> io.BytesIO:
@@ -64,7 +78,9 @@ def tar_bytes(members: t.Sequence[tuple[tarfile.TarInfo, bytes | None]]) -> io.B
 Member = t.Tuple[tarfile.TarInfo, t.Optional[bytes]]
 
 
-def member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "") -> Member:
+def member(
+    name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = ""
+) -> Member:
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, link
     info.size = len(data) if kind in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0

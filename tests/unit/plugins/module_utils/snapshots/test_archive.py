@@ -12,14 +12,19 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError, SnapshotInvalid
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+    SnapshotInvalid,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive import (
     CappedSource,
     Extractor,
     TarWriter,
     stream_limit,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import DirEntry
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
+    DirEntry,
+)
 from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import (
     manifest_for,
     member,
@@ -27,38 +32,55 @@ from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapsho
 )
 
 
-def extract(tmp_path: Path, members: list, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> Path:
+def extract(
+    tmp_path: Path, members: list, files: dict[str, bytes], dirs: tuple[str, ...] = ()
+) -> Path:
     root = tmp_path / "staging"
     root.mkdir(parents=True)
     manifest = manifest_for(files, dirs)
-    Extractor(str(root), manifest).run(CappedSource(tar_bytes(members), stream_limit(manifest)))
+    Extractor(str(root), manifest).run(
+        CappedSource(tar_bytes(members), stream_limit(manifest))
+    )
     return root
 
 
 def test_listed_files_and_directories_are_extracted_with_modes(tmp_path: Path) -> None:
-    root = extract(tmp_path, [member("d", kind=tarfile.DIRTYPE), member("d/a", b"alpha")], {"d/a": b"alpha"}, ("d",))
+    root = extract(
+        tmp_path,
+        [member("d", kind=tarfile.DIRTYPE), member("d/a", b"alpha")],
+        {"d/a": b"alpha"},
+        ("d",),
+    )
     assert (root / "d" / "a").read_bytes() == b"alpha"
     assert oct((root / "d").stat().st_mode & 0o777) == oct(0o755)
 
 
-@pytest.mark.parametrize(("name", "kind", "link", "why"), [
-    ("/etc/passwd", tarfile.REGTYPE, "", "unsafe path"),
-    ("../escape", tarfile.REGTYPE, "", "unsafe path"),
-    ("d/../../escape", tarfile.REGTYPE, "", "unsafe path"),
-    ("link", tarfile.SYMTYPE, "/etc/passwd", "non-regular"),
-    ("hard", tarfile.LNKTYPE, "d/a", "non-regular"),
-    ("dev", tarfile.CHRTYPE, "", "non-regular"),
-    ("fifo", tarfile.FIFOTYPE, "", "non-regular"),
-    ("unlisted", tarfile.REGTYPE, "", "not listed"),
-])
-def test_dangerous_or_unlisted_members_are_refused(tmp_path: Path, name: str, kind: bytes, link: str,
-                                                   why: str) -> None:
-    members = [member("d", kind=tarfile.DIRTYPE), member(name, b"x" if kind == tarfile.REGTYPE else b"",
-                                                         kind, link)]
+@pytest.mark.parametrize(
+    ("name", "kind", "link", "why"),
+    [
+        ("/etc/passwd", tarfile.REGTYPE, "", "unsafe path"),
+        ("../escape", tarfile.REGTYPE, "", "unsafe path"),
+        ("d/../../escape", tarfile.REGTYPE, "", "unsafe path"),
+        ("link", tarfile.SYMTYPE, "/etc/passwd", "non-regular"),
+        ("hard", tarfile.LNKTYPE, "d/a", "non-regular"),
+        ("dev", tarfile.CHRTYPE, "", "non-regular"),
+        ("fifo", tarfile.FIFOTYPE, "", "non-regular"),
+        ("unlisted", tarfile.REGTYPE, "", "not listed"),
+    ],
+)
+def test_dangerous_or_unlisted_members_are_refused(
+    tmp_path: Path, name: str, kind: bytes, link: str, why: str
+) -> None:
+    members = [
+        member("d", kind=tarfile.DIRTYPE),
+        member(name, b"x" if kind == tarfile.REGTYPE else b"", kind, link),
+    ]
     with pytest.raises(SnapshotInvalid) as caught:
         extract(tmp_path, members, {"d/a": b"alpha"}, ("d",))
     assert why in caught.value.msg
-    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+    assert (
+        not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+    )
     assert not os.path.lexists(tmp_path / "staging" / "link")
 
 
@@ -92,7 +114,9 @@ def test_decompression_bomb_fails_on_the_byte_cap(tmp_path: Path) -> None:
     assert len(bomb) < 100_000
     root = tmp_path / "s"
     root.mkdir()
-    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bomb), read_across_frames=True)
+    reader = zstandard.ZstdDecompressor().stream_reader(
+        io.BytesIO(bomb), read_across_frames=True
+    )
     source = CappedSource(reader, stream_limit(manifest))
     Extractor(str(root), manifest).run(source)
     with pytest.raises(SnapshotInvalid, match="expands to more than"):
@@ -120,4 +144,7 @@ def test_writer_output_is_read_back_by_gnu_tar_layout(tmp_path: Path) -> None:
         names = tar.getnames()
         assert names == ["dir", long_name]
         assert tar.extractfile(long_name).read() == b"payload"  # type: ignore[union-attr]
-    assert digest.hexdigest() == "239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5"
+    assert (
+        digest.hexdigest()
+        == "239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5"
+    )

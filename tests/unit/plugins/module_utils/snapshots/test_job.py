@@ -10,11 +10,19 @@ import typing as t
 
 import pytest
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import NotFound, RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    NotFound,
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock, Waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
+    Clock,
+    Waiter,
+)
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
 
 NS = "rag"
@@ -25,12 +33,21 @@ SECRET = "s3cr3t-value-never-logged"
 class ClusterFake(FakeTransport):
     """Jobs finish as soon as they are created (with the given log), created pods become Ready."""
 
-    def __init__(self, log_lines: t.List[t.Dict[str, t.Any]], succeed: bool = True) -> None:
+    def __init__(
+        self, log_lines: t.List[t.Dict[str, t.Any]], succeed: bool = True
+    ) -> None:
         super().__init__()
         self.log_lines, self.succeed = log_lines, succeed
 
-    def request(self, method: str, path: str, *, query: t.Sequence[t.Tuple[str, str]] = (), body: t.Any = None,
-                content_type: str | None = None) -> t.Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: t.Sequence[t.Tuple[str, str]] = (),
+        body: t.Any = None,
+        content_type: str | None = None,
+    ) -> t.Any:
         if method == "GET" and path.endswith("/log"):
             return "\n".join(json.dumps(line) for line in self.log_lines)
         if method == "GET" and "/pods/" in path and path not in self.objects:
@@ -38,60 +55,151 @@ class ClusterFake(FakeTransport):
         if method == "POST" and body.get("kind") == "Job":
             body = copy.deepcopy(body)
             condition = "Complete" if self.succeed else "Failed"
-            body["status"] = {"succeeded" if self.succeed else "failed": 1,
-                              "conditions": [{"type": condition, "status": "True"}]}
-            self.add(CORE + "/pods", {"kind": "Pod", "metadata": {"name": body["metadata"]["name"] + "-x",
-                                                                  "labels": {"job-name": body["metadata"]["name"]}}})
+            body["status"] = {
+                "succeeded" if self.succeed else "failed": 1,
+                "conditions": [{"type": condition, "status": "True"}],
+            }
+            self.add(
+                CORE + "/pods",
+                {
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": body["metadata"]["name"] + "-x",
+                        "labels": {"job-name": body["metadata"]["name"]},
+                    },
+                },
+            )
         if method == "POST" and body.get("kind") == "Pod":
             body = copy.deepcopy(body)
-            body["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
-        return super().request(method, path, query=query, body=body, content_type=content_type)
+            body["status"] = {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            }
+        return super().request(
+            method, path, query=query, body=body, content_type=content_type
+        )
 
 
 def stack(fake: FakeTransport) -> None:
-    labels = {"app": "vectorstore", "ragops.io/shard": "shard-2", "statefulset.kubernetes.io/pod-name": "vectorstore-2",
-              "controller-revision-hash": "abc"}
-    fake.add("/apis/apps/v1/namespaces/rag/statefulsets", {"kind": "StatefulSet", "metadata": {"name": "vectorstore"}})
-    fake.add(CORE + "/pods", {"kind": "Pod", "metadata": {"name": "vectorstore-2", "labels": labels},
-                              "spec": {"hostname": "vectorstore-2", "containers": [{"name": "shard", "image": "s"}],
-                                       "volumes": [{"name": "data",
-                                                    "persistentVolumeClaim": {"claimName": "data-vectorstore-2"}}]},
-                              "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})
-    fake.add(CORE + "/pods", {"kind": "Pod", "metadata": {"name": "vectorstore-1", "labels": {
-        "app": "vectorstore", "ragops.io/shard": "shard-1", "statefulset.kubernetes.io/pod-name": "vectorstore-1"}}})
-    fake.add(CORE + "/persistentvolumeclaims", {"kind": "PersistentVolumeClaim", "metadata": {
-        "name": "data-vectorstore-2"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast"}})
-    fake.add(CORE + "/services", {"kind": "Service", "metadata": {"name": "vectorstore"},
-                                  "spec": {"selector": {"app": "vectorstore"}}})
-    fake.add(CORE + "/services", {"kind": "Service", "metadata": {"name": "vectorstore-2"},
-                                  "spec": {"selector": {"statefulset.kubernetes.io/pod-name": "vectorstore-2"}}})
+    labels = {
+        "app": "vectorstore",
+        "ragops.io/shard": "shard-2",
+        "statefulset.kubernetes.io/pod-name": "vectorstore-2",
+        "controller-revision-hash": "abc",
+    }
+    fake.add(
+        "/apis/apps/v1/namespaces/rag/statefulsets",
+        {"kind": "StatefulSet", "metadata": {"name": "vectorstore"}},
+    )
+    fake.add(
+        CORE + "/pods",
+        {
+            "kind": "Pod",
+            "metadata": {"name": "vectorstore-2", "labels": labels},
+            "spec": {
+                "hostname": "vectorstore-2",
+                "containers": [{"name": "shard", "image": "s"}],
+                "volumes": [
+                    {
+                        "name": "data",
+                        "persistentVolumeClaim": {"claimName": "data-vectorstore-2"},
+                    }
+                ],
+            },
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False"}],
+            },
+        },
+    )
+    fake.add(
+        CORE + "/pods",
+        {
+            "kind": "Pod",
+            "metadata": {
+                "name": "vectorstore-1",
+                "labels": {
+                    "app": "vectorstore",
+                    "ragops.io/shard": "shard-1",
+                    "statefulset.kubernetes.io/pod-name": "vectorstore-1",
+                },
+            },
+        },
+    )
+    fake.add(
+        CORE + "/persistentvolumeclaims",
+        {
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data-vectorstore-2"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast"},
+        },
+    )
+    fake.add(
+        CORE + "/services",
+        {
+            "kind": "Service",
+            "metadata": {"name": "vectorstore"},
+            "spec": {"selector": {"app": "vectorstore"}},
+        },
+    )
+    fake.add(
+        CORE + "/services",
+        {
+            "kind": "Service",
+            "metadata": {"name": "vectorstore-2"},
+            "spec": {
+                "selector": {"statefulset.kubernetes.io/pod-name": "vectorstore-2"}
+            },
+        },
+    )
 
 
 def request() -> job.JobRequest:
-    return job.JobRequest(namespace=NS, shard="shard-2", workload="StatefulSet/vectorstore",
-                          shard_label="ragops.io/shard", data_volume="data", image="ee:1", incident_id="INC-9",
-                          credentials={"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": SECRET},
-                          runner={"shard": "shard-2", "bucket": "b"})
+    return job.JobRequest(
+        namespace=NS,
+        shard="shard-2",
+        workload="StatefulSet/vectorstore",
+        shard_label="ragops.io/shard",
+        data_volume="data",
+        image="ee:1",
+        incident_id="INC-9",
+        credentials={"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": SECRET},
+        runner={"shard": "shard-2", "bucket": "b"},
+    )
 
 
 def waiter() -> Waiter:
     ticks = iter(range(10_000))
-    return Waiter(timeout=30, interval=1, clock=Clock(now=lambda: float(next(ticks)), sleep=lambda s: None))
+    return Waiter(
+        timeout=30,
+        interval=1,
+        clock=Clock(now=lambda: float(next(ticks)), sleep=lambda s: None),
+    )
 
 
 def plan_for(client: K8sClient) -> t.Tuple[job.Target, job.Plan]:
-    target = job.find_target(client, NS, "StatefulSet/vectorstore", "ragops.io/shard", "shard-2", "data")
-    return target, job.make_plan(target, NS, "shard-2", "20261127T221003Z-1a2b", "f" * 64, 900 * 1024 * 1024, 20,
-                                 "INC-9", None)
+    target = job.find_target(client, request())
+    return target, job.make_plan(
+        target, request(), "20261127T221003Z-1a2b", "f" * 64, 900 * 1024 * 1024
+    )
 
 
-def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence() -> None:
-    fake = ClusterFake([{"event": "progress", "bytes_done": 5, "bytes_total": 10},
-                        {"event": "result", "restore": {"bytes": 10, "files": 2, "duration": 1.5}}])
+def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence() -> (
+    None
+):
+    fake = ClusterFake(
+        [
+            {"event": "progress", "bytes_done": 5, "bytes_total": 10},
+            {"event": "result", "restore": {"bytes": 10, "files": 2, "duration": 1.5}},
+        ]
+    )
     stack(fake)
     client = K8sClient(fake, Retrier(sleep=lambda s: None))
     target, plan = plan_for(client)
-    assert plan.claim_name == "data-vectorstore-2-r-20261127t221003z-1a2b" and plan.claim_size == "1080Mi"
+    assert (
+        plan.claim_name == "data-vectorstore-2-r-20261127t221003z-1a2b"
+        and plan.claim_size == "1080Mi"
+    )
     done = job.restore_in_cluster(client, request(), plan, target, waiter())
     claim = fake.objects[CORE + "/persistentvolumeclaims/" + plan.claim_name]
     assert claim["spec"]["storageClassName"] == "fast"
@@ -100,14 +208,30 @@ def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence()
     assert SECRET not in json.dumps(job_object)
     container = job_object["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["python3", "-m", job.RUNNER]
-    assert json.loads(container["env"][0]["value"])["snapshot_id"] == "20261127T221003Z-1a2b"
-    assert fake.objects[CORE + "/secrets/ragops-restore-shard-2-s3"]["stringData"]["AWS_SECRET_ACCESS_KEY"] == SECRET
+    assert (
+        json.loads(container["env"][0]["value"])["snapshot_id"]
+        == "20261127T221003Z-1a2b"
+    )
+    assert (
+        fake.objects[CORE + "/secrets/ragops-restore-shard-2-s3"]["stringData"][
+            "AWS_SECRET_ACCESS_KEY"
+        ]
+        == SECRET
+    )
     pod = fake.objects[CORE + "/pods/" + plan.pod_name]
-    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == plan.claim_name
-    assert "statefulset.kubernetes.io/pod-name" not in pod["metadata"]["labels"] and "hostname" not in pod["spec"]
+    assert (
+        pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        == plan.claim_name
+    )
+    assert (
+        "statefulset.kubernetes.io/pod-name" not in pod["metadata"]["labels"]
+        and "hostname" not in pod["spec"]
+    )
     selector = fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"]
     assert selector == {"ragops.io/restore-pod": plan.pod_name}
-    assert fake.objects[CORE + "/services/vectorstore"]["spec"]["selector"] == {"app": "vectorstore"}
+    assert fake.objects[CORE + "/services/vectorstore"]["spec"]["selector"] == {
+        "app": "vectorstore"
+    }
     old = fake.objects[CORE + "/persistentvolumeclaims/data-vectorstore-2"]
     assert old["metadata"]["labels"]["ragops.io/evidence"] == "inc-9"
     assert done["run"]["bytes"] == 10 and done["pod"] == plan.pod_name
@@ -115,19 +239,40 @@ def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence()
 
 
 def test_a_failed_job_reports_the_runner_error_and_changes_nothing_else() -> None:
-    fake = ClusterFake([{"event": "error", "msg": "Failed to restore shard shard-2: no verified snapshot",
-                         "quarantined": ["s1"], "tried": [{"snapshot_id": "s1", "outcome": "failed verification",
-                                                           "reason": "bad"}]}], succeed=False)
+    fake = ClusterFake(
+        [
+            {
+                "event": "error",
+                "msg": "Failed to restore shard shard-2: no verified snapshot",
+                "quarantined": ["s1"],
+                "tried": [
+                    {
+                        "snapshot_id": "s1",
+                        "outcome": "failed verification",
+                        "reason": "bad",
+                    }
+                ],
+            }
+        ],
+        succeed=False,
+    )
     stack(fake)
     client = K8sClient(fake, Retrier(sleep=lambda s: None))
     target, plan = plan_for(client)
     with pytest.raises(RecoveryError) as caught:
         job.restore_in_cluster(client, request(), plan, target, waiter())
-    assert "no verified snapshot" in caught.value.msg and caught.value.partial["quarantined"] == ["s1"]
+    assert "no verified snapshot" in caught.value.msg and caught.value.partial[
+        "quarantined"
+    ] == ["s1"]
     assert fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"] == {
-        "statefulset.kubernetes.io/pod-name": "vectorstore-2"}
-    assert "ragops.io/evidence" not in (fake.objects[CORE + "/persistentvolumeclaims/data-vectorstore-2"]["metadata"]
-                                        .get("labels") or {})
+        "statefulset.kubernetes.io/pod-name": "vectorstore-2"
+    }
+    assert "ragops.io/evidence" not in (
+        fake.objects[CORE + "/persistentvolumeclaims/data-vectorstore-2"][
+            "metadata"
+        ].get("labels")
+        or {}
+    )
 
 
 def test_already_restored_and_names() -> None:
@@ -146,10 +291,30 @@ def test_already_restored_and_names() -> None:
 def test_a_restore_jobs_pod_is_never_taken_for_the_shards_pod() -> None:
     fake = ClusterFake([])
     stack(fake)
-    fake.add(CORE + "/pods", {"kind": "Pod", "metadata": {
-        "name": "ragops-restore-shard-2-s-2-abcde", "creationTimestamp": "2099-01-01T00:00:00Z",
-        "labels": {"ragops.io/shard": "shard-2", "job-name": "ragops-restore-shard-2-s-2"}},
-        "spec": {"volumes": [{"name": "restore", "persistentVolumeClaim": {"claimName": "data-vectorstore-2-r-s-2"}}]}})
+    fake.add(
+        CORE + "/pods",
+        {
+            "kind": "Pod",
+            "metadata": {
+                "name": "ragops-restore-shard-2-s-2-abcde",
+                "creationTimestamp": "2099-01-01T00:00:00Z",
+                "labels": {
+                    "ragops.io/shard": "shard-2",
+                    "job-name": "ragops-restore-shard-2-s-2",
+                },
+            },
+            "spec": {
+                "volumes": [
+                    {
+                        "name": "restore",
+                        "persistentVolumeClaim": {
+                            "claimName": "data-vectorstore-2-r-s-2"
+                        },
+                    }
+                ]
+            },
+        },
+    )
     client = K8sClient(fake, Retrier(sleep=lambda s: None))
     assert plan_for(client)[0].pod_name == "vectorstore-2"
 
@@ -160,12 +325,16 @@ def test_restore_started_creates_the_job_and_repoints_nothing() -> None:
     client = K8sClient(fake, Retrier(sleep=lambda s: None))
     target, plan = plan_for(client)
     started = job.restore_started(client, request(), plan, target)
-    assert started["run"]["name"] == plan.job_name and started["run"]["state"] == "succeeded"
+    assert (
+        started["run"]["name"] == plan.job_name
+        and started["run"]["state"] == "succeeded"
+    )
     assert started["run"]["progress"]["bytes_done"] == 5
     assert CORE + "/persistentvolumeclaims/" + plan.claim_name in fake.objects
     assert CORE + "/pods/" + plan.pod_name not in fake.objects
     assert fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"] == {
-        "statefulset.kubernetes.io/pod-name": "vectorstore-2"}
+        "statefulset.kubernetes.io/pod-name": "vectorstore-2"
+    }
     again = job.restore_started(client, request(), plan, target)
     assert again["run"]["name"] == plan.job_name
     assert len([c for c in fake.writes() if c[0] == "POST" and "/jobs" in c[1]]) == 1

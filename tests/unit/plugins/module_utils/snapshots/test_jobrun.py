@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobrun
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import options as snapshot_options
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.create import CreateRequest, create_snapshot
-from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.fake_s3 import FakeS3
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.create import (
+    CreateRequest,
+    create_snapshot,
+)
+from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.fake_s3 import (
+    FakeS3,
+)
 from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import (
     LOCATION,
     make_tree,
@@ -27,34 +31,49 @@ def lines(out: str) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeS3:
-    s3 = FakeS3()
-    monkeypatch.setattr(snapshot_options, "connect", lambda params, transfer: s3)
-    return s3
+def fake(s3_api: FakeS3) -> FakeS3:
+    return s3_api
 
 
 def environment(monkeypatch: pytest.MonkeyPatch, dest: Path) -> None:
-    config = {"shard": "shard-1", "bucket": "snaps", "endpoint_url": "http://127.0.0.1:1", "dest": str(dest)}
+    config = {
+        "shard": "shard-1",
+        "bucket": "snaps",
+        "endpoint_url": "http://127.0.0.1:1",
+        "dest": str(dest),
+    }
     monkeypatch.setenv("RAGOPS_RESTORE", json.dumps(config))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
 
 
 def test_the_job_restores_and_logs_progress_and_a_result(
-        tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    fake: FakeS3,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     source = make_tree(tmp_path / "src", files=4)
-    create_snapshot(store(fake), CreateRequest(LOCATION, str(source), "s1", "2026-11-27T10:00:00Z"))
+    create_snapshot(
+        store(fake), CreateRequest(LOCATION, str(source), "s1", "2026-11-27T10:00:00Z")
+    )
     environment(monkeypatch, tmp_path / "volume")
     assert jobrun.main() == 0
     out = capsys.readouterr().out
     events = lines(out)
     assert events[-1]["event"] == "result" and events[-1]["snapshot_id"] == "s1"
-    assert any(e["event"] == "progress" and e["bytes_done"] == e["bytes_total"] for e in events)
+    assert any(
+        e["event"] == "progress" and e["bytes_done"] == e["bytes_total"] for e in events
+    )
     assert (tmp_path / "volume" / "index" / "meta.json").exists() and SECRET not in out
 
 
 def test_the_job_reports_an_error_and_exits_1(
-        tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    fake: FakeS3,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     environment(monkeypatch, tmp_path / "volume")
     assert jobrun.main() == 1
     event = lines(capsys.readouterr().out)[-1]

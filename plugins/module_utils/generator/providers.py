@@ -9,6 +9,8 @@ ever put into the ``Authorization`` header; nothing here returns or logs it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 import json
 import socket
@@ -20,7 +22,14 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.transport import scrub
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
+from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"
@@ -44,8 +53,13 @@ class Probe:
     retry_after: float | None = None
 
     def to_dict(self) -> t.Dict[str, t.Any]:
-        return {"check": self.check, "status": self.status, "latency": round(self.latency, 4),
-                "error": self.error, "retry_after": self.retry_after}
+        return {
+            "check": self.check,
+            "status": self.status,
+            "latency": round(self.latency, 4),
+            "error": self.error,
+            "retry_after": self.retry_after,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,9 @@ class Verdict:
         return self.state == HEALTHY
 
     def latency(self) -> t.Dict[str, float | None]:
-        figures: t.Dict[str, float | None] = {p.check: round(p.latency, 4) for p in self.probes}
+        figures: t.Dict[str, float | None] = {
+            p.check: round(p.latency, 4) for p in self.probes
+        }
         figures["max"] = max((round(p.latency, 4) for p in self.probes), default=None)
         return figures
 
@@ -91,15 +107,24 @@ def probe_state(probe: Probe, slow_after: float) -> t.Tuple[str, str]:
     if probe.status is None:
         return OUTAGE, where + (probe.error or "no answer")
     if probe.status in (401, 403):
-        return AUTH_FAILURE, where + "HTTP %d, the credentials were rejected" % probe.status
+        return (
+            AUTH_FAILURE,
+            where + "HTTP %d, the credentials were rejected" % probe.status,
+        )
     if probe.status == 429:
         return RATE_LIMITED, where + "HTTP 429, rate limited"
     if probe.status >= 300:
-        return OUTAGE, where + "HTTP %d%s" % (probe.status, ": " + probe.error if probe.error else "")
+        return OUTAGE, where + "HTTP %d%s" % (
+            probe.status,
+            ": " + probe.error if probe.error else "",
+        )
     if probe.error:
         return DEGRADED, where + probe.error
     if probe.latency > slow_after:
-        return DEGRADED, where + "answered in %.2fs, slower than %.2fs" % (probe.latency, slow_after)
+        return DEGRADED, where + "answered in %.2fs, slower than %.2fs" % (
+            probe.latency,
+            slow_after,
+        )
     return HEALTHY, where + "HTTP %d in %.3fs" % (probe.status, probe.latency)
 
 
@@ -110,8 +135,15 @@ def classify(probes: t.Sequence[Probe], slow_after: float) -> Verdict:
     states = [probe_state(probe, slow_after) for probe in probes]
     state = min((found for found, reason in states), key=SEVERITY.index)
     reasons = [reason for s, reason in states if s == state]
-    retry_after = max((p.retry_after for p in probes if p.retry_after is not None), default=None)
-    return Verdict(state, "; ".join(reasons), retry_after if state == RATE_LIMITED else None, tuple(probes))
+    retry_after = max(
+        (p.retry_after for p in probes if p.retry_after is not None), default=None
+    )
+    return Verdict(
+        state,
+        "; ".join(reasons),
+        retry_after if state == RATE_LIMITED else None,
+        tuple(probes),
+    )
 
 
 @dataclass(frozen=True)
@@ -130,11 +162,20 @@ class Endpoint:
         """Scheme, host and path only: never a query string or user info."""
         parts = urllib.parse.urlsplit(self.url)
         host = parts.hostname or ""
-        return urllib.parse.urlunsplit((parts.scheme, host + (":%d" % parts.port if parts.port else ""),
-                                        parts.path, "", ""))
+        return urllib.parse.urlunsplit(
+            (
+                parts.scheme,
+                host + (":%d" % parts.port if parts.port else ""),
+                parts.path,
+                "",
+                "",
+            )
+        )
 
 
-def _request(endpoint: Endpoint, check: str, method: str, path: str, body: t.Any = None) -> Probe:
+def _request(
+    endpoint: Endpoint, check: str, method: str, path: str, body: t.Any = None
+) -> Probe:
     headers = dict(endpoint.headers, Accept="application/json")
     if endpoint.api_key:
         headers["Authorization"] = "Bearer " + endpoint.api_key
@@ -144,19 +185,39 @@ def _request(endpoint: Endpoint, check: str, method: str, path: str, body: t.Any
         headers["Content-Type"] = "application/json"
     start = time.monotonic()
     try:
-        response = open_url(endpoint.url.rstrip("/") + path, data=data, headers=headers, method=method,
-                            timeout=endpoint.timeout, validate_certs=endpoint.validate_certs,
-                            ca_path=endpoint.ca_path, follow_redirects="safe")
+        response = open_url(
+            endpoint.url.rstrip("/") + path,
+            data=data,
+            headers=headers,
+            method=method,
+            timeout=endpoint.timeout,
+            validate_certs=endpoint.validate_certs,
+            ca_path=endpoint.ca_path,
+            follow_redirects="safe",
+        )
         payload = response.read(1024 * 1024)
         return _answered(check, response.getcode(), start, payload)
     except urllib.error.HTTPError as error:
-        retry_after = parse_retry_after(error.headers.get("Retry-After") if error.headers else None)
-        detail = _scrub(_snippet(error.read() if error.fp else b""), endpoint.api_key)
+        retry_after = parse_retry_after(
+            error.headers.get("Retry-After") if error.headers else None
+        )
+        detail = scrub(_snippet(error.read() if error.fp else b""), [endpoint.api_key])
         return Probe(check, error.code, time.monotonic() - start, detail, retry_after)
-    except (urllib.error.URLError, socket.timeout, OSError, http.client.HTTPException) as error:
+    except (
+        urllib.error.URLError,
+        socket.timeout,
+        OSError,
+        http.client.HTTPException,
+    ) as error:
         reason = getattr(error, "reason", error)
-        text = "no answer within %ss" % endpoint.timeout if "timed out" in str(reason) else str(reason)
-        return Probe(check, None, time.monotonic() - start, _scrub(text, endpoint.api_key))
+        text = (
+            "no answer within %ss" % endpoint.timeout
+            if "timed out" in str(reason)
+            else str(reason)
+        )
+        return Probe(
+            check, None, time.monotonic() - start, scrub(text, [endpoint.api_key])
+        )
 
 
 def _answered(check: str, status: int, start: float, payload: bytes) -> Probe:
@@ -167,15 +228,11 @@ def _answered(check: str, status: int, start: float, payload: bytes) -> Probe:
         return Probe(check, status, latency, "the answer is not JSON")
     if check == "models" and not isinstance((document or {}).get("data"), list):
         return Probe(check, status, latency, "the answer has no model list (data)")
-    if check == "completion" and not (isinstance(document, dict) and document.get("choices")):
+    if check == "completion" and not (
+        isinstance(document, dict) and document.get("choices")
+    ):
         return Probe(check, status, latency, "the answer has no choices")
     return Probe(check, status, latency)
-
-
-def _scrub(text: str, api_key: str | None) -> str:
-    """``text`` without tokens, and without the key itself should an error body echo it."""
-    text = scrub(text)
-    return text.replace(api_key, "<redacted>") if api_key else text
 
 
 def _snippet(payload: bytes) -> str:
@@ -191,10 +248,63 @@ def probe_provider(endpoint: Endpoint, checks: t.Sequence[str]) -> t.List[Probe]
         if check == "models":
             probe = _request(endpoint, check, "GET", "/v1/models")
         else:
-            body = {"model": endpoint.model, "max_tokens": 1,
-                    "messages": [{"role": "user", "content": "Reply with OK."}]}
+            body = {
+                "model": endpoint.model,
+                "max_tokens": 1,
+                "messages": [{"role": "user", "content": "Reply with OK."}],
+            }
             probe = _request(endpoint, check, "POST", "/v1/chat/completions", body)
         probes.append(probe)
         if probe.status is None:
             break
     return probes
+
+
+def read_api_key(client: K8sClient, namespace: str, name: str, key: str) -> str:
+    """One key of a Secret, decoded; the failure names the Secret and key, never a value."""
+    secret = client.get(Ref("Secret", name, namespace))
+    encoded = (secret.get("data") or {}).get(key)
+    where = "Secret %s/%s" % (namespace, name)
+    if encoded is None:
+        raise RecoveryError(
+            "Failed to read the API key: %s has no key %s" % (where, key),
+            resource=where,
+            reason="missing key",
+            next_step="Check api_key_secret.key against: kubectl -n %s get secret %s -o "
+            "jsonpath='{.data}' | jq keys" % (namespace, name),
+        )
+    try:
+        return base64.b64decode(encoded).decode("utf-8").strip()
+    except (binascii.Error, UnicodeDecodeError):
+        raise RecoveryError(
+            "Failed to decode key %s of %s" % (key, where),
+            resource=where,
+            reason="not base64 text",
+        ) from None
+
+
+def report(name: str, endpoint: Endpoint, verdict: Verdict) -> t.Dict[str, t.Any]:
+    """The ``provider`` result of a check: the verdict, its reason and every probe."""
+    return {
+        "name": name,
+        "url": endpoint.public_url(),
+        "state": verdict.state,
+        "healthy": verdict.healthy,
+        "reason": verdict.reason,
+        "retry_after": verdict.retry_after,
+        "latency": verdict.latency(),
+        "checks": [probe.to_dict() for probe in verdict.probes],
+    }
+
+
+def unhealthy_error(provider: t.Mapping[str, t.Any]) -> RecoveryError:
+    """The failure of a check that required a healthy provider; the report is kept in it."""
+    return RecoveryError(
+        "Provider %s is not healthy: %s (%s)"
+        % (provider["name"], provider["state"], provider["reason"]),
+        resource=provider["url"],
+        reason=provider["state"],
+        partial={"provider": dict(provider)},
+        next_step="Do not send traffic to %s; check its status page and credentials."
+        % provider["name"],
+    )

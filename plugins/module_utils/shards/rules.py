@@ -13,7 +13,10 @@ import json
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import InvalidTransition, RegistryCorrupt
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    InvalidTransition,
+    RegistryCorrupt,
+)
 
 STATES = ("serving", "quarantined", "restoring", "validating")
 
@@ -27,8 +30,16 @@ TRANSITIONS: t.Mapping[str, t.Tuple[str, ...]] = {
 }
 
 # Fields a registry entry is made of; anything else found in an entry is kept as it is.
-ENTRY_FIELDS = ("state", "reason", "incident_id", "since", "changed_by", "previous_state", "route_to",
-                "forced_transition")
+ENTRY_FIELDS = (
+    "state",
+    "reason",
+    "incident_id",
+    "since",
+    "changed_by",
+    "previous_state",
+    "route_to",
+    "forced_transition",
+)
 
 
 @dataclass(frozen=True)
@@ -59,22 +70,32 @@ class Entry:
 
 def parse_entry(shard: str, text: str, registry: str = "the shard registry") -> Entry:
     """The entry stored under ``shard``; :class:`RegistryCorrupt` when it is not a valid entry."""
-    next_step = ("Inspect it with: kubectl get configmap %s -o jsonpath='{.data.%s}'; repair the value by hand "
-                 "(the collection never overwrites an entry it cannot read), then re-run." % (registry, shard))
+    next_step = (
+        "Inspect it with: kubectl get configmap %s -o jsonpath='{.data.%s}'; repair the value by hand "
+        "(the collection never overwrites an entry it cannot read), then re-run."
+        % (registry, shard)
+    )
     try:
         data = json.loads(text)
     except ValueError as error:
         raise RegistryCorrupt(
-            "Shard %s's entry in %s is not valid JSON (%s); refusing to overwrite it" % (shard, registry, error),
-            resource=registry, reason="invalid JSON", next_step=next_step,
+            "Shard %s's entry in %s is not valid JSON (%s); refusing to overwrite it"
+            % (shard, registry, error),
+            resource=registry,
+            reason="invalid JSON",
+            next_step=next_step,
         ) from None
     if not isinstance(data, dict) or data.get("state") not in STATES:
         raise RegistryCorrupt(
             "Shard %s's entry in %s has no valid state (expected one of %s); refusing to overwrite it"
             % (shard, registry, ", ".join(STATES)),
-            resource=registry, reason="invalid entry", next_step=next_step,
+            resource=registry,
+            reason="invalid entry",
+            next_step=next_step,
         )
-    known: t.Dict[str, t.Any] = {name: data[name] for name in ENTRY_FIELDS if name in data}
+    known: t.Dict[str, t.Any] = {
+        name: data[name] for name in ENTRY_FIELDS if name in data
+    }
     extra = {key: value for key, value in data.items() if key not in ENTRY_FIELDS}
     return Entry(extra=extra, **known)
 
@@ -119,7 +140,8 @@ def check_transition(shard: str, current: str, wanted: str, force: bool) -> bool
     raise InvalidTransition(
         "Refusing to move shard %s from %s to %s%s; allowed from %s: %s"
         % (shard, current, wanted, hint, current, allowed),
-        resource=shard, reason="invalid transition %s -> %s" % (current, wanted),
+        resource=shard,
+        reason="invalid transition %s -> %s" % (current, wanted),
         next_step="Follow the runbook order, or pass force=true to override (recorded in the entry).",
     )
 
@@ -132,15 +154,25 @@ def _route_after(current: Entry | None, request: MarkRequest) -> str | None:
     return current.route_to
 
 
-def plan_mark(shard: str, current: Entry | None, request: MarkRequest, now: str) -> MarkPlan:
+def plan_mark(
+    shard: str, current: Entry | None, request: MarkRequest, now: str
+) -> MarkPlan:
     """Plan a mark: unchanged when the entry already says what is asked."""
     if request.state not in STATES:
-        raise InvalidTransition("Unknown shard state %r; expected one of %s" % (request.state, ", ".join(STATES)))
-    forced = current is not None and check_transition(shard, current.state, request.state, request.force)
+        raise InvalidTransition(
+            "Unknown shard state %r; expected one of %s"
+            % (request.state, ", ".join(STATES))
+        )
+    forced = current is not None and check_transition(
+        shard, current.state, request.state, request.force
+    )
     route_to = _route_after(current, request)
-    if current is not None and (current.state, current.reason, current.incident_id, current.route_to) == (
-        request.state, request.reason, request.incident_id, route_to
-    ):
+    if current is not None and (
+        current.state,
+        current.reason,
+        current.incident_id,
+        current.route_to,
+    ) == (request.state, request.reason, request.incident_id, route_to):
         return MarkPlan(current, current, False)
     state_changes = current is None or current.state != request.state
     after = Entry(
@@ -149,15 +181,21 @@ def plan_mark(shard: str, current: Entry | None, request: MarkRequest, now: str)
         incident_id=request.incident_id,
         since=now if state_changes or current is None else current.since,
         changed_by=request.changed_by,
-        previous_state=(current.state if state_changes else current.previous_state) if current else None,
+        previous_state=(current.state if state_changes else current.previous_state)
+        if current
+        else None,
         route_to=route_to,
-        forced_transition="%s -> %s" % (current.state, request.state) if forced and current else None,
+        forced_transition="%s -> %s" % (current.state, request.state)
+        if forced and current
+        else None,
         extra=current.extra if current else {},
     )
     return MarkPlan(current, after, True, forced)
 
 
-def entries(data: t.Mapping[str, str], registry: str) -> t.Dict[str, t.Union[Entry, RegistryCorrupt]]:
+def entries(
+    data: t.Mapping[str, str], registry: str
+) -> t.Dict[str, t.Union[Entry, RegistryCorrupt]]:
     """Every entry of a registry's data; unreadable ones as the error that describes them."""
     parsed: t.Dict[str, t.Union[Entry, RegistryCorrupt]] = {}
     for shard, text in sorted(data.items()):

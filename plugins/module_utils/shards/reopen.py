@@ -7,8 +7,16 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError, ResourceTimeout
-from ansible_collections.ragops.recovery.plugins.module_utils.shard_http import Answer, HttpCall, ShardEndpoint, join
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+    ResourceTimeout,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import (
+    Answer,
+    HttpCall,
+    ShardEndpoint,
+    join,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
 
 Obj = t.Dict[str, t.Any]
@@ -41,7 +49,11 @@ class Health:
 
 def probe(call: HttpCall, endpoint: ShardEndpoint, api: ShardApi) -> Health:
     health = call("GET", join(endpoint.url, api.health_path), None, api.timeout)
-    stats = call("GET", join(endpoint.url, api.stats_path), None, api.timeout) if api.stats_path else None
+    stats = (
+        call("GET", join(endpoint.url, api.stats_path), None, api.timeout)
+        if api.stats_path
+        else None
+    )
     return Health(health.ok, health, stats)
 
 
@@ -58,7 +70,11 @@ class ReopenOutcome:
     error: str | None = None
 
     def to_dict(self) -> Obj:
-        view: Obj = {"reopened": self.reopened, "healthy": self.healthy, "before": self.before.to_dict()}
+        view: Obj = {
+            "reopened": self.reopened,
+            "healthy": self.healthy,
+            "before": self.before.to_dict(),
+        }
         if self.after is not None:
             view["after"] = self.after.to_dict()
         if self.answer is not None:
@@ -67,11 +83,44 @@ class ReopenOutcome:
             view["error"] = self.error
         return view
 
+    def summary(self) -> str:
+        """One line saying what was tried and how it ended, for a recovery's narrative."""
+        if not self.changed:
+            return "re-open: not needed, the shard was healthy"
+        if not self.reopened:
+            return "re-open: would re-open the index (check mode)"
+        if self.healthy:
+            return "re-open: index re-opened, the shard is healthy"
+        return "re-open: %s" % (self.error or "shard still unhealthy")
 
-def _wait_healthy(call: HttpCall, endpoint: ShardEndpoint, api: ShardApi, waiter: Waiter) -> t.Tuple[Health, str]:
+    def to_result(
+        self, shard: str, endpoint: ShardEndpoint, api: ShardApi, check_mode: bool
+    ) -> Obj:
+        """The module result; in check mode with the call that would be sent."""
+        result: Obj = {
+            "changed": self.changed,
+            "shard": dict(
+                self.to_dict(), name=shard, pod=endpoint.pod, url=endpoint.url
+            ),
+            "summary": self.summary(),
+        }
+        if check_mode and self.changed:
+            result["planned"] = {
+                "method": "POST",
+                "url": join(endpoint.url, api.reopen_path),
+            }
+        return result
+
+
+def _wait_healthy(
+    call: HttpCall, endpoint: ShardEndpoint, api: ShardApi, waiter: Waiter
+) -> t.Tuple[Health, str]:
     try:
-        outcome = waiter.until("shard at %s to become healthy" % endpoint.url,
-                               lambda: probe(call, endpoint, api), lambda health: health.healthy)
+        outcome = waiter.until(
+            "shard at %s to become healthy" % endpoint.url,
+            lambda: probe(call, endpoint, api),
+            lambda health: health.healthy,
+        )
     except ResourceTimeout as timeout:
         last = timeout.last_seen
         return last, "not healthy after the re-open: %s" % _describe(last.health)
@@ -84,8 +133,15 @@ def _describe(answer: Answer) -> str:
     return "HTTP %d: %s" % (answer.status, detail) if answer.status else str(detail)
 
 
-def reopen_shard(call: HttpCall, endpoint: ShardEndpoint, api: ShardApi, waiter: Waiter, *,
-                 force: bool, check_mode: bool) -> ReopenOutcome:
+def reopen_shard(
+    call: HttpCall,
+    endpoint: ShardEndpoint,
+    api: ShardApi,
+    waiter: Waiter,
+    *,
+    force: bool,
+    check_mode: bool,
+) -> ReopenOutcome:
     """Re-open unless the shard is already healthy (or ``force``); then wait for health."""
     before = probe(call, endpoint, api)
     if before.healthy and not force:
@@ -95,17 +151,24 @@ def reopen_shard(call: HttpCall, endpoint: ShardEndpoint, api: ShardApi, waiter:
     answer = call("POST", join(endpoint.url, api.reopen_path), {}, api.timeout)
     if not answer.ok:
         error = "the re-open was refused: %s" % _describe(answer)
-        return ReopenOutcome(True, True, False, before, probe(call, endpoint, api), answer, error)
+        return ReopenOutcome(
+            True, True, False, before, probe(call, endpoint, api), answer, error
+        )
     after, error = _wait_healthy(call, endpoint, api, waiter)
-    return ReopenOutcome(True, True, after.healthy, before, after, answer, error or None)
+    return ReopenOutcome(
+        True, True, after.healthy, before, after, answer, error or None
+    )
 
 
-def unhealthy_error(shard: str, endpoint: ShardEndpoint, outcome: ReopenOutcome) -> RecoveryError:
+def unhealthy_error(
+    shard: str, endpoint: ShardEndpoint, outcome: ReopenOutcome
+) -> RecoveryError:
     return RecoveryError(
         "Failed to re-open shard %s: %s" % (shard, outcome.error or "still unhealthy"),
-        resource=endpoint.pod or endpoint.url, reason=outcome.error,
+        resource=endpoint.pod or endpoint.url,
+        reason=outcome.error,
         next_step="Keep the shard quarantined; read its log for the index error and restore the newest "
-                  "verified snapshot (ragops.recovery.snapshot_restore, or the vectorstore_shard_recovery "
-                  "playbook).",
+        "verified snapshot (ragops.recovery.snapshot_restore, or the vectorstore_shard_recovery "
+        "playbook).",
         partial={"changed": outcome.changed, "reopen": outcome.to_dict()},
     )

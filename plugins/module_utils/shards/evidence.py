@@ -12,18 +12,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible.module_utils.common.yaml import yaml_dump
-
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
+from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+    Obj,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.shard_http import HttpCall, join
+from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import (
+    HttpCall,
+    join,
+)
 
 SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|credential)")
 NOISE_FIELDS = ("managedFields",)
@@ -42,6 +46,7 @@ class EvidenceRequest:
     port: int = 8080
     health_paths: t.Sequence[str] = ("/readyz", "/stats")
     http_timeout: float = 5.0
+    snapshot_prefix: str = "snapshots"
 
 
 @dataclass
@@ -52,10 +57,14 @@ class Bundle:
     errors: t.List[str] = field(default_factory=list)
 
     def add_yaml(self, path: str, value: t.Any) -> None:
-        self.files[path] = yaml_dump(value, default_flow_style=False, sort_keys=True).encode("utf-8")
+        self.files[path] = yaml_text.dump(
+            value, default_flow_style=False, sort_keys=True
+        ).encode("utf-8")
 
     def add_json(self, path: str, value: t.Any) -> None:
-        self.files[path] = json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8")
+        self.files[path] = json.dumps(
+            value, indent=2, sort_keys=True, default=str
+        ).encode("utf-8")
 
 
 def _redact_env(container: Obj) -> None:
@@ -78,70 +87,110 @@ def clean(obj: Obj) -> Obj:
 
 def _containers(pod: Obj) -> t.List[str]:
     spec = pod.get("spec") or {}
-    return [c["name"] for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
+    return [
+        c["name"]
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+    ]
 
 
 def _logs(client: K8sClient, bundle: Bundle, namespace: str, pod: Obj) -> None:
     name = pod["metadata"]["name"]
     for container in _containers(pod):
         for previous in (False, True):
-            path = "logs/%s/%s%s.log" % (name, container, ".previous" if previous else "")
+            path = "logs/%s/%s%s.log" % (
+                name,
+                container,
+                ".previous" if previous else "",
+            )
             try:
-                bundle.files[path] = client.pod_log(namespace, name, container=container,
-                                                    previous=previous).encode("utf-8")
+                bundle.files[path] = client.pod_log(
+                    namespace, name, container=container, previous=previous
+                ).encode("utf-8")
             except ApiError as error:
                 if not previous:
                     bundle.errors.append("%s: %s" % (path, error.msg))
 
 
 def _claims(pods: t.Sequence[Obj]) -> t.List[str]:
-    names = {volume["persistentVolumeClaim"]["claimName"]
-             for pod in pods for volume in (pod.get("spec") or {}).get("volumes") or []
-             if volume.get("persistentVolumeClaim")}
+    names = {
+        volume["persistentVolumeClaim"]["claimName"]
+        for pod in pods
+        for volume in (pod.get("spec") or {}).get("volumes") or []
+        if volume.get("persistentVolumeClaim")
+    }
     return sorted(names)
 
 
-def _objects(client: K8sClient, bundle: Bundle, request: EvidenceRequest, pods: t.Sequence[Obj]) -> t.Set[str]:
+def _objects(
+    client: K8sClient, bundle: Bundle, request: EvidenceRequest, pods: t.Sequence[Obj]
+) -> t.Set[str]:
     names = set()
     for pod in pods:
         names.add(pod["metadata"]["name"])
         bundle.add_yaml("objects/pod-%s.yaml" % pod["metadata"]["name"], clean(pod))
     for claim in _claims(pods):
         names.add(claim)
-        found = client.get_or_none(Ref("PersistentVolumeClaim", claim, request.namespace))
+        found = client.get_or_none(
+            Ref("PersistentVolumeClaim", claim, request.namespace)
+        )
         if found is not None:
             bundle.add_yaml("objects/pvc-%s.yaml" % claim, clean(found))
     registry = client.get_or_none(Ref("ConfigMap", request.registry, request.namespace))
-    bundle.add_yaml("registry.yaml", clean(registry) if registry else {"missing": request.registry})
+    bundle.add_yaml(
+        "registry.yaml", clean(registry) if registry else {"missing": request.registry}
+    )
     return names
 
 
-def _events(client: K8sClient, bundle: Bundle, namespace: str, names: t.Set[str]) -> None:
-    events = [clean(event) for event in client.list("Event", namespace)
-              if (event.get("involvedObject") or {}).get("name") in names]
-    events.sort(key=lambda event: str(event.get("lastTimestamp") or event.get("eventTime") or ""))
+def _events(
+    client: K8sClient, bundle: Bundle, namespace: str, names: t.Set[str]
+) -> None:
+    events = [
+        clean(event)
+        for event in client.list("Event", namespace)
+        if (event.get("involvedObject") or {}).get("name") in names
+    ]
+    events.sort(
+        key=lambda event: str(
+            event.get("lastTimestamp") or event.get("eventTime") or ""
+        )
+    )
     bundle.add_yaml("events.yaml", events)
 
 
-def _health(call: HttpCall, bundle: Bundle, request: EvidenceRequest, pods: t.Sequence[Obj]) -> None:
+def _health(
+    call: HttpCall, bundle: Bundle, request: EvidenceRequest, pods: t.Sequence[Obj]
+) -> None:
     for pod in pods:
         address = (pod.get("status") or {}).get("podIP")
         answers: Obj = {}
         for path in request.health_paths:
             if address:
-                answer = call("GET", join("http://%s:%d" % (address, request.port), path), None,
-                              request.http_timeout)
+                answer = call(
+                    "GET",
+                    join("http://%s:%d" % (address, request.port), path),
+                    None,
+                    request.http_timeout,
+                )
                 answers[path] = answer.to_dict()
             else:
                 answers[path] = {"status": 0, "body": "the pod has no address"}
         bundle.add_json("health/%s.json" % pod["metadata"]["name"], answers)
 
 
-def gather(client: K8sClient, call: HttpCall, request: EvidenceRequest,
-           snapshots: t.Sequence[Obj] | None) -> Bundle:
+def gather(
+    client: K8sClient,
+    call: HttpCall,
+    request: EvidenceRequest,
+    snapshots: t.Sequence[Obj] | None,
+) -> Bundle:
     """Everything the bundle holds; only reads, and every read that fails is noted, not fatal."""
     bundle = Bundle()
-    pods = client.list("Pod", request.namespace, label_selector="%s=%s" % (request.shard_label, request.shard))
+    pods = client.list(
+        "Pod",
+        request.namespace,
+        label_selector="%s=%s" % (request.shard_label, request.shard),
+    )
     names = _objects(client, bundle, request, pods)
     for pod in pods:
         _logs(client, bundle, request.namespace, pod)
@@ -155,10 +204,19 @@ def gather(client: K8sClient, call: HttpCall, request: EvidenceRequest,
 
 
 def manifest(bundle: Bundle, request: EvidenceRequest, created: str) -> Obj:
-    files = {path: {"sha256": sha256(data), "size": len(data)}
-             for path, data in sorted(bundle.files.items())}
-    return {"format": 1, "incident_id": request.incident_id, "shard": request.shard,
-            "namespace": request.namespace, "created": created, "algorithm": "sha256", "files": files}
+    files = {
+        path: {"sha256": sha256(data), "size": len(data)}
+        for path, data in sorted(bundle.files.items())
+    }
+    return {
+        "format": 1,
+        "incident_id": request.incident_id,
+        "shard": request.shard,
+        "namespace": request.namespace,
+        "created": created,
+        "algorithm": "sha256",
+        "files": files,
+    }
 
 
 def archive(bundle: Bundle, listing: Obj, mtime: float) -> bytes:
@@ -171,26 +229,6 @@ def archive(bundle: Bundle, listing: Obj, mtime: float) -> bytes:
             info.size, info.mtime, info.mode = len(data), int(mtime), 0o644
             tar.addfile(info, io.BytesIO(data))
     return output.getvalue()
-
-
-def write_once_local(path: str, data: bytes) -> bool:
-    """Create ``path`` with ``data``; False (and nothing written) when it already exists."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    except FileExistsError:
-        return False
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    return True
-
-
-def refuse_existing(location: str) -> RecoveryError:
-    return RecoveryError(
-        "Refusing to overwrite the evidence at %s" % location, resource=location,
-        reason="an evidence bundle of this name was written meanwhile",
-        next_step="Keep the existing bundle; collect again under another name (option name).",
-    )
 
 
 def json_bytes(value: t.Any) -> bytes:

@@ -14,7 +14,10 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import DependencyCycle, RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    DependencyCycle,
+    RecoveryError,
+)
 
 ARROW = " \u2192 "
 
@@ -32,19 +35,37 @@ class Graph:
         names = [name for name, _deps in declared]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise RecoveryError("Component names must be unique; declared more than once: %s" % ", ".join(duplicates),
-                                reason="duplicate component", next_step="Fix the component list in the inventory.")
+            raise RecoveryError(
+                "Component names must be unique; declared more than once: %s"
+                % ", ".join(duplicates),
+                reason="duplicate component",
+                next_step="Fix the component list in the inventory.",
+            )
         known = set(names)
-        unknown = sorted({"%s (needed by %s)" % (dep, name) for name, deps in declared for dep in deps
-                          if dep not in known})
+        unknown = sorted(
+            {
+                "%s (needed by %s)" % (dep, name)
+                for name, deps in declared
+                for dep in deps
+                if dep not in known
+            }
+        )
         if unknown:
-            raise RecoveryError("Unknown dependencies: %s" % ", ".join(unknown), reason="unknown component",
-                                next_step="List every component that another one depends on, or drop the dependency.")
-        return cls(tuple(names), {name: tuple(dict.fromkeys(deps)) for name, deps in declared})
+            raise RecoveryError(
+                "Unknown dependencies: %s" % ", ".join(unknown),
+                reason="unknown component",
+                next_step="List every component that another one depends on, or drop the dependency.",
+            )
+        return cls(
+            tuple(names), {name: tuple(dict.fromkeys(deps)) for name, deps in declared}
+        )
 
     def with_edges(self, extra: t.Mapping[str, t.Sequence[str]]) -> Graph:
         """This graph plus more dependencies (for example those observed in the running pods)."""
-        merged = {name: tuple(dict.fromkeys([*self.depends_on[name], *extra.get(name, ())])) for name in self.nodes}
+        merged = {
+            name: tuple(dict.fromkeys([*self.depends_on[name], *extra.get(name, ())]))
+            for name in self.nodes
+        }
         return Graph(self.nodes, merged)
 
     def dependents(self) -> t.Dict[str, t.List[str]]:
@@ -77,7 +98,7 @@ def find_cycle(graph: Graph) -> t.List[str] | None:
                 done.add(finished)
                 continue
             if dependency in on_path:
-                return _rotated(path[path.index(dependency):], graph.nodes)
+                return _rotated(path[path.index(dependency) :], graph.nodes)
             if dependency not in done:
                 path.append(dependency)
                 on_path.add(dependency)
@@ -121,11 +142,14 @@ def start_order(graph: Graph) -> t.List[str]:
 def cycle_error(cycle: t.Sequence[str], detail: str = "") -> DependencyCycle:
     text = format_cycle(cycle)
     return DependencyCycle(
-        "Refusing to start the components: dependency cycle %s%s" % (text, "; %s" % detail if detail else ""),
-        cycle=list(cycle), resource=text, reason="dependency cycle",
+        "Refusing to start the components: dependency cycle %s%s"
+        % (text, "; %s" % detail if detail else ""),
+        cycle=list(cycle),
+        resource=text,
+        reason="dependency cycle",
         next_step="Break the cycle: remove one of these dependencies from the components' configuration "
-                  "(or the inventory's depends_on), then re-run. No component can become Ready while it waits "
-                  "for itself.",
+        "(or the inventory's depends_on), then re-run. No component can become Ready while it waits "
+        "for itself.",
     )
 
 
@@ -148,7 +172,9 @@ def groups(graph: Graph) -> t.List[t.List[str]]:
 
     Parts are ordered by their first-declared member; a failure in one part cannot block another.
     """
-    neighbours: t.Dict[str, t.Set[str]] = {name: set(graph.depends_on[name]) for name in graph.nodes}
+    neighbours: t.Dict[str, t.Set[str]] = {
+        name: set(graph.depends_on[name]) for name in graph.nodes
+    }
     for name in graph.nodes:
         for dependency in graph.depends_on[name]:
             neighbours[dependency].add(name)

@@ -12,12 +12,27 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError, RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.graph import Graph, cycle_error, find_cycle
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    ApiError,
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+    Obj,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
+    deployment_ready,
+    statefulset_ready,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import pod_summary
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import deployment_ready, statefulset_ready
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import (
+    pod_summary,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.graph import (
+    Graph,
+    cycle_error,
+    find_cycle,
+)
 
 # Where a component scaled to zero by the collection keeps the replica count it had, so that a later
 # run (or another engineer) brings it back as it was, even after the run that scaled it down failed.
@@ -44,20 +59,29 @@ class Component:
 
     @classmethod
     def from_params(cls, item: t.Mapping[str, t.Any]) -> Component:
-        return cls(name=item["name"], kind=item.get("kind") or "Deployment",
-                   depends_on=tuple(item.get("depends_on") or ()), replicas=item.get("replicas"),
-                   wait_timeout=item.get("wait_timeout"))
+        return cls(
+            name=item["name"],
+            kind=item.get("kind") or "Deployment",
+            depends_on=tuple(item.get("depends_on") or ()),
+            replicas=item.get("replicas"),
+            wait_timeout=item.get("wait_timeout"),
+        )
 
     def ref(self, namespace: str) -> Ref:
         return Ref(self.kind, self.name, namespace)
 
 
-def components_from_params(items: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[Component]:
+def components_from_params(
+    items: t.Sequence[t.Mapping[str, t.Any]],
+) -> t.List[Component]:
     """The components, checked (unique names, known dependencies) before the cluster is asked anything."""
     components = [Component.from_params(item) for item in items]
     if not components:
-        raise RecoveryError("No components given", reason="empty component list",
-                            next_step="Pass the stack's components (the inventory's ragops_components).")
+        raise RecoveryError(
+            "No components given",
+            reason="empty component list",
+            next_step="Pass the stack's components (the inventory's ragops_components).",
+        )
     declared_graph(components)
     return components
 
@@ -93,7 +117,11 @@ class Workload:
 
     @property
     def ready(self) -> bool:
-        return bool(self.obj) and self.desired > 0 and READY_PREDICATES[self.component.kind](self.obj or {})
+        return (
+            bool(self.obj)
+            and self.desired > 0
+            and READY_PREDICATES[self.component.kind](self.obj or {})
+        )
 
     def start_replicas(self) -> int:
         """How many replicas to start a component with that is at zero."""
@@ -102,7 +130,9 @@ class Workload:
 
 def selector_of(workload: Obj) -> str:
     """The workload's ``matchLabels`` as a label selector (``matchExpressions`` are not needed to find its pods)."""
-    labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    labels = ((workload.get("spec") or {}).get("selector") or {}).get(
+        "matchLabels"
+    ) or {}
     return ",".join("%s=%s" % item for item in sorted(labels.items()))
 
 
@@ -115,7 +145,9 @@ def read_workload(client: K8sClient, namespace: str, component: Component) -> Wo
     return Workload(component, obj, pods)
 
 
-def read_workloads(client: K8sClient, namespace: str, components: t.Sequence[Component]) -> t.List[Workload]:
+def read_workloads(
+    client: K8sClient, namespace: str, components: t.Sequence[Component]
+) -> t.List[Workload]:
     return [read_workload(client, namespace, component) for component in components]
 
 
@@ -123,20 +155,26 @@ def require_existing(workloads: t.Sequence[Workload], namespace: str) -> None:
     """Refuse to act on a stack where a listed component does not exist; nothing has changed yet."""
     missing = [str(w.component.ref(namespace)) for w in workloads if w.obj is None]
     if missing:
-        raise RecoveryError("Failed to find the components' workloads: %s not found" % ", ".join(missing),
-                            resource=missing[0], reason="missing workload",
-                            next_step="Deploy the missing components, or fix their name and kind in the inventory.")
+        raise RecoveryError(
+            "Failed to find the components' workloads: %s not found"
+            % ", ".join(missing),
+            resource=missing[0],
+            reason="missing workload",
+            next_step="Deploy the missing components, or fix their name and kind in the inventory.",
+        )
 
 
 def _env_value(template: Obj, variable: str) -> str:
-    for container in ((template.get("spec") or {}).get("containers") or []):
+    for container in (template.get("spec") or {}).get("containers") or []:
         for entry in container.get("env") or []:
             if entry.get("name") == variable and entry.get("value"):
                 return str(entry["value"])
     return ""
 
 
-def observed_dependencies(workloads: t.Sequence[Workload], variable: str) -> t.Dict[str, t.List[str]]:
+def observed_dependencies(
+    workloads: t.Sequence[Workload], variable: str
+) -> t.Dict[str, t.List[str]]:
     """Components each workload waits for according to ``variable`` in its pod template.
 
     ``retriever.rag.svc:8080`` names the component ``retriever``; names of no component are left out.
@@ -145,8 +183,15 @@ def observed_dependencies(workloads: t.Sequence[Workload], variable: str) -> t.D
     found: t.Dict[str, t.List[str]] = {}
     for workload in workloads:
         template = ((workload.obj or {}).get("spec") or {}).get("template") or {}
-        services = [item.strip().split(":")[0].split(".")[0] for item in _env_value(template, variable).split(",")]
-        waits = [s for s in dict.fromkeys(services) if s in names and s != workload.component.name]
+        services = [
+            item.strip().split(":")[0].split(".")[0]
+            for item in _env_value(template, variable).split(",")
+        ]
+        waits = [
+            s
+            for s in dict.fromkeys(services)
+            if s in names and s != workload.component.name
+        ]
         if waits:
             found[workload.component.name] = waits
     return found
@@ -174,8 +219,11 @@ class StackGraph:
             raise cycle_error(cycle, self.explain(cycle))
 
 
-def stack_graph(components: t.Sequence[Component], workloads: t.Sequence[Workload],
-                dependency_env: t.Optional[str]) -> StackGraph:
+def stack_graph(
+    components: t.Sequence[Component],
+    workloads: t.Sequence[Workload],
+    dependency_env: t.Optional[str],
+) -> StackGraph:
     declared = declared_graph(components)
     sources: t.Dict[t.Tuple[str, str], str] = {}
     for component in components:
@@ -210,16 +258,28 @@ def _pod_reason(pod: Obj) -> t.Tuple[str, str]:
     stuck = summary["stuck_init"]
     if stuck is not None and summary["phase"] == "Pending":
         return "init_stuck", "pod %s: init container %s %s%s" % (
-            name, stuck["name"], stuck["reason"] or stuck["state"], _restarts(stuck["restarts"], stuck["exit_code"]))
+            name,
+            stuck["name"],
+            stuck["reason"] or stuck["state"],
+            _restarts(stuck["restarts"], stuck["exit_code"]),
+        )
     waiting = summary["waiting_reason"]
-    if waiting == "CrashLoopBackOff" or (summary["restarts"] and summary["last_exit_code"]):
-        return "crash_looping", "pod %s: %s%s" % (name, waiting or "restarting",
-                                                  _restarts(summary["restarts"], summary["last_exit_code"]))
+    if waiting == "CrashLoopBackOff" or (
+        summary["restarts"] and summary["last_exit_code"]
+    ):
+        return "crash_looping", "pod %s: %s%s" % (
+            name,
+            waiting or "restarting",
+            _restarts(summary["restarts"], summary["last_exit_code"]),
+        )
     if waiting:
         return "waiting", "pod %s: %s" % (name, waiting)
     if summary["phase"] == "Pending":
         return "pending", "pod %s: Pending" % name
-    return "not_ready", "pod %s: %s but not Ready (readiness probe failing)" % (name, summary["phase"])
+    return "not_ready", "pod %s: %s but not Ready (readiness probe failing)" % (
+        name,
+        summary["phase"],
+    )
 
 
 def _restarts(count: int, exit_code: t.Optional[int]) -> str:
@@ -232,20 +292,36 @@ def _restarts(count: int, exit_code: t.Optional[int]) -> str:
 def component_status(workload: Workload, namespace: str) -> ComponentStatus:
     name = workload.component.name
     if workload.obj is None:
-        return ComponentStatus(name, "missing", "%s not found" % workload.component.ref(namespace))
+        return ComponentStatus(
+            name, "missing", "%s not found" % workload.component.ref(namespace)
+        )
     if workload.desired == 0:
         held = workload.held_down
-        return ComponentStatus(name, "scaled_down", "scaled to 0" + (
-            " by the collection (had %d)" % held if held else ""))
+        return ComponentStatus(
+            name,
+            "scaled_down",
+            "scaled to 0" + (" by the collection (had %d)" % held if held else ""),
+        )
     if workload.ready:
-        return ComponentStatus(name, "ready", "%d/%d Ready" % (workload.desired, workload.desired))
+        return ComponentStatus(
+            name, "ready", "%d/%d Ready" % (workload.desired, workload.desired)
+        )
     unready = [pod for pod in workload.pods if not pod_summary(pod)["ready"]]
     if not unready:
-        return ComponentStatus(name, "pending", "%d of %d pods exist, none failing yet" % (
-            len(workload.pods), workload.desired))
-    reasons = sorted((_pod_reason(pod) for pod in unready), key=lambda item: STATE_RANK.index(item[0]))
+        return ComponentStatus(
+            name,
+            "pending",
+            "%d of %d pods exist, none failing yet"
+            % (len(workload.pods), workload.desired),
+        )
+    reasons = sorted(
+        (_pod_reason(pod) for pod in unready),
+        key=lambda item: STATE_RANK.index(item[0]),
+    )
     state = reasons[0][0]
-    return ComponentStatus(name, state, "; ".join(reason for _state, reason in reasons[:3]))
+    return ComponentStatus(
+        name, state, "; ".join(reason for _state, reason in reasons[:3])
+    )
 
 
 def pod_logs(client: K8sClient, namespace: str, pod: Obj, lines: int) -> Obj:
@@ -261,10 +337,21 @@ def pod_logs(client: K8sClient, namespace: str, pod: Obj, lines: int) -> Obj:
     restarts = stuck["restarts"] if stuck else summary["restarts"]
     found: Obj = {"container": container, "lines": [], "previous_lines": []}
     try:
-        found["lines"] = _tail(client.pod_log(namespace, summary["name"], container=container, tail_lines=lines))
+        found["lines"] = _tail(
+            client.pod_log(
+                namespace, summary["name"], container=container, tail_lines=lines
+            )
+        )
         if restarts:
-            found["previous_lines"] = _tail(client.pod_log(namespace, summary["name"], container=container,
-                                                           previous=True, tail_lines=lines))
+            found["previous_lines"] = _tail(
+                client.pod_log(
+                    namespace,
+                    summary["name"],
+                    container=container,
+                    previous=True,
+                    tail_lines=lines,
+                )
+            )
     except ApiError as error:
         # A log that cannot be read is reported, not fatal: the rest of the picture still matters.
         found["error"] = error.msg

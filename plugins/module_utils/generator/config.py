@@ -15,7 +15,9 @@ import json
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 
 ANNOTATION_PREFIX = "ragops.io/previous-"
 SECRET_SHOWN = "<secret>"
@@ -52,35 +54,58 @@ def annotation_key(group: str) -> str:
 
 def container_of(deployment: Obj, container: str | None) -> Obj:
     """The named container of the Deployment's pod template, or its first one."""
-    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    containers = (
+        deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
+        or []
+    )
     for candidate in containers:
         if container is None or candidate.get("name") == container:
             return t.cast(Obj, candidate)
     name = deployment.get("metadata", {}).get("name", "")
-    raise RecoveryError("Failed to find container %s in Deployment %s" % (container or "(any)", name),
-                        resource="Deployment %s" % name, reason="no such container",
-                        next_step="Set container to one of: %s"
-                                  % ", ".join(c.get("name", "") for c in containers))
+    raise RecoveryError(
+        "Failed to find container %s in Deployment %s" % (container or "(any)", name),
+        resource="Deployment %s" % name,
+        reason="no such container",
+        next_step="Set container to one of: %s"
+        % ", ".join(c.get("name", "") for c in containers),
+    )
 
 
-def read_env(deployment: Obj, container: str | None, names: t.Iterable[str]) -> t.Dict[str, Value]:
-    env = {item.get("name"): item for item in container_of(deployment, container).get("env") or []}
+def read_env(
+    deployment: Obj, container: str | None, names: t.Iterable[str]
+) -> t.Dict[str, Value]:
+    env = {
+        item.get("name"): item
+        for item in container_of(deployment, container).get("env") or []
+    }
     values: t.Dict[str, Value] = {}
     for name in names:
         item = env.get(name)
-        values[name] = None if item is None else item.get("valueFrom") or str(item.get("value", ""))
+        values[name] = (
+            None
+            if item is None
+            else item.get("valueFrom") or str(item.get("value", ""))
+        )
     return values
 
 
-def write_env(deployment: Obj, container: str | None, desired: t.Mapping[str, Value]) -> None:
+def write_env(
+    deployment: Obj, container: str | None, desired: t.Mapping[str, Value]
+) -> None:
     """Set (or remove, for ``None``) env vars in place, keeping the order of the others."""
     target = container_of(deployment, container)
     removed = {name for name, value in desired.items() if value is None}
-    env: t.List[Obj] = [item for item in target.get("env") or [] if item.get("name") not in removed]
+    env: t.List[Obj] = [
+        item for item in target.get("env") or [] if item.get("name") not in removed
+    ]
     for name, value in desired.items():
         if value is None:
             continue
-        item = {"name": name, "valueFrom": value} if isinstance(value, dict) else {"name": name, "value": value}
+        item = (
+            {"name": name, "valueFrom": value}
+            if isinstance(value, dict)
+            else {"name": name, "value": value}
+        )
         for index, existing in enumerate(env):
             if existing.get("name") == name:
                 env[index] = item
@@ -101,7 +126,9 @@ def write_data(configmap: Obj, desired: t.Mapping[str, Value]) -> None:
         if value is None:
             data.pop(name, None)
         elif isinstance(value, dict):
-            raise RecoveryError("Cannot store a reference in ConfigMap key %s" % name, resource=name)
+            raise RecoveryError(
+                "Cannot store a reference in ConfigMap key %s" % name, resource=name
+            )
         else:
             data[name] = value
     configmap["data"] = data
@@ -117,30 +144,45 @@ def recorded(obj: Obj, group: str) -> t.Dict[str, Value] | None:
     except ValueError:
         values = None
     if not isinstance(values, dict):
-        raise RecoveryError("Failed to read annotation %s: not a JSON object" % annotation_key(group),
-                            resource=annotation_key(group), reason="invalid annotation",
-                            next_step="Fix or remove the annotation by hand (kubectl annotate ... %s-)"
-                                      % annotation_key(group))
+        raise RecoveryError(
+            "Failed to read annotation %s: not a JSON object" % annotation_key(group),
+            resource=annotation_key(group),
+            reason="invalid annotation",
+            next_step="Fix or remove the annotation by hand (kubectl annotate ... %s-)"
+            % annotation_key(group),
+        )
     return values
 
 
-def _record(obj: Obj, group: str, previous: t.Mapping[str, Value], after: t.Mapping[str, Value]) -> None:
+def _record(
+    obj: Obj, group: str, previous: t.Mapping[str, Value], after: t.Mapping[str, Value]
+) -> None:
     """Keep ``previous`` in the annotation, or drop it once the flags are back at those values."""
     meta = obj.setdefault("metadata", {})
     annotations = dict(meta.get("annotations") or {})
-    back = set(previous) <= set(after) and all(after[name] == value for name, value in previous.items())
+    back = set(previous) <= set(after) and all(
+        after[name] == value for name, value in previous.items()
+    )
     if back:
         annotations.pop(annotation_key(group), None)
     else:
-        annotations[annotation_key(group)] = json.dumps(dict(previous), sort_keys=True, separators=(",", ":"))
+        annotations[annotation_key(group)] = json.dumps(
+            dict(previous), sort_keys=True, separators=(",", ":")
+        )
     if annotations:
         meta["annotations"] = annotations
     else:
         meta.pop("annotations", None)
 
 
-def plan(obj: Obj, group: str, desired: t.Mapping[str, Value], *, container: str | None = None,
-         report: t.Iterable[str] = ()) -> FlagPlan:
+def plan(
+    obj: Obj,
+    group: str,
+    desired: t.Mapping[str, Value],
+    *,
+    container: str | None = None,
+    report: t.Iterable[str] = (),
+) -> FlagPlan:
     """``obj`` (a Deployment, or a flags ConfigMap) with ``desired`` set.
 
     The values before the group's first change stay recorded; nothing is written when the flags
@@ -174,8 +216,11 @@ def parse_weights(text: str | None) -> t.Dict[str, int]:
     for term in filter(None, (part.strip() for part in (text or "").split(","))):
         name, sep, value = term.partition(":")
         if not sep or not name.strip() or not value.strip().isdigit():
-            raise RecoveryError("Invalid provider weights %r: expected name:percent pairs" % text,
-                                reason="invalid weights", next_step="Write weights as primary:25,backup:75")
+            raise RecoveryError(
+                "Invalid provider weights %r: expected name:percent pairs" % text,
+                reason="invalid weights",
+                next_step="Write weights as primary:25,backup:75",
+            )
         weights[name.strip()] = int(value)
     return weights
 
@@ -184,9 +229,14 @@ def format_weights(weights: t.Mapping[str, int]) -> str:
     """The env form of ``weights`` in the order given; they must add up to 100."""
     for name, weight in weights.items():
         if weight < 0 or weight > 100:
-            raise RecoveryError("Invalid weight %d for provider %s: must be 0 to 100" % (weight, name),
-                                reason="invalid weights")
+            raise RecoveryError(
+                "Invalid weight %d for provider %s: must be 0 to 100" % (weight, name),
+                reason="invalid weights",
+            )
     if weights and sum(weights.values()) != 100:
-        raise RecoveryError("Provider weights must add up to 100, not %d" % sum(weights.values()),
-                            reason="invalid weights", next_step="For example: primary: 25, backup: 75")
+        raise RecoveryError(
+            "Provider weights must add up to 100, not %d" % sum(weights.values()),
+            reason="invalid weights",
+            next_step="For example: primary: 25, backup: 75",
+        )
     return ",".join("%s:%d" % (name, weight) for name, weight in weights.items())

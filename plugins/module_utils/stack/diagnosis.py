@@ -14,7 +14,14 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.components import (
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+    Obj,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import (
+    pod_summary,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.components import (
     Component,
     ComponentStatus,
     StackGraph,
@@ -24,23 +31,31 @@ from ansible_collections.ragops.recovery.plugins.module_utils.components import 
     read_workloads,
     stack_graph,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.graph import (
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.graph import (
     find_cycle,
     format_cycle,
     groups,
     start_order,
     transitive_dependents,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import pod_summary
-from ansible_collections.ragops.recovery.plugins.module_utils.migration import MigrationSource, read_migration
-from ansible_collections.ragops.recovery.plugins.module_utils.migration_job import job_outcome
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.migration import (
+    MigrationSource,
+    read_migration,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.migration_job import (
+    job_outcome,
+)
 
-START_STEP = ("Start the components in dependency order (ragops.recovery.component_start); if one never becomes "
-              "Ready, scale everything down and bring the components up one by one (mode=one_by_one).")
+START_STEP = (
+    "Start the components in dependency order (ragops.recovery.component_start); if one never becomes "
+    "Ready, scale everything down and bring the components up one by one (mode=one_by_one)."
+)
 
 MIGRATION_CAUSES: t.Mapping[str, str] = {
-    "migration_running": "running", "migration_failed": "failed", "pending_migration": "pending"}
+    "migration_running": "running",
+    "migration_failed": "failed",
+    "pending_migration": "pending",
+}
 
 
 @dataclass(frozen=True)
@@ -60,10 +75,18 @@ def _cycle_finding(stack: StackGraph) -> t.Optional[Finding]:
         return None
     members = list(dict.fromkeys(cycle))
     blocked = members + transitive_dependents(stack.graph, members)
-    summary = "Dependency cycle %s: %s. None of them can become Ready." % (format_cycle(cycle), stack.explain(cycle))
-    return Finding("dependency_cycle", summary,
-                   "Break the cycle: remove one of these dependencies, then re-run. Starting in any order "
-                   "cannot help while a component waits for itself.", tuple(blocked), tuple(members))
+    summary = "Dependency cycle %s: %s. None of them can become Ready." % (
+        format_cycle(cycle),
+        stack.explain(cycle),
+    )
+    return Finding(
+        "dependency_cycle",
+        summary,
+        "Break the cycle: remove one of these dependencies, then re-run. Starting in any order "
+        "cannot help while a component waits for itself.",
+        tuple(blocked),
+        tuple(members),
+    )
 
 
 def _unready(statuses: t.Sequence[ComponentStatus]) -> t.List[ComponentStatus]:
@@ -74,52 +97,83 @@ def _listing(statuses: t.Sequence[ComponentStatus]) -> str:
     return "; ".join("%s: %s" % (status.name, status.reason) for status in statuses)
 
 
-def _migration_finding(migration: t.Optional[Obj], statuses: t.Sequence[ComponentStatus]) -> t.Optional[Finding]:
+def _migration_finding(
+    migration: t.Optional[Obj], statuses: t.Sequence[ComponentStatus]
+) -> t.Optional[Finding]:
     if not migration or not migration["pending"]:
         return None
     unready = _unready(statuses)
     blocked = tuple(status.name for status in unready)
     versions = "the stack is at version %s, the migration brings it to %s" % (
-        migration["current_version"] or "(none recorded)", migration["target_version"])
+        migration["current_version"] or "(none recorded)",
+        migration["target_version"],
+    )
     waiting = " Not Ready: %s." % _listing(unready) if unready else ""
     if migration["active"]:
-        return Finding("migration_running", "Migration Job %s is running (%s).%s" % (
-            ", ".join(migration["active"]), versions, waiting),
-            "Wait for the migration Job to finish, then start the components in dependency order.", blocked)
+        return Finding(
+            "migration_running",
+            "Migration Job %s is running (%s).%s"
+            % (", ".join(migration["active"]), versions, waiting),
+            "Wait for the migration Job to finish, then start the components in dependency order.",
+            blocked,
+        )
     if migration["failed"]:
-        return Finding("migration_failed", "Migration Job %s failed (%s).%s" % (
-            migration["failed"][-1], versions, waiting),
+        return Finding(
+            "migration_failed",
+            "Migration Job %s failed (%s).%s"
+            % (migration["failed"][-1], versions, waiting),
             "Read the failed Job's logs and fix the migration; ragops.recovery.migration_run then starts a new "
-            "attempt (the failed Job is kept as evidence).", blocked)
-    return Finding("pending_migration", "A migration is pending: %s.%s" % (versions, waiting),
-                   "Run the migration once (ragops.recovery.migration_run), then " + START_STEP[0].lower()
-                   + START_STEP[1:], blocked)
+            "attempt (the failed Job is kept as evidence).",
+            blocked,
+        )
+    return Finding(
+        "pending_migration",
+        "A migration is pending: %s.%s" % (versions, waiting),
+        "Run the migration once (ragops.recovery.migration_run), then "
+        + START_STEP[0].lower()
+        + START_STEP[1:],
+        blocked,
+    )
 
 
-def _roots(unready: t.Sequence[ComponentStatus], stack: StackGraph) -> t.List[ComponentStatus]:
+def _roots(
+    unready: t.Sequence[ComponentStatus], stack: StackGraph
+) -> t.List[ComponentStatus]:
     """Unready components none of whose dependencies is unready: where the trouble starts."""
     names = {status.name for status in unready}
-    return [s for s in unready if not names.intersection(stack.graph.depends_on[s.name])]
+    return [
+        s for s in unready if not names.intersection(stack.graph.depends_on[s.name])
+    ]
 
 
-def _missing_finding(statuses: t.Sequence[ComponentStatus], stack: StackGraph) -> t.Optional[Finding]:
+def _missing_finding(
+    statuses: t.Sequence[ComponentStatus], stack: StackGraph
+) -> t.Optional[Finding]:
     """A missing workload outranks a migration: nothing can start it."""
     missing = [s for s in statuses if s.state == "missing"]
     if not missing:
         return None
     names = [s.name for s in missing]
-    return Finding("missing_components", "Components missing: %s." % _listing(missing),
-                   "Deploy the missing components, or fix their name and kind in the inventory.",
-                   tuple(transitive_dependents(stack.graph, names)), tuple(names))
+    return Finding(
+        "missing_components",
+        "Components missing: %s." % _listing(missing),
+        "Deploy the missing components, or fix their name and kind in the inventory.",
+        tuple(transitive_dependents(stack.graph, names)),
+        tuple(names),
+    )
 
 
-def _readiness_finding(statuses: t.Sequence[ComponentStatus], stack: StackGraph) -> Finding:
+def _readiness_finding(
+    statuses: t.Sequence[ComponentStatus], stack: StackGraph
+) -> Finding:
     unready = _unready(statuses)
     if not unready:
         return Finding("healthy", "Every component is Ready.", "Nothing to do.")
     roots = _roots(unready, stack)
     blocked = tuple(s.name for s in unready if s not in roots)
-    cause = "scaled_down" if all(s.state == "scaled_down" for s in unready) else "not_ready"
+    cause = (
+        "scaled_down" if all(s.state == "scaled_down" for s in unready) else "not_ready"
+    )
     summary = "Not Ready: %s." % _listing(roots)
     if blocked:
         summary += " Blocked behind them: %s." % ", ".join(blocked)
@@ -130,15 +184,27 @@ def _blocking_migration(cause: str, migration: t.Optional[Obj]) -> t.Optional[Ob
     status = MIGRATION_CAUSES.get(cause)
     if status is None or not migration:
         return None
-    jobs = {"running": migration["active"][:1], "failed": migration["failed"][-1:]}.get(status) or [None]
-    return {"job": jobs[0], "status": status, "current_version": migration["current_version"],
-            "target_version": migration["target_version"]}
+    jobs = {"running": migration["active"][:1], "failed": migration["failed"][-1:]}.get(
+        status
+    ) or [None]
+    return {
+        "job": jobs[0],
+        "status": status,
+        "current_version": migration["current_version"],
+        "target_version": migration["target_version"],
+    }
 
 
-def diagnose(statuses: t.Sequence[ComponentStatus], stack: StackGraph, migration: t.Optional[Obj]) -> Obj:
+def diagnose(
+    statuses: t.Sequence[ComponentStatus], stack: StackGraph, migration: t.Optional[Obj]
+) -> Obj:
     """The one cause that keeps the stack down, what it blocks, and the next step."""
-    finding = (_cycle_finding(stack) or _missing_finding(statuses, stack)
-               or _migration_finding(migration, statuses) or _readiness_finding(statuses, stack))
+    finding = (
+        _cycle_finding(stack)
+        or _missing_finding(statuses, stack)
+        or _migration_finding(migration, statuses)
+        or _readiness_finding(statuses, stack)
+    )
     cycle = find_cycle(stack.graph)
     return {
         "healthy": finding.cause == "healthy",
@@ -163,10 +229,20 @@ def pod_report(client: K8sClient, namespace: str, pod: Obj, log_lines: int) -> O
     return summary
 
 
-def component_report(client: K8sClient, namespace: str, workload: Workload, status: ComponentStatus,
-                     stack: StackGraph, log_lines: int) -> Obj:
+def component_report(
+    client: K8sClient,
+    namespace: str,
+    workload: Workload,
+    status: ComponentStatus,
+    stack: StackGraph,
+    log_lines: int,
+) -> Obj:
     component = workload.component
-    observed = [dep for dep in stack.graph.depends_on[component.name] if dep not in component.depends_on]
+    observed = [
+        dep
+        for dep in stack.graph.depends_on[component.name]
+        if dep not in component.depends_on
+    ]
     return {
         "name": component.name,
         "kind": component.kind,
@@ -176,10 +252,14 @@ def component_report(client: K8sClient, namespace: str, workload: Workload, stat
         "ready": status.ready,
         "replicas": workload.desired if workload.obj else 0,
         "ready_replicas": workload.ready_replicas,
-        "held_down": workload.held_down if workload.obj and workload.desired == 0 else None,
+        "held_down": workload.held_down
+        if workload.obj and workload.desired == 0
+        else None,
         "depends_on": list(component.depends_on),
         "observed_depends_on": observed,
-        "pods": [pod_report(client, namespace, pod, log_lines) for pod in workload.pods],
+        "pods": [
+            pod_report(client, namespace, pod, log_lines) for pod in workload.pods
+        ],
     }
 
 
@@ -199,7 +279,9 @@ def migration_report(client: K8sClient, source: MigrationSource, log_lines: int)
     state = read_migration(client, source)
     report = state.report()
     for index, (job, summary) in enumerate(zip(state.jobs, report["jobs"])):
-        if log_lines > 0 and (summary["status"] != "succeeded" or index == len(state.jobs) - 1):
+        if log_lines > 0 and (
+            summary["status"] != "succeeded" or index == len(state.jobs) - 1
+        ):
             summary.update(job_outcome(client, source.namespace, job, log_lines))
     return report
 
@@ -220,10 +302,18 @@ def describe_stack(client: K8sClient, query: StackQuery) -> Obj:
     workloads = read_workloads(client, query.namespace, query.components)
     stack = stack_graph(query.components, workloads, query.dependency_env)
     statuses = [component_status(workload, query.namespace) for workload in workloads]
-    migration = migration_report(client, query.migration, query.log_lines) if query.migration else None
+    migration = (
+        migration_report(client, query.migration, query.log_lines)
+        if query.migration
+        else None
+    )
     return {
-        "components": [component_report(client, query.namespace, workload, status, stack, query.log_lines)
-                       for workload, status in zip(workloads, statuses)],
+        "components": [
+            component_report(
+                client, query.namespace, workload, status, stack, query.log_lines
+            )
+            for workload, status in zip(workloads, statuses)
+        ],
         "graph": graph_report(stack),
         "migration": migration or {"configured": False, "pending": False},
         "diagnosis": diagnose(statuses, stack, migration),

@@ -15,7 +15,15 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.components import (
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+    ResourceTimeout,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+    Obj,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.components import (
     SCALED_DOWN_ANNOTATION,
     Component,
     Workload,
@@ -25,10 +33,13 @@ from ansible_collections.ragops.recovery.plugins.module_utils.components import 
     require_existing,
     stack_graph,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ResourceTimeout
-from ansible_collections.ragops.recovery.plugins.module_utils.graph import start_order
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock, Waiter
+from ansible_collections.ragops.recovery.plugins.module_utils.stack.graph import (
+    start_order,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
+    Clock,
+    Waiter,
+)
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 MODES = ("in_order", "one_by_one")
@@ -50,6 +61,30 @@ class StartRequest:
     dependency_env: t.Optional[str] = None
     now: str = ""
 
+    @classmethod
+    def from_params(
+        cls, params: t.Mapping[str, t.Any], check_mode: bool, now: str
+    ) -> StartRequest:
+        """The request the ``components`` and ``wait`` option groups and ``mode`` ask for."""
+        if params["mode"] == "one_by_one" and not params["wait"]:
+            raise RecoveryError(
+                "mode=one_by_one waits for each component before the next; wait=false is not "
+                "possible",
+                reason="invalid options",
+                next_step="Drop wait=false, or use mode=in_order.",
+            )
+        return cls(
+            namespace=params["namespace"],
+            mode=params["mode"],
+            restart_unready=params["restart_unready"],
+            wait=params["wait"],
+            timeout=params["wait_timeout"],
+            interval=params["wait_sleep"],
+            check_mode=check_mode,
+            dependency_env=params["dependency_env"],
+            now=now,
+        )
+
 
 def start_action(workload: Workload, restart_unready: bool) -> str:
     """What ``in_order`` does to one component: ``none``, ``scale_up``, ``restart`` or ``wait``."""
@@ -66,19 +101,32 @@ def needs_recovery(workloads: t.Sequence[Workload]) -> bool:
     return any(not w.ready or w.held_down is not None for w in workloads)
 
 
-def _scale(client: K8sClient, request: StartRequest, workload: Workload, replicas: int,
-           remember: t.Optional[int]) -> None:
+def _scale(
+    client: K8sClient,
+    request: StartRequest,
+    workload: Workload,
+    replicas: int,
+    remember: t.Optional[int],
+) -> None:
     """Set the replica count; ``remember`` records the count to come back to (``None`` clears the record)."""
-    annotations = {SCALED_DOWN_ANNOTATION: str(remember) if remember is not None else None}
-    client.patch(workload.component.ref(request.namespace),
-                 {"metadata": {"annotations": annotations}, "spec": {"replicas": replicas}},
-                 dry_run=request.check_mode)
+    annotations = {
+        SCALED_DOWN_ANNOTATION: str(remember) if remember is not None else None
+    }
+    client.patch(
+        workload.component.ref(request.namespace),
+        {"metadata": {"annotations": annotations}, "spec": {"replicas": replicas}},
+        dry_run=request.check_mode,
+    )
 
 
 def _restart(client: K8sClient, request: StartRequest, workload: Workload) -> None:
     """A rollout restart, as ``kubectl rollout restart`` does it."""
-    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: request.now}}}}}
-    client.patch(workload.component.ref(request.namespace), patch, dry_run=request.check_mode)
+    patch = {
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: request.now}}}}
+    }
+    client.patch(
+        workload.component.ref(request.namespace), patch, dry_run=request.check_mode
+    )
 
 
 def _left_as_is(rest: t.Sequence[str], down: t.Sequence[str]) -> str:
@@ -86,13 +134,23 @@ def _left_as_is(rest: t.Sequence[str], down: t.Sequence[str]) -> str:
         return ""
     if list(rest) == list(down):
         return ": not started, left at zero: %s" % ", ".join(rest)
-    return ": not started: %s%s" % (", ".join(rest), " (at zero: %s)" % ", ".join(down) if down else "")
+    return ": not started: %s%s" % (
+        ", ".join(rest),
+        " (at zero: %s)" % ", ".join(down) if down else "",
+    )
 
 
 def _item(workload: Workload, action: str, replicas: int) -> Obj:
-    return {"name": workload.component.name, "kind": workload.component.kind, "action": action,
-            "replicas_before": workload.desired, "replicas": replicas, "ready_before": workload.ready,
-            "ready": workload.ready and action == "none", "duration": 0.0}
+    return {
+        "name": workload.component.name,
+        "kind": workload.component.kind,
+        "action": action,
+        "replicas_before": workload.desired,
+        "replicas": replicas,
+        "ready_before": workload.ready,
+        "ready": workload.ready and action == "none",
+        "duration": 0.0,
+    }
 
 
 @dataclass
@@ -114,36 +172,67 @@ class Run:
         ref = workload.component.ref(self.request.namespace)
         waiter = Waiter(timeout, self.request.interval, self.clock)
         try:
-            outcome = waiter.until("%s to become Ready" % ref, lambda: read_workload(
-                self.client, self.request.namespace, workload.component), lambda seen: seen.ready)
+            outcome = waiter.until(
+                "%s to become Ready" % ref,
+                lambda: read_workload(
+                    self.client, self.request.namespace, workload.component
+                ),
+                lambda seen: seen.ready,
+            )
         except ResourceTimeout as error:
             raise self.halted(index, error.last_seen, timeout) from None
         item.update(ready=True, duration=outcome.duration)
 
     def halted(self, index: int, seen: t.Any, timeout: float) -> ResourceTimeout:
         workload = self.ordered[index]
-        status = component_status(seen if isinstance(seen, Workload) else workload, self.request.namespace)
-        rest = [w.component.name for w in self.ordered[index + 1:]]
-        down = [w.component.name for w in self.ordered[index + 1:] if self._down(w)]
-        msg = "Timed out after %ss waiting for %s to become Ready (%s); stopped there%s" % (
-            timeout, workload.component.ref(self.request.namespace), status.reason, _left_as_is(rest, down))
+        status = component_status(
+            seen if isinstance(seen, Workload) else workload, self.request.namespace
+        )
+        rest = [w.component.name for w in self.ordered[index + 1 :]]
+        down = [w.component.name for w in self.ordered[index + 1 :] if self._down(w)]
+        msg = (
+            "Timed out after %ss waiting for %s to become Ready (%s); stopped there%s"
+            % (
+                timeout,
+                workload.component.ref(self.request.namespace),
+                status.reason,
+                _left_as_is(rest, down),
+            )
+        )
         return ResourceTimeout(
-            msg, last_seen={"name": status.name, "state": status.state, "reason": status.reason},
-            resource=str(workload.component.ref(self.request.namespace)), reason=status.state,
+            msg,
+            last_seen={
+                "name": status.name,
+                "state": status.state,
+                "reason": status.reason,
+            },
+            resource=str(workload.component.ref(self.request.namespace)),
+            reason=status.state,
             next_step="Find out why %s is not Ready (ragops.recovery.stack_info shows its pods, init containers and "
-                      "logs), fix it, then re-run: components left at zero carry their replica count in the %s "
-                      "annotation and come back in order." % (status.name, SCALED_DOWN_ANNOTATION),
-            partial={"changed": any(item["action"] in CHANGES for item in self.progress), "components": self.progress,
-                     "failed_component": status.name, "not_started": rest, "left_down": down})
+            "logs), fix it, then re-run: components left at zero carry their replica count in the %s "
+            "annotation and come back in order."
+            % (status.name, SCALED_DOWN_ANNOTATION),
+            partial={
+                "changed": any(item["action"] in CHANGES for item in self.progress),
+                "components": self.progress,
+                "failed_component": status.name,
+                "not_started": rest,
+                "left_down": down,
+            },
+        )
 
     def _down(self, workload: Workload) -> bool:
         started = {item["name"] for item in self.progress}
-        return workload.desired == 0 or (self.request.mode == "one_by_one" and workload.component.name not in started)
+        return workload.desired == 0 or (
+            self.request.mode == "one_by_one" and workload.component.name not in started
+        )
 
     def in_order(self) -> None:
         for index, workload in enumerate(self.ordered):
             action = start_action(workload, self.request.restart_unready)
-            target = workload.start_replicas() if action == "scale_up" else workload.desired
+            target = (
+                workload.start_replicas() if action == "scale_up" else workload.desired
+            )
             if action == "scale_up":
                 _scale(self.client, self.request, workload, target, None)
             elif action == "restart":
@@ -157,7 +246,9 @@ class Run:
         remembered: t.Dict[str, int] = {}
         stopped: t.List[str] = []
         for workload in reversed(self.ordered):
-            remembered[workload.component.name] = workload.desired or workload.start_replicas()
+            remembered[workload.component.name] = (
+                workload.desired or workload.start_replicas()
+            )
             if workload.desired > 0:
                 _scale(self.client, self.request, workload, 0, workload.desired)
                 stopped.append(workload.component.name)
@@ -165,7 +256,11 @@ class Run:
         for index, workload in enumerate(self.ordered):
             target = remembered[workload.component.name]
             _scale(self.client, self.request, workload, target, None)
-            action = "scale_down_and_up" if workload.component.name in stopped else "scale_up"
+            action = (
+                "scale_down_and_up"
+                if workload.component.name in stopped
+                else "scale_up"
+            )
             self.progress.append(_item(workload, action, target))
             self.wait_ready(index)
         return stopped
@@ -176,23 +271,39 @@ class Run:
         waiter = Waiter(self.request.timeout, self.request.interval, self.clock)
 
         def running() -> t.Dict[str, int]:
-            current = read_workloads(self.client, self.request.namespace, [w.component for w in self.ordered])
+            current = read_workloads(
+                self.client, self.request.namespace, [w.component for w in self.ordered]
+            )
             return {w.component.name: len(w.pods) for w in current if w.pods}
 
         try:
             waiter.until("the components to stop", running, lambda found: not found)
         except ResourceTimeout as error:
             raise ResourceTimeout(
-                "Timed out after %ss waiting for the components to stop; still running: %s" % (
-                    self.request.timeout, ", ".join("%s (%d pods)" % item for item in (error.last_seen or {}).items())),
-                last_seen=error.last_seen, resource="components", reason="pods still running",
+                "Timed out after %ss waiting for the components to stop; still running: %s"
+                % (
+                    self.request.timeout,
+                    ", ".join(
+                        "%s (%d pods)" % item
+                        for item in (error.last_seen or {}).items()
+                    ),
+                ),
+                last_seen=error.last_seen,
+                resource="components",
+                reason="pods still running",
                 next_step="Every component is at zero replicas with its count recorded in the %s annotation; find "
-                          "what keeps the pods alive (finalizers, a stuck node), then re-run." % SCALED_DOWN_ANNOTATION,
-                partial={"changed": True, "components": self.progress}) from None
+                "what keeps the pods alive (finalizers, a stuck node), then re-run."
+                % SCALED_DOWN_ANNOTATION,
+                partial={"changed": True, "components": self.progress},
+            ) from None
 
 
-def start_components(client: K8sClient, components: t.Sequence[Component], request: StartRequest,
-                     clock: Clock) -> Obj:
+def start_components(
+    client: K8sClient,
+    components: t.Sequence[Component],
+    request: StartRequest,
+    clock: Clock,
+) -> Obj:
     """Start the stack; the result lists each component with what was done and how long it took."""
     started_at = clock.now()
     workloads = read_workloads(client, request.namespace, components)
@@ -224,6 +335,16 @@ def start_components(client: K8sClient, components: t.Sequence[Component], reque
 def start_diff(result: Obj) -> Obj:
     """Replica counts and readiness before and after, for the components the run touched."""
     touched = [item for item in result["components"] if item["action"] in CHANGES]
-    return {"before": {item["name"]: {"replicas": item["replicas_before"], "ready": item["ready_before"]}
-                       for item in touched},
-            "after": {item["name"]: {"replicas": item["replicas"], "ready": True} for item in touched}}
+    return {
+        "before": {
+            item["name"]: {
+                "replicas": item["replicas_before"],
+                "ready": item["ready_before"],
+            }
+            for item in touched
+        },
+        "after": {
+            item["name"]: {"replicas": item["replicas"], "ready": True}
+            for item in touched
+        },
+    }

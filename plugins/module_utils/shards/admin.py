@@ -11,9 +11,16 @@ from dataclasses import dataclass
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import pod_ready
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+    Obj,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
+    pod_ready,
+)
 
 MAX_BODY = 1024 * 1024
 
@@ -48,8 +55,14 @@ def http_call(method: str, url: str, body: Obj | None, timeout: float) -> Answer
     """One JSON request; HTTP errors are answers, an unreachable shard is status 0."""
     data = json.dumps(body).encode("utf-8") if body is not None else None
     try:
-        with open_url(url, data=data, method=method, headers={"Content-Type": "application/json"},
-                      timeout=timeout, follow_redirects="none") as response:
+        with open_url(
+            url,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+            follow_redirects="none",
+        ) as response:
             return Answer(response.status, _parse(response.read(MAX_BODY)))
     except urllib.error.HTTPError as error:
         return Answer(error.code, _parse(error.read(MAX_BODY)))
@@ -73,20 +86,30 @@ def _preference(pod: Obj) -> t.Tuple[bool, str]:
     return (pod_ready(pod), str(pod["metadata"].get("creationTimestamp") or ""))
 
 
-def find_endpoint(client: K8sClient, namespace: str, shard: str, shard_label: str, port: int) -> ShardEndpoint:
+def find_endpoint(
+    client: K8sClient, namespace: str, shard: str, shard_label: str, port: int
+) -> ShardEndpoint:
     """The shard's pod to talk to: a Ready one first, then the newest; it must have an address."""
     selector = "%s=%s" % (shard_label, shard)
-    pods = [pod for pod in client.list("Pod", namespace, label_selector=selector) if not _deleting(pod)]
+    pods = [
+        pod
+        for pod in client.list("Pod", namespace, label_selector=selector)
+        if not _deleting(pod)
+    ]
     addressed = [pod for pod in pods if (pod.get("status") or {}).get("podIP")]
     if not addressed:
         raise RecoveryError(
-            "Failed to find a pod of shard %s with an address (selector %s in %s)" % (shard, selector, namespace),
-            resource="pods %s" % selector, reason="no running pod for the shard" if not pods else "pod has no IP",
+            "Failed to find a pod of shard %s with an address (selector %s in %s)"
+            % (shard, selector, namespace),
+            resource="pods %s" % selector,
+            reason="no running pod for the shard" if not pods else "pod has no IP",
             next_step="Check the shard's workload and pods (kubectl get pods -l %s); a shard without a running "
-                      "pod cannot be re-opened: restore it from a snapshot instead." % selector,
+            "pod cannot be re-opened: restore it from a snapshot instead." % selector,
         )
     chosen = max(addressed, key=_preference)
-    return ShardEndpoint("http://%s:%d" % (chosen["status"]["podIP"], port), chosen["metadata"]["name"])
+    return ShardEndpoint(
+        "http://%s:%d" % (chosen["status"]["podIP"], port), chosen["metadata"]["name"]
+    )
 
 
 def join(base: str, path: str) -> str:

@@ -14,8 +14,14 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import Conflict, RecoveryError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import K8sClient, Obj
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    Conflict,
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+    Obj,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
 
 INCIDENT_ANNOTATION = "ragops.io/incident-id"
@@ -48,9 +54,16 @@ class LockState:
 
     def to_result(self, name: str) -> dict[str, t.Any]:
         expires = self.expires()
-        return {"name": name, "holder": self.holder, "incident_id": self.incident_id,
-                "acquired_at": format_time(self.acquired), "renewed_at": format_time(self.renewed),
-                "expires_at": format_time(expires), "duration": self.duration, "transitions": self.transitions}
+        return {
+            "name": name,
+            "holder": self.holder,
+            "incident_id": self.incident_id,
+            "acquired_at": format_time(self.acquired),
+            "renewed_at": format_time(self.renewed),
+            "expires_at": format_time(expires),
+            "duration": self.duration,
+            "transitions": self.transitions,
+        }
 
 
 def format_time(moment: datetime | None) -> str | None:
@@ -73,7 +86,9 @@ def lock_state(lease: Obj) -> LockState:
     annotations = (lease.get("metadata") or {}).get("annotations") or {}
     return LockState(
         holder=spec.get("holderIdentity") or None,
-        incident_id=annotations.get(INCIDENT_ANNOTATION, "") if spec.get("holderIdentity") else "",
+        incident_id=annotations.get(INCIDENT_ANNOTATION, "")
+        if spec.get("holderIdentity")
+        else "",
         acquired=parse_time(spec.get("acquireTime")),
         renewed=parse_time(spec.get("renewTime")),
         duration=int(spec.get("leaseDurationSeconds") or 0),
@@ -94,10 +109,17 @@ class Request:
 
 def _held_message(state: LockState, lease: str) -> str:
     return "The stack is locked by %s for incident %s since %s (until %s; Lease %s)" % (
-        state.holder, state.incident_id or "(none)", format_time(state.acquired), format_time(state.expires()), lease)
+        state.holder,
+        state.incident_id or "(none)",
+        format_time(state.acquired),
+        format_time(state.expires()),
+        lease,
+    )
 
 
-def plan_acquire(state: LockState | None, request: Request, now: datetime, lease: str) -> str:
+def plan_acquire(
+    state: LockState | None, request: Request, now: datetime, lease: str
+) -> str:
     """``create``, ``take``, ``takeover`` or ``none``; raises :class:`LockHeld` when the lock is not ours to take."""
     if state is None:
         return "create"
@@ -106,18 +128,27 @@ def plan_acquire(state: LockState | None, request: Request, now: datetime, lease
     if state.holder == request.holder:
         if state.incident_id != request.incident_id:
             raise LockHeld(
-                "You already hold the lock for incident %s, not %s" % (state.incident_id, request.incident_id),
-                resource=lease, reason="held for another incident",
-                next_step="Finish or release the recovery of incident %s first (state=absent)." % state.incident_id)
+                "You already hold the lock for incident %s, not %s"
+                % (state.incident_id, request.incident_id),
+                resource=lease,
+                reason="held for another incident",
+                next_step="Finish or release the recovery of incident %s first (state=absent)."
+                % state.incident_id,
+            )
         return "none"
     if state.expired(now) and request.takeover_stale:
         return "takeover"
     stale = state.expired(now)
     raise LockHeld(
         _held_message(state, lease) + (": the lock is stale" if stale else ""),
-        resource=lease, reason="stale lock" if stale else "lock held",
-        next_step=("Check that %s is no longer working on the stack, then re-run with takeover_stale=true."
-                   % state.holder) if stale else "Wait for %s to finish, or coordinate with them." % state.holder,
+        resource=lease,
+        reason="stale lock" if stale else "lock held",
+        next_step=(
+            "Check that %s is no longer working on the stack, then re-run with takeover_stale=true."
+            % state.holder
+        )
+        if stale
+        else "Wait for %s to finish, or coordinate with them." % state.holder,
     )
 
 
@@ -127,20 +158,34 @@ def plan_release(state: LockState | None, request: Request, lease: str) -> str:
         return "none"
     if state.holder != request.holder and not request.force:
         raise LockHeld(
-            "Refusing to release a lock held by someone else: " + _held_message(state, lease),
-            resource=lease, reason="lock held by another holder",
-            next_step="Release it as %s, or pass force=true if that holder is gone." % state.holder)
+            "Refusing to release a lock held by someone else: "
+            + _held_message(state, lease),
+            resource=lease,
+            reason="lock held by another holder",
+            next_step="Release it as %s, or pass force=true if that holder is gone."
+            % state.holder,
+        )
     return "release"
 
 
 def _lease(ref: Ref, request: Request, now: datetime, transitions: int) -> Obj:
     stamp = format_time(now)
     return {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": ref.name, "namespace": ref.namespace, "labels": dict(MANAGED_BY),
-                     "annotations": {INCIDENT_ANNOTATION: request.incident_id}},
-        "spec": {"holderIdentity": request.holder, "leaseDurationSeconds": request.duration,
-                 "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": transitions},
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "labels": dict(MANAGED_BY),
+            "annotations": {INCIDENT_ANNOTATION: request.incident_id},
+        },
+        "spec": {
+            "holderIdentity": request.holder,
+            "leaseDurationSeconds": request.duration,
+            "acquireTime": stamp,
+            "renewTime": stamp,
+            "leaseTransitions": transitions,
+        },
     }
 
 
@@ -154,12 +199,41 @@ def _holding(current: Obj, desired: Obj) -> Obj:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What a lock request did (``create``, ``take``, ``takeover``, ``release`` or ``none``)."""
+
     action: str
     before: LockState | None
     after: LockState | None
 
+    def to_result(self, name: str, diff: bool) -> Obj:
+        """The module result: the lock after the request, and who held it before a takeover."""
+        after = (
+            self.after.to_result(name) if self.after else {"name": name, "holder": None}
+        )
+        result: Obj = {
+            "changed": self.action != "none",
+            "action": self.action,
+            "lock": after,
+        }
+        if self.action == "takeover" and self.before:
+            result["previous_holder"] = self.before.holder
+        if diff:
+            before = self.before
+            result["diff"] = {
+                "before": {"holder": before.holder, "incident_id": before.incident_id}
+                if before
+                else {},
+                "after": {
+                    "holder": after.get("holder"),
+                    "incident_id": after.get("incident_id", ""),
+                },
+            }
+        return result
 
-def acquire(client: K8sClient, ref: Ref, request: Request, now: datetime, check_mode: bool) -> Outcome:
+
+def acquire(
+    client: K8sClient, ref: Ref, request: Request, now: datetime, check_mode: bool
+) -> Outcome:
     """Take the lock, or find it already ours; at most one of two racing runs succeeds."""
     for _attempt in range(client.conflict_attempts):
         current = client.get_or_none(ref)
@@ -173,16 +247,23 @@ def acquire(client: K8sClient, ref: Ref, request: Request, now: datetime, check_
             if current is None:
                 stored = client.create(desired, dry_run=check_mode)
             else:
-                stored = client.replace(_holding(current, desired), dry_run=check_mode, ref=ref)
+                stored = client.replace(
+                    _holding(current, desired), dry_run=check_mode, ref=ref
+                )
         except Conflict:
             continue
         return Outcome(action, before, lock_state(stored))
-    raise LockHeld("Failed to take the lock %s: it kept changing under us" % ref, resource=str(ref),
-                   reason="write conflicts", next_step="Another run is taking the lock; re-run to see who holds it.")
+    raise LockHeld(
+        "Failed to take the lock %s: it kept changing under us" % ref,
+        resource=str(ref),
+        reason="write conflicts",
+        next_step="Another run is taking the lock; re-run to see who holds it.",
+    )
 
 
 def release(client: K8sClient, ref: Ref, request: Request, check_mode: bool) -> Outcome:
     """Give the lock up by clearing its holder; the Lease stays as a record of the last holder's times."""
+
     def clear(lease: Obj) -> Obj | None:
         if plan_release(lock_state(lease), request, str(ref)) == "none":
             return None
@@ -194,4 +275,8 @@ def release(client: K8sClient, ref: Ref, request: Request, check_mode: bool) -> 
     if plan_release(before, request, str(ref)) == "none":
         return Outcome("none", before, before)
     result = client.update(ref, clear, dry_run=check_mode)
-    return Outcome("release" if result.changed else "none", lock_state(result.before), lock_state(result.after))
+    return Outcome(
+        "release" if result.changed else "none",
+        lock_state(result.before),
+        lock_state(result.after),
+    )

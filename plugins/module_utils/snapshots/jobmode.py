@@ -1,0 +1,180 @@
+# Copyright: ragops.recovery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Job mode from start to end: the newest verified snapshot restored by a Job in the cluster.
+
+A snapshot whose restore Job finds it corrupt is quarantined (by the Job, in the bucket)
+and, with ``fallback``, the next older verified one is tried; any other failure stops at
+once, since another snapshot would not help.  :func:`restore_by_job` returns a
+:class:`JobOutcome` whose :meth:`~JobOutcome.to_result` is the module's result.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
+    K8sClient,
+    Obj,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    catalog,
+    job,
+    layout,
+    restore,
+    store,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
+    Manifest,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
+    S3Store,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+
+
+@dataclass(frozen=True)
+class JobModeRequest:
+    """Which snapshot to restore into the shard's workload, and how the module runs."""
+
+    job: job.JobRequest
+    location: layout.ShardLocation
+    snapshot_id: str | None = None
+    fallback: bool = True
+    future_tolerance: int = 300
+    wait: bool = True
+    check_mode: bool = False
+    diff: bool = False
+
+
+@dataclass
+class JobOutcome:
+    """The snapshot chosen, the objects planned for it and what the restore did."""
+
+    changed: bool
+    snapshot: catalog.Snapshot
+    target: job.Target
+    plan: job.Plan
+    attempts: t.List[restore.Attempt]
+    quarantined: t.List[str]
+    diff: bool = False
+    run: Obj = field(default_factory=dict)
+
+    def to_result(self) -> Obj:
+        """The module result: ``restore.Outcome``'s, with the Job's plan and what it did."""
+        outcome = restore.Outcome(
+            self.changed,
+            self.snapshot,
+            attempts=self.attempts,
+            quarantined=self.quarantined,
+        )
+        claim = self.target.claim["metadata"]["name"]
+        previous = {
+            "kind": self.target.kind,
+            "name": self.target.name,
+            "pod": self.target.pod_name,
+            "claim": claim,
+        }
+        result = outcome.to_result()
+        result["job"] = dict(
+            {"plan": self.plan.to_dict(), "previous": previous}, **self.run
+        )
+        if self.diff:
+            after = self.plan.claim_name if self.changed else claim
+            result["diff"] = {"before": {"claim": claim}, "after": {"claim": after}}
+        return result
+
+
+def _failure(
+    s3: S3Store,
+    location: layout.ShardLocation,
+    snapshot: catalog.Snapshot,
+    error: RecoveryError,
+) -> t.Tuple[t.List[restore.Attempt], t.List[str]]:
+    """What a failed restore Job tried and quarantined.
+
+    The log read is the Job's last pod: a retried pod finds the snapshot already
+    quarantined by the first one and only says it skipped it, so the bucket decides
+    whether this snapshot was quarantined.
+    """
+    tried = [restore.Attempt(**a) for a in error.partial.get("tried") or []]
+    marked = list(error.partial.get("quarantined") or [])
+    snapshot_id = snapshot.snapshot_id
+    if snapshot_id not in marked and store.is_quarantined(s3, location, snapshot_id):
+        marked.append(snapshot_id)
+        reason = "quarantined by the restore (%s)" % error.resource
+        tried = [restore.Attempt(snapshot_id, "failed verification", reason)]
+    return tried, marked
+
+
+def _plan(
+    client: K8sClient,
+    request: JobModeRequest,
+    snapshot: catalog.Snapshot,
+    attempts: t.List[restore.Attempt],
+    quarantined: t.List[str],
+) -> JobOutcome:
+    """The outcome of restoring ``snapshot``, before anything is done: nothing changed yet."""
+    manifest = t.cast(Manifest, snapshot.manifest)
+    target = job.find_target(client, request.job)
+    plan = job.make_plan(
+        target,
+        request.job,
+        snapshot.snapshot_id,
+        snapshot.manifest_sha256,
+        manifest.total_bytes,
+    )
+    return JobOutcome(
+        False, snapshot, target, plan, attempts, quarantined, request.diff
+    )
+
+
+def restore_by_job(
+    client: K8sClient, s3: S3Store, request: JobModeRequest, waiter: Waiter
+) -> JobOutcome:
+    """Restore the newest verified snapshot (or the one named) by a Job, falling back."""
+    order, attempts = restore.load_candidates(
+        s3,
+        request.location,
+        request.snapshot_id,
+        request.fallback,
+        request.future_tolerance,
+    )
+    quarantined: t.List[str] = []
+    for snapshot in order:
+        outcome = _plan(client, request, snapshot, attempts, quarantined)
+        if job.already_restored(outcome.target, snapshot.manifest_sha256):
+            return outcome
+        outcome.changed = True
+        if request.check_mode:
+            return outcome
+        if not request.wait:
+            outcome.run = job.restore_started(
+                client, request.job, outcome.plan, outcome.target
+            )
+            return outcome
+        try:
+            outcome.run = job.restore_in_cluster(
+                client, request.job, outcome.plan, outcome.target, waiter
+            )
+        except RecoveryError as error:
+            tried, marked = _failure(s3, request.location, snapshot, error)
+            attempts += tried
+            quarantined += marked
+            if not marked or not request.fallback:
+                error.partial = dict(
+                    error.partial,
+                    tried=[a.to_dict() for a in attempts],
+                    quarantined=quarantined,
+                )
+                raise
+            continue
+        attempts.append(restore.Attempt(snapshot.snapshot_id, "restored"))
+        return outcome
+    raise restore.no_snapshot(
+        restore.RestoreRequest(request.location, "", ""),
+        restore.Outcome(False, None, attempts=attempts, quarantined=quarantined),
+    )
