@@ -173,21 +173,20 @@ def duel(repeat: int, ours: Callable[[], Measure], theirs: Callable[[], Measure]
 
 ENGINE = r"""
 import json, sys, time
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create, layout, params, restore, store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.catalog import format_time
+from ansible_collections.ragops.recovery.plugins.module_utils.audit import timestamp
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create, restore
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import params as snapshot_params
 args = json.loads(sys.argv[1])
 params = dict(args["s3"], bucket=args["bucket"], prefix=args["prefix"], shard="shard-0", part_size=16,
               concurrency=args["concurrency"], s3_read_timeout=60.0, s3_attempts=5)
-s3 = options.open_store(params)
-where = options.location(params)
-now = options.utc_now()
+s3 = snapshot_params.open_store(params)
+where = snapshot_params.location(params)
 if args["action"] == "create":
-    request = create.CreateRequest(where, args["path"], args["snapshot_id"], format_time(now), source={"host": "bench"})
+    request = create.CreateRequest(where, args["path"], args["snapshot_id"], timestamp(), source={"host": "bench"})
     create.create_snapshot(s3, request)
 else:
-    snapshots = store.load(s3, where, now, 300)
-    order, _ = restore.candidates(snapshots, args["snapshot_id"], False)
-    request = restore.RestoreRequest(where, args["path"], format_time(now))
+    order, _ = restore.load_candidates(s3, where, args["snapshot_id"], False, 300)
+    request = restore.RestoreRequest(where, args["path"], timestamp())
     restore.restore_snapshot(s3, request, order[0])
 """
 

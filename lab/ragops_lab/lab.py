@@ -22,14 +22,7 @@ from ragops_lab.kube.controlplane import DAEMONS as CONTROL_PLANE
 from ragops_lab.kube.kubectl import kubectl
 from ragops_lab.kube.pki import write_private
 from ragops_lab.s3 import S3Endpoint, SeaweedFS
-from ragops_lab.services import (
-    LabError,
-    is_running,
-    owned_processes,
-    read_pid,
-    stop_daemon,
-    wait_for,
-)
+from ragops_lab.services import LabError, is_running, owned_processes, read_pid, stop_daemon, wait_for
 from ragops_lab.timeline import Timeline
 
 DEFAULT_STATE_DIR = stack.LAB_DIR / "state"

@@ -10,13 +10,15 @@ a unit test checks that each module extends the fragments of the groups it decla
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
+from . import yaml_text
 
+T = t.TypeVar("T")
 Spec = t.Dict[str, t.Dict[str, t.Any]]
 Rules = t.List[t.Sequence[t.Any]]
 CONSTRAINTS = (
@@ -64,6 +66,18 @@ class ArgumentSpec:
             (name, rules) for name, rules in zip(CONSTRAINTS, self.rules()) if rules
         )
         return kwargs
+
+
+def from_params(cls: t.Type[T], params: t.Mapping[str, t.Any], **given: t.Any) -> T:
+    """The dataclass ``cls`` with each field named like an option set from ``params``.
+
+    ``given`` sets the fields that are not options, or that differ from the option;
+    fields that are neither keep their defaults.
+    """
+    names = [item.name for item in dataclasses.fields(t.cast(t.Any, cls)) if item.init]
+    values = {name: params[name] for name in names if name in params}
+    values.update(given)
+    return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -18,22 +18,13 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ragops.recovery.plugins.module_utils.argspec import (
-    OPTION_GROUPS,
-    ArgumentSpec,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-)
+from .argspec import OPTION_GROUPS, ArgumentSpec
+from .errors import RecoveryError
+from .k8s.client import K8sClient
+from .waiter import Clock, Waiter
 
 if t.TYPE_CHECKING:
-    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-        S3Store,
-        Transfer,
-    )
+    from .snapshots.s3 import S3Store, Transfer
 
 Result = t.Dict[str, t.Any]
 Libraries = t.Mapping[str, t.Optional[BaseException]]
@@ -92,14 +83,19 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
             result = run_module(self)
         self.exit_json(**result)
 
+    def waiter(self, clock: Clock | None = None) -> Waiter:
+        """A waiter with the ``wait`` group's timeout and interval; without ``wait``, it
+        looks once and gives up at once."""
+        params = self.params
+        timeout = params["wait_timeout"] if params["wait"] else 0
+        return Waiter(timeout, params["wait_sleep"], clock or Clock())
+
     def k8s_client(self) -> K8sClient:
         """The Kubernetes client of the ``k8s`` group's options, connected on first use."""
         if self._k8s is None:
             # Imported here: the kubernetes package takes half a second to import, and
             # modules of the k8s group may need the API only for some of their options.
-            from ansible_collections.ragops.recovery.plugins.module_utils.k8s import (
-                transport,
-            )
+            from .k8s import transport
 
             require(transport.KUBERNETES_REQUIREMENT, transport.KUBERNETES_IMPORT_ERROR)
             self._k8s = K8sClient(transport.connect(self.params))
@@ -110,9 +106,7 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
     ) -> S3Store:
         """An S3 store on ``bucket`` (the ``bucket`` option by default), from the ``s3`` group."""
         # Imported here for the same reason as kubernetes: boto3 is slow to import.
-        from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-            s3,
-        )
+        from .snapshots import s3
 
         require(s3.BOTO3_REQUIREMENT, s3.BOTO3_IMPORT_ERROR)
         return s3.open_store(self.params, bucket or self.params["bucket"], transfer)

@@ -16,7 +16,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError
+from .errors import ApiError
 
 T = t.TypeVar("T")
 

@@ -13,9 +13,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ResourceTimeout,
-)
+from .errors import ResourceTimeout
 
 T = t.TypeVar("T")
 

@@ -207,8 +207,13 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
     params = module.params
-    request = startup.StartRequest.from_params(
-        params, module.check_mode, audit.timestamp()
+    request = argspec.from_params(
+        startup.StartRequest,
+        params,
+        timeout=params["wait_timeout"],
+        interval=params["wait_sleep"],
+        check_mode=module.check_mode,
+        now=audit.timestamp(),
     )
     stack = components.components_from_params(params["components"])
     result = startup.start_components(module.k8s_client(), stack, request, clock)

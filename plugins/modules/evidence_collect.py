@@ -187,17 +187,7 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
     params = module.params
-    request = evidence.EvidenceRequest(
-        namespace=params["namespace"],
-        shard=params["shard"],
-        incident_id=params["incident_id"],
-        registry=params["registry"],
-        shard_label=params["shard_label"],
-        port=params["port"],
-        health_paths=params["health_paths"],
-        http_timeout=params["http_timeout"],
-        snapshot_prefix=params["snapshot_prefix"],
-    )
+    request = argspec.from_params(evidence.EvidenceRequest, params)
     bucket = params["bucket"]
     snapshot_bucket = params["snapshot_bucket"] or bucket
     store = module.s3_store(bucket) if bucket else None

@@ -172,12 +172,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 def run_module(module: base.RecoveryModule) -> base.Result:
     params, client = module.params, module.k8s_client()
     ref = resources.Ref("Lease", params["name"], params["namespace"])
-    request = lock.Request(
-        holder=params["holder"] or audit.default_actor(),
-        incident_id=params["incident_id"] or "",
-        duration=params["duration"],
-        takeover_stale=params["takeover_stale"],
-        force=params["force"],
+    holder = params["holder"] or audit.default_actor()
+    incident = params["incident_id"] or ""
+    request = argspec.from_params(
+        lock.Request, params, holder=holder, incident_id=incident
     )
     if params["state"] == "present":
         outcome = lock.acquire(client, ref, request, audit.utc_now(), module.check_mode)

@@ -193,18 +193,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
     params = module.params
-    overrides = migration.JobOverrides(
-        image=params["image"],
-        command=params["command"],
-        args=params["args"],
-        env=params["env"],
-        service_account=params["service_account"],
-    )
-    request = migration_job.RunRequest(
-        overrides=overrides,
-        incident_id=params["incident_id"],
-        wait=params["wait"],
-        log_lines=params["log_lines"],
+    request = argspec.from_params(
+        migration_job.RunRequest,
+        params,
+        overrides=argspec.from_params(migration.JobOverrides, params),
         check_mode=module.check_mode,
         diff=module._diff,
     )
@@ -212,7 +204,7 @@ def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
     source = t.cast(
         migration.MigrationSource, migration.MigrationSource.from_params(params)
     )
-    poller = waiter.Waiter(params["wait_timeout"], params["wait_sleep"], clock)
+    poller = module.waiter(clock)
     return migration_job.migrate(
         module.k8s_client(), source, params["name"], request, poller
     )

@@ -205,13 +205,12 @@ def api_key(module: base.RecoveryModule) -> str | None:
 
 def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    endpoint = providers.Endpoint(
-        params["url"],
-        api_key(module),
-        params["model"],
-        params["timeout"],
-        params["provider_validate_certs"],
-        params["provider_ca_path"],
+    endpoint = argspec.from_params(
+        providers.Endpoint,
+        params,
+        api_key=api_key(module),
+        validate_certs=params["provider_validate_certs"],
+        ca_path=params["provider_ca_path"],
     )
     probes = providers.probe_provider(endpoint, params["checks"])
     verdict = providers.classify(probes, params["slow_after"])

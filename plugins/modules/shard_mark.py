@@ -204,7 +204,6 @@ pods:
   sample: [{"name": "vectorstore-2", "before": "true", "after": "false", "changed": true}]
 """
 
-import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import audit
@@ -231,25 +230,15 @@ def argument_spec() -> argspec.ArgumentSpec:
     )
 
 
-def mark_request(params: t.Mapping[str, t.Any]) -> rules.MarkRequest:
-    return rules.MarkRequest(
-        state=params["state"],
-        reason=params["reason"],
-        incident_id=params["incident_id"],
-        route_to=params["route_to"],
-        changed_by=params["changed_by"] or audit.default_actor(),
-        force=params["force"],
-    )
-
-
 def run_module(module: base.RecoveryModule) -> base.Result:
     params, client = module.params, module.k8s_client()
     where = registry.Registry(params["namespace"], params["registry"])
+    actor = params["changed_by"] or audit.default_actor()
     outcome = registry.mark_shard(
         client,
         where,
         params["shard"],
-        mark_request(params),
+        argspec.from_params(rules.MarkRequest, params, changed_by=actor),
         now=audit.timestamp(),
         check_mode=module.check_mode,
         create_registry=params["create_registry"],

@@ -136,7 +136,6 @@ duration:
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import waiter
 from ansible_collections.ragops.recovery.plugins.module_utils.shards import reindex
 
 
@@ -158,21 +157,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    request = reindex.ReindexRequest(
-        namespace=params["namespace"],
-        shard=params["shard"],
-        since=params["since"],
-        image=params["image"],
-        template=params["job_template"],
-        env=params["env"],
-        incident_id=params["incident_id"],
-        backoff_limit=params["backoff_limit"],
+    request = argspec.from_params(
+        reindex.ReindexRequest, params, template=params["job_template"]
     )
-    poller = None
-    if params["wait"]:
-        poller = waiter.Waiter(
-            timeout=params["wait_timeout"], interval=params["wait_sleep"]
-        )
+    poller = module.waiter() if params["wait"] else None
     return reindex.reindex(
         module.k8s_client(), request, poller, check_mode=module.check_mode
     )

@@ -164,7 +164,6 @@ import time
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import waiter
 from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
 from ansible_collections.ragops.recovery.plugins.module_utils.shards import reopen
 
@@ -204,16 +203,14 @@ def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result
     params = module.params
     started = time.monotonic()
     endpoint = endpoint_of(module)
-    api = reopen.ShardApi(
-        params["health_path"],
-        params["stats_path"],
-        params["reopen_path"],
-        params["http_timeout"],
-    )
-    timeout = params["wait_timeout"] if params["wait"] else 0
-    poller = waiter.Waiter(timeout=timeout, interval=params["wait_sleep"])
+    api = argspec.from_params(reopen.ShardApi, params, timeout=params["http_timeout"])
     outcome = reopen.reopen_shard(
-        call, endpoint, api, poller, force=params["force"], check_mode=module.check_mode
+        call,
+        endpoint,
+        api,
+        module.waiter(),
+        force=params["force"],
+        check_mode=module.check_mode,
     )
     if outcome.reopened and not outcome.healthy and params["require_healthy"]:
         raise reopen.unhealthy_error(params["shard"], endpoint, outcome)

@@ -159,12 +159,8 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
     s3 = module.s3_store(transfer=snapshot_params.transfer(params))
     where = snapshot_params.location(params)
-    request = retention.PruneRequest(
-        retention_days=params["retention_days"],
-        keep_verified=params["keep_verified"],
-        future_tolerance=params["future_tolerance"],
-        check_mode=module.check_mode,
-        diff=module._diff,
+    request = argspec.from_params(
+        retention.PruneRequest, params, check_mode=module.check_mode, diff=module._diff
     )
     if params["hold"]:
         record = {

@@ -211,7 +211,6 @@ import typing as t
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import waiter
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobmode
@@ -278,11 +277,15 @@ def snapshot_id(params: t.Mapping[str, t.Any]) -> str | None:
     return snapshot_params.check_name("snapshot_id", given) if given else None
 
 
-def run_local(module: base.RecoveryModule, s3: s3.S3Store) -> base.Result:
+def run_local(module: base.RecoveryModule, store: s3.S3Store) -> base.Result:
     params = module.params
     where = snapshot_params.location(params)
     order, skipped = restore.load_candidates(
-        s3, where, snapshot_id(params), params["fallback"], params["future_tolerance"]
+        store,
+        where,
+        snapshot_id(params),
+        params["fallback"],
+        params["future_tolerance"],
     )
     request = restore.RestoreRequest(
         where, params["dest"], audit.timestamp(), params["keep_previous"]
@@ -295,7 +298,7 @@ def run_local(module: base.RecoveryModule, s3: s3.S3Store) -> base.Result:
             "by": audit.default_actor(),
         }
     outcome = restore.local_restore(
-        s3,
+        store,
         request,
         order,
         skipped,
@@ -313,46 +316,37 @@ def job_request(params: t.Mapping[str, t.Any]) -> job.JobRequest:
     credentials = {
         env: params[name] for env, name in CREDENTIALS.items() if params[name]
     }
-    return job.JobRequest(
-        namespace=params["namespace"],
-        shard=params["shard"],
-        workload=params["workload"],
-        shard_label=params["shard_label"],
-        data_volume=params["data_volume"],
-        image=params["image"],
-        incident_id=params["incident_id"],
+    return argspec.from_params(
+        job.JobRequest,
+        params,
         headroom=params["size_headroom"],
-        storage_class=params["storage_class"],
-        s3_secret=params["s3_secret"],
         credentials=credentials,
         runner={name: params[name] for name in RUNNER_OPTIONS},
-        claim=params["claim"],
     )
 
 
-def run_job(module: base.RecoveryModule, s3: s3.S3Store) -> base.Result:
+def run_job(module: base.RecoveryModule, store: s3.S3Store) -> base.Result:
     params = module.params
-    request = jobmode.JobModeRequest(
+    request = argspec.from_params(
+        jobmode.JobModeRequest,
+        params,
         job=job_request(params),
         location=snapshot_params.location(params),
         snapshot_id=snapshot_id(params),
-        fallback=params["fallback"],
-        future_tolerance=params["future_tolerance"],
-        wait=params["wait"],
         check_mode=module.check_mode,
         diff=module._diff,
     )
-    poller = waiter.Waiter(
-        timeout=params["wait_timeout"], interval=params["wait_sleep"]
+    outcome = jobmode.restore_by_job(
+        module.k8s_client(), store, request, module.waiter()
     )
-    return jobmode.restore_by_job(module.k8s_client(), s3, request, poller).to_result()
+    return outcome.to_result()
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
-    s3 = module.s3_store(transfer=snapshot_params.transfer(module.params))
+    store = module.s3_store(transfer=snapshot_params.transfer(module.params))
     if module.params["mode"] == "job":
-        return run_job(module, s3)
-    return run_local(module, s3)
+        return run_job(module, store)
+    return run_local(module, store)
 
 
 def main() -> None:

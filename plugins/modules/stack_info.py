@@ -289,12 +289,11 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
-    query = diagnosis.StackQuery(
-        namespace=params["namespace"],
+    query = argspec.from_params(
+        diagnosis.StackQuery,
+        params,
         components=components.components_from_params(params["components"]),
-        dependency_env=params["dependency_env"],
         migration=migration.MigrationSource.from_params(params),
-        log_lines=params["log_lines"],
     )
     return dict(diagnosis.describe_stack(module.k8s_client(), query), changed=False)
 

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lab_support import (  # noqa: F401 - pytest finds fixtures by name
-    eventually,
-    fresh_lab_fixture,
-    listening_sockets,
-)
+from lab_support import eventually, fresh_lab_fixture, listening_sockets  # noqa: F401 - pytest finds fixtures by name
 
 from ragops_lab import drill, faults, stack
 from ragops_lab.agent.api import BATCH, CORE, object_path

@@ -9,13 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from lab_support import (  # noqa: F401 - pytest finds fixtures by name
-    Obj,
-    container_status,
-    eventually,
-    lab_fixture,
-    log_events,
-)
+from lab_support import Obj, container_status, eventually, lab_fixture, log_events  # noqa: F401 - pytest finds fixtures by name
 
 from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import CORE, object_path

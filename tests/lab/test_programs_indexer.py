@@ -6,17 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from programs_fakes import (
-    FakeKube,
-    capture_log,
-    get,
-    json_lines,
-    post,
-    program_env,
-    run_program,
-    serving,
-    wait_until,
-)
+from programs_fakes import FakeKube, capture_log, get, json_lines, post, program_env, run_program, serving, wait_until
 
 from ragops_lab import corpus
 from ragops_lab.programs import indexer, shard

@@ -12,14 +12,10 @@ import json
 import re
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
+from .. import yaml_text
+from ..errors import RecoveryError
+from ..k8s.client import K8sClient
+from ..k8s.resources import MANAGED_BY, Ref
 
 # ConfigMap keys: alphanumerics, '-', '_' and '.'.
 KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -117,7 +113,7 @@ def write_cache(
                 "metadata": {
                     "name": name,
                     "namespace": namespace,
-                    "labels": {"app.kubernetes.io/managed-by": "ragops.recovery"},
+                    "labels": dict(MANAGED_BY),
                 },
             },
             dry_run=check_mode,

@@ -15,9 +15,7 @@ import json
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
+from ..errors import RecoveryError
 
 ANNOTATION_PREFIX = "ragops.io/previous-"
 SECRET_SHOWN = "<secret>"

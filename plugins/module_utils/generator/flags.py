@@ -11,18 +11,11 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import config
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    deployment_ready,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
-    Clock,
-    Waiter,
-)
+from ..k8s.client import K8sClient
+from ..k8s.readiness import deployment_ready
+from ..k8s.resources import Ref
+from ..waiter import Clock, Waiter
+from . import config
 
 Obj = t.Dict[str, t.Any]
 

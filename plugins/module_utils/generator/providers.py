@@ -22,14 +22,10 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
+from ..errors import RecoveryError
+from ..k8s.client import K8sClient
+from ..k8s.resources import Ref
+from ..redaction import scrub
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"

@@ -12,26 +12,11 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
-    QueryResult,
-    aggregate,
-    evaluate_answer,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.files import (
-    read_or_empty,
-    write_atomically,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
-    GoldenSet,
-    dump_yaml,
-    parse_golden_set,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
-    BASELINE_METRICS,
-)
+from ..errors import RecoveryError
+from .evaluation import QueryResult, aggregate, evaluate_answer
+from .files import read_or_empty, write_atomically
+from .goldenset import GoldenSet, dump_yaml, parse_golden_set
+from .metrics import BASELINE_METRICS
 
 HEADER = "# Golden set; baseline recorded by ragops.recovery.golden_validate (mode=capture).\n"
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import metrics as m
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
-    GoldenQuery,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.query import Answer
+from . import metrics as m
+from .goldenset import GoldenQuery
+from .query import Answer
 
 
 @dataclass(frozen=True)

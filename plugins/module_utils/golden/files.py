@@ -7,9 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
+from ..errors import RecoveryError
 
 
 def write_atomically(path: str, text: str, what: str) -> None:

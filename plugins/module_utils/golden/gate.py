@@ -7,22 +7,14 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import timestamp
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    GoldenSetInvalid,
-    RecoveryError,
-    ValidationFailed,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import (
-    capture as cap,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import query as q
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import verdict as v
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
-    aggregate,
-    evaluate_answer,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
+from ..audit import timestamp
+from ..errors import GoldenSetInvalid, RecoveryError, ValidationFailed
+from ..waiter import Clock
+from . import capture as cap
+from . import query as q
+from . import verdict as v
+from .evaluation import aggregate, evaluate_answer
+from .goldenset import (
     GoldenQuery,
     GoldenSet,
     Problems,
@@ -31,21 +23,9 @@ from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset i
     parse_baseline_metrics,
     select_queries,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
-    BASELINE_METRICS,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.reports import (
-    METRIC_ORDER,
-    public_url,
-    validation_dict,
-    write_reports,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.suite import (
-    Outcome,
-    Plan,
-    run_validation,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
+from .metrics import BASELINE_METRICS
+from .reports import METRIC_ORDER, public_url, validation_dict, write_reports
+from .suite import Outcome, Plan, run_validation
 
 DEFAULT_K = 10
 NOT_BASELINE = frozenset(name for name in METRIC_ORDER if name not in BASELINE_METRICS)

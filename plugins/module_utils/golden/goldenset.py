@@ -13,13 +13,9 @@ import collections
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    GoldenSetInvalid,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
-    BASELINE_METRICS,
-)
+from .. import yaml_text
+from ..errors import GoldenSetInvalid
+from .metrics import BASELINE_METRICS
 
 FORMAT_VERSION = 1
 SET_KEYS = frozenset(

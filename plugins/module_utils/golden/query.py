@@ -21,17 +21,11 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
-    GoldenQuery,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
-    trec_order,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Clock
+from ..errors import RecoveryError
+from ..redaction import scrub
+from ..waiter import Clock
+from .goldenset import GoldenQuery
+from .metrics import trec_order
 
 try:
     import jmespath

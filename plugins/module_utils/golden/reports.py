@@ -14,19 +14,11 @@ import typing as t
 import urllib.parse
 import xml.etree.ElementTree as ET
 
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import verdict as v
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
-    QueryResult,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.files import (
-    write_atomically,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.metrics import (
-    RELEVANCE_METRICS,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.suite import (
-    Outcome,
-)
+from . import verdict as v
+from .evaluation import QueryResult
+from .files import write_atomically
+from .metrics import RELEVANCE_METRICS
+from .suite import Outcome
 
 FORMATS = ("json", "junit", "markdown")
 # A Markdown table a person reads in a chat stays short; the JSON report has every query.

@@ -12,24 +12,11 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import verdict as v
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
-    QueryResult,
-    aggregate,
-    evaluate_answer,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.goldenset import (
-    GoldenQuery,
-    GoldenSet,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.query import (
-    QueryApi,
-    run_queries,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
-    Clock,
-    Waiter,
-)
+from ..waiter import Clock, Waiter
+from . import verdict as v
+from .evaluation import QueryResult, aggregate, evaluate_answer
+from .goldenset import GoldenQuery, GoldenSet
+from .query import QueryApi, run_queries
 
 
 @dataclass(frozen=True)

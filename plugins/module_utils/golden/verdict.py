@@ -14,14 +14,10 @@ import types
 import typing as t
 from dataclasses import asdict, dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import metrics as m
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import query as q
-from ansible_collections.ragops.recovery.plugins.module_utils.golden.evaluation import (
-    QueryResult,
-)
+from ..errors import RecoveryError
+from . import metrics as m
+from . import query as q
+from .evaluation import QueryResult
 
 FAIL = "fail"
 WARN = "warn"
@@ -190,45 +186,42 @@ def query_findings(
     return findings
 
 
+# Each side of the thresholds: how a value passes, how a breach reads, and the metrics that
+# are judged elsewhere when they were not measured (no must-pass query; no query at all).
+BOUNDS = (
+    ("minimums", m.at_least, "is below the threshold", ("must_pass_rate",)),
+    ("maximums", m.at_most, "is above the limit", ("error_rate", "empty_rate")),
+)
+
+
 def threshold_findings(
     summary: t.Mapping[str, t.Optional[float]], criteria: Criteria
 ) -> t.List[Finding]:
     findings = []
-    for metric, limit in sorted(criteria.minimums.items()):
-        value = summary.get(metric)
-        if value is None:
-            if metric != "must_pass_rate":
-                findings.append(_unmeasured(metric, limit))
-        elif not m.at_least(value, limit):
-            findings.append(
-                Finding(
-                    FAIL,
-                    "threshold",
-                    "%s %s is below the threshold %s"
-                    % (metric, _number(value), _number(limit)),
-                    metric=metric,
-                    value=value,
-                    limit=limit,
+    for side, passes, breach, judged_elsewhere in BOUNDS:
+        limits: t.Mapping[str, float] = getattr(criteria, side)
+        for metric, limit in sorted(limits.items()):
+            value = summary.get(metric)
+            if value is None:
+                if metric not in judged_elsewhere:
+                    findings.append(_unmeasured(metric, limit))
+            elif not passes(value, limit):
+                message = "%s %s %s %s" % (
+                    metric,
+                    _number(value),
+                    breach,
+                    _number(limit),
                 )
-            )
-    for metric, limit in sorted(criteria.maximums.items()):
-        value = summary.get(metric)
-        if value is None:
-            if metric in ("error_rate", "empty_rate"):
-                continue
-            findings.append(_unmeasured(metric, limit))
-        elif not m.at_most(value, limit):
-            findings.append(
-                Finding(
-                    FAIL,
-                    "threshold",
-                    "%s %s is above the limit %s"
-                    % (metric, _number(value), _number(limit)),
-                    metric=metric,
-                    value=value,
-                    limit=limit,
+                findings.append(
+                    Finding(
+                        FAIL,
+                        "threshold",
+                        message,
+                        metric=metric,
+                        value=value,
+                        limit=limit,
+                    )
                 )
-            )
     return findings
 
 

@@ -13,16 +13,9 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError,
-    Conflict,
-    NotFound,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
-    Ref,
-    kind_of,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
+from ..errors import ApiError, Conflict, NotFound
+from ..retry import Retrier
+from .resources import Ref, kind_of
 
 Obj = t.Dict[str, t.Any]
 Mutation = t.Callable[[Obj], t.Optional[Obj]]

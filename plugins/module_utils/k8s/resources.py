@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The Kubernetes kinds the collection touches, and how their API paths are built.
+"""The Kubernetes kinds the collection touches, how their API paths are built, and the
+labels and annotations the collection writes on them.
 
 A fixed table instead of discovery: every kind here is built into Kubernetes,
 so the paths are the same on every cluster and no discovery round trip is
@@ -11,6 +12,11 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
+
+# On every object the collection creates.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
+# The incident a change was made for.
+INCIDENT_ANNOTATION = "ragops.io/incident-id"
 
 
 @dataclass(frozen=True)

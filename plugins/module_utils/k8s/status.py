@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    pod_ready,
-)
+from .readiness import pod_ready
 
 Obj = t.Dict[str, t.Any]
 

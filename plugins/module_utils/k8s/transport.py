@@ -7,13 +7,8 @@ from __future__ import annotations
 import json
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError,
-    Conflict,
-    NotFound,
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
+from ..errors import ApiError, Conflict, NotFound, RecoveryError
+from ..redaction import scrub
 
 try:
     import urllib3

@@ -11,16 +11,9 @@ from dataclasses import dataclass
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    pod_ready,
-)
+from ..errors import RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..k8s.readiness import pod_ready
 
 MAX_BODY = 1024 * 1024
 

@@ -17,17 +17,11 @@ import tarfile
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import ApiError
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import (
-    HttpCall,
-    join,
-)
+from .. import yaml_text
+from ..errors import ApiError
+from ..k8s.client import K8sClient, Obj
+from ..k8s.resources import Ref
+from .admin import HttpCall, join
 
 SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|credential)")
 NOISE_FIELDS = ("managedFields",)

@@ -12,31 +12,14 @@ import os
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import (
-    timestamp,
-    utc_now,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import evidence
-from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import (
-    HttpCall,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    layout,
-    store,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.params import (
-    check_name,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    S3Store,
-)
+from ..audit import timestamp, utc_now
+from ..errors import RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..snapshots import layout, store
+from ..snapshots.params import check_name
+from ..snapshots.s3 import S3Store
+from . import evidence
+from .admin import HttpCall
 
 SUFFIX = ".tar.gz"
 MANIFEST_SUFFIX = ".manifest.json"

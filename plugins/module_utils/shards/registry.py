@@ -7,22 +7,13 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-    RegistryCorrupt,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import (
-    pod_summary,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import rules
+from ..errors import RecoveryError, RegistryCorrupt
+from ..k8s.client import K8sClient, Obj
+from ..k8s.resources import MANAGED_BY, Ref
+from ..k8s.status import pod_summary
+from . import rules
 
 SERVING_LABEL = "ragops.io/serving"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,13 @@ import re
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError,
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    job_finished,
-    job_succeeded,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+from ..errors import ApiError, RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..k8s.readiness import job_finished, job_succeeded
+from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
+from ..waiter import Waiter
 
 JOB_LABEL = "ragops.io/reindex-job"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 
 
 @dataclass(frozen=True)
@@ -76,10 +66,7 @@ def job_manifest(request: ReindexRequest) -> Obj:
     )
     meta["annotations"] = dict(
         meta.get("annotations") or {},
-        **{
-            "ragops.io/since": request.since,
-            "ragops.io/incident-id": request.incident_id,
-        },
+        **{"ragops.io/since": request.since, INCIDENT_ANNOTATION: request.incident_id},
     )
     spec = job.setdefault("spec", {})
     spec.setdefault("backoffLimit", request.backoff_limit)

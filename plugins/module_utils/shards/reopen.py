@@ -7,17 +7,9 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-    ResourceTimeout,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import (
-    Answer,
-    HttpCall,
-    ShardEndpoint,
-    join,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+from ..errors import RecoveryError, ResourceTimeout
+from ..waiter import Waiter
+from .admin import Answer, HttpCall, ShardEndpoint, join
 
 Obj = t.Dict[str, t.Any]
 

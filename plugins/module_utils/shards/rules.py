@@ -13,10 +13,7 @@ import json
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    InvalidTransition,
-    RegistryCorrupt,
-)
+from ..errors import InvalidTransition, RegistryCorrupt
 
 STATES = ("serving", "quarantined", "restoring", "validating")
 

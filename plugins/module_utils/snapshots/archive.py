@@ -16,16 +16,8 @@ import tarfile
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-    SnapshotInvalid,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
-    DirEntry,
-    FileEntry,
-    Manifest,
-    safe_path,
-)
+from ..errors import RecoveryError, SnapshotInvalid
+from .manifest import DirEntry, FileEntry, Manifest, safe_path
 
 BLOCK = 512
 RECORD = 20 * BLOCK

@@ -10,19 +10,11 @@ import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import timestamp
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    SnapshotInvalid,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
-    Manifest,
-    digest,
-    parse,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    ObjectInfo,
-)
+from ..audit import timestamp
+from ..errors import SnapshotInvalid
+from . import layout
+from .manifest import Manifest, digest, parse
+from .s3 import ObjectInfo
 
 VERIFIED = "verified"
 INCOMPLETE = "incomplete"

@@ -17,16 +17,10 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive import (
-    COPY_SIZE,
-    SourceChanged,
-    TarWriter,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
+from ..errors import RecoveryError
+from . import layout
+from .archive import COPY_SIZE, SourceChanged, TarWriter
+from .manifest import (
     CHUNK_SIZE,
     ArchiveInfo,
     DirEntry,
@@ -34,13 +28,8 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest
     Manifest,
     checksums_text,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    MultipartSink,
-    S3Store,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.stage import (
-    Stage,
-)
+from .s3 import MultipartSink, S3Store
+from .stage import Stage
 
 try:
     import zstandard

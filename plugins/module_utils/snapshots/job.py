@@ -21,32 +21,20 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    NotFound,
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    job_finished,
-    job_succeeded,
-    pod_ready,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+from ..errors import NotFound, RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..k8s.readiness import job_finished, job_succeeded, pod_ready
+from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
+from ..waiter import Waiter
 
 MOUNT_PATH = "/restore"
 RUNNER = "ansible_collections.ragops.recovery.plugins.module_utils.snapshots.jobrun"
 SNAPSHOT_ANNOTATION = "ragops.io/snapshot-id"
 MANIFEST_ANNOTATION = "ragops.io/manifest-sha256"
-INCIDENT_ANNOTATION = "ragops.io/incident-id"
 EVIDENCE_LABEL = "ragops.io/evidence"
 RESTORE_POD_LABEL = "ragops.io/restore-pod"
 RESTORE_OF_LABEL = "ragops.io/restore-of"
 PREVIOUS_SELECTOR = "ragops.io/previous-selector"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 # Labels a controller puts on the pods it owns; a fresh pod must not carry them.
 CONTROLLER_LABELS = (
     "statefulset.kubernetes.io/pod-name",

@@ -13,27 +13,12 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    catalog,
-    job,
-    layout,
-    restore,
-    store,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
-    Manifest,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    S3Store,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
+from ..errors import RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..waiter import Waiter
+from . import catalog, job, layout, restore, store
+from .manifest import Manifest
+from .s3 import S3Store
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,10 @@ import sys
 import time
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import (
-    default_actor,
-    timestamp,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    params as snapshot_params,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import restore
+from ..audit import default_actor, timestamp
+from ..errors import RecoveryError
+from . import params as snapshot_params
+from . import restore
 
 PROGRESS_SECONDS = 1.0
 DEFAULTS = {

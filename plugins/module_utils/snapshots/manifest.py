@@ -18,9 +18,7 @@ import typing as t
 import zlib
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    SnapshotInvalid,
-)
+from ..errors import SnapshotInvalid
 
 FORMAT = "ragops-snapshot/1"
 CHUNK_SIZE = 8 * 1024 * 1024

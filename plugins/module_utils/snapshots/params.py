@@ -10,16 +10,9 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    layout,
-    s3,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
-    CHUNK_SIZE,
-)
+from ..errors import RecoveryError
+from . import layout, s3
+from .manifest import CHUNK_SIZE
 
 Params = t.Mapping[str, t.Any]
 

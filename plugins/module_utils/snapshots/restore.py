@@ -19,36 +19,14 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import utc_now
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError,
-    RecoveryError,
-    SnapshotInvalid,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    catalog,
-    layout,
-    store,
-    swap,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive import (
-    CappedSource,
-    Extractor,
-    stream_limit,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.create import (
-    RESTORE_MARKER,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
-    Manifest,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    S3Store,
-    VerifiedReader,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.stage import (
-    Stage,
-)
+from ..audit import utc_now
+from ..errors import ApiError, RecoveryError, SnapshotInvalid
+from . import catalog, layout, store, swap
+from .archive import CappedSource, Extractor, stream_limit
+from .create import RESTORE_MARKER
+from .manifest import Manifest
+from .s3 import S3Store, VerifiedReader
+from .stage import Stage
 
 with contextlib.suppress(ImportError):  # reported through create.ZSTD_IMPORT_ERROR
     import zstandard

@@ -11,21 +11,10 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.audit import (
-    timestamp,
-    utc_now,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    catalog,
-    layout,
-    store,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    S3Store,
-)
+from ..audit import timestamp, utc_now
+from ..errors import RecoveryError
+from . import catalog, layout, store
+from .s3 import S3Store
 
 Obj = t.Dict[str, t.Any]
 

@@ -20,20 +20,10 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError,
-    NotFound,
-    SnapshotInvalid,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.redaction import scrub
-from ansible_collections.ragops.recovery.plugins.module_utils.retry import (
-    Retrier,
-    RetryPolicy,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest import (
-    ArchiveInfo,
-    crc32,
-)
+from ..errors import ApiError, NotFound, SnapshotInvalid
+from ..redaction import scrub
+from ..retry import Retrier, RetryPolicy
+from .manifest import ArchiveInfo, crc32
 
 try:
     import boto3

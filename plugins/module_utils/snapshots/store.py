@@ -8,17 +8,9 @@ import json
 import typing as t
 from datetime import datetime
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    NotFound,
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    catalog,
-    layout,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
-    S3Store,
-)
+from ..errors import NotFound, RecoveryError
+from . import catalog, layout
+from .s3 import S3Store
 
 MAX_MANIFEST = 256 * 1024 * 1024
 MAX_MARKER = 64 * 1024

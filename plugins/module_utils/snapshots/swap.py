@@ -17,9 +17,7 @@ import re
 import shutil
 import typing as t
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-)
+from ..errors import RecoveryError
 
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2

@@ -12,27 +12,12 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError,
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    deployment_ready,
-    statefulset_ready,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import (
-    pod_summary,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.graph import (
-    Graph,
-    cycle_error,
-    find_cycle,
-)
+from ..errors import ApiError, RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..k8s.readiness import deployment_ready, statefulset_ready
+from ..k8s.resources import Ref
+from ..k8s.status import pod_summary
+from .graph import Graph, cycle_error, find_cycle
 
 # Where a component scaled to zero by the collection keeps the replica count it had, so that a later
 # run (or another engineer) brings it back as it was, even after the run that scaled it down failed.

@@ -14,14 +14,9 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import (
-    pod_summary,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.components import (
+from ..k8s.client import K8sClient, Obj
+from ..k8s.status import pod_summary
+from .components import (
     Component,
     ComponentStatus,
     StackGraph,
@@ -31,20 +26,9 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack.components i
     read_workloads,
     stack_graph,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.graph import (
-    find_cycle,
-    format_cycle,
-    groups,
-    start_order,
-    transitive_dependents,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.migration import (
-    MigrationSource,
-    read_migration,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.migration_job import (
-    job_outcome,
-)
+from .graph import find_cycle, format_cycle, groups, start_order, transitive_dependents
+from .migration import MigrationSource, read_migration
+from .migration_job import job_outcome
 
 START_STEP = (
     "Start the components in dependency order (ragops.recovery.component_start); if one never becomes "

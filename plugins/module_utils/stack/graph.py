@@ -14,10 +14,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    DependencyCycle,
-    RecoveryError,
-)
+from ..errors import DependencyCycle, RecoveryError
 
 ARROW = " \u2192 "
 

@@ -14,18 +14,10 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    Conflict,
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
+from ..errors import Conflict, RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
 
-INCIDENT_ANNOTATION = "ragops.io/incident-id"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 MICRO_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 

@@ -17,24 +17,13 @@ import re
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    MigrationFailed,
-    RecoveryError,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    job_finished,
-    job_succeeded,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
+from .. import yaml_text
+from ..errors import MigrationFailed, RecoveryError
+from ..k8s.client import K8sClient, Obj
+from ..k8s.readiness import job_finished, job_succeeded
+from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
 
 VERSION_KEY = "ragops.io/migration-version"
-INCIDENT_ANNOTATION = "ragops.io/incident-id"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 MAX_ATTEMPTS = 20
 
 

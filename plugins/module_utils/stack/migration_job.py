@@ -10,23 +10,13 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    ApiError,
-    MigrationFailed,
-    ResourceTimeout,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.readiness import (
-    job_finished,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.status import (
-    container_summary,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.migration import (
+from ..errors import ApiError, MigrationFailed, ResourceTimeout
+from ..k8s.client import K8sClient, Obj
+from ..k8s.readiness import job_finished
+from ..k8s.resources import Ref
+from ..k8s.status import container_summary
+from ..waiter import Waiter
+from .migration import (
     JobOverrides,
     MigrationSource,
     MigrationState,
@@ -38,7 +28,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack.migration im
     read_migration,
     version_reached,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import Waiter
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,10 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
-    RecoveryError,
-    ResourceTimeout,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
-    K8sClient,
-    Obj,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.components import (
+from ..errors import RecoveryError, ResourceTimeout
+from ..k8s.client import K8sClient, Obj
+from ..waiter import Clock, Waiter
+from .components import (
     SCALED_DOWN_ANNOTATION,
     Component,
     Workload,
@@ -33,13 +28,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack.components i
     require_existing,
     stack_graph,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.stack.graph import (
-    start_order,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
-    Clock,
-    Waiter,
-)
+from .graph import start_order
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 MODES = ("in_order", "one_by_one")
@@ -61,29 +50,14 @@ class StartRequest:
     dependency_env: t.Optional[str] = None
     now: str = ""
 
-    @classmethod
-    def from_params(
-        cls, params: t.Mapping[str, t.Any], check_mode: bool, now: str
-    ) -> StartRequest:
-        """The request the ``components`` and ``wait`` option groups and ``mode`` ask for."""
-        if params["mode"] == "one_by_one" and not params["wait"]:
+    def __post_init__(self) -> None:
+        if self.mode == "one_by_one" and not self.wait:
             raise RecoveryError(
                 "mode=one_by_one waits for each component before the next; wait=false is not "
                 "possible",
                 reason="invalid options",
                 next_step="Drop wait=false, or use mode=in_order.",
             )
-        return cls(
-            namespace=params["namespace"],
-            mode=params["mode"],
-            restart_unready=params["restart_unready"],
-            wait=params["wait"],
-            timeout=params["wait_timeout"],
-            interval=params["wait_sleep"],
-            check_mode=check_mode,
-            dependency_env=params["dependency_env"],
-            now=now,
-        )
 
 
 def start_action(workload: Workload, restart_unready: bool) -> str:

@@ -323,9 +323,7 @@ def test_missing_jmespath_is_reported(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(
-        query,
-        "JMESPATH_IMPORT_ERROR",
-        ImportError("No module named 'jmespath'"),
+        query, "JMESPATH_IMPORT_ERROR", ImportError("No module named 'jmespath'")
     )
     result = run(capsys, golden_set=str(golden_file), url="http://127.0.0.1:9/")
     assert result["failed"] is True and "jmespath" in result["msg"]
