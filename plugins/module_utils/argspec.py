@@ -263,14 +263,14 @@ def generator() -> ArgumentSpec:
     """Where the generator's flags live, and whether to set them or put them back."""
     return ArgumentSpec(
         {
-            "deployment": {"type": "str", "default": "generator"},
-            "container": {"type": "str"},
-            "flags_configmap": {"type": "str"},
             "state": {
                 "type": "str",
                 "default": "present",
                 "choices": ["present", "restored"],
             },
+            "deployment": {"type": "str", "default": "generator"},
+            "container": {"type": "str"},
+            "flags_configmap": {"type": "str"},
         }
     )
 

@@ -13,7 +13,13 @@ import typing as t
 
 
 class RecoveryError(Exception):
-    """A failure that a module reports as a failed task."""
+    """A failure that a module reports as a failed task.
+
+    A subclass names in ``RESULT_FIELDS`` the attributes of its own that the result
+    carries, even when empty.
+    """
+
+    RESULT_FIELDS: t.Tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -39,24 +45,24 @@ class RecoveryError(Exception):
             value = getattr(self, key)
             if value:
                 result[key] = value
+        result.update((key, getattr(self, key)) for key in self.RESULT_FIELDS)
         return result
 
 
 class ResourceTimeout(RecoveryError):
     """A wait ran out of time; ``last_seen`` is the last observed state."""
 
+    RESULT_FIELDS = ("last_seen",)
+
     def __init__(self, msg: str, *, last_seen: t.Any = None, **kwargs: t.Any) -> None:
         super().__init__(msg, **kwargs)
         self.last_seen = last_seen
 
-    def to_result(self) -> dict[str, t.Any]:
-        result = super().to_result()
-        result["last_seen"] = self.last_seen
-        return result
-
 
 class ApiError(RecoveryError):
     """The Kubernetes or S3 API answered with an error (or could not be reached: status 0)."""
+
+    RESULT_FIELDS = ("status", "attempts")
 
     def __init__(
         self,
@@ -70,12 +76,6 @@ class ApiError(RecoveryError):
         self.status = status
         self.retry_after = retry_after
         self.attempts = 1
-
-    def to_result(self) -> dict[str, t.Any]:
-        result = super().to_result()
-        result["status"] = self.status
-        result["attempts"] = self.attempts
-        return result
 
 
 class NotFound(ApiError):
@@ -109,14 +109,11 @@ class ValidationFailed(RecoveryError):
 class DependencyCycle(RecoveryError):
     """Components that wait for each other; ``cycle`` is closed: ``[a, b, a]``."""
 
+    RESULT_FIELDS = ("cycle",)
+
     def __init__(self, msg: str, *, cycle: t.List[str], **kwargs: t.Any) -> None:
         super().__init__(msg, **kwargs)
         self.cycle = cycle
-
-    def to_result(self) -> dict[str, t.Any]:
-        result = super().to_result()
-        result["cycle"] = self.cycle
-        return result
 
 
 class MigrationFailed(RecoveryError):

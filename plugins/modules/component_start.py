@@ -193,7 +193,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack import start
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "wait", "components"),
         options={
             "mode": {
                 "type": "str",
@@ -202,6 +201,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             },
             "restart_unready": {"type": "bool", "default": True},
         },
+        groups=("k8s", "wait", "components"),
     )
 
 

@@ -163,7 +163,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "s3", "shard", "registry"),
         options={
             "shard": {"type": "str", "required": True},
             "incident_id": {"type": "str", "required": True},
@@ -181,6 +180,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             },
             "http_timeout": {"type": "float", "default": 5.0},
         },
+        groups=("k8s", "s3", "shard", "registry"),
         required_one_of=[["dest", "bucket"]],
     )
 

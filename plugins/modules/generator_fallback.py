@@ -91,6 +91,10 @@ fallback:
   returned: always
   type: dict
   contains:
+    duration:
+      description: Seconds spent waiting for the rollout.
+      type: float
+      sample: 2.1
     mode:
       description: The fallback mode in force after the task (in check mode, as it would be).
       type: str
@@ -115,10 +119,6 @@ fallback:
       description: The object holding the flags.
       type: str
       sample: Deployment rag-prod/generator
-    duration:
-      description: Seconds spent waiting for the rollout.
-      type: float
-      sample: 2.1
 """
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
@@ -129,12 +129,9 @@ from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
 from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s import client
 
-GROUP = "fallback"
-
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "generator", "wait"),
         options={
             "mode": {
                 "type": "str",
@@ -148,6 +145,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "mode_env": {"type": "str", "default": "FALLBACK_MODE"},
             "cache_env": {"type": "str", "default": "ANSWER_CACHE_CONFIGMAP"},
         },
+        groups=("k8s", "generator", "wait"),
         mutually_exclusive=[["answers", "answers_file"]],
     )
 
@@ -181,7 +179,7 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     if params["mode"] == "cache":
         desired[params["cache_env"]] = params["answer_cache_configmap"]
     report = (params["mode_env"], params["cache_env"])
-    change = flags.FlagChange.from_params(params, GROUP, desired, report)
+    change = flags.FlagChange.from_params(params, "fallback", desired, report)
     outcome = flags.set_flags(client, change, check_mode=module.check_mode)
     mode = outcome.after.get(params["mode_env"]) or "off"
     fallback = dict(outcome.result(), cache=cache, mode=mode)

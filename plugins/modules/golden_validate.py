@@ -602,8 +602,8 @@ def argument_spec() -> argspec.ArgumentSpec:
         "capture_expected_top": {"type": "int", "default": 0},
     }
     return argspec.ArgumentSpec(
-        groups=("k8s",),
         options=dict(options, **query_options(), **verdict_options()),
+        groups=("k8s",),
         mutually_exclusive=[["golden_set", "golden_configmap"]],
         required_one_of=[["golden_set", "golden_configmap"]],
         required_if=[["mode", "capture", ["capture_dest"]]],

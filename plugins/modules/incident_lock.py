@@ -151,7 +151,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack import lock
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s",),
         options={
             "state": {
                 "type": "str",
@@ -165,6 +164,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "takeover_stale": {"type": "bool", "default": False},
             "force": {"type": "bool", "default": False},
         },
+        groups=("k8s",),
         required_if=[("state", "present", ["incident_id"])],
     )
 

@@ -103,6 +103,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+duration:
+  description: Seconds the task spent, most of it waiting for the Job.
+  returned: always
+  type: float
+  sample: 4.2
 migration:
   description: What the migration did (in check mode, what it would do).
   returned: always
@@ -158,11 +163,6 @@ migration:
       type: list
       elements: str
       sample: []
-duration:
-  description: Seconds the task spent, most of it waiting for the Job.
-  returned: always
-  type: float
-  sample: 4.2
 """
 
 import typing as t
@@ -176,17 +176,18 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack import migra
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "wait", "migration"),
         options={
             "name": {"type": "str"},
+            "incident_id": {"type": "str", "default": ""},
+            "log_lines": {"type": "int", "default": 50},
+            # What the Job takes from these instead of the template.
             "image": {"type": "str"},
             "command": {"type": "list", "elements": "str"},
             "args": {"type": "list", "elements": "str"},
             "env": {"type": "dict"},
             "service_account": {"type": "str"},
-            "incident_id": {"type": "str", "default": ""},
-            "log_lines": {"type": "int", "default": 50},
         },
+        groups=("k8s", "wait", "migration"),
         required_one_of=[["migration_configmap", "migration_template"]],
     )
 

@@ -169,7 +169,6 @@ def argument_spec() -> argspec.ArgumentSpec:
         "key": {"type": "str", "required": True, "no_log": False},
     }
     return argspec.ArgumentSpec(
-        groups=("k8s",),
         options={
             "name": {"type": "str", "required": True},
             "url": {"type": "str", "required": True},
@@ -188,6 +187,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "provider_validate_certs": {"type": "bool", "default": True},
             "provider_ca_path": {"type": "path"},
         },
+        groups=("k8s",),
         mutually_exclusive=[["api_key", "api_key_secret"]],
     )
 

@@ -87,6 +87,10 @@ provider:
   returned: always
   type: dict
   contains:
+    duration:
+      description: Seconds spent waiting for the rollout.
+      type: float
+      sample: 2.1
     before:
       description: The flags before the change.
       type: dict
@@ -111,10 +115,6 @@ provider:
       description: The object holding the flags.
       type: str
       sample: Deployment rag-prod/generator
-    duration:
-      description: Seconds spent waiting for the rollout.
-      type: float
-      sample: 2.1
 """
 
 import typing as t
@@ -124,18 +124,16 @@ from ansible_collections.ragops.recovery.plugins.module_utils import base
 from ansible_collections.ragops.recovery.plugins.module_utils.generator import config
 from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
 
-GROUP = "provider"
-
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "generator", "wait"),
         options={
             "provider": {"type": "str"},
             "weights": {"type": "dict"},
             "provider_env": {"type": "str", "default": "PROVIDER"},
             "weights_env": {"type": "str", "default": "PROVIDER_WEIGHTS"},
         },
+        groups=("k8s", "generator", "wait"),
         required_if=[["state", "present", ["provider", "weights"], True]],
     )
 
@@ -153,7 +151,9 @@ def desired_flags(params: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
 def run_module(module: base.RecoveryModule) -> base.Result:
     params = module.params
     report = (params["provider_env"], params["weights_env"])
-    change = flags.FlagChange.from_params(params, GROUP, desired_flags(params), report)
+    change = flags.FlagChange.from_params(
+        params, "provider", desired_flags(params), report
+    )
     outcome = flags.set_flags(module.k8s_client(), change, check_mode=module.check_mode)
     weights = config.parse_weights(outcome.after.get(params["weights_env"]))
     active = outcome.after.get(params["provider_env"])

@@ -136,8 +136,8 @@ from ansible_collections.ragops.recovery.plugins.module_utils.shards import regi
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "shard", "registry"),
         options={"shards": {"type": "list", "elements": "str", "default": []}},
+        groups=("k8s", "shard", "registry"),
     )
 
 

@@ -214,7 +214,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.shards import rule
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "shard", "registry"),
         options={
             "shard": {"type": "str", "required": True},
             "state": {"type": "str", "required": True, "choices": list(rules.STATES)},
@@ -227,6 +226,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "register": {"type": "bool", "default": False},
             "label_pods": {"type": "bool", "default": False},
         },
+        groups=("k8s", "shard", "registry"),
     )
 
 

@@ -94,6 +94,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+duration:
+  description: Seconds spent waiting.
+  returned: always
+  type: float
 reindex:
   description: The indexer Job and its progress.
   returned: always
@@ -128,10 +132,6 @@ created:
   description: Whether the Job was created (or would be, in check mode).
   returned: always
   type: bool
-duration:
-  description: Seconds spent waiting.
-  returned: always
-  type: float
 """
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
@@ -141,7 +141,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.shards import rein
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "wait"),
         options={
             "shard": {"type": "str", "required": True},
             "since": {"type": "str", "required": True},
@@ -151,6 +150,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "incident_id": {"type": "str", "default": ""},
             "backoff_limit": {"type": "int", "default": 2},
         },
+        groups=("k8s", "wait"),
         required_one_of=[["image", "job_template"]],
     )
 

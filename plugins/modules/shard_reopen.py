@@ -105,6 +105,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+duration:
+  description: Seconds the task took.
+  returned: always
+  type: float
 shard:
   description: The shard, the pod and URL used, and its health before and after.
   returned: always
@@ -154,10 +158,6 @@ planned:
   returned: in check mode when a re-open is needed
   type: dict
   sample: {"method": "POST", "url": "http://10.0.3.7:8080/admin/reopen"}
-duration:
-  description: Seconds the task took.
-  returned: always
-  type: float
 """
 
 import time
@@ -170,7 +170,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.shards import reop
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "shard", "wait"),
         options={
             "shard": {"type": "str", "required": True},
             "url": {"type": "str"},
@@ -182,6 +181,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "force": {"type": "bool", "default": False},
             "require_healthy": {"type": "bool", "default": True},
         },
+        groups=("k8s", "shard", "wait"),
     )
 
 

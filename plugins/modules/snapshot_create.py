@@ -159,13 +159,13 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("s3", "snapshot", "k8s"),
         options={
             "path": {"type": "path", "required": True},
-            "snapshot_id": {"type": "str"},
             "compression_level": {"type": "int", "default": 3},
             "compression_threads": {"type": "int", "default": 0},
+            "snapshot_id": {"type": "str"},
         },
+        groups=("s3", "snapshot", "k8s"),
     )
 
 

@@ -168,12 +168,12 @@ else:
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("s3", "snapshot", "k8s"),
         options={
             "snapshot_id": {"type": "str"},
             "query": {"type": "str"},
             "future_tolerance": {"type": "int", "default": 300},
         },
+        groups=("s3", "snapshot", "k8s"),
     )
 
 

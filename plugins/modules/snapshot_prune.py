@@ -143,7 +143,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import r
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("s3", "snapshot", "k8s"),
         options={
             "retention_days": {"type": "int", "default": 14},
             "keep_verified": {"type": "int", "default": 3},
@@ -152,6 +151,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "incident_id": {"type": "str", "default": ""},
             "reason": {"type": "str", "default": ""},
         },
+        groups=("s3", "snapshot", "k8s"),
     )
 
 

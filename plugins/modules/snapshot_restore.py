@@ -242,27 +242,34 @@ CREDENTIALS = {
 }
 
 
+def job_options() -> argspec.Spec:
+    """The options of ``mode=job``: the shard's workload and the restore Job."""
+    return {
+        "workload": {"type": "str"},
+        "claim": {"type": "str"},
+        "data_volume": {"type": "str", "default": "data"},
+        "storage_class": {"type": "str"},
+        "size_headroom": {"type": "int", "default": 20},
+        "image": {"type": "str", "default": job.RESTORE_IMAGE},
+        "s3_secret": {"type": "str", "no_log": False},
+    }
+
+
 def argument_spec() -> argspec.ArgumentSpec:
+    options: argspec.Spec = {
+        "mode": {"type": "str", "choices": ["local", "job"], "default": "local"},
+        "dest": {"type": "path"},
+        "snapshot_id": {"type": "str"},
+        "fallback": {"type": "bool", "default": True},
+        "quarantine": {"type": "bool", "default": True},
+        "future_tolerance": {"type": "int", "default": 300},
+        "keep_previous": {"type": "bool", "default": True},
+        "force": {"type": "bool", "default": False},
+        "incident_id": {"type": "str"},
+    }
     return argspec.ArgumentSpec(
+        options=dict(options, **job_options()),
         groups=("s3", "snapshot", "k8s", "wait", "shard"),
-        options={
-            "mode": {"type": "str", "choices": ["local", "job"], "default": "local"},
-            "dest": {"type": "path"},
-            "snapshot_id": {"type": "str"},
-            "fallback": {"type": "bool", "default": True},
-            "quarantine": {"type": "bool", "default": True},
-            "future_tolerance": {"type": "int", "default": 300},
-            "keep_previous": {"type": "bool", "default": True},
-            "force": {"type": "bool", "default": False},
-            "incident_id": {"type": "str"},
-            "workload": {"type": "str"},
-            "claim": {"type": "str"},
-            "data_volume": {"type": "str", "default": "data"},
-            "storage_class": {"type": "str"},
-            "size_headroom": {"type": "int", "default": 20},
-            "image": {"type": "str", "default": job.RESTORE_IMAGE},
-            "s3_secret": {"type": "str", "no_log": False},
-        },
         required_if=[
             ["mode", "local", ["dest"]],
             ["mode", "job", ["workload", "incident_id"]],

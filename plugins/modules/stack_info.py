@@ -282,8 +282,8 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack import migra
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
-        groups=("k8s", "components", "migration"),
         options={"log_lines": {"type": "int", "default": 20}},
+        groups=("k8s", "components", "migration"),
     )
 
 

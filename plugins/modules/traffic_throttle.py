@@ -93,6 +93,10 @@ throttle:
   returned: always
   type: dict
   contains:
+    duration:
+      description: Seconds spent waiting for the rollout.
+      type: float
+      sample: 2.1
     before:
       description: The flags before the change.
       type: dict
@@ -109,10 +113,6 @@ throttle:
       description: The object holding the flags.
       type: str
       sample: Deployment rag-prod/generator
-    duration:
-      description: Seconds spent waiting for the rollout.
-      type: float
-      sample: 2.1
 """
 
 import typing as t
@@ -121,7 +121,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
 from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
 
-GROUP = "throttle"
 LIMITS = ("rps", "max_concurrency", "long_request_queue", "long_request_chars")
 DEFAULT_NAMES = {
     "rps": "THROTTLE_RPS",
@@ -136,7 +135,6 @@ def argument_spec() -> argspec.ArgumentSpec:
         limit: {"type": "str", "default": DEFAULT_NAMES[limit]} for limit in LIMITS
     }
     return argspec.ArgumentSpec(
-        groups=("k8s", "generator", "wait"),
         options={
             "rps": {"type": "float"},
             "max_concurrency": {"type": "int"},
@@ -144,6 +142,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "long_request_chars": {"type": "int"},
             "env_names": {"type": "dict", "default": {}, "options": names},
         },
+        groups=("k8s", "generator", "wait"),
         required_if=[["state", "present", list(LIMITS), True]],
     )
 
@@ -166,7 +165,7 @@ def run_module(module: base.RecoveryModule) -> base.Result:
         if params[limit] is not None
     }
     report = [names[limit] for limit in LIMITS[:3]]
-    change = flags.FlagChange.from_params(params, GROUP, desired, report)
+    change = flags.FlagChange.from_params(params, "throttle", desired, report)
     outcome = flags.set_flags(module.k8s_client(), change, check_mode=module.check_mode)
     result: base.Result = {"changed": outcome.changed, "throttle": outcome.result()}
     if module._diff:

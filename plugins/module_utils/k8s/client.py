@@ -27,17 +27,20 @@ PATCH_CONTENT_TYPES: t.Mapping[str, str] = {
 }
 
 
+class RequestOptions(t.TypedDict, total=False):
+    """What a request carries besides its method and path."""
+
+    query: t.Sequence[t.Tuple[str, str]]
+    body: t.Any
+    content_type: str | None
+
+
 class Transport(t.Protocol):
-    """One HTTP call to the API server, answering parsed JSON (or text) or raising :class:`ApiError`."""
+    """One HTTP call to the API server, answering parsed JSON (or text) or raising
+    :class:`ApiError`."""
 
     def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: t.Sequence[t.Tuple[str, str]] = (),
-        body: t.Any = None,
-        content_type: str | None = None,
+        self, method: str, path: str, **options: t.Unpack[RequestOptions]
     ) -> t.Any: ...
 
 
@@ -51,10 +54,8 @@ class UpdateResult:
     conflicts: int = 0
 
 
-def _dry_run(
-    query: t.List[t.Tuple[str, str]], dry_run: bool
-) -> t.List[t.Tuple[str, str]]:
-    return [*query, ("dryRun", "All")] if dry_run else query
+def _dry_run(dry_run: bool) -> t.List[t.Tuple[str, str]]:
+    return [("dryRun", "All")] if dry_run else []
 
 
 # The Roles the collection ships (meta/rbac/<file>.yaml) and the playbooks each one serves.
@@ -153,25 +154,27 @@ class K8sClient:
     retrier: Retrier = field(default_factory=Retrier)
     conflict_attempts: int = 5
 
-    def _call(
-        self, verb: str, target: str, idempotent: bool, func: t.Callable[[], t.Any]
+    def _send(
+        self,
+        verb: str,
+        target: str,
+        idempotent: bool,
+        method: str,
+        path: str,
+        **options: t.Unpack[RequestOptions],
     ) -> t.Any:
+        """One request under the retry policy; a failure names ``verb`` and ``target``."""
         try:
-            return self.retrier.call(func, idempotent=idempotent)
+            return self.retrier.call(
+                lambda: self.transport.request(method, path, **options),
+                idempotent=idempotent,
+            )
         except ApiError as error:
             raise _describe(error, verb, target) from None
 
     def get(self, ref: Ref) -> Obj:
         """The object, or :class:`NotFound`."""
-        return t.cast(
-            Obj,
-            self._call(
-                "read",
-                str(ref),
-                True,
-                lambda: self.transport.request("GET", ref.path()),
-            ),
-        )
+        return t.cast(Obj, self._send("read", str(ref), True, "GET", ref.path()))
 
     def get_or_none(self, ref: Ref) -> Obj | None:
         try:
@@ -187,44 +190,28 @@ class K8sClient:
         label_selector: str = "",
         field_selector: str = "",
     ) -> t.List[Obj]:
-        query = [
-            (k, v)
-            for k, v in (
-                ("labelSelector", label_selector),
-                ("fieldSelector", field_selector),
-            )
-            if v
-        ]
+        selectors = (
+            ("labelSelector", label_selector),
+            ("fieldSelector", field_selector),
+        )
+        query = [(name, value) for name, value in selectors if value]
         path = kind_of(kind).collection_path(namespace)
         target = "%s in %s" % (kind_of(kind).plural, namespace or "all namespaces")
-        answer = self._call(
-            "list",
-            target,
-            True,
-            lambda: self.transport.request("GET", path, query=query),
-        )
+        answer = self._send("list", target, True, "GET", path, query=query)
         return t.cast(t.List[Obj], answer.get("items") or [])
 
     def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
-        """Create ``obj``; only a throttled attempt is repeated, since a create is not idempotent."""
+        """Create ``obj``; only a throttled attempt is repeated, since a create is not
+        idempotent."""
         meta = obj.get("metadata", {})
-        kind = kind_of(obj["kind"])
-        ref = Ref(
-            obj["kind"],
-            meta.get("name") or meta.get("generateName", "") + "*",
-            meta.get("namespace"),
+        name = meta.get("name") or meta.get("generateName", "") + "*"
+        ref = Ref(obj["kind"], name, meta.get("namespace"))
+        path = kind_of(obj["kind"]).collection_path(meta.get("namespace"))
+        query = _dry_run(dry_run)
+        answer = self._send(
+            "create", str(ref), False, "POST", path, query=query, body=obj
         )
-        path = kind.collection_path(meta.get("namespace"))
-        query = _dry_run([], dry_run)
-        return t.cast(
-            Obj,
-            self._call(
-                "create",
-                str(ref),
-                False,
-                lambda: self.transport.request("POST", path, query=query, body=obj),
-            ),
-        )
+        return t.cast(Obj, answer)
 
     def patch(
         self,
@@ -235,43 +222,32 @@ class K8sClient:
         dry_run: bool = False,
         subresource: str | None = None,
     ) -> Obj:
-        """Apply a patch; merge and strategic patches set fields, so they are safe to repeat."""
-        query = _dry_run([], dry_run)
-        content_type = PATCH_CONTENT_TYPES[patch_type]
-        return t.cast(
-            Obj,
-            self._call(
-                "patch",
-                str(ref),
-                patch_type != "json",
-                lambda: self.transport.request(
-                    "PATCH",
-                    ref.path(subresource),
-                    query=query,
-                    body=patch,
-                    content_type=content_type,
-                ),
-            ),
+        """Apply a patch; merge and strategic patches set fields, so they are safe to
+        repeat."""
+        answer = self._send(
+            "patch",
+            str(ref),
+            patch_type != "json",
+            "PATCH",
+            ref.path(subresource),
+            query=_dry_run(dry_run),
+            body=patch,
+            content_type=PATCH_CONTENT_TYPES[patch_type],
         )
+        return t.cast(Obj, answer)
 
     def replace(
         self, obj: Obj, *, dry_run: bool = False, ref: Ref | None = None
     ) -> Obj:
-        """PUT ``obj``; it carries its resourceVersion, so a repeat cannot overwrite a newer write."""
+        """PUT ``obj``; it carries its resourceVersion, so a repeat cannot overwrite a
+        newer write."""
         meta = obj["metadata"]
         ref = ref or Ref(obj["kind"], meta["name"], meta.get("namespace"))
-        query = _dry_run([], dry_run)
-        return t.cast(
-            Obj,
-            self._call(
-                "replace",
-                str(ref),
-                True,
-                lambda: self.transport.request(
-                    "PUT", ref.path(), query=query, body=obj
-                ),
-            ),
+        query = _dry_run(dry_run)
+        answer = self._send(
+            "replace", str(ref), True, "PUT", ref.path(), query=query, body=obj
         )
+        return t.cast(Obj, answer)
 
     def update(
         self, ref: Ref, mutate: Mutation, *, dry_run: bool = False
@@ -314,10 +290,7 @@ class K8sClient:
         if tail_lines is not None:
             query.append(("tailLines", str(tail_lines)))
         ref = Ref("Pod", name, namespace)
-        answer = self._call(
-            "read the log of",
-            str(ref),
-            True,
-            lambda: self.transport.request("GET", ref.path("log"), query=query),
+        answer = self._send(
+            "read the log of", str(ref), True, "GET", ref.path("log"), query=query
         )
         return answer if isinstance(answer, str) else ""

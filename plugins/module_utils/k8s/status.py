@@ -11,19 +11,12 @@ from .readiness import pod_ready
 Obj = t.Dict[str, t.Any]
 
 
-def _last_termination_reason(statuses: t.List[Obj]) -> str | None:
+def _reason(statuses: t.List[Obj], state: str, phase: str) -> str | None:
+    """The first reason given in ``status[state][phase]`` of the containers' statuses."""
     for status in statuses:
-        terminated = (status.get("lastState") or {}).get("terminated") or {}
-        if terminated.get("reason"):
-            return str(terminated["reason"])
-    return None
-
-
-def _waiting_reason(statuses: t.List[Obj]) -> str | None:
-    for status in statuses:
-        waiting = (status.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return str(waiting["reason"])
+        reason = ((status.get(state) or {}).get(phase) or {}).get("reason")
+        if reason:
+            return str(reason)
     return None
 
 
@@ -77,12 +70,14 @@ def pod_summary(pod: Obj) -> Obj:
         "phase": status.get("phase", "Unknown"),
         "ready": pod_ready(pod),
         "restarts": sum(int(s.get("restartCount") or 0) for s in statuses),
-        "last_termination_reason": _last_termination_reason(statuses),
+        "last_termination_reason": _reason(statuses, "lastState", "terminated"),
         "last_exit_code": next(
             (code for code in map(_exit_code, statuses) if code is not None), None
         ),
-        "waiting_reason": _waiting_reason(
-            statuses + list(status.get("initContainerStatuses") or [])
+        "waiting_reason": _reason(
+            statuses + list(status.get("initContainerStatuses") or []),
+            "state",
+            "waiting",
         ),
         "init_containers": [
             container_summary(s) for s in status.get("initContainerStatuses") or []

@@ -9,6 +9,7 @@ import typing as t
 
 from ..errors import ApiError, Conflict, NotFound, RecoveryError
 from ..redaction import scrub
+from .client import RequestOptions
 
 try:
     import urllib3
@@ -85,24 +86,16 @@ class KubernetesTransport:
         self.request_timeout = request_timeout
 
     def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: t.Sequence[t.Tuple[str, str]] = (),
-        body: t.Any = None,
-        content_type: str | None = None,
+        self, method: str, path: str, **options: t.Unpack[RequestOptions]
     ) -> t.Any:
-        headers = {
-            "Accept": "application/json, */*",
-            "Content-Type": content_type or "application/json",
-        }
+        content_type = options.get("content_type") or "application/json"
+        headers = {"Accept": "application/json, */*", "Content-Type": content_type}
         serialized = self.api.param_serialize(
             method,
             path,
-            query_params=list(query),
+            query_params=list(options.get("query", ())),
             header_params=headers,
-            body=body,
+            body=options.get("body"),
             auth_settings=["BearerToken"],
         )
         try:

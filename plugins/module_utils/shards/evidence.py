@@ -32,9 +32,9 @@ MANIFEST_NAME = "MANIFEST.json"
 class EvidenceRequest:
     """Whose evidence to gather and where the shard's pods answer health checks."""
 
-    namespace: str
     shard: str
     incident_id: str
+    namespace: str = "default"
     registry: str = "rag-shard-registry"
     shard_label: str = "ragops.io/shard"
     port: int = 8080

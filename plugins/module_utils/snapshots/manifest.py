@@ -205,40 +205,38 @@ def _parse_archive(data: t.Mapping[str, t.Any]) -> ArchiveInfo:
     )
 
 
-def _parse_dirs(items: t.List[t.Any]) -> t.Tuple[DirEntry, ...]:
-    dirs = []
-    for index, item in enumerate(items):
-        where = "directories[%d]" % index
-        if not isinstance(item, dict):
-            raise _invalid(where + " is not an object")
-        dirs.append(
-            DirEntry(
-                _require(item, "path", str, where),
-                _require(item, "mode", int, where) & 0o7777,
-            )
-        )
-    return tuple(dirs)
+E = t.TypeVar("E")
 
 
-def _parse_files(items: t.List[t.Any]) -> t.Tuple[FileEntry, ...]:
-    files = []
+def _entries(
+    items: t.List[t.Any], name: str, parse: t.Callable[[t.Mapping[str, t.Any], str], E]
+) -> t.Tuple[E, ...]:
+    """Each object of the list ``name``, parsed by ``parse`` (given where it stands)."""
+    entries = []
     for index, item in enumerate(items):
-        where = "files[%d]" % index
+        where = "%s[%d]" % (name, index)
         if not isinstance(item, dict):
             raise _invalid(where + " is not an object")
-        size = _require(item, "size", int, where)
-        if size < 0:
-            raise _invalid(where + ".size is negative")
-        files.append(
-            FileEntry(
-                _require(item, "path", str, where),
-                size,
-                _sha(item.get("sha256"), where + ".sha256"),
-                _require(item, "mode", int, where) & 0o7777,
-                int(item.get("mtime") or 0),
-            )
-        )
-    return tuple(files)
+        entries.append(parse(item, where))
+    return tuple(entries)
+
+
+def _dir_entry(item: t.Mapping[str, t.Any], where: str) -> DirEntry:
+    path = _require(item, "path", str, where)
+    return DirEntry(path, _require(item, "mode", int, where) & 0o7777)
+
+
+def _file_entry(item: t.Mapping[str, t.Any], where: str) -> FileEntry:
+    size = _require(item, "size", int, where)
+    if size < 0:
+        raise _invalid(where + ".size is negative")
+    return FileEntry(
+        _require(item, "path", str, where),
+        size,
+        _sha(item.get("sha256"), where + ".sha256"),
+        _require(item, "mode", int, where) & 0o7777,
+        int(item.get("mtime") or 0),
+    )
 
 
 def check_tree(files: t.Sequence[FileEntry], dirs: t.Sequence[DirEntry]) -> None:
@@ -275,8 +273,10 @@ def parse(
         snapshot_id=_require(data, "snapshot_id", str, "manifest"),
         created=_require(data, "created", str, "manifest"),
         archive=_parse_archive(data),
-        files=_parse_files(_require(data, "files", list, "manifest")),
-        directories=_parse_dirs(_require(data, "directories", list, "manifest")),
+        files=_entries(_require(data, "files", list, "manifest"), "files", _file_entry),
+        directories=_entries(
+            _require(data, "directories", list, "manifest"), "directories", _dir_entry
+        ),
         source=_source(data.get("source")),
     )
     check_tree(manifest.files, manifest.directories)

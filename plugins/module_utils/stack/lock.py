@@ -94,7 +94,7 @@ class Request:
 
     holder: str
     incident_id: str
-    duration: int
+    duration: int = 3600
     takeover_stale: bool = False
     force: bool = False
 

@@ -15,7 +15,7 @@ import copy
 import json
 import re
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import yaml_text
 from ..errors import MigrationFailed, RecoveryError
@@ -194,8 +194,9 @@ class MigrationState:
     source: MigrationSource
     template: Obj
     target: str
-    current: t.Optional[str]
-    jobs: t.List[Obj]
+    # The version the stack records; None when it records none (yet).
+    current: t.Optional[str] = None
+    jobs: t.List[Obj] = field(default_factory=list)
 
     @property
     def applied(self) -> bool:

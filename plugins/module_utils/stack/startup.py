@@ -13,7 +13,7 @@ broken dependency, and the error names the component and why it is not Ready.
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import RecoveryError, ResourceTimeout
 from ..k8s.client import K8sClient, Obj
@@ -135,7 +135,7 @@ class Run:
     request: StartRequest
     clock: Clock
     ordered: t.List[Workload]
-    progress: t.List[Obj]
+    progress: t.List[Obj] = field(default_factory=list)
 
     def wait_ready(self, index: int) -> None:
         """Wait for component ``index``; on a timeout stop with everything after it left as it is."""
@@ -286,7 +286,7 @@ def start_components(
     stack.require_acyclic()
     order = start_order(stack.graph)
     by_name = {w.component.name: w for w in workloads}
-    run = Run(client, request, clock, [by_name[name] for name in order], [])
+    run = Run(client, request, clock, [by_name[name] for name in order])
     stopped: t.List[str] = []
     if request.mode == "one_by_one":
         if needs_recovery(run.ordered):
