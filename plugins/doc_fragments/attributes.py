@@ -18,7 +18,10 @@ attributes:
       - When run twice in a row outside check mode, with the same arguments, the second invocation
         indicates no change.
   action_group:
-    description: Use C(group/ragops.recovery.rag) in C(module_defaults) to set defaults for this module.
+    description:
+      - Use C(group/ragops.recovery.rag) in C(module_defaults) to set defaults for this module.
+      - The modules that read or write S3 are in C(group/ragops.recovery.s3) too, so one entry
+        carries the S3 options.
     membership:
       - ragops.recovery.rag
 """

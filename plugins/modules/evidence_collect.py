@@ -94,6 +94,9 @@ attributes:
     details: An existing bundle is kept and reported unchanged.
   action_group:
     support: full
+    membership:
+      - ragops.recovery.rag
+      - ragops.recovery.s3
 seealso:
   - module: ragops.recovery.incident_lock
   - module: ragops.recovery.shard_mark

@@ -51,9 +51,13 @@ attributes:
     support: full
   action_group:
     support: full
+    membership:
+      - ragops.recovery.rag
+      - ragops.recovery.s3
 notes:
-  - The Kubernetes connection options are accepted and not used, so that one C(module_defaults) block for
-    C(group/ragops.recovery.rag) can carry both the Kubernetes and the S3 settings of a play.
+  - The Kubernetes connection options are accepted and not used, so that the C(group/ragops.recovery.rag)
+    entry of a play's C(module_defaults) applies to this module too; its S3 settings go in the
+    C(group/ragops.recovery.s3) entry.
 seealso:
   - module: ragops.recovery.snapshot_create
   - module: ragops.recovery.snapshot_restore

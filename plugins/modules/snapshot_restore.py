@@ -133,6 +133,9 @@ attributes:
     details: The completion marker (local) or the PVC's restore annotation (job) is checked first.
   action_group:
     support: full
+    membership:
+      - ragops.recovery.rag
+      - ragops.recovery.s3
 seealso:
   - module: ragops.recovery.snapshot_info
   - module: ragops.recovery.snapshot_create
