@@ -56,10 +56,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lab"))
 
-from ragops_lab import drill, drill_outage, faults, overhead, stack  # noqa: E402
-from ragops_lab.drill_support import incident_id, run_playbook  # noqa: E402
+from ragops_lab import faults, overhead, stack  # noqa: E402
+from ragops_lab.drills import provider_outage, shard_recovery  # noqa: E402
+from ragops_lab.drills.support import incident_id, run_playbook  # noqa: E402
 from ragops_lab.lab import Lab  # noqa: E402
-from ragops_lab.runtime import KubeError  # noqa: E402
+from ragops_lab.runtime.kubeapi import KubeError  # noqa: E402
 from ragops_lab.services import LabError, is_running  # noqa: E402
 
 GOAL = 0.10
@@ -157,47 +158,48 @@ def checked(result: subprocess.CompletedProcess[str], what: str, log: Path) -> N
 
 def scenario_a(lab: Lab, folder: Path, instrument: Instrument) -> Measured:
     """Snapshot every shard, corrupt one, run the recovery playbook as the drill does."""
-    shard_drill = drill.ShardDrill()
-    print("  " + drill.snapshot_every_shard(lab, folder / "snapshots.log"), file=PROGRESS)
+    shard_drill = shard_recovery.ShardDrill()
+    print("  " + shard_recovery.snapshot_every_shard(lab, folder / "snapshots.log"), file=PROGRESS)
     print("  " + faults.inject(lab, "corrupt-shard", [shard_drill.shard]).splitlines()[0], file=PROGRESS)
     variables = {"target": "rag-lab", "shard": shard_drill.shard, "incident_id": incident_id(),
                  "reason": shard_drill.reason, "shard_recovery_report_dir": str(folder / "reports"),
                  **instrument.extra_vars}
     load_before = os.getloadavg()
-    print(f"  ansible-playbook {drill.RECOVERY_PLAYBOOK} ...", file=PROGRESS)
+    playbook = shard_recovery.RECOVERY_PLAYBOOK
+    print(f"  ansible-playbook {playbook} ...", file=PROGRESS)
     start = time.time()
-    result = run_playbook(lab, drill.RECOVERY_PLAYBOOK, variables, folder / "recovery.log", folder / "timeline")
+    result = run_playbook(lab, playbook, variables, folder / "recovery.log", folder / "timeline")
     end = time.time()
-    checked(result, drill.RECOVERY_PLAYBOOK, folder / "recovery.log")
+    checked(result, playbook, folder / "recovery.log")
     entry = stack.registry_entry(lab.api(), shard_drill.shard)
     if entry.get("state") != "serving":
         raise LabError(f"{shard_drill.shard} is not serving after the playbook: {entry}")
     steps = overhead.parse_timeline((folder / "timeline" / "timeline.json").read_text())
-    return Measured("a", drill.RECOVERY_PLAYBOOK, start, end, instrument.runs(), steps, (load_before, os.getloadavg()))
+    return Measured("a", playbook, start, end, instrument.runs(), steps, (load_before, os.getloadavg()))
 
 
 def scenario_b(lab: Lab, folder: Path, instrument: Instrument) -> Measured:
     """The primary provider down, then the outage playbook as the drill runs it, which also times the first
-    good answer of the generator (asked every drill_outage.POLL_SECONDS)."""
+    good answer of the generator (asked every provider_outage.POLL_SECONDS)."""
     print("  " + faults.inject(lab, "provider-outage", ["primary", "503"]).replace("\n", "; "), file=PROGRESS)
-    question = drill_outage.golden_question()
-    symptom = drill_outage.ask_generator(lab, question)
+    question = provider_outage.golden_question()
+    symptom = provider_outage.ask_generator(lab, question)
     if symptom.get("status") == 200:
-        raise LabError(f"the generator still answers with the primary down: {drill_outage.describe(symptom)}")
+        raise LabError(f"the generator still answers with the primary down: {provider_outage.describe(symptom)}")
     incident = incident_id()
     load_before = os.getloadavg()
-    print(f"  ansible-playbook {drill_outage.OUTAGE_PLAYBOOK} ...", file=PROGRESS)
+    print(f"  ansible-playbook {provider_outage.OUTAGE_PLAYBOOK} ...", file=PROGRESS)
     start = time.time()
-    variables = {"generator_outage_probe_timeout": drill_outage.OutageDrill().probe_timeout, **instrument.extra_vars}
-    run = drill_outage.run_outage_playbook(lab, incident, folder, variables, question)
+    variables = {"generator_outage_probe_timeout": provider_outage.OutageDrill().probe_timeout, **instrument.extra_vars}
+    run = provider_outage.run_outage_playbook(lab, incident, folder, variables, question)
     log = folder / incident / "outage" / "playbook.log"
-    checked(run.result, drill_outage.OUTAGE_PLAYBOOK, log)
+    checked(run.result, provider_outage.OUTAGE_PLAYBOOK, log)
     if run.time_to_safe_mode is None or run.first_answer is None:
         raise LabError(f"the generator gave no good answer before the playbook ended; see {log}")
     steps = overhead.parse_timeline((folder / incident / "outage" / "timeline" / "timeline.json").read_text())
-    return Measured("b", drill_outage.OUTAGE_PLAYBOOK, start, start + run.playbook_seconds, instrument.runs(), steps,
+    return Measured("b", provider_outage.OUTAGE_PLAYBOOK, start, start + run.playbook_seconds, instrument.runs(), steps,
                     (load_before, os.getloadavg()), safe_at=start + run.time_to_safe_mode,
-                    safe_answer=drill_outage.describe(run.first_answer))
+                    safe_answer=provider_outage.describe(run.first_answer))
 
 
 # --- figures ----------------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ragops_lab import drill, drill_bootstrap, drill_outage, faults
+from ragops_lab import faults
+from ragops_lab.drills import bootstrap, provider_outage, shard_recovery
 from ragops_lab.kube import build
 from ragops_lab.lab import DEFAULT_STATE_DIR, Lab
-from ragops_lab.runtime import KubeError
+from ragops_lab.runtime.kubeapi import KubeError
 from ragops_lab.services import LabError
 
 
@@ -36,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     drill_parser.add_argument("--scenario", choices=("a", "b", "c"), default="a",
                               help="a: a corrupt vectorstore shard (default); b: an LLM provider outage; "
                                    "c: a bootstrap deadlock")
-    drill_parser.add_argument("--variant", choices=drill.VARIANTS,
+    drill_parser.add_argument("--variant", choices=shard_recovery.VARIANTS,
                               help="scenario a: reopen (the shard recovers by a re-open, no restore) or failed-gate "
                                    "(every snapshot corrupt: the gate fails and the shard stays quarantined)")
     args = parser.parse_args(argv)
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             print(faults.inject(lab, args.name, args.args))
         elif args.command == "drill":
             if args.scenario == "b":
-                return drill_outage.run(lab)
-            return drill_bootstrap.run(lab) if args.scenario == "c" else drill.run(lab, variant=args.variant or "")
+                return provider_outage.run(lab)
+            return bootstrap.run(lab) if args.scenario == "c" else shard_recovery.run(lab, variant=args.variant or "")
     except (LabError, KubeError) as exc:
         print(f"lab {args.command} failed: {exc}", file=sys.stderr)
         return 1

@@ -22,7 +22,8 @@ from ragops_lab import stack
 from ragops_lab.agent.api import APPS, CORE, Api, object_path
 from ragops_lab.agent.podspec import container_port
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import KubeError, http_json, pod_is_ready
+from ragops_lab.runtime.httpclient import http_json
+from ragops_lab.runtime.kubeapi import KubeError, pod_is_ready
 from ragops_lab.services import LabError, wait_for
 
 SYMPTOM_TIMEOUT_SECONDS = 20.0

@@ -15,7 +15,8 @@ import yaml
 from ragops_lab import corpus
 from ragops_lab.agent.api import APPS, BATCH, CORE, Api, object_path
 from ragops_lab.agent.proxy import ADDRESS_ANNOTATION, proxied
-from ragops_lab.runtime import KubeError, http_json, pod_is_ready
+from ragops_lab.runtime.httpclient import http_json
+from ragops_lab.runtime.kubeapi import KubeError, pod_is_ready
 
 LAB_DIR = Path(__file__).resolve().parents[1]
 MANIFEST_DIR = LAB_DIR / "manifests"

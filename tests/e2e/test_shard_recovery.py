@@ -16,10 +16,11 @@ import pytest
 from harness import ROOT, Cluster, Result, Runner, task
 from lab_support import running_lab
 
-from ragops_lab import drill, faults, stack
+from ragops_lab import faults, stack
 from ragops_lab.agent.api import CORE, object_path
+from ragops_lab.drills import shard_recovery
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import pod_is_ready
+from ragops_lab.runtime.kubeapi import pod_is_ready
 
 pytestmark = pytest.mark.lab
 PLAYBOOK = ROOT / "playbooks" / "vectorstore_shard_recovery.yml"
@@ -32,7 +33,7 @@ Obj = dict[str, t.Any]
 def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A lab whose shards all have a snapshot, as the daily safety net leaves them."""
     with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
-        drill.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
+        shard_recovery.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
         yield running
 
 
@@ -87,7 +88,7 @@ def claim_of(lab: Lab, shard: str) -> str:
 
 def serving_shards(lab: Lab, shard: str) -> Obj:
     """The retriever's answer to a golden query whose documents live on ``shard``."""
-    return stack.search(lab.endpoints().services["retriever"], drill.golden_query(shard)["text"])
+    return stack.search(lab.endpoints().services["retriever"], shard_recovery.golden_query(shard)["text"])
 
 
 def test_check_mode_changes_nothing(lab: Lab, runner: Runner) -> None:
@@ -141,7 +142,7 @@ def test_second_run_is_refused_by_the_lock(lab: Lab, runner: Runner) -> None:
 
 
 def test_corrupt_snapshot_fails_the_gate_and_keeps_the_shard_quarantined(lab: Lab, runner: Runner) -> None:
-    archives = drill.corrupt_snapshot_archives(lab, "shard-3")
+    archives = shard_recovery.corrupt_snapshot_archives(lab, "shard-3")
     assert archives
     faults.inject(lab, "corrupt-shard", ["shard-3"])
     old_claim = claim_of(lab, "shard-3")

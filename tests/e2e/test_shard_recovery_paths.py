@@ -35,10 +35,11 @@ from test_shard_recovery import (  # noqa: F401 - pytest finds the fixtures lab 
     serving_shards,
 )
 
-from ragops_lab import drill, faults, stack
+from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS, CORE, object_path
+from ragops_lab.drills import shard_recovery
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import pod_is_ready
+from ragops_lab.runtime.kubeapi import pod_is_ready
 
 pytestmark = pytest.mark.lab
 REPLICA_LABEL = "ragops.io/replica-of"
@@ -148,7 +149,7 @@ def task_result(run: Result, name: str) -> Obj:
 
 
 def golden_ids(shard: str) -> list[str]:
-    return list(drill.golden_query(shard)["expected_ids"])
+    return list(shard_recovery.golden_query(shard)["expected_ids"])
 
 
 def found_on(answer: Obj, shard: str) -> list[str]:
@@ -178,7 +179,7 @@ def test_a_stale_index_recovers_by_a_reopen_without_a_restore(lab: Lab, runner: 
     assert task_result(recovered, "Restore from the newest verified snapshot").get("skipped"), recovered.stdout
     entry = stack.registry_entry(lab.api(), "shard-0")
     assert entry["state"] == "serving" and entry["reason"] == "golden set passed after re-open", entry
-    assert drill.restore_jobs(lab, "shard-0") == [] and drill.restored_claims(lab, "shard-0") == []
+    assert shard_recovery.restore_jobs(lab, "shard-0") == [] and shard_recovery.restored_claims(lab, "shard-0") == []
     assert claim_of(lab, "shard-0") == claim_before and cluster_state(lab)["claims"] == claims_before
     answer = serving_shards(lab, "shard-0")
     assert "shard-0" in answer["shards_queried"] and not answer.get("errors"), answer
@@ -206,10 +207,10 @@ def verbose_run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> VerboseRu
     runner = Runner(Cluster(None, lab.paths.kubeconfig, "", namespace=stack.NAMESPACE), workdir,
                     env={"RAGOPS_REPORT_DIR": str(reports_dir(lab)), "CALLBACKS": "ragops.recovery.timeline",
                          "RAGOPS_TIMELINE_DIR": str(timeline)})
-    (older,) = drill.snapshot_objects(lab, "shard-1")
+    (older,) = shard_recovery.snapshot_objects(lab, "shard-1")
     take_snapshot(runner, lab, "shard-1")
-    newest = max(drill.snapshot_objects(lab, "shard-1"))
-    assert newest > older and drill.corrupt_snapshot_archives(lab, "shard-1", newest)
+    newest = max(shard_recovery.snapshot_objects(lab, "shard-1"))
+    assert newest > older and shard_recovery.corrupt_snapshot_archives(lab, "shard-1", newest)
     replica = start_replica(lab, "shard-1")
     break_replica(lab, replica)
     faults.inject(lab, "corrupt-shard", ["shard-1"])
@@ -229,7 +230,7 @@ def test_a_corrupt_newest_snapshot_is_quarantined_and_the_older_one_restored(lab
     assert [(a["snapshot_id"], a["outcome"]) for a in restore["tried"]] == [
         (verbose_run.newest, "failed verification"), (verbose_run.older, "restored")], restore["tried"]
     assert restore["quarantined"] == [verbose_run.newest]
-    kept = drill.snapshot_objects(lab, "shard-1")
+    kept = shard_recovery.snapshot_objects(lab, "shard-1")
     assert {"manifest.json", "data.tar.zst", QUARANTINE_MARKER} <= set(kept[verbose_run.newest]), kept
     assert QUARANTINE_MARKER not in kept[verbose_run.older], kept
     entry = stack.registry_entry(lab.api(), "shard-1")
@@ -273,7 +274,7 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
     started = runner.start(PLAYBOOK, extra=options)
     try:
         eventually("the restore Job of shard-2",
-                   lambda: drill.restore_jobs(lab, "shard-2") or started.poll() is not None)
+                   lambda: shard_recovery.restore_jobs(lab, "shard-2") or started.poll() is not None)
         assert started.poll() is None, (runner.workdir / "started.log").read_text()
     finally:
         os.killpg(started.pid, signal.SIGKILL)
@@ -292,8 +293,9 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
 
     assert resumed.returncode == 0, resumed.stdout[-5000:]
     assert task_result(resumed, "Take the stack's recovery lock")["changed"] is False
-    assert len(drill.restore_jobs(lab, "shard-2")) == 1 and len(drill.restored_claims(lab, "shard-2")) == 1
-    assert claim_of(lab, "shard-2") == drill.restored_claims(lab, "shard-2")[0]
+    assert len(shard_recovery.restore_jobs(lab, "shard-2")) == 1
+    assert len(shard_recovery.restored_claims(lab, "shard-2")) == 1
+    assert claim_of(lab, "shard-2") == shard_recovery.restored_claims(lab, "shard-2")[0]
     assert cluster_state(lab)["claims"][old_claim].get(EVIDENCE_LABEL) == "inc-p3"
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "serving" and not entry.get("route_to"), entry
@@ -312,7 +314,7 @@ def test_a_run_stopped_in_the_gate_after_a_restore_resumes_at_the_restore(lab: L
     stopped = dict(entry, state="validating", reason="golden queries after restore", previous_state="restoring")
     path = object_path(CORE, "configmaps", stack.NAMESPACE, stack.REGISTRY)
     lab.api().merge_patch(path, {"data": {"shard-2": json.dumps(stopped)}})
-    jobs, claims = drill.restore_jobs(lab, "shard-2"), drill.restored_claims(lab, "shard-2")
+    jobs, claims = shard_recovery.restore_jobs(lab, "shard-2"), shard_recovery.restored_claims(lab, "shard-2")
 
     resumed = recover(runner, lab, "shard-2", "INC-P3")
 
@@ -320,7 +322,8 @@ def test_a_run_stopped_in_the_gate_after_a_restore_resumes_at_the_restore(lab: L
     assert task_result(resumed, "Try a graceful re-open of the index").get("skipped"), resumed.stdout
     restore = task_result(resumed, "Restore the newest verified snapshot into a new PVC and a fresh pod")
     assert restore["changed"] is False and restore["snapshot"]["snapshot_id"], restore
-    assert drill.restore_jobs(lab, "shard-2") == jobs and drill.restored_claims(lab, "shard-2") == claims
+    assert shard_recovery.restore_jobs(lab, "shard-2") == jobs
+    assert shard_recovery.restored_claims(lab, "shard-2") == claims
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "serving" and entry["reason"] == "golden set passed after restore", entry
     assert not task_result(resumed, "Re-index the documents written since the snapshot").get("skipped")

@@ -19,7 +19,7 @@ from lab_support import running_lab
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS, BATCH, CORE, object_path
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import pod_is_ready
+from ragops_lab.runtime.kubeapi import pod_is_ready
 
 pytestmark = pytest.mark.lab
 SHARD = "shard-2"

@@ -26,7 +26,7 @@ from ragops_lab.agent.api import APPS, BATCH, CORE, Api, object_path
 from ragops_lab.cluster import KubeCluster
 from ragops_lab.kube.kubectl import kubectl_binary
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import pod_is_ready
+from ragops_lab.runtime.kubeapi import pod_is_ready
 
 KINDS = MappingProxyType({
     "Pod": (CORE, "pods"), "ConfigMap": (CORE, "configmaps"), "Secret": (CORE, "secrets"),

@@ -24,18 +24,10 @@ from typing import Any
 
 from ragops_lab import corpus
 from ragops_lab.programs import shard
-from ragops_lab.runtime import (
-    App,
-    HttpResult,
-    JsonLog,
-    KubeClient,
-    Request,
-    Response,
-    Router,
-    RunningApp,
-    http_json,
-    ok,
-)
+from ragops_lab.runtime.httpclient import HttpResult, http_json
+from ragops_lab.runtime.kubeapi import KubeClient
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.server import App, Request, Response, Router, RunningApp, ok
 
 LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
 NAMESPACE = "rag"

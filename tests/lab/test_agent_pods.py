@@ -21,7 +21,7 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
 )
 
 from ragops_lab.agent.proxy import ADDRESS_ANNOTATION
-from ragops_lab.runtime import http_json
+from ragops_lab.runtime.httpclient import http_json
 
 pytestmark = pytest.mark.lab
 

@@ -19,7 +19,7 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     job,
 )
 
-from ragops_lab.runtime import pod_is_ready
+from ragops_lab.runtime.kubeapi import pod_is_ready
 from ragops_lab.services import is_running
 
 pytestmark = pytest.mark.lab

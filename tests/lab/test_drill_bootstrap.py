@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ragops_lab import drill_bootstrap
+from ragops_lab.drills import bootstrap
 from ragops_lab.lab import Lab
 
 
@@ -18,9 +18,9 @@ def test_failure_message_is_the_last_fatal_message() -> None:
         "TASK [Keep the failure] ***",
         "fatal: [rag-lab]: FAILED! => " + json.dumps({"msg": "Bootstrap recovery of rag-lab failed: cycle"}),
     ])
-    assert drill_bootstrap.failure_message(output) == "Bootstrap recovery of rag-lab failed: cycle"
-    assert drill_bootstrap.failure_message("fatal: [x]: FAILED! => {not json") == "fatal: [x]: FAILED! => {not json"
-    assert drill_bootstrap.failure_message("ok: [rag-lab]") == ""
+    assert bootstrap.failure_message(output) == "Bootstrap recovery of rag-lab failed: cycle"
+    assert bootstrap.failure_message("fatal: [x]: FAILED! => {not json") == "fatal: [x]: FAILED! => {not json"
+    assert bootstrap.failure_message("ok: [rag-lab]") == ""
 
 
 def test_postmortem_sections_come_from_the_newest_run(tmp_path: Path) -> None:
@@ -31,6 +31,6 @@ def test_postmortem_sections_come_from_the_newest_run(tmp_path: Path) -> None:
         (incident / run / "postmortem.md").write_text(
             f"# INC-1: bootstrap recovery\n\n| | |\n| --- | --- |\n| outcome | recovered |\n\n"
             f"## Diagnosis\n\n- cause: `{cause}`\n\n## What was done\n\n- migration: none\n\n## Evidence\n\n- x\n")
-    shown = drill_bootstrap.postmortem_sections(lab, "INC-1", "", "Diagnosis")
+    shown = bootstrap.postmortem_sections(lab, "INC-1", "", "Diagnosis")
     assert shown.splitlines() == ["| outcome | recovered |", "## Diagnosis", "- cause: `pending_migration`"]
-    assert drill_bootstrap.postmortem_sections(lab, "INC-2", "Diagnosis") == "(no postmortem entry written)"
+    assert bootstrap.postmortem_sections(lab, "INC-2", "Diagnosis") == "(no postmortem entry written)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ragops_lab import drill_outage, drill_support
+from ragops_lab.drills import provider_outage, support
 from ragops_lab.lab import Lab
 
 
@@ -23,9 +23,9 @@ def test_outcome_message_is_the_msg_of_the_named_debug_task() -> None:
         '    "msg": "Primary primary: outage (HTTP 503). Safe mode: provider backup."',
         "}",
     ])
-    assert drill_outage.outcome_message(output, "Report the outcome") == \
+    assert provider_outage.outcome_message(output, "Report the outcome") == \
         "Primary primary: outage (HTTP 503). Safe mode: provider backup."
-    assert drill_outage.outcome_message("PLAY RECAP", "Report the outcome") == "(no outcome printed)"
+    assert provider_outage.outcome_message("PLAY RECAP", "Report the outcome") == "(no outcome printed)"
 
 
 def test_ramp_lines_show_each_step_and_its_figures(tmp_path: Path) -> None:
@@ -34,27 +34,27 @@ def test_ramp_lines_show_each_step_and_its_figures(tmp_path: Path) -> None:
     failback.write_text(json.dumps({"regressed": True, "steps": [
         {"step": 10, "passed": True, "metrics": metrics},
         {"step": 25, "passed": False, "metrics": dict(metrics, empty_rate=0.2)}]}))
-    assert drill_outage.ramp_lines(failback) == [
+    assert provider_outage.ramp_lines(failback) == [
         " 10 % on the primary: pass; precision@k 0.4222, error rate 0.0, cache-hit rate 0.0, empty rate 0.0",
         " 25 % on the primary: REGRESSION; precision@k 0.4222, error rate 0.0, cache-hit rate 0.0, empty rate 0.2"]
-    assert drill_outage.ramp_lines(tmp_path / "none.json") == [f"({tmp_path / 'none.json'} missing)"]
+    assert provider_outage.ramp_lines(tmp_path / "none.json") == [f"({tmp_path / 'none.json'} missing)"]
 
 
 def test_describe_names_the_provider_or_the_failure() -> None:
-    assert drill_outage.describe({"status": 200, "provider": "backup", "mode": "normal", "cached": False,
+    assert provider_outage.describe({"status": 200, "provider": "backup", "mode": "normal", "cached": False,
                                   "citations": ["doc-03700"]}) == \
         "HTTP 200, provider backup, mode normal, cached False, citations ['doc-03700']"
     failed = {"status": 502, "error": {"kind": "server_error", "provider": "primary", "message": "HTTP 503"}}
-    assert drill_outage.describe(failed) == "HTTP 502: server_error from primary (HTTP 503)"
-    assert drill_outage.describe({"status": None, "error": "timed out"}) == "HTTP None: timed out"
+    assert provider_outage.describe(failed) == "HTTP 502: server_error from primary (HTTP 503)"
+    assert provider_outage.describe({"status": None, "error": "timed out"}) == "HTTP None: timed out"
 
 
 def test_the_outage_drill_switches_measures_fails_back_and_stops_the_lab(tmp_path: Path) -> None:
-    if not (drill_support.COLLECTIONS_DIR / "ansible_collections" / "ragops" / "recovery").exists():
+    if not (support.COLLECTIONS_DIR / "ansible_collections" / "ragops" / "recovery").exists():
         pytest.skip("the collection is not linked into build/collections (make venv)")
     lab = Lab(tmp_path / "state")
     output = io.StringIO()
-    assert drill_outage.run(lab, output) == 0, output.getvalue()
+    assert provider_outage.run(lab, output) == 0, output.getvalue()
     text = output.getvalue()
     assert "HTTP 502: server_error from primary" in text  # the symptom
     safe = re.search(r"time to safe mode: (\d+\.\d)s from the playbook's start \(playbook (\d+\.\d)s\)", text)

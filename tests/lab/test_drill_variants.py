@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ragops_lab import drill
 from ragops_lab.__main__ import parse_args
+from ragops_lab.drills import shard_recovery
 
 
-@pytest.mark.parametrize("variant", drill.VARIANTS)
+@pytest.mark.parametrize("variant", shard_recovery.VARIANTS)
 def test_scenario_a_takes_its_variants(variant: str) -> None:
     args = parse_args(["drill", "--variant", variant])
     assert (args.scenario, args.variant) == ("a", variant)

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from lab_support import eventually, fresh_lab_fixture, listening_sockets  # noqa: F401 - pytest finds fixtures by name
 
-from ragops_lab import drill, faults, stack
+from ragops_lab import faults, stack
 from ragops_lab.agent.api import BATCH, CORE, object_path
+from ragops_lab.drills import shard_recovery
 from ragops_lab.lab import Lab, kubectl
 from ragops_lab.services import is_running
 
@@ -101,11 +102,11 @@ def test_a_pending_migration_crash_loops_until_the_migration_job_runs(fresh_lab:
 
 
 def test_the_drill_recovers_the_broken_shard_and_stops_the_lab(tmp_path: Path) -> None:
-    if not (drill.COLLECTIONS_DIR / "ansible_collections" / "ragops" / "recovery").exists():
+    if not (shard_recovery.COLLECTIONS_DIR / "ansible_collections" / "ragops" / "recovery").exists():
         pytest.skip("the collection is not linked into build/collections (make venv)")
     lab = Lab(tmp_path / "state")
     output = io.StringIO()
-    assert drill.run(lab, output) == 0, output.getvalue()
+    assert shard_recovery.run(lab, output) == 0, output.getvalue()
     text = output.getvalue()
     assert "checksum mismatch" in text and "shard-2" in text and "serving" in text
     # The nightly snapshot predates the newest documents: the re-index brings them back.

@@ -15,7 +15,7 @@ from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import CORE, object_path
 from ragops_lab.lab import Lab, kubectl
 from ragops_lab.programs.shard import load_index
-from ragops_lab.runtime import http_json
+from ragops_lab.runtime.httpclient import http_json
 
 pytestmark = pytest.mark.lab
 

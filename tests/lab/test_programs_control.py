@@ -21,7 +21,9 @@ from programs_fakes import (
 )
 
 from ragops_lab.programs import controller, migrate
-from ragops_lab.runtime import ConfigError, Gates, KubeError
+from ragops_lab.runtime.env import ConfigError
+from ragops_lab.runtime.gates import Gates
+from ragops_lab.runtime.kubeapi import KubeError
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ from programs_fakes import (
 
 from ragops_lab import corpus
 from ragops_lab.programs import generator, provider, retriever
-from ragops_lab.runtime import ConfigError, HttpResult, PodEnv, RunningApp
+from ragops_lab.runtime.env import ConfigError, PodEnv
+from ragops_lab.runtime.httpclient import HttpResult
+from ragops_lab.runtime.server import RunningApp
 
 
 @dataclass

@@ -10,7 +10,8 @@ from programs_fakes import FakeKube, capture_log, get, json_lines, post, program
 
 from ragops_lab import corpus
 from ragops_lab.programs import indexer, shard
-from ragops_lab.runtime import ConfigError, RunningApp
+from ragops_lab.runtime.env import ConfigError
+from ragops_lab.runtime.server import RunningApp
 
 SHARD = "shard-2"
 

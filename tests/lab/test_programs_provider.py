@@ -11,7 +11,9 @@ import pytest
 from programs_fakes import capture_log, get, post
 
 from ragops_lab.programs import provider
-from ragops_lab.runtime import ConfigError, HttpResult, RunningApp, http_json
+from ragops_lab.runtime.env import ConfigError
+from ragops_lab.runtime.httpclient import HttpResult, http_json
+from ragops_lab.runtime.server import RunningApp
 
 KEY = "sk-lab-primary"
 AUTH = {"Authorization": f"Bearer {KEY}"}

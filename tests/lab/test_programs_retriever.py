@@ -21,7 +21,9 @@ from programs_fakes import (
 
 from ragops_lab import corpus
 from ragops_lab.programs import retriever, shard
-from ragops_lab.runtime import ConfigError, KubeClient, RunningApp
+from ragops_lab.runtime.env import ConfigError
+from ragops_lab.runtime.kubeapi import KubeClient
+from ragops_lab.runtime.server import RunningApp
 
 QUERY = "kafka consumer lag during rebalance"
 

@@ -21,25 +21,11 @@ from programs_fakes import (
     wait_http,
 )
 
-from ragops_lab.runtime import (
-    App,
-    ConfigError,
-    Gates,
-    HttpError,
-    PodEnv,
-    Request,
-    ResolveError,
-    Response,
-    Router,
-    TtlCache,
-    add_health,
-    enforce_schema_at_start,
-    http_json,
-    ok,
-    resolve_path,
-    service_url,
-    shard_url,
-)
+from ragops_lab.runtime.env import ConfigError, PodEnv, resolve_path
+from ragops_lab.runtime.gates import Gates, enforce_schema_at_start
+from ragops_lab.runtime.httpclient import http_json
+from ragops_lab.runtime.resolve import ResolveError, TtlCache, service_url, shard_url
+from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, ok
 
 
 @pytest.fixture

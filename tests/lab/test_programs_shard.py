@@ -28,7 +28,8 @@ from programs_fakes import (
 
 from ragops_lab import corpus
 from ragops_lab.programs import shard
-from ragops_lab.runtime import ConfigError, PodEnv, RunningApp
+from ragops_lab.runtime.env import ConfigError, PodEnv
+from ragops_lab.runtime.server import RunningApp
 
 SHARD = "shard-2"
 

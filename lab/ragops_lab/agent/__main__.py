@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from ragops_lab.runtime import JsonLog
+from ragops_lab.runtime.log import JsonLog
 
 from .node import AgentConfig, NodeAgent
 

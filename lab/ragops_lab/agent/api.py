@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ragops_lab.clock import rfc3339
-from ragops_lab.runtime import KubeError, Unreachable, http_json
+from ragops_lab.runtime.httpclient import Unreachable, http_json
+from ragops_lab.runtime.kubeapi import KubeError
 
 MERGE_PATCH = "application/merge-patch+json"
 # Cluster-wide collections the agent reads every cycle: (API prefix, plural).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ragops_lab.runtime import KubeError
+from ragops_lab.runtime.kubeapi import KubeError
 
 from .api import Api, canonical, path_of, replacement_patch
 from .pods import Node, PodWorker

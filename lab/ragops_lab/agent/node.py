@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragops_lab.runtime import JsonLog, KubeError
+from ragops_lab.runtime.kubeapi import KubeError
+from ragops_lab.runtime.log import JsonLog
 
 from .api import APPS, CORE, Api, object_path, path_of
 from .kubelet import Kubelet

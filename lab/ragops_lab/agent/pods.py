@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ragops_lab.clock import rfc3339
-from ragops_lab.runtime import JsonLog
+from ragops_lab.runtime.log import JsonLog
 
 from .containers import ContainerRun, backoff_delay
 from .network import PodNetwork

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ragops_lab.runtime import DEFAULT_PORT
+from ragops_lab.runtime.env import DEFAULT_PORT
 
 # The images the lab can "pull": each names a lab program run as `python -m <module>`.
 IMAGE_PROGRAMS: Mapping[str, str] = MappingProxyType({

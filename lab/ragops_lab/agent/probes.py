@@ -8,7 +8,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
-from ragops_lab.runtime import Unreachable, http_json
+from ragops_lab.runtime.httpclient import Unreachable, http_json
 
 # The lab probes at least once a second (a cluster's default is 10 s) and every 0.2 s until the
 # first success, so that start-up and fault symptoms show within a second or two.

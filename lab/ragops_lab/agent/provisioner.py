@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ragops_lab.runtime import JsonLog, KubeError
+from ragops_lab.runtime.kubeapi import KubeError
+from ragops_lab.runtime.log import JsonLog
 
 from .api import CORE, Api
 from .volumes import claim_dir

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ragops_lab.runtime import JsonLog, pod_is_ready
+from ragops_lab.runtime.kubeapi import pod_is_ready
+from ragops_lab.runtime.log import JsonLog
 
 ADDRESS_ANNOTATION = "lab.ragops.io/address"
 # Service addresses live in x.y.255.0/24 of the agent's network; pods get the rest.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragops_lab.clock import micro_time, rfc3339
-from ragops_lab.runtime import KubeError
+from ragops_lab.runtime.kubeapi import KubeError
 
 from .api import CORE, Api
 

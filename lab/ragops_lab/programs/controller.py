@@ -12,25 +12,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ragops_lab.runtime import (
-    App,
-    ConfigError,
-    Gates,
-    JsonLog,
-    KubeClient,
-    KubeError,
-    PodEnv,
-    Router,
-    ServiceResolver,
-    TtlCache,
-    add_health,
-    dependency_status,
-    enforce_schema_at_start,
-    main_guard,
-    ok,
-    read_schema_version,
-    run_app,
-)
+from ragops_lab.runtime.env import ConfigError, PodEnv
+from ragops_lab.runtime.gates import Gates, dependency_status, enforce_schema_at_start, read_schema_version
+from ragops_lab.runtime.kubeapi import KubeClient, KubeError
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.resolve import ServiceResolver, TtlCache
+from ragops_lab.runtime.server import App, Router, add_health, main_guard, ok, run_app
 
 STATUS_TTL_SECONDS = 1.0
 

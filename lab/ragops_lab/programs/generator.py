@@ -24,38 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragops_lab.runtime import (
-    App,
-    ConfigError,
-    Gates,
-    HttpError,
-    JsonLog,
-    KubeClient,
-    KubeError,
-    PodEnv,
-    Request,
-    ResolveError,
-    Response,
-    Router,
-    ServiceResolver,
-    TtlCache,
-    Unreachable,
-    add_health,
-    dependency_status,
-    enforce_schema_at_start,
-    env_bool,
-    env_choice,
-    env_float,
-    env_int,
-    env_str,
-    error_text,
-    http_json,
-    main_guard,
-    ok,
-    resolve_path,
-    run_app,
-    utc_now,
-)
+from ragops_lab.clock import utc_now
+from ragops_lab.runtime.env import ConfigError, PodEnv, env_bool, env_choice, env_float, env_int, env_str, resolve_path
+from ragops_lab.runtime.gates import Gates, dependency_status, enforce_schema_at_start
+from ragops_lab.runtime.httpclient import Unreachable, error_text, http_json
+from ragops_lab.runtime.kubeapi import KubeClient, KubeError
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.resolve import ResolveError, ServiceResolver, TtlCache
+from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, main_guard, ok, run_app
 
 FALLBACK_MODES = ("off", "cache", "refuse")
 FLAG_KEYS = ("PROVIDER", "FALLBACK_MODE", "THROTTLE_RPS", "MAX_CONCURRENCY", "LONG_REQUEST_QUEUE",

@@ -16,32 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragops_lab import corpus
-from ragops_lab.runtime import (
-    DEFAULT_SHARD_URL_TEMPLATE,
-    App,
-    ConfigError,
-    HttpError,
-    JsonLog,
-    KubeClient,
-    PodEnv,
-    Request,
-    ResolveError,
-    Response,
-    Router,
-    Unreachable,
-    add_health,
-    env_int,
-    env_str,
-    error_text,
-    http_json,
-    main_guard,
-    ok,
-    parse_time,
-    run_app,
-    service_url,
-    shard_url,
-    utc_now,
-)
+from ragops_lab.clock import utc_now
+from ragops_lab.runtime.env import ConfigError, PodEnv, env_int, env_str, parse_time
+from ragops_lab.runtime.httpclient import Unreachable, error_text, http_json
+from ragops_lab.runtime.kubeapi import KubeClient
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.resolve import DEFAULT_SHARD_URL_TEMPLATE, ResolveError, service_url, shard_url
+from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, main_guard, ok, run_app
 
 Progress = Callable[[int, int], None]
 

@@ -15,18 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ragops_lab.runtime import (
-    ConfigError,
-    JsonLog,
-    KubeClient,
-    KubeError,
-    PodEnv,
-    env_float,
-    env_int,
-    env_str,
-    main_guard,
-    utc_now,
-)
+from ragops_lab.clock import utc_now
+from ragops_lab.runtime.env import ConfigError, PodEnv, env_float, env_int, env_str
+from ragops_lab.runtime.kubeapi import KubeClient, KubeError
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.server import main_guard
 
 
 class MigrationFailed(RuntimeError):

@@ -18,23 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ragops_lab.runtime import (
-    App,
-    HttpError,
-    JsonLog,
-    PodEnv,
-    Request,
-    Response,
-    Router,
-    add_health,
-    env_choice,
-    env_float,
-    env_int,
-    env_str,
-    main_guard,
-    ok,
-    run_app,
-)
+from ragops_lab.runtime.env import PodEnv, env_choice, env_float, env_int, env_str
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, main_guard, ok, run_app
 
 OUTAGE_MODES = ("none", "503", "429", "401", "hang", "degraded")
 CONTEXT_LINE = re.compile(r"\[(doc-\d{5})\]\s*([^\n\[]*)")

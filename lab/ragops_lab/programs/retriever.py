@@ -16,36 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ragops_lab.runtime import (
-    DEFAULT_SHARD_URL_TEMPLATE,
-    App,
-    ConfigError,
-    Gates,
-    HttpError,
-    JsonLog,
-    KubeClient,
-    KubeError,
-    PodEnv,
-    Request,
-    ResolveError,
-    Response,
-    Router,
-    ServiceResolver,
-    TtlCache,
-    Unreachable,
-    add_health,
-    dependency_status,
-    enforce_schema_at_start,
-    env_float,
-    env_list,
-    env_str,
-    error_text,
-    http_json,
-    main_guard,
-    ok,
-    run_app,
-    shard_url,
-)
+from ragops_lab.runtime.env import ConfigError, PodEnv, env_float, env_list, env_str
+from ragops_lab.runtime.gates import Gates, dependency_status, enforce_schema_at_start
+from ragops_lab.runtime.httpclient import Unreachable, error_text, http_json
+from ragops_lab.runtime.kubeapi import KubeClient, KubeError
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.resolve import DEFAULT_SHARD_URL_TEMPLATE, ResolveError, ServiceResolver, TtlCache, shard_url
+from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, main_guard, ok, run_app
 
 STATES = ("serving", "quarantined", "restoring", "validating")
 DEFAULT_SHARDS = "shard-0,shard-1,shard-2,shard-3"

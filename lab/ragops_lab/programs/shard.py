@@ -22,26 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ragops_lab import corpus
-from ragops_lab.runtime import (
-    App,
-    ConfigError,
-    HttpError,
-    JsonLog,
-    PodEnv,
-    Request,
-    Response,
-    Router,
-    add_health,
-    env_bool,
-    env_choice,
-    env_float,
-    env_str,
-    main_guard,
-    ok,
-    resolve_path,
-    run_app,
-    utc_now,
-)
+from ragops_lab.clock import utc_now
+from ragops_lab.runtime.env import ConfigError, PodEnv, env_bool, env_choice, env_float, env_str, resolve_path
+from ragops_lab.runtime.log import JsonLog
+from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, main_guard, ok, run_app
 
 INDEX_DIR = "index"
 MANIFEST = "checksums.json"

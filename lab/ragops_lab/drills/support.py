@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from ragops_lab import stack
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import KubeError
+from ragops_lab.runtime.kubeapi import KubeError
 from ragops_lab.services import LabError
 from ragops_lab.timeline import Timeline
 

@@ -16,9 +16,9 @@ from typing import TextIO
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import CORE, object_path
-from ragops_lab.drill_support import failure_message, incident_id, run_drill, run_playbook
+from ragops_lab.drills.support import failure_message, incident_id, run_drill, run_playbook
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import Unreachable
+from ragops_lab.runtime.httpclient import Unreachable
 from ragops_lab.services import LabError
 from ragops_lab.timeline import Timeline
 

@@ -24,9 +24,10 @@ from typing import Any, TextIO
 
 import yaml
 
-from ragops_lab import corpus, drill_support, faults, stack
+from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import BATCH, CORE
-from ragops_lab.drill_support import failure_message, run_drill
+from ragops_lab.drills import support
+from ragops_lab.drills.support import failure_message, run_drill
 from ragops_lab.lab import Lab
 from ragops_lab.programs import shard as shard_program
 from ragops_lab.services import LabError
@@ -69,14 +70,14 @@ def describe_search(result: Obj, expected: list[str]) -> str:
 
 def run_playbook(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) -> subprocess.CompletedProcess[str]:
     extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason}
-    return drill_support.run_playbook(lab, drill.playbook, extra_vars, log_file)
+    return support.run_playbook(lab, drill.playbook, extra_vars, log_file)
 
 
 def run_recovery(lab: Lab, drill: ShardDrill, incident_id: str, log_file: Path) -> subprocess.CompletedProcess[str]:
     """The Scenario A playbook with the timeline callback; reports under the lab's drill folder."""
     out_dir = lab.paths.root / "drill"
     extra_vars = {"target": "rag-lab", "shard": drill.shard, "incident_id": incident_id, "reason": drill.reason}
-    return drill_support.run_playbook(lab, RECOVERY_PLAYBOOK, extra_vars, log_file, out_dir / "timeline",
+    return support.run_playbook(lab, RECOVERY_PLAYBOOK, extra_vars, log_file, out_dir / "timeline",
                                       env={"RAGOPS_REPORT_DIR": str(out_dir / "reports")})
 
 

@@ -26,9 +26,9 @@ import yaml
 
 from ragops_lab import corpus, faults, stack
 from ragops_lab.agent.api import APPS, object_path
-from ragops_lab.drill_support import incident_id, run_drill, run_playbook
+from ragops_lab.drills.support import incident_id, run_drill, run_playbook
 from ragops_lab.lab import Lab
-from ragops_lab.runtime import Unreachable
+from ragops_lab.runtime.httpclient import Unreachable
 from ragops_lab.services import LabError
 from ragops_lab.timeline import Timeline
 

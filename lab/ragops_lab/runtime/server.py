@@ -1,0 +1,230 @@
+"""HTTP serving for the lab programs: routing, the health endpoints every program has, a threaded
+server and a graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ragops_lab.runtime.env import ConfigError, PodEnv
+from ragops_lab.runtime.log import JsonLog
+
+SHUTDOWN_POLL_SECONDS = 0.05
+
+
+class HttpError(Exception):
+    """Raised by a route handler to answer with an error status and a JSON body."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body if isinstance(body, dict) else {"error": str(body)}
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object; a 400 for anything else."""
+        try:
+            parsed = json.loads(self.body or b"{}")
+        except ValueError as exc:
+            raise HttpError(400, f"request body is not JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise HttpError(400, "request body must be a JSON object")
+        return parsed
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def ok(body: Any, status: int = 200, **headers: str) -> Response:
+    return Response(status, body, {k.replace("_", "-"): v for k, v in headers.items()})
+
+
+Handler = Callable[[Request], Response]
+
+
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class Router:
+    """Method + path routing with `{name}` path parameters."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> Router:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        self._routes.append((method, re.compile(f"^{regex}$"), handler))
+        return self
+
+    def dispatch(self, request: Request) -> Response:
+        allowed = False
+        for method, regex, handler in self._routes:
+            match = regex.match(request.path)
+            if not match:
+                continue
+            if method != request.method:
+                allowed = True
+                continue
+            return handler(replace(request, params=match.groupdict()))
+        raise HttpError(405 if allowed else 404, f"no route for {request.method} {request.path}")
+
+
+def add_health(router: Router, readiness: Readiness) -> Router:
+    """The liveness and readiness endpoints every lab program serves."""
+
+    def readyz(_: Request) -> Response:
+        ready, detail = readiness()
+        return Response(200 if ready else 503, {"ready": ready, **detail})
+
+    router.add("GET", "/healthz", lambda _: ok({"status": "ok"}))
+    return router.add("GET", "/readyz", readyz)
+
+
+@dataclass
+class App:
+    """A program's HTTP surface plus the background loops that run beside it."""
+
+    name: str
+    router: Router
+    log: JsonLog
+    stopping: threading.Event = field(default_factory=threading.Event)
+    background: Sequence[Callable[[threading.Event], None]] = ()
+
+
+def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            parts = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            request = Request(
+                method=self.command,
+                path=parts.path,
+                query=dict(urllib.parse.parse_qsl(parts.query)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=self.rfile.read(length) if length else b"",
+            )
+            self._send(_dispatch(app, request))
+
+        def _send(self, response: Response) -> None:
+            payload = json.dumps(response.body).encode()
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            try:
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                app.log.warning("client_went_away", path=self.path)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Access logs stay out of the pod log; programs log the events that matter."""
+
+    return Handler
+
+
+def _dispatch(app: App, request: Request) -> Response:
+    try:
+        return app.router.dispatch(request)
+    except HttpError as err:
+        return Response(err.status, err.body, err.headers)
+    except Exception as exc:  # a handler bug must become a logged 500, not a dead connection
+        app.log.error("request_failed", method=request.method, path=request.path, error=repr(exc))
+        return Response(500, {"error": f"internal error: {exc}"})
+
+
+class _Server(ThreadingHTTPServer):
+    # The default accept queue of 5 overflows when a caller fans out dozens of queries at once,
+    # which a real service's listen backlog would absorb.
+    request_queue_size = 128
+
+
+class RunningApp:
+    """An App served on a background thread; used by `run_app` and by tests."""
+
+    def __init__(self, app: App, host: str, port: int) -> None:
+        self.app = app
+        self.server = _Server((host, port), _handler_class(app))
+        self.server.daemon_threads = True
+        self.host = host
+        self.port = int(self.server.server_address[1])
+        # a short poll keeps shutdown (SIGTERM, tests) quick; the cost is a few idle wake-ups a second
+        serve = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,),
+                                 name=f"{app.name}-http", daemon=True)
+        self._threads = [serve]
+        self._threads += [
+            threading.Thread(target=loop, args=(app.stopping,), name=f"{app.name}-bg", daemon=True)
+            for loop in app.background
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.app.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+def run_app(app: App, pod: PodEnv) -> int:
+    """Serve until SIGTERM or SIGINT, then stop gracefully; returns the exit code."""
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        running = RunningApp(app, pod.ip, pod.port)
+    except OSError as exc:
+        app.log.error("bind_failed", address=f"{pod.ip}:{pod.port}", error=str(exc))
+        return 1
+    app.log.info("listening", address=f"{pod.ip}:{pod.port}", pod=pod.name, namespace=pod.namespace)
+    stop_requested.wait()
+    app.log.info("stopping", reason="signal")
+    running.stop()
+    app.log.info("stopped")
+    return 0
+
+
+def main_guard(program: str, body: Callable[[], int]) -> int:
+    """Run a program's main body, turning configuration errors into a clear log line and exit 2."""
+    try:
+        return body()
+    except ConfigError as exc:
+        JsonLog(program).error("invalid_config", error=str(exc))
+        return 2
