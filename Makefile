@@ -30,8 +30,10 @@ venv: $(STAMP) $(COLLECTION_LINK)
 
 lint: ruff mypy ansible-lint
 
+# The collection's code (plugins/, tests/unit/) is kept in ruff format's layout at 88 columns.
 ruff: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check plugins tests/unit
 
 mypy: venv
 	cd build/collections && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p ansible_collections.ragops.recovery.plugins

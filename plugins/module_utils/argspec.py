@@ -1,11 +1,12 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Argument specs as objects, and the option groups the modules share, each defined once.
+"""Argument specs as objects, and the option groups of the modules, each defined once.
 
 A module's :func:`argument_spec` returns an :class:`ArgumentSpec`: its own options, the
 constraints between them and the names of the shared groups it takes.  Every group in
-:data:`OPTION_GROUPS` is documented by exactly one doc fragment (``OptionGroup.fragment``);
-a unit test checks that each module extends the fragments of the groups it declares.
+:data:`OPTION_GROUPS` is documented by exactly one doc fragment
+(``OptionGroup.fragment``); a unit test checks that each module extends the fragments of
+the groups it declares.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class ArgumentSpec:
     required_if: Rules = field(default_factory=list)
 
     def merge(self, other: ArgumentSpec) -> ArgumentSpec:
-        """A new spec with the options and constraints of both; ``other`` wins on a name."""
+        """A spec with the options and constraints of both; ``other`` wins a name."""
         merged = ArgumentSpec(
             dict(self.options, **other.options), (*self.groups, *other.groups)
         )
@@ -50,7 +51,7 @@ class ArgumentSpec:
         return merged
 
     def expanded(self) -> ArgumentSpec:
-        """This spec merged into the specs of its groups: what the module really takes."""
+        """This spec merged into its groups' specs: what the module really takes."""
         full = ArgumentSpec()
         for name in self.groups:
             full = full.merge(OPTION_GROUPS[name].build())
@@ -60,7 +61,7 @@ class ArgumentSpec:
         return [getattr(self, name) for name in CONSTRAINTS]
 
     def module_kwargs(self) -> t.Dict[str, t.Any]:
-        """Keyword arguments for ``AnsibleModule``; empty constraint lists are left out."""
+        """Keyword arguments for ``AnsibleModule``, without empty constraint lists."""
         kwargs: t.Dict[str, t.Any] = {"argument_spec": self.options}
         kwargs.update(
             (name, rules) for name, rules in zip(CONSTRAINTS, self.rules()) if rules
@@ -82,7 +83,8 @@ def from_params(cls: t.Type[T], params: t.Mapping[str, t.Any], **given: t.Any) -
 
 @dataclass(frozen=True)
 class OptionGroup:
-    """A shared option group: how to build its spec and the doc fragment that documents it.
+    """A shared option group: how to build its spec and the doc fragment that documents
+    it.
 
     ``libraries`` are the third-party imports every module of the group needs.  The
     ``k8s`` and ``s3`` groups have none here: their clients are made, and their
@@ -95,12 +97,14 @@ class OptionGroup:
 
 
 def env(*names: str) -> t.Tuple[t.Any, t.List[str]]:
-    """An option's ``fallback``: the first of the environment variables ``names`` set."""
+    """An option's ``fallback``: the first of the environment variables ``names``
+    set."""
     return (env_fallback, list(names))
 
 
 def k8s_auth() -> ArgumentSpec:
-    """Kubernetes connection options, with the ``K8S_AUTH_*`` fallbacks of kubernetes.core."""
+    """Kubernetes connection options, with the ``K8S_AUTH_*`` fallbacks of
+    kubernetes.core."""
     path = {"type": "path"}
     return ArgumentSpec(
         {

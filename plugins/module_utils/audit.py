@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Who changed something and when, as written into the objects the collection changes."""
+"""Who changed something and when, as written into the objects the collection
+changes."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ def utc_now() -> datetime:
 
 
 def timestamp(moment: datetime | None = None) -> str:
-    """``moment`` (by default now) as RFC 3339 UTC with second precision, as Kubernetes writes it."""
+    """``moment`` (by default now) as RFC 3339 UTC with second precision, as
+    Kubernetes writes it."""
     return (moment or utc_now()).astimezone(timezone.utc).strftime(RFC3339)
 
 
 def default_actor() -> str:
-    """``user@host`` of the process running the module; only ``host`` when the user has no name."""
+    """``user@host`` of the process running the module; only ``host`` when the user
+    has no name."""
     host = socket.gethostname()
     try:
         return "%s@%s" % (getpass.getuser(), host)

@@ -1,6 +1,6 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The module wrapper: shared option groups, their clients, library checks, one error path.
+"""The module wrapper: option groups, their clients, library checks, one error path.
 
 A module is an :class:`~.argspec.ArgumentSpec` and a ``run_module(module) -> dict``::
 
@@ -31,7 +31,7 @@ Libraries = t.Mapping[str, t.Optional[BaseException]]
 
 
 def require(requirement: str, error: BaseException | None) -> None:
-    """Raise the failure that names a missing Python library, if ``error`` says it is."""
+    """Raise the failure naming a missing Python library if ``error`` says it is."""
     if error is not None:
         raise RecoveryError(
             missing_required_lib(requirement),
@@ -42,7 +42,7 @@ def require(requirement: str, error: BaseException | None) -> None:
 
 @contextlib.contextmanager
 def recovery_errors(module: AnsibleModule) -> t.Iterator[None]:
-    """Turn a domain exception raised inside the block into the module's one ``fail_json``."""
+    """Turn a domain exception raised in the block into the one ``fail_json``."""
     try:
         yield
     except RecoveryError as error:
@@ -91,7 +91,7 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
         return Waiter(timeout, params["wait_sleep"], clock or Clock())
 
     def k8s_client(self) -> K8sClient:
-        """The Kubernetes client of the ``k8s`` group's options, connected on first use."""
+        """The Kubernetes client of the ``k8s`` group's options, made on first use."""
         if self._k8s is None:
             # Imported here: the kubernetes package takes half a second to import, and
             # modules of the k8s group may need the API only for some of their options.
@@ -104,7 +104,8 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
     def s3_store(
         self, bucket: str | None = None, transfer: Transfer | None = None
     ) -> S3Store:
-        """An S3 store on ``bucket`` (the ``bucket`` option by default), from the ``s3`` group."""
+        """An S3 store on ``bucket`` (the ``bucket`` option by default), from the
+        ``s3`` group."""
         # Imported here for the same reason as kubernetes: boto3 is slow to import.
         from .snapshots import s3
 

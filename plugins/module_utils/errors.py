@@ -60,7 +60,8 @@ class ResourceTimeout(RecoveryError):
 
 
 class ApiError(RecoveryError):
-    """The Kubernetes or S3 API answered with an error (or could not be reached: status 0)."""
+    """The Kubernetes or S3 API answered with an error (or could not be reached:
+    status 0)."""
 
     RESULT_FIELDS = ("status", "attempts")
 
@@ -103,7 +104,8 @@ class GoldenSetInvalid(RecoveryError):
 
 
 class ValidationFailed(RecoveryError):
-    """The golden-query gate judged the system not fit to serve (or to take traffic back)."""
+    """The golden-query gate judged the system not fit to serve (or to take traffic
+    back)."""
 
 
 class DependencyCycle(RecoveryError):

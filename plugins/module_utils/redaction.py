@@ -1,10 +1,11 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Secrets kept out of results and messages: the one place that knows what a secret looks like.
+"""Secrets kept out of results and messages: the one place that knows what a secret
+looks like.
 
-API error bodies, connection errors and provider answers pass through :func:`scrub` before
-they reach a result, so a token, a password, a presigned URL's signature or a key the caller
-knows about is never shown.
+API error bodies, connection errors and provider answers pass through :func:`scrub`
+before they reach a result, so a token, a password, a presigned URL's signature or a key
+the caller knows about is never shown.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ SIGNED_QUERY = re.compile(
 
 
 def scrub(text: str, secrets: t.Iterable[str | None] = ()) -> str:
-    """``text`` with signatures, credential-like values and the given ``secrets`` redacted."""
+    """``text`` with signatures, credential-like values and the given ``secrets``
+    redacted."""
     text = SIGNED_QUERY.sub(lambda match: match.group(1) + REDACTED, text)
     text = CREDENTIAL.sub(lambda match: match.group(1) + REDACTED, text)
     for secret in secrets:

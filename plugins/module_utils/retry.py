@@ -35,7 +35,8 @@ class RetryPolicy:
     statuses: t.FrozenSet[int] = field(default=RETRYABLE_STATUSES)
 
     def should_retry(self, status: int, attempt: int, idempotent: bool) -> bool:
-        """Whether failed attempt number ``attempt`` (1-based) is followed by another."""
+        """Whether failed attempt number ``attempt`` (1-based) is followed by
+        another."""
         if attempt >= self.attempts:
             return False
         if status == THROTTLED:
@@ -45,7 +46,8 @@ class RetryPolicy:
     def delay(
         self, attempt: int, retry_after: float | None, rand: t.Callable[[], float]
     ) -> float:
-        """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
+        """Full-jitter exponential backoff, never shorter than the server's
+        Retry-After."""
         ceiling: float = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         jittered: float = ceiling * rand()
         if retry_after is not None:
@@ -55,7 +57,8 @@ class RetryPolicy:
 
 @dataclass
 class Retrier:
-    """Runs calls under a :class:`RetryPolicy` with an injectable sleep and randomness."""
+    """Runs calls under a :class:`RetryPolicy` with an injectable sleep and
+    randomness."""
 
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: t.Callable[[float], None] = time.sleep

@@ -34,5 +34,6 @@ def load(text: str) -> t.Any:
 
 
 def dump(document: t.Any, **options: t.Any) -> str:
-    """``document`` as block-style YAML; ``options`` as ``yaml.safe_dump`` takes them."""
+    """``document`` as block-style YAML; ``options`` as ``yaml.safe_dump`` takes
+    them."""
     return t.cast(str, yaml.safe_dump(document, **options))

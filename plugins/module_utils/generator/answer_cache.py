@@ -1,9 +1,10 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The generator's answer cache: known query ids and their answers, one ConfigMap key per qid.
+"""The generator's answer cache: known query ids and their answers, one ConfigMap key
+per qid.
 
-Values are JSON ``{"answer": text, "citations": [doc ids]}``, the format the generator reads in
-``cache`` fallback mode (see docs/provider-outage.md).
+Values are JSON ``{"answer": text, "citations": [doc ids]}``, the format the generator
+reads in ``cache`` fallback mode (see docs/provider-outage.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ Obj = t.Dict[str, t.Any]
 
 
 def load_answers(path: str) -> t.Dict[str, t.Any]:
-    """A JSON or YAML file mapping qid to an answer (text, or ``{"answer", "citations"}``)."""
+    """A JSON or YAML file mapping qid to an answer (text, or ``{"answer",
+    "citations"}``)."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -64,7 +66,8 @@ def _yaml(text: str, path: str) -> t.Any:
 def cache_data(
     answers: t.Mapping[str, t.Any], qids: t.Sequence[str] = ()
 ) -> t.Dict[str, str]:
-    """ConfigMap data for ``answers`` (only ``qids`` when given); every problem reported at once."""
+    """ConfigMap data for ``answers`` (only ``qids`` when given); every problem
+    reported at once."""
     problems = [qid for qid in qids if qid not in answers]
     data: t.Dict[str, str] = {}
     for qid, answer in answers.items():
@@ -101,7 +104,8 @@ def write_cache(
     data: t.Dict[str, str],
     check_mode: bool,
 ) -> t.Tuple[bool, t.Dict[str, str]]:
-    """Create or update the cache ConfigMap to hold exactly ``data``; whether it changed and what it held."""
+    """Create or update the cache ConfigMap to hold exactly ``data``; whether it
+    changed and what it held."""
     ref = Ref("ConfigMap", name, namespace)
     current = client.get_or_none(ref)
     if current is None:

@@ -1,12 +1,14 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The generator's flags (provider, weights, fallback, throttle): pure planning of a change.
+"""The generator's flags (provider, weights, fallback, throttle): pure planning of a
+change.
 
-A flag lives either in an env var of the generator Deployment's container or in a key of a flags
-ConfigMap.  Before the first change of a flag group, its values are recorded in an annotation
-(``ragops.io/previous-<group>``) on the object that holds the flags, so that ``state: restored``
-puts them back; once the flags are back at those values the annotation is removed.  Values that
-come from a Secret are never copied: they are recorded as the reference and shown as ``<secret>``.
+A flag lives either in an env var of the generator Deployment's container or in a key of
+a flags ConfigMap.  Before the first change of a flag group, its values are recorded in
+an annotation (``ragops.io/previous-<group>``) on the object that holds the flags, so
+that ``state: restored`` puts them back; once the flags are back at those values the
+annotation is removed.  Values that come from a Secret are never copied: they are
+recorded as the reference and shown as ``<secret>``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ Obj = t.Dict[str, t.Any]
 
 @dataclass(frozen=True)
 class FlagPlan:
-    """The object with the flags changed, the flags before and after, and what was recorded."""
+    """The object with the flags changed, the flags before and after, and what was
+    recorded."""
 
     obj: Obj
     before: t.Dict[str, Value]
@@ -90,7 +93,8 @@ def read_env(
 def write_env(
     deployment: Obj, container: str | None, desired: t.Mapping[str, Value]
 ) -> None:
-    """Set (or remove, for ``None``) env vars in place, keeping the order of the others."""
+    """Set (or remove, for ``None``) env vars in place, keeping the order of the
+    others."""
     target = container_of(deployment, container)
     removed = {name for name, value in desired.items() if value is None}
     env: t.List[Obj] = [
@@ -133,7 +137,8 @@ def write_data(configmap: Obj, desired: t.Mapping[str, Value]) -> None:
 
 
 def recorded(obj: Obj, group: str) -> t.Dict[str, Value] | None:
-    """The values recorded before the group's first change, or ``None`` when there are none."""
+    """The values recorded before the group's first change, or ``None`` when there
+    are none."""
     text = (obj.get("metadata", {}).get("annotations") or {}).get(annotation_key(group))
     if text is None:
         return None
@@ -155,7 +160,8 @@ def recorded(obj: Obj, group: str) -> t.Dict[str, Value] | None:
 def _record(
     obj: Obj, group: str, previous: t.Mapping[str, Value], after: t.Mapping[str, Value]
 ) -> None:
-    """Keep ``previous`` in the annotation, or drop it once the flags are back at those values."""
+    """Keep ``previous`` in the annotation, or drop it once the flags are back at
+    those values."""
     meta = obj.setdefault("metadata", {})
     annotations = dict(meta.get("annotations") or {})
     back = set(previous) <= set(after) and all(
@@ -183,8 +189,9 @@ def plan(
 ) -> FlagPlan:
     """``obj`` (a Deployment, or a flags ConfigMap) with ``desired`` set.
 
-    The values before the group's first change stay recorded; nothing is written when the flags
-    already have the desired values.  The flags named in ``report`` are read (and reported) too.
+    The values before the group's first change stay recorded; nothing is written when
+    the flags already have the desired values.  The flags named in ``report`` are read
+    (and reported) too.
     """
     is_configmap = obj.get("kind") == "ConfigMap"
     names = [*report, *(name for name in desired if name not in report)]
@@ -204,7 +211,8 @@ def plan(
 
 
 def restore_values(obj: Obj, group: str) -> t.Dict[str, Value]:
-    """What ``state: restored`` sets: the recorded values, or nothing when none were recorded."""
+    """What ``state: restored`` sets: the recorded values, or nothing when none were
+    recorded."""
     return dict(recorded(obj, group) or {})
 
 

@@ -1,9 +1,11 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Changing the generator's flags in the cluster: one read-modify-write, then the rollout wait.
+"""Changing the generator's flags in the cluster: one read-modify-write, then the
+rollout wait.
 
-Shared by ``provider_switch``, ``generator_fallback`` and ``traffic_throttle``; their options are
-the ``generator`` group of ``options.py`` (doc fragment ``ragops.recovery.generator``).
+Shared by ``provider_switch``, ``generator_fallback`` and ``traffic_throttle``; their
+options are the ``generator`` group of ``options.py`` (doc fragment
+``ragops.recovery.generator``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ Obj = t.Dict[str, t.Any]
 
 @dataclass(frozen=True)
 class FlagTarget:
-    """The generator Deployment, and the flags ConfigMap when the flags live there instead of in env."""
+    """The generator Deployment, and the flags ConfigMap when the flags live there
+    instead of in env."""
 
     namespace: str
     deployment: str = "generator"
@@ -58,7 +61,8 @@ class WaitOptions:
 
 @dataclass
 class FlagOutcome:
-    """What a change did: the flags before and after (as they may be shown) and the rollout wait."""
+    """What a change did: the flags before and after (as they may be shown) and the
+    rollout wait."""
 
     changed: bool
     before: t.Dict[str, str | None]
@@ -85,7 +89,8 @@ class FlagChange:
     """A change of one group of flags, as a module asks for it.
 
     ``desired`` is set, or with ``restore`` the values recorded before the first change;
-    the flags named in ``report`` are reported before and after even when they do not change.
+    the flags named in ``report`` are reported before and after even when they do not
+    change.
     """
 
     target: FlagTarget
@@ -159,7 +164,8 @@ def wait_rollout(client: K8sClient, target: FlagTarget, wait: WaitOptions) -> fl
         "the rollout of %s" % ref,
         lambda: client.get(ref),
         deployment_ready,
-        next_step="kubectl -n %s rollout status deployment/%s; kubectl -n %s describe pods "
+        next_step="kubectl -n %s rollout status deployment/%s; kubectl -n %s describe "
+        "pods "
         "-l app.kubernetes.io/name=%s"
         % (target.namespace, target.deployment, target.namespace, target.deployment),
     )

@@ -1,10 +1,12 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""LLM provider health: probing an OpenAI-compatible API and classifying what it answered.
+"""LLM provider health: probing an OpenAI-compatible API and classifying what it
+answered.
 
-:func:`classify` is pure (probe results in, a verdict out) so that every outage kind can be tested
-without a network; :func:`probe_provider` does the HTTP work with ``open_url``.  The API key is only
-ever put into the ``Authorization`` header; nothing here returns or logs it.
+:func:`classify` is pure (probe results in, a verdict out) so that every outage kind can
+be tested without a network; :func:`probe_provider` does the HTTP work with
+``open_url``.  The API key is only ever put into the ``Authorization`` header; nothing
+here returns or logs it.
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ RATE_LIMITED = "rate_limited"
 AUTH_FAILURE = "auth_failure"
 OUTAGE = "outage"
 STATES = (HEALTHY, DEGRADED, RATE_LIMITED, AUTH_FAILURE, OUTAGE)
-# Worst first: a rejected key is the most specific finding, a slow but correct answer the mildest.
+# Worst first: a rejected key is the most specific finding, a slow but correct answer
+# the mildest.
 SEVERITY = (AUTH_FAILURE, RATE_LIMITED, OUTAGE, DEGRADED, HEALTHY)
 SNIPPET = 200
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One request to the provider: its HTTP status (``None`` when none came) and how long it took."""
+    """One request to the provider: its HTTP status (``None`` when none came) and how
+    long it took."""
 
     check: str
     status: int | None
@@ -125,7 +129,8 @@ def probe_state(probe: Probe, slow_after: float) -> t.Tuple[str, str]:
 
 
 def classify(probes: t.Sequence[Probe], slow_after: float) -> Verdict:
-    """The worst state any probe points to; :data:`OUTAGE` when there are no probes at all."""
+    """The worst state any probe points to; :data:`OUTAGE` when there are no probes
+    at all."""
     if not probes:
         return Verdict(OUTAGE, "no check was run")
     states = [probe_state(probe, slow_after) for probe in probes]
@@ -237,8 +242,9 @@ def _snippet(payload: bytes) -> str:
 
 
 def probe_provider(endpoint: Endpoint, checks: t.Sequence[str]) -> t.List[Probe]:
-    """Run ``checks`` (``models``, ``completion``) in order; stop after one that got no answer at all,
-    since a provider that hangs would only make each further check wait its whole timeout."""
+    """Run ``checks`` (``models``, ``completion``) in order; stop after one that got
+    no answer at all, since a provider that hangs would only make each further check
+    wait its whole timeout."""
     probes: t.List[Probe] = []
     for check in checks:
         if check == "models":
@@ -257,7 +263,8 @@ def probe_provider(endpoint: Endpoint, checks: t.Sequence[str]) -> t.List[Probe]
 
 
 def read_api_key(client: K8sClient, namespace: str, name: str, key: str) -> str:
-    """One key of a Secret, decoded; the failure names the Secret and key, never a value."""
+    """One key of a Secret, decoded; the failure names the Secret and key, never a
+    value."""
     secret = client.get(Ref("Secret", name, namespace))
     encoded = (secret.get("data") or {}).get(key)
     where = "Secret %s/%s" % (namespace, name)
@@ -266,7 +273,8 @@ def read_api_key(client: K8sClient, namespace: str, name: str, key: str) -> str:
             "Failed to read the API key: %s has no key %s" % (where, key),
             resource=where,
             reason="missing key",
-            next_step="Check api_key_secret.key against: kubectl -n %s get secret %s -o "
+            next_step="Check api_key_secret.key against: kubectl -n %s get secret %s "
+            "-o "
             "jsonpath='{.data}' | jq keys" % (namespace, name),
         )
     try:
@@ -294,7 +302,8 @@ def report(name: str, endpoint: Endpoint, verdict: Verdict) -> t.Dict[str, t.Any
 
 
 def unhealthy_error(provider: t.Mapping[str, t.Any]) -> RecoveryError:
-    """The failure of a check that required a healthy provider; the report is kept in it."""
+    """The failure of a check that required a healthy provider; the report is kept in
+    it."""
     return RecoveryError(
         "Provider %s is not healthy: %s (%s)"
         % (provider["name"], provider["state"], provider["reason"]),

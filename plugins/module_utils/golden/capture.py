@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Capture: record a healthy system's current answers as the golden set's baseline.
 
-The captured file is the golden set as read, with each run query's ranked ids and scores under
-``baseline``, the cutoff ``k`` and the set's baseline metrics.  It carries no timestamp, so
-capturing an unchanged system again leaves the file unchanged.
+The captured file is the golden set as read, with each run query's ranked ids and scores
+under ``baseline``, the cutoff ``k`` and the set's baseline metrics.  It carries no
+timestamp, so capturing an unchanged system again leaves the file unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from .files import read_or_empty, write_atomically
 from .goldenset import GoldenSet, dump_yaml, parse_golden_set
 from .metrics import BASELINE_METRICS
 
-HEADER = "# Golden set; baseline recorded by ragops.recovery.golden_validate (mode=capture).\n"
+HEADER = (
+    "# Golden set; baseline recorded by ragops.recovery.golden_validate "
+    "(mode=capture).\n"
+)
 
 
 def refuse_unhealthy(results: t.Sequence[QueryResult]) -> None:
@@ -29,10 +32,11 @@ def refuse_unhealthy(results: t.Sequence[QueryResult]) -> None:
             "%s: %s" % (r.query.qid, r.answer.error or "no results") for r in bad[:5]
         )
         raise RecoveryError(
-            "Refusing to record a baseline: %d of %d queries failed or came back empty (%s)"
-            % (len(bad), len(results), examples),
+            "Refusing to record a baseline: %d of %d queries failed or came back empty "
+            "(%s)" % (len(bad), len(results), examples),
             resource="baseline",
-            next_step="Capture from a healthy system, or leave those queries out with qids.",
+            next_step="Capture from a healthy system, or leave those queries out with "
+            "qids.",
         )
 
 
@@ -43,7 +47,8 @@ def captured_document(
     expected_top: int,
     min_recall: float,
 ) -> t.Dict[str, t.Any]:
-    """The golden set document with the answers in ``results`` recorded as its baseline."""
+    """The golden set document with the answers in ``results`` recorded as its
+    baseline."""
     by_qid = {r.query.qid: r for r in results}
     document = copy.deepcopy(dict(golden.document))
     for entry in document.get("queries") or []:
@@ -64,7 +69,8 @@ def captured_document(
         if query.qid in by_qid
     ]
     summary = aggregate(rescored, min_recall)
-    # rank_agreement against the answers just recorded is 1 by construction: not a baseline.
+    # rank_agreement against the answers just recorded is 1 by construction: not a
+    # baseline.
     document["baseline"] = {
         name: round(t.cast(float, summary[name]), 4)
         for name in BASELINE_METRICS
@@ -78,7 +84,8 @@ def render(document: t.Mapping[str, t.Any]) -> str:
 
 
 def write_if_changed(path: str, text: str, check_mode: bool) -> t.Tuple[bool, str]:
-    """Write ``text`` to ``path`` unless it is already there; (changed, previous text)."""
+    """Write ``text`` to ``path`` unless it is already there; (changed, previous
+    text)."""
     before = read_or_empty(path)
     if before == text:
         return False, before

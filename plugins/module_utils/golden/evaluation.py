@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """From answers to numbers: each query's metrics and the golden set's aggregate metrics.
 
-Pure: no I/O and no clock.  A query that errored is scored as an empty answer, so the aggregate
-metrics always average over every golden query that was run.
+Pure: no I/O and no clock.  A query that errored is scored as an empty answer, so the
+aggregate metrics always average over every golden query that was run.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class QueryResult:
 
 
 def evaluate_answer(query: GoldenQuery, answer: Answer, k: int) -> QueryResult:
-    """Score one answer: repeats removed, cut at k, compared with the query's recorded baseline."""
+    """Score one answer: repeats removed, cut at k, compared with the query's
+    recorded baseline."""
     ranked = m.unique_in_order(answer.ids)[:k]
     by_id = _first_scores(answer)
     scores = tuple(by_id[doc] for doc in ranked) if by_id is not None else None
@@ -86,7 +87,8 @@ def _first_scores(answer: Answer) -> t.Optional[t.Dict[str, float]]:
 
 
 def passes_query(result: QueryResult, min_recall: float) -> bool:
-    """A query passes when it was answered without error and found enough of its expected documents."""
+    """A query passes when it was answered without error and found enough of its
+    expected documents."""
     if result.errored:
         return False
     if not result.query.relevance:
@@ -97,14 +99,16 @@ def passes_query(result: QueryResult, min_recall: float) -> bool:
 def aggregate(
     results: t.Sequence[QueryResult], min_recall: float
 ) -> t.Dict[str, t.Optional[float]]:
-    """The golden set's metrics: means of the per-query metrics, rates, latency and score statistics."""
+    """The golden set's metrics: means of the per-query metrics, rates, latency and
+    score statistics."""
     count = len(results)
     must = [r for r in results if r.query.must_pass]
     latencies = [r.answer.latency for r in results if r.answer.latency is not None]
     agreements = [r.rank_agreement for r in results if r.rank_agreement is not None]
     drifts = [r.score_drift for r in results if r.score_drift is not None]
     spreads = [r.score_spread for r in results if r.score_spread is not None]
-    # Only answers that say whether they came from the cache count (none do without cached_path).
+    # Only answers that say whether they came from the cache count (none do without
+    # cached_path).
     flagged = [
         r.answer.cached
         for r in results

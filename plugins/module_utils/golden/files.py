@@ -11,9 +11,11 @@ from ..errors import RecoveryError
 
 
 def write_atomically(path: str, text: str, what: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, then rename it.
+    """Write ``text`` to ``path`` through a temporary file in the same directory, then
+    rename it.
 
-    A reader (a CI job collecting a JUnit file, a person opening the report) never sees half a file.
+    A reader (a CI job collecting a JUnit file, a person opening the report) never sees
+    half a file.
     """
     directory = os.path.dirname(os.path.abspath(path))
     temporary = None

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The golden_validate module's one call: options in, a result or a domain exception out."""
+"""The golden_validate module's one call: options in, a result or a domain exception
+out."""
 
 from __future__ import annotations
 
@@ -56,15 +57,17 @@ def load(params: Params, read_configmap: ConfigMapReader) -> GoldenSet:
 
 
 def request_body(params: Params) -> t.Any:
-    """The body template: the option, else the body the lab's retriever and shard take (the defaults of
-    ids_path and scores_path read their answers) for POST and PUT, else none."""
+    """The body template: the option, else the body the lab's retriever and shard
+    take (the defaults of ids_path and scores_path read their answers) for POST and
+    PUT, else none."""
     if params.get("body") is not None:
         return params["body"]
     return {"query": "${query}", "k": "${k}"} if params["method"] != "GET" else None
 
 
 def query_api(params: Params) -> q.QueryApi:
-    """The query API from the options; bad expressions and placeholders fail here, before any request."""
+    """The query API from the options; bad expressions and placeholders fail here,
+    before any request."""
     api = q.QueryApi(
         url=params["url"],
         method=params["method"],
@@ -97,11 +100,13 @@ def query_api(params: Params) -> q.QueryApi:
 
 
 def criteria(params: Params, golden: GoldenSet, k: int, subset: bool) -> v.Criteria:
-    """Thresholds and the baseline to compare with; a baseline that does not fit is noted, not used."""
+    """Thresholds and the baseline to compare with; a baseline that does not fit is
+    noted, not used."""
     baseline, note = dict(golden.baseline), None
     if params.get("baseline") is not None:
         problems = Problems()
-        # A registered validation.metrics works as it is: the metrics that are no baseline are left out.
+        # A registered validation.metrics works as it is: the metrics that are no
+        # baseline are left out.
         given = {
             name: value
             for name, value in params["baseline"].items()
@@ -115,11 +120,14 @@ def criteria(params: Params, golden: GoldenSet, k: int, subset: bool) -> v.Crite
             )
     elif golden.k is not None and golden.k != k:
         note = (
-            "the golden set's baseline was recorded at k=%d, this run uses k=%d: not compared"
-            % (golden.k, k)
+            "the golden set's baseline was recorded at k=%d, this run uses k=%d: not "
+            "compared" % (golden.k, k)
         )
     elif subset:
-        note = "the golden set's baseline covers all its queries, this run a subset: not compared"
+        note = (
+            "the golden set's baseline covers all its queries, this run a subset: "
+            "not compared"
+        )
     return v.criteria_from_options(
         params.get("thresholds") or {},
         min_recall=params["query_min_recall"],
@@ -167,7 +175,8 @@ def run(
     read_configmap: ConfigMapReader,
     clock: t.Optional[Clock] = None,
 ) -> GateResult:
-    """Validate (or capture) as the options say; a failed verdict raises :class:`ValidationFailed`."""
+    """Validate (or capture) as the options say; a failed verdict raises
+    :class:`ValidationFailed`."""
     check_numbers(params)
     golden = load(params, read_configmap)
     queries = select_queries(golden, params.get("qids"), params.get("shard"))
@@ -195,7 +204,8 @@ def run(
 
 
 def judge(params: Params, outcome: Outcome, started_at: str) -> GateResult:
-    """The module result for a finished validation; a failed verdict raises unless report_only."""
+    """The module result for a finished validation; a failed verdict raises unless
+    report_only."""
     validation = validation_dict(outcome, started_at)
     if not outcome.passed:
         validation["next_step"] = v.next_step(outcome.last.verdict, params.get("shard"))
@@ -234,7 +244,8 @@ def capture(
     check_mode: bool,
     diff: bool,
 ) -> GateResult:
-    """Ask every selected query once and record the answers as the baseline in O(capture_dest)."""
+    """Ask every selected query once and record the answers as the baseline in
+    O(capture_dest)."""
     answers = q.run_queries(
         api,
         queries,

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The golden set: loading, schema validation and selection of the queries to run.
 
-The format is described (with a JSON Schema) in the collection's ``docs/golden.md``.  Loading
-never stops at the first problem: every problem found is reported at once, each with where it is,
-so a person fixes a hand-written file in one pass.
+The format is described (with a JSON Schema) in the collection's ``docs/golden.md``.
+Loading never stops at the first problem: every problem found is reported at once, each
+with where it is, so a person fixes a hand-written file in one pass.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ MAX_PROBLEMS = 50
 
 @dataclass(frozen=True)
 class QueryBaseline:
-    """A query's answer recorded from a healthy system: ranked ids and, where known, their scores."""
+    """A query's answer recorded from a healthy system: ranked ids and, where known,
+    their scores."""
 
     ids: t.Tuple[str, ...]
     scores: t.Optional[t.Tuple[float, ...]] = None
@@ -49,7 +50,8 @@ class QueryBaseline:
 
 @dataclass(frozen=True)
 class GoldenQuery:
-    """One golden query; ``relevance`` maps each expected document id to its grade (>= 1)."""
+    """One golden query; ``relevance`` maps each expected document id to its grade
+    (>= 1)."""
 
     qid: str
     text: str
@@ -65,7 +67,8 @@ class GoldenQuery:
 
 @dataclass(frozen=True)
 class GoldenSet:
-    """A validated golden set; ``document`` is the file as read, kept so a capture preserves it."""
+    """A validated golden set; ``document`` is the file as read, kept so a capture
+    preserves it."""
 
     source: str
     name: str
@@ -117,7 +120,8 @@ def load_golden_text(
 
 
 def dump_yaml(document: t.Mapping[str, t.Any]) -> str:
-    """A golden set as YAML, keys in the order given, the way a person would write it."""
+    """A golden set as YAML, keys in the order given, the way a person would write
+    it."""
     return yaml_text.dump(
         dict(document), sort_keys=False, allow_unicode=True, width=120
     )
@@ -126,10 +130,11 @@ def dump_yaml(document: t.Mapping[str, t.Any]) -> str:
 def parse_golden_set(
     data: t.Any, source: str, *, require_expected: bool = True
 ) -> GoldenSet:
-    """A :class:`GoldenSet` from parsed YAML, or :class:`GoldenSetInvalid` listing every problem.
+    """A :class:`GoldenSet` from parsed YAML, or :class:`GoldenSetInvalid` listing every
+    problem.
 
-    ``require_expected`` is False when capturing a baseline, where queries may still lack their
-    expected documents.
+    ``require_expected`` is False when capturing a baseline, where queries may still
+    lack their expected documents.
     """
     problems = Problems()
     if not isinstance(data, dict):
@@ -166,7 +171,8 @@ def parse_golden_set(
 def parse_baseline_metrics(
     value: t.Any, where: str, problems: Problems
 ) -> t.Dict[str, float]:
-    """Baseline metrics: names from :data:`BASELINE_METRICS`, each a number in [0, 1]."""
+    """Baseline metrics: names from :data:`BASELINE_METRICS`, each a number in [0,
+    1]."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -192,7 +198,8 @@ def parse_baseline_metrics(
 def select_queries(
     golden: GoldenSet, qids: t.Sequence[str] | None, shard: str | None
 ) -> t.Tuple[GoldenQuery, ...]:
-    """The queries to run: those named in ``qids`` (all when empty), and only ``shard``'s when given."""
+    """The queries to run: those named in ``qids`` (all when empty), and only
+    ``shard``'s when given."""
     chosen = golden.queries
     if qids:
         known = {query.qid for query in chosen}
@@ -213,7 +220,8 @@ def select_queries(
             "Failed to select queries: no query of the golden set %s is for shard %s"
             % (golden.source, shard),
             resource=golden.source,
-            next_step="Give each query that targets one shard its 'shard' field, or omit shard "
+            next_step="Give each query that targets one shard its 'shard' field, or "
+            "omit shard "
             "to run every query.",
         )
     return chosen
@@ -297,12 +305,14 @@ def _parse_query(
 def _parse_relevance(
     entry: t.Mapping[str, t.Any], where: str, problems: Problems, require_expected: bool
 ) -> t.Dict[str, int] | None:
-    """Expected ids in their listed order, each with its grade (1 unless ``relevance`` says otherwise)."""
+    """Expected ids in their listed order, each with its grade (1 unless
+    ``relevance`` says otherwise)."""
     if "expected_ids" not in entry:
         if require_expected:
             problems.add(
                 where,
-                "expected_ids is missing (use [] for a query without relevant documents)",
+                "expected_ids is missing (use [] for a query without relevant "
+                "documents)",
             )
             return None
         return {}
@@ -360,7 +370,8 @@ def _parse_query_baseline(
 def _document_ids(
     value: t.Any, where: str, problems: Problems, unique: bool = True
 ) -> t.List[str] | None:
-    """Document ids as strings (integer ids, as Qdrant uses, are accepted and compared as text)."""
+    """Document ids as strings (integer ids, as Qdrant uses, are accepted and
+    compared as text)."""
     if not isinstance(value, list):
         problems.add(where, "must be a list of document ids")
         return None
@@ -417,7 +428,8 @@ def _raise_if_any(problems: Problems, source: str) -> None:
             % (source, count, "s" if count > 1 else "", problems.items[0]),
             resource=source,
             reason="; ".join(problems.items[:10]),
-            next_step="Fix the golden set (its format is in docs/golden.md of the collection) and run again.",
+            next_step="Fix the golden set (its format is in docs/golden.md of the "
+            "collection) and run again.",
             partial={"problems": list(problems.items)},
         )
 

@@ -1,19 +1,25 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Retrieval metrics with the definitions trec_eval uses, for one ranked answer and over a set.
+"""Retrieval metrics with the definitions trec_eval uses, for one ranked answer and over
+a set.
 
-Everything here is pure arithmetic on document ids, grades and scores, so every number the gate
-decides on can be pinned by hand-computed examples.  Per query, at cutoff ``k``:
+Everything here is pure arithmetic on document ids, grades and scores, so every number
+the gate decides on can be pinned by hand-computed examples.  Per query, at cutoff
+``k``:
 
 * hit (trec_eval ``success_k``): 1 when a relevant document is in the top k, else 0;
 * recall (``recall_k``): relevant documents in the top k / relevant documents;
-* precision (``P_k``): relevant documents in the top k / k, missing ranks counting as non-relevant;
-* reciprocal rank (``recip_rank`` cut at k): 1 / rank of the first relevant document in the top k;
-* nDCG (``ndcg_cut_k``): gains are the relevance grades; rank 1 is not discounted and rank r >= 2
-  is divided by log2(r); the ideal ranking is every relevant grade in descending order, cut at k.
+* precision (``P_k``): relevant documents in the top k / k, missing ranks counting as
+  non-relevant;
+* reciprocal rank (``recip_rank`` cut at k): 1 / rank of the first relevant document in
+  the top k;
+* nDCG (``ndcg_cut_k``): gains are the relevance grades; rank 1 is not discounted and
+  rank r >= 2 is divided by log2(r); the ideal ranking is every relevant grade in
+  descending order, cut at k.
 
-A query without relevant documents scores 0 on all of them, and every golden query counts in the
-mean (trec_eval's ``-c``): an error or an empty answer drags the mean down instead of vanishing.
+A query without relevant documents scores 0 on all of them, and every golden query
+counts in the mean (trec_eval's ``-c``): an error or an empty answer drags the mean down
+instead of vanishing.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from dataclasses import dataclass
 
 # Aggregate metrics where higher is better, in the order reports list them.
 RELEVANCE_METRICS = ("hit_at_k", "recall_at_k", "precision_at_k", "mrr", "ndcg_at_k")
-# Metrics a baseline may hold and a regression is measured on (all in [0, 1], higher is better).
+# Metrics a baseline may hold and a regression is measured on (all in [0, 1], higher is
+# better).
 BASELINE_METRICS = (*RELEVANCE_METRICS, "must_pass_rate", "rank_agreement")
-# Comparisons allow for binary floating point: 2/3 stored in a YAML file as 0.6667 still meets 0.6667.
+# Comparisons allow for binary floating point: 2/3 stored in a YAML file as 0.6667 still
+# meets 0.6667.
 EPSILON = 1e-9
 
 
@@ -43,7 +51,8 @@ class RankingMetrics:
 
 
 def unique_in_order(ids: t.Sequence[str]) -> t.List[str]:
-    """``ids`` without repeats, first occurrence kept: a document counts once, at its best rank."""
+    """``ids`` without repeats, first occurrence kept: a document counts once, at its
+    best rank."""
     seen: t.Set[str] = set()
     kept = []
     for doc in ids:
@@ -54,13 +63,15 @@ def unique_in_order(ids: t.Sequence[str]) -> t.List[str]:
 
 
 def trec_order(ids: t.Sequence[str], scores: t.Sequence[float]) -> t.List[str]:
-    """The ranking trec_eval evaluates: descending score, ties by document id in reverse order."""
+    """The ranking trec_eval evaluates: descending score, ties by document id in
+    reverse order."""
     ranked = sorted(zip(ids, scores), key=lambda pair: (pair[1], pair[0]), reverse=True)
     return [doc for doc, _score in ranked]
 
 
 def discount(rank: int) -> float:
-    """trec_eval's nDCG discount: ranks 1 and 2 count in full, rank r is divided by log2(r)."""
+    """trec_eval's nDCG discount: ranks 1 and 2 count in full, rank r is divided by
+    log2(r)."""
     return max(1.0, math.log2(rank))
 
 
@@ -70,7 +81,8 @@ def dcg(gains: t.Iterable[float]) -> float:
 
 
 def ndcg(ranked_gains: t.Sequence[float], grades: t.Iterable[int], k: int) -> float:
-    """nDCG at k: the DCG of the top k over the DCG of the ideal top k; 0 without relevant documents."""
+    """nDCG at k: the DCG of the top k over the DCG of the ideal top k; 0 without
+    relevant documents."""
     ideal = dcg(sorted((grade for grade in grades if grade > 0), reverse=True)[:k])
     return dcg(ranked_gains[:k]) / ideal if ideal > 0 else 0.0
 
@@ -78,7 +90,8 @@ def ndcg(ranked_gains: t.Sequence[float], grades: t.Iterable[int], k: int) -> fl
 def evaluate_ranking(
     ranked: t.Sequence[str], relevance: t.Mapping[str, int], k: int
 ) -> RankingMetrics:
-    """The metrics of ``ranked`` (best first, no repeats) against graded ``relevance`` at cutoff ``k``."""
+    """The metrics of ``ranked`` (best first, no repeats) against graded
+    ``relevance`` at cutoff ``k``."""
     gains = [relevance.get(doc, 0) for doc in ranked[:k]]
     retrieved = sum(1 for gain in gains if gain > 0)
     relevant = sum(1 for grade in relevance.values() if grade > 0)
@@ -99,7 +112,8 @@ def mean(values: t.Sequence[float]) -> float | None:
 
 
 def percentile(values: t.Sequence[float], percent: float) -> float | None:
-    """Nearest-rank percentile: always a value that was observed, the same on every platform."""
+    """Nearest-rank percentile: always a value that was observed, the same on every
+    platform."""
     if not values:
         return None
     ordered = sorted(values)
@@ -112,8 +126,9 @@ def average_overlap(
 ) -> float:
     """Rank agreement of two top-k lists: the mean over depths d of |top d ∩ top d| / d.
 
-    1 for the same ranking, 0 for disjoint ones; a swap near the top costs more than one near the
-    bottom.  The depth is k or the longer list, whichever is shorter; two empty lists agree.
+    1 for the same ranking, 0 for disjoint ones; a swap near the top costs more than one
+    near the bottom.  The depth is k or the longer list, whichever is shorter; two empty
+    lists agree.
     """
     depth = min(k, max(len(current), len(baseline)))
     if depth == 0:
@@ -127,7 +142,8 @@ def average_overlap(
 def score_drift(
     current: t.Mapping[str, float], baseline: t.Mapping[str, float]
 ) -> float | None:
-    """The largest score change of a document found in both answers; None when none is."""
+    """The largest score change of a document found in both answers; None when none
+    is."""
     common = set(current) & set(baseline)
     if not common:
         return None
@@ -135,7 +151,8 @@ def score_drift(
 
 
 def score_spread(scores: t.Sequence[float]) -> float | None:
-    """Top score minus lowest score of the top k: near 0 when a damaged index scores everything alike."""
+    """Top score minus lowest score of the top k: near 0 when a damaged index scores
+    everything alike."""
     return max(scores) - min(scores) if scores else None
 
 

@@ -1,10 +1,12 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Asking the query API: request templating, JMESPath extraction and bounded concurrent HTTP.
+"""Asking the query API: request templating, JMESPath extraction and bounded concurrent
+HTTP.
 
-A hanging, erroring or malformed endpoint never hangs or crashes a validation: each query ends as
-an :class:`Answer` that carries either the ranked ids or a classified error, every query is cut off
-at its own timeout, and whatever has not finished by the overall deadline is reported as such.
+A hanging, erroring or malformed endpoint never hangs or crashes a validation: each
+query ends as an :class:`Answer` that carries either the ranked ids or a classified
+error, every query is cut off at its own timeout, and whatever has not finished by the
+overall deadline is reported as such.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ else:
 
 JMESPATH_REQUIREMENT = "jmespath"
 PLACEHOLDERS = ("query", "k", "qid", "shard")
-# An answer larger than this is not a top-k list; reading it whole would only cost memory.
+# An answer larger than this is not a top-k list; reading it whole would only cost
+# memory.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 SNIPPET = 300
 USER_AGENT = "ragops.recovery-golden_validate"
@@ -53,7 +56,8 @@ PARTIAL = "partial"
 
 @dataclass(frozen=True)
 class QueryApi:
-    """How to ask the endpoint one golden query and where the answer keeps ids and scores."""
+    """How to ask the endpoint one golden query and where the answer keeps ids and
+    scores."""
 
     url: str
     method: str
@@ -70,8 +74,9 @@ class QueryApi:
 
 @dataclass(frozen=True)
 class Answer:
-    """What one query got: ranked ids (with scores when known), whether it came from the endpoint's
-    answer cache (when the endpoint says so), or an error of a known kind."""
+    """What one query got: ranked ids (with scores when known), whether it came from
+    the endpoint's answer cache (when the endpoint says so), or an error of a known
+    kind."""
 
     qid: str
     ids: t.Tuple[str, ...] = ()
@@ -101,7 +106,8 @@ def compile_path(expression: str, option: str) -> t.Any:
             "Invalid JMESPath expression in %s: %r" % (option, expression),
             resource=option,
             reason=" ".join(str(error).split()),
-            next_step="Fix %s; try it on a sample answer with the jmespath command line "
+            next_step="Fix %s; try it on a sample answer with the jmespath command "
+            "line "
             "or the community.general.json_query filter." % option,
         ) from error
 
@@ -109,8 +115,8 @@ def compile_path(expression: str, option: str) -> t.Any:
 def make_opener(
     url: str, validate_certs: bool, ca_path: str | None, use_proxy: bool
 ) -> t.Any:
-    """One opener for the whole run: loading the CA bundle for a TLS context costs ~50 ms of CPU, so it
-    is done once, and only for an https URL."""
+    """One opener for the whole run: loading the CA bundle for a TLS context costs
+    ~50 ms of CPU, so it is done once, and only for an https URL."""
     handlers: t.List[t.Any] = [] if use_proxy else [urllib.request.ProxyHandler({})]
     if urllib.parse.urlsplit(url).scheme == "https":
         context = ssl.create_default_context(cafile=ca_path)
@@ -124,10 +130,12 @@ def make_opener(
 def render(
     template: t.Any, values: t.Mapping[str, t.Any], encode: t.Callable[[str], str] = str
 ) -> t.Any:
-    """``template`` with ``${name}`` placeholders filled in, recursively through lists and dicts.
+    """``template`` with ``${name}`` placeholders filled in, recursively through lists
+    and dicts.
 
-    A string that is exactly one placeholder becomes the value itself, so ``"${k}"`` gives the
-    number k in a JSON body; inside a longer string the value is inserted as text (``encode``d).
+    A string that is exactly one placeholder becomes the value itself, so ``"${k}"``
+    gives the number k in a JSON body; inside a longer string the value is inserted as
+    text (``encode``d).
     """
     if isinstance(template, dict):
         return {
@@ -147,7 +155,8 @@ def render(
 
 
 def check_templates(api: QueryApi) -> None:
-    """Fail before any request when the URL or body names a placeholder that does not exist."""
+    """Fail before any request when the URL or body names a placeholder that does not
+    exist."""
     sample = {"query": "text", "k": 1, "qid": "q", "shard": "s"}
     for option, template in (("url", api.url), ("body", api.body)):
         try:
@@ -179,10 +188,12 @@ def build_request(api: QueryApi, query: GoldenQuery, k: int) -> urllib.request.R
 
 
 def ask(api: QueryApi, query: GoldenQuery, k: int, clock: Clock) -> Answer:
-    """Send one query and read its answer; every failure becomes an :class:`Answer` with an error.
+    """Send one query and read its answer; every failure becomes an :class:`Answer` with
+    an error.
 
-    A connection refused or reset before any answer is sent once more (a search is a read, safe to
-    repeat; a burst can overflow a small server's accept queue); an HTTP error is never repeated.
+    A connection refused or reset before any answer is sent once more (a search is a
+    read, safe to repeat; a burst can overflow a small server's accept queue); an HTTP
+    error is never repeated.
     """
     start = clock.now()
     answer = _attempt(api, query, k, clock, start)
@@ -236,7 +247,8 @@ Extracted = t.Tuple[
 
 
 def extract(api: QueryApi, payload: bytes) -> Extracted:
-    """Ranked ids, scores and the cache flag out of a JSON answer, through the configured JMESPath expressions."""
+    """Ranked ids, scores and the cache flag out of a JSON answer, through the
+    configured JMESPath expressions."""
     try:
         document = json.loads(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
@@ -271,7 +283,8 @@ def extract(api: QueryApi, payload: bytes) -> Extracted:
 
 
 def _cached(found: t.Any, expression: str) -> t.Optional[bool]:
-    """Whether the answer came from a cache; an answer that does not say (null) is not counted either way."""
+    """Whether the answer came from a cache; an answer that does not say (null) is
+    not counted either way."""
     if found is None:
         return None
     if not isinstance(found, bool):
@@ -309,8 +322,8 @@ def _ids(found: t.Any, expression: str, document: t.Any) -> t.Tuple[str, ...]:
 
 
 def _scores(found: t.Any, count: int, api: QueryApi) -> t.Optional[t.Tuple[float, ...]]:
-    """Scores, one per id; an answer without any simply has none (a projection over hits without a
-    score field gives an empty list)."""
+    """Scores, one per id; an answer without any simply has none (a projection over
+    hits without a score field gives an empty list)."""
     if found is None or found == []:
         return None
     if (
@@ -354,10 +367,11 @@ def _snippet(payload: bytes | str) -> str:
 
 @dataclass
 class InFlight:
-    """The queries sent and not yet settled, with when each was sent; shared by workers and collector.
+    """The queries sent and not yet settled, with when each was sent; shared by workers
+    and collector.
 
-    Settled queries leave it, so the collector's bookkeeping stays proportional to the concurrency,
-    not to the size of the golden set.
+    Settled queries leave it, so the collector's bookkeeping stays proportional to the
+    concurrency, not to the size of the golden set.
     """
 
     lock: threading.Lock
@@ -391,10 +405,12 @@ def run_queries(
     deadline_at: float,
     clock: Clock,
 ) -> t.List[Answer]:
-    """Every query's :class:`Answer`, in the order given, with at most ``concurrency`` in flight.
+    """Every query's :class:`Answer`, in the order given, with at most ``concurrency``
+    in flight.
 
-    Workers are daemon threads: one stuck in a socket read past its timeout or the deadline is
-    abandoned (its late answer ignored) rather than joined, so the task always ends on time.
+    Workers are daemon threads: one stuck in a socket read past its timeout or the
+    deadline is abandoned (its late answer ignored) rather than joined, so the task
+    always ends on time.
     """
     pending: queue.Queue[GoldenQuery] = queue.Queue()
     for query in queries:
@@ -450,7 +466,8 @@ def _collect(
     done: queue.Queue[Answer],
     flight: InFlight,
 ) -> t.Dict[str, Answer]:
-    """Answers as they arrive; a query still out at its timeout is recorded as timed out right then."""
+    """Answers as they arrive; a query still out at its timeout is recorded as timed
+    out right then."""
     answers: t.Dict[str, Answer] = {}
     while len(answers) < expected:
         now = clock.now()

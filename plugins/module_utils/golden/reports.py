@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The validation as data (the module's ``validation`` result) and as reports.
 
-JSON for machines, JUnit XML for CI (one test case per query, plus one per gate check) and
-Markdown for the incident channel.  Every renderer takes the same plain dictionary, so the three
-reports and the task result never disagree.
+JSON for machines, JUnit XML for CI (one test case per query, plus one per gate check)
+and Markdown for the incident channel.  Every renderer takes the same plain dictionary,
+so the three reports and the task result never disagree.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from .metrics import RELEVANCE_METRICS
 from .suite import Outcome
 
 FORMATS = ("json", "junit", "markdown")
-# A Markdown table a person reads in a chat stays short; the JSON report has every query.
+# A Markdown table a person reads in a chat stays short; the JSON report has every
+# query.
 MARKDOWN_QUERY_ROWS = 50
 METRIC_ORDER = (
     *RELEVANCE_METRICS,
@@ -49,7 +50,8 @@ def public_url(url: str) -> str:
 
 
 def validation_dict(outcome: Outcome, started_at: str) -> t.Dict[str, t.Any]:
-    """The ``validation`` result: verdict, metrics, findings, failing queries, every query, rounds."""
+    """The ``validation`` result: verdict, metrics, findings, failing queries, every
+    query, rounds."""
     plan, last = outcome.plan, outcome.last
     findings = outcome.findings
     return {
@@ -165,7 +167,8 @@ def render_json(validation: t.Mapping[str, t.Any]) -> str:
 
 
 def render_junit(validation: t.Mapping[str, t.Any]) -> str:
-    """JUnit XML: a suite with one test case per query and a suite with one per gate check."""
+    """JUnit XML: a suite with one test case per query and a suite with one per gate
+    check."""
     name = "golden.%s" % validation["golden_set"]["name"]
     root = ET.Element("testsuites", name="golden_validate")
     queries = _suite(root, name, validation)
@@ -234,7 +237,8 @@ def _query_case(suite: ET.Element, name: str, query: t.Mapping[str, t.Any]) -> N
 def gate_checks(
     validation: t.Mapping[str, t.Any],
 ) -> t.List[t.Tuple[str, t.Optional[str]]]:
-    """Every aggregate check the gate made, with its failure message (None when it held)."""
+    """Every aggregate check the gate made, with its failure message (None when it
+    held)."""
     failures = {
         (f.get("check"), f.get("metric")): f["message"]
         for f in validation["findings"]
@@ -255,7 +259,8 @@ def gate_checks(
 
 
 def _count(root: ET.Element, duration: float) -> None:
-    """Fill in the counts that JUnit consumers read from each suite and from the root."""
+    """Fill in the counts that JUnit consumers read from each suite and from the
+    root."""
     totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
     for suite in root.findall("testsuite"):
         cases = suite.findall("testcase")
@@ -275,12 +280,14 @@ def _count(root: ET.Element, duration: float) -> None:
 
 
 def render_markdown(validation: t.Mapping[str, t.Any]) -> str:
-    """A short report for the incident channel: verdict, metrics table, failing queries, next step."""
+    """A short report for the incident channel: verdict, metrics table, failing
+    queries, next step."""
     golden = validation["golden_set"]
     lines = [
         "## Golden-query validation: %s" % validation["verdict"].upper(),
         "",
-        "`%s`: %d of %d queries%s, k=%d, against `%s %s`; %d consecutive passing round(s) of %d required."
+        "`%s`: %d of %d queries%s, k=%d, against `%s %s`; %d consecutive passing "
+        "round(s) of %d required."
         % (
             golden["name"],
             golden["selected"],

@@ -1,10 +1,11 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A validation run: rounds of golden queries until enough consecutive rounds pass (or cannot).
+"""A validation run: rounds of golden queries until enough consecutive rounds pass (or
+cannot).
 
-The only part of the engine with I/O and time: it sends the queries (through :mod:`query`), then
-hands answers to the pure evaluation and verdict.  Pauses between rounds go through the one
-:class:`Waiter`, so tests drive rounds with a fake clock.
+The only part of the engine with I/O and time: it sends the queries (through
+:mod:`query`), then hands answers to the pure evaluation and verdict.  Pauses between
+rounds go through the one :class:`Waiter`, so tests drive rounds with a fake clock.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class Round:
 
 @dataclass
 class Outcome:
-    """The rounds run, the streak of passing rounds at the end, and the overall verdict."""
+    """The rounds run, the streak of passing rounds at the end, and the overall
+    verdict."""
 
     plan: Plan
     rounds: t.List[Round] = field(default_factory=list)
@@ -65,7 +67,8 @@ class Outcome:
 
     @property
     def findings(self) -> t.Tuple[v.Finding, ...]:
-        """The last round's findings, plus one about the rounds when more than one was asked for."""
+        """The last round's findings, plus one about the rounds when more than one
+        was asked for."""
         extra = []
         if not self.passed and self.plan.rounds > 1:
             extra.append(
@@ -114,14 +117,16 @@ def run_round(plan: Plan, number: int, deadline_at: float, clock: Clock) -> Roun
 
 
 def run_validation(plan: Plan, clock: Clock) -> Outcome:
-    """Rounds until ``plan.rounds`` consecutive ones pass, the rounds left cannot get there, or time is up."""
+    """Rounds until ``plan.rounds`` consecutive ones pass, the rounds left cannot get
+    there, or time is up."""
     start = clock.now()
     deadline_at = start + plan.deadline
     outcome = Outcome(plan)
 
     def next_round() -> Outcome:
         if clock.now() >= deadline_at:
-            # The pause ran into the deadline: a round now would only report every query as late.
+            # The pause ran into the deadline: a round now would only report every query
+            # as late.
             outcome.deadline_hit = True
             return outcome
         latest = run_round(plan, len(outcome.rounds) + 1, deadline_at, clock)
@@ -140,7 +145,8 @@ def run_validation(plan: Plan, clock: Clock) -> Outcome:
         current.deadline_hit = clock.now() >= deadline_at
         return current.deadline_hit
 
-    # The settled predicate includes the deadline, so the waiter returns instead of raising.
+    # The settled predicate includes the deadline, so the waiter returns instead of
+    # raising.
     Waiter(timeout=plan.deadline, interval=plan.round_interval, clock=clock).until(
         "consecutive passing rounds of golden queries", next_round, settled
     )

@@ -1,11 +1,12 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The verdict: findings from a round's results and metrics, and pass or fail from the findings.
+"""The verdict: findings from a round's results and metrics, and pass or fail from the
+findings.
 
-Pure and deterministic.  A round passes only when no finding has level ``fail``: every must-pass
-query passed, every aggregate threshold is met and no baseline metric dropped by more than the
-tolerance.  A failing query that is not must-pass is a ``warn`` finding: it counts through the
-aggregate metrics, not on its own.
+Pure and deterministic.  A round passes only when no finding has level ``fail``: every
+must-pass query passed, every aggregate threshold is met and no baseline metric dropped
+by more than the tolerance.  A failing query that is not must-pass is a ``warn``
+finding: it counts through the aggregate metrics, not on its own.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Criteria:
-    """What a round must meet: thresholds, the per-query recall and the baseline with its tolerance."""
+    """What a round must meet: thresholds, the per-query recall and the baseline with
+    its tolerance."""
 
     minimums: t.Mapping[str, float] = field(default_factory=dict)
     maximums: t.Mapping[str, float] = field(default_factory=dict)
@@ -78,7 +80,8 @@ def criteria_from_options(
     baseline: t.Mapping[str, float],
     baseline_note: t.Optional[str] = None,
 ) -> Criteria:
-    """:class:`Criteria` from the module's options; a value out of its range fails before any query."""
+    """:class:`Criteria` from the module's options; a value out of its range fails
+    before any query."""
     for name, value in thresholds.items():
         if value is None:
             continue
@@ -186,8 +189,9 @@ def query_findings(
     return findings
 
 
-# Each side of the thresholds: how a value passes, how a breach reads, and the metrics that
-# are judged elsewhere when they were not measured (no must-pass query; no query at all).
+# Each side of the thresholds: how a value passes, how a breach reads, and the metrics
+# that are judged elsewhere when they were not measured (no must-pass query; no query at
+# all).
 BOUNDS = (
     ("minimums", m.at_least, "is below the threshold", ("must_pass_rate",)),
     ("maximums", m.at_most, "is above the limit", ("error_rate", "empty_rate")),
@@ -301,26 +305,31 @@ def next_step(verdict: RoundVerdict, shard: t.Optional[str]) -> str:
         if statuses:
             return (
                 hold
-                + "The endpoint rejected the request (HTTP %s): check the credentials in secret_headers."
-                % "/".join(str(s) for s in sorted(statuses))
+                + "The endpoint rejected the request (HTTP %s): check the credentials "
+                "in secret_headers." % "/".join(str(s) for s in sorted(statuses))
             )
         return hold + (
-            "The endpoint is failing (%s): check its health and its logs for index errors, re-open the "
-            "index or restore the latest verified snapshot, then run the validation again."
-            % ", ".join(sorted(k for k in kinds if k))
+            "The endpoint is failing (%s): check its health and its logs for index "
+            "errors, re-open the "
+            "index or restore the latest verified snapshot, then run the validation "
+            "again." % ", ".join(sorted(k for k in kinds if k))
         )
     if kinds == {q.BAD_RESPONSE}:
         return hold + (
-            "The answers could not be read: check ids_path and scores_path against an answer "
+            "The answers could not be read: check ids_path and scores_path against an "
+            "answer "
             "(shown in the failing queries) and the request body the endpoint expects."
         )
     if verdict.failing:
         return hold + (
-            "Answers miss expected documents: the index is damaged or stale. Restore the latest verified "
-            "snapshot (and re-index what was written since), then run the validation again."
+            "Answers miss expected documents: the index is damaged or stale. Restore "
+            "the latest verified "
+            "snapshot (and re-index what was written since), then run the validation "
+            "again."
         )
     return hold + (
-        "Quality is below the thresholds or the baseline: compare the metrics in the report with the "
+        "Quality is below the thresholds or the baseline: compare the metrics in the "
+        "report with the "
         "baseline and keep the known-good path serving until they recover."
     )
 

@@ -58,7 +58,8 @@ def _dry_run(dry_run: bool) -> t.List[t.Tuple[str, str]]:
     return [("dryRun", "All")] if dry_run else []
 
 
-# The Roles the collection ships (meta/rbac/<file>.yaml) and the playbooks each one serves.
+# The Roles the collection ships (meta/rbac/<file>.yaml) and the playbooks each one
+# serves.
 SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
     (
         "ragops-recovery-shard",
@@ -74,12 +75,14 @@ SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
 )
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
-    r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]*)")?'
+    r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace '
+    r'"(?P<namespace>[^"]*)")?'
 )
 
 
 def forbidden_step(reason: str) -> str | None:
-    """What to grant, and where, when RBAC refused a request; None when the message says no more."""
+    """What to grant, and where, when RBAC refused a request; None when the message
+    says no more."""
     found = _FORBIDDEN.search(reason)
     if not found:
         return None
@@ -90,9 +93,12 @@ def forbidden_step(reason: str) -> str | None:
         else ""
     )
     return (
-        'Grant verb "%s" on resource "%s" (API group "%s")%s to %s: add it to the Role bound to that identity. '
-        "The Roles the collection ships are %s; apply the one of the playbook you run with "
-        "kubectl apply -n NAMESPACE -f <file>, or report the missing rule if it is already applied."
+        'Grant verb "%s" on resource "%s" (API group "%s")%s to %s: add it to the Role '
+        "bound to that identity. "
+        "The Roles the collection ships are %s; apply the one of the playbook you run "
+        "with "
+        "kubectl apply -n NAMESPACE -f <file>, or report the missing rule if it is "
+        "already applied."
         % (
             found.group("verb"),
             found.group("resource"),
@@ -163,7 +169,8 @@ class K8sClient:
         path: str,
         **options: t.Unpack[RequestOptions],
     ) -> t.Any:
-        """One request under the retry policy; a failure names ``verb`` and ``target``."""
+        """One request under the retry policy; a failure names ``verb`` and
+        ``target``."""
         try:
             return self.retrier.call(
                 lambda: self.transport.request(method, path, **options),
@@ -252,7 +259,8 @@ class K8sClient:
     def update(
         self, ref: Ref, mutate: Mutation, *, dry_run: bool = False
     ) -> UpdateResult:
-        """Read, apply the pure function ``mutate`` and write back, re-reading on 409 Conflict.
+        """Read, apply the pure function ``mutate`` and write back, re-reading on 409
+        Conflict.
 
         ``mutate`` gets a deep copy and returns the desired object, or ``None``
         when nothing needs to change.  It may run several times.

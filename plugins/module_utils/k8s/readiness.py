@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure readiness predicates per kind, for :class:`~..waiter.Waiter` and for status reports."""
+"""Pure readiness predicates per kind, for :class:`~..waiter.Waiter` and for status
+reports."""
 
 from __future__ import annotations
 
@@ -34,19 +35,22 @@ def _rolled_out(obj: Obj, wanted: int, ready_key: str) -> bool:
 
 
 def deployment_ready(deployment: Obj) -> bool:
-    """The newest generation is observed and all wanted replicas are updated and available."""
+    """The newest generation is observed and all wanted replicas are updated and
+    available."""
     wanted = (deployment.get("spec") or {}).get("replicas", 1)
     return _rolled_out(deployment, wanted, "availableReplicas")
 
 
 def statefulset_ready(statefulset: Obj) -> bool:
-    """The newest generation is observed and all wanted replicas are updated and ready."""
+    """The newest generation is observed and all wanted replicas are updated and
+    ready."""
     wanted = (statefulset.get("spec") or {}).get("replicas", 1)
     return _rolled_out(statefulset, wanted, "readyReplicas")
 
 
 def job_finished(job: Obj) -> bool:
-    """The Job has completed or failed for good (condition Complete or Failed is True)."""
+    """The Job has completed or failed for good (condition Complete or Failed is
+    True)."""
     conditions = _conditions(job)
     return conditions.get("Complete") == "True" or conditions.get("Failed") == "True"
 

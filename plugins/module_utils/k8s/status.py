@@ -12,7 +12,8 @@ Obj = t.Dict[str, t.Any]
 
 
 def _reason(statuses: t.List[Obj], state: str, phase: str) -> str | None:
-    """The first reason given in ``status[state][phase]`` of the containers' statuses."""
+    """The first reason given in ``status[state][phase]`` of the containers'
+    statuses."""
     for status in statuses:
         reason = ((status.get(state) or {}).get(phase) or {}).get("reason")
         if reason:
@@ -30,7 +31,8 @@ def _exit_code(status: Obj) -> int | None:
 
 
 def container_summary(status: Obj) -> Obj:
-    """One container's state (``waiting``, ``running`` or ``terminated``), reason, restarts and exit code."""
+    """One container's state (``waiting``, ``running`` or ``terminated``), reason,
+    restarts and exit code."""
     state = status.get("state") or {}
     current = next(
         (name for name in ("waiting", "running", "terminated") if name in state),
@@ -47,7 +49,8 @@ def container_summary(status: Obj) -> Obj:
 
 
 def stuck_init_container(pod: Obj) -> Obj | None:
-    """The first init container that has not completed, while the pod is still initialising."""
+    """The first init container that has not completed, while the pod is still
+    initialising."""
     status = pod.get("status") or {}
     for init in status.get("initContainerStatuses") or []:
         summary = container_summary(init)
@@ -59,8 +62,8 @@ def stuck_init_container(pod: Obj) -> Obj | None:
 def pod_summary(pod: Obj) -> Obj:
     """Name, phase, readiness, restarts and why the pod last stopped or is waiting.
 
-    ``init_containers`` and ``stuck_init`` show a pod that never gets past initialisation,
-    one of the ways a bootstrap deadlock shows itself.
+    ``init_containers`` and ``stuck_init`` show a pod that never gets past
+    initialisation, one of the ways a bootstrap deadlock shows itself.
     """
     status = pod.get("status") or {}
     statuses = list(status.get("containerStatuses") or [])

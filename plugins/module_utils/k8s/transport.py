@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The production :class:`Transport`: the official ``kubernetes`` client, configured from module options."""
+"""The production :class:`Transport`: the official ``kubernetes`` client, configured
+from module options."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ KUBERNETES_REQUIREMENT = "kubernetes"
 
 
 def error_for_status(status: int, body: str, retry_after: str | None) -> ApiError:
-    """The :class:`ApiError` for an HTTP error answer; the Status message is kept, scrubbed."""
+    """The :class:`ApiError` for an HTTP error answer; the Status message is kept,
+    scrubbed."""
     try:
         message = json.loads(body).get("message") or body
     except (ValueError, AttributeError):
@@ -40,7 +42,8 @@ def error_for_status(status: int, body: str, retry_after: str | None) -> ApiErro
 
 
 def load_configuration(params: t.Mapping[str, t.Any]) -> t.Any:
-    """A ``kubernetes.client.Configuration`` from the k8s option group (see the k8s_auth doc fragment)."""
+    """A ``kubernetes.client.Configuration`` from the k8s option group (see the
+    k8s_auth doc fragment)."""
     configuration = k8s_client.Configuration()
     try:
         if params.get("in_cluster"):
@@ -57,7 +60,8 @@ def load_configuration(params: t.Mapping[str, t.Any]) -> t.Any:
         raise RecoveryError(
             "Failed to load the Kubernetes configuration: %s" % scrub(str(error)),
             reason="no usable kubeconfig, in-cluster service account or host/api_key",
-            next_step="Set kubeconfig (K8S_AUTH_KUBECONFIG), host and api_key, or in_cluster=true.",
+            next_step="Set kubeconfig (K8S_AUTH_KUBECONFIG), host and api_key, or "
+            "in_cluster=true.",
         ) from None
     overrides = {
         "host": params.get("host"),
@@ -73,13 +77,15 @@ def load_configuration(params: t.Mapping[str, t.Any]) -> t.Any:
         configuration.api_key_prefix = {"BearerToken": "Bearer"}
     if params.get("validate_certs") is not None:
         configuration.verify_ssl = params["validate_certs"]
-    # Retries are ours (see retry.py); urllib3's own would hide lost connections and double the wait.
+    # Retries are ours (see retry.py); urllib3's own would hide lost connections and
+    # double the wait.
     configuration.retries = 0
     return configuration
 
 
 class KubernetesTransport:
-    """Sends requests through ``kubernetes.client.ApiClient`` and answers parsed JSON."""
+    """Sends requests through ``kubernetes.client.ApiClient`` and answers parsed
+    JSON."""
 
     def __init__(self, configuration: t.Any, request_timeout: float = 30.0) -> None:
         self.api = k8s_client.ApiClient(configuration)
@@ -123,7 +129,8 @@ class KubernetesTransport:
 
 
 def parse_body(text: str, content_type: str) -> t.Any:
-    """JSON answers parsed; text answers (pod logs, even logs made of JSON lines) as they are."""
+    """JSON answers parsed; text answers (pod logs, even logs made of JSON lines) as
+    they are."""
     if text[:1] not in ("{", "[") or content_type.startswith("text/"):
         return text
     try:

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Talking to one vectorstore shard over HTTP: finding its pod's address, health and admin calls."""
+"""Talking to one vectorstore shard over HTTP: finding its pod's address, health and
+admin calls."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ MAX_BODY = 1024 * 1024
 
 @dataclass(frozen=True)
 class Answer:
-    """One HTTP answer: status 0 means the shard could not be reached; ``body`` is parsed JSON or text."""
+    """One HTTP answer: status 0 means the shard could not be reached; ``body`` is
+    parsed JSON or text."""
 
     status: int
     body: t.Any
@@ -82,7 +84,8 @@ def _preference(pod: Obj) -> t.Tuple[bool, str]:
 def find_endpoint(
     client: K8sClient, namespace: str, shard: str, shard_label: str, port: int
 ) -> ShardEndpoint:
-    """The shard's pod to talk to: a Ready one first, then the newest; it must have an address."""
+    """The shard's pod to talk to: a Ready one first, then the newest; it must have
+    an address."""
     selector = "%s=%s" % (shard_label, shard)
     pods = [
         pod
@@ -96,7 +99,8 @@ def find_endpoint(
             % (shard, selector, namespace),
             resource="pods %s" % selector,
             reason="no running pod for the shard" if not pods else "pod has no IP",
-            next_step="Check the shard's workload and pods (kubectl get pods -l %s); a shard without a running "
+            next_step="Check the shard's workload and pods (kubectl get pods -l %s); a "
+            "shard without a running "
             "pod cannot be re-opened: restore it from a snapshot instead." % selector,
         )
     chosen = max(addressed, key=_preference)

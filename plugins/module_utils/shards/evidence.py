@@ -1,10 +1,12 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The evidence bundle: what a shard looked like before anything changed, gathered read-only.
+"""The evidence bundle: what a shard looked like before anything changed, gathered
+read-only.
 
-Pod logs (current and previous containers), events, the affected objects as YAML, the shard registry,
-the shard's snapshot listing and its health answers go into one ``tar.gz`` with a SHA-256 manifest.
-The bundle is written once: an existing bundle is never overwritten, and nothing is ever deleted.
+Pod logs (current and previous containers), events, the affected objects as YAML, the
+shard registry, the shard's snapshot listing and its health answers go into one
+``tar.gz`` with a SHA-256 manifest. The bundle is written once: an existing bundle is
+never overwritten, and nothing is ever deleted.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class EvidenceRequest:
 
 @dataclass
 class Bundle:
-    """Files of the bundle by path, and what could not be gathered (kept in ``errors.txt``)."""
+    """Files of the bundle by path, and what could not be gathered (kept in
+    ``errors.txt``)."""
 
     files: t.Dict[str, bytes] = field(default_factory=dict)
     errors: t.List[str] = field(default_factory=list)
@@ -68,7 +71,8 @@ def _redact_env(container: Obj) -> None:
 
 
 def clean(obj: Obj) -> Obj:
-    """The object without noise fields and with secret-looking literal env values redacted."""
+    """The object without noise fields and with secret-looking literal env values
+    redacted."""
     obj = json.loads(json.dumps(obj))
     for name in NOISE_FIELDS:
         (obj.get("metadata") or {}).pop(name, None)
@@ -178,7 +182,8 @@ def gather(
     request: EvidenceRequest,
     snapshots: t.Sequence[Obj] | None,
 ) -> Bundle:
-    """Everything the bundle holds; only reads, and every read that fails is noted, not fatal."""
+    """Everything the bundle holds; only reads, and every read that fails is noted,
+    not fatal."""
     bundle = Bundle()
     pods = client.list(
         "Pod",
@@ -214,7 +219,8 @@ def manifest(bundle: Bundle, request: EvidenceRequest, created: str) -> Obj:
 
 
 def archive(bundle: Bundle, listing: Obj, mtime: float) -> bytes:
-    """The ``tar.gz``: the manifest first, then every file, with fixed owner and time."""
+    """The ``tar.gz``: the manifest first, then every file, with fixed owner and
+    time."""
     output = io.BytesIO()
     members = [(MANIFEST_NAME, json_bytes(listing))]
     with tarfile.open(fileobj=output, mode="w:gz") as tar:

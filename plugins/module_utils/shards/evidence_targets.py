@@ -27,7 +27,8 @@ MANIFEST_SUFFIX = ".manifest.json"
 
 @dataclass(frozen=True)
 class Targets:
-    """The bundle's name, its local path and its S3 key (``None`` where not asked for)."""
+    """The bundle's name, its local path and its S3 key (``None`` where not asked
+    for)."""
 
     name: str
     path: str | None
@@ -80,7 +81,8 @@ class Targets:
 
 
 def write_once_local(path: str, data: bytes) -> bool:
-    """Create ``path`` with ``data``; False (and nothing written) when it already exists."""
+    """Create ``path`` with ``data``; False (and nothing written) when it already
+    exists."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
@@ -96,7 +98,8 @@ def refuse_existing(location: str) -> RecoveryError:
         "Refusing to overwrite the evidence at %s" % location,
         resource=location,
         reason="an evidence bundle of this name was written meanwhile",
-        next_step="Keep the existing bundle; collect again under another name (option name).",
+        next_step="Keep the existing bundle; collect again under another name (option "
+        "name).",
     )
 
 

@@ -57,7 +57,8 @@ def _ensure_registry(
             "The shard registry %s does not exist" % where.ref,
             resource=str(where.ref),
             reason="registry ConfigMap missing",
-            next_step="Check namespace and registry name; pass create_registry=true to create an empty registry.",
+            next_step="Check namespace and registry name; pass create_registry=true to "
+            "create an empty registry.",
         )
     configmap = {
         "apiVersion": "v1",
@@ -82,7 +83,8 @@ class MarkOutcome:
     where: Registry
 
     def to_result(self, shard: str, diff: bool) -> Obj:
-        """The module result: the entry after the change, the transition and the registry."""
+        """The module result: the entry after the change, the transition and the
+        registry."""
         plan, where = self.plan, self.where
         result: Obj = {
             "changed": plan.changed,
@@ -112,7 +114,8 @@ def mark_shard(
     create_registry: bool = False,
     register: bool = False,
 ) -> MarkOutcome:
-    """Write the shard's entry if it differs from the request; re-plans on every 409 re-read."""
+    """Write the shard's entry if it differs from the request; re-plans on every 409
+    re-read."""
     created = _ensure_registry(client, where, create_registry, check_mode)
     if created and check_mode:
         # The registry does not exist yet, so a dry-run write has nothing to apply to.
@@ -139,7 +142,8 @@ def label_shard_pods(
     serving: bool,
     check_mode: bool,
 ) -> t.List[t.Dict[str, t.Any]]:
-    """Set ``ragops.io/serving`` on the shard's pods so a Service selector can drop them."""
+    """Set ``ragops.io/serving`` on the shard's pods so a Service selector can drop
+    them."""
     value = "true" if serving else "false"
     changes = []
     for pod in client.list(

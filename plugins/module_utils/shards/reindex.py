@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Re-indexing what a restore left out: one indexer Job per shard and start time, tracked from its log."""
+"""Re-indexing what a restore left out: one indexer Job per shard and start time,
+tracked from its log."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _container(request: ReindexRequest, template: Obj) -> Obj:
 
 
 def job_manifest(request: ReindexRequest) -> Obj:
-    """The Job: from the template when given, else one container of ``image``; SINCE and SHARD in its env."""
+    """The Job: from the template when given, else one container of ``image``; SINCE
+    and SHARD in its env."""
     if request.template is None and not request.image:
         raise RecoveryError(
             "Re-indexing needs the indexer's image or a Job template",
@@ -85,7 +87,8 @@ def job_manifest(request: ReindexRequest) -> Obj:
 
 
 def parse_progress(log: str) -> Obj:
-    """The last ``progress``/``completed`` event of an indexer log: ``{"done", "total", "completed"}``."""
+    """The last ``progress``/``completed`` event of an indexer log: ``{"done",
+    "total", "completed"}``."""
     progress: Obj = {"done": 0, "total": None, "completed": False}
     for line in log.splitlines():
         try:
@@ -159,9 +162,10 @@ def failed_error(request: ReindexRequest, seen: Obj) -> RecoveryError:
         ),
         resource="Job/%s" % request.job_name,
         reason="indexer Job failed",
-        next_step="Read the Job's pod log (kubectl logs -l %s=%s); the shard serves without the documents "
-        "written since %s until a re-index succeeds. Delete the Job and run again to retry."
-        % (JOB_LABEL, request.job_name, request.since),
+        next_step="Read the Job's pod log (kubectl logs -l %s=%s); the shard serves "
+        "without the documents "
+        "written since %s until a re-index succeeds. Delete the Job and run again to "
+        "retry." % (JOB_LABEL, request.job_name, request.since),
         partial={"changed": True, "reindex": seen},
     )
 
@@ -173,7 +177,8 @@ def reindex(
     *,
     check_mode: bool,
 ) -> Obj:
-    """Start the indexer Job unless it exists, and with a ``waiter`` follow it to its end.
+    """Start the indexer Job unless it exists, and with a ``waiter`` follow it to its
+    end.
 
     The result names the Job and its state; a failed Job raises with its progress.
     """

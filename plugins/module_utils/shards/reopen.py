@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Graceful re-open of a shard's index: check health, ask the shard to re-load, check health again."""
+"""Graceful re-open of a shard's index: check health, ask the shard to re-load, check
+health again."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ Obj = t.Dict[str, t.Any]
 
 @dataclass(frozen=True)
 class ShardApi:
-    """The shard's admin contract: where health, stats and re-open live, and how long a call may take."""
+    """The shard's admin contract: where health, stats and re-open live, and how long
+    a call may take."""
 
     health_path: str = "/readyz"
     stats_path: str = "/stats"
@@ -51,7 +53,8 @@ def probe(call: HttpCall, endpoint: ShardEndpoint, api: ShardApi) -> Health:
 
 @dataclass(frozen=True)
 class ReopenOutcome:
-    """What a re-open did: whether it was sent, the answer, and the health before and after."""
+    """What a re-open did: whether it was sent, the answer, and the health before and
+    after."""
 
     changed: bool
     reopened: bool
@@ -76,7 +79,8 @@ class ReopenOutcome:
         return view
 
     def summary(self) -> str:
-        """One line saying what was tried and how it ended, for a recovery's narrative."""
+        """One line saying what was tried and how it ended, for a recovery's
+        narrative."""
         if not self.changed:
             return "re-open: not needed, the shard was healthy"
         if not self.reopened:
@@ -134,7 +138,8 @@ def reopen_shard(
     force: bool,
     check_mode: bool,
 ) -> ReopenOutcome:
-    """Re-open unless the shard is already healthy (or ``force``); then wait for health."""
+    """Re-open unless the shard is already healthy (or ``force``); then wait for
+    health."""
     before = probe(call, endpoint, api)
     if before.healthy and not force:
         return ReopenOutcome(False, False, True, before)
@@ -159,8 +164,10 @@ def unhealthy_error(
         "Failed to re-open shard %s: %s" % (shard, outcome.error or "still unhealthy"),
         resource=endpoint.pod or endpoint.url,
         reason=outcome.error,
-        next_step="Keep the shard quarantined; read its log for the index error and restore the newest "
-        "verified snapshot (ragops.recovery.snapshot_restore, or the vectorstore_shard_recovery "
+        next_step="Keep the shard quarantined; read its log for the index error and "
+        "restore the newest "
+        "verified snapshot (ragops.recovery.snapshot_restore, or the "
+        "vectorstore_shard_recovery "
         "playbook).",
         partial={"changed": outcome.changed, "reopen": outcome.to_dict()},
     )

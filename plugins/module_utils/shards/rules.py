@@ -66,9 +66,11 @@ class Entry:
 
 
 def parse_entry(shard: str, text: str, registry: str = "the shard registry") -> Entry:
-    """The entry stored under ``shard``; :class:`RegistryCorrupt` when it is not a valid entry."""
+    """The entry stored under ``shard``; :class:`RegistryCorrupt` when it is not a
+    valid entry."""
     next_step = (
-        "Inspect it with: kubectl get configmap %s -o jsonpath='{.data.%s}'; repair the value by hand "
+        "Inspect it with: kubectl get configmap %s -o jsonpath='{.data.%s}'; repair "
+        "the value by hand "
         "(the collection never overwrites an entry it cannot read), then re-run."
         % (registry, shard)
     )
@@ -84,8 +86,8 @@ def parse_entry(shard: str, text: str, registry: str = "the shard registry") -> 
         ) from None
     if not isinstance(data, dict) or data.get("state") not in STATES:
         raise RegistryCorrupt(
-            "Shard %s's entry in %s has no valid state (expected one of %s); refusing to overwrite it"
-            % (shard, registry, ", ".join(STATES)),
+            "Shard %s's entry in %s has no valid state (expected one of %s); refusing "
+            "to overwrite it" % (shard, registry, ", ".join(STATES)),
             resource=registry,
             reason="invalid entry",
             next_step=next_step,
@@ -111,7 +113,8 @@ class MarkRequest:
 
 @dataclass(frozen=True)
 class MarkPlan:
-    """The outcome of planning a mark: the entry after it, and whether anything changes."""
+    """The outcome of planning a mark: the entry after it, and whether anything
+    changes."""
 
     before: Entry | None
     after: Entry
@@ -125,7 +128,8 @@ class MarkPlan:
 
 
 def check_transition(shard: str, current: str, wanted: str, force: bool) -> bool:
-    """Whether the change is forced; raises :class:`InvalidTransition` if not allowed without force."""
+    """Whether the change is forced; raises :class:`InvalidTransition` if not allowed
+    without force."""
     if current == wanted or wanted in TRANSITIONS.get(current, ()):
         return False
     if force:
@@ -133,13 +137,17 @@ def check_transition(shard: str, current: str, wanted: str, force: bool) -> bool
     allowed = ", ".join(TRANSITIONS.get(current, ())) or "none"
     hint = ""
     if wanted == "serving":
-        hint = " (a shard returns to service only after validation: mark it validating first)"
+        hint = (
+            " (a shard returns to service only after validation: mark it validating "
+            "first)"
+        )
     raise InvalidTransition(
         "Refusing to move shard %s from %s to %s%s; allowed from %s: %s"
         % (shard, current, wanted, hint, current, allowed),
         resource=shard,
         reason="invalid transition %s -> %s" % (current, wanted),
-        next_step="Follow the runbook order, or pass force=true to override (recorded in the entry).",
+        next_step="Follow the runbook order, or pass force=true to override (recorded "
+        "in the entry).",
     )
 
 
@@ -193,7 +201,8 @@ def plan_mark(
 def entries(
     data: t.Mapping[str, str], registry: str
 ) -> t.Dict[str, t.Union[Entry, RegistryCorrupt]]:
-    """Every entry of a registry's data; unreadable ones as the error that describes them."""
+    """Every entry of a registry's data; unreadable ones as the error that describes
+    them."""
     parsed: t.Dict[str, t.Union[Entry, RegistryCorrupt]] = {}
     for shard, text in sorted(data.items()):
         try:

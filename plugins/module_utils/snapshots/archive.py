@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Streaming tar: a writer that hashes each file on the way, and a strict reader that extracts.
+"""Streaming tar: a writer that hashes each file on the way, and a strict reader that
+extracts.
 
 The reader does not use :mod:`tarfile`'s extraction (which has had filter
 bypasses): it parses headers itself, accepts only regular files and directories
@@ -25,6 +26,14 @@ COPY_SIZE = 1024 * 1024
 MAX_PAX_HEADER = 64 * 1024
 MAX_LONG_NAME = 4096
 FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
+
+
+class Readable(t.Protocol):
+    """A binary file that reads into a buffer (a raw or buffered file, ``BytesIO``)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
 
 
 class Sink(t.Protocol):
@@ -53,7 +62,8 @@ def _header(name: str, kind: bytes, size: int, mode: int, mtime: int) -> bytes:
 
 @dataclass
 class TarWriter:
-    """Writes a POSIX (pax) tar stream of directories and regular files into ``sink``."""
+    """Writes a POSIX (pax) tar stream of directories and regular files into
+    ``sink``."""
 
     sink: Sink
     hash_chunk: t.Callable[[t.Any, bytes], None] = lambda digest, data: digest.update(
@@ -70,17 +80,18 @@ class TarWriter:
         self._emit(_header(entry.path, tarfile.DIRTYPE, 0, entry.mode, mtime))
 
     def add_file(
-        self, path: str, handle: t.BinaryIO, size: int, mode: int, mtime: int
+        self, path: str, handle: Readable, size: int, mode: int, mtime: int
     ) -> t.Any:
-        """Copy exactly ``size`` bytes of ``handle``; a file that grew or shrank is refused.
+        """Copy exactly ``size`` bytes of ``handle``; a file that grew or shrank is
+        refused.
 
-        Returns the file's SHA-256 object, fed through ``hash_chunk`` (possibly in another thread:
-        read its digest once that thread has finished).
+        Returns the file's SHA-256 object, fed through ``hash_chunk`` (possibly in
+        another thread: read its digest once that thread has finished).
         """
         self._emit(_header(path, tarfile.REGTYPE, size, mode, mtime))
         digest, remaining, view = hashlib.sha256(), size, memoryview(self.buffer)
         while remaining:
-            count = handle.readinto(view[: min(remaining, COPY_SIZE)])  # type: ignore[attr-defined]
+            count = handle.readinto(view[: min(remaining, COPY_SIZE)])
             if not count:
                 raise SourceChanged(
                     "File %s shrank while it was archived" % path,
@@ -123,7 +134,8 @@ def read_exact(source: Source, size: int) -> bytes:
 
 @dataclass
 class CappedSource:
-    """Counts what ``source`` yields and fails once it yields more than ``limit`` bytes (decompression bombs)."""
+    """Counts what ``source`` yields and fails once it yields more than ``limit``
+    bytes (decompression bombs)."""
 
     source: Source
     limit: int
@@ -136,7 +148,8 @@ class CappedSource:
             raise SnapshotInvalid(
                 "The archive expands to more than the %d bytes its manifest allows"
                 % self.limit,
-                reason="decompressed size exceeds the manifest (decompression bomb or wrong manifest)",
+                reason="decompressed size exceeds the manifest (decompression bomb or "
+                "wrong manifest)",
             )
         return data
 
@@ -181,7 +194,8 @@ def _extended(source: Source, info: tarfile.TarInfo, limit: int) -> bytes:
 
 
 def next_member(source: Source) -> Member | None:
-    """The next member header (pax and GNU long names applied), or None at the end of the archive."""
+    """The next member header (pax and GNU long names applied), or None at the end of
+    the archive."""
     overrides: t.Dict[str, str] = {}
     while True:
         block = read_exact(source, BLOCK)
@@ -215,11 +229,13 @@ class ExtractStats:
 
 @dataclass
 class Extractor:
-    """Extracts a tar stream into the empty directory ``root``, admitting only what ``manifest`` lists.
+    """Extracts a tar stream into the empty directory ``root``, admitting only what
+    ``manifest`` lists.
 
-    ``progress`` is called with the number of file bytes written so far, after each file.  Each
-    chunk written is hashed through ``hash_chunk`` (which may hand it to another thread); ``drain``
-    waits for that hashing, and every file's SHA-256 is compared before :meth:`run` returns.
+    ``progress`` is called with the number of file bytes written so far, after each
+    file.  Each chunk written is hashed through ``hash_chunk`` (which may hand it to
+    another thread); ``drain`` waits for that hashing, and every file's SHA-256 is
+    compared before :meth:`run` returns.
     """
 
     root: str
@@ -369,7 +385,8 @@ class Extractor:
 
 
 def stream_limit(manifest: Manifest) -> int:
-    """How many decompressed bytes a genuine archive of ``manifest`` can have: data plus headers and padding."""
+    """How many decompressed bytes a genuine archive of ``manifest`` can have: data
+    plus headers and padding."""
     return (
         manifest.total_bytes
         + (manifest.member_count + 1) * (3 * BLOCK + 2 * MAX_LONG_NAME)

@@ -1,7 +1,8 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A shard's snapshots as the runbook sees them (pure): which are verified, why others are skipped,
-the recovery point, and a retention plan that never removes the last verified snapshots.
+"""A shard's snapshots as the runbook sees them (pure): which are verified, why others
+are skipped, the recovery point, and a retention plan that never removes the last
+verified snapshots.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def parse_time(value: str) -> datetime | None:
 
 @dataclass
 class Snapshot:
-    """One snapshot id under the shard's prefix: its objects, its manifest if readable, and its status."""
+    """One snapshot id under the shard's prefix: its objects, its manifest if
+    readable, and its status."""
 
     snapshot_id: str
     objects: t.Dict[str, ObjectInfo]
@@ -88,7 +90,8 @@ class Snapshot:
 def group(
     listing: t.Iterable[ObjectInfo], location: layout.ShardLocation
 ) -> t.Dict[str, Snapshot]:
-    """The listing of a shard's prefix as snapshots; keys that are not snapshot objects are ignored."""
+    """The listing of a shard's prefix as snapshots; keys that are not snapshot
+    objects are ignored."""
     snapshots: t.Dict[str, Snapshot] = {}
     for item in listing:
         parts = location.split(item.key)
@@ -119,7 +122,8 @@ def _verify(snapshot: Snapshot, raw: bytes, shard: str) -> Manifest:
 def classify(
     snapshot: Snapshot, raw: bytes | None, shard: str, now: datetime, tolerance: float
 ) -> Snapshot:
-    """Fill in status and reason from the manifest's bytes (None: not read because there is none)."""
+    """Fill in status and reason from the manifest's bytes (None: not read because
+    there is none)."""
     if layout.MANIFEST not in snapshot.objects or raw is None:
         snapshot.status, snapshot.reason = (
             INCOMPLETE,
@@ -170,7 +174,8 @@ def verified(snapshots: t.Iterable[Snapshot]) -> t.List[Snapshot]:
 def recovery_point(
     snapshots: t.Iterable[Snapshot], now: datetime
 ) -> t.Dict[str, t.Any] | None:
-    """The newest verified snapshot and its age: how much data a restore right now would lose."""
+    """The newest verified snapshot and its age: how much data a restore right now
+    would lose."""
     candidates = verified(snapshots)
     if not candidates:
         return None
@@ -214,7 +219,8 @@ def _keep_reason(
             else None
         )
     return {
-        QUARANTINED: "quarantined snapshots are evidence; remove them by hand after the postmortem",
+        QUARANTINED: "quarantined snapshots are evidence; remove them by hand after "
+        "the postmortem",
         FUTURE: "future-dated: check the clock of the host that created it",
         INVALID: "invalid manifest: kept for inspection",
     }.get(snapshot.status, "unknown status")
@@ -223,8 +229,9 @@ def _keep_reason(
 def retention_plan(
     snapshots: t.Iterable[Snapshot], retention_days: float, keep_verified: int
 ) -> PrunePlan:
-    """Expire snapshots older than ``retention_days`` before the newest verified one (not the clock),
-    always keeping the ``keep_verified`` newest verified ones; with no verified snapshot nothing goes."""
+    """Expire snapshots older than ``retention_days`` before the newest verified one
+    (not the clock), always keeping the ``keep_verified`` newest verified ones; with
+    no verified snapshot nothing goes."""
     ordered = newest_first(snapshots)
     good = verified(ordered)
     plan = PrunePlan(anchor=good[0].created if good else None)
@@ -248,7 +255,8 @@ def retention_plan(
 
 
 def deletion_order(snapshot: Snapshot) -> t.List[str]:
-    """The object names of a planned snapshot to delete: the manifest first, so that a partly deleted
-    snapshot reads as incomplete, never as complete; only names that belong to the snapshot format."""
+    """The object names of a planned snapshot to delete: the manifest first, so that
+    a partly deleted snapshot reads as incomplete, never as complete; only names that
+    belong to the snapshot format."""
     names = [name for name in layout.SNAPSHOT_OBJECTS if name in snapshot.objects]
     return names

@@ -1,10 +1,12 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Create a snapshot as one stream: walk → tar → zstd → multipart upload, then SHA256SUMS and the manifest.
+"""Create a snapshot as one stream: walk → tar → zstd → multipart upload, then
+SHA256SUMS and the manifest.
 
-Nothing is copied to a temporary file.  Each file is hashed while it is archived; a file whose size,
-mtime or inode changes during the run, or a tree that gains or loses entries, fails the snapshot
-before its manifest is written, so a torn snapshot is never published.
+Nothing is copied to a temporary file.  Each file is hashed while it is archived; a file
+whose size, mtime or inode changes during the run, or a tree that gains or loses
+entries, fails the snapshot before its manifest is written, so a torn snapshot is never
+published.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ RESTORE_MARKER = ".ragops-restore.json"
 
 @dataclass(frozen=True)
 class Scanned:
-    """One entry of the source tree as first seen: what must not change until the manifest is written."""
+    """One entry of the source tree as first seen: what must not change until the
+    manifest is written."""
 
     path: str
     is_dir: bool
@@ -75,7 +78,8 @@ def _entry(root: str, rel: str, info: os.stat_result) -> Scanned:
 
 
 def scan(root: str) -> t.List[Scanned]:
-    """Directories and regular files under ``root``, parents before children, in a stable order."""
+    """Directories and regular files under ``root``, parents before children, in a
+    stable order."""
     if not os.path.isdir(root):
         raise RecoveryError(
             "Failed to snapshot %s: it is not a directory" % root,
@@ -115,7 +119,8 @@ def _changed(before: t.Sequence[Scanned], after: t.Sequence[Scanned]) -> str | N
 
 @dataclass
 class ArchiveHasher:
-    """Counts and hashes the compressed stream on its way to the upload, in a stage of its own."""
+    """Counts and hashes the compressed stream on its way to the upload, in a stage
+    of its own."""
 
     sink: MultipartSink
     size: int = 0
@@ -179,7 +184,8 @@ def _archive_file(writer: TarWriter, root: str, item: Scanned) -> t.Any:
 def _stream_tree(
     request: CreateRequest, tree: t.Sequence[Scanned], hasher: ArchiveHasher
 ) -> t.List[FileEntry]:
-    """Tar and compress the tree; files are hashed in one stage, the compressed stream in another."""
+    """Tar and compress the tree; files are hashed in one stage, the compressed
+    stream in another."""
     compressor = zstandard.ZstdCompressor(
         level=request.level, threads=request.threads, write_checksum=True
     )
@@ -227,7 +233,8 @@ def upload_archive(
     tree: t.Sequence[Scanned],
     executor: concurrent.futures.Executor,
 ) -> t.Tuple[ArchiveInfo, t.List[FileEntry]]:
-    """Stream the tree into ``data.tar.zst``; the upload is aborted (never completed) on any failure."""
+    """Stream the tree into ``data.tar.zst``; the upload is aborted (never completed)
+    on any failure."""
     sink = MultipartSink(
         store,
         request.location.key(request.snapshot_id, layout.ARCHIVE),
@@ -280,7 +287,8 @@ class Created:
 
 
 def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
-    """Upload the archive, then ``SHA256SUMS``, then ``manifest.json`` only if none exists yet."""
+    """Upload the archive, then ``SHA256SUMS``, then ``manifest.json`` only if none
+    exists yet."""
     started = time.monotonic()
     location = request.location
     if store.exists(location.key(request.snapshot_id, layout.MANIFEST)):
@@ -288,7 +296,8 @@ def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
             "Failed to create snapshot %s: it already exists" % request.snapshot_id,
             resource=location.url(request.snapshot_id),
             reason="snapshot id taken",
-            next_step="Run again without snapshot_id (a new id is generated) or with another id.",
+            next_step="Run again without snapshot_id (a new id is generated) or with "
+            "another id.",
         )
     tree = scan(request.root)
     workers = max(1, store.transfer.concurrency)
@@ -317,7 +326,8 @@ def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
             % (request.snapshot_id, location.url(request.snapshot_id)),
             resource=location.url(request.snapshot_id),
             reason="another writer used the same snapshot id",
-            next_step="Run again without snapshot_id (a new id is generated) or with another id.",
+            next_step="Run again without snapshot_id (a new id is generated) or with "
+            "another id.",
         )
     return Created(
         manifest, hashlib.sha256(raw).hexdigest(), round(time.monotonic() - started, 3)

@@ -1,14 +1,18 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Job mode: restore a shard inside the cluster, next to its volume, and put the shard back on it.
+"""Job mode: restore a shard inside the cluster, next to its volume, and put the shard
+back on it.
 
-1. A **new** PVC, sized from the manifest plus headroom, labelled with the shard and annotated with
-   the snapshot and its manifest digest (which later runs compare, so a repeat is a no-op).
-2. A restore Job running the collection's own local restore (:mod:`.jobrun`) in the execution
-   environment image, with the new PVC mounted at ``/restore``; it logs its progress as JSON lines.
-3. The shard back on the new PVC: a Deployment's pod template is patched; the pod of a StatefulSet
-   (whose claim names cannot change) or a bare pod is replaced by a fresh pod on the new PVC, and the
-   Services that selected only the old pod are repointed to it.  The old pod and PVC stay.
+1. A **new** PVC, sized from the manifest plus headroom, labelled with the shard and
+   annotated with the snapshot and its manifest digest (which later runs compare, so a
+   repeat is a no-op).
+2. A restore Job running the collection's own local restore (:mod:`.jobrun`) in the
+   execution environment image, with the new PVC mounted at ``/restore``; it logs its
+   progress as JSON lines.
+3. The shard back on the new PVC: a Deployment's pod template is patched; the pod of a
+   StatefulSet (whose claim names cannot change) or a bare pod is replaced by a fresh
+   pod on the new PVC, and the Services that selected only the old pod are repointed to
+   it.  The old pod and PVC stay.
 4. The old PVC labelled ``ragops.io/evidence=<incident id>``; it is never deleted.
 """
 
@@ -44,12 +48,14 @@ CONTROLLER_LABELS = (
 )
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 MIB = 1024 * 1024
-# The collection's execution environment: the restore Job runs the collection's own code in it.
+# The collection's execution environment: the restore Job runs the collection's own code
+# in it.
 RESTORE_IMAGE = "ghcr.io/ragops/recovery-ee:0.1.0"
 
 
 def dns_name(*parts: str) -> str:
-    """A DNS-1123 name from ``parts``: lowercase, ``-`` for anything else, at most 63 characters."""
+    """A DNS-1123 name from ``parts``: lowercase, ``-`` for anything else, at most 63
+    characters."""
     name = re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
     return name[:63].rstrip("-")
 
@@ -58,8 +64,8 @@ def parse_workload(text: str) -> t.Tuple[str, str]:
     kind, sep, name = text.partition("/")
     if not sep or kind not in ("StatefulSet", "Deployment", "Pod") or not name:
         raise RecoveryError(
-            "Invalid workload %r: use StatefulSet/<name>, Deployment/<name> or Pod/<name>"
-            % text,
+            "Invalid workload %r: use StatefulSet/<name>, Deployment/<name> or "
+            "Pod/<name>" % text,
             reason="invalid workload",
         )
     return kind, name
@@ -74,7 +80,8 @@ def claim_of(pod: Obj, volume: str) -> str:
         % (pod["metadata"]["name"], volume),
         resource="Pod " + pod["metadata"]["name"],
         reason="data volume not found",
-        next_step="Set data_volume to the name of the pod's volume that holds the shard's data.",
+        next_step="Set data_volume to the name of the pod's volume that holds the "
+        "shard's data.",
     )
 
 
@@ -87,7 +94,8 @@ def claim_size(total_bytes: int, headroom_percent: int) -> str:
 
 @dataclass(frozen=True)
 class JobRequest:
-    """Everything job mode needs besides the snapshot: where the shard runs and how to run the Job."""
+    """Everything job mode needs besides the snapshot: where the shard runs and how
+    to run the Job."""
 
     namespace: str
     shard: str
@@ -106,7 +114,8 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the shard runs now: its workload, its current pod and that pod's data claim."""
+    """Where the shard runs now: its workload, its current pod and that pod's data
+    claim."""
 
     kind: str
     name: str
@@ -119,7 +128,8 @@ class Target:
 
 
 def _run_by_job(pod: Obj) -> bool:
-    """A Job's pod (a restore, an indexer) carries the shard's label but never serves the shard."""
+    """A Job's pod (a restore, an indexer) carries the shard's label but never serves
+    the shard."""
     meta = pod["metadata"]
     labels = meta.get("labels") or {}
     return (
@@ -171,7 +181,8 @@ def find_target(client: K8sClient, request: JobRequest) -> Target:
             % (shard, shard_label, shard, namespace),
             resource="%s %s/%s" % (kind, namespace, name),
             reason="shard pod not found",
-            next_step="Check shard_label and that the workload runs a pod for the shard.",
+            next_step="Check shard_label and that the workload runs a pod for the "
+            "shard.",
         )
     claim_name = request.claim or claim_of(pods[0], request.data_volume)
     claim = client.get(Ref("PersistentVolumeClaim", claim_name, namespace))
@@ -330,7 +341,8 @@ def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
 
 
 def ensure(client: K8sClient, obj: Obj) -> bool:
-    """Create ``obj`` unless an object of that name exists (an earlier, interrupted run); True if created."""
+    """Create ``obj`` unless an object of that name exists (an earlier, interrupted
+    run); True if created."""
     meta = obj["metadata"]
     if (
         client.get_or_none(Ref(obj["kind"], meta["name"], meta["namespace"]))
@@ -424,7 +436,8 @@ def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
 
 
 def fresh_pod(target: Target, plan: Plan, data_volume: str) -> Obj:
-    """A copy of the shard's pod on the new claim, without the labels its controller owns."""
+    """A copy of the shard's pod on the new claim, without the labels its controller
+    owns."""
     old = target.pod
     spec = copy.deepcopy(old.get("spec") or {})
     for key in ("nodeName", "hostname", "subdomain"):
@@ -466,7 +479,8 @@ def _selects(selector: t.Mapping[str, str], pod: Obj) -> bool:
 def repoint_services(
     client: K8sClient, target: Target, plan: Plan, shard_label: str
 ) -> t.List[Obj]:
-    """Services whose selector picks the old pod and no pod of another shard now select the fresh pod."""
+    """Services whose selector picks the old pod and no pod of another shard now
+    select the fresh pod."""
     pods = client.list("Pod", plan.namespace)
     changes = []
     for service in client.list("Service", plan.namespace):
@@ -589,7 +603,8 @@ def claim_of_or_none(pod: Obj, volume: str) -> str | None:
 def start_restore(
     client: K8sClient, request: JobRequest, plan: Plan, target: Target
 ) -> None:
-    """Create the new PVC, the credentials Secret and the restore Job; those of an earlier run are reused."""
+    """Create the new PVC, the credentials Secret and the restore Job; those of an
+    earlier run are reused."""
     ensure(client, claim_body(plan, target.claim, request.storage_class))
     if not request.s3_secret:
         put_secret(client, secret_body(plan, request.credentials))
@@ -605,7 +620,8 @@ def start_restore(
 def restore_started(
     client: K8sClient, request: JobRequest, plan: Plan, target: Target
 ) -> Obj:
-    """Start the restore (``wait: false``) and say where it stands; nothing is repointed yet."""
+    """Start the restore (``wait: false``) and say where it stands; nothing is
+    repointed yet."""
     start_restore(client, request, plan, target)
     job = client.get(Ref("Job", plan.job_name, plan.namespace))
     seen = JobProgress()
@@ -621,7 +637,8 @@ def restore_started(
 def restore_in_cluster(
     client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
 ) -> Obj:
-    """Create the PVC, run the restore Job, put the shard on the new PVC and wait until it is Ready."""
+    """Create the PVC, run the restore Job, put the shard on the new PVC and wait
+    until it is Ready."""
     start_restore(client, request, plan, target)
     job, seen, duration = wait_for_job(client, plan, waiter)
     if (

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Job mode from start to end: the newest verified snapshot restored by a Job in the cluster.
+"""Job mode from start to end: the newest verified snapshot restored by a Job in the
+cluster.
 
 A snapshot whose restore Job finds it corrupt is quarantined (by the Job, in the bucket)
 and, with ``fallback``, the next older verified one is tried; any other failure stops at
@@ -49,7 +50,8 @@ class JobOutcome:
     run: Obj = field(default_factory=dict)
 
     def to_result(self) -> Obj:
-        """The module result: ``restore.Outcome``'s, with the Job's plan and what it did."""
+        """The module result: ``restore.Outcome``'s, with the Job's plan and what it
+        did."""
         outcome = restore.Outcome(
             self.changed,
             self.snapshot,
@@ -102,7 +104,8 @@ def _plan(
     attempts: t.List[restore.Attempt],
     quarantined: t.List[str],
 ) -> JobOutcome:
-    """The outcome of restoring ``snapshot``, before anything is done: nothing changed yet."""
+    """The outcome of restoring ``snapshot``, before anything is done: nothing
+    changed yet."""
     manifest = t.cast(Manifest, snapshot.manifest)
     target = job.find_target(client, request.job)
     plan = job.make_plan(
@@ -120,7 +123,8 @@ def _plan(
 def restore_by_job(
     client: K8sClient, s3: S3Store, request: JobModeRequest, waiter: Waiter
 ) -> JobOutcome:
-    """Restore the newest verified snapshot (or the one named) by a Job, falling back."""
+    """Restore the newest verified snapshot (or the one named) by a Job, falling
+    back."""
     order, attempts = restore.load_candidates(
         s3,
         request.location,

@@ -1,11 +1,13 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The restore Job's entry point: the same local restore as the module's ``mode=local``, run inside the
-execution-environment image as ``python3 -m ansible_collections.ragops.recovery.plugins.module_utils.snapshots.jobrun``.
+"""The restore Job's entry point: the same local restore as the module's ``mode=local``,
+run inside the execution-environment image as ``python3 -m
+ansible_collections.ragops.recovery.plugins.module_utils.snapshots.jobrun``.
 
-Configuration comes from ``RAGOPS_RESTORE`` (JSON, no secrets) and the credentials from the usual
-``AWS_*`` variables (filled from a Secret).  The log is one JSON object per line: ``progress`` events
-(bytes done and total) and a final ``result`` or ``error``; the exit code is 0 or 1.
+Configuration comes from ``RAGOPS_RESTORE`` (JSON, no secrets) and the credentials from
+the usual ``AWS_*`` variables (filled from a Secret).  The log is one JSON object per
+line: ``progress`` events (bytes done and total) and a final ``result`` or ``error``;
+the exit code is 0 or 1.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ def new_snapshot_id(now: datetime | None = None) -> str:
 
 
 def valid_name(value: str) -> bool:
-    """Shard and snapshot ids become key segments: letters, digits, ``.``, ``_`` and ``-`` only."""
+    """Shard and snapshot ids become key segments: letters, digits, ``.``, ``_`` and
+    ``-`` only."""
     return bool(ID_PATTERN.match(value)) and value not in (".", "..")
 
 
@@ -66,7 +67,8 @@ class ShardLocation:
         )
 
     def split(self, key: str) -> tuple[str, str] | None:
-        """``(snapshot_id, object name)`` for a key of one of this shard's snapshots, else None."""
+        """``(snapshot_id, object name)`` for a key of one of this shard's snapshots,
+        else None."""
         if not key.startswith(self.shard_prefix):
             return None
         rest = key[len(self.shard_prefix) :]

@@ -134,7 +134,8 @@ def checksums_text(manifest: Manifest) -> bytes:
 
 
 def safe_path(path: str) -> bool:
-    """A relative, normalised path with no ``..``, no empty or ``.`` segment and no control characters."""
+    """A relative, normalised path with no ``..``, no empty or ``.`` segment and no
+    control characters."""
     if (
         not path
         or path.startswith("/")
@@ -240,7 +241,8 @@ def _file_entry(item: t.Mapping[str, t.Any], where: str) -> FileEntry:
 
 
 def check_tree(files: t.Sequence[FileEntry], dirs: t.Sequence[DirEntry]) -> None:
-    """Every path is safe and unique, and every parent of an entry is a listed directory."""
+    """Every path is safe and unique, and every parent of an entry is a listed
+    directory."""
     dir_paths = {d.path for d in dirs}
     seen: t.Set[str] = set()
     for path in [d.path for d in dirs] + [f.path for f in files]:
@@ -261,7 +263,8 @@ def _source(value: t.Any) -> t.Dict[str, t.Any]:
 def parse(
     raw: bytes, shard: str | None = None, snapshot_id: str | None = None
 ) -> Manifest:
-    """The :class:`Manifest` in ``raw``, or :class:`SnapshotInvalid` saying what is wrong with it."""
+    """The :class:`Manifest` in ``raw``, or :class:`SnapshotInvalid` saying what is
+    wrong with it."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the snapshot option group builds: the shard's place in the bucket and the transfer.
+"""What the snapshot option group builds: the shard's place in the bucket and the
+transfer.
 
 The options are the ``snapshot`` group of ``options.py`` (doc fragment
 ``ragops.recovery.snapshot``); the restore Job's entry point reads the same keys.

@@ -1,11 +1,13 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Local restore: stream the archive from S3 into a staging directory beside the target, verifying every
-part and every file on the way, then swap it in and leave a completion marker with the manifest digest.
+"""Local restore: stream the archive from S3 into a staging directory beside the target,
+verifying every part and every file on the way, then swap it in and leave a completion
+marker with the manifest digest.
 
-The target is never written until everything is verified.  A re-run against a target whose marker
-names the same manifest is a no-op; an interrupted run leaves the target as it was, and a re-run
-either finishes a fully staged copy (swap only) or starts the staging afresh.
+The target is never written until everything is verified.  A re-run against a target
+whose marker names the same manifest is a no-op; an interrupted run leaves the target as
+it was, and a re-run either finishes a fully staged copy (swap only) or starts the
+staging afresh.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ Progress = t.Callable[[int, int], None]
 
 
 def read_marker(dest: str) -> t.Dict[str, t.Any] | None:
-    """The completion marker of the last restore into ``dest``, if there is a readable one."""
+    """The completion marker of the last restore into ``dest``, if there is a
+    readable one."""
     try:
         with open(os.path.join(dest, RESTORE_MARKER), "rb") as handle:
             value = json.loads(handle.read(65536).decode("utf-8"))
@@ -113,7 +116,8 @@ def _decompress(
                 hash_chunk=lambda digest, data: hashing.put((digest, data)),
                 drain=hashing.close,
             ).run(capped)
-            while True:  # the rest is end-of-archive padding; reading it verifies the last parts too
+            # The rest is end-of-archive padding; reading it verifies the last parts too.
+            while True:
                 tail = capped.read(1 << 20)
                 if not tail:
                     break
@@ -139,7 +143,8 @@ def _check_space(staging_parent: str, manifest: Manifest) -> None:
             % (manifest.snapshot_id, manifest.total_bytes, staging_parent, free),
             resource=staging_parent,
             reason="not enough free space",
-            next_step="Free space or restore into a larger volume (mode=job sizes a new PVC from the manifest).",
+            next_step="Free space or restore into a larger volume (mode=job sizes a "
+            "new PVC from the manifest).",
         )
 
 
@@ -182,7 +187,8 @@ def _stage(
 def restore_snapshot(
     s3: S3Store, request: RestoreRequest, snapshot: catalog.Snapshot
 ) -> Restored:
-    """Stage, verify and swap in one verified snapshot; the target is untouched on any failure."""
+    """Stage, verify and swap in one verified snapshot; the target is untouched on
+    any failure."""
     manifest = t.cast(Manifest, snapshot.manifest)
     started = time.monotonic()
     staging = swap.staging_path(request.dest, snapshot.manifest_sha256)
@@ -237,7 +243,8 @@ class Attempt:
 def candidates(
     snapshots: t.Mapping[str, catalog.Snapshot], snapshot_id: str | None, fallback: bool
 ) -> t.Tuple[t.List[catalog.Snapshot], t.List[Attempt]]:
-    """The snapshots to try in order, and the ones skipped up front (a named but unverified snapshot)."""
+    """The snapshots to try in order, and the ones skipped up front (a named but
+    unverified snapshot)."""
     good = catalog.verified(snapshots.values())
     if snapshot_id is None:
         return (good if fallback else good[:1]), []
@@ -270,14 +277,16 @@ def load_candidates(
     fallback: bool,
     future_tolerance: float,
 ) -> t.Tuple[t.List[catalog.Snapshot], t.List[Attempt]]:
-    """The shard's snapshots to try, newest verified first, and the ones skipped up front."""
+    """The shard's snapshots to try, newest verified first, and the ones skipped up
+    front."""
     found = store.load(s3, location, utc_now(), future_tolerance)
     return candidates(found, snapshot_id, fallback)
 
 
 @dataclass
 class Outcome:
-    """What a local restore did: the snapshot restored (or that would be), and every attempt on the way."""
+    """What a local restore did: the snapshot restored (or that would be), and every
+    attempt on the way."""
 
     changed: bool
     snapshot: catalog.Snapshot | None
@@ -286,7 +295,8 @@ class Outcome:
     quarantined: t.List[str] = field(default_factory=list)
 
     def to_result(self) -> t.Dict[str, t.Any]:
-        """The module result: the snapshot, every attempt, what was quarantined and a summary."""
+        """The module result: the snapshot, every attempt, what was quarantined and a
+        summary."""
         snapshot = self.snapshot.to_dict(utc_now()) if self.snapshot else None
         result: t.Dict[str, t.Any] = {
             "changed": self.changed,
@@ -316,7 +326,8 @@ class Outcome:
         return "restore: snapshot %s (tried %s)" % (chosen, tried)
 
     def diff(self, before: str | None) -> t.Dict[str, t.Any]:
-        """The snapshot the target held before and holds after (``before`` when unchanged)."""
+        """The snapshot the target held before and holds after (``before`` when
+        unchanged)."""
         after = before
         if self.changed:
             after = self.snapshot.snapshot_id if self.snapshot else None
@@ -351,7 +362,8 @@ def no_snapshot(request: RestoreRequest, outcome: Outcome) -> RecoveryError:
         % (request.location.shard, tried),
         resource=request.location.url(),
         reason="no usable snapshot",
-        next_step="Inspect the snapshots with ragops.recovery.snapshot_info; rebuild the shard from its source "
+        next_step="Inspect the snapshots with ragops.recovery.snapshot_info; rebuild "
+        "the shard from its source "
         "documents if none is usable.",
         partial={
             "tried": [a.to_dict() for a in outcome.attempts],
@@ -367,8 +379,9 @@ def restore_latest(
     quarantine_record: t.Mapping[str, t.Any] | None,
     outcome: Outcome,
 ) -> Outcome:
-    """Try ``order`` until one restores; a snapshot that fails verification is quarantined (if asked)
-    and the next is tried.  S3 and disk failures stop at once: another snapshot would not help."""
+    """Try ``order`` until one restores; a snapshot that fails verification is
+    quarantined (if asked) and the next is tried.  S3 and disk failures stop at once:
+    another snapshot would not help."""
     for snapshot in order:
         try:
             outcome.restored = restore_snapshot(s3, request, snapshot)
@@ -399,7 +412,8 @@ def plan_local(
     skipped: t.List[Attempt],
     force: bool,
 ) -> Outcome:
-    """Whether a restore is needed: not when the target's marker already names the first candidate."""
+    """Whether a restore is needed: not when the target's marker already names the
+    first candidate."""
     outcome = Outcome(
         changed=bool(order),
         snapshot=order[0] if order else None,

@@ -45,7 +45,8 @@ def change_hold(
     record: t.Mapping[str, t.Any],
     request: PruneRequest,
 ) -> Obj:
-    """``set`` or ``release`` the shard's own hold; a hold on every shard is left alone."""
+    """``set`` or ``release`` the shard's own hold; a hold on every shard is left
+    alone."""
     before = store.read_hold(s3, where)
     own = before is not None and before.get("key") == where.hold_key
     if action == "set":

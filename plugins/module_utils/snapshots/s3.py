@@ -1,11 +1,13 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""S3 access for snapshots: the boto3 client from the s3 option group, explicit retries, paged listing,
-a multipart upload sink and a reader that fetches ranged parts in parallel and verifies each one.
+"""S3 access for snapshots: the boto3 client from the s3 option group, explicit retries,
+paged listing, a multipart upload sink and a reader that fetches ranged parts in
+parallel and verifies each one.
 
-boto3's own retries are off (ours are explicit, jittered and only for idempotent calls), and for
-non-AWS endpoints the CRC checksums are only sent where the API requires them, since some
-S3-compatible stores reject them.  Integrity comes from the SHA-256s of the manifest instead.
+boto3's own retries are off (ours are explicit, jittered and only for idempotent calls),
+and for non-AWS endpoints the CRC checksums are only sent where the API requires them,
+since some S3-compatible stores reject them.  Integrity comes from the SHA-256s of the
+manifest instead.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ T = t.TypeVar("T")
 
 @dataclass(frozen=True)
 class Transfer:
-    """How objects move: part size, parallel requests, patience and attempts per request."""
+    """How objects move: part size, parallel requests, patience and attempts per
+    request."""
 
     part_size: int = 16 * MIB
     concurrency: int = 4
@@ -59,7 +62,8 @@ class ObjectInfo:
 
 
 def content_md5(data: bytes) -> str:
-    """The ``Content-MD5`` of a body: the store checks it, so a body damaged on the way is refused."""
+    """The ``Content-MD5`` of a body: the store checks it, so a body damaged on the
+    way is refused."""
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(
         "ascii"
     )
@@ -68,9 +72,10 @@ def content_md5(data: bytes) -> str:
 def client_config(
     params: t.Mapping[str, t.Any], transfer: Transfer
 ) -> t.Dict[str, t.Any]:
-    """Keyword arguments for ``boto3.session.Session.client("s3", ...)`` from the s3 option group."""
-    # Bodies are not hashed again for the signature: every upload carries a Content-MD5 that the store
-    # checks, and every byte is covered by the manifest's checksums.
+    """Keyword arguments for ``boto3.session.Session.client("s3", ...)`` from the s3
+    option group."""
+    # Bodies are not hashed again for the signature: every upload carries a Content-MD5
+    # that the store checks, and every byte is covered by the manifest's checksums.
     config = {
         "retries": {"total_max_attempts": 1},
         "connect_timeout": transfer.connect_timeout,
@@ -109,13 +114,15 @@ def connect(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Any:
 def open_store(
     params: t.Mapping[str, t.Any], bucket: str, transfer: Transfer | None = None
 ) -> S3Store:
-    """An :class:`S3Store` on ``bucket``, connected with the s3 option group's settings."""
+    """An :class:`S3Store` on ``bucket``, connected with the s3 option group's
+    settings."""
     settings = transfer or Transfer()
     return S3Store(connect(params, settings), bucket, settings)
 
 
 def api_error(error: Exception, verb: str, target: str) -> ApiError:
-    """The :class:`ApiError` for a boto3/botocore failure; status 0 when no answer arrived."""
+    """The :class:`ApiError` for a boto3/botocore failure; status 0 when no answer
+    arrived."""
     response = getattr(error, "response", None)
     if isinstance(response, dict):
         status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
@@ -133,7 +140,7 @@ def api_error(error: Exception, verb: str, target: str) -> ApiError:
             reason=reason,
         )
     next_step = {
-        0: "Check that the S3 endpoint is reachable (endpoint_url) and answers in time.",
+        0: "Check that the S3 endpoint (endpoint_url) is reachable and answers in time.",
         403: "Check the S3 credentials and that they may read and write the bucket.",
     }
     return ApiError(
@@ -169,7 +176,8 @@ class S3Store:
         idempotent: bool = True,
         retry: bool = True,
     ) -> T:
-        """``func()`` with boto3 errors turned into :class:`ApiError`; retried unless ``retry`` is false."""
+        """``func()`` with boto3 errors turned into :class:`ApiError`; retried unless
+        ``retry`` is false."""
 
         def attempt() -> T:
             try:
@@ -241,7 +249,8 @@ class S3Store:
         return self.call("read", key, fetch)
 
     def get_range(self, key: str, start: int, length: int, retry: bool = True) -> bytes:
-        """Exactly ``length`` bytes from ``start``; a short or long body counts as a lost connection."""
+        """Exactly ``length`` bytes from ``start``; a short or long body counts as a
+        lost connection."""
 
         def fetch() -> bytes:
             answer = self.client.get_object(
@@ -262,7 +271,8 @@ class S3Store:
         return self.call("read", key, fetch, retry=retry)
 
     def put_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
-        """Store ``data``; with ``exclusive`` only if no object is there (False when one already was)."""
+        """Store ``data``; with ``exclusive`` only if no object is there (False when
+        one already was)."""
         extra = {"IfNoneMatch": "*"} if exclusive else {}
         try:
             self.call(
@@ -302,15 +312,18 @@ class S3Store:
 
 
 class ChunkMismatch(ApiError):
-    """A downloaded part differs from its SHA-256 in the manifest (retried: it may be the network)."""
+    """A downloaded part differs from its SHA-256 in the manifest (retried: it may be
+    the network)."""
 
 
 @dataclass
 class MultipartSink:
-    """A write-only stream that uploads ``part_size`` pieces in parallel, at most ``concurrency`` in flight.
+    """A write-only stream that uploads ``part_size`` pieces in parallel, at most
+    ``concurrency`` in flight.
 
-    Each part's chunk checksums are computed in the upload thread, so ``part_size`` is a multiple of
-    ``chunk_size``.  Memory stays at about ``part_size * (concurrency + 1)``.
+    Each part's chunk checksums are computed in the upload thread, so ``part_size`` is a
+    multiple of ``chunk_size``.  Memory stays at about ``part_size * (concurrency +
+    1)``.
     """
 
     store: S3Store
@@ -379,7 +392,8 @@ class MultipartSink:
             self.slots.release()
 
     def finish(self) -> t.List[str]:
-        """Upload the rest, complete the upload, and return the chunk checksums in order."""
+        """Upload the rest, complete the upload, and return the chunk checksums in
+        order."""
         if self.pending or not self.futures:
             self._submit(b"".join(self.pieces))
             self.pieces, self.pending = [], 0
@@ -404,7 +418,8 @@ class MultipartSink:
         for future in self.futures:
             future.cancel()
         concurrent.futures.wait(self.futures)
-        # An unfinished upload is invisible to readers; the bucket's lifecycle rules expire it if this fails.
+        # An unfinished upload is invisible to readers; the bucket's lifecycle rules
+        # expire it if this fails.
         with contextlib.suppress(ApiError):
             self.store.call(
                 "abort the upload of",
@@ -417,10 +432,12 @@ class MultipartSink:
 
 @dataclass
 class VerifiedReader:
-    """Reads the archive as a stream of ranged parts fetched in parallel, each checked against its chunk checksum.
+    """Reads the archive as a stream of ranged parts fetched in parallel, each checked
+    against its chunk checksum.
 
-    A part that arrives short, times out, or does not match its checksum is fetched again (the network
-    may have damaged it); a part that never matches means the stored archive is corrupt.
+    A part that arrives short, times out, or does not match its checksum is fetched
+    again (the network may have damaged it); a part that never matches means the stored
+    archive is corrupt.
     """
 
     store: S3Store

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A pipeline stage in a thread of its own, so that hashing runs beside reading and compressing.
+"""A pipeline stage in a thread of its own, so that hashing runs beside reading and
+compressing.
 
 hashlib and zstd release the GIL on large buffers, so two stages really use two CPUs.
 """
@@ -18,8 +19,8 @@ _STOP = object()
 class Stage(t.Generic[T]):
     """Calls ``consume`` with every item put, in order, in a background thread.
 
-    The queue is bounded (``depth`` items), so memory stays bounded.  The first error the
-    consumer raises is raised again by the next :meth:`put` or by :meth:`close`.
+    The queue is bounded (``depth`` items), so memory stays bounded.  The first error
+    the consumer raises is raised again by the next :meth:`put` or by :meth:`close`.
     """
 
     def __init__(

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A shard's snapshots in the bucket: read the catalog, quarantine, hold, and delete planned snapshots."""
+"""A shard's snapshots in the bucket: read the catalog, quarantine, hold, and delete
+planned snapshots."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def load(
     tolerance: float,
     only: str | None = None,
 ) -> t.Dict[str, catalog.Snapshot]:
-    """Every snapshot of the shard (or only snapshot ``only``), classified; one paged listing plus
-    one GET per manifest."""
+    """Every snapshot of the shard (or only snapshot ``only``), classified; one paged
+    listing plus one GET per manifest."""
     prefix = location.shard_prefix + (only + "/" if only else "")
     snapshots = catalog.group(store.list(prefix), location)
     for snapshot in snapshots.values():
@@ -59,7 +60,8 @@ def _marker(store: S3Store, key: str) -> t.Dict[str, t.Any] | None:
 def read_hold(
     store: S3Store, location: layout.ShardLocation
 ) -> t.Dict[str, t.Any] | None:
-    """The incident hold on the shard (``<prefix>/<shard>/HOLD``) or on every shard (``<prefix>/HOLD``)."""
+    """The incident hold on the shard (``<prefix>/<shard>/HOLD``) or on every shard
+    (``<prefix>/HOLD``)."""
     base = location.prefix.strip("/")
     return _marker(store, location.hold_key) or _marker(
         store, (base + "/" if base else "") + layout.HOLD
@@ -88,8 +90,8 @@ def quarantine(
     snapshot_id: str,
     record: t.Mapping[str, t.Any],
 ) -> bool:
-    """Mark a snapshot corrupt with a ``QUARANTINED`` object next to it; nothing is deleted.
-    False when it was already marked (the first record is kept)."""
+    """Mark a snapshot corrupt with a ``QUARANTINED`` object next to it; nothing is
+    deleted. False when it was already marked (the first record is kept)."""
     body = json.dumps(dict(record), sort_keys=True).encode("utf-8")
     return store.put_bytes(
         location.key(snapshot_id, layout.QUARANTINE_MARKER), body, exclusive=True
@@ -106,7 +108,8 @@ def is_quarantined(
 def delete_planned(
     store: S3Store, location: layout.ShardLocation, plan: catalog.PrunePlan
 ) -> t.List[str]:
-    """Delete exactly the objects of the snapshots in ``plan.delete``, manifest first; the keys deleted."""
+    """Delete exactly the objects of the snapshots in ``plan.delete``, manifest
+    first; the keys deleted."""
     deleted: t.List[str] = []
     for snapshot in plan.delete:
         for name in catalog.deletion_order(snapshot):

@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Putting a fully staged and verified restore in place of the target directory.
 
-The staging directory sits next to the target (same filesystem), so the swap is a rename: an
-atomic exchange (``renameat2(RENAME_EXCHANGE)``) where the kernel has it, else two renames.  A
-target that is a mount point (a fresh volume) cannot be renamed: the staging directory then sits
-inside it, and the staged entries are moved into the empty target, the completion marker last.
+The staging directory sits next to the target (same filesystem), so the swap is a
+rename: an atomic exchange (``renameat2(RENAME_EXCHANGE)``) where the kernel has it,
+else two renames.  A target that is a mount point (a fresh volume) cannot be renamed:
+the staging directory then sits inside it, and the staged entries are moved into the
+empty target, the completion marker last.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def exchange(first: str, second: str) -> bool:
 
 
 def sync_filesystem(path: str) -> None:
-    """Flush the filesystem holding ``path`` to disk (``syncfs``; ``sync`` where it is missing)."""
+    """Flush the filesystem holding ``path`` to disk (``syncfs``; ``sync`` where it
+    is missing)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         syncfs = getattr(_libc(), "syncfs", None)
@@ -64,7 +66,8 @@ def _unescape(field: str) -> str:
 
 
 def is_mount(path: str) -> bool:
-    """Whether ``path`` is a mount point, bind mounts included (which ``os.path.ismount`` misses)."""
+    """Whether ``path`` is a mount point, bind mounts included (which
+    ``os.path.ismount`` misses)."""
     path = os.path.realpath(path)
     if os.path.ismount(path):
         return True
@@ -80,7 +83,8 @@ def is_mount(path: str) -> bool:
 
 
 def staging_path(dest: str, manifest_sha256: str) -> str:
-    """Where a restore of the manifest stages its files: beside ``dest``, or inside it when it is a mount."""
+    """Where a restore of the manifest stages its files: beside ``dest``, or inside
+    it when it is a mount."""
     dest = os.path.abspath(dest)
     tag = STAGING_TAG + manifest_sha256[:16]
     if is_mount(dest):
@@ -131,7 +135,8 @@ def _move_into_mount(staging: str, dest: str, marker: str) -> None:
             % dest,
             resource=dest,
             reason="a volume root cannot be swapped atomically and it is not empty",
-            next_step="Restore into a new, empty volume (mode=job), or into a subdirectory of this one.",
+            next_step="Restore into a new, empty volume (mode=job), or into a "
+            "subdirectory of this one.",
         )
     names = sorted(os.listdir(staging), key=lambda name: name == marker)
     for name in names:
@@ -142,7 +147,8 @@ def _move_into_mount(staging: str, dest: str, marker: str) -> None:
 def swap_in(
     staging: str, dest: str, marker: str, previous_name: str, keep_previous: bool
 ) -> str | None:
-    """Put ``staging`` in place of ``dest``; returns where the old data was kept, if anywhere."""
+    """Put ``staging`` in place of ``dest``; returns where the old data was kept, if
+    anywhere."""
     dest = os.path.abspath(dest)
     if os.path.dirname(staging) == dest:
         _move_into_mount(staging, dest, marker)

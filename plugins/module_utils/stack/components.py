@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The stack's components: how the inventory lists them, how they are read back, what state each is in.
+"""The stack's components: how the inventory lists them, how they are read back, what
+state each is in.
 
 A component is a Deployment or StatefulSet with the components it depends on.
 Reading is separate from judging: :func:`read_workloads` does the API calls,
@@ -19,16 +20,18 @@ from ..k8s.resources import Ref
 from ..k8s.status import pod_summary
 from .graph import Graph, cycle_error, find_cycle
 
-# Where a component scaled to zero by the collection keeps the replica count it had, so that a later
-# run (or another engineer) brings it back as it was, even after the run that scaled it down failed.
+# Where a component scaled to zero by the collection keeps the replica count it had, so
+# that a later run (or another engineer) brings it back as it was, even after the run
+# that scaled it down failed.
 SCALED_DOWN_ANNOTATION = "ragops.io/scaled-down-from"
 READY_PREDICATES: t.Mapping[str, t.Callable[[Obj], bool]] = {
     "Deployment": deployment_ready,
     "StatefulSet": statefulset_ready,
 }
 DECLARED = "depends_on"
-# Which pod tells most about a component that is not Ready: a crash or a stuck init container says more
-# than a pod that merely fails its readiness probe (often only because it waits for another component).
+# Which pod tells most about a component that is not Ready: a crash or a stuck init
+# container says more than a pod that merely fails its readiness probe (often only
+# because it waits for another component).
 STATE_RANK = ("crash_looping", "init_stuck", "waiting", "not_ready", "pending")
 
 
@@ -59,13 +62,14 @@ class Component:
 def components_from_params(
     items: t.Sequence[t.Mapping[str, t.Any]],
 ) -> t.List[Component]:
-    """The components, checked (unique names, known dependencies) before the cluster is asked anything."""
+    """The components, checked (unique names, known dependencies) before the cluster
+    is asked anything."""
     components = [Component.from_params(item) for item in items]
     if not components:
         raise RecoveryError(
             "No components given",
             reason="empty component list",
-            next_step="Pass the stack's components (the inventory's ragops_components).",
+            next_step="Pass the stack's components (inventory variable ragops_components).",
         )
     declared_graph(components)
     return components
@@ -77,7 +81,8 @@ def declared_graph(components: t.Sequence[Component]) -> Graph:
 
 @dataclass
 class Workload:
-    """A component's Deployment or StatefulSet as read, with its pods (``obj`` is None when it is missing)."""
+    """A component's Deployment or StatefulSet as read, with its pods (``obj`` is
+    None when it is missing)."""
 
     component: Component
     obj: t.Optional[Obj]
@@ -89,7 +94,8 @@ class Workload:
 
     @property
     def held_down(self) -> t.Optional[int]:
-        """The replica count the collection recorded when it scaled this component to zero."""
+        """The replica count the collection recorded when it scaled this component to
+        zero."""
         annotations = ((self.obj or {}).get("metadata") or {}).get("annotations") or {}
         try:
             return int(annotations[SCALED_DOWN_ANNOTATION])
@@ -114,7 +120,8 @@ class Workload:
 
 
 def selector_of(workload: Obj) -> str:
-    """The workload's ``matchLabels`` as a label selector (``matchExpressions`` are not needed to find its pods)."""
+    """The workload's ``matchLabels`` as a label selector (``matchExpressions`` are
+    not needed to find its pods)."""
     labels = ((workload.get("spec") or {}).get("selector") or {}).get(
         "matchLabels"
     ) or {}
@@ -137,7 +144,8 @@ def read_workloads(
 
 
 def require_existing(workloads: t.Sequence[Workload], namespace: str) -> None:
-    """Refuse to act on a stack where a listed component does not exist; nothing has changed yet."""
+    """Refuse to act on a stack where a listed component does not exist; nothing has
+    changed yet."""
     missing = [str(w.component.ref(namespace)) for w in workloads if w.obj is None]
     if missing:
         raise RecoveryError(
@@ -145,7 +153,8 @@ def require_existing(workloads: t.Sequence[Workload], namespace: str) -> None:
             % ", ".join(missing),
             resource=missing[0],
             reason="missing workload",
-            next_step="Deploy the missing components, or fix their name and kind in the inventory.",
+            next_step="Deploy the missing components, or fix their name and kind in "
+            "the inventory.",
         )
 
 
@@ -162,7 +171,8 @@ def observed_dependencies(
 ) -> t.Dict[str, t.List[str]]:
     """Components each workload waits for according to ``variable`` in its pod template.
 
-    ``retriever.rag.svc:8080`` names the component ``retriever``; names of no component are left out.
+    ``retriever.rag.svc:8080`` names the component ``retriever``; names of no component
+    are left out.
     """
     names = {w.component.name for w in workloads}
     found: t.Dict[str, t.List[str]] = {}
@@ -184,13 +194,15 @@ def observed_dependencies(
 
 @dataclass(frozen=True)
 class StackGraph:
-    """The declared graph plus what the pods say they wait for, and where each edge comes from."""
+    """The declared graph plus what the pods say they wait for, and where each edge
+    comes from."""
 
     graph: Graph
     sources: t.Mapping[t.Tuple[str, str], str]
 
     def explain(self, cycle: t.Sequence[str]) -> str:
-        """``controller waits for retriever (env WAIT_FOR), retriever depends on controller (depends_on)``."""
+        """``controller waits for retriever (env WAIT_FOR), retriever depends on
+        controller (depends_on)``."""
         links = []
         for first, second in zip(cycle, cycle[1:]):
             source = self.sources.get((first, second), DECLARED)
@@ -310,10 +322,11 @@ def component_status(workload: Workload, namespace: str) -> ComponentStatus:
 
 
 def pod_logs(client: K8sClient, namespace: str, pod: Obj, lines: int) -> Obj:
-    """The last lines of the container that explains a pod's trouble: a stuck init container, else the first.
+    """The last lines of the container that explains a pod's trouble: a stuck init
+    container, else the first.
 
-    A container that restarted also gets its previous instance's lines: a crash-looping container's
-    reason is in the log of the run that crashed.
+    A container that restarted also gets its previous instance's lines: a crash-looping
+    container's reason is in the log of the run that crashed.
     """
     summary = pod_summary(pod)
     stuck = summary["stuck_init"]
@@ -338,7 +351,8 @@ def pod_logs(client: K8sClient, namespace: str, pod: Obj, lines: int) -> Obj:
                 )
             )
     except ApiError as error:
-        # A log that cannot be read is reported, not fatal: the rest of the picture still matters.
+        # A log that cannot be read is reported, not fatal: the rest of the picture
+        # still matters.
         found["error"] = error.msg
     return found
 

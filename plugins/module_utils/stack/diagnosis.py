@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One read of a whole RAG stack and the diagnosis of runbook Scenario C (bootstrap deadlock).
+"""One read of a whole RAG stack and the diagnosis of runbook Scenario C (bootstrap
+deadlock).
 
 :func:`describe_stack` reads; :func:`diagnose` is pure and decides, in this
 order, what keeps the stack from coming up: a dependency cycle, a missing
@@ -31,8 +32,10 @@ from .migration import MigrationSource, read_migration
 from .migration_job import job_outcome
 
 START_STEP = (
-    "Start the components in dependency order (ragops.recovery.component_start); if one never becomes "
-    "Ready, scale everything down and bring the components up one by one (mode=one_by_one)."
+    "Start the components in dependency order (ragops.recovery.component_start); if "
+    "one never becomes "
+    "Ready, scale everything down and bring the components up one by one "
+    "(mode=one_by_one)."
 )
 
 MIGRATION_CAUSES: t.Mapping[str, str] = {
@@ -66,7 +69,8 @@ def _cycle_finding(stack: StackGraph) -> t.Optional[Finding]:
     return Finding(
         "dependency_cycle",
         summary,
-        "Break the cycle: remove one of these dependencies, then re-run. Starting in any order "
+        "Break the cycle: remove one of these dependencies, then re-run. Starting in "
+        "any order "
         "cannot help while a component waits for itself.",
         tuple(blocked),
         tuple(members),
@@ -98,7 +102,8 @@ def _migration_finding(
             "migration_running",
             "Migration Job %s is running (%s).%s"
             % (", ".join(migration["active"]), versions, waiting),
-            "Wait for the migration Job to finish, then start the components in dependency order.",
+            "Wait for the migration Job to finish, then start the components in "
+            "dependency order.",
             blocked,
         )
     if migration["failed"]:
@@ -106,7 +111,8 @@ def _migration_finding(
             "migration_failed",
             "Migration Job %s failed (%s).%s"
             % (migration["failed"][-1], versions, waiting),
-            "Read the failed Job's logs and fix the migration; ragops.recovery.migration_run then starts a new "
+            "Read the failed Job's logs and fix the migration; "
+            "ragops.recovery.migration_run then starts a new "
             "attempt (the failed Job is kept as evidence).",
             blocked,
         )
@@ -123,7 +129,8 @@ def _migration_finding(
 def _roots(
     unready: t.Sequence[ComponentStatus], stack: StackGraph
 ) -> t.List[ComponentStatus]:
-    """Unready components none of whose dependencies is unready: where the trouble starts."""
+    """Unready components none of whose dependencies is unready: where the trouble
+    starts."""
     names = {status.name for status in unready}
     return [
         s for s in unready if not names.intersection(stack.graph.depends_on[s.name])
@@ -259,7 +266,8 @@ def graph_report(stack: StackGraph) -> Obj:
 
 
 def migration_report(client: K8sClient, source: MigrationSource, log_lines: int) -> Obj:
-    """The migration, with the pod, exit code and last log lines of the Jobs that matter: running, failed, newest."""
+    """The migration, with the pod, exit code and last log lines of the Jobs that
+    matter: running, failed, newest."""
     state = read_migration(client, source)
     report = state.report()
     for index, (job, summary) in enumerate(zip(state.jobs, report["jobs"])):
@@ -272,7 +280,8 @@ def migration_report(client: K8sClient, source: MigrationSource, log_lines: int)
 
 @dataclass(frozen=True)
 class StackQuery:
-    """What to read: the components, the dependency env, the migration (if any), and how many log lines."""
+    """What to read: the components, the dependency env, the migration (if any), and
+    how many log lines."""
 
     namespace: str
     components: t.Sequence[Component]
@@ -282,7 +291,8 @@ class StackQuery:
 
 
 def describe_stack(client: K8sClient, query: StackQuery) -> Obj:
-    """Every component with its pods, the dependency graph, the migration, and the diagnosis."""
+    """Every component with its pods, the dependency graph, the migration, and the
+    diagnosis."""
     workloads = read_workloads(client, query.namespace, query.components)
     stack = stack_graph(query.components, workloads, query.dependency_env)
     statuses = [component_status(workload, query.namespace) for workload in workloads]

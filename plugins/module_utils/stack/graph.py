@@ -28,7 +28,8 @@ class Graph:
 
     @classmethod
     def build(cls, declared: t.Sequence[t.Tuple[str, t.Sequence[str]]]) -> Graph:
-        """A graph from ``(name, dependencies)`` pairs; duplicates and unknown names are refused."""
+        """A graph from ``(name, dependencies)`` pairs; duplicates and unknown names
+        are refused."""
         names = [name for name, _deps in declared]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -51,14 +52,16 @@ class Graph:
             raise RecoveryError(
                 "Unknown dependencies: %s" % ", ".join(unknown),
                 reason="unknown component",
-                next_step="List every component that another one depends on, or drop the dependency.",
+                next_step="List every component that another one depends on, or drop "
+                "the dependency.",
             )
         return cls(
             tuple(names), {name: tuple(dict.fromkeys(deps)) for name, deps in declared}
         )
 
     def with_edges(self, extra: t.Mapping[str, t.Sequence[str]]) -> Graph:
-        """This graph plus more dependencies (for example those observed in the running pods)."""
+        """This graph plus more dependencies (for example those observed in the
+        running pods)."""
         merged = {
             name: tuple(dict.fromkeys([*self.depends_on[name], *extra.get(name, ())]))
             for name in self.nodes
@@ -75,9 +78,11 @@ class Graph:
 
 
 def find_cycle(graph: Graph) -> t.List[str] | None:
-    """One dependency cycle, closed (``[a, b, a]``) and starting at its first-declared node; ``None`` if acyclic.
+    """One dependency cycle, closed (``[a, b, a]``) and starting at its first-declared
+    node; ``None`` if acyclic.
 
-    An iterative depth-first search, so that long chains do not hit Python's recursion limit.
+    An iterative depth-first search, so that long chains do not hit Python's recursion
+    limit.
     """
     done: t.Set[str] = set()
     for root in graph.nodes:
@@ -104,7 +109,8 @@ def find_cycle(graph: Graph) -> t.List[str] | None:
 
 
 def _rotated(cycle: t.List[str], order: t.Sequence[str]) -> t.List[str]:
-    """The cycle starting at its first-declared member, closed by repeating that member."""
+    """The cycle starting at its first-declared member, closed by repeating that
+    member."""
     start = min(range(len(cycle)), key=lambda index: order.index(cycle[index]))
     rotated = cycle[start:] + cycle[:start]
     return [*rotated, rotated[0]]
@@ -116,7 +122,8 @@ def format_cycle(cycle: t.Sequence[str]) -> str:
 
 
 def start_order(graph: Graph) -> t.List[str]:
-    """Every node after all of its dependencies; raises :class:`DependencyCycle` naming a cycle."""
+    """Every node after all of its dependencies; raises :class:`DependencyCycle`
+    naming a cycle."""
     cycle = find_cycle(graph)
     if cycle is not None:
         raise cycle_error(cycle)
@@ -144,14 +151,17 @@ def cycle_error(cycle: t.Sequence[str], detail: str = "") -> DependencyCycle:
         cycle=list(cycle),
         resource=text,
         reason="dependency cycle",
-        next_step="Break the cycle: remove one of these dependencies from the components' configuration "
-        "(or the inventory's depends_on), then re-run. No component can become Ready while it waits "
+        next_step="Break the cycle: remove one of these dependencies from the "
+        "components' configuration "
+        "(or the inventory's depends_on), then re-run. No component can become Ready "
+        "while it waits "
         "for itself.",
     )
 
 
 def transitive_dependents(graph: Graph, roots: t.Iterable[str]) -> t.List[str]:
-    """Nodes that depend, directly or not, on any of ``roots`` (roots excluded), in declaration order."""
+    """Nodes that depend, directly or not, on any of ``roots`` (roots excluded), in
+    declaration order."""
     dependents = graph.dependents()
     start = set(roots)
     seen: t.Set[str] = set()
@@ -165,9 +175,11 @@ def transitive_dependents(graph: Graph, roots: t.Iterable[str]) -> t.List[str]:
 
 
 def groups(graph: Graph) -> t.List[t.List[str]]:
-    """The independent parts of the graph (weakly connected components), each in declaration order.
+    """The independent parts of the graph (weakly connected components), each in
+    declaration order.
 
-    Parts are ordered by their first-declared member; a failure in one part cannot block another.
+    Parts are ordered by their first-declared member; a failure in one part cannot block
+    another.
     """
     neighbours: t.Dict[str, t.Set[str]] = {
         name: set(graph.depends_on[name]) for name in graph.nodes

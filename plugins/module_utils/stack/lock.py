@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The incident lock: a Kubernetes Lease that lets one recovery at a time work on a stack.
+"""The incident lock: a Kubernetes Lease that lets one recovery at a time work on a
+stack.
 
 Planning is pure (state in, decision out); :func:`acquire` and :func:`release`
 carry the decision out with writes guarded by the Lease's resourceVersion, so
@@ -112,7 +113,8 @@ def _held_message(state: LockState, lease: str) -> str:
 def plan_acquire(
     state: LockState | None, request: Request, now: datetime, lease: str
 ) -> str:
-    """``create``, ``take``, ``takeover`` or ``none``; raises :class:`LockHeld` when the lock is not ours to take."""
+    """``create``, ``take``, ``takeover`` or ``none``; raises :class:`LockHeld` when
+    the lock is not ours to take."""
     if state is None:
         return "create"
     if state.holder is None:
@@ -124,8 +126,8 @@ def plan_acquire(
                 % (state.incident_id, request.incident_id),
                 resource=lease,
                 reason="held for another incident",
-                next_step="Finish or release the recovery of incident %s first (state=absent)."
-                % state.incident_id,
+                next_step="Finish or release the recovery of incident %s first "
+                "(state=absent)." % state.incident_id,
             )
         return "none"
     if state.expired(now) and request.takeover_stale:
@@ -136,8 +138,8 @@ def plan_acquire(
         resource=lease,
         reason="stale lock" if stale else "lock held",
         next_step=(
-            "Check that %s is no longer working on the stack, then re-run with takeover_stale=true."
-            % state.holder
+            "Check that %s is no longer working on the stack, then re-run with "
+            "takeover_stale=true." % state.holder
         )
         if stale
         else "Wait for %s to finish, or coordinate with them." % state.holder,
@@ -145,7 +147,8 @@ def plan_acquire(
 
 
 def plan_release(state: LockState | None, request: Request, lease: str) -> str:
-    """``release`` or ``none``; raises :class:`LockHeld` when someone else holds the lock (unless forced)."""
+    """``release`` or ``none``; raises :class:`LockHeld` when someone else holds the
+    lock (unless forced)."""
     if state is None or state.holder is None:
         return "none"
     if state.holder != request.holder and not request.force:
@@ -182,7 +185,8 @@ def _lease(ref: Ref, request: Request, now: datetime, transitions: int) -> Obj:
 
 
 def _holding(current: Obj, desired: Obj) -> Obj:
-    """``current`` with the holder fields of ``desired``; resourceVersion kept so the write is guarded."""
+    """``current`` with the holder fields of ``desired``; resourceVersion kept so the
+    write is guarded."""
     current["spec"] = dict(current.get("spec") or {}, **desired["spec"])
     annotations = current["metadata"].setdefault("annotations", {})
     annotations.update(desired["metadata"]["annotations"])
@@ -191,14 +195,16 @@ def _holding(current: Obj, desired: Obj) -> Obj:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a lock request did (``create``, ``take``, ``takeover``, ``release`` or ``none``)."""
+    """What a lock request did (``create``, ``take``, ``takeover``, ``release`` or
+    ``none``)."""
 
     action: str
     before: LockState | None
     after: LockState | None
 
     def to_result(self, name: str, diff: bool) -> Obj:
-        """The module result: the lock after the request, and who held it before a takeover."""
+        """The module result: the lock after the request, and who held it before a
+        takeover."""
         after = (
             self.after.to_result(name) if self.after else {"name": name, "holder": None}
         )
@@ -226,7 +232,8 @@ class Outcome:
 def acquire(
     client: K8sClient, ref: Ref, request: Request, now: datetime, check_mode: bool
 ) -> Outcome:
-    """Take the lock, or find it already ours; at most one of two racing runs succeeds."""
+    """Take the lock, or find it already ours; at most one of two racing runs
+    succeeds."""
     for _attempt in range(client.conflict_attempts):
         current = client.get_or_none(ref)
         before = lock_state(current) if current else None
@@ -254,7 +261,8 @@ def acquire(
 
 
 def release(client: K8sClient, ref: Ref, request: Request, check_mode: bool) -> Outcome:
-    """Give the lock up by clearing its holder; the Lease stays as a record of the last holder's times."""
+    """Give the lock up by clearing its holder; the Lease stays as a record of the
+    last holder's times."""
 
     def clear(lease: Obj) -> Obj | None:
         if plan_release(lock_state(lease), request, str(ref)) == "none":

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Schema migrations run once, in a controlled Job built from the stack's template (runbook Scenario C).
+"""Schema migrations run once, in a controlled Job built from the stack's template
+(runbook Scenario C).
 
 A migration is *pending* when the version the stack records (the schema
 ConfigMap) is below the version the template brings it to.  A version already
@@ -29,7 +30,8 @@ MAX_ATTEMPTS = 20
 
 @dataclass(frozen=True)
 class MigrationSource:
-    """Where the stack describes its migration: the Job template and the record of the applied version."""
+    """Where the stack describes its migration: the Job template and the record of
+    the applied version."""
 
     namespace: str
     configmap: t.Optional[str]
@@ -43,7 +45,8 @@ class MigrationSource:
 
     @classmethod
     def from_params(cls, params: t.Mapping[str, t.Any]) -> t.Optional[MigrationSource]:
-        """The source named by the ``migration`` option group; ``None`` when the stack has no migration."""
+        """The source named by the ``migration`` option group; ``None`` when the
+        stack has no migration."""
         if not params.get("migration_configmap") and not params.get(
             "migration_template"
         ):
@@ -113,7 +116,8 @@ def load_template(client: K8sClient, source: MigrationSource) -> Obj:
 
 
 def target_version(template: Obj, source: MigrationSource) -> str:
-    """The version the migration brings the stack to: the option, the template's annotation, or its env."""
+    """The version the migration brings the stack to: the option, the template's
+    annotation, or its env."""
     annotations = (template.get("metadata") or {}).get("annotations") or {}
     containers = ((template.get("spec") or {}).get("template") or {}).get(
         "spec", {}
@@ -134,7 +138,8 @@ def target_version(template: Obj, source: MigrationSource) -> str:
 
 
 def version_reached(current: t.Optional[str], target: str) -> bool:
-    """Numbers compare as numbers (the stack may be ahead); other versions must match exactly."""
+    """Numbers compare as numbers (the stack may be ahead); other versions must match
+    exactly."""
     if current is None:
         return False
     try:
@@ -155,7 +160,8 @@ def applied_version(client: K8sClient, source: MigrationSource) -> t.Optional[st
 
 
 def job_selector(template: Obj, source: MigrationSource) -> str:
-    """The stack's migration Jobs: the option, else the template's labels, else every Job the collection ran."""
+    """The stack's migration Jobs: the option, else the template's labels, else every
+    Job the collection ran."""
     if source.selector:
         return source.selector
     labels = (template.get("metadata") or {}).get("labels") or {}
@@ -202,7 +208,8 @@ class MigrationState:
     def applied(self) -> bool:
         if self.source.schema_configmap:
             return version_reached(self.current, self.target)
-        # Without a version record, a completed Job of ours for this version is the record.
+        # Without a version record, a completed Job of ours for this version is the
+        # record.
         return any(
             job_report(job)["version"] == self.target and job_status(job) == "succeeded"
             for job in self.jobs
@@ -247,7 +254,8 @@ def read_migration(client: K8sClient, source: MigrationSource) -> MigrationState
 
 
 def job_name(template: Obj, target: str, base: t.Optional[str] = None) -> str:
-    """``<base>-v<version>``, a valid Job name; ``base`` defaults to the template's name."""
+    """``<base>-v<version>``, a valid Job name; ``base`` defaults to the template's
+    name."""
     meta = template.get("metadata") or {}
     stem = (
         base
@@ -256,7 +264,8 @@ def job_name(template: Obj, target: str, base: t.Optional[str] = None) -> str:
         or "migration"
     )
     name = re.sub(r"[^a-z0-9-]+", "-", ("%s-v%s" % (stem, target)).lower()).strip("-")
-    # Room for "-attempt-NN" and the pod suffix Kubernetes adds, within the 63 characters of a label value.
+    # Room for "-attempt-NN" and the pod suffix Kubernetes adds, within the 63
+    # characters of a label value.
     return name[:40].rstrip("-")
 
 
@@ -272,7 +281,8 @@ class JobOverrides:
 
 
 def _with_env(current: t.List[Obj], overrides: t.Mapping[str, str]) -> t.List[Obj]:
-    """The env list with ``overrides`` replacing same-named entries (in place) or appended."""
+    """The env list with ``overrides`` replacing same-named entries (in place) or
+    appended."""
     merged = [
         dict(entry, value=str(overrides[entry["name"]]))
         if entry.get("name") in overrides
@@ -290,7 +300,8 @@ def _with_env(current: t.List[Obj], overrides: t.Mapping[str, str]) -> t.List[Ob
 def build_job(
     state: MigrationState, name: str, overrides: JobOverrides, incident_id: str = ""
 ) -> Obj:
-    """The Job to create: the template with the overrides, our name, and labels saying which version it applies."""
+    """The Job to create: the template with the overrides, our name, and labels
+    saying which version it applies."""
     job = copy.deepcopy(state.template)
     meta = job.setdefault("metadata", {})
     for key in ("generateName", "resourceVersion", "uid", "creationTimestamp"):
@@ -322,7 +333,8 @@ def build_job(
 
 @dataclass(frozen=True)
 class RunPlan:
-    """``skip`` (version reached), ``adopt`` (our Job already runs: wait for it) or ``create``."""
+    """``skip`` (version reached), ``adopt`` (our Job already runs: wait for it) or
+    ``create``."""
 
     action: str
     name: str
@@ -332,7 +344,8 @@ class RunPlan:
 def plan_run(
     client: K8sClient, state: MigrationState, base: t.Optional[str]
 ) -> RunPlan:
-    """Decide what to do; raises when another migration is running or a finished Job did not help."""
+    """Decide what to do; raises when another migration is running or a finished Job
+    did not help."""
     first = job_name(state.template, state.target, base)
     if state.applied:
         return RunPlan("skip", first)
@@ -354,7 +367,8 @@ def plan_run(
             raise _not_recorded(state, name)
         earlier.append(name)
     raise MigrationFailed(
-        "Refusing to start attempt %d of the migration to version %s: %d attempts failed already "
+        "Refusing to start attempt %d of the migration to version %s: %d attempts "
+        "failed already "
         "(%s)" % (MAX_ATTEMPTS + 1, state.target, MAX_ATTEMPTS, ", ".join(earlier)),
         reason="too many attempts",
         next_step="Read the failed Jobs' logs and fix the migration.",
@@ -364,11 +378,12 @@ def plan_run(
 def _refuse_busy(active: t.Sequence[Obj], state: MigrationState) -> t.NoReturn:
     names = ", ".join(job["metadata"]["name"] for job in active)
     raise RecoveryError(
-        "Refusing to start a migration while another migration Job of the stack is running: %s"
-        % names,
+        "Refusing to start a migration while another migration Job of the stack is "
+        "running: %s" % names,
         resource="Job %s/%s" % (state.source.namespace, active[0]["metadata"]["name"]),
         reason="migration already running",
-        next_step="Wait for it to finish (kubectl -n %s wait --for=condition=complete job/%s), then re-run: the "
+        next_step="Wait for it to finish (kubectl -n %s wait --for=condition=complete "
+        "job/%s), then re-run: the "
         "migration is skipped if it brought the stack to version %s."
         % (state.source.namespace, active[0]["metadata"]["name"], state.target),
     )
@@ -381,7 +396,8 @@ def _not_recorded(state: MigrationState, name: str) -> MigrationFailed:
         % (name, where, state.current, state.target),
         resource="Job %s/%s" % (state.source.namespace, name),
         reason="version not recorded",
-        next_step="Read the Job's logs: the migration did not record its version. Fix the migration or the record "
+        next_step="Read the Job's logs: the migration did not record its version. Fix "
+        "the migration or the record "
         "(%s key %s); a completed Job is not run again."
         % (where, state.source.schema_key),
     )

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Running one migration Job: create it (or adopt ours), wait for it, read its exit status and logs, verify.
+"""Running one migration Job: create it (or adopt ours), wait for it, read its exit
+status and logs, verify.
 
 The decisions are made in :mod:`migration`; this module only carries them out.
 """
@@ -32,7 +33,8 @@ from .migration import (
 
 @dataclass(frozen=True)
 class RunRequest:
-    """How to run the Job: overrides, incident, whether to wait, how many log lines to return."""
+    """How to run the Job: overrides, incident, whether to wait, how many log lines
+    to return."""
 
     overrides: JobOverrides
     incident_id: str = ""
@@ -43,7 +45,8 @@ class RunRequest:
 
 
 def job_pods(client: K8sClient, namespace: str, job: Obj) -> t.List[Obj]:
-    """The Job's pods, oldest first: owned by its uid, or labelled with its name as Kubernetes does."""
+    """The Job's pods, oldest first: owned by its uid, or labelled with its name as
+    Kubernetes does."""
     meta = job["metadata"]
     labels = ((job.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
         "labels"
@@ -70,7 +73,8 @@ def job_pods(client: K8sClient, namespace: str, job: Obj) -> t.List[Obj]:
 
 
 def job_outcome(client: K8sClient, namespace: str, job: Obj, lines: int) -> Obj:
-    """Pod, exit code and last log lines of the Job's latest pod (the one that decided the outcome)."""
+    """Pod, exit code and last log lines of the Job's latest pod (the one that
+    decided the outcome)."""
     pods = job_pods(client, namespace, job)
     if not pods:
         return {"pod": None, "exit_code": None, "logs": []}
@@ -97,7 +101,8 @@ def run_migration(
     request: RunRequest,
     waiter: Waiter,
 ) -> Obj:
-    """Carry out ``plan``; returns the ``migration`` result (raises when the migration did not succeed)."""
+    """Carry out ``plan``; returns the ``migration`` result (raises when the
+    migration did not succeed)."""
     report: Obj = {
         "job": plan.name,
         "action": plan.action,
@@ -124,7 +129,8 @@ def run_migration(
             % (ref, job_report(job)["reason"], report["exit_code"]),
             resource=str(ref),
             reason=job_report(job)["reason"] or "job failed",
-            next_step="Read its logs (kubectl -n %s logs job/%s), fix the migration, then re-run: the failed Job "
+            next_step="Read its logs (kubectl -n %s logs job/%s), fix the migration, "
+            "then re-run: the failed Job "
             "is kept as evidence and the next attempt gets a new name."
             % (ref.namespace, ref.name),
             partial={
@@ -160,7 +166,8 @@ def _wait(
             last_seen=job_report(seen) if seen else None,
             resource=str(ref),
             reason="migration still running",
-            next_step="It keeps running: follow it with kubectl -n %s logs -f job/%s; re-run to wait for it again "
+            next_step="It keeps running: follow it with kubectl -n %s logs -f job/%s; "
+            "re-run to wait for it again "
             "(it is never started twice)." % (ref.namespace, ref.name),
             partial={
                 "changed": report["action"] == "create",
@@ -172,7 +179,8 @@ def _wait(
 def _verified(
     client: K8sClient, state: MigrationState, report: Obj, plan: RunPlan
 ) -> Obj:
-    """The report once the stack records the new version (when it keeps a record at all)."""
+    """The report once the stack records the new version (when it keeps a record at
+    all)."""
     current = applied_version(client, state.source)
     report["current_version"] = current
     if state.source.schema_configmap and not version_reached(current, state.target):
@@ -200,9 +208,11 @@ def migrate(
     request: RunRequest,
     waiter: Waiter,
 ) -> Obj:
-    """Read where the stack stands, run its migration once unless it is applied, and report.
+    """Read where the stack stands, run its migration once unless it is applied, and
+    report.
 
-    ``name`` is the Job's base name (the template's by default); the result is the module's.
+    ``name`` is the Job's base name (the template's by default); the result is the
+    module's.
     """
     started = waiter.clock.now()
     state = read_migration(client, source)

@@ -1,6 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Starting a stack's components in dependency order (runbook Scenario C, steps 3 and 4).
+"""Starting a stack's components in dependency order (runbook Scenario C, steps 3 and
+4).
 
 ``in_order`` starts (or restarts) each component that is not Ready, in order,
 and waits for it before the next.  ``one_by_one`` first scales every component
@@ -53,7 +54,8 @@ class StartRequest:
     def __post_init__(self) -> None:
         if self.mode == "one_by_one" and not self.wait:
             raise RecoveryError(
-                "mode=one_by_one waits for each component before the next; wait=false is not "
+                "mode=one_by_one waits for each component before the next; wait=false "
+                "is not "
                 "possible",
                 reason="invalid options",
                 next_step="Drop wait=false, or use mode=in_order.",
@@ -61,13 +63,15 @@ class StartRequest:
 
 
 def start_action(workload: Workload, restart_unready: bool) -> str:
-    """What ``in_order`` does to one component: ``none``, ``scale_up``, ``restart`` or ``wait``."""
+    """What ``in_order`` does to one component: ``none``, ``scale_up``, ``restart``
+    or ``wait``."""
     if workload.desired == 0:
         return "scale_up"
     if workload.ready:
         return "none"
-    # A crash-looping pod may sit in a back-off of minutes even once its cause is fixed: new pods start now.
-    # A component that still serves with some replicas is only waited for (scoped recovery first).
+    # A crash-looping pod may sit in a back-off of minutes even once its cause is fixed:
+    # new pods start now. A component that still serves with some replicas is only
+    # waited for (scoped recovery first).
     return "restart" if restart_unready and workload.ready_replicas == 0 else "wait"
 
 
@@ -82,7 +86,8 @@ def _scale(
     replicas: int,
     remember: t.Optional[int],
 ) -> None:
-    """Set the replica count; ``remember`` records the count to come back to (``None`` clears the record)."""
+    """Set the replica count; ``remember`` records the count to come back to
+    (``None`` clears the record)."""
     annotations = {
         SCALED_DOWN_ANNOTATION: str(remember) if remember is not None else None
     }
@@ -129,7 +134,8 @@ def _item(workload: Workload, action: str, replicas: int) -> Obj:
 
 @dataclass
 class Run:
-    """One start run: the request, the clock, the components in order, and what was done so far."""
+    """One start run: the request, the clock, the components in order, and what was
+    done so far."""
 
     client: K8sClient
     request: StartRequest
@@ -138,7 +144,8 @@ class Run:
     progress: t.List[Obj] = field(default_factory=list)
 
     def wait_ready(self, index: int) -> None:
-        """Wait for component ``index``; on a timeout stop with everything after it left as it is."""
+        """Wait for component ``index``; on a timeout stop with everything after it
+        left as it is."""
         workload, item = self.ordered[index], self.progress[-1]
         if not self.request.wait or self.request.check_mode:
             return
@@ -182,8 +189,10 @@ class Run:
             },
             resource=str(workload.component.ref(self.request.namespace)),
             reason=status.state,
-            next_step="Find out why %s is not Ready (ragops.recovery.stack_info shows its pods, init containers and "
-            "logs), fix it, then re-run: components left at zero carry their replica count in the %s "
+            next_step="Find out why %s is not Ready (ragops.recovery.stack_info shows "
+            "its pods, init containers and "
+            "logs), fix it, then re-run: components left at zero carry their replica "
+            "count in the %s "
             "annotation and come back in order."
             % (status.name, SCALED_DOWN_ANNOTATION),
             partial={
@@ -216,7 +225,8 @@ class Run:
                 self.wait_ready(index)
 
     def one_by_one(self) -> t.List[str]:
-        """Scale everything down (dependents first), wait until no pod is left, then start one at a time."""
+        """Scale everything down (dependents first), wait until no pod is left, then
+        start one at a time."""
         remembered: t.Dict[str, int] = {}
         stopped: t.List[str] = []
         for workload in reversed(self.ordered):
@@ -254,7 +264,8 @@ class Run:
             waiter.until("the components to stop", running, lambda found: not found)
         except ResourceTimeout as error:
             raise ResourceTimeout(
-                "Timed out after %ss waiting for the components to stop; still running: %s"
+                "Timed out after %ss waiting for the components to stop; still "
+                "running: %s"
                 % (
                     self.request.timeout,
                     ", ".join(
@@ -265,7 +276,8 @@ class Run:
                 last_seen=error.last_seen,
                 resource="components",
                 reason="pods still running",
-                next_step="Every component is at zero replicas with its count recorded in the %s annotation; find "
+                next_step="Every component is at zero replicas with its count recorded "
+                "in the %s annotation; find "
                 "what keeps the pods alive (finalizers, a stuck node), then re-run."
                 % SCALED_DOWN_ANNOTATION,
                 partial={"changed": True, "components": self.progress},
@@ -278,7 +290,8 @@ def start_components(
     request: StartRequest,
     clock: Clock,
 ) -> Obj:
-    """Start the stack; the result lists each component with what was done and how long it took."""
+    """Start the stack; the result lists each component with what was done and how
+    long it took."""
     started_at = clock.now()
     workloads = read_workloads(client, request.namespace, components)
     require_existing(workloads, request.namespace)
@@ -307,7 +320,8 @@ def start_components(
 
 
 def start_diff(result: Obj) -> Obj:
-    """Replica counts and readiness before and after, for the components the run touched."""
+    """Replica counts and readiness before and after, for the components the run
+    touched."""
     touched = [item for item in result["components"] if item["action"] in CHANGES]
     return {
         "before": {
