@@ -51,12 +51,14 @@ def role_name(file: str) -> str:
 
 
 def single_binding(file: str, namespace: str) -> list[Obj]:
-    """A ServiceAccount bound to this file's Role alone."""
+    """A ServiceAccount bound to this file's Role alone. The binding's name is the lab's own: a shipped
+    RoleBinding is named after its Role (ragops-recovery-bootstrap), and reusing that name would take the
+    Role away from the shipped account."""
     account = f"{UNION_ACCOUNT}-{file}"
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": account, "namespace": namespace},
+         "metadata": {"name": f"lab-{account}", "namespace": namespace},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name(file)},
          "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]},
     ]

@@ -75,7 +75,7 @@ def test_up_works_and_down_leaves_nothing_behind_even_when_broken(tmp_path: Path
     s3_ports = json.loads((state / "s3" / "ports.json").read_text())
     assert_dependency_cycle(lab)
     processes = lab.running_processes()
-    assert len(processes) >= 17, "etcd, the API server, controller-manager, scheduler, agent, SeaweedFS, ten pods"
+    assert len(processes) >= 16, "etcd, the API server, controller-manager, scheduler, agent, SeaweedFS, ten pods"
 
     down = lab_cli(state, "down")
     assert down.returncode == 0, down.stdout + down.stderr
