@@ -51,12 +51,14 @@ def role_name(file: str) -> str:
 
 
 def single_binding(file: str, namespace: str) -> list[Obj]:
-    """A ServiceAccount bound to this file's Role alone."""
+    """A ServiceAccount bound to this file's Role alone. The binding's name is the lab's own: a shipped
+    RoleBinding is named after its Role (ragops-recovery-bootstrap), and reusing that name would take the
+    Role away from the shipped account."""
     account = f"{UNION_ACCOUNT}-{file}"
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": account, "namespace": namespace},
+         "metadata": {"name": f"lab-{account}", "namespace": namespace},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name(file)},
          "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]},
     ]
@@ -72,10 +74,18 @@ class RbacKubeconfigs:
         return self.by_file[PLAYBOOK_ROLES[Path(playbook).stem]]
 
 
+APPLY_ATTEMPTS = 3
+
+
 def apply_shipped(admin_kubeconfig: Path, file: str, namespace: str) -> None:
-    done = kubectl(admin_kubeconfig, "apply", "-n", namespace, "-f", str(shipped_path(file)))
-    if done.returncode != 0:
-        raise LabError(f"kubectl apply -f {shipped_path(file)} failed: {done.stderr.strip()}")
+    """`kubectl apply -f` of a shipped file. kubectl first reads the API server's OpenAPI document,
+    which a new API server builds on the first request: on a loaded machine that can outlast
+    kubectl's 32 s, and the next attempt finds it built."""
+    for _ in range(APPLY_ATTEMPTS):
+        done = kubectl(admin_kubeconfig, "apply", "-n", namespace, "-f", str(shipped_path(file)))
+        if done.returncode == 0:
+            return
+    raise LabError(f"kubectl apply -f {shipped_path(file)} failed {APPLY_ATTEMPTS} times: {done.stderr.strip()}")
 
 
 def install(cluster: KubeCluster, namespace: str, directory: Path) -> RbacKubeconfigs:

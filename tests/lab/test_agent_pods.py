@@ -15,6 +15,7 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     deployment,
     env_list,
     eventually,
+    kube_fixture,
     log_events,
     process_env,
     provider_container,

@@ -17,6 +17,7 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     env_list,
     eventually,
     job,
+    kube_fixture,
 )
 
 from ragops_lab.runtime.kubeapi import pod_is_ready
@@ -103,7 +104,8 @@ def test_deployment_scales_and_rolls_one_pod_at_a_time(cluster: Cluster) -> None
     seen: list[tuple[int, int]] = []
 
     def rolled() -> bool:
-        pods = cluster.pods("app=web")
+        # Pods being deleted are listed until the agent has stopped them; the surge counts the others.
+        pods = [p for p in cluster.pods("app=web") if not p["metadata"].get("deletionTimestamp")]
         seen.append((len(pods), sum(1 for p in pods if pod_is_ready(p))))
         new = [p for p in pods if p["metadata"]["uid"] not in {q["metadata"]["uid"] for q in first}]
         return len(pods) == 2 and len(new) == 2 and all(pod_is_ready(p) for p in pods)
@@ -114,8 +116,10 @@ def test_deployment_scales_and_rolls_one_pod_at_a_time(cluster: Cluster) -> None
     cluster.kubectl.run("rollout", "status", "deployment/web", "--timeout=20s")
     cluster.merge_patch("Deployment", "web", {"spec": {"replicas": 0}})
     cluster.wait_pods("app=web", lambda pods: not pods)
-    status = cluster.wait_object("Deployment", "web", lambda d: d["status"].get("replicas") == 0)
-    assert status["status"]["observedGeneration"] == status["metadata"]["generation"]
+    # The API omits a zero replica count from the status.
+    status = cluster.wait_object("Deployment", "web", lambda d: d["status"].get("replicas", 0) == 0
+                                 and d["status"].get("observedGeneration") == d["metadata"]["generation"])
+    assert "readyReplicas" not in status["status"]
 
 
 def test_deleting_the_owner_stops_its_pods(cluster: Cluster) -> None:

@@ -63,16 +63,20 @@ def test_up_works_and_down_leaves_nothing_behind_even_when_broken(tmp_path: Path
     started = time.monotonic()
     up = lab_cli(state, "up")
     took = time.monotonic() - started
-    assert up.returncode == 0, up.stdout + up.stderr
-    print(f"lab up took {took:.1f}s")  # its speed is a figure to report, not a test verdict
     lab = Lab(state)
-    sockets = lab_sockets(lab)
-    assert sockets <= listening_sockets()
-    network = next(iter(lab.endpoints().services.values())).removeprefix("http://").split(".")[:2]
-    s3_ports = json.loads((state / "s3" / "ports.json").read_text())
-    assert_dependency_cycle(lab)
-    processes = lab.running_processes()
-    assert len(processes) >= 17, "etcd, the API server, controller-manager, scheduler, agent, SeaweedFS, ten pods"
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        print(f"lab up took {took:.1f}s")  # its speed is a figure to report, not a test verdict
+        sockets = lab_sockets(lab)
+        assert sockets <= listening_sockets()
+        network = next(iter(lab.endpoints().services.values())).removeprefix("http://").split(".")[:2]
+        s3_ports = json.loads((state / "s3" / "ports.json").read_text())
+        assert_dependency_cycle(lab)
+        processes = lab.running_processes()
+        assert len(processes) >= 16, "etcd, the API server, controller-manager, scheduler, agent, SeaweedFS, ten pods"
+    except BaseException:
+        lab.down(out=None)  # a failed check must not leave a control plane running for the rest of the suite
+        raise
 
     down = lab_cli(state, "down")
     assert down.returncode == 0, down.stdout + down.stderr
