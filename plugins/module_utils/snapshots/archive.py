@@ -18,7 +18,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ..errors import RecoveryError, SnapshotInvalid
-from .manifest import DirEntry, FileEntry, Manifest, safe_path
+from .manifest import DirEntry, FileEntry, Manifest, path_problem
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -26,6 +26,10 @@ COPY_SIZE = 1024 * 1024
 MAX_PAX_HEADER = 64 * 1024
 MAX_LONG_NAME = 4096
 FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
+# The pax records that hold numbers: counts, and times (which may be signed and
+# fractional).
+PAX_COUNTS = frozenset(("size", "uid", "gid"))
+PAX_NUMBERS = PAX_COUNTS | frozenset(("mtime", "atime", "ctime"))
 
 
 class Readable(t.Protocol):
@@ -161,36 +165,81 @@ class Member:
     size: int
 
 
+def _malformed(what: str) -> SnapshotInvalid:
+    return SnapshotInvalid(
+        "A tar header is malformed: %s" % what, reason="malformed tar header"
+    )
+
+
+def _pax_record(data: bytes, pos: int) -> t.Tuple[str, str, int]:
+    """The pax record ``"<length> <key>=<value>\\n"`` at ``pos``: key, value and
+    the position of the next record."""
+    length_text, space, _ = data[pos : pos + 21].partition(b" ")
+    if not space or not length_text.isdigit() or len(length_text) > 20:
+        raise _malformed("a pax record has no decimal length")
+    end = pos + int(length_text)
+    if end > len(data) or end <= pos + len(length_text) + 2 or data[end - 1] != 10:
+        raise _malformed("a pax record's length does not match its text")
+    key, equals, value = data[pos + len(length_text) + 1 : end - 1].partition(b"=")
+    if not equals or not key:
+        raise _malformed("a pax record has no key=value")
+    try:
+        return key.decode("utf-8"), value.decode("utf-8"), end
+    except UnicodeDecodeError:
+        raise _malformed("a pax record is not UTF-8") from None
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 20
+
+
+def _pax_number(key: str, value: str) -> None:
+    """Numeric pax records must be numbers as tar reads them: counts are whole and
+    not negative, times may have a sign and a fraction."""
+    whole, dot, fraction = value[value.startswith("-") :].partition(".")
+    numeric = (
+        _digits(value)
+        if key in PAX_COUNTS
+        else _digits(whole) and (not dot or _digits(fraction))
+    )
+    if not numeric:
+        raise _malformed("the pax %s record %r is not a number" % (key, value[:40]))
+
+
 def _pax_records(data: bytes) -> t.Dict[str, str]:
     records, pos = {}, 0
     while pos < len(data):
-        length_text = data[pos : pos + 20].partition(b" ")[0]
-        try:
-            length = int(length_text)
-            key, value = data[pos + len(length_text) + 1 : pos + length - 1].split(
-                b"=", 1
-            )
-        except ValueError:
-            raise SnapshotInvalid(
-                "A pax header is malformed", reason="malformed tar header"
-            ) from None
-        if length <= 0:
-            raise SnapshotInvalid(
-                "A pax header is malformed", reason="malformed tar header"
-            )
-        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
-        pos += length
+        key, value, pos = _pax_record(data, pos)
+        if key in PAX_NUMBERS:
+            _pax_number(key, value)
+        records[key] = value
     return records
 
 
 def _extended(source: Source, info: tarfile.TarInfo, limit: int) -> bytes:
-    if info.size > limit:
+    if not 0 <= info.size <= limit:
         raise SnapshotInvalid(
             "An extended tar header of %d bytes is larger than allowed" % info.size,
             reason="oversized tar header",
         )
     data = read_exact(source, info.size + _padding(info.size))
     return data[: info.size]
+
+
+def _long_name(source: Source, info: tarfile.TarInfo) -> str:
+    try:
+        return _extended(source, info, MAX_LONG_NAME).rstrip(b"\0").decode("utf-8")
+    except UnicodeDecodeError:
+        raise _malformed("a GNU long name is not UTF-8") from None
+
+
+def _member(info: tarfile.TarInfo, overrides: t.Mapping[str, str]) -> Member:
+    size = int(overrides["size"]) if "size" in overrides else info.size
+    if size < 0:
+        raise _malformed("member %r has a negative size" % info.name)
+    if info.type == tarfile.DIRTYPE and size:
+        raise _malformed("directory %r carries data" % info.name)
+    return Member(overrides.get("path", info.name), info.type, size)
 
 
 def next_member(source: Source) -> Member | None:
@@ -210,14 +259,9 @@ def next_member(source: Source) -> Member | None:
         if info.type == tarfile.XHDTYPE:
             overrides.update(_pax_records(_extended(source, info, MAX_PAX_HEADER)))
         elif info.type == tarfile.GNUTYPE_LONGNAME:
-            overrides["path"] = (
-                _extended(source, info, MAX_LONG_NAME)
-                .rstrip(b"\0")
-                .decode("utf-8", "replace")
-            )
+            overrides["path"] = _long_name(source, info)
         else:
-            size = int(overrides["size"]) if "size" in overrides else info.size
-            return Member(overrides.get("path", info.name), info.type, size)
+            return _member(info, overrides)
 
 
 @dataclass
@@ -292,8 +336,9 @@ class Extractor:
             if member.kind == tarfile.DIRTYPE and member.name.endswith("/")
             else member.name
         )
-        if not safe_path(name):
-            raise self._refuse(member, "has an absolute, '..' or otherwise unsafe path")
+        problem = path_problem(name)
+        if problem:
+            raise self._refuse(member, "has an unsafe path (%s)" % problem)
         if member.kind not in FILE_TYPES and member.kind != tarfile.DIRTYPE:
             raise self._refuse(member, "is a link, device or other non-regular member")
         if name in self.done:
@@ -337,10 +382,22 @@ class Extractor:
         finally:
             os.close(fd)
         if entry.mtime:
-            os.utime(path, (entry.mtime, entry.mtime))
+            self._set_mtime(path, entry)
         read_exact(source, _padding(entry.size))
         self.stats.files += 1
         self.progress(self.stats.bytes_written)
+
+    @staticmethod
+    def _set_mtime(path: str, entry: FileEntry) -> None:
+        try:
+            os.utime(path, (entry.mtime, entry.mtime))
+        except (OverflowError, ValueError):
+            raise SnapshotInvalid(
+                "File %s has an mtime (%d) this platform cannot set"
+                % (entry.path, entry.mtime),
+                resource=entry.path,
+                reason="mtime out of the platform's range",
+            ) from None
 
     def _copy(self, source: Source, fd: int, entry: FileEntry) -> t.Any:
         digest, remaining = hashlib.sha256(), entry.size

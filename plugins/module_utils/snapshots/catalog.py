@@ -24,13 +24,28 @@ FUTURE = "future"
 QUARANTINED = "quarantined"
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_time(value: str) -> datetime | None:
-    """An RFC 3339 UTC time (``2026-11-27T22:10:03Z``) as an aware datetime, or None."""
+    """An RFC 3339 time (``2026-11-27T22:10:03Z``) as an aware UTC datetime, or None
+    when it is not one or has no UTC equivalent."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        if not parsed.tzinfo:
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, AttributeError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def shifted(moment: datetime, seconds: float) -> datetime:
+    """``moment`` plus ``seconds``, held at the first or last representable time."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        bound = datetime.max if seconds > 0 else datetime.min
+        return bound.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -137,12 +152,13 @@ def classify(
         snapshot.status, snapshot.reason = INVALID, error.reason or error.msg
         return snapshot
     snapshot.created = parse_time(snapshot.manifest.created)
-    if snapshot.created is None:
+    if snapshot.created is None or snapshot.created < EPOCH:
+        snapshot.created = None
         snapshot.status, snapshot.reason = (
             INVALID,
-            "created %r is not a time" % snapshot.manifest.created,
+            "created %r is not a time since 1970" % snapshot.manifest.created,
         )
-    elif snapshot.created > now + timedelta(seconds=tolerance):
+    elif snapshot.created > shifted(now, tolerance):
         snapshot.status = FUTURE
         snapshot.reason = "created %s is in the future (clock skew beyond %ss)" % (
             snapshot.manifest.created,
@@ -241,7 +257,7 @@ def retention_plan(
             for snapshot in ordered
         ]
         return plan
-    cutoff = plan.anchor - timedelta(days=retention_days)
+    cutoff = shifted(plan.anchor, -86400 * retention_days)
     rank = {snapshot.snapshot_id: index for index, snapshot in enumerate(good)}
     for snapshot in ordered:
         reason = _keep_reason(

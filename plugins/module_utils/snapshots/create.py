@@ -19,7 +19,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ..errors import RecoveryError
+from ..errors import RecoveryError, SnapshotInvalid
 from . import layout
 from .archive import COPY_SIZE, SourceChanged, TarWriter
 from .manifest import (
@@ -29,6 +29,8 @@ from .manifest import (
     FileEntry,
     Manifest,
     checksums_text,
+    parse,
+    path_problem,
 )
 from .s3 import MultipartSink, S3Store
 from .stage import Stage
@@ -77,6 +79,21 @@ def _entry(root: str, rel: str, info: os.stat_result) -> Scanned:
     )
 
 
+def _check_name(root: str, rel: str) -> None:
+    """Refuse a name that a restore would refuse, before anything is uploaded."""
+    problem = path_problem(rel)
+    if problem:
+        raw = os.fsencode(rel)
+        raise RecoveryError(
+            "Failed to snapshot %s: %s cannot be archived: %s"
+            % (root, repr(raw)[1:], problem),  # the bytes on disk, escaped
+            resource=os.path.join(root, raw.decode("utf-8", "backslashreplace")),
+            reason="unfit file name",
+            next_step="Rename the entry (no backslash, control character or "
+            "non-UTF-8 byte) or move it out of the data directory, then retry.",
+        )
+
+
 def scan(root: str) -> t.List[Scanned]:
     """Directories and regular files under ``root``, parents before children, in a
     stable order."""
@@ -97,6 +114,7 @@ def scan(root: str) -> t.List[Scanned]:
             rel = name if not rel_dir else rel_dir + "/" + name
             if rel == RESTORE_MARKER:
                 continue
+            _check_name(root, rel)
             item = _entry(root, rel, os.lstat(os.path.join(root, rel)))
             found.append(item)
             if item.is_dir:
@@ -286,6 +304,23 @@ class Created:
         }
 
 
+def _check_own_manifest(store: S3Store, request: CreateRequest, raw: bytes) -> None:
+    """Publish nothing that a restore would call invalid: the manifest is read back
+    as a restore reads it, and on failure the uploaded archive is deleted."""
+    try:
+        parse(raw, request.location.shard, request.snapshot_id)
+    except SnapshotInvalid as error:
+        store.delete(request.location.key(request.snapshot_id, layout.ARCHIVE))
+        raise RecoveryError(
+            "Failed to publish snapshot %s: a restore would refuse its manifest (%s)"
+            % (request.snapshot_id, error.reason),
+            resource=request.location.url(request.snapshot_id),
+            reason="manifest would not verify",
+            next_step="Nothing was published; fix what the reason names in the data "
+            "directory and retry.",
+        ) from None
+
+
 def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
     """Upload the archive, then ``SHA256SUMS``, then ``manifest.json`` only if none
     exists yet."""
@@ -314,10 +349,11 @@ def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
         tuple(DirEntry(item.path, item.mode) for item in tree if item.is_dir),
         dict(request.source),
     )
+    raw = manifest.to_bytes()
+    _check_own_manifest(store, request, raw)
     store.put_bytes(
         location.key(request.snapshot_id, layout.CHECKSUMS), checksums_text(manifest)
     )
-    raw = manifest.to_bytes()
     if not store.put_bytes(
         location.key(request.snapshot_id, layout.MANIFEST), raw, exclusive=True
     ):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import posixpath
 import typing as t
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 
@@ -23,6 +24,13 @@ from ..errors import SnapshotInvalid
 FORMAT = "ragops-snapshot/1"
 CHUNK_SIZE = 8 * 1024 * 1024
 HEX64 = frozenset("0123456789abcdef")
+# Sizes and times are what a 64-bit off_t and time_t hold.
+INT64 = (-(2**63), 2**63 - 1)
+SIZES = (0, INT64[1])
+MODES = (0, 0o7777)
+# A zstd block expands to at most 128 KiB and takes at least 4 bytes (an RLE block):
+# no zstd stream holds more than 32768 times its own size.
+MAX_ZSTD_RATIO = 32768
 
 
 @dataclass(frozen=True)
@@ -133,19 +141,32 @@ def checksums_text(manifest: Manifest) -> bytes:
     )
 
 
-def safe_path(path: str) -> bool:
-    """A relative, normalised path with no ``..``, no empty or ``.`` segment and no
-    control characters."""
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or any(ord(c) < 32 for c in path)
+def path_problem(path: str) -> str | None:
+    """What makes ``path`` unfit for a snapshot, or None when it is a relative,
+    normalised UTF-8 path with no ``..``, ``.`` or empty segment, no backslash and no
+    control character (names a restore, ``tar`` and ``sha256sum -c`` all take as
+    they are)."""
+    if not path:
+        return "the name is empty"
+    control = next((c for c in path if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        return "the name holds the control character %r" % control
+    if "\\" in path:
+        return "the name holds a backslash"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in path):
+        return "the name is not valid UTF-8"
+    if path.startswith("/"):
+        return "the path is absolute"
+    if posixpath.normpath(path) != path or any(
+        part in ("", ".", "..") for part in path.split("/")
     ):
-        return False
-    if posixpath.normpath(path) != path:
-        return False
-    return all(part not in ("", ".", "..") for part in path.split("/"))
+        return "the path is not normalised or has a '..' segment"
+    return None
+
+
+def safe_path(path: str) -> bool:
+    """Whether ``path`` may stand in a snapshot (see :func:`path_problem`)."""
+    return path_problem(path) is None
 
 
 def _invalid(reason: str) -> SnapshotInvalid:
@@ -166,6 +187,18 @@ def _require(
     return value
 
 
+def _bounded(
+    data: t.Mapping[str, t.Any], key: str, where: str, bounds: t.Tuple[int, int]
+) -> int:
+    """The integer ``data[key]``, which must lie within ``bounds``."""
+    value = _require(data, key, int, where)
+    if not bounds[0] <= value <= bounds[1]:
+        raise _invalid(
+            "%s.%s is out of range (%d to %d)" % (where, key, bounds[0], bounds[1])
+        )
+    return t.cast(int, value)
+
+
 def _sha(value: t.Any, where: str) -> str:
     if not isinstance(value, str) or len(value) != 64 or not set(value) <= HEX64:
         raise _invalid("%s is not a lowercase hex SHA-256" % where)
@@ -184,10 +217,10 @@ def crc32(data: bytes | memoryview) -> str:
 
 def _parse_archive(data: t.Mapping[str, t.Any]) -> ArchiveInfo:
     archive = _require(data, "archive", dict, "manifest")
-    size = _require(archive, "size", int, "archive")
-    chunk_size = _require(archive, "chunk_size", int, "archive")
+    size = _bounded(archive, "size", "archive", SIZES)
+    chunk_size = _bounded(archive, "chunk_size", "archive", (1, SIZES[1]))
     chunks = _require(archive, "chunk_crc32", list, "archive")
-    if size < 0 or chunk_size <= 0 or len(chunks) != -(-size // chunk_size):
+    if len(chunks) != -(-size // chunk_size):
         raise _invalid(
             "archive size, chunk_size and the number of chunk checksums do not agree"
         )
@@ -224,19 +257,16 @@ def _entries(
 
 def _dir_entry(item: t.Mapping[str, t.Any], where: str) -> DirEntry:
     path = _require(item, "path", str, where)
-    return DirEntry(path, _require(item, "mode", int, where) & 0o7777)
+    return DirEntry(path, _bounded(item, "mode", where, MODES))
 
 
 def _file_entry(item: t.Mapping[str, t.Any], where: str) -> FileEntry:
-    size = _require(item, "size", int, where)
-    if size < 0:
-        raise _invalid(where + ".size is negative")
     return FileEntry(
         _require(item, "path", str, where),
-        size,
+        _bounded(item, "size", where, SIZES),
         _sha(item.get("sha256"), where + ".sha256"),
-        _require(item, "mode", int, where) & 0o7777,
-        int(item.get("mtime") or 0),
+        _bounded(item, "mode", where, MODES),
+        _bounded(item, "mtime", where, INT64) if item.get("mtime") is not None else 0,
     )
 
 
@@ -246,8 +276,9 @@ def check_tree(files: t.Sequence[FileEntry], dirs: t.Sequence[DirEntry]) -> None
     dir_paths = {d.path for d in dirs}
     seen: t.Set[str] = set()
     for path in [d.path for d in dirs] + [f.path for f in files]:
-        if not safe_path(path):
-            raise _invalid("unsafe path %r" % path)
+        problem = path_problem(path)
+        if problem:
+            raise _invalid("unsafe path %r: %s" % (path, problem))
         if path in seen:
             raise _invalid("path %r is listed twice" % path)
         seen.add(path)
@@ -267,7 +298,7 @@ def parse(
     wrong with it."""
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (ValueError, RecursionError) as error:
         raise _invalid("not valid JSON (%s)" % error) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _invalid("format is not %s" % FORMAT)
@@ -283,6 +314,11 @@ def parse(
         source=_source(data.get("source")),
     )
     check_tree(manifest.files, manifest.directories)
+    if manifest.total_bytes > MAX_ZSTD_RATIO * manifest.archive.size:
+        raise _invalid(
+            "its files' %d bytes cannot come out of a %d-byte zstd archive"
+            % (manifest.total_bytes, manifest.archive.size)
+        )
     if shard is not None and manifest.shard != shard:
         raise _invalid("it belongs to shard %r, not %r" % (manifest.shard, shard))
     if snapshot_id is not None and manifest.snapshot_id != snapshot_id:

@@ -22,7 +22,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ..audit import utc_now
-from ..errors import ApiError, RecoveryError, SnapshotInvalid
+from ..errors import RecoveryError, SnapshotInvalid
 from . import catalog, layout, store, swap
 from .archive import CappedSource, Extractor, stream_limit
 from .create import RESTORE_MARKER
@@ -208,12 +208,12 @@ def restore_snapshot(
             snapshot.snapshot_id + "-" + request.restored_at.replace(":", ""),
             request.keep_previous,
         )
-    except (SnapshotInvalid, ApiError, RecoveryError):
-        swap.remove_tree(staging)
-        raise
     except OSError as error:
         swap.remove_tree(staging)
         raise _os_error(error, snapshot.snapshot_id, request.dest) from None
+    except Exception:
+        swap.remove_tree(staging)
+        raise
     return Restored(
         snapshot.snapshot_id,
         len(manifest.files),
@@ -240,6 +240,16 @@ class Attempt:
         }
 
 
+def unverified(snapshots: t.Mapping[str, catalog.Snapshot]) -> t.List[Attempt]:
+    """Every snapshot skipped because it is not verified, newest first, with the
+    catalog's reason."""
+    return [
+        Attempt(s.snapshot_id, "skipped", "%s: %s" % (s.status, s.reason))
+        for s in catalog.newest_first(snapshots.values())
+        if not s.verified
+    ]
+
+
 def candidates(
     snapshots: t.Mapping[str, catalog.Snapshot], snapshot_id: str | None, fallback: bool
 ) -> t.Tuple[t.List[catalog.Snapshot], t.List[Attempt]]:
@@ -247,7 +257,7 @@ def candidates(
     unverified snapshot)."""
     good = catalog.verified(snapshots.values())
     if snapshot_id is None:
-        return (good if fallback else good[:1]), []
+        return (good if fallback else good[:1]), ([] if good else unverified(snapshots))
     chosen = snapshots.get(snapshot_id)
     if chosen is None:
         raise RecoveryError(
@@ -264,10 +274,7 @@ def candidates(
     older = older if fallback else []
     if chosen.verified:
         return [chosen, *older], []
-    skipped = [
-        Attempt(snapshot_id, "skipped", "%s: %s" % (chosen.status, chosen.reason))
-    ]
-    return older, skipped
+    return older, [a for a in unverified(snapshots) if a.snapshot_id == snapshot_id]
 
 
 def load_candidates(
@@ -352,11 +359,21 @@ def _quarantine(
     outcome.quarantined.append(snapshot.snapshot_id)
 
 
-def no_snapshot(request: RestoreRequest, outcome: Outcome) -> RecoveryError:
-    tried = (
-        "; ".join("%s: %s" % (a.snapshot_id, a.reason) for a in outcome.attempts)
-        or "none is verified"
+def _why_none(request: RestoreRequest, attempts: t.Sequence[Attempt]) -> str:
+    """Each candidate and what became of it: skipped (with the catalog's reason) or
+    failed (with what failed)."""
+    if not attempts:
+        return "no snapshot exists under %s" % request.location.url()
+    why = "; ".join(
+        "%s %s: %s" % (a.snapshot_id, a.outcome, a.reason) for a in attempts
     )
+    if all(a.outcome == "skipped" for a in attempts):
+        return "none is verified: " + why
+    return why
+
+
+def no_snapshot(request: RestoreRequest, outcome: Outcome) -> RecoveryError:
+    tried = _why_none(request, outcome.attempts)
     return RecoveryError(
         "Failed to restore shard %s: no verified snapshot could be restored (%s)"
         % (request.location.shard, tried),

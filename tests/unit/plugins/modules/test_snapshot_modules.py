@@ -234,3 +234,39 @@ def test_prune_never_runs_under_a_hold(
             "pruned"
         ]
     ] == ["s0"]
+
+
+def test_info_prune_and_restore_get_past_a_malformed_manifest(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_snapshot(fake, tmp_path, capsys, "s0", "2026-11-20T00:00:00Z")
+    put_snapshot(fake, tmp_path, capsys, "s1", "2026-11-25T00:00:00Z")
+    put_snapshot(fake, tmp_path, capsys, "s2", "0001-01-01T00:00:00+14:00")
+    key = "snapshots/shard-1/s1/manifest.json"
+    manifest = json.loads(fake.objects[key])
+    manifest["files"][0]["mtime"] = "yesterday"
+    fake.objects[key] = json.dumps(manifest).encode()
+    info = run(snapshot_info, capsys)
+    assert "failed" not in info and info["recovery_point"]["snapshot_id"] == "s0"
+    reasons = {u["snapshot_id"]: u["reason"] for u in info["unverified"]}
+    assert "files[0].mtime is missing or not a int" in reasons["s1"]
+    assert "not a time since 1970" in reasons["s2"]
+    pruned = run(snapshot_prune, capsys, retention_days=7, keep_verified=1)
+    assert "failed" not in pruned and pruned["pruned"] == []
+    assert {k["snapshot_id"] for k in pruned["kept"]} == {"s0", "s1", "s2"}
+    restored = run(snapshot_restore, capsys, dest=str(tmp_path / "d"))
+    assert restored["changed"] is True and restored["snapshot"]["snapshot_id"] == "s0"
+
+
+def test_create_refuses_a_name_the_restore_would_refuse(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = make_tree(tmp_path / "data", files=2)
+    (source / "index" / "segment\n1").write_bytes(b"x")
+    for check_mode in (True, False):
+        result = run(
+            snapshot_create, capsys, path=str(source), _ansible_check_mode=check_mode
+        )
+        assert result["failed"] is True and "'index/segment\\n1'" in result["msg"]
+        assert "control character" in result["msg"] and result["next_step"]
+    assert fake.objects == {} and fake.uploads == {}

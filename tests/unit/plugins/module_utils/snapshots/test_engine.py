@@ -8,7 +8,6 @@ import errno
 import json
 import os
 import typing as t
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -27,10 +26,6 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.archive import (
     SourceChanged,
 )
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.create import (
-    CreateRequest,
-    create_snapshot,
-)
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
     S3Store,
 )
@@ -41,45 +36,15 @@ from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapsho
 )
 from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import (
     LOCATION,
+    NOW,
     make_tree,
+    restore_into,
+    snapshot,
+    tree_of,
 )
 from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import (
     store as make_store,
 )
-
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
-
-
-def snapshot(
-    s3: S3Store, root: Path, snapshot_id: str, created: str = "2026-11-27T10:00:00Z"
-) -> None:
-    create_snapshot(
-        s3,
-        CreateRequest(LOCATION, str(root), snapshot_id, created, source={"host": "t"}),
-    )
-
-
-def tree_of(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".ragops-restore.json"
-    }
-
-
-def restore_into(
-    s3: S3Store, dest: Path, snapshot_id: str | None = None
-) -> restore.Outcome:
-    order, skipped = restore.candidates(
-        store.load(s3, LOCATION, NOW, 300), snapshot_id, True
-    )
-    request = restore.RestoreRequest(LOCATION, str(dest), "2026-11-27T12:00:00Z")
-    outcome = restore.plan_local(request, order, skipped, False)
-    if outcome.changed:
-        outcome = restore.restore_latest(
-            s3, request, order, {"incident_id": "INC-1"}, outcome
-        )
-    return outcome
 
 
 @pytest.fixture
