@@ -17,6 +17,10 @@ description:
     is aborted and nothing is published.
   - Only directories and regular files are archived; a symbolic link, device or socket in O(path) fails
     the task. The restore completion marker C(.ragops-restore.json) is left out.
+  - A file or directory name with a backslash, a control character (a newline, a tab, ...) or a byte that
+    is not UTF-8 fails the task before anything is uploaded (in check mode too), naming the entry; such
+    names would not restore. The manifest is read back as a restore reads it before it is published, so
+    a snapshot that the restore would call invalid is never published.
   - Runs where the data is, on the host or inside a Job in the cluster.
 author:
   - ragops.recovery maintainers (@ragops)

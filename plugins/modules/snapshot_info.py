@@ -15,7 +15,8 @@ description:
     the archive exists with the size the manifest gives, its creation time is not in the future beyond
     O(future_tolerance), and no restore has quarantined it.
   - Every other snapshot is reported with its status (V(incomplete), V(invalid), V(future),
-    V(quarantined)) and the reason it was skipped.
+    V(quarantined)) and the reason it was skipped. A manifest that is not valid JSON, or has a field
+    missing, of another type or out of range, makes its snapshot V(invalid); it never fails the task.
   - Reports the newest verified snapshot and its age (the recovery point), and the incident hold if set.
   - Reads only; never changes anything.
 author:

@@ -14,14 +14,19 @@ description:
     every downloaded part against the manifest's chunk hashes and every file's size and SHA-256 while it is
     written. Only regular files and directories listed in the manifest are written; absolute paths, C(..),
     links, devices and unlisted members are refused, and bytes and members are capped by the manifest.
+  - Files and directories get the manifest's permission bits; setuid, setgid and sticky bits are never
+    restored, and the files belong to the user the module runs as (the archive's uid and gid are not used).
   - Only after everything is verified and flushed to disk is the staging directory swapped into place
     (an atomic exchange where the kernel supports it). The old data is kept beside the target as
     C(.<name>.ragops-previous-<snapshot>-<time>) unless O(keep_previous=false). A completion marker
     C(.ragops-restore.json) in the target holds the manifest's SHA-256.
   - A run against a target whose marker names the same manifest reports no change. An interrupted run
     leaves the target untouched; the next run finishes a fully staged copy or stages afresh.
-  - When the chosen snapshot fails verification it is marked quarantined in S3 (a C(QUARANTINED) object
-    beside it; nothing is deleted) and the next older verified snapshot is tried; RV(tried) says so.
+  - When the chosen snapshot fails verification (a damaged file, or a tar header or manifest field that
+    does not parse) it is marked quarantined in S3 (a C(QUARANTINED) object beside it; nothing is deleted),
+    the staging directory is removed and the next older verified snapshot is tried; RV(tried) says so.
+  - When no snapshot can be restored the task fails naming every candidate with its status and reason
+    (V(invalid), V(incomplete), V(future), V(quarantined), or what failed verification).
   - In V(job) mode (Kubernetes), creates a new PVC sized from the manifest plus O(size_headroom) percent,
     runs a restore Job that uses V(local) mode inside O(image), waits for it with progress, points the
     shard's StatefulSet, Deployment or pod at the new PVC and waits until the shard's pod is Ready. The old
@@ -182,7 +187,10 @@ summary:
   sample: "restore: snapshot 20261127T020000Z-bb02 (tried 20261128T020000Z-aa01 failed verification,
     quarantined in S3; 20261127T020000Z-bb02 restored)"
 tried:
-  description: Every snapshot tried or skipped, in order, with the outcome and reason.
+  description:
+    - Every snapshot tried or skipped, in order, with the outcome and reason.
+    - A named snapshot that is not verified, or every snapshot when none is, is V(skipped) with its
+      catalog status and reason (V(invalid: files[0].mtime is missing or not a int)).
   returned: always
   type: list
   elements: dict

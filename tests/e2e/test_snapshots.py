@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import shutil
 import subprocess
 import typing as t
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Runner, task
+from harness import BIN, ROOT, Runner, task
 
 from ragops_lab.faultproxy import FaultProxy, Rule
 from ragops_lab.s3 import S3Endpoint, SeaweedFS
@@ -137,17 +139,61 @@ def test_create_info_restore_check_apply_rerun(shard: Shard, tmp_path: Path) -> 
     assert shard.restore(dest)["changed"] is False
 
 
-@pytest.mark.skipif(shutil.which("zstd") is None, reason="the zstd command is not installed")
-def test_a_snapshot_restores_by_hand_with_standard_tools(shard: Shard, tmp_path: Path) -> None:
+DOC = ROOT / "docs" / "snapshots.md"
+HAND_TOOLS = ("s5cmd", "zstd", "tar", "sha256sum")
+
+
+def documented_commands() -> list[str]:
+    """The commands of docs/snapshots.md's "Restore by hand", in order, as a reader would type them."""
+    section = DOC.read_text().split("## Restore by hand", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    return [line[2:] for line in block.splitlines() if line.startswith("$ ")]
+
+
+def modes(root: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(root)): (oct(p.stat().st_mode & 0o7777), int(p.stat().st_mtime) if p.is_file() else 0)
+            for p in sorted(root.rglob("*")) if p.name != ".ragops-restore.json"}
+
+
+@pytest.mark.skipif(any(shutil.which(tool, path="%s:%s" % (BIN, os.environ.get("PATH", ""))) is None
+                        for tool in HAND_TOOLS), reason="s5cmd, zstd, tar or sha256sum is not installed")
+def test_the_documented_restore_by_hand_checks_before_it_extracts_and_matches_the_collection(
+        shard: Shard, tmp_path: Path) -> None:
+    (shard.data / "index" / "tool").write_bytes(b"#!/bin/sh\n")
+    (shard.data / "index" / "tool").chmod(0o4755)
+    (shard.data / "index" / "segments-0").chmod(0o3775)
     shard.create("s-1")
-    (tmp_path / "data.tar.zst").write_bytes(shard.get(shard.key("s-1", "data.tar.zst")))
-    (tmp_path / "SHA256SUMS").write_bytes(shard.get(shard.key("s-1", "SHA256SUMS")))
-    out = tmp_path / "by-hand"
-    out.mkdir()
-    script = "zstd -dc ../data.tar.zst | tar -xf - && sha256sum --quiet -c ../SHA256SUMS"
-    done = subprocess.run(["sh", "-c", script], cwd=out, capture_output=True, text=True, check=False)
+    commands = documented_commands()
+    assert commands[0].startswith("S=s3://") and commands[1].startswith("E=https://")
+    commands[0] = "S=s3://%s/%s/shard-2/s-1" % (shard.s3.bucket, shard.prefix)
+    commands[1] = "E=%s" % shard.s3.url
+    env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ.get("PATH", "")), AWS_ACCESS_KEY_ID=shard.s3.access_key,
+               AWS_SECRET_ACCESS_KEY=shard.s3.secret_key, AWS_REGION=shard.s3.region)
+    work = tmp_path / "by-hand"
+    work.mkdir()
+    script = "set -eo pipefail\n" + "\n".join(commands) + "\n"
+    done = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, check=False,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
-    assert tree(out) == tree(shard.data)
+    lines = done.stdout.splitlines()
+    assert "data.tar.zst: OK" in lines and "all files verified" in lines
+    counts = [line for line in lines if re.fullmatch(r"\d+ \d+", line.strip())]
+    assert len(counts) == 2 and counts[0].split() == counts[1].split() == ["42", "4"], lines
+    by_hand = work / "restored"
+    assert tree(by_hand) == tree(shard.data)
+    restored = tmp_path / "collection"
+    assert shard.restore(restored)["changed"] is True
+    assert modes(by_hand) == modes(restored)
+    assert modes(restored)["index/tool"][0] == "0o755" and modes(restored)["index/segments-0"][0] == "0o775"
+
+    # A damaged archive stops the documented commands before anything is extracted.
+    corrupt(shard, shard.key("s-1", "data.tar.zst"))
+    again = tmp_path / "damaged"
+    again.mkdir()
+    done = subprocess.run(["bash", "-c", script], cwd=again, env=env, capture_output=True, text=True, check=False,
+                          timeout=300)
+    assert done.returncode != 0 and "data.tar.zst: FAILED" in done.stdout
+    assert not (again / "restored").exists()
 
 
 @pytest.mark.parametrize("rule", [

@@ -164,11 +164,6 @@ def path_problem(path: str) -> str | None:
     return None
 
 
-def safe_path(path: str) -> bool:
-    """Whether ``path`` may stand in a snapshot (see :func:`path_problem`)."""
-    return path_problem(path) is None
-
-
 def _invalid(reason: str) -> SnapshotInvalid:
     return SnapshotInvalid(
         "The snapshot manifest is invalid: %s" % reason, reason=reason

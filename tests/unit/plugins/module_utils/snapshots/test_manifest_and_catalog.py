@@ -23,7 +23,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.manifest
     Manifest,
     checksums_text,
     parse,
-    safe_path,
+    path_problem,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots.s3 import (
     ObjectInfo,
@@ -117,10 +117,15 @@ def test_not_json_is_rejected() -> None:
         ("a\nb", False),
         ("..", False),
         ("a\\b", False),
+        ("a\tb", False),
+        ("a\x7fb", False),
+        ("a\x85b", False),
+        ("a\udce9b", False),
+        ("üñï ✓/*-x", True),
     ],
 )
-def test_safe_path(path: str, ok: bool) -> None:
-    assert safe_path(path) is ok
+def test_path_problem(path: str, ok: bool) -> None:
+    assert (path_problem(path) is None) is ok
 
 
 def snapshot_objects(
