@@ -47,16 +47,6 @@ from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapsho
 )
 
 
-@pytest.fixture
-def fake() -> FakeS3:
-    return FakeS3()
-
-
-@pytest.fixture
-def s3(fake: FakeS3) -> S3Store:
-    return make_store(fake, part_size=8 << 20)
-
-
 def test_round_trip_marker_and_idempotence(
     tmp_path: Path, fake: FakeS3, s3: S3Store
 ) -> None:

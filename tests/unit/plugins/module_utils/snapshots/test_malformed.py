@@ -51,9 +51,6 @@ from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapsho
     tar_of,
     tree_of,
 )
-from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import (
-    store as make_store,
-)
 
 FUZZ = settings(
     max_examples=150,
@@ -129,16 +126,6 @@ def dump_with_raw_tokens(data: t.Any) -> bytes:
     for token in RAW_TOKENS:
         text = text.replace(json.dumps(RAW + token), token)
     return text.encode("utf-8")
-
-
-@pytest.fixture
-def fake() -> FakeS3:
-    return FakeS3()
-
-
-@pytest.fixture
-def s3(fake: FakeS3) -> S3Store:
-    return make_store(fake, part_size=8 << 20)
 
 
 def two_snapshots(s3: S3Store, root: Path) -> None:

@@ -35,9 +35,6 @@ from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapsho
     snapshot,
     tree_of,
 )
-from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.helpers import (
-    store as make_store,
-)
 
 GNU_TOOLS = ("zstd", "tar", "sha256sum")
 needs_gnu_tools = pytest.mark.skipif(
@@ -58,16 +55,6 @@ ODD_NAMES = [
     "üñïçødé ✓",
     "deep/" + "n" * 120 + "/" + "x" * 150,
 ]
-
-
-@pytest.fixture
-def fake() -> FakeS3:
-    return FakeS3()
-
-
-@pytest.fixture
-def s3(fake: FakeS3) -> S3Store:
-    return make_store(fake, part_size=8 << 20)
 
 
 @pytest.mark.parametrize(
