@@ -189,8 +189,8 @@ summary:
 tried:
   description:
     - Every snapshot tried or skipped, in order, with the outcome and reason.
-    - A named snapshot that is not verified, or every snapshot when none is, is V(skipped) with its
-      catalog status and reason (V(invalid: files[0].mtime is missing or not a int)).
+    - "A named snapshot that is not verified, or every snapshot when none is, is V(skipped) with its
+      catalog status and reason, for example V(invalid: files[0].mtime is missing or not a int)."
   returned: always
   type: list
   elements: dict

@@ -174,7 +174,7 @@ def _malformed(what: str) -> SnapshotInvalid:
 def _pax_record(data: bytes, pos: int) -> t.Tuple[str, str, int]:
     """The pax record ``"<length> <key>=<value>\\n"`` at ``pos``: key, value and
     the position of the next record."""
-    length_text, space, _ = data[pos : pos + 21].partition(b" ")
+    length_text, space = data[pos : pos + 21].partition(b" ")[:2]
     if not space or not length_text.isdigit() or len(length_text) > 20:
         raise _malformed("a pax record has no decimal length")
     end = pos + int(length_text)
