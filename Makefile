@@ -13,7 +13,7 @@ GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lint ruff mypy ansible-lint sanity units pytest drill lab-up lab-down lab-fault clean bench-snapshots
+.PHONY: test lint ruff mypy ansible-lint sanity units pytest tools drill lab-up lab-down lab-fault clean bench-snapshots
 
 test: lint sanity units pytest
 
@@ -56,7 +56,13 @@ sanity-tree: venv
 sanity: sanity-tree
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
-units: sanity-tree
+# The reference tools the tests compare the snapshot format with: zstd (GNU tar and sha256sum come with
+# Debian), from Debian's packages when missing.
+tools:
+	@command -v zstd >/dev/null || (apt-get update -qq && apt-get install -y -qq zstd) \
+	  || { echo "zstd is missing and could not be installed: install Debian's zstd package" >&2; exit 1; }
+
+units: sanity-tree tools
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test units --local --python 3.11 --color no
 
 # The Kubernetes control plane of the lab, built from lab/controlplane into ~/.cache/ragops-lab (or
@@ -66,7 +72,7 @@ controlplane: venv
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab controlplane build
 
 # Each end-to-end module runs its tests in order against one lab of its own: keep a file on one worker.
-pytest: venv controlplane
+pytest: venv controlplane tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests/lab tests/e2e
 
 # The local lab (lab/README.md): state, kubeconfig and inventory under lab/state/.
@@ -88,9 +94,8 @@ drill: venv controlplane
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab drill --scenario $(SCENARIO) $(if $(VARIANT),--variant $(VARIANT))
 
 # Snapshot create/restore against tar|zstd|s5cmd on >= 1 GiB of index-like data (bench/snapshots.py).
-bench-snapshots: venv
+bench-snapshots: venv tools
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	command -v zstd >/dev/null || (apt-get update -qq && apt-get install -y -qq zstd)
 	$(BIN)/python bench/snapshots.py $(BENCH_ARGS)
 
 # A 50-query golden-query validation against the lab retriever: wall time relative to the slowest single
