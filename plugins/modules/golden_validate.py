@@ -432,7 +432,7 @@ validation:
           share of answered queries that came from the cache), latency_p50, latency_p95, latency_max
           (seconds), rank_agreement (mean), score_drift (max) and score_spread (mean).
       type: dict
-      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9811}
+      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9928}
     criteria:
       description: The thresholds, limits, per-query recall and tolerance applied.
       type: dict
@@ -441,7 +441,7 @@ validation:
     baseline:
       description: For each baseline metric compared, the baseline, the current value and the change.
       type: dict
-      sample: {"ndcg_at_k": {"baseline": 0.9811, "current": 0.9811, "change": 0.0}}
+      sample: {"ndcg_at_k": {"baseline": 0.9928, "current": 0.9928, "change": 0.0}}
     findings:
       description:
         - What the gate observed, C(fail) findings first; any C(fail) finding fails the verdict.
@@ -499,7 +499,7 @@ capture:
     baseline:
       description: The set's baseline metrics now in the file.
       type: dict
-      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9811}
+      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9928}
     latency_max:
       description: Slowest query in seconds.
       type: float

@@ -13,9 +13,9 @@ the gate decides on can be pinned by hand-computed examples.  Per query, at cuto
   non-relevant;
 * reciprocal rank (``recip_rank`` cut at k): 1 / rank of the first relevant document in
   the top k;
-* nDCG (``ndcg_cut_k``): gains are the relevance grades; rank 1 is not discounted and
-  rank r >= 2 is divided by log2(r); the ideal ranking is every relevant grade in
-  descending order, cut at k.
+* nDCG (``ndcg_cut_k``): gains are the relevance grades and the gain at rank r is
+  divided by log2(r + 1), as trec_eval computes it since 9.0.4; the ideal ranking is
+  every relevant grade in descending order, cut at k.
 
 A query without relevant documents scores 0 on all of them, and every golden query
 counts in the mean (trec_eval's ``-c``): an error or an empty answer drags the mean down
@@ -70,9 +70,9 @@ def trec_order(ids: t.Sequence[str], scores: t.Sequence[float]) -> t.List[str]:
 
 
 def discount(rank: int) -> float:
-    """trec_eval's nDCG discount: ranks 1 and 2 count in full, rank r is divided by
-    log2(r)."""
-    return max(1.0, math.log2(rank))
+    """trec_eval's nDCG discount: the gain at rank r is divided by log2(r + 1), so
+    rank 1 counts in full and rank 2 by 1/log2(3)."""
+    return math.log2(rank + 1)
 
 
 def dcg(gains: t.Iterable[float]) -> float:
