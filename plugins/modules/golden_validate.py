@@ -230,7 +230,8 @@ options:
         type: float
   query_min_recall:
     description:
-      - Recall@k a query needs to pass. The default requires every expected document in the top k.
+      - Recall@k a query needs to pass. The default requires every relevant expected document (grade 1 or
+        more) in the top k.
     type: float
     default: 1.0
   baseline:
@@ -427,7 +428,8 @@ validation:
     metrics:
       description:
         - Aggregate metrics of the last round, rounded to 4 decimals; C(null) where not measurable.
-        - hit_at_k, recall_at_k, precision_at_k, mrr, ndcg_at_k (means over the queries),
+        - hit_at_k, recall_at_k, precision_at_k, mrr, ndcg_at_k (means over the judged queries, those
+          with expected ids, an error or an empty answer scoring 0, as trec_eval -c averages),
           must_pass_rate, pass_rate, error_rate, empty_rate, cache_hit_rate (with O(cached_path), the
           share of answered queries that came from the cache), latency_p50, latency_p95, latency_max
           (seconds), rank_agreement (mean), score_drift (max) and score_spread (mean).
@@ -446,7 +448,8 @@ validation:
       description:
         - What the gate observed, C(fail) findings first; any C(fail) finding fails the verdict.
         - Each has C(level), C(check) (must_pass, query, threshold, regression, rounds, baseline,
-          duplicates, no_expected_ids), C(message) and where relevant C(qid), C(metric), C(value), C(limit).
+          duplicates, no_expected_ids, no_relevant_ids), C(message) and where relevant C(qid), C(metric),
+          C(value), C(limit).
       type: list
       elements: dict
       sample: [{"level": "fail", "check": "must_pass", "qid": "q001",

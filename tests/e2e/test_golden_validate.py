@@ -206,13 +206,13 @@ def test_the_documented_schema_accepts_the_lab_golden_set_and_rejects_what_the_m
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate(yaml.safe_load(GOLDEN.read_text()))
-    good = {"queries": [{"qid": "a", "text": "t", "expected_ids": [42, "doc-1"], "relevance": {"42": 2}}]}
+    good = {"queries": [{"qid": "a", "text": "t", "expected_ids": [42, "doc-1"], "relevance": {"42": 2, "doc-1": 0}}]}
     validator.validate(good)
     for bad in ({"queries": []}, {"queries": [{"qid": 1, "text": "t", "expected_ids": []}]},
                 {"queries": [{"qid": "a", "text": "", "expected_ids": []}]},
                 {"queries": [{"qid": "a", "text": "t", "expected_ids": ["d", "d"]}]},
                 {"queries": [{"qid": "a", "text": "t", "expected_ids": ["d"], "must-pass": True}]},
-                {"queries": [{"qid": "a", "text": "t", "expected_ids": ["d"], "relevance": {"d": 0}}]},
+                {"queries": [{"qid": "a", "text": "t", "expected_ids": ["d"], "relevance": {"d": -1}}]},
                 {"k": 0, "queries": [{"qid": "a", "text": "t", "expected_ids": ["d"]}]},
                 {"baseline": {"ndcg_at_k": 1.5}, "queries": [{"qid": "a", "text": "t", "expected_ids": ["d"]}]},
                 {"version": 2, "queries": [{"qid": "a", "text": "t", "expected_ids": ["d"]}]}):

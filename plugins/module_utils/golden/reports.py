@@ -133,20 +133,24 @@ def _failing(result: QueryResult, min_recall: float) -> t.Dict[str, t.Any]:
 
 
 def _query(result: QueryResult, min_recall: float) -> t.Dict[str, t.Any]:
+    """One query's entry; its relevance metrics are null when it has no judgments
+    (trec_eval does not rate such a query either)."""
     answer, metrics = result.answer, result.metrics
+    rated = result.query.judged
     return {
         "qid": result.query.qid,
         "passed": not v.failure_reasons(result, min_recall),
         "must_pass": result.query.must_pass,
         "shard": result.query.shard,
         "expected_ids": list(result.query.expected_ids),
+        "relevance": dict(result.query.relevance),
         "ids": list(result.ranked),
         "scores": list(result.scores) if result.scores is not None else None,
-        "hit": metrics.hit,
-        "recall": _round(metrics.recall),
-        "precision": _round(metrics.precision),
-        "reciprocal_rank": _round(metrics.reciprocal_rank),
-        "ndcg": _round(metrics.ndcg),
+        "hit": metrics.hit if rated else None,
+        "recall": _round(metrics.recall) if rated else None,
+        "precision": _round(metrics.precision) if rated else None,
+        "reciprocal_rank": _round(metrics.reciprocal_rank) if rated else None,
+        "ndcg": _round(metrics.ndcg) if rated else None,
         "latency": answer.latency,
         "error": answer.error,
         "error_kind": answer.kind,
@@ -221,8 +225,9 @@ def _query_case(suite: ET.Element, name: str, query: t.Mapping[str, t.Any]) -> N
             case, "error", type=query["error_kind"], message=message
         ).text = message
     elif not query["passed"]:
+        relevant = [doc for doc, grade in query["relevance"].items() if grade >= 1]
         message = "expected %s; got %s (recall %s)" % (
-            ", ".join(query["expected_ids"]),
+            ", ".join(relevant),
             ", ".join(query["ids"]) or "nothing",
             query["recall"],
         )
@@ -386,9 +391,9 @@ def _queries_table(queries: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
             % (
                 _cell(query["qid"]),
                 result,
-                query["recall"],
-                query["reciprocal_rank"],
-                query["ndcg"],
+                _figure(query["recall"]),
+                _figure(query["reciprocal_rank"]),
+                _figure(query["ndcg"]),
                 latency,
                 _cell(", ".join(query["ids"][:5])),
             )
@@ -400,6 +405,10 @@ def _queries_table(queries: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
             % (len(queries) - MARKDOWN_QUERY_ROWS)
         )
     return rows
+
+
+def _figure(value: t.Optional[float]) -> str:
+    return "n/a" if value is None else str(value)
 
 
 def _cell(text: str) -> str:

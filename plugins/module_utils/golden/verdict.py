@@ -137,10 +137,10 @@ def failure_reasons(result: QueryResult, min_recall: float) -> t.List[str]:
     if result.errored:
         return ["%s: %s" % (result.answer.kind, result.answer.error)]
     recall = result.metrics.recall
-    if not result.query.relevance or m.at_least(recall, min_recall):
+    if not result.query.relevant_ids or m.at_least(recall, min_recall):
         return []
     if result.empty:
-        return ["no results (expected %s)" % ", ".join(result.query.expected_ids)]
+        return ["no results (expected %s)" % ", ".join(result.query.relevant_ids)]
     missing = ", ".join(result.missing)
     return [
         "%s not in the top %d (recall %s < %s)"
@@ -176,17 +176,27 @@ def query_findings(
                     qid=qid,
                 )
             )
-        if not result.query.relevance:
-            findings.append(
-                Finding(
-                    WARN,
-                    "no_expected_ids",
-                    "%s has no expected ids: it scores 0 on every "
-                    "relevance metric" % qid,
-                    qid=qid,
-                )
-            )
+        unrated = _unrated(result)
+        if unrated:
+            findings.append(Finding(WARN, unrated[0], unrated[1] % qid, qid=qid))
     return findings
+
+
+def _unrated(result: QueryResult) -> t.Optional[t.Tuple[str, str]]:
+    """The check and message for a query that the relevance metrics cannot rate."""
+    if not result.query.judged:
+        return (
+            "no_expected_ids",
+            "%s has no expected ids: it is left out of the relevance metrics (as "
+            "trec_eval leaves out a query without judgments) and passes when answered",
+        )
+    if not result.query.relevant_ids:
+        return (
+            "no_relevant_ids",
+            "%s has no relevant expected id (every grade is 0): it scores 0 on every "
+            "relevance metric and passes when answered",
+        )
+    return None
 
 
 # Each side of the thresholds: how a value passes, how a breach reads, and the metrics
