@@ -108,8 +108,8 @@ options:
     default: results[].id
   scores_path:
     description:
-      - JMESPath expression that gives the scores, one per id. An answer without scores is accepted
-        and simply has none. Set to V("") to ignore scores.
+      - JMESPath expression that gives the scores, one finite number per id. An answer without scores
+        is accepted and simply has none. Set to V("") to ignore scores.
     type: str
     default: results[].score
   errors_path:
@@ -130,7 +130,7 @@ options:
     description:
       - V(response) ranks documents in the order of the answer, the order the application consumes.
       - V(score) re-ranks them as trec_eval does, by descending score with ties broken by document id
-        in reverse order; it needs O(scores_path).
+        in descending byte order; it needs O(scores_path). An empty answer is an empty result.
     type: str
     choices: [response, score]
     default: response

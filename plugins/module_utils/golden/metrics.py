@@ -71,11 +71,17 @@ def unique_in_order(ids: t.Sequence[str]) -> t.List[str]:
     return kept
 
 
-def trec_order(ids: t.Sequence[str], scores: t.Sequence[float]) -> t.List[str]:
-    """The ranking trec_eval evaluates: descending score, ties by document id in
-    reverse order."""
-    ranked = sorted(zip(ids, scores), key=lambda pair: (pair[1], pair[0]), reverse=True)
-    return [doc for doc, _score in ranked]
+def trec_order(
+    ids: t.Sequence[str], scores: t.Sequence[float]
+) -> t.List[t.Tuple[str, float]]:
+    """The ranking trec_eval evaluates, as (id, score) pairs: descending score, ties
+    broken by document id in descending order (trec_eval's ``comp_sim_docno``, a
+    ``strcmp`` of the UTF-8 bytes, which orders as Python orders code points).
+
+    A repeated id keeps every occurrence; the first one, which a ranking keeps, has
+    its best score.
+    """
+    return sorted(zip(ids, scores), key=lambda pair: (pair[1], pair[0]), reverse=True)
 
 
 def discount(rank: int) -> float:

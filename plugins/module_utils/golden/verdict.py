@@ -324,6 +324,12 @@ def next_step(verdict: RoundVerdict, shard: t.Optional[str]) -> str:
             "index or restore the latest verified snapshot, then run the validation "
             "again." % ", ".join(sorted(k for k in kinds if k))
         )
+    if q.EXCEPTION in kinds:
+        return hold + (
+            "Sending the queries or reading their answers failed in the module (each "
+            "error, with its type, is in the failing queries): check the request "
+            "options (url, headers, body) against it, then run the validation again."
+        )
     if kinds == {q.BAD_RESPONSE}:
         return hold + (
             "The answers could not be read: check ids_path and scores_path against an "

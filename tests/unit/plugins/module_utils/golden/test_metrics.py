@@ -103,15 +103,17 @@ def test_documents_beyond_k_do_not_count() -> None:
 
 def test_ties_in_score_keep_the_answer_order_unless_ranked_like_trec_eval() -> None:
     ids, scores = ["a", "b", "c"], [0.5, 0.5, 0.9]
-    assert m.trec_order(ids, scores) == [
-        "c",
-        "b",
-        "a",
-    ]  # score descending, ties by id descending
+    # score descending, ties by id descending
+    assert m.trec_order(ids, scores) == [("c", 0.9), ("b", 0.5), ("a", 0.5)]
     assert m.evaluate_ranking(["a", "b"], {"a": 1}, 1).hit == 1.0
-    assert (
-        m.evaluate_ranking(m.trec_order(["a", "b"], [0.5, 0.5]), {"a": 1}, 1).hit == 0.0
-    )
+    tied = [doc for doc, _score in m.trec_order(["a", "b"], [0.5, 0.5])]
+    assert m.evaluate_ranking(tied, {"a": 1}, 1).hit == 0.0
+    # strcmp order, not numeric: d9 before d10, lower case after upper case
+    assert m.trec_order(["d10", "d9", "D9"], [1.0, 1.0, 1.0]) == [
+        ("d9", 1.0),
+        ("d10", 1.0),
+        ("D9", 1.0),
+    ]
 
 
 def test_ties_in_grades_give_the_same_ideal() -> None:

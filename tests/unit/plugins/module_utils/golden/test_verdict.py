@@ -353,6 +353,13 @@ def test_duplicates_and_queries_without_expected_ids_are_warned() -> None:
             "Do not send traffic back to this system yet. The answers could not be read: check ids_path",
         ),
         (
+            [result(MUST, kind="exception", error="UnicodeEncodeError: 'latin-1' ...")],
+            None,
+            "Do not send traffic back to this system yet. Sending the queries or reading "
+            "their answers failed in the module (each error, with its type, is in the "
+            "failing queries): check the request options (url, headers, body)",
+        ),
+        (
             [result(MUST, [])],
             "shard-2",
             "Keep shard shard-2 out of service (do not mark it serving). Answers miss "
