@@ -427,23 +427,25 @@ validation:
       sample: {"url": "http://vectorstore-2:8080/search", "method": "POST"}
     metrics:
       description:
-        - Aggregate metrics of the last round, rounded to 4 decimals; C(null) where not measurable.
+        - Aggregate metrics of the last round, at full precision (only the Markdown report rounds them,
+          to 4 decimals); C(null) where not measurable.
         - hit_at_k, recall_at_k, precision_at_k, mrr, ndcg_at_k (means over the judged queries, those
           with expected ids, an error or an empty answer scoring 0, as trec_eval -c averages),
           must_pass_rate, pass_rate, error_rate, empty_rate, cache_hit_rate (with O(cached_path), the
           share of answered queries that came from the cache), latency_p50, latency_p95, latency_max
           (seconds), rank_agreement (mean), score_drift (max) and score_spread (mean).
       type: dict
-      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9928}
+      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222222222222222, "mrr": 1.0,
+               "ndcg_at_k": 0.9927880866633306}
     criteria:
       description: The thresholds, limits, per-query recall and tolerance applied.
       type: dict
       sample: {"thresholds": {"ndcg_at_k": 0.8}, "limits": {"error_rate": 0.0}, "query_min_recall": 1.0,
                "tolerance": 0.05}
     baseline:
-      description: For each baseline metric compared, the baseline, the current value and the change.
+      description: For each baseline metric compared, the baseline, the current value and the change, at full precision.
       type: dict
-      sample: {"ndcg_at_k": {"baseline": 0.9928, "current": 0.9928, "change": 0.0}}
+      sample: {"ndcg_at_k": {"baseline": 0.9928, "current": 0.9927880866633306, "change": -1.1913336669389096e-05}}
     findings:
       description:
         - What the gate observed, C(fail) findings first; any C(fail) finding fails the verdict.

@@ -122,8 +122,9 @@ def evaluate_ranking(
 
 
 def mean(values: t.Sequence[float]) -> float | None:
-    """The arithmetic mean, or None for no values."""
-    return sum(values) / len(values) if values else None
+    """The arithmetic mean, or None for no values; the sum is exactly rounded
+    (``math.fsum``), so the mean does not depend on the order of the queries."""
+    return math.fsum(values) / len(values) if values else None
 
 
 def percentile(values: t.Sequence[float], percent: float) -> float | None:

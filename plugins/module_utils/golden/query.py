@@ -213,12 +213,12 @@ def _attempt(
     except AnswerError as error:
         return Answer(
             query.qid,
-            latency=round(clock.now() - start, 6),
+            latency=clock.now() - start,
             error=str(error),
             kind=error.kind,
             status=error.status,
         )
-    return Answer(query.qid, ids, scores, cached, latency=round(clock.now() - start, 6))
+    return Answer(query.qid, ids, scores, cached, latency=clock.now() - start)
 
 
 def _fetch(api: QueryApi, request: urllib.request.Request) -> bytes:

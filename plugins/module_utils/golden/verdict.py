@@ -294,8 +294,8 @@ def baseline_comparison(
         now = summary.get(metric)
         table[metric] = {
             "baseline": before,
-            "current": _round(now),
-            "change": _round(now - before) if now is not None else None,
+            "current": now,
+            "change": now - before if now is not None else None,
         }
     return table
 
@@ -356,7 +356,3 @@ def _number(value: float) -> str:
         if value != int(value)
         else str(int(value))
     )
-
-
-def _round(value: t.Optional[float]) -> t.Optional[float]:
-    return round(value, 4) if value is not None else None

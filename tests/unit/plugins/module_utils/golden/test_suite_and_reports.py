@@ -180,10 +180,11 @@ def test_the_validation_result(failed: dict[str, t.Any]) -> None:
         "k": 3,
         "shard": "shard-1",
     }
-    assert failed["metrics"]["hit_at_k"] == pytest.approx(0.6667)
-    assert failed["metrics"]["empty_rate"] == pytest.approx(0.3333)
+    # Full precision, so a consumer can compare exactly; only Markdown rounds.
+    assert failed["metrics"]["hit_at_k"] == 2 / 3
+    assert failed["metrics"]["empty_rate"] == 1 / 3
     assert failed["baseline"] == {
-        "hit_at_k": {"baseline": 1.0, "current": 0.6667, "change": -0.3333}
+        "hit_at_k": {"baseline": 1.0, "current": 2 / 3, "change": 2 / 3 - 1}
     }
     assert failed["failing_queries"] == [
         {
@@ -274,7 +275,7 @@ def test_a_query_without_judgments_has_no_relevance_figures() -> None:
     assert [rows["q2"][name] for name in RELEVANCE_FIGURES] == [None] * 5
     assert rows["q3"]["relevance"] == {"d": 0, "y": 2}
     assert rows["q3"]["reciprocal_rank"] == 1.0
-    assert rows["q3"]["precision"] == pytest.approx(1 / 3, abs=1e-4)
+    assert rows["q3"]["precision"] == 1 / 3
     # q1 and q3 are rated; q2 is left out of the means.
     assert (
         validation["metrics"]["mrr"] == 1.0 and validation["metrics"]["hit_at_k"] == 1

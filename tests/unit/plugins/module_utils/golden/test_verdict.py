@@ -309,7 +309,7 @@ def test_regression_beyond_the_tolerance_fails() -> None:
     ]
     assert v.baseline_comparison(
         aggregate(results, 1.0), v.Criteria(baseline={"mrr": 0.81})
-    ) == {"mrr": {"baseline": 0.81, "current": 0.75, "change": -0.06}}
+    ) == {"mrr": {"baseline": 0.81, "current": 0.75, "change": 0.75 - 0.81}}
 
 
 def test_a_baseline_that_does_not_fit_is_noted_not_compared() -> None:
