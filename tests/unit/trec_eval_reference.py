@@ -154,8 +154,8 @@ def tie_at_the_cutoff(rng: random.Random, k: int) -> t.List[t.Tuple[str, float]]
     tied = rng.choice(SCORES[1:-1])
     higher = [score for score in SCORES if score > tied]
     lower = [score for score in SCORES if score < tied]
-    scores = [rng.choice(higher) for _ in range(k - 1)] + [tied] * rng.randint(2, 3)
-    scores += [rng.choice(lower) for _ in range(rng.randint(0, 2))]
+    scores = rng.choices(higher, k=k - 1) + [tied] * rng.randint(2, 3)
+    scores += rng.choices(lower, k=rng.randint(0, 2))
     docs = rng.sample(DOCS, min(len(scores), len(DOCS)))
     pairs = list(zip(docs, scores))
     rng.shuffle(pairs)
