@@ -96,6 +96,19 @@ def response_run(ids: t.Sequence[str]) -> t.Dict[str, float]:
     return {doc: float(len(ids) - position) for position, doc in enumerate(ids)}
 
 
+def run_of(queries: t.Sequence[WorldQuery], ranking: str) -> Run:
+    """The answers as a trec_eval run: their scores (ranking=score) or their order."""
+    run = {}
+    for entry in queries:
+        if entry.answer:
+            run[entry.qid] = (
+                dict(entry.answer)
+                if ranking == "score"
+                else response_run([doc for doc, _score in entry.answer])
+            )
+    return run
+
+
 @dataclass(frozen=True)
 class WorldQuery:
     """One query of a generated world: its judgments and what the endpoint answers

@@ -27,7 +27,7 @@ from ansible_collections.ragops.recovery.tests.unit.trec_eval_reference import (
     PER_QUERY,
     WorldQuery,
     cases,
-    response_run,
+    run_of,
     trec_eval,
     world,
 )
@@ -71,15 +71,8 @@ def test_the_module_reports_what_trec_eval_computes(
     validation = result["validation"]
     assert json.loads(report.read_text()) == validation
 
-    run_of_answers = {
-        entry.qid: dict(entry.answer)
-        if ranking == "score"
-        else response_run([doc for doc, _score in entry.answer])
-        for entry in queries
-        if entry.answer
-    }
     qrels = {entry.qid: entry.relevance for entry in queries}
-    reference = trec_eval(qrels, run_of_answers, k)
+    reference = trec_eval(qrels, run_of(queries, ranking), k)
     for row in validation["queries"]:
         expected = reference.per_query.get(row["qid"], dict.fromkeys(PER_QUERY))
         assert {name: row[name] for name in PER_QUERY} == expected, row["qid"]

@@ -30,7 +30,7 @@ from ansible_collections.ragops.recovery.tests.unit.trec_eval_reference import (
     SCORES,
     WorldQuery,
     cases,
-    response_run,
+    run_of,
     trec_eval,
     world,
 )
@@ -67,23 +67,10 @@ def evaluate(
     return results
 
 
-def reference_run(queries: t.Sequence[WorldQuery], ranking: str) -> t.Dict[str, t.Any]:
-    """The answers as a trec_eval run: the scores themselves, or the answer's order."""
-    run = {}
-    for entry in queries:
-        if entry.answer:
-            run[entry.qid] = (
-                dict(entry.answer)
-                if ranking == "score"
-                else response_run([doc for doc, _score in entry.answer])
-            )
-    return run
-
-
 def assert_as_trec_eval(queries: t.Sequence[WorldQuery], k: int, ranking: str) -> None:
     results = evaluate(queries, k, ranking)
     qrels = {entry.qid: entry.relevance for entry in queries}
-    reference = trec_eval(qrels, reference_run(queries, ranking), k)
+    reference = trec_eval(qrels, run_of(queries, ranking), k)
     for result in results:
         expected = reference.per_query.get(result.query.qid)
         if expected is None:  # no judgments: trec_eval does not rate the query
