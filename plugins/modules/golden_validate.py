@@ -427,8 +427,8 @@ validation:
       sample: {"url": "http://vectorstore-2:8080/search", "method": "POST"}
     metrics:
       description:
-        - Aggregate metrics of the last round, at full precision (only the Markdown report rounds them,
-          to 4 decimals); C(null) where not measurable.
+        - Aggregate metrics of the last round, at full precision (the Markdown report and the messages
+          round them to 4 decimals); C(null) where not measurable.
         - hit_at_k, recall_at_k, precision_at_k, mrr, ndcg_at_k (means over the judged queries, those
           with expected ids, an error or an empty answer scoring 0, as trec_eval -c averages),
           must_pass_rate, pass_rate, error_rate, empty_rate, cache_hit_rate (with O(cached_path), the
@@ -463,7 +463,9 @@ validation:
       sample: [{"qid": "q001", "must_pass": true, "shard": "shard-2", "reasons": ["no results (expected doc-03700)"]}]
     queries:
       description:
-        - Every query of the last round, with its ranked ids and scores, metrics, latency and error.
+        - Every query of the last round, with its ranked ids and scores, its grades (C(relevance)), its
+          metrics (C(hit), C(recall), C(precision), C(reciprocal_rank), C(ndcg), at full precision;
+          C(null) for a query without expected ids), latency and error (C(error), C(error_kind)).
       type: list
       elements: dict
     rounds:
