@@ -419,11 +419,11 @@ def baseline_metrics(queries: Sequence[GoldenQuery], index: VectorIndex, k: int 
 
 
 def _ndcg(returned: Sequence[str], relevance: Mapping[str, int], k: int) -> float:
-    """nDCG as trec_eval computes it (and ragops.recovery.golden_validate with it): ranks 1 and 2 are not
-    discounted, rank r >= 2 is divided by log2(r)."""
-    dcg = sum(relevance.get(i, 0) / max(1.0, math.log2(r)) for r, i in enumerate(returned[:k], 1))
+    """nDCG as trec_eval (>= 9.0.4) computes it, and ragops.recovery.golden_validate with it: the gain at rank r
+    is divided by log2(r + 1)."""
+    dcg = sum(relevance.get(i, 0) / math.log2(r + 1) for r, i in enumerate(returned[:k], 1))
     ideal = sorted(relevance.values(), reverse=True)[:k]
-    best = sum(g / max(1.0, math.log2(r)) for r, g in enumerate(ideal, 1))
+    best = sum(g / math.log2(r + 1) for r, g in enumerate(ideal, 1))
     return dcg / best if best else 0.0
 
 

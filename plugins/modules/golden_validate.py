@@ -108,8 +108,8 @@ options:
     default: results[].id
   scores_path:
     description:
-      - JMESPath expression that gives the scores, one per id. An answer without scores is accepted
-        and simply has none. Set to V("") to ignore scores.
+      - JMESPath expression that gives the scores, one finite number per id. An answer without scores
+        is accepted and simply has none. Set to V("") to ignore scores.
     type: str
     default: results[].score
   errors_path:
@@ -130,7 +130,7 @@ options:
     description:
       - V(response) ranks documents in the order of the answer, the order the application consumes.
       - V(score) re-ranks them as trec_eval does, by descending score with ties broken by document id
-        in reverse order; it needs O(scores_path).
+        in descending byte order; it needs O(scores_path). An empty answer is an empty result.
     type: str
     choices: [response, score]
     default: response
@@ -230,7 +230,8 @@ options:
         type: float
   query_min_recall:
     description:
-      - Recall@k a query needs to pass. The default requires every expected document in the top k.
+      - Recall@k a query needs to pass. The default requires every relevant expected document (grade 1 or
+        more) in the top k.
     type: float
     default: 1.0
   baseline:
@@ -426,27 +427,31 @@ validation:
       sample: {"url": "http://vectorstore-2:8080/search", "method": "POST"}
     metrics:
       description:
-        - Aggregate metrics of the last round, rounded to 4 decimals; C(null) where not measurable.
-        - hit_at_k, recall_at_k, precision_at_k, mrr, ndcg_at_k (means over the queries),
+        - Aggregate metrics of the last round, at full precision (the Markdown report and the messages
+          round them to 4 decimals); C(null) where not measurable.
+        - hit_at_k, recall_at_k, precision_at_k, mrr, ndcg_at_k (means over the judged queries, those
+          with expected ids, an error or an empty answer scoring 0, as trec_eval -c averages),
           must_pass_rate, pass_rate, error_rate, empty_rate, cache_hit_rate (with O(cached_path), the
           share of answered queries that came from the cache), latency_p50, latency_p95, latency_max
           (seconds), rank_agreement (mean), score_drift (max) and score_spread (mean).
       type: dict
-      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9811}
+      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222222222222222, "mrr": 1.0,
+               "ndcg_at_k": 0.9927880866633306}
     criteria:
       description: The thresholds, limits, per-query recall and tolerance applied.
       type: dict
       sample: {"thresholds": {"ndcg_at_k": 0.8}, "limits": {"error_rate": 0.0}, "query_min_recall": 1.0,
                "tolerance": 0.05}
     baseline:
-      description: For each baseline metric compared, the baseline, the current value and the change.
+      description: For each baseline metric compared, the baseline, the current value and the change, at full precision.
       type: dict
-      sample: {"ndcg_at_k": {"baseline": 0.9811, "current": 0.9811, "change": 0.0}}
+      sample: {"ndcg_at_k": {"baseline": 0.9928, "current": 0.9927880866633306, "change": -1.1913336669389096e-05}}
     findings:
       description:
         - What the gate observed, C(fail) findings first; any C(fail) finding fails the verdict.
         - Each has C(level), C(check) (must_pass, query, threshold, regression, rounds, baseline,
-          duplicates, no_expected_ids), C(message) and where relevant C(qid), C(metric), C(value), C(limit).
+          duplicates, no_expected_ids, no_relevant_ids), C(message) and where relevant C(qid), C(metric),
+          C(value), C(limit).
       type: list
       elements: dict
       sample: [{"level": "fail", "check": "must_pass", "qid": "q001",
@@ -458,7 +463,9 @@ validation:
       sample: [{"qid": "q001", "must_pass": true, "shard": "shard-2", "reasons": ["no results (expected doc-03700)"]}]
     queries:
       description:
-        - Every query of the last round, with its ranked ids and scores, metrics, latency and error.
+        - Every query of the last round, with its ranked ids and scores, its grades (C(relevance)), its
+          metrics (C(hit), C(recall), C(precision), C(reciprocal_rank), C(ndcg), at full precision;
+          C(null) for a query without expected ids), latency and error (C(error), C(error_kind)).
       type: list
       elements: dict
     rounds:
@@ -499,7 +506,7 @@ capture:
     baseline:
       description: The set's baseline metrics now in the file.
       type: dict
-      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9811}
+      sample: {"hit_at_k": 1.0, "recall_at_k": 1.0, "precision_at_k": 0.4222, "mrr": 1.0, "ndcg_at_k": 0.9928}
     latency_max:
       description: Slowest query in seconds.
       type: float

@@ -3,7 +3,7 @@
 """From answers to numbers: each query's metrics and the golden set's aggregate metrics.
 
 Pure: no I/O and no clock.  A query that errored is scored as an empty answer, so the
-aggregate metrics always average over every golden query that was run.
+relevance means average over every judged golden query that was run (trec_eval's ``-c``).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ class QueryResult:
 
     @property
     def missing(self) -> t.Tuple[str, ...]:
-        """Expected ids not in the top k."""
-        return tuple(doc for doc in self.query.expected_ids if doc not in self.ranked)
+        """Relevant expected ids not in the top k."""
+        return tuple(doc for doc in self.query.relevant_ids if doc not in self.ranked)
 
 
 def evaluate_answer(query: GoldenQuery, answer: Answer, k: int) -> QueryResult:
@@ -88,10 +88,10 @@ def _first_scores(answer: Answer) -> t.Optional[t.Dict[str, float]]:
 
 def passes_query(result: QueryResult, min_recall: float) -> bool:
     """A query passes when it was answered without error and found enough of its
-    expected documents."""
+    relevant documents (a query without any passes when answered)."""
     if result.errored:
         return False
-    if not result.query.relevance:
+    if not result.query.relevant_ids:
         return True
     return m.at_least(result.metrics.recall, min_recall)
 
@@ -99,9 +99,10 @@ def passes_query(result: QueryResult, min_recall: float) -> bool:
 def aggregate(
     results: t.Sequence[QueryResult], min_recall: float
 ) -> t.Dict[str, t.Optional[float]]:
-    """The golden set's metrics: means of the per-query metrics, rates, latency and
-    score statistics."""
+    """The golden set's metrics: means of the per-query metrics over the judged
+    queries, rates, latency and score statistics."""
     count = len(results)
+    judged = [r.metrics for r in results if r.query.judged]
     must = [r for r in results if r.query.must_pass]
     latencies = [r.answer.latency for r in results if r.answer.latency is not None]
     agreements = [r.rank_agreement for r in results if r.rank_agreement is not None]
@@ -115,11 +116,11 @@ def aggregate(
         if not r.errored and r.answer.cached is not None
     ]
     summary: t.Dict[str, t.Optional[float]] = {
-        "hit_at_k": m.mean([r.metrics.hit for r in results]),
-        "recall_at_k": m.mean([r.metrics.recall for r in results]),
-        "precision_at_k": m.mean([r.metrics.precision for r in results]),
-        "mrr": m.mean([r.metrics.reciprocal_rank for r in results]),
-        "ndcg_at_k": m.mean([r.metrics.ndcg for r in results]),
+        "hit_at_k": m.mean([q.hit for q in judged]),
+        "recall_at_k": m.mean([q.recall for q in judged]),
+        "precision_at_k": m.mean([q.precision for q in judged]),
+        "mrr": m.mean([q.reciprocal_rank for q in judged]),
+        "ndcg_at_k": m.mean([q.ndcg for q in judged]),
         "must_pass_rate": (
             sum(1 for r in must if passes_query(r, min_recall)) / len(must)
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import yaml_text
 from ..errors import GoldenSetInvalid
-from .metrics import BASELINE_METRICS
+from .metrics import BASELINE_METRICS, is_relevant
 
 FORMAT_VERSION = 1
 SET_KEYS = frozenset(
@@ -50,8 +50,8 @@ class QueryBaseline:
 
 @dataclass(frozen=True)
 class GoldenQuery:
-    """One golden query; ``relevance`` maps each expected document id to its grade
-    (>= 1)."""
+    """One golden query; ``relevance`` maps each expected document id to its grade:
+    its judgments, as trec_eval's qrels hold them (0 = judged not relevant)."""
 
     qid: str
     text: str
@@ -63,6 +63,17 @@ class GoldenQuery:
     @property
     def expected_ids(self) -> t.Tuple[str, ...]:
         return tuple(self.relevance)
+
+    @property
+    def relevant_ids(self) -> t.Tuple[str, ...]:
+        """Expected ids relevant at trec_eval's default level: grade 1 or more."""
+        return tuple(doc for doc, grade in self.relevance.items() if is_relevant(grade))
+
+    @property
+    def judged(self) -> bool:
+        """Whether the query has judgments; trec_eval leaves a query without any out
+        of its means."""
+        return bool(self.relevance)
 
 
 @dataclass(frozen=True)
@@ -279,8 +290,11 @@ def _parse_query(
     must_pass = entry.get("must_pass", False)
     if not isinstance(must_pass, bool):
         problems.add(where, "must_pass must be true or false")
-    elif must_pass and relevance is not None and not relevance:
-        problems.add(where, "a must_pass query needs at least one expected id")
+    elif must_pass and relevance is not None and not _any_relevant(relevance):
+        problems.add(
+            where,
+            "a must_pass query needs at least one relevant expected id (grade >= 1)",
+        )
     shard = entry.get("shard")
     if shard is not None and not (isinstance(shard, str) and shard):
         problems.add(where, "shard must be a non-empty string")
@@ -306,7 +320,7 @@ def _parse_relevance(
     entry: t.Mapping[str, t.Any], where: str, problems: Problems, require_expected: bool
 ) -> t.Dict[str, int] | None:
     """Expected ids in their listed order, each with its grade (1 unless
-    ``relevance`` says otherwise)."""
+    ``relevance`` says otherwise; 0 is a judgment of not relevant)."""
     if "expected_ids" not in entry:
         if require_expected:
             problems.add(
@@ -330,14 +344,19 @@ def _parse_relevance(
             problems.add(
                 where + ".relevance", "%r is not one of the expected_ids" % key
             )
-        elif isinstance(grade, bool) or not isinstance(grade, int) or grade < 1:
+        elif isinstance(grade, bool) or not isinstance(grade, int) or grade < 0:
             problems.add(
                 where + ".relevance",
-                "grade of %s must be a whole number >= 1, not %r" % (key, grade),
+                "grade of %s must be a whole number >= 0 (0: judged not relevant), "
+                "not %r" % (key, grade),
             )
         else:
             relevance[key] = grade
     return relevance
+
+
+def _any_relevant(relevance: t.Mapping[str, int]) -> bool:
+    return any(is_relevant(grade) for grade in relevance.values())
 
 
 def _parse_query_baseline(

@@ -13,13 +13,15 @@ the gate decides on can be pinned by hand-computed examples.  Per query, at cuto
   non-relevant;
 * reciprocal rank (``recip_rank`` cut at k): 1 / rank of the first relevant document in
   the top k;
-* nDCG (``ndcg_cut_k``): gains are the relevance grades; rank 1 is not discounted and
-  rank r >= 2 is divided by log2(r); the ideal ranking is every relevant grade in
-  descending order, cut at k.
+* nDCG (``ndcg_cut_k``): gains are the relevance grades and the gain at rank r is
+  divided by log2(r + 1), as trec_eval computes it since 9.0.4; the ideal ranking is
+  every relevant grade in descending order, cut at k.
 
-A query without relevant documents scores 0 on all of them, and every golden query
-counts in the mean (trec_eval's ``-c``): an error or an empty answer drags the mean down
-instead of vanishing.
+A document is relevant when its grade is 1 or more (trec_eval's default level); grade 0
+is a judgment of not relevant.  A query without relevant documents scores 0 on all of
+them.  The means are trec_eval's with ``-c``: over every query that has judgments, an
+error or an empty answer scoring 0 instead of vanishing; a query without any judgment is
+left out, as trec_eval leaves out a query that its qrels do not name.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ RELEVANCE_METRICS = ("hit_at_k", "recall_at_k", "precision_at_k", "mrr", "ndcg_a
 # Metrics a baseline may hold and a regression is measured on (all in [0, 1], higher is
 # better).
 BASELINE_METRICS = (*RELEVANCE_METRICS, "must_pass_rate", "rank_agreement")
+# trec_eval's default relevance level (its -l): a document graded at least this is
+# relevant; a lower grade is a judgment of not relevant.
+RELEVANCE_LEVEL = 1
 # Comparisons allow for binary floating point: 2/3 stored in a YAML file as 0.6667 still
 # meets 0.6667.
 EPSILON = 1e-9
@@ -50,6 +55,10 @@ class RankingMetrics:
     relevant_retrieved: int
 
 
+def is_relevant(grade: int) -> bool:
+    return grade >= RELEVANCE_LEVEL
+
+
 def unique_in_order(ids: t.Sequence[str]) -> t.List[str]:
     """``ids`` without repeats, first occurrence kept: a document counts once, at its
     best rank."""
@@ -62,17 +71,23 @@ def unique_in_order(ids: t.Sequence[str]) -> t.List[str]:
     return kept
 
 
-def trec_order(ids: t.Sequence[str], scores: t.Sequence[float]) -> t.List[str]:
-    """The ranking trec_eval evaluates: descending score, ties by document id in
-    reverse order."""
-    ranked = sorted(zip(ids, scores), key=lambda pair: (pair[1], pair[0]), reverse=True)
-    return [doc for doc, _score in ranked]
+def trec_order(
+    ids: t.Sequence[str], scores: t.Sequence[float]
+) -> t.List[t.Tuple[str, float]]:
+    """The ranking trec_eval evaluates, as (id, score) pairs: descending score, ties
+    broken by document id in descending order (trec_eval's ``comp_sim_docno``, a
+    ``strcmp`` of the UTF-8 bytes, which orders as Python orders code points).
+
+    A repeated id keeps every occurrence; the first one, which a ranking keeps, has
+    its best score.
+    """
+    return sorted(zip(ids, scores), key=lambda pair: (pair[1], pair[0]), reverse=True)
 
 
 def discount(rank: int) -> float:
-    """trec_eval's nDCG discount: ranks 1 and 2 count in full, rank r is divided by
-    log2(r)."""
-    return max(1.0, math.log2(rank))
+    """trec_eval's nDCG discount: the gain at rank r is divided by log2(r + 1), so
+    rank 1 counts in full and rank 2 by 1/log2(3)."""
+    return math.log2(rank + 1)
 
 
 def dcg(gains: t.Iterable[float]) -> float:
@@ -93,9 +108,9 @@ def evaluate_ranking(
     """The metrics of ``ranked`` (best first, no repeats) against graded
     ``relevance`` at cutoff ``k``."""
     gains = [relevance.get(doc, 0) for doc in ranked[:k]]
-    retrieved = sum(1 for gain in gains if gain > 0)
-    relevant = sum(1 for grade in relevance.values() if grade > 0)
-    first = next((rank for rank, gain in enumerate(gains, 1) if gain > 0), 0)
+    retrieved = sum(1 for gain in gains if is_relevant(gain))
+    relevant = sum(1 for grade in relevance.values() if is_relevant(grade))
+    first = next((rank for rank, gain in enumerate(gains, 1) if is_relevant(gain)), 0)
     return RankingMetrics(
         hit=1.0 if retrieved else 0.0,
         recall=retrieved / relevant if relevant else 0.0,
@@ -107,8 +122,9 @@ def evaluate_ranking(
 
 
 def mean(values: t.Sequence[float]) -> float | None:
-    """The arithmetic mean, or None for no values."""
-    return sum(values) / len(values) if values else None
+    """The arithmetic mean, or None for no values; the sum is exactly rounded
+    (``math.fsum``), so the mean does not depend on the order of the queries."""
+    return math.fsum(values) / len(values) if values else None
 
 
 def percentile(values: t.Sequence[float], percent: float) -> float | None:

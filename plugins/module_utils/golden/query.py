@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import queue
 import ssl
 import string
@@ -52,6 +53,7 @@ DEADLINE = "deadline"
 UNREACHABLE = "unreachable"
 BAD_RESPONSE = "bad_response"
 PARTIAL = "partial"
+EXCEPTION = "exception"
 
 
 @dataclass(frozen=True)
@@ -211,12 +213,12 @@ def _attempt(
     except AnswerError as error:
         return Answer(
             query.qid,
-            latency=round(clock.now() - start, 6),
+            latency=clock.now() - start,
             error=str(error),
             kind=error.kind,
             status=error.status,
         )
-    return Answer(query.qid, ids, scores, cached, latency=round(clock.now() - start, 6))
+    return Answer(query.qid, ids, scores, cached, latency=clock.now() - start)
 
 
 def _fetch(api: QueryApi, request: urllib.request.Request) -> bytes:
@@ -256,30 +258,50 @@ def extract(api: QueryApi, payload: bytes) -> Extracted:
             BAD_RESPONSE, "answer is not JSON: %s" % _snippet(payload)
         ) from error
     if api.errors is not None:
-        reported = api.errors.search(document)
+        reported = _search(api.errors, document, "errors_path")
         if reported:
             raise AnswerError(
                 PARTIAL,
                 "the endpoint reported errors: %s" % _snippet(json.dumps(reported)),
             )
-    ids = _ids(api.ids.search(document), api.ids.expression, document)
+    ids = _ids(_search(api.ids, document, "ids_path"), api.ids.expression, document)
     scores = _scores(
-        api.scores.search(document) if api.scores is not None else None, len(ids), api
+        _search(api.scores, document, "scores_path")
+        if api.scores is not None
+        else None,
+        len(ids),
+        api,
     )
     cached = (
-        _cached(api.cached.search(document), api.cached.expression)
+        _cached(_search(api.cached, document, "cached_path"), api.cached.expression)
         if api.cached is not None
         else None
     )
-    if api.ranking == "score":
+    if api.ranking == "score" and ids:
         if scores is None:
             raise AnswerError(
                 BAD_RESPONSE, "ranking=score needs scores, but scores_path found none"
             )
-        ordered = trec_order(ids, scores)
-        by_id = dict(zip(ids, scores))
-        return tuple(ordered), tuple(by_id[doc] for doc in ordered), cached
+        ranked = trec_order(ids, scores)
+        return (
+            tuple(doc for doc, _score in ranked),
+            tuple(score for _doc, score in ranked),
+            cached,
+        )
     return ids, scores, cached
+
+
+def _search(expression: t.Any, document: t.Any, option: str) -> t.Any:
+    """``expression`` applied to the answer; a function that fails on this answer's
+    types (``sort_by`` over mixed values) makes the answer unusable."""
+    try:
+        return expression.search(document)
+    except JMESPathError as error:
+        raise AnswerError(
+            BAD_RESPONSE,
+            "%s %r failed on the answer: %s"
+            % (option, expression.expression, " ".join(str(error).split())),
+        ) from error
 
 
 def _cached(found: t.Any, expression: str) -> t.Optional[bool]:
@@ -326,20 +348,26 @@ def _scores(found: t.Any, count: int, api: QueryApi) -> t.Optional[t.Tuple[float
     hits without a score field gives an empty list)."""
     if found is None or found == []:
         return None
-    if (
-        not isinstance(found, list)
-        or len(found) != count
-        or not all(
-            isinstance(score, (int, float)) and not isinstance(score, bool)
-            for score in found
-        )
-    ):
+    scores = [_finite(score) for score in found] if isinstance(found, list) else []
+    if len(scores) != count or None in scores:
         raise AnswerError(
             BAD_RESPONSE,
-            "scores_path %r must give one number per id (%d ids), it gave %s"
+            "scores_path %r must give one finite number per id (%d ids), it gave %s"
             % (api.scores.expression, count, _snippet(json.dumps(found))),
         )
-    return tuple(float(score) for score in found)
+    return tuple(t.cast(t.List[float], scores))
+
+
+def _finite(value: t.Any) -> t.Optional[float]:
+    """A score as a float; None for what cannot be ranked: not a number, NaN, an
+    infinity, or an integer beyond a float's range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _error_body(error: urllib.error.HTTPError) -> str:
@@ -454,8 +482,21 @@ def _work(
             query = pending.get_nowait()
         except queue.Empty:
             return
-        flight.start(query.qid, clock.now())
-        done.put(ask(api, query, k, clock))
+        started = clock.now()
+        flight.start(query.qid, started)
+        try:
+            answer = ask(api, query, k, clock)
+        except Exception as error:
+            # Anything ask does not classify (a header value http.client cannot
+            # encode) is this query's error as it is; a worker that died would leave
+            # the query to be reported as timed out.
+            answer = Answer(
+                query.qid,
+                latency=clock.now() - started,
+                error="%s: %s" % (type(error).__name__, scrub(str(error))),
+                kind=EXCEPTION,
+            )
+        done.put(answer)
 
 
 def _collect(

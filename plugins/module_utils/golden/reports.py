@@ -4,7 +4,9 @@
 
 JSON for machines, JUnit XML for CI (one test case per query, plus one per gate check)
 and Markdown for the incident channel.  Every renderer takes the same plain dictionary,
-so the three reports and the task result never disagree.
+so the three reports and the task result never disagree.  Numbers are kept at full
+precision, so a consumer can compare them exactly (with trec_eval's, say); only the
+text meant for people rounds them.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def validation_dict(outcome: Outcome, started_at: str) -> t.Dict[str, t.Any]:
             "shard": plan.shard,
         },
         "endpoint": {"url": public_url(plan.api.url), "method": plan.api.method},
-        "metrics": {name: _round(last.summary.get(name)) for name in METRIC_ORDER},
+        "metrics": {name: last.summary.get(name) for name in METRIC_ORDER},
         "criteria": {
             "thresholds": dict(plan.criteria.minimums),
             "limits": dict(plan.criteria.maximums),
@@ -133,33 +135,33 @@ def _failing(result: QueryResult, min_recall: float) -> t.Dict[str, t.Any]:
 
 
 def _query(result: QueryResult, min_recall: float) -> t.Dict[str, t.Any]:
+    """One query's entry; its relevance metrics are null when it has no judgments
+    (trec_eval does not rate such a query either)."""
     answer, metrics = result.answer, result.metrics
+    rated = result.query.judged
     return {
         "qid": result.query.qid,
         "passed": not v.failure_reasons(result, min_recall),
         "must_pass": result.query.must_pass,
         "shard": result.query.shard,
         "expected_ids": list(result.query.expected_ids),
+        "relevance": dict(result.query.relevance),
         "ids": list(result.ranked),
         "scores": list(result.scores) if result.scores is not None else None,
-        "hit": metrics.hit,
-        "recall": _round(metrics.recall),
-        "precision": _round(metrics.precision),
-        "reciprocal_rank": _round(metrics.reciprocal_rank),
-        "ndcg": _round(metrics.ndcg),
+        "hit": metrics.hit if rated else None,
+        "recall": metrics.recall if rated else None,
+        "precision": metrics.precision if rated else None,
+        "reciprocal_rank": metrics.reciprocal_rank if rated else None,
+        "ndcg": metrics.ndcg if rated else None,
         "latency": answer.latency,
         "error": answer.error,
         "error_kind": answer.kind,
         "status": answer.status,
         "cached": answer.cached,
-        "rank_agreement": _round(result.rank_agreement),
-        "score_drift": _round(result.score_drift),
-        "score_spread": _round(result.score_spread),
+        "rank_agreement": result.rank_agreement,
+        "score_drift": result.score_drift,
+        "score_spread": result.score_spread,
     }
-
-
-def _round(value: t.Optional[float]) -> t.Optional[float]:
-    return round(value, 4) if value is not None else None
 
 
 def render_json(validation: t.Mapping[str, t.Any]) -> str:
@@ -221,10 +223,11 @@ def _query_case(suite: ET.Element, name: str, query: t.Mapping[str, t.Any]) -> N
             case, "error", type=query["error_kind"], message=message
         ).text = message
     elif not query["passed"]:
+        relevant = [doc for doc, grade in query["relevance"].items() if grade >= 1]
         message = "expected %s; got %s (recall %s)" % (
-            ", ".join(query["expected_ids"]),
+            ", ".join(relevant),
             ", ".join(query["ids"]) or "nothing",
-            query["recall"],
+            _figure(query["recall"]),
         )
         kind = "must_pass" if query["must_pass"] else "query"
         ET.SubElement(case, "failure", type=kind, message=message).text = message
@@ -361,10 +364,7 @@ def _metrics_table(validation: t.Mapping[str, t.Any]) -> t.List[str]:
             if before and before["change"] is not None
             else ""
         )
-        rows.append(
-            "| %s | %s | %s | %s |"
-            % (name, "n/a" if value is None else value, gate, compared)
-        )
+        rows.append("| %s | %s | %s | %s |" % (name, _figure(value), gate, compared))
     return rows
 
 
@@ -386,9 +386,9 @@ def _queries_table(queries: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
             % (
                 _cell(query["qid"]),
                 result,
-                query["recall"],
-                query["reciprocal_rank"],
-                query["ndcg"],
+                _figure(query["recall"]),
+                _figure(query["reciprocal_rank"]),
+                _figure(query["ndcg"]),
                 latency,
                 _cell(", ".join(query["ids"][:5])),
             )
@@ -400,6 +400,11 @@ def _queries_table(queries: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
             % (len(queries) - MARKDOWN_QUERY_ROWS)
         )
     return rows
+
+
+def _figure(value: t.Optional[float]) -> str:
+    """A number for a person: 4 decimals (the JSON report keeps every digit)."""
+    return "n/a" if value is None else str(round(value, 4))
 
 
 def _cell(text: str) -> str:

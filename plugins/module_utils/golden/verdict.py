@@ -137,10 +137,10 @@ def failure_reasons(result: QueryResult, min_recall: float) -> t.List[str]:
     if result.errored:
         return ["%s: %s" % (result.answer.kind, result.answer.error)]
     recall = result.metrics.recall
-    if not result.query.relevance or m.at_least(recall, min_recall):
+    if not result.query.relevant_ids or m.at_least(recall, min_recall):
         return []
     if result.empty:
-        return ["no results (expected %s)" % ", ".join(result.query.expected_ids)]
+        return ["no results (expected %s)" % ", ".join(result.query.relevant_ids)]
     missing = ", ".join(result.missing)
     return [
         "%s not in the top %d (recall %s < %s)"
@@ -176,17 +176,27 @@ def query_findings(
                     qid=qid,
                 )
             )
-        if not result.query.relevance:
-            findings.append(
-                Finding(
-                    WARN,
-                    "no_expected_ids",
-                    "%s has no expected ids: it scores 0 on every "
-                    "relevance metric" % qid,
-                    qid=qid,
-                )
-            )
+        unrated = _unrated(result)
+        if unrated:
+            findings.append(Finding(WARN, unrated[0], unrated[1] % qid, qid=qid))
     return findings
+
+
+def _unrated(result: QueryResult) -> t.Optional[t.Tuple[str, str]]:
+    """The check and message for a query that the relevance metrics cannot rate."""
+    if not result.query.judged:
+        return (
+            "no_expected_ids",
+            "%s has no expected ids: it is left out of the relevance metrics (as "
+            "trec_eval leaves out a query without judgments) and passes when answered",
+        )
+    if not result.query.relevant_ids:
+        return (
+            "no_relevant_ids",
+            "%s has no relevant expected id (every grade is 0): it scores 0 on every "
+            "relevance metric and passes when answered",
+        )
+    return None
 
 
 # Each side of the thresholds: how a value passes, how a breach reads, and the metrics
@@ -284,8 +294,8 @@ def baseline_comparison(
         now = summary.get(metric)
         table[metric] = {
             "baseline": before,
-            "current": _round(now),
-            "change": _round(now - before) if now is not None else None,
+            "current": now,
+            "change": now - before if now is not None else None,
         }
     return table
 
@@ -314,6 +324,12 @@ def next_step(verdict: RoundVerdict, shard: t.Optional[str]) -> str:
             "index or restore the latest verified snapshot, then run the validation "
             "again." % ", ".join(sorted(k for k in kinds if k))
         )
+    if q.EXCEPTION in kinds:
+        return hold + (
+            "Sending the queries or reading their answers failed in the module (each "
+            "error, with its type, is in the failing queries): check the request "
+            "options (url, headers, body) against it, then run the validation again."
+        )
     if kinds == {q.BAD_RESPONSE}:
         return hold + (
             "The answers could not be read: check ids_path and scores_path against an "
@@ -340,7 +356,3 @@ def _number(value: float) -> str:
         if value != int(value)
         else str(int(value))
     )
-
-
-def _round(value: t.Optional[float]) -> t.Optional[float]:
-    return round(value, 4) if value is not None else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import typing as t
 from pathlib import Path
 
@@ -106,7 +107,12 @@ def test_a_healthy_system_passes_in_check_mode_and_writes_the_reports(
         "change": 0.0,
     }
     assert result["reports"] == reports
-    assert json.loads(Path(reports["json"]).read_text())["verdict"] == "pass"
+    report = json.loads(Path(reports["json"]).read_text())
+    assert report["verdict"] == "pass" and report["metrics"] == validation["metrics"]
+    # Every digit in JSON, so a consumer can compare exactly; Markdown rounds.
+    assert [query["precision"] for query in report["queries"]] == [1 / 3, 2 / 3, 1 / 3]
+    assert report["metrics"]["precision_at_k"] == math.fsum([1 / 3, 2 / 3, 1 / 3]) / 3
+    assert "| precision_at_k | 0.4444 |" in Path(reports["markdown"]).read_text()
     # a case per query, then per check: error_rate, empty_rate and the three baseline metrics
     assert Path(reports["junit"]).read_text().count("<testcase ") == 3 + 5
     assert {"query": "restore notes", "k": 3} in [seen.body for seen in healthy.seen]
@@ -193,7 +199,7 @@ def test_cached_answers_give_the_cache_hit_rate_and_fail_its_limit(
         "Golden-query validation failed: 3 of 3 golden queries passed; "
         "cache_hit_rate 0.6667 is above the limit 0.5"
     )
-    assert result["validation"]["metrics"]["cache_hit_rate"] == 0.6667
+    assert result["validation"]["metrics"]["cache_hit_rate"] == 2 / 3
     assert [query["cached"] for query in result["validation"]["queries"]] == [
         True,
         True,

@@ -171,7 +171,7 @@ def test_every_problem_is_reported_at_once_with_where_it_is() -> None:
         - qid: q4
           text: c
           expected_ids: [d1]
-          relevance: {d2: 1, d1: 0}
+          relevance: {d2: 1, d1: -1}
           must-pass: true
         - qid: q5
           text: d
@@ -195,11 +195,32 @@ def test_every_problem_is_reported_at_once_with_where_it_is() -> None:
         "queries[3] (qid q4): unknown key must-pass (allowed: baseline, description, expected_ids, must_pass, qid, "
         "relevance, shard, tags, text)",
         "queries[3] (qid q4).relevance: 'd2' is not one of the expected_ids",
-        "queries[3] (qid q4).relevance: grade of d1 must be a whole number >= 1, not 0",
-        "queries[4] (qid q5): a must_pass query needs at least one expected id",
+        "queries[3] (qid q4).relevance: grade of d1 must be a whole number >= 0 (0: judged not relevant), "
+        "not -1",
+        "queries[4] (qid q5): a must_pass query needs at least one relevant expected id (grade >= 1)",
         "queries[5]: duplicate qid 'q5' (first at queries[4])",
         "queries[6] (qid q7): expected_ids is missing (use [] for a query without relevant documents)",
         "queries[7]: must be a mapping with qid, text and expected_ids, not a str",
+    ]
+
+
+def test_grade_zero_is_a_judgment_of_not_relevant_as_in_trec_eval_qrels() -> None:
+    golden = load_golden_text(
+        """\
+queries:
+- {qid: a, text: t, expected_ids: [d1, d2], relevance: {d1: 0, d2: 2}}
+- {qid: b, text: t, expected_ids: [d3], relevance: {d3: 0}}
+""",
+        "set.yml",
+    )
+    first, second = golden.queries
+    assert dict(first.relevance) == {"d1": 0, "d2": 2} and first.relevant_ids == ("d2",)
+    assert second.judged and second.relevant_ids == ()
+    assert problems_of("""\
+        queries:
+        - {qid: a, text: t, expected_ids: [d1], relevance: {d1: 0}, must_pass: true}
+        """) == [
+        "queries[0] (qid a): a must_pass query needs at least one relevant expected id (grade >= 1)"
     ]
 
 

@@ -1,6 +1,8 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Every metric pinned on examples computed by hand with trec_eval's definitions, plus invariants."""
+"""Every metric pinned on examples computed by hand with trec_eval's definitions, plus invariants.
+
+test_trec_eval_reference.py compares the same metrics with trec_eval itself."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ def close(value: float | None, expected: float) -> bool:
     return value is not None and math.isclose(value, expected, abs_tol=1e-12)
 
 
-def test_relevant_document_at_rank_two_is_not_discounted_as_in_trec_eval() -> None:
+def test_relevant_document_at_rank_two_is_discounted_by_log2_of_three() -> None:
+    # trec_eval >= 9.0.4 (ndcg_cut): every rank r is discounted by log2(r + 1).
     got = m.evaluate_ranking(["x", "a", "y"], {"a": 1}, 3)
     assert (got.hit, got.recall, got.reciprocal_rank, got.relevant_retrieved) == (
         1.0,
@@ -28,27 +31,27 @@ def test_relevant_document_at_rank_two_is_not_discounted_as_in_trec_eval() -> No
         1,
     )
     assert close(got.precision, 1 / 3)
-    assert close(got.ndcg, 1.0)  # DCG 1/max(1, log2 2) = 1 = ideal
+    assert close(got.ndcg, 1 / LOG2_3)  # 0.6309: DCG 1/log2(3), ideal 1/log2(2)
 
 
 def test_relevant_document_at_rank_three() -> None:
     got = m.evaluate_ranking(["x", "y", "a"], {"a": 1}, 3)
     assert close(got.reciprocal_rank, 1 / 3)
-    assert close(got.ndcg, 1 / LOG2_3)  # 0.6309
+    assert close(got.ndcg, 0.5)  # 1/log2(4)
 
 
 def test_graded_relevance() -> None:
     got = m.evaluate_ranking(["b", "x", "a"], {"a": 3, "b": 1}, 3)
-    # DCG = 1/1 + 3/log2(3); ideal = 3/1 + 1/1 = 4
-    assert close(got.ndcg, (1 + 3 / LOG2_3) / 4)  # 0.7232
+    # DCG = 1/log2(2) + 3/log2(4) = 2.5; ideal = 3/log2(2) + 1/log2(3)
+    assert close(got.ndcg, 2.5 / (3 + 1 / LOG2_3))  # 0.6885
     assert (got.hit, got.recall, got.reciprocal_rank) == (1.0, 1.0, 1.0)
     assert close(got.precision, 2 / 3)
 
 
 def test_ideal_ranking_is_cut_at_k() -> None:
     got = m.evaluate_ranking(["c", "a", "b"], {"a": 3, "b": 2, "c": 1}, 2)
-    # top 2: c (1), a (3) -> DCG 1 + 3 = 4; ideal top 2: 3 + 2 = 5
-    assert close(got.ndcg, 0.8)
+    # top 2: c (1), a (3) -> DCG 1 + 3/log2(3); ideal top 2: 3 + 2/log2(3)
+    assert close(got.ndcg, (1 + 3 / LOG2_3) / (3 + 2 / LOG2_3))  # 0.6788
     assert close(got.recall, 2 / 3) and got.precision == 1.0
 
 
@@ -56,7 +59,7 @@ def test_fewer_results_than_k_count_as_non_relevant() -> None:
     got = m.evaluate_ranking(["a"], {"a": 1, "b": 1}, 5)
     assert close(got.precision, 0.2) and close(got.recall, 0.5)
     assert got.reciprocal_rank == 1.0 and got.hit == 1.0
-    assert close(got.ndcg, 0.5)  # DCG 1; ideal 1 + 1
+    assert close(got.ndcg, 1 / (1 + 1 / LOG2_3))  # DCG 1; ideal 1 + 1/log2(3)
 
 
 def test_empty_answer_scores_zero() -> None:
@@ -100,15 +103,17 @@ def test_documents_beyond_k_do_not_count() -> None:
 
 def test_ties_in_score_keep_the_answer_order_unless_ranked_like_trec_eval() -> None:
     ids, scores = ["a", "b", "c"], [0.5, 0.5, 0.9]
-    assert m.trec_order(ids, scores) == [
-        "c",
-        "b",
-        "a",
-    ]  # score descending, ties by id descending
+    # score descending, ties by id descending
+    assert m.trec_order(ids, scores) == [("c", 0.9), ("b", 0.5), ("a", 0.5)]
     assert m.evaluate_ranking(["a", "b"], {"a": 1}, 1).hit == 1.0
-    assert (
-        m.evaluate_ranking(m.trec_order(["a", "b"], [0.5, 0.5]), {"a": 1}, 1).hit == 0.0
-    )
+    tied = [doc for doc, _score in m.trec_order(["a", "b"], [0.5, 0.5])]
+    assert m.evaluate_ranking(tied, {"a": 1}, 1).hit == 0.0
+    # strcmp order, not numeric: d9 before d10, lower case after upper case
+    assert m.trec_order(["d10", "d9", "D9"], [1.0, 1.0, 1.0]) == [
+        ("d9", 1.0),
+        ("d10", 1.0),
+        ("D9", 1.0),
+    ]
 
 
 def test_ties_in_grades_give_the_same_ideal() -> None:

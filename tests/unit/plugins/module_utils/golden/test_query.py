@@ -151,6 +151,45 @@ def test_ranking_by_score_reorders_like_trec_eval() -> None:
     )
 
 
+def test_an_empty_answer_ranked_by_score_is_an_empty_result() -> None:
+    answer = ask_one(lambda s: lab_answer([]), ranking="score")
+    assert (answer.ids, answer.scores, answer.kind, answer.error) == (
+        (),
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_repeated_id_ranked_by_score_keeps_each_score_with_its_occurrence() -> None:
+    answer = ask_one(
+        lambda s: lab_answer(["a", "b", "a"], [0.2, 0.5, 0.9]), ranking="score"
+    )
+    assert (answer.ids, answer.scores) == (("a", "b", "a"), (0.9, 0.5, 0.2))
+
+
+@pytest.mark.parametrize(
+    "score", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"1" + b"0" * 400]
+)
+def test_scores_that_cannot_be_ranked_make_the_answer_unusable(score: bytes) -> None:
+    body = b'{"results": [{"id": "a", "score": 0.5}, {"id": "b", "score": %s}]}' % score
+    answer = ask_one(lambda s: Reply(body=body), ranking="score")
+    assert answer.kind == q.BAD_RESPONSE and (answer.error or "").startswith(
+        "scores_path 'results[].score' must give one finite number per id (2 ids)"
+    )
+
+
+def test_a_jmespath_function_failing_on_an_answer_makes_it_unusable() -> None:
+    answer = ask_one(
+        lambda s: lab_answer(["a", "b"], [0.5, 0.7]),
+        ids=q.compile_path("sort_by(results, &id)[].id", "ids_path"),
+        scores=q.compile_path("sort_by(results, &@)[].score", "scores_path"),
+    )
+    assert answer.kind == q.BAD_RESPONSE and (answer.error or "").startswith(
+        "scores_path 'sort_by(results, &@)[].score' failed on the answer: "
+    )
+
+
 @pytest.mark.parametrize(
     ("reply", "kind", "status", "message"),
     [
@@ -196,7 +235,7 @@ def test_ranking_by_score_reorders_like_trec_eval() -> None:
             Reply(200, {"results": [{"id": "a", "score": "high"}]}),
             q.BAD_RESPONSE,
             None,
-            "scores_path 'results[].score' must give one number per id (1 ids)",
+            "scores_path 'results[].score' must give one finite number per id (1 ids)",
         ),
     ],
 )
@@ -333,6 +372,46 @@ def test_a_hanging_endpoint_gives_findings_not_a_hung_task() -> None:
         "q05": None,
     }
     assert answers[1].latency == 0.3 and elapsed < 2.0
+
+
+def test_an_exception_in_a_query_is_reported_as_it_is_not_as_a_timeout() -> None:
+    # http.client sends header values as latin-1: this one cannot be sent at all.
+    with Endpoint(lambda s: lab_answer(["doc-1"])) as endpoint:
+        start = time.monotonic()
+        answers = q.run_queries(
+            api(endpoint.url, headers={"X-Team": "Zürich ☕"}, timeout=5.0),
+            queries(3),
+            3,
+            concurrency=2,
+            deadline_at=time.monotonic() + 20,
+            clock=Clock(),
+        )
+        elapsed = time.monotonic() - start
+    assert [a.kind for a in answers] == [q.EXCEPTION] * 3
+    assert (answers[0].error or "").startswith(
+        "UnicodeEncodeError: 'latin-1' codec can't encode character '\\u2615'"
+    )
+    assert elapsed < 2.0 and endpoint.seen == []
+
+
+class BrokenOpener:
+    def open(self, request: t.Any, timeout: float) -> t.Any:
+        raise RuntimeError("opener broke on %s" % request.full_url)
+
+
+def test_an_unexpected_error_of_one_query_leaves_the_others_running() -> None:
+    answers = q.run_queries(
+        api("http://127.0.0.1:9/search", opener=BrokenOpener()),
+        queries(4),
+        3,
+        concurrency=1,
+        deadline_at=time.monotonic() + 20,
+        clock=Clock(),
+    )
+    assert [(a.kind, a.error) for a in answers] == [
+        (q.EXCEPTION, "RuntimeError: opener broke on http://127.0.0.1:9/search")
+    ] * 4
+    assert all(a.latency is not None and a.latency < 1.0 for a in answers)
 
 
 def test_the_overall_deadline_ends_the_run_on_time() -> None:

@@ -41,6 +41,7 @@ QUERIES = (
     GoldenQuery("q3", "gamma", {"d": 1}),
 )
 HEALTHY = {"alpha": ["a", "b", "x"], "beta | pipe": ["c"], "gamma": ["y", "d"]}
+RELEVANCE_FIGURES = ("hit", "recall", "precision", "reciprocal_rank", "ndcg")
 
 
 class FakeClock:
@@ -179,10 +180,11 @@ def test_the_validation_result(failed: dict[str, t.Any]) -> None:
         "k": 3,
         "shard": "shard-1",
     }
-    assert failed["metrics"]["hit_at_k"] == pytest.approx(0.6667)
-    assert failed["metrics"]["empty_rate"] == pytest.approx(0.3333)
+    # Full precision, so a consumer can compare exactly; only Markdown rounds.
+    assert failed["metrics"]["hit_at_k"] == 2 / 3
+    assert failed["metrics"]["empty_rate"] == 1 / 3
     assert failed["baseline"] == {
-        "hit_at_k": {"baseline": 1.0, "current": 0.6667, "change": -0.3333}
+        "hit_at_k": {"baseline": 1.0, "current": 2 / 3, "change": 2 / 3 - 1}
     }
     assert failed["failing_queries"] == [
         {
@@ -258,6 +260,27 @@ def test_markdown_report_for_the_incident_channel(failed: dict[str, t.Any]) -> N
     assert "| hit_at_k | 0.6667 |  | 1.0 (-0.3333) |" in text
     assert "**Next step:** Keep shard shard-1 out of service" in text
     assert "| q3 | pass | 1.0 | 1.0 | 1.0 |" in text
+
+
+def test_a_query_without_judgments_has_no_relevance_figures() -> None:
+    queries = (
+        QUERIES[0],
+        GoldenQuery("q2", "beta | pipe", {}),
+        GoldenQuery("q3", "gamma", {"d": 0, "y": 2}),
+    )
+    validation = reports.validation_dict(
+        validate([HEALTHY], queries=queries), "2026-11-27T22:10:03Z"
+    )
+    rows = {row["qid"]: row for row in validation["queries"]}
+    assert [rows["q2"][name] for name in RELEVANCE_FIGURES] == [None] * 5
+    assert rows["q3"]["relevance"] == {"d": 0, "y": 2}
+    assert rows["q3"]["reciprocal_rank"] == 1.0
+    assert rows["q3"]["precision"] == 1 / 3
+    # q1 and q3 are rated; q2 is left out of the means.
+    assert (
+        validation["metrics"]["mrr"] == 1.0 and validation["metrics"]["hit_at_k"] == 1
+    )
+    assert "| q2 | pass | n/a | n/a | n/a |" in reports.render_markdown(validation)
 
 
 def test_markdown_escapes_cells_and_shortens_long_tables(

@@ -102,6 +102,45 @@ def test_aggregate_averages_over_every_query_errors_included() -> None:
     ] == pytest.approx(0.1)
 
 
+def test_relevance_means_leave_out_unjudged_queries_as_trec_eval_does() -> None:
+    # trec_eval -c averages over the queries of its qrels: a query with only grade-0
+    # judgments counts (with 0), a query without any judgment does not.
+    unjudged = GoldenQuery("q8", "t", {})
+    not_relevant = GoldenQuery("q9", "t", {"x": 0})
+    summary = aggregate(
+        [
+            result(MUST, ["a", "b"]),
+            result(unjudged, ["y"]),
+            result(not_relevant, ["x"]),
+        ],
+        1.0,
+    )
+    assert (summary["hit_at_k"], summary["mrr"], summary["recall_at_k"]) == (
+        0.5,
+        0.5,
+        0.5,
+    )
+    assert summary["precision_at_k"] == pytest.approx((2 / 3) / 2)
+    assert summary["pass_rate"] == 1.0
+    alone = aggregate([result(unjudged, ["y"])], 1.0)
+    assert [alone[name] for name in ("hit_at_k", "ndcg_at_k")] == [None, None]
+
+
+def test_grade_zero_is_judged_not_relevant() -> None:
+    got = result(GoldenQuery("q5", "t", {"a": 0, "b": 1}, must_pass=True), ["a", "b"])
+    assert (got.metrics.hit, got.metrics.recall, got.metrics.reciprocal_rank) == (
+        1.0,
+        1.0,
+        0.5,
+    )
+    assert got.metrics.relevant_retrieved == 1 and got.missing == ()
+    verdict = judge([got, result(GoldenQuery("q6", "t", {"c": 0}), ["c"])])
+    assert verdict.passed and not verdict.failing
+    assert [(f.check, f.qid) for f in verdict.findings] == [("no_relevant_ids", "q6")]
+    missed = result(GoldenQuery("q7", "t", {"a": 0, "b": 1}), [])
+    assert v.failure_reasons(missed, 1.0) == ["no results (expected b)"]
+
+
 def test_no_must_pass_queries_means_no_must_pass_rate() -> None:
     assert aggregate([result(OTHER, ["d"])], 1.0)["must_pass_rate"] is None
 
@@ -270,7 +309,7 @@ def test_regression_beyond_the_tolerance_fails() -> None:
     ]
     assert v.baseline_comparison(
         aggregate(results, 1.0), v.Criteria(baseline={"mrr": 0.81})
-    ) == {"mrr": {"baseline": 0.81, "current": 0.75, "change": -0.06}}
+    ) == {"mrr": {"baseline": 0.81, "current": 0.75, "change": 0.75 - 0.81}}
 
 
 def test_a_baseline_that_does_not_fit_is_noted_not_compared() -> None:
@@ -312,6 +351,13 @@ def test_duplicates_and_queries_without_expected_ids_are_warned() -> None:
             [result(MUST, kind="bad_response", error="ids_path found nothing")],
             None,
             "Do not send traffic back to this system yet. The answers could not be read: check ids_path",
+        ),
+        (
+            [result(MUST, kind="exception", error="UnicodeEncodeError: 'latin-1' ...")],
+            None,
+            "Do not send traffic back to this system yet. Sending the queries or reading "
+            "their answers failed in the module (each error, with its type, is in the "
+            "failing queries): check the request options (url, headers, body)",
         ),
         (
             [result(MUST, [])],
