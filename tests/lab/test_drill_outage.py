@@ -30,13 +30,14 @@ def test_outcome_message_is_the_msg_of_the_named_debug_task() -> None:
 
 def test_ramp_lines_show_each_step_and_its_figures(tmp_path: Path) -> None:
     failback = tmp_path / "failback.json"
-    metrics = {"precision_at_k": 0.4222, "error_rate": 0.0, "cache_hit_rate": 0.0, "empty_rate": 0.0}
+    metrics = {"precision_at_k": 0.4222222222222222, "error_rate": 0.0, "cache_hit_rate": 0.0, "empty_rate": 0.0}
     failback.write_text(json.dumps({"regressed": True, "steps": [
         {"step": 10, "passed": True, "metrics": metrics},
         {"step": 25, "passed": False, "metrics": dict(metrics, empty_rate=0.2)}]}))
     assert provider_outage.ramp_lines(failback) == [
-        " 10 % on the primary: pass; precision@k 0.4222, error rate 0.0, cache-hit rate 0.0, empty rate 0.0",
-        " 25 % on the primary: REGRESSION; precision@k 0.4222, error rate 0.0, cache-hit rate 0.0, empty rate 0.2"]
+        " 10 % on the primary: pass; precision@k 0.4222, error rate 0.0000, cache-hit rate 0.0000, empty rate 0.0000",
+        " 25 % on the primary: REGRESSION; precision@k 0.4222, error rate 0.0000, cache-hit rate 0.0000, "
+        "empty rate 0.2000"]
     assert provider_outage.ramp_lines(tmp_path / "none.json") == [f"({tmp_path / 'none.json'} missing)"]
 
 

@@ -158,9 +158,16 @@ def ramp_lines(failback_json: Path) -> list[str]:
     for step in ramp["steps"]:
         metrics = step["metrics"]
         lines.append(f"{step['step']:>3} % on the primary: {'pass' if step['passed'] else 'REGRESSION'}; "
-                     f"precision@k {metrics.get('precision_at_k')}, error rate {metrics.get('error_rate')}, "
-                     f"cache-hit rate {metrics.get('cache_hit_rate')}, empty rate {metrics.get('empty_rate')}")
+                     f"precision@k {figure(metrics.get('precision_at_k'))}, "
+                     f"error rate {figure(metrics.get('error_rate'))}, "
+                     f"cache-hit rate {figure(metrics.get('cache_hit_rate'))}, "
+                     f"empty rate {figure(metrics.get('empty_rate'))}")
     return lines
+
+
+def figure(value: object) -> str:
+    """A metric as the reports print it (4 places); the JSON keeps full precision."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def safe_mode(lab: Lab, timeline: Timeline, drill: OutageDrill, incident: str, drill_dir: Path) -> SafeModeRun:
