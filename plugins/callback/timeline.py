@@ -15,7 +15,7 @@ description:
   - The Markdown file has a table and a Mermaid C(gantt) chart of the same steps.
   - Summaries never contain values that look like secrets; tasks with C(no_log) are summarised as
     C(censored).
-  - A run in check mode (C(--check)) writes nothing: it only says that no timeline was written.
+  - A run in check mode (C(--check)) writes nothing; it only says that no timeline was written.
 author:
   - ragops.recovery maintainers (@ragops)
 requirements:
