@@ -15,6 +15,7 @@ description:
   - The Markdown file has a table and a Mermaid C(gantt) chart of the same steps.
   - Summaries never contain values that look like secrets; tasks with C(no_log) are summarised as
     C(censored).
+  - A run in check mode (C(--check)) writes nothing; it only says that no timeline was written.
 author:
   - ragops.recovery maintainers (@ragops)
 requirements:
@@ -44,6 +45,7 @@ import os
 import time
 import typing as t
 
+from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
@@ -106,6 +108,12 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         self._finish(result, "unreachable")
 
     def v2_playbook_on_stats(self, stats: t.Any) -> None:
+        if context.CLIARGS.get("check"):
+            self._display.display(
+                "Timeline not written: a run in check mode writes nothing (%d steps)"
+                % len(self.steps)
+            )
+            return
         directory = self.get_option("directory")
         title = self.get_option("title") or self.play_name or "Recovery timeline"
         os.makedirs(directory, exist_ok=True)

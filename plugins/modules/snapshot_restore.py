@@ -182,6 +182,8 @@ summary:
   description:
     - One line naming the snapshot restored (or that would be) and every snapshot tried with its
       outcome, for a recovery's account of what it tried.
+    - In check mode in V(job) mode, what the restore would create instead (the snapshot, the new PVC
+      and its size, the restore Job, the PVC kept as evidence), for a recovery's plan.
   returned: always
   type: str
   sample: "restore: snapshot 20261127T020000Z-bb02 (tried 20261128T020000Z-aa01 failed verification,

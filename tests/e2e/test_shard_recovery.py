@@ -12,6 +12,7 @@ import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
+import nothing_written
 import pytest
 from harness import ROOT, Cluster, Result, Runner, task
 from lab_support import running_lab
@@ -91,13 +92,50 @@ def serving_shards(lab: Lab, shard: str) -> Obj:
     return stack.search(lab.endpoints().services["retriever"], shard_recovery.golden_query(shard)["text"])
 
 
-def test_check_mode_changes_nothing(lab: Lab, runner: Runner) -> None:
+def task_result(result: Result, name: str) -> Obj:
+    """A role task's result; role tasks are recorded as "<role> : <task name>"."""
+    return t.cast(Obj, next(value for key, value in result.results.items() if key.endswith(name)))
+
+
+def test_quarantine_check_mode_prints_the_change_and_writes_nothing(lab: Lab, runner: Runner) -> None:
+    timeline = runner.workdir / "timeline"
+    runner.env.update(CALLBACKS="ragops.recovery.timeline", RAGOPS_TIMELINE_DIR=str(timeline))
+    before = nothing_written.state(lab, runner.workdir, timeline)
+    checked = runner.run(ROOT / "playbooks" / "shard_quarantine.yml", check=True,
+                         extra=recovery_options(lab, "shard-1", "INC-Q1"))
+    assert checked.returncode == 0, checked.stdout
+    assert nothing_written.changes(before, nothing_written.state(lab, runner.workdir, timeline)) == []
+    plan = checked.results["Show what would change (check mode)"]["msg"]
+    assert plan[1] == "registry rag-shard-registry: shard-1 serving -> quarantined", plan
+    assert plan[2] == "pods labelled ragops.io/serving=false: vectorstore-1", plan
+    assert "shard-1 serving -> quarantined" in checked.stdout
+
+
+def test_check_mode_prints_the_plan_and_writes_nothing(lab: Lab, runner: Runner) -> None:
     faults.inject(lab, "corrupt-shard", ["shard-2"])
-    before = cluster_state(lab)
+    timeline = runner.workdir / "timeline"
+    runner.env.update(CALLBACKS="ragops.recovery.timeline", RAGOPS_TIMELINE_DIR=str(timeline))
+    before = nothing_written.state(lab, runner.workdir, reports_dir(lab), timeline)
     checked = recover(runner, lab, "shard-2", "INC-A1", check=True)
     assert checked.returncode == 0, checked.stdout
-    assert cluster_state(lab) == before
-    assert "Restore the newest verified snapshot" in checked.stdout
+    assert nothing_written.changes(before, nothing_written.state(lab, runner.workdir, reports_dir(lab), timeline)) == []
+    assert "Timeline not written" in checked.stdout
+    plan = task_result(checked, "Show what the recovery would do (check mode)")["msg"]
+    assert plan[0] == "shard-2: planned (INC-A1); check mode, nothing was changed or written", plan
+    reopen = task_result(checked, "Try a graceful re-open of the index")["planned"]
+    restore = task_result(checked, "Restore the newest verified snapshot into a new PVC and a fresh pod")["job"]
+    reindex = task_result(checked, "Re-index the documents written since the snapshot")["reindex"]
+    text, planned = "\n".join(plan), restore["plan"]
+    for expected in ("POST %s" % reopen["url"], "new PVC %s of %s" % (planned["claim"], planned["size"]),
+                     "by the Job %s" % planned["job"], "the PVC %s would be kept" % restore["previous"]["claim"],
+                     "shard-2 serving -> quarantined", "shard-2 quarantined -> restoring",
+                     "shard-2 restoring -> validating", "shard-2 validating -> serving",
+                     "re-index: Job %s" % reindex["job"], "evidence: write a bundle to s3://"):
+        assert expected in text, text
+    assert reopen["url"].endswith("/admin/reopen") and planned["claim"].startswith("data-vectorstore-2-r-")
+    # At default verbosity: the plan is in the output, and nothing says the shard was recovered.
+    assert "POST %s" % reopen["url"] in checked.stdout
+    assert "shard-2: recovered" not in checked.stdout and "(tried" not in checked.stdout, checked.stdout
 
 
 def test_recovery_restores_onto_a_new_pvc_and_keeps_the_old_one(lab: Lab, runner: Runner) -> None:

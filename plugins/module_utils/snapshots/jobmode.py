@@ -47,6 +47,7 @@ class JobOutcome:
     attempts: t.List[restore.Attempt]
     quarantined: t.List[str]
     diff: bool = False
+    check_mode: bool = False
     run: Obj = field(default_factory=dict)
 
     def to_result(self) -> Obj:
@@ -69,10 +70,26 @@ class JobOutcome:
         result["job"] = dict(
             {"plan": self.plan.to_dict(), "previous": previous}, **self.run
         )
+        if self.check_mode and self.changed:
+            result["summary"] = self.planned_summary(claim)
         if self.diff:
             after = self.plan.claim_name if self.changed else claim
             result["diff"] = {"before": {"claim": claim}, "after": {"claim": after}}
         return result
+
+    def planned_summary(self, claim: str) -> str:
+        """One line naming what a restore would create, for a plan in check mode."""
+        return (
+            "restore (check mode): would restore snapshot %s into a new PVC %s of %s "
+            "by the Job %s; the PVC %s would be kept as evidence"
+            % (
+                self.snapshot.snapshot_id,
+                self.plan.claim_name,
+                self.plan.claim_size,
+                self.plan.job_name,
+                claim,
+            )
+        )
 
 
 def _failure(
@@ -116,7 +133,14 @@ def _plan(
         manifest.total_bytes,
     )
     return JobOutcome(
-        False, snapshot, target, plan, attempts, quarantined, request.diff
+        False,
+        snapshot,
+        target,
+        plan,
+        attempts,
+        quarantined,
+        request.diff,
+        request.check_mode,
     )
 
 

@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 import json
+import typing as t
+from pathlib import Path
 
+import pytest
+from ansible import context
+from ansible.module_utils.common.collections import ImmutableDict
+
+from ansible_collections.ragops.recovery.plugins.callback.timeline import CallbackModule
 from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
     Step,
     status_of,
@@ -95,3 +102,30 @@ def test_markdown_table_and_gantt_escape_what_would_break_them() -> None:
     )
     assert "Skipped :" not in text
     assert text.count("```") == 2
+
+
+def timeline_callback(directory: str) -> t.Any:
+    callback = CallbackModule()
+    # The options as the plugin loader resolves them from the environment.
+    callback._plugin_options = {"directory": directory, "title": "INC-1"}
+    callback.steps = steps()
+    return callback
+
+
+def test_callback_writes_the_timeline_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(check=False))
+    timeline_callback(str(tmp_path / "tl")).v2_playbook_on_stats(None)
+    assert sorted(p.name for p in (tmp_path / "tl").iterdir()) == [
+        "timeline.json",
+        "timeline.md",
+    ]
+
+
+def test_callback_writes_nothing_in_check_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(check=True))
+    timeline_callback(str(tmp_path / "tl")).v2_playbook_on_stats(None)
+    assert not (tmp_path / "tl").exists()

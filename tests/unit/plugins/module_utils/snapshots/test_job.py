@@ -18,7 +18,11 @@ from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import 
     K8sClient,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    catalog,
+    job,
+    jobmode,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
     Clock,
     Waiter,
@@ -338,3 +342,24 @@ def test_restore_started_creates_the_job_and_repoints_nothing() -> None:
     again = job.restore_started(client, request(), plan, target)
     assert again["run"]["name"] == plan.job_name
     assert len([c for c in fake.writes() if c[0] == "POST" and "/jobs" in c[1]]) == 1
+
+
+def test_check_mode_summary_names_the_claim_its_size_and_the_job() -> None:
+    fake = ClusterFake([])
+    stack(fake)
+    target, plan = plan_for(K8sClient(fake, Retrier(sleep=lambda s: None)))
+    snapshot = catalog.Snapshot("20261127T221003Z-1a2b", {}, status=catalog.VERIFIED)
+    outcome = jobmode.JobOutcome(True, snapshot, target, plan, [], [], check_mode=True)
+    summary = outcome.to_result()["summary"]
+    assert summary == (
+        "restore (check mode): would restore snapshot 20261127T221003Z-1a2b into a new "
+        "PVC data-vectorstore-2-r-20261127t221003z-1a2b of %s by the Job %s; the PVC "
+        "data-vectorstore-2 would be kept as evidence"
+        % (plan.claim_size, plan.job_name)
+    )
+    assert (
+        "would"
+        not in jobmode.JobOutcome(True, snapshot, target, plan, [], []).to_result()[
+            "summary"
+        ]
+    )
