@@ -283,6 +283,38 @@ class K8sClient:
                 if conflicts >= self.conflict_attempts:
                     raise
 
+    def delete(
+        self,
+        ref: Ref,
+        *,
+        uid: str | None = None,
+        propagation: str | None = None,
+        dry_run: bool = False,
+    ) -> bool:
+        """Delete the object; False when it was already gone.
+
+        With ``uid`` only that very object is deleted (a successor of the same name is
+        refused with 409), which also makes a repeated call harmless.
+        """
+        options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if propagation:
+            options["propagationPolicy"] = propagation
+        try:
+            self._send(
+                "delete",
+                str(ref),
+                bool(uid),
+                "DELETE",
+                ref.path(),
+                query=_dry_run(dry_run),
+                body=options,
+            )
+        except NotFound:
+            return False
+        return True
+
     def pod_log(
         self,
         namespace: str,

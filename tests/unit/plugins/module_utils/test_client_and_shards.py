@@ -311,6 +311,20 @@ def test_pod_labels_follow_the_state(api: FakeTransport) -> None:
     )
 
 
+def test_a_pod_a_restore_replaced_is_not_relabelled_serving(api: FakeTransport) -> None:
+    replaced = {"ragops.io/shard": "shard-0", "ragops.io/replaced-by": "vs-0-r-s-1"}
+    api.add(PODS, {"kind": "Pod", "metadata": {"name": "vs-0", "labels": replaced}})
+    fresh = {"ragops.io/shard": "shard-0", "ragops.io/restore-of": "vs-0"}
+    api.add(PODS, {"kind": "Pod", "metadata": {"name": "vs-0-r-s-1", "labels": fresh}})
+    changes = label_shard_pods(
+        client(api), "rag", "shard-0", "ragops.io/shard", serving=True, check_mode=False
+    )
+    after = {change["name"]: change["after"] for change in changes}
+    assert after == {"vectorstore-0": "true", "vs-0": "false", "vs-0-r-s-1": "true"}
+    labels = api.objects[PODS + "/vs-0"]["metadata"]["labels"]
+    assert labels["ragops.io/serving"] == "false"
+
+
 def test_describe_joins_entries_with_pods(api: FakeTransport) -> None:
     report = describe_shards(client(api), WHERE, [], "ragops.io/shard")
     by_shard = {view["shard"]: view for view in report["shards"]}

@@ -1,0 +1,96 @@
+"""Scenario A then Scenario C on one lab: a shard restored under its StatefulSet, then a bootstrap recovery.
+
+The restored shard must end where its controller puts it: the StatefulSet's own pod (``vectorstore-2``) on
+the claim the StatefulSet expects (``data-vectorstore-2``), bound to the restored volume; the old volume
+kept as evidence (reclaim policy Retain, labelled with the incident). A bootstrap recovery afterwards then
+finds every workload Ready and succeeds; the shard still serves the restored data.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import ROOT, Cluster, Runner
+from lab_support import running_lab
+from test_shard_recovery import recover, serving_shards
+
+from ragops_lab import faults, stack
+from ragops_lab.agent.api import CORE, object_path
+from ragops_lab.drills import shard_recovery
+from ragops_lab.lab import Lab
+from ragops_lab.runtime.kubeapi import pod_is_ready
+
+pytestmark = pytest.mark.lab
+SHARD = "shard-2"
+CLAIM = "data-vectorstore-2"
+BOOTSTRAP = ROOT / "playbooks" / "bootstrap_recovery.yml"
+Obj = dict[str, t.Any]
+
+
+@pytest.fixture(scope="module", name="lab")
+def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
+        shard_recovery.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
+        yield running
+
+
+def claim(lab: Lab, name: str = CLAIM) -> Obj:
+    return t.cast(Obj, lab.api().get(object_path(CORE, "persistentvolumeclaims", stack.NAMESPACE, name)) or {})
+
+
+def volume(lab: Lab, name: str) -> Obj:
+    return t.cast(Obj, lab.api().get("%s/persistentvolumes/%s" % (CORE, name)) or {})
+
+
+def shard_pods(lab: Lab) -> list[Obj]:
+    """The shard's serving pods (a restore Job's pod carries the shard label too)."""
+    pods = lab.api().list(CORE, "pods", stack.NAMESPACE, "%s=%s" % (faults.SHARD_LABEL, SHARD))[0]
+    return [p for p in pods if p["spec"].get("restartPolicy") != "Never"]
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_restored_shard_ends_under_its_statefulset_and_a_bootstrap_recovery_then_succeeds(
+        lab: Lab, tmp_path: Path) -> None:
+    runner = Runner(Cluster(None, lab.paths.kubeconfig, "", namespace=stack.NAMESPACE), tmp_path,
+                    env={"RAGOPS_REPORT_DIR": str(tmp_path / "reports")})
+    faults.inject(lab, "corrupt-shard", [SHARD])
+    old_volume = claim(lab)["spec"]["volumeName"]
+    damaged = files(Path(volume(lab, old_volume)["spec"]["hostPath"]["path"]))
+
+    restored = recover(runner, lab, SHARD, "INC-AC1")
+
+    assert restored.returncode == 0, restored.stdout[-5000:]
+    (pod,) = shard_pods(lab)
+    owners = [(o["kind"], o["name"]) for o in pod["metadata"].get("ownerReferences") or []]
+    assert pod["metadata"]["name"] == "vectorstore-2" and owners == [("StatefulSet", "vectorstore")], pod["metadata"]
+    assert pod_is_ready(pod)
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == [CLAIM]
+    new_volume = claim(lab)["spec"]["volumeName"]
+    assert new_volume != old_volume
+    evidence = volume(lab, old_volume)
+    assert evidence["spec"]["persistentVolumeReclaimPolicy"] == "Retain", evidence
+    assert evidence["metadata"]["labels"].get("ragops.io/evidence") == "inc-ac1", evidence["metadata"]
+    assert evidence["metadata"]["labels"].get(faults.SHARD_LABEL) == SHARD, evidence["metadata"]
+    assert files(Path(evidence["spec"]["hostPath"]["path"])) == damaged  # the evidence is untouched
+    assert stack.registry_entry(lab.api(), SHARD)["state"] == "serving"
+    assert SHARD in serving_shards(lab, SHARD)["shards_queried"]
+
+    faults.inject(lab, "pending-migration", [])
+    variables = {"incident_id": "INC-AC2", "bootstrap_recovery_wait_sleep": 1, "bootstrap_recovery_wait_timeout": 60}
+    booted = runner.run(BOOTSTRAP, extra=["-i", str(lab.paths.inventory), "-e", json.dumps(variables)])
+
+    assert booted.returncode == 0, booted.stdout[-5000:]
+    assert stack.not_ready(lab.api()) == []
+    (pod,) = shard_pods(lab)
+    assert pod["metadata"]["name"] == "vectorstore-2" and claim(lab)["spec"]["volumeName"] == new_volume
+    answer = serving_shards(lab, SHARD)
+    assert SHARD in answer["shards_queried"] and not answer.get("errors"), answer
+    assert volume(lab, old_volume)["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
