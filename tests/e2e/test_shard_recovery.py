@@ -2,8 +2,9 @@
 
 One lab for the module (the tests run in order and build on each other): the daily snapshots are taken
 first, then a shard is corrupted; check mode changes nothing, the real run restores the shard onto a new
-PVC (the old one kept as evidence), a re-run changes nothing, a second run is refused while another
-holder has the stack's lock, and a shard whose only snapshot is corrupt stays quarantined.
+volume bound to the claim its StatefulSet expects (the old volume kept as evidence), a re-run changes
+nothing, a second run is refused while another holder has the stack's lock, and a shard whose only
+snapshot is corrupt stays quarantined, its snapshots held from pruning.
 """
 
 from __future__ import annotations
@@ -70,10 +71,19 @@ def cluster_state(lab: Lab) -> Obj:
     claims = api.list(CORE, "persistentvolumeclaims", stack.NAMESPACE, "")[0]
     pods = api.list(CORE, "pods", stack.NAMESPACE, "")[0]
     leases = api.list(COORDINATION, "leases", stack.NAMESPACE, "")[0]
+    volumes = api.list(CORE, "persistentvolumes", "", "")[0]
     return {"registry": registry.get("data") or {},
             "claims": {c["metadata"]["name"]: c["metadata"].get("labels") or {} for c in claims},
+            "volumes": {v["metadata"]["name"]: {"labels": v["metadata"].get("labels") or {},
+                                                "policy": v["spec"].get("persistentVolumeReclaimPolicy")}
+                        for v in volumes},
             "pods": sorted(p["metadata"]["name"] for p in pods),
             "leases": {lease["metadata"]["name"]: lease.get("spec") for lease in leases}}
+
+
+def volume_of(lab: Lab, claim: str) -> str:
+    found = lab.api().get(object_path(CORE, "persistentvolumeclaims", stack.NAMESPACE, claim)) or {}
+    return str((found.get("spec") or {}).get("volumeName") or "")
 
 
 def claim_of(lab: Lab, shard: str) -> str:
@@ -100,16 +110,18 @@ def test_check_mode_changes_nothing(lab: Lab, runner: Runner) -> None:
     assert "Restore the newest verified snapshot" in checked.stdout
 
 
-def test_recovery_restores_onto_a_new_pvc_and_keeps_the_old_one(lab: Lab, runner: Runner) -> None:
+def test_recovery_restores_onto_a_new_volume_and_keeps_the_old_one(lab: Lab, runner: Runner) -> None:
     old_claim = claim_of(lab, "shard-2")
+    old_volume = volume_of(lab, old_claim)
     applied = recover(runner, lab, "shard-2", "INC-A1")
     assert applied.returncode == 0, applied.stdout
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "serving" and entry["incident_id"] == "INC-A1", entry
-    new_claim = claim_of(lab, "shard-2")
-    assert new_claim != old_claim
-    claims = cluster_state(lab)["claims"]
-    assert claims[old_claim].get(EVIDENCE_LABEL) == "inc-a1", claims  # a label value: DNS-safe
+    assert claim_of(lab, "shard-2") == old_claim  # the claim the StatefulSet expects
+    assert volume_of(lab, old_claim) != old_volume
+    evidence = cluster_state(lab)["volumes"][old_volume]
+    assert evidence["labels"].get(EVIDENCE_LABEL) == "inc-a1", evidence  # a label value: DNS-safe
+    assert evidence["policy"] == "Retain"
     assert "shard-2" in serving_shards(lab, "shard-2")["shards_queried"]
     assert cluster_state(lab)["leases"] == {} or all(
         not (spec or {}).get("holderIdentity") for spec in cluster_state(lab)["leases"].values())
@@ -157,5 +169,8 @@ def test_corrupt_snapshot_fails_the_gate_and_keeps_the_shard_quarantined(lab: La
     s3 = lab.s3()
     kept = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="snapshots/shard-3/").get("Contents") or []
     assert set(archives) <= {item["Key"] for item in kept}
+    # The incident is still open: the shard's snapshots stay held from pruning.
+    assert "snapshots/shard-3/HOLD" in {item["Key"] for item in kept}
+    assert "held from pruning" in message
     postmortem = reports_dir(lab) / "INC-A3" / "postmortem-shard-3.md"
     assert "| outcome | failed |" in postmortem.read_text()

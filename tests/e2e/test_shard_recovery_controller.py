@@ -8,13 +8,16 @@ finds every workload Ready and succeeds; the shard still serves the restored dat
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ROOT, Cluster, Runner
+import yaml
+from harness import ROOT, Cluster, Result, Runner
 from lab_support import running_lab
 from test_shard_recovery import recover, serving_shards
 
@@ -52,6 +55,29 @@ def shard_pods(lab: Lab) -> list[Obj]:
     return [p for p in pods if p["spec"].get("restartPolicy") != "Never"]
 
 
+def task_result(run: Result, name: str) -> Obj:
+    """The result of the role's task called ``name``."""
+    found = [value for key, value in run.results.items() if key == name or key.endswith(" : " + name)]
+    assert found, "no task %r among %s" % (name, sorted(run.results))
+    return t.cast(Obj, found[-1])
+
+
+def s3_keys(lab: Lab, prefix: str) -> set[str]:
+    s3 = lab.s3()
+    listing = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=prefix)
+    return {item["Key"] for item in listing.get("Contents") or []}
+
+
+def bundle_file(lab: Lab, incident: str, name: str, bundle: str = "evidence-" + SHARD) -> bytes:
+    """A file of an evidence bundle in S3."""
+    s3 = lab.s3()
+    data = s3.client().get_object(Bucket=s3.bucket, Key="evidence/%s/%s.tar.gz" % (incident, bundle))["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        member = archive.extractfile(name)
+        assert member is not None, name
+        return member.read()
+
+
 def files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -82,6 +108,16 @@ def test_a_restored_shard_ends_under_its_statefulset_and_a_bootstrap_recovery_th
     assert files(Path(evidence["spec"]["hostPath"]["path"])) == damaged  # the evidence is untouched
     assert stack.registry_entry(lab.api(), SHARD)["state"] == "serving"
     assert SHARD in serving_shards(lab, SHARD)["shards_queried"]
+    # Safe mode first: the quarantine ran before the evidence was collected, and the hold on pruning was
+    # set for the incident and released at its end.
+    quarantined = task_result(restored, "Quarantine the shard")["shard"]
+    assert quarantined["state"] == "quarantined" and quarantined["previous_state"] == "serving"
+    registry = yaml.safe_load(bundle_file(lab, "INC-AC1", "registry.yaml"))
+    assert json.loads(registry["data"][SHARD])["state"] == "quarantined"
+    assert task_result(restored, "Hold the shard's snapshots from pruning while the incident is open")["hold"][
+        "incident_id"] == "INC-AC1"
+    assert task_result(restored, "Release the hold on pruning the shard's snapshots")["changed"] is True
+    assert "snapshots/%s/HOLD" % SHARD not in s3_keys(lab, "snapshots/%s/" % SHARD)
 
     faults.inject(lab, "pending-migration", [])
     variables = {"incident_id": "INC-AC2", "bootstrap_recovery_wait_sleep": 1, "bootstrap_recovery_wait_timeout": 60}

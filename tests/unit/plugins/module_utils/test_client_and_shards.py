@@ -15,6 +15,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
     K8sClient,
+    forbidden_step,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
     Ref,
@@ -374,6 +375,25 @@ def test_an_rbac_refusal_names_the_verb_the_resource_and_the_shipped_roles(
         '"rag" to system:serviceaccount:rag:ragops-recovery'
     )
     assert "ragops-recovery-shard (meta/rbac/shard-recovery.yaml" in error.next_step
+
+
+def test_a_refusal_at_the_cluster_scope_names_the_cluster_role_and_its_binding() -> (
+    None
+):
+    reason = (
+        'persistentvolumes "pv-1" is forbidden: User '
+        '"system:serviceaccount:rag:ragops-recovery" cannot patch resource '
+        '"persistentvolumes" in API group "" at the cluster scope'
+    )
+    step = forbidden_step(reason) or ""
+    assert step.startswith(
+        'Grant verb "patch" on the cluster-scoped resource "persistentvolumes"'
+    )
+    assert "ragops-recovery-volumes (meta/rbac/shard-recovery.yaml)" in step
+    assert (
+        "kubectl create clusterrolebinding ragops-recovery-volumes-rag --clusterrole "
+        "ragops-recovery-volumes --serviceaccount rag:ragops-recovery" in step
+    )
 
 
 def test_a_403_that_names_no_rule_keeps_the_credentials_hint(
