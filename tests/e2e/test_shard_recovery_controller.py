@@ -125,6 +125,9 @@ def test_a_restored_shard_ends_under_its_statefulset_and_a_bootstrap_recovery_th
 
     assert booted.returncode == 0, booted.stdout[-5000:]
     assert stack.not_ready(lab.api()) == []
+    # Scenario C keeps its evidence in the same write-once store as Scenario A.
+    before = json.loads(bundle_file(lab, "INC-AC2", "stack-before.json", bundle="evidence-stack"))
+    assert before["diagnosis"]["cause"] == "pending_migration"
     (pod,) = shard_pods(lab)
     assert pod["metadata"]["name"] == "vectorstore-2" and claim(lab)["spec"]["volumeName"] == new_volume
     answer = serving_shards(lab, SHARD)
