@@ -12,18 +12,15 @@ import io
 import json
 import tarfile
 import typing as t
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from harness import ROOT, Cluster, Result, Runner
-from lab_support import running_lab
-from test_shard_recovery import recover, serving_shards
+from test_shard_recovery import lab_fixture, recover, serving_shards  # noqa: F401 - the fixture lab
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import CORE, object_path
-from ragops_lab.drills import shard_recovery
 from ragops_lab.lab import Lab
 from ragops_lab.runtime.kubeapi import pod_is_ready
 
@@ -32,13 +29,6 @@ SHARD = "shard-2"
 CLAIM = "data-vectorstore-2"
 BOOTSTRAP = ROOT / "playbooks" / "bootstrap_recovery.yml"
 Obj = dict[str, t.Any]
-
-
-@pytest.fixture(scope="module", name="lab")
-def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
-        shard_recovery.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
-        yield running
 
 
 def claim(lab: Lab, name: str = CLAIM) -> Obj:
