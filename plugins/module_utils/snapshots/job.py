@@ -202,7 +202,11 @@ def _resumed_claim(client: K8sClient, request: JobRequest) -> str | None:
     )
     for volume in client.list("PersistentVolume", None, label_selector=selector):
         claim = (volume.get("spec") or {}).get("claimRef") or {}
-        if claim.get("namespace") == request.namespace and claim.get("name"):
+        restore_claim = volume["metadata"]["labels"].get(rebind.RESTORE_CLAIM_LABEL)
+        if claim.get("namespace") == request.namespace and claim.get("name") not in (
+            None,
+            restore_claim,
+        ):
             return str(claim["name"])
     return None
 

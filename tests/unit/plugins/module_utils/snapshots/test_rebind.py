@@ -272,3 +272,28 @@ def test_quantities(text: str, size: int) -> None:
 def test_an_invalid_quantity_is_refused() -> None:
     with pytest.raises(RecoveryError, match="not a Kubernetes quantity"):
         to_bytes("1 GB")
+
+
+def test_a_rerun_finds_the_claim_while_the_controllers_new_pod_waits_unlabelled() -> (
+    None
+):
+    fake = VolumeCluster()
+    fake.add_restore()
+    client = client_of(fake)
+    where = rebind_for()
+    state = rebind._prepare(client, where, waiter(fake), [])
+    rebind.release_claim(client, where, state)
+    rebind.restart_pods(client, where, state)
+    for _ in range(3):
+        fake.tick()
+    pod = fake.objects[PODS + "/" + POD]
+    assert "ragops.io/shard" not in pod["metadata"]["labels"]  # not scheduled yet
+    assert CLAIMS + "/" + CLAIM not in fake.objects
+    target = job.find_target(client, request())
+    assert target.claim["metadata"]["name"] == CLAIM and target.pod_name == POD
+    done = restore(fake)
+    assert done is not None and done["run"] == {
+        "name": "ragops-restore-shard-2-s-1",
+        "resumed": True,
+    }
+    assert_restored_under_the_statefulset(fake)
