@@ -195,7 +195,7 @@ def test_documents_alone_go_into_the_same_write_once_store(
     )
     assert members["notes/cause.txt"] == b"schema 1 < 2\n"
     assert k8s_api.calls == []  # nothing read from the cluster
-    changed = dict(args, documents={"stack-before.json": {"later": True}})
+    changed = {**args, "documents": {"stack-before.json": {"later": True}}}
     again = run_main(evidence_collect, capsys, **changed)
     assert again["changed"] is False and again["evidence"]["existed"] is True
     assert s3_api.objects[key] == written_bundle  # the first evidence is kept

@@ -564,5 +564,5 @@ def test_capturing_one_shards_queries_records_that_shards_baseline(
     assert captured["baseline"] == GOLDEN["baseline"]  # the whole set's is kept
     assert captured["shard_baselines"]["shard-2"] == written["capture"]["baseline"]
     assert written["capture"]["baseline"]["mrr"] == 1.0
-    gated = run(capsys, **dict(common, golden_set=str(dest)))
+    gated = run(capsys, **{**common, "golden_set": str(dest)})
     assert gated["validation"]["baseline"]["mrr"]["baseline"] == 1.0
