@@ -248,13 +248,14 @@ class VolumeCluster(FakeTransport):
 
     # --- the controllers -------------------------------------------------------------------
 
-    def tick(self) -> None:
-        self._job_controller()
-        self._kubelet_and_gc()
-        self._pvc_protection()
-        self._pv_controller()
-        self._statefulset_controller()
-        self._scheduler()
+    def tick(self, times: int = 1) -> None:
+        for _tick in range(times):
+            self._job_controller()
+            self._kubelet_and_gc()
+            self._pvc_protection()
+            self._pv_controller()
+            self._statefulset_controller()
+            self._scheduler()
 
     def _job_controller(self) -> None:
         """A new restore Job runs once its claim is bound and succeeds, logging its result."""

@@ -284,8 +284,7 @@ def test_a_rerun_finds_the_claim_while_the_controllers_new_pod_waits_unlabelled(
     state = rebind._prepare(client, where, waiter(fake), [])
     rebind.release_claim(client, where, state)
     rebind.restart_pods(client, where, state)
-    for _ in range(3):
-        fake.tick()
+    fake.tick(times=3)
     pod = fake.objects[PODS + "/" + POD]
     assert "ragops.io/shard" not in pod["metadata"]["labels"]  # not scheduled yet
     assert CLAIMS + "/" + CLAIM not in fake.objects
