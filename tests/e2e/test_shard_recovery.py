@@ -9,11 +9,15 @@ snapshot is corrupt stays quarantined, its snapshots held from pruning.
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from harness import ROOT, Cluster, Result, Runner, task
 from lab_support import running_lab
 
@@ -164,13 +168,28 @@ def test_corrupt_snapshot_fails_the_gate_and_keeps_the_shard_quarantined(lab: La
     assert entry["state"] == "quarantined" and entry["incident_id"] == "INC-A3", entry
     message = failed.stdout[failed.stdout.index("Recovery of shard-3"):]
     assert "Tried: re-open" in message and "Next:" in message, message
+    assert "held from pruning" in message, message
     assert "shard-3" not in serving_shards(lab, "shard-3")["shards_queried"]
     assert old_claim in cluster_state(lab)["claims"] and claim_of(lab, "shard-3") == old_claim, failed.stdout
     s3 = lab.s3()
     kept = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="snapshots/shard-3/").get("Contents") or []
     assert set(archives) <= {item["Key"] for item in kept}
-    # The incident is still open: the shard's snapshots stay held from pruning.
-    assert "snapshots/shard-3/HOLD" in {item["Key"] for item in kept}
-    assert "held from pruning" in message
     postmortem = reports_dir(lab) / "INC-A3" / "postmortem-shard-3.md"
     assert "| outcome | failed |" in postmortem.read_text()
+
+
+def test_the_failed_recovery_keeps_the_shards_snapshots_held_from_pruning(lab: Lab) -> None:
+    """The incident of the test above is still open."""
+    s3 = lab.s3()
+    hold = json.loads(s3.client().get_object(Bucket=s3.bucket, Key="snapshots/shard-3/HOLD")["Body"].read())
+    assert hold["incident_id"] == "INC-A3", hold
+
+
+def test_the_evidence_was_collected_after_the_quarantine(lab: Lab) -> None:
+    """Safe mode first: the registry in the failed recovery's evidence bundle shows the shard quarantined."""
+    s3 = lab.s3()
+    data = s3.client().get_object(Bucket=s3.bucket, Key="evidence/INC-A3/evidence-shard-3.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        registry = yaml.safe_load(t.cast(t.IO[bytes], archive.extractfile("registry.yaml")))
+    entry = json.loads(registry["data"]["shard-3"])
+    assert entry["state"] == "quarantined" and entry["previous_state"] == "serving", entry
