@@ -84,9 +84,15 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     assert schema_version(cluster) == "1"
     assert cluster.kubectl("get", "jobs", "-n", cluster.namespace, "-o", "name") == ""
     assert "ragops-recovery-lock" not in cluster.kubectl("get", "leases", "-n", cluster.namespace, "-o", "name")
+    s3 = fresh_lab.s3()
+    bundle = "evidence/INC-C1/evidence-stack.tar.gz"
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=bundle)
 
     applied = recover(runner, fresh_lab, "INC-C1")
     assert applied.returncode == 0, applied.stdout
+    # The stack as read before any change, written once to the store Scenario A keeps its evidence in.
+    kept = applied.results[ROLE + "Keep the stack as read in the write-once store"]["evidence"]
+    assert kept["s3_uri"] == "s3://%s/%s" % (s3.bucket, bundle) and kept["existed"] is False
     migration = applied.results[ROLE + "Run the pending migration once"]["migration"]
     assert (migration["job"], migration["status"], migration["exit_code"]) == ("rag-migrate-v2", "succeeded", 0)
     assert any('"migrations_complete"' in line for line in migration["logs"])
@@ -103,6 +109,7 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     assert json.loads((incident / "stack-before.json").read_text())["diagnosis"]["cause"] == "pending_migration"
     postmortem = (incident / "postmortem.md").read_text()
     assert "recovered: every component Ready" in postmortem and "Job `rag-migrate-v2` (create)" in postmortem
+    assert "evidence store: `s3://%s/%s` (written once)" % (s3.bucket, bundle) in postmortem
     assert "timeline.md" in postmortem and (timeline / "timeline.json").exists()
 
     jobs = cluster.kubectl("get", "jobs", "-n", cluster.namespace, "-o", "name")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
+import tarfile
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,9 +169,20 @@ def test_503_check_mode_switch_rerun_then_failback_to_the_primary(lab: Lab, runn
                for line in plan), plan
     assert any(line.startswith("throttle, Deployment rag-lab/generator") and '"THROTTLE_RPS": "50"' in line
                for line in plan), plan
+    assert "evidence written once to s3://%s/evidence/INC-B/evidence-generator.tar.gz" % lab.s3().bucket in plan
     runner.env.pop("CALLBACKS")
+    s3 = lab.s3()
+    bundle = "evidence/INC-B/evidence-generator.tar.gz"
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=bundle)
     applied = playbook(runner, lab, "generator_outage")
     assert applied.returncode == 0 and applied.failed == 0, applied.stdout
+    # The evidence is written once to the store Scenario A keeps its evidence in.
+    kept = outcome(applied, "Keep the evidence in the write-once store")["evidence"]
+    assert kept["s3_uri"] == "s3://%s/%s" % (s3.bucket, bundle) and kept["existed"] is False
+    data = s3.client().get_object(Bucket=s3.bucket, Key=bundle)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        recorded = json.load(t.cast(t.IO[bytes], archive.extractfile("evidence.json")))
+    assert recorded["primary"]["state"] == "outage", recorded
     assert outcome(applied, "Check the primary provider")["provider"]["state"] == "outage"
     assert generator_env(lab)["PROVIDER"] == "backup" and generator_env(lab)["THROTTLE_RPS"] == "50"
     assert_answers_from(lab, "backup")

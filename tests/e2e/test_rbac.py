@@ -36,19 +36,38 @@ def shipped_roles() -> dict[str, Obj]:
     return {f"{file}.yaml": next(o for o in rbac.shipped(file) if o["kind"] == "Role") for file in rbac.role_files()}
 
 
-def test_the_shipped_roles_are_namespaced_and_never_delete() -> None:
+# What each Role may delete: only the shard recovery, for the restore's swap under the shard's controller
+# (the restore Job and its claim, the shard's old claim and its pods; each volume is set to Retain first).
+DELETES = {"shard-recovery.yaml": {"pods", "persistentvolumeclaims", "jobs"}}
+
+
+def test_the_shipped_roles_delete_only_what_the_restore_swap_needs() -> None:
     roles = shipped_roles()
     assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml"]
     for name, role in roles.items():
+        deletes = set()
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], name
-            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+            assert not {"deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+            if "delete" in rule["verbs"]:
+                deletes |= set(rule["resources"])
+        assert deletes == DELETES.get(name, set()), name
     for path in RBAC_DIR.glob("*.yaml"):
         documents = list(yaml.safe_load_all(path.read_text()))
         # One document per file: ansible-test's yamllint refuses multi-document YAML in a collection.
         assert len(documents) == 1 and documents[0]["kind"] == "List", path.name
         kinds = {o["kind"] for o in documents[0]["items"]}
-        assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, path.name
+        cluster = {"ClusterRole"} if path.name == "shard-recovery.yaml" else set()
+        assert kinds == {"ServiceAccount", "Role", "RoleBinding"} | cluster, path.name
+
+
+def test_the_only_cluster_scoped_rule_reads_and_patches_volumes() -> None:
+    (cluster_role,) = [o for o in rbac.shipped("shard-recovery") if o["kind"] == "ClusterRole"]
+    assert cluster_role["metadata"]["name"] == "ragops-recovery-volumes"
+    assert cluster_role["rules"] == [
+        {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "list", "patch"]}]
+    header = (RBAC_DIR / "shard-recovery.yaml").read_text()
+    assert "kubectl create clusterrolebinding ragops-recovery-volumes-NAMESPACE" in header
 
 
 def test_the_error_path_names_the_roles_that_are_shipped() -> None:
@@ -69,7 +88,8 @@ def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.mark.lab
 def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
-    """`kubectl auth can-i` as each scenario's ServiceAccount: its Role's verbs, and no delete."""
+    """`kubectl auth can-i` as each scenario's ServiceAccount: its Role's verbs; deletes only where the
+    restore's swap needs them."""
     kubeconfigs = lab.rbac_kubeconfigs()
     checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims"),
               "generator": ("update deployments.apps", "get secrets"),
@@ -82,9 +102,15 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
             # The shipped account is bound to every Role: it may do what each one allows.
             union = kubectl(kubeconfigs.union, "auth", "can-i", *check.split(), "-n", stack.NAMESPACE)
             assert union.stdout.strip() == "yes", ("ragops-recovery", check, union.stderr)
-        for denied in ("delete pods", "delete persistentvolumeclaims", "list nodes"):
-            done = kubectl(config, "auth", "can-i", *denied.split(), "-n", stack.NAMESPACE)
-            assert done.stdout.strip() == "no", (file, denied)
+        swap = ("delete pods", "delete persistentvolumeclaims")
+        for check in ("list nodes", "delete persistentvolumes", "delete configmaps",
+                      *(() if file == "shard-recovery" else swap)):
+            done = kubectl(config, "auth", "can-i", *check.split(), "-n", stack.NAMESPACE)
+            assert done.stdout.strip() == "no", (file, check)
+    # Volumes are cluster-scoped: the shard recovery's ClusterRole, bound to its accounts.
+    for config in (kubeconfigs.by_file["shard-recovery"], kubeconfigs.union):
+        assert kubectl(config, "auth", "can-i", "patch", "persistentvolumes").stdout.strip() == "yes"
+    assert kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "get", "persistentvolumes").stdout.strip() == "no"
     generator_only = kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "create", "jobs.batch")
     assert generator_only.stdout.strip() == "no"
 

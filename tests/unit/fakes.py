@@ -88,7 +88,18 @@ class FakeTransport:
             return self._store(path, body, dry_run)
         if method == "PATCH":
             return self._store(path, merge_patch(current, body), dry_run)
+        if method == "DELETE":
+            wanted = ((body or {}).get("preconditions") or {}).get("uid")
+            if wanted and current["metadata"].get("uid") != wanted:
+                raise Conflict("Precondition failed: UID in precondition", status=409)
+            if not dry_run:
+                self.remove(path)
+            return {"kind": "Status", "status": "Success"}
         raise AssertionError("unexpected method " + method)
+
+    def remove(self, path: str) -> None:
+        """What a DELETE does to the stored object: here it is gone at once."""
+        del self.objects[path]
 
     def _read(self, path: str) -> dict[str, t.Any]:
         if path not in self.objects:

@@ -80,12 +80,40 @@ _FORBIDDEN = re.compile(
 )
 
 
+# The one ClusterRole the collection ships, for the cluster-scoped resources it touches.
+SHIPPED_CLUSTER_ROLE = ("ragops-recovery-volumes", "shard-recovery.yaml")
+
+
+def _cluster_step(verb: str, resource: str, group: str, user: str) -> str:
+    role, file = SHIPPED_CLUSTER_ROLE
+    account = user.split(":")
+    binding = (
+        "kubectl create clusterrolebinding %s-%s --clusterrole %s --serviceaccount "
+        "%s:%s" % (role, account[2], role, account[2], account[3])
+        if len(account) == 4 and account[:2] == ["system", "serviceaccount"]
+        else "kubectl create clusterrolebinding %s-NAME --clusterrole %s --user %s"
+        % (role, role, user)
+    )
+    return (
+        'Grant verb "%s" on the cluster-scoped resource "%s" (API group "%s") to %s: '
+        "bind the ClusterRole %s (meta/rbac/%s) to that identity: %s."
+        % (verb, resource, group, user, role, file, binding)
+    )
+
+
 def forbidden_step(reason: str) -> str | None:
     """What to grant, and where, when RBAC refused a request; None when the message
     says no more."""
     found = _FORBIDDEN.search(reason)
     if not found:
         return None
+    if "at the cluster scope" in reason:
+        return _cluster_step(
+            found.group("verb"),
+            found.group("resource"),
+            found.group("group") or "",
+            found.group("user"),
+        )
     roles = "; ".join("%s (meta/rbac/%s, for %s)" % role for role in SHIPPED_ROLES)
     where = (
         ' in namespace "%s"' % found.group("namespace")
@@ -282,6 +310,38 @@ class K8sClient:
                 conflicts += 1
                 if conflicts >= self.conflict_attempts:
                     raise
+
+    def delete(
+        self,
+        ref: Ref,
+        *,
+        uid: str | None = None,
+        propagation: str | None = None,
+        dry_run: bool = False,
+    ) -> bool:
+        """Delete the object; False when it was already gone.
+
+        With ``uid`` only that very object is deleted (a successor of the same name is
+        refused with 409), which also makes a repeated call harmless.
+        """
+        options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if propagation:
+            options["propagationPolicy"] = propagation
+        try:
+            self._send(
+                "delete",
+                str(ref),
+                bool(uid),
+                "DELETE",
+                ref.path(),
+                query=_dry_run(dry_run),
+                body=options,
+            )
+        except NotFound:
+            return False
+        return True
 
     def pod_log(
         self,

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 # The incident a change was made for.
 INCIDENT_ANNOTATION = "ragops.io/incident-id"
+# On what a restore replaced and keeps as evidence: the incident (as a label value).
+EVIDENCE_LABEL = "ragops.io/evidence"
+# On a shard's pod: whether it serves (a Service selector may drop it).
+SERVING_LABEL = "ragops.io/serving"
+# On a pod without a controller that a restore replaced by a fresh pod: that pod.
+REPLACED_BY_LABEL = "ragops.io/replaced-by"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ KINDS: t.Mapping[str, Kind] = {
         Kind("Secret", "v1", "secrets"),
         Kind("Pod", "v1", "pods"),
         Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims"),
+        Kind("PersistentVolume", "v1", "persistentvolumes", namespaced=False),
         Kind("Service", "v1", "services"),
         Kind("Event", "v1", "events"),
         Kind("Deployment", "apps/v1", "deployments"),

@@ -27,15 +27,23 @@ from dataclasses import dataclass, field
 
 from ..errors import NotFound, RecoveryError
 from ..k8s.client import K8sClient, Obj
+from ..k8s.quantity import to_bytes
 from ..k8s.readiness import job_finished, job_succeeded, pod_ready
-from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
+from ..k8s.resources import (
+    EVIDENCE_LABEL,
+    INCIDENT_ANNOTATION,
+    MANAGED_BY,
+    REPLACED_BY_LABEL,
+    SERVING_LABEL,
+    Ref,
+)
 from ..waiter import Waiter
+from . import rebind
 
 MOUNT_PATH = "/restore"
 RUNNER = "ansible_collections.ragops.recovery.plugins.module_utils.snapshots.jobrun"
 SNAPSHOT_ANNOTATION = "ragops.io/snapshot-id"
 MANIFEST_ANNOTATION = "ragops.io/manifest-sha256"
-EVIDENCE_LABEL = "ragops.io/evidence"
 RESTORE_POD_LABEL = "ragops.io/restore-pod"
 RESTORE_OF_LABEL = "ragops.io/restore-of"
 PREVIOUS_SELECTOR = "ragops.io/previous-selector"
@@ -85,11 +93,23 @@ def claim_of(pod: Obj, volume: str) -> str:
     )
 
 
-def claim_size(total_bytes: int, headroom_percent: int) -> str:
-    """The new PVC's request: the data plus headroom, in MiB, at least 64 MiB."""
+def claim_size(total_bytes: int, headroom_percent: int, minimum: int = 0) -> str:
+    """The new PVC's request: the data plus headroom, in MiB, at least 64 MiB and at
+    least ``minimum`` bytes (the replaced claim's request, which its volume must
+    fit)."""
     return "%dMi" % max(
-        64, math.ceil(total_bytes * (1 + headroom_percent / 100.0) / MIB)
+        64,
+        math.ceil(total_bytes * (1 + headroom_percent / 100.0) / MIB),
+        math.ceil(minimum / MIB),
     )
+
+
+def requested_bytes(claim: Obj) -> int:
+    """The storage a claim requests, in bytes (0 when it names none)."""
+    spec = claim.get("spec") or {}
+    request = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    name = claim["metadata"]["name"]
+    return to_bytes(request, "request of claim %s" % name) if request else 0
 
 
 @dataclass(frozen=True)
@@ -162,31 +182,71 @@ def _shard_pods(
     )
 
 
-def find_target(client: K8sClient, request: JobRequest) -> Target:
-    """The shard's workload, its serving pod and that pod's data claim."""
-    kind, name = parse_workload(request.workload)
-    namespace, shard, shard_label = (
-        request.namespace,
-        request.shard,
-        request.shard_label,
+def _no_pod(request: JobRequest, kind: str, name: str) -> RecoveryError:
+    namespace, shard, label = request.namespace, request.shard, request.shard_label
+    return RecoveryError(
+        "No pod of shard %s (label %s=%s) in %s" % (shard, label, shard, namespace),
+        resource="%s %s/%s" % (kind, namespace, name),
+        reason="shard pod not found",
+        next_step="Check shard_label and that the workload runs a pod for the shard.",
     )
+
+
+def _resumed_claim(client: K8sClient, request: JobRequest) -> str | None:
+    """The claim an interrupted rebind was replacing, from the restored volume."""
+    selector = "%s=%s,%s=%s" % (
+        rebind.RESTORED_FOR_LABEL,
+        dns_name(request.incident_id) or "unknown",
+        request.shard_label,
+        request.shard,
+    )
+    for volume in client.list("PersistentVolume", None, label_selector=selector):
+        claim = (volume.get("spec") or {}).get("claimRef") or {}
+        restore_claim = volume["metadata"]["labels"].get(rebind.RESTORE_CLAIM_LABEL)
+        if claim.get("namespace") == request.namespace and claim.get("name") not in (
+            None,
+            restore_claim,
+        ):
+            return str(claim["name"])
+    return None
+
+
+def _claim_pods(client: K8sClient, namespace: str, claim: str) -> t.List[Obj]:
+    return [
+        p
+        for p in client.list("Pod", namespace)
+        if rebind.mounts(p, claim)
+        and not _run_by_job(p)
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def find_target(client: K8sClient, request: JobRequest) -> Target:
+    """The shard's workload, its serving pod and that pod's data claim.
+
+    While a rebind is under way the controller's new pod may wait unscheduled,
+    without the shard's label yet, and its claim may be gone for a moment: the claim
+    is then the one the restored volume is pre-bound to.
+    """
+    kind, name = parse_workload(request.workload)
+    namespace = request.namespace
     if kind == "Pod":
         pods = [client.get(Ref("Pod", name, namespace))]
     else:
         client.get(Ref(kind, name, namespace))
-        pods = _shard_pods(client, namespace, shard_label, shard)
-    if not pods:
-        raise RecoveryError(
-            "No pod of shard %s (label %s=%s) in %s"
-            % (shard, shard_label, shard, namespace),
-            resource="%s %s/%s" % (kind, namespace, name),
-            reason="shard pod not found",
-            next_step="Check shard_label and that the workload runs a pod for the "
-            "shard.",
-        )
-    claim_name = request.claim or claim_of(pods[0], request.data_volume)
-    claim = client.get(Ref("PersistentVolumeClaim", claim_name, namespace))
-    return Target(kind, name, pods[0], claim)
+        pods = _shard_pods(client, namespace, request.shard_label, request.shard)
+    claim_name = request.claim or (
+        claim_of(pods[0], request.data_volume) if pods else None
+    )
+    if claim_name is None and kind != "Pod":
+        claim_name = _resumed_claim(client, request)
+        pods = _claim_pods(client, namespace, claim_name) if claim_name else []
+    if claim_name is None:
+        raise _no_pod(request, kind, name)
+    ref = Ref("PersistentVolumeClaim", claim_name, namespace)
+    claim = client.get_or_none(ref) if kind != "Pod" else client.get(ref)
+    claim = claim or {"metadata": {"name": claim_name, "namespace": namespace}}
+    return Target(kind, name, pods[0] if pods else {"metadata": {"name": ""}}, claim)
 
 
 def already_restored(target: Target, manifest_sha256: str) -> bool:
@@ -211,6 +271,7 @@ class Plan:
     job_name: str
     secret_name: str
     pod_name: str
+    bind_claim: str = ""
 
     def annotations(self) -> t.Dict[str, str]:
         return {
@@ -220,13 +281,16 @@ class Plan:
         }
 
     def to_dict(self) -> t.Dict[str, str]:
-        return {
+        planned = {
             "claim": self.claim_name,
             "size": self.claim_size,
             "job": self.job_name,
             "pod": self.pod_name,
             "snapshot_id": self.snapshot_id,
         }
+        if self.bind_claim:
+            planned["bind_claim"] = self.bind_claim
+        return planned
 
 
 def make_plan(
@@ -243,6 +307,8 @@ def make_plan(
         or target.pod_name
     )
     shard = request.shard
+    size = claim_size(total_bytes, request.headroom, requested_bytes(target.claim))
+    controlled = target.kind != "Pod"
     return Plan(
         request.namespace,
         shard,
@@ -250,10 +316,13 @@ def make_plan(
         manifest_sha256,
         request.incident_id,
         claim_name=dns_name(base_claim, "r", snapshot_id),
-        claim_size=claim_size(total_bytes, request.headroom),
+        claim_size=size,
         job_name=dns_name("ragops-restore", shard, snapshot_id),
         secret_name=request.s3_secret or dns_name("ragops-restore", shard, "s3"),
-        pod_name=dns_name(base_pod, "r", snapshot_id),
+        pod_name=target.pod_name
+        if controlled
+        else dns_name(base_pod, "r", snapshot_id),
+        bind_claim=target.claim["metadata"]["name"] if controlled else "",
     )
 
 
@@ -273,6 +342,8 @@ def claim_body(plan: Plan, old: Obj, storage_class: str | None) -> Obj:
             "resources": {"requests": {"storage": plan.claim_size}},
         },
     }
+    if spec.get("volumeMode"):
+        body["spec"]["volumeMode"] = spec["volumeMode"]
     storage_class = storage_class or spec.get("storageClassName")
     if storage_class:
         body["spec"]["storageClassName"] = storage_class
@@ -516,30 +587,6 @@ def repoint_services(
     return changes
 
 
-def repoint_deployment(
-    client: K8sClient, target: Target, plan: Plan, data_volume: str
-) -> t.List[Obj]:
-    def mutate(deployment: Obj) -> Obj:
-        template = deployment["spec"]["template"]
-        for volume in template["spec"].get("volumes") or []:
-            if volume.get("name") == data_volume:
-                volume["persistentVolumeClaim"] = {"claimName": plan.claim_name}
-        template.setdefault("metadata", {}).setdefault("annotations", {}).update(
-            plan.annotations()
-        )
-        return deployment
-
-    client.update(Ref("Deployment", target.name, plan.namespace), mutate)
-    return [
-        {
-            "kind": "Deployment",
-            "name": target.name,
-            "claim_before": target.claim["metadata"]["name"],
-            "claim_after": plan.claim_name,
-        }
-    ]
-
-
 def label_evidence(client: K8sClient, target: Target, plan: Plan) -> Obj:
     name = target.claim["metadata"]["name"]
     value = dns_name(plan.incident_id) or "unknown"
@@ -561,9 +608,16 @@ def label_evidence(client: K8sClient, target: Target, plan: Plan) -> Obj:
 def _put_back(
     client: K8sClient, request: JobRequest, target: Target, plan: Plan
 ) -> t.List[Obj]:
-    if target.kind == "Deployment":
-        return repoint_deployment(client, target, plan, request.data_volume)
+    """A pod without a controller: a fresh pod on the new PVC takes its place."""
     ensure(client, fresh_pod(target, plan, request.data_volume))
+    client.patch(
+        Ref("Pod", target.pod_name, plan.namespace),
+        {
+            "metadata": {
+                "labels": {SERVING_LABEL: "false", REPLACED_BY_LABEL: plan.pod_name}
+            }
+        },
+    )
     return [
         {"kind": "Pod", "name": plan.pod_name, "replaces": target.pod_name},
         *repoint_services(client, target, plan, request.shard_label),
@@ -571,20 +625,16 @@ def _put_back(
 
 
 def _serving_pod(
-    client: K8sClient, request: JobRequest, plan: Plan, waiter: Waiter
+    client: K8sClient, request: JobRequest, claim: str, waiter: Waiter
 ) -> Obj:
     def fetch() -> t.List[Obj]:
         pods = _shard_pods(
             client, request.namespace, request.shard_label, request.shard
         )
-        return [
-            p
-            for p in pods
-            if claim_of_or_none(p, request.data_volume) == plan.claim_name
-        ]
+        return [p for p in pods if claim_of_or_none(p, request.data_volume) == claim]
 
     outcome = waiter.until(
-        "a Ready pod of shard %s on PVC %s" % (request.shard, plan.claim_name),
+        "a Ready pod of shard %s on PVC %s" % (request.shard, claim),
         fetch,
         lambda pods: any(pod_ready(p) for p in pods),
         next_step="kubectl -n %s describe pod -l %s=%s"
@@ -634,11 +684,29 @@ def restore_started(
     return {"run": {"name": plan.job_name, "state": state, "progress": seen.progress}}
 
 
-def restore_in_cluster(
+def rebind_of(request: JobRequest, plan: Plan) -> rebind.Rebind:
+    """The rebind that puts the restored volume under the shard's controller."""
+    annotations = plan.annotations()
+    marker = {MANIFEST_ANNOTATION: annotations.pop(MANIFEST_ANNOTATION)}
+    return rebind.Rebind(
+        namespace=plan.namespace,
+        shard=plan.shard,
+        shard_label=request.shard_label,
+        claim=plan.bind_claim,
+        restore_claim=plan.claim_name,
+        job=plan.job_name,
+        snapshot_id=plan.snapshot_id,
+        incident_id=plan.incident_id,
+        incident_label=dns_name(plan.incident_id) or "unknown",
+        annotations=annotations,
+        marker=marker,
+    )
+
+
+def _run_job(
     client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
 ) -> Obj:
-    """Create the PVC, run the restore Job, put the shard on the new PVC and wait
-    until it is Ready."""
+    """Run the restore Job (or pick up the one already run) and say what it did."""
     start_restore(client, request, plan, target)
     job, seen, duration = wait_for_job(client, plan, waiter)
     if (
@@ -647,20 +715,62 @@ def restore_in_cluster(
         or seen.result.get("event") != "result"
     ):
         raise job_failure(plan, seen)
-    evidence = label_evidence(client, target, plan)
-    changes = _put_back(client, request, target, plan)
-    pod = _serving_pod(client, request, plan, waiter)
     restored = seen.result.get("restore") or {}
     return {
-        "run": {
-            "name": plan.job_name,
-            "duration": duration,
-            "bytes": restored.get("bytes"),
-            "files": restored.get("files"),
-            "throughput_mb_s": restored.get("throughput_mb_s"),
-            "restore_duration": restored.get("duration"),
-        },
+        "name": plan.job_name,
+        "duration": duration,
+        "bytes": restored.get("bytes"),
+        "files": restored.get("files"),
+        "throughput_mb_s": restored.get("throughput_mb_s"),
+        "restore_duration": restored.get("duration"),
+    }
+
+
+def _restore_beside(
+    client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
+) -> Obj:
+    """A pod without a controller: a fresh pod on the new PVC replaces it."""
+    run = _run_job(client, request, plan, target, waiter)
+    evidence = label_evidence(client, target, plan)
+    changes = _put_back(client, request, target, plan)
+    pod = _serving_pod(client, request, plan.claim_name, waiter)
+    return {
+        "run": run,
         "repointed": changes,
         "evidence": evidence,
+        "pod": pod["metadata"]["name"],
+    }
+
+
+def restore_in_cluster(
+    client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
+) -> Obj:
+    """Restore into a new PVC by a Job, put the shard on it and wait until it is
+    Ready.
+
+    A StatefulSet's or Deployment's shard keeps its claim name: the restored volume
+    is bound to it (see :mod:`.rebind`) and the controller starts the pod.  A
+    rebind that was interrupted after the restore was verified does not run the Job
+    again.
+    """
+    if target.kind == "Pod":
+        return _restore_beside(client, request, plan, target, waiter)
+    where = rebind_of(request, plan)
+    if rebind.labelled_restored(client, where) is None:
+        run = _run_job(client, request, plan, target, waiter)
+    else:
+        run = {"name": plan.job_name, "resumed": True}
+    outcome = rebind.put_under_controller(client, where, waiter)
+    pod = _serving_pod(client, request, where.claim, waiter)
+    steps = outcome.steps + rebind.finish(client, where, outcome.restored)
+    return {
+        "run": run,
+        "steps": steps,
+        "evidence": {
+            "volume": outcome.evidence,
+            "claim": where.claim,
+            "label": "%s=%s" % (EVIDENCE_LABEL, where.incident_label),
+        },
+        "volume": outcome.restored,
         "pod": pod["metadata"]["name"],
     }

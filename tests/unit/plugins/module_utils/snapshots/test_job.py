@@ -158,11 +158,11 @@ def stack(fake: FakeTransport) -> None:
     )
 
 
-def request() -> job.JobRequest:
+def request(workload: str = "StatefulSet/vectorstore") -> job.JobRequest:
     return job.JobRequest(
         namespace=NS,
         shard="shard-2",
-        workload="StatefulSet/vectorstore",
+        workload=workload,
         shard_label="ragops.io/shard",
         data_volume="data",
         image="ee:1",
@@ -181,16 +181,16 @@ def waiter() -> Waiter:
     )
 
 
-def plan_for(client: K8sClient) -> t.Tuple[job.Target, job.Plan]:
-    target = job.find_target(client, request())
+def plan_for(
+    client: K8sClient, workload: str = "StatefulSet/vectorstore"
+) -> t.Tuple[job.Target, job.Plan]:
+    target = job.find_target(client, request(workload))
     return target, job.make_plan(
-        target, request(), "20261127T221003Z-1a2b", "f" * 64, 900 * 1024 * 1024
+        target, request(workload), "20261127T221003Z-1a2b", "f" * 64, 900 * 1024 * 1024
     )
 
 
-def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence() -> (
-    None
-):
+def test_a_bare_pod_is_replaced_by_a_fresh_pod_on_the_new_claim() -> None:
     fake = ClusterFake(
         [
             {"event": "progress", "bytes_done": 5, "bytes_total": 10},
@@ -199,12 +199,14 @@ def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence()
     )
     stack(fake)
     client = K8sClient(fake, Retrier(sleep=lambda s: None))
-    target, plan = plan_for(client)
+    target, plan = plan_for(client, "Pod/vectorstore-2")
     assert (
         plan.claim_name == "data-vectorstore-2-r-20261127t221003z-1a2b"
         and plan.claim_size == "1080Mi"
     )
-    done = job.restore_in_cluster(client, request(), plan, target, waiter())
+    done = job.restore_in_cluster(
+        client, request("Pod/vectorstore-2"), plan, target, waiter()
+    )
     claim = fake.objects[CORE + "/persistentvolumeclaims/" + plan.claim_name]
     assert claim["spec"]["storageClassName"] == "fast"
     assert claim["metadata"]["annotations"]["ragops.io/manifest-sha256"] == "f" * 64
@@ -238,6 +240,9 @@ def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence()
     }
     old = fake.objects[CORE + "/persistentvolumeclaims/data-vectorstore-2"]
     assert old["metadata"]["labels"]["ragops.io/evidence"] == "inc-9"
+    replaced = fake.objects[CORE + "/pods/vectorstore-2"]["metadata"]["labels"]
+    assert replaced["ragops.io/replaced-by"] == plan.pod_name
+    assert replaced["ragops.io/serving"] == "false"
     assert done["run"]["bytes"] == 10 and done["pod"] == plan.pod_name
     assert not [c for c in fake.writes() if c[0] == "DELETE"]
 
@@ -335,7 +340,8 @@ def test_restore_started_creates_the_job_and_repoints_nothing() -> None:
     )
     assert started["run"]["progress"]["bytes_done"] == 5
     assert CORE + "/persistentvolumeclaims/" + plan.claim_name in fake.objects
-    assert CORE + "/pods/" + plan.pod_name not in fake.objects
+    assert plan.pod_name == "vectorstore-2" and plan.bind_claim == "data-vectorstore-2"
+    assert not [c for c in fake.writes() if c[0] == "DELETE" or "/pods" in c[1]]
     assert fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"] == {
         "statefulset.kubernetes.io/pod-name": "vectorstore-2"
     }
