@@ -137,7 +137,8 @@ def test_check_mode_prints_the_plan_and_writes_nothing(lab: Lab, runner: Runner)
     plan = task_result(checked, "Show what the recovery would do (check mode)")["msg"]
     assert plan[0] == "shard-2: planned (INC-A1); check mode, nothing was changed or written", plan
     reopen = task_result(checked, "Try a graceful re-open of the index")["planned"]
-    restore = task_result(checked, "Restore the newest verified snapshot onto a new volume under the shard's controller")["job"]
+    restore = task_result(
+        checked, "Restore the newest verified snapshot onto a new volume under the shard's controller")["job"]
     reindex = task_result(checked, "Re-index the documents written since the snapshot")["reindex"]
     text, planned = "\n".join(plan), restore["plan"]
     for expected in ("POST %s" % reopen["url"], "new PVC %s of %s" % (planned["claim"], planned["size"]),

@@ -355,17 +355,29 @@ def test_check_mode_summary_names_the_claim_its_size_and_the_job() -> None:
     stack(fake)
     target, plan = plan_for(K8sClient(fake, Retrier(sleep=lambda s: None)))
     snapshot = catalog.Snapshot("20261127T221003Z-1a2b", {}, status=catalog.VERIFIED)
-    outcome = jobmode.JobOutcome(True, snapshot, target, plan, [], [], check_mode=True)
+    outcome = jobmode.JobOutcome(
+        True, snapshot, target, plan, [], [], request(), check_mode=True
+    )
     summary = outcome.to_result()["summary"]
     assert summary == (
         "restore (check mode): would restore snapshot 20261127T221003Z-1a2b into a new "
-        "PVC data-vectorstore-2-r-20261127t221003z-1a2b of %s by the Job %s; the PVC "
-        "data-vectorstore-2 would be kept as evidence"
-        % (plan.claim_size, plan.job_name)
+        "PVC data-vectorstore-2-r-20261127t221003z-1a2b of %s by the Job %s, then bind "
+        "its volume to the claim data-vectorstore-2 of StatefulSet/vectorstore; the old "
+        "volume would be kept (Retain) as evidence" % (plan.claim_size, plan.job_name)
     )
-    assert (
-        "would"
-        not in jobmode.JobOutcome(True, snapshot, target, plan, [], []).to_result()[
-            "summary"
-        ]
+    applied = jobmode.JobOutcome(True, snapshot, target, plan, [], [], request())
+    assert "would" not in applied.to_result()["summary"]
+
+
+def test_check_mode_summary_of_a_bare_pod_keeps_its_claim() -> None:
+    fake = ClusterFake([])
+    stack(fake)
+    client = K8sClient(fake, Retrier(sleep=lambda s: None))
+    target, plan = plan_for(client, "Pod/vectorstore-2")
+    snapshot = catalog.Snapshot("20261127T221003Z-1a2b", {}, status=catalog.VERIFIED)
+    outcome = jobmode.JobOutcome(
+        True, snapshot, target, plan, [], [], request("Pod/vectorstore-2"), check_mode=True
+    )
+    assert outcome.to_result()["summary"].endswith(
+        "; the PVC data-vectorstore-2 would be kept as evidence"
     )
