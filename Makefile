@@ -12,8 +12,10 @@ SANITY_ROOT := build/sanity/ansible_collections/ragops/recovery
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 
-.PHONY: test lint ruff mypy ansible-lint sanity units pytest drill lab-up lab-down lab-fault clean bench-snapshots
+.PHONY: test lint ruff mypy ansible-lint sanity units pytest drill lab-up lab-down lab-fault clean bench-snapshots \
+	collection ee-context ee
 
 test: lint sanity units pytest
 
@@ -58,6 +60,26 @@ sanity: sanity-tree
 
 units: sanity-tree
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test units --local --python 3.11 --color no
+
+# The collection tarball to publish or install (build/dist/). Galaxy requires a link to the
+# repository: the URL of this checkout's origin, or REPOSITORY=<URL> (.ci/build_collection.py).
+REPOSITORY ?=
+collection: venv
+	rm -rf build/dist
+	$(BIN)/python .ci/build_collection.py --output-path build/dist $(if $(REPOSITORY),--repository $(REPOSITORY))
+
+# The execution environment (execution-environment.yml, docs/execution-environment.md): its build
+# context in build/ee/context, and the image built from it with podman (CONTAINER_RUNTIME=docker
+# for Docker). The tag is the image name the collection's restore Jobs default to.
+EE_IMAGE ?= localhost/ragops-recovery-ee:$(VERSION)
+CONTAINER_RUNTIME ?= podman
+ee-context: collection
+	rm -rf build/ee && mkdir -p build/ee
+	cp build/dist/ragops-recovery-$(VERSION).tar.gz build/ee/ragops-recovery.tar.gz
+	$(BIN)/ansible-builder create -f execution-environment.yml --context build/ee/context --output-filename Containerfile
+
+ee: ee-context
+	$(CONTAINER_RUNTIME) build -f build/ee/context/Containerfile -t $(EE_IMAGE) build/ee/context
 
 # The Kubernetes control plane of the lab, built from lab/controlplane into ~/.cache/ragops-lab (or
 # RAGOPS_LAB_CACHE) once per machine: many minutes cold, nothing when it is there.
