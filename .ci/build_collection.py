@@ -1,7 +1,7 @@
 """Build the collection tarball to publish, with the link to the repository Galaxy requires.
 
-galaxy.yml names no repository, as the project has no public home of its own; Galaxy's importer
-refuses a collection without one. This builds the collection from the files of this checkout (the
+galaxy.yml leaves ``repository`` empty, as the project names no public home of its own; Galaxy's
+importer refuses a collection without one. This builds the collection from the files of this checkout (the
 tracked ones and the new ones git does not ignore) with ``repository`` set to the URL given, by
 default the URL of the checkout's ``origin``, so the link is always where the code came from.
 
@@ -11,6 +11,7 @@ default the URL of the checkout's ``origin``, so the link is always where the co
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -46,9 +47,11 @@ def stage(destination: Path, repository: str) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     galaxy = collection / "galaxy.yml"
-    text = galaxy.read_text(encoding="utf-8")
-    if "\nrepository:" not in text:
-        galaxy.write_text(text.rstrip("\n") + "\nrepository: %s\n" % repository, encoding="utf-8")
+    text, count = re.subn(r"^repository:.*$", "repository: %s" % repository, galaxy.read_text(encoding="utf-8"),
+                          flags=re.M)
+    if count != 1:
+        raise SystemExit("galaxy.yml must have one repository key (empty) for the build to fill in.")
+    galaxy.write_text(text, encoding="utf-8")
     return collection
 
 

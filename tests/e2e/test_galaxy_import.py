@@ -61,10 +61,18 @@ def test_role_readme_lists_exactly_the_role_variables(role: str) -> None:
     assert "```yaml" in readme and "ragops.recovery.%s" % role in readme
 
 
-def test_galaxy_metadata_names_no_link_that_does_not_exist() -> None:
-    """The optional links stay out of galaxy.yml until the project has a public home."""
+def test_galaxy_metadata_names_no_link_of_its_own_and_the_build_links_the_origin(
+        imported: tuple[str, dict[str, object]]) -> None:
+    """galaxy.yml names no host the project does not have; the built tarball links where the code came from."""
     galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
-    assert not {"repository", "documentation", "homepage", "issues"} & set(galaxy)
+    assert galaxy["repository"] == ""
+    assert not {"documentation", "homepage", "issues"} & set(galaxy)
+    origin = subprocess.run(["git", "-C", str(ROOT), "remote", "get-url", "origin"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    _, result = imported
+    metadata = result["metadata"]
+    assert isinstance(metadata, dict)
+    assert metadata["repository"] == origin
 
 
 def t_list(value: object) -> list[dict[str, str]]:

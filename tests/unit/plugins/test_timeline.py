@@ -11,6 +11,7 @@ from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
     summarize,
     to_json,
     to_markdown,
+    to_summary,
 )
 
 START = 1795000000.0
@@ -95,3 +96,24 @@ def test_markdown_table_and_gantt_escape_what_would_break_them() -> None:
     )
     assert "Skipped :" not in text
     assert text.count("```") == 2
+
+
+def test_summary_gives_totals_longest_step_first_failure_and_files() -> None:
+    text = to_summary("INC-1 drill", steps(), ["tl/timeline.md", "tl/timeline.json"])
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        "Recovery timeline 'INC-1 drill': %d tasks in " % len(steps())
+    )
+    assert "1 changed, 1 failed" in lines[0]
+    assert lines[1] == "Longest: Take the lock on rag-prod (1.2 s, changed)"
+    assert (
+        lines[2]
+        == "First failure: Quarantine: shard-2 on rag-prod: Refusing to move shard | x"
+    )
+    assert lines[-1] == "Timeline written to tl/timeline.md, tl/timeline.json"
+
+
+def test_summary_of_a_run_without_tasks() -> None:
+    assert to_summary("t", [], ["a.md"]) == (
+        "Recovery timeline 't': no task ran.\nTimeline written to a.md"
+    )
