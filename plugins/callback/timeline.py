@@ -120,5 +120,5 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         for name, text in outputs:
             with open(os.path.join(directory, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
-        files = [os.path.join(directory, name) for name, _ in outputs]
+        files = [os.path.join(directory, output[0]) for output in outputs]
         self._display.display(to_summary(title, self.steps, files))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from harness import BIN, ROOT
-from packaging import build_collection
+from shipped import build_collection
 
 ROLES = sorted(path.name for path in (ROOT / "roles").iterdir() if path.is_dir())
 

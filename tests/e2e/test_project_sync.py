@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from harness import BIN
-from packaging import project_checkout, project_sync
+from shipped import project_checkout, project_sync
 
 
 @pytest.fixture(name="api_requests")
