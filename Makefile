@@ -87,8 +87,13 @@ ee: ee-context
 controlplane: venv
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab controlplane build
 
+# ansible-rulebook (the EDA tests) needs a Java 17 runtime: Debian's package.
+.PHONY: java
+java:
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
+
 # Each end-to-end module runs its tests in order against one lab of its own: keep a file on one worker.
-pytest: venv controlplane
+pytest: venv controlplane java
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests/lab tests/e2e
 
 # The local lab (lab/README.md): state, kubeconfig and inventory under lab/state/.
