@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 from awx_job import Credential, Job, definitions, launch
-from harness import ROOT
-from lab_support import running_lab
+from harness import snapshotted_lab
 from shipped import project_checkout, project_sync
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS
-from ragops_lab.drills import shard_recovery
 from ragops_lab.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -37,9 +35,7 @@ Obj = dict[str, t.Any]
 
 @pytest.fixture(scope="module", name="lab")
 def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A lab whose shards all have a snapshot, as the nightly safety net leaves them."""
-    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
-        shard_recovery.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
+    with snapshotted_lab(tmp_path_factory.mktemp("lab")) as running:
         yield running
 
 
@@ -160,4 +156,3 @@ def test_bootstrap_recovery_template(lab: Lab, synced: tuple[Path, Path], tmp_pa
     record = job.artifacts["ragops_recovery"]["rag-lab"]
     assert record["outcome"] == "recovered" and isinstance(record["seconds_to_recover"], int), record
     assert Path(record["postmortem"]).is_file(), record
-    assert ROOT.is_dir()

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import BIN, ROOT
-from lab_support import eventually, running_lab
+from harness import BIN, ROOT, snapshotted_lab
+from lab_support import eventually
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS
-from ragops_lab.drills import shard_recovery
 from ragops_lab.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -38,8 +37,7 @@ Obj = dict[str, t.Any]
 
 @pytest.fixture(scope="module", name="lab")
 def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with running_lab(tmp_path_factory.mktemp("lab") / "state") as running:
-        shard_recovery.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
+    with snapshotted_lab(tmp_path_factory.mktemp("lab")) as running:
         yield running
 
 
