@@ -24,6 +24,7 @@ import pytest
 import yaml
 from harness import BIN, ROOT, snapshotted_lab
 from lab_support import eventually
+from shipped import project_checkout, project_sync
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS
@@ -33,6 +34,15 @@ pytestmark = pytest.mark.lab
 RULEBOOKS = ROOT / "extensions" / "eda" / "rulebooks"
 TOKEN = "eda-test-token"
 Obj = dict[str, t.Any]
+
+
+@pytest.fixture(scope="module", name="collections")
+def collections_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The collection installed as a user installs it (its playbooks write their artifacts next to them)."""
+    root = tmp_path_factory.mktemp("eda-collections")
+    collections = root / "collections"
+    project_sync(project_checkout(root / "project"), collections)
+    return collections
 
 
 @pytest.fixture(scope="module", name="lab")
@@ -48,13 +58,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def rulebook(name: str, lab: Lab, workdir: Path, variables: Obj) -> Iterator[Path]:
+def rulebook(name: str, lab: Lab, collections: Path, workdir: Path, variables: Obj) -> Iterator[Path]:
     """ansible-rulebook running ``name`` with the lab's inventory; its output in the returned file."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "vars.yml").write_text(yaml.safe_dump(variables))
     log = workdir / "rulebook.log"
     env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ.get("PATH", "")),
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_LOCALHOST_WARNING="0",
                RAGOPS_REPORT_DIR=str(workdir / "reports"), ANSIBLE_NOCOLOR="1")
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen([str(BIN / "ansible-rulebook"), "--rulebook", str(RULEBOOKS / name), "-i",
@@ -114,10 +124,10 @@ def generator_provider(lab: Lab) -> str:
     return str(next(item.get("value") for item in env if item["name"] == "PROVIDER"))
 
 
-def test_alertmanager_shard_alert_quarantines_then_recovers_once(lab: Lab, tmp_path: Path) -> None:
+def test_alertmanager_shard_alert_quarantines_then_recovers_once(lab: Lab, collections: Path, tmp_path: Path) -> None:
     port = free_port()
-    with rulebook("alertmanager.yml", lab, tmp_path, {"ragops_eda_host": "127.0.0.1", "ragops_eda_port": port,
-                                                      "ragops_eda_token": TOKEN}) as log:
+    variables = {"ragops_eda_host": "127.0.0.1", "ragops_eda_port": port, "ragops_eda_token": TOKEN}
+    with rulebook("alertmanager.yml", lab, collections, tmp_path, variables) as log:
         faults.inject(lab, "corrupt-shard", ["shard-2"])
         payload = alert("shard", "RagShardIndexErrors", "4f1c2a9be07d3e11", shard="shard-2")
         post(port, payload)
@@ -146,11 +156,11 @@ def test_alertmanager_shard_alert_quarantines_then_recovers_once(lab: Lab, tmp_p
         faults.provider_outage(lab, "primary", "none")
 
 
-def test_golden_canary_sees_a_corrupted_shard_and_it_is_recovered(lab: Lab, tmp_path: Path) -> None:
+def test_golden_canary_sees_a_corrupted_shard_and_it_is_recovered(lab: Lab, collections: Path, tmp_path: Path) -> None:
     host = yaml.safe_load(lab.paths.inventory.read_text())["all"]["children"]["rag_stacks"]["hosts"]["rag-lab"]
     variables = {"ragops_canary_url": "%s/search" % host["ragops_retriever_url"],
                  "ragops_canary_golden_set": host["ragops_golden_set"], "ragops_canary_interval": 2}
-    with rulebook("golden_canary.yml", lab, tmp_path, variables) as log:
+    with rulebook("golden_canary.yml", lab, collections, tmp_path, variables) as log:
         time.sleep(8)  # the canary's first rounds: the baseline
         faults.inject(lab, "corrupt-shard", ["shard-3"])
         broken = time.monotonic()
