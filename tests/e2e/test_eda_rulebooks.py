@@ -118,6 +118,11 @@ def plays(log: Path, name: str) -> int:
     return log.read_text().count("PLAY [%s]" % name)
 
 
+def lock_holder(lab: Lab) -> str:
+    lease = lab.api().get("/apis/coordination.k8s.io/v1/namespaces/%s/leases/ragops-recovery-lock" % stack.NAMESPACE)
+    return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+
+
 def generator_provider(lab: Lab) -> str:
     deployment = lab.api().get("%s/namespaces/%s/deployments/generator" % (APPS, stack.NAMESPACE)) or {}
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -152,6 +157,8 @@ def test_alertmanager_shard_alert_quarantines_then_recovers_once(lab: Lab, colle
         post(port, alert("llm_provider", "RagLlmProviderErrors", "77aa01c3d4e5f609", provider="primary"))
         eventually(lambda: generator_provider(lab), lambda value: value == "backup", timeout=300,
                    what="the generator on the backup provider")
+        # The playbook goes on (golden check, throttle) and releases the stack's lock at its end.
+        eventually(lambda: lock_holder(lab), lambda holder: not holder, timeout=300, what="the lock released")
         assert plays(log, "Take the generator to a safe mode during an LLM provider outage") == 1
         faults.provider_outage(lab, "primary", "none")
 
@@ -160,6 +167,7 @@ def test_golden_canary_sees_a_corrupted_shard_and_it_is_recovered(lab: Lab, coll
     host = yaml.safe_load(lab.paths.inventory.read_text())["all"]["children"]["rag_stacks"]["hosts"]["rag-lab"]
     variables = {"ragops_canary_url": "%s/search" % host["ragops_retriever_url"],
                  "ragops_canary_golden_set": host["ragops_golden_set"], "ragops_canary_interval": 2}
+    assert not lock_holder(lab), "a recovery still holds the stack's lock"
     with rulebook("golden_canary.yml", lab, collections, tmp_path, variables) as log:
         time.sleep(8)  # the canary's first rounds: the baseline
         faults.inject(lab, "corrupt-shard", ["shard-3"])
