@@ -13,6 +13,9 @@ description:
     unreachable) and a one-line summary, and writes C(timeline.json) and C(timeline.md) into
     O(directory) when the playbook ends, for the postmortem.
   - The Markdown file has a table and a Mermaid C(gantt) chart of the same steps.
+  - When the playbook ends it also prints a summary (totals, the longest step, the first failure, where
+    the files are). Under ansible-runner, as in AWX and Automation Platform, that output is a job event
+    of its own (a C(verbose) event after C(playbook_on_stats)) that the job's output shows.
   - Summaries never contain values that look like secrets; tasks with C(no_log) are summarised as
     C(censored).
   - A run in check mode (C(--check)) writes nothing; it only says that no timeline was written.
@@ -54,6 +57,7 @@ from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
     summarize,
     to_json,
     to_markdown,
+    to_summary,
 )
 
 
@@ -118,12 +122,11 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         title = self.get_option("title") or self.play_name or "Recovery timeline"
         os.makedirs(directory, exist_ok=True)
         outputs = (
-            ("timeline.json", to_json(title, self.steps)),
             ("timeline.md", to_markdown(title, self.steps)),
+            ("timeline.json", to_json(title, self.steps)),
         )
         for name, text in outputs:
             with open(os.path.join(directory, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
-        self._display.display(
-            "Timeline written to %s" % os.path.join(directory, "timeline.md")
-        )
+        files = [os.path.join(directory, output[0]) for output in outputs]
+        self._display.display(to_summary(title, self.steps, files))

@@ -127,8 +127,11 @@ options:
     description:
       - V(job) mode. Image of the restore Job; it must contain this collection and its Python
         requirements (the collection's execution environment).
+      - The default is the tag C(make ee) gives the execution environment it builds from this
+        collection; push that image to a registry the cluster pulls from and give its reference
+        here (the playbooks pass the inventory's C(ragops_ee_image)).
     type: str
-    default: ghcr.io/ragops/recovery-ee:0.1.0
+    default: localhost/ragops-recovery-ee:0.1.0
   s3_secret:
     description:
       - V(job) mode. Secret with C(AWS_ACCESS_KEY_ID) and C(AWS_SECRET_ACCESS_KEY) (and optionally

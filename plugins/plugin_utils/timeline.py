@@ -103,6 +103,36 @@ def to_json(title: str, steps: t.Sequence[Step]) -> str:
     )
 
 
+def to_summary(title: str, steps: t.Sequence[Step], files: t.Sequence[str]) -> str:
+    """The few lines the job's output shows when the playbook ends: totals, the longest
+    step, the first failure and where the files are."""
+    if not steps:
+        return "Recovery timeline %r: no task ran.\nTimeline written to %s" % (
+            title,
+            ", ".join(files),
+        )
+    totals = ", ".join(
+        "%d %s" % (sum(1 for step in steps if step.status == status), status)
+        for status in ("ok", "changed", "failed", "skipped", "unreachable")
+    )
+    start, end = min(s.start for s in steps), max(s.end for s in steps)
+    longest = max(steps, key=lambda step: step.duration)
+    lines = [
+        "Recovery timeline %r: %d tasks in %.1f s (%s to %s): %s"
+        % (title, len(steps), end - start, _iso(start), _iso(end), totals),
+        "Longest: %s on %s (%.1f s, %s)"
+        % (longest.task, longest.host, longest.duration, longest.status),
+    ]
+    failed = [step for step in steps if step.status in ("failed", "unreachable")]
+    if failed:
+        first = failed[0]
+        lines.append(
+            "First failure: %s on %s: %s" % (first.task, first.host, first.summary)
+        )
+    lines.append("Timeline written to %s" % ", ".join(files))
+    return "\n".join(lines)
+
+
 def _gantt_label(text: str) -> str:
     # Mermaid ends a task name at ':' and starts a comment at '#'; ';' ends a statement.
     return _shorten(text, 60).replace(":", " -").replace("#", "").replace(";", ",")

@@ -14,7 +14,7 @@ IMAGE_PROGRAMS: Mapping[str, str] = MappingProxyType({
     **{f"ragops-lab/{name}": f"ragops_lab.programs.{name}"
        for name in ("shard", "retriever", "generator", "provider", "controller", "migrate", "indexer")},
     # The collection's execution environment: the project's own environment runs the Job's command.
-    "ghcr.io/ragops/recovery-ee": "ragops_lab.programs.ee",
+    "localhost/ragops-recovery-ee": "ragops_lab.programs.ee",
 })
 _VARIABLE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _LABEL_FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")

@@ -56,9 +56,10 @@ CONTROLLER_LABELS = (
 )
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 MIB = 1024 * 1024
-# The collection's execution environment: the restore Job runs the collection's own code
-# in it.
-RESTORE_IMAGE = "ghcr.io/ragops/recovery-ee:0.1.0"
+# The collection's execution environment as `make ee` tags it (docs/execution-environment.md):
+# the restore Job runs the collection's own code in it. A cluster pulls it from wherever it
+# was pushed to, given as the module's image option (the playbooks' ragops_ee_image).
+RESTORE_IMAGE = "localhost/ragops-recovery-ee:0.1.0"
 
 
 def dns_name(*parts: str) -> str:

@@ -18,6 +18,7 @@ from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
     summarize,
     to_json,
     to_markdown,
+    to_summary,
 )
 
 START = 1795000000.0
@@ -129,3 +130,24 @@ def test_callback_writes_nothing_in_check_mode(
     monkeypatch.setattr(context, "CLIARGS", ImmutableDict(check=True))
     timeline_callback(str(tmp_path / "tl")).v2_playbook_on_stats(None)
     assert not (tmp_path / "tl").exists()
+
+
+def test_summary_gives_totals_longest_step_first_failure_and_files() -> None:
+    text = to_summary("INC-1 drill", steps(), ["tl/timeline.md", "tl/timeline.json"])
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        "Recovery timeline 'INC-1 drill': %d tasks in " % len(steps())
+    )
+    assert "1 changed, 1 failed" in lines[0]
+    assert lines[1] == "Longest: Take the lock on rag-prod (1.2 s, changed)"
+    assert (
+        lines[2]
+        == "First failure: Quarantine: shard-2 on rag-prod: Refusing to move shard | x"
+    )
+    assert lines[-1] == "Timeline written to tl/timeline.md, tl/timeline.json"
+
+
+def test_summary_of_a_run_without_tasks() -> None:
+    assert to_summary("t", [], ["a.md"]) == (
+        "Recovery timeline 't': no task ran.\nTimeline written to a.md"
+    )
