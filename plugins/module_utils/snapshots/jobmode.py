@@ -94,7 +94,11 @@ class JobOutcome:
             return (
                 "%s, then bind its volume to the claim %s of %s; the old volume would be kept "
                 "(Retain) as evidence"
-                % (restore, self.plan.bind_claim, "%s/%s" % (self.target.kind, self.target.name))
+                % (
+                    restore,
+                    self.plan.bind_claim,
+                    "%s/%s" % (self.target.kind, self.target.name),
+                )
             )
         return "%s; the PVC %s would be kept as evidence" % (restore, claim)
 

@@ -376,7 +376,14 @@ def test_check_mode_summary_of_a_bare_pod_keeps_its_claim() -> None:
     target, plan = plan_for(client, "Pod/vectorstore-2")
     snapshot = catalog.Snapshot("20261127T221003Z-1a2b", {}, status=catalog.VERIFIED)
     outcome = jobmode.JobOutcome(
-        True, snapshot, target, plan, [], [], request("Pod/vectorstore-2"), check_mode=True
+        True,
+        snapshot,
+        target,
+        plan,
+        [],
+        [],
+        request("Pod/vectorstore-2"),
+        check_mode=True,
     )
     assert outcome.to_result()["summary"].endswith(
         "; the PVC data-vectorstore-2 would be kept as evidence"
