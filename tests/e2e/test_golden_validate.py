@@ -112,7 +112,8 @@ def test_the_gate_passes_a_healthy_shard_and_fails_a_corrupt_one_even_in_check_m
     # Compared with the shard's own baseline, not skipped: the same numbers, to 4 places.
     compared = healthy["validation"]["baseline"]
     assert {name: row["baseline"] for name, row in compared.items()} == golden["shard_baselines"]["shard-2"]
-    assert all(row["change"] == 0.0 for row in compared.values()), compared
+    # The baseline is recorded to 4 places, the metrics measured at full precision.
+    assert all(abs(row["change"]) <= 5e-5 for row in compared.values()), compared
     assert broken.get("failed") is True and broken["validation"]["passed"] is False, json.dumps(broken)[:2000]
     assert broken["msg"].startswith("Golden-query validation failed: 0 of %d golden queries passed; must-pass "
                                     "failed: q" % own)
