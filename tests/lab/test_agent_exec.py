@@ -1,0 +1,173 @@
+"""The node agent serves exec as a kubelet does: `kubectl exec` and the Python client through the real
+API server, which passes the WebSocket upgrade on to the node (it declares ExtendWebSocketsToKubelet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import websocket as ws_client  # the websocket-client package, as the kubernetes Python client uses it
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.stream import stream
+from lab_support import (  # noqa: F401 - pytest finds fixtures by name
+    Cluster,
+    bare_pod,
+    cluster_fixture,
+    container_pid,
+    eventually,
+    kube_fixture,
+    process_env,
+    provider_container,
+)
+
+from ragops_lab.agent.registration import DECLARED_FEATURES
+from ragops_lab.runtime.kubeapi import pod_is_ready
+
+pytestmark = pytest.mark.lab
+PYTHON_ENV_AND_CWD = "import os; print(os.environ['POD_NAME'], os.environ['PROVIDER_NAME'], os.getcwd())"
+
+
+def ready_pod(cluster: Cluster, name: str) -> dict[str, object]:
+    cluster.create(bare_pod(name, [provider_container({"PROVIDER_NAME": "exec-target"})]))
+    return cluster.wait_object("Pod", name, pod_is_ready)
+
+
+def test_the_node_declares_that_it_takes_exec_websockets(cluster: Cluster) -> None:
+    node = cluster.kubectl.json("get", "node", "lab-node")
+    assert node["status"]["declaredFeatures"] == list(DECLARED_FEATURES) == ["ExtendWebSocketsToKubelet"]
+
+
+def test_kubectl_exec_runs_in_the_containers_environment_and_directory(cluster: Cluster) -> None:
+    pod = ready_pod(cluster, "target")
+    done = cluster.kubectl.run("exec", "target", "--", "python", "-c", PYTHON_ENV_AND_CWD)
+    name, provider, cwd = done.stdout.split()
+    assert (name, provider) == ("target", "exec-target")
+    container_cwd = Path(os.readlink(f"/proc/{container_pid(pod)}/cwd"))
+    assert Path(cwd) == container_cwd
+    # the same environment as the container's own process (the command is not a child of the agent's env)
+    container_env = process_env(container_pid(pod))
+    printed = cluster.kubectl.run("exec", "target", "-c", "main", "--", "python", "-c",
+                                  "import json, os; print(json.dumps(dict(os.environ)))").stdout
+    assert json.loads(printed) == container_env
+
+
+def test_kubectl_exec_reports_the_exit_code_and_both_streams(cluster: Cluster) -> None:
+    ready_pod(cluster, "exits")
+    done = cluster.kubectl.run("exec", "exits", "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 3", check=False)
+    assert done.returncode == 3, done
+    assert done.stdout == "to-out\n"
+    assert "to-err" in done.stderr and "command terminated with exit code 3" in done.stderr
+
+
+def test_kubectl_exec_passes_stdin_until_it_closes(cluster: Cluster) -> None:
+    ready_pod(cluster, "reads")
+    done = cluster.kubectl.run("exec", "-i", "reads", "--", "sh", "-c", "wc -c; cat", stdin="twelve bytes")
+    assert done.stdout.split() == ["12"]  # wc saw the end of stdin (v5's close signal); cat saw nothing left
+
+
+def test_kubectl_exec_of_a_missing_program_or_container_says_so(cluster: Cluster) -> None:
+    ready_pod(cluster, "missing")
+    done = cluster.kubectl.run("exec", "missing", "--", "no-such-program", check=False)
+    assert done.returncode != 0
+    assert 'exec: "no-such-program": executable file not found in $PATH' in done.stderr
+    crashing = {"name": "main", "image": "ragops-lab/controller",
+                "env": [{"name": "REQUIRED_SCHEMA_VERSION", "value": "3"}]}
+    cluster.create(bare_pod("stopped", [crashing], restart_policy="Never"))
+    cluster.wait_object("Pod", "stopped", lambda p: p["status"].get("phase") == "Failed")
+    refused = cluster.kubectl.run("exec", "stopped", "--", "true", check=False)
+    assert refused.returncode != 0 and "container not found" in refused.stderr, refused.stderr
+
+
+def test_a_client_that_goes_away_ends_the_command(cluster: Cluster) -> None:
+    ready_pod(cluster, "sleeper")
+    marker = f"sleeper-{time.monotonic_ns()}"
+    command = ["python", "-c", "import sys, time; print('started', flush=True); time.sleep(60)", marker]
+    api = core_api(cluster)
+    client = stream(api.connect_get_namespaced_pod_exec, "sleeper", cluster.namespace, command=command,
+                    stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    assert client.readline_stdout(timeout=20) == "started"
+    assert processes_with(marker)
+    client.close()
+    eventually(lambda: processes_with(marker), lambda found: not found, what="the command to be killed")
+
+
+def test_the_python_client_gets_output_and_exit_code_over_v5(cluster: Cluster) -> None:
+    ready_pod(cluster, "python-client")
+    api = core_api(cluster)
+    client = stream(api.connect_get_namespaced_pod_exec, "python-client", cluster.namespace,
+                    command=["sh", "-c", "echo out; echo err >&2; exit 4"],
+                    stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    client.run_forever(timeout=20)
+    assert client.subprotocol == "v5.channel.k8s.io"
+    assert (client.read_stdout(), client.read_stderr()) == ("out\n", "err\n")
+    assert client.returncode == 4
+
+
+def test_a_v4_client_gets_the_status_on_the_error_stream(cluster: Cluster) -> None:
+    """A client that speaks only v4.channel.k8s.io (no close signal), straight over a WebSocket."""
+    ready_pod(cluster, "v4-client")
+    messages = raw_exec(cluster, "v4-client", ["sh", "-c", "printf abc"], "v4.channel.k8s.io")
+    assert messages[0] == b"\x01"  # the empty message that says the streams are ready
+    assert b"".join(m[1:] for m in messages if m[:1] == b"\x01") == b"abc"
+    status = [json.loads(m[1:]) for m in messages if m[:1] == b"\x03"]
+    assert status == [{"metadata": {}, "status": "Success"}]
+
+
+def test_a_spdy_client_is_told_that_only_websocket_is_served(cluster: Cluster) -> None:
+    ready_pod(cluster, "spdy")
+    env = {**cluster.kubectl.env, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+    original, cluster.kubectl.env = cluster.kubectl.env, env
+    try:
+        done = cluster.kubectl.run("exec", "spdy", "--", "true", check=False)
+    finally:
+        cluster.kubectl.env = original
+    assert done.returncode != 0 and "serves exec over WebSocket only" in done.stderr, done.stderr
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def core_api(cluster: Cluster) -> k8s_client.CoreV1Api:
+    configuration = k8s_client.Configuration()
+    k8s_config.load_kube_config(config_file=cluster.kubectl.env["KUBECONFIG"], client_configuration=configuration)
+    return k8s_client.CoreV1Api(k8s_client.ApiClient(configuration))
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def raw_exec(cluster: Cluster, pod: str, command: list[str], protocol: str) -> list[bytes]:
+    """Every binary message of an exec through the API server, with one subprotocol offered."""
+    configuration = core_api(cluster).api_client.configuration
+    query = urllib.parse.urlencode([("command", c) for c in command] + [("stdout", "true"), ("stderr", "true")])
+    url = configuration.host.replace("https://", "wss://") + \
+        f"/api/v1/namespaces/{cluster.namespace}/pods/{pod}/exec?{query}"
+    socket = ws_client.create_connection(
+        url, subprotocols=[protocol], header=[f"Authorization: {configuration.api_key['BearerToken']}"],
+        sslopt={"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": configuration.ssl_ca_cert}, timeout=20)
+    assert socket.subprotocol == protocol
+    messages = []
+    try:
+        while True:
+            opcode, data = socket.recv_data(control_frame=True)
+            if opcode == ws_client.ABNF.OPCODE_CLOSE:
+                return messages
+            if opcode == ws_client.ABNF.OPCODE_BINARY:
+                messages.append(bytes(data))
+    finally:
+        socket.close()
