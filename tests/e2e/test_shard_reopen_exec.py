@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from harness import ROOT, Cluster, Result, Runner, task
-from lab_support import running_lab
+from lab_support import processes_with, running_lab
 
 from ragops_lab import faults, stack
 from ragops_lab.lab import Lab
@@ -137,14 +137,3 @@ def test_the_recovery_playbook_reopens_by_exec_when_told_to(lab: Lab, runner: Ru
     entry = stack.registry_entry(lab.api(), "shard-0")
     assert entry["state"] == "serving" and entry["reason"] == "golden set passed after re-open", entry
     assert reopen_requests(lab, "shard-0") == 1
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found

@@ -24,9 +24,12 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     eventually,
     kube_fixture,
     process_env,
+    processes_with,
     provider_container,
 )
 
+from ragops_lab.agent import websocket
+from ragops_lab.agent.execstream import ExecOptions, ExecRequestError
 from ragops_lab.agent.registration import DECLARED_FEATURES
 from ragops_lab.runtime.kubeapi import pod_is_ready
 
@@ -131,6 +134,50 @@ def test_a_spdy_client_is_told_that_only_websocket_is_served(cluster: Cluster) -
     assert done.returncode != 0 and "serves exec over WebSocket only" in done.stderr, done.stderr
 
 
+# --- the protocol's pieces, against the client library's own frames ----------------------------------
+
+
+def client_frame(payload: bytes, opcode: int = ws_client.ABNF.OPCODE_BINARY, fin: int = 1) -> bytes:
+    """A frame as the websocket-client package sends it: masked with a random key."""
+    return ws_client.ABNF(fin, 0, 0, 0, opcode, 1, payload).format()
+
+
+def test_the_parser_reads_masked_client_frames_fragments_and_control_frames() -> None:
+    parser = websocket.FrameParser()
+    big = bytes(range(256)) * 300  # a 16-bit and then a 64-bit length
+    stream = (client_frame(b"\x00hello") + client_frame(b"\x00par", fin=0)
+              + client_frame(b"ping!", ws_client.ABNF.OPCODE_PING)
+              + client_frame(b"ts", ws_client.ABNF.OPCODE_CONT) + client_frame(big[:1000]) + client_frame(big))
+    messages = []
+    for start in range(0, len(stream), 7):  # bytes arrive in small pieces
+        messages.extend(parser.feed(stream[start:start + 7]))
+    assert [(m.opcode, m.payload) for m in messages] == [
+        (websocket.BINARY, b"\x00hello"), (websocket.PING, b"ping!"), (websocket.BINARY, b"\x00parts"),
+        (websocket.BINARY, big[:1000]), (websocket.BINARY, big)]
+
+
+def test_the_parser_refuses_unmasked_frames() -> None:
+    with pytest.raises(websocket.ProtocolError, match="must be masked"):
+        list(websocket.FrameParser().feed(websocket.encode(websocket.BINARY, b"\x01x")))
+
+
+def test_the_handshake_answer_and_the_protocol_choice() -> None:
+    # RFC 6455's own example key and answer
+    assert websocket.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    requested = websocket.requested_protocols(["v5.channel.k8s.io, v4.channel.k8s.io", "channel.k8s.io"])
+    assert websocket.choose_protocol(requested, ("v4.channel.k8s.io", "v5.channel.k8s.io")) == "v5.channel.k8s.io"
+    assert websocket.choose_protocol(["base64.channel.k8s.io"], ("v5.channel.k8s.io",)) is None
+
+
+def test_exec_options_are_read_as_the_kubelet_reads_them() -> None:
+    options = ExecOptions.from_query({"command": ["ls", "-l"], "output": ["1"], "error": ["0"]})
+    assert options == ExecOptions(("ls", "-l"), stdin=False, stdout=True, stderr=False)
+    with pytest.raises(ExecRequestError, match="at least 1 of stdin, stdout, stderr"):
+        ExecOptions.from_query({"command": ["ls"]})
+    with pytest.raises(ExecRequestError, match="without a terminal"):
+        ExecOptions.from_query({"command": ["sh"], "tty": ["1"], "input": ["1"]})
+
+
 # --- helpers ------------------------------------------------------------------------------------------
 
 
@@ -140,15 +187,6 @@ def core_api(cluster: Cluster) -> k8s_client.CoreV1Api:
     return k8s_client.CoreV1Api(k8s_client.ApiClient(configuration))
 
 
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def raw_exec(cluster: Cluster, pod: str, command: list[str], protocol: str) -> list[bytes]:

@@ -134,10 +134,13 @@ def collect(
     command: t.Sequence[str],
     timeout: float,
     clock: t.Callable[[], float] = time.monotonic,
+    started: float | None = None,
 ) -> ExecResult:
-    """Read the command's streams until they close or ``timeout`` seconds pass; the
-    connection is closed either way (a command still running is left to the node)."""
-    started = clock()
+    """Read the command's streams until they close or ``timeout`` seconds have passed
+    since ``started`` (by default now: the connection may have taken some of them);
+    the connection is closed either way (a command still running is left to the
+    node)."""
+    started = clock() if started is None else started
     stdout, stderr, error_stream = _Tail(), _Tail(), []
     timed_out = False
     try:

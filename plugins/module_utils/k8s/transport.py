@@ -6,6 +6,7 @@ from module options."""
 from __future__ import annotations
 
 import json
+import time
 import typing as t
 
 from ..errors import ApiError, Conflict, NotFound, RecoveryError
@@ -142,6 +143,11 @@ class KubernetesTransport:
         at most ``timeout`` seconds."""
         api = k8s_client.CoreV1Api(self.api)
         options: t.Dict[str, t.Any] = {"container": container} if container else {}
+        started = time.monotonic()
+        # The client gives no timeout of its own to the connection and the upgrade:
+        # the command's time covers them too.
+        previous = websocket.getdefaulttimeout()
+        websocket.setdefaulttimeout(timeout)
         try:
             channels = k8s_stream(
                 api.connect_get_namespaced_pod_exec,
@@ -158,7 +164,9 @@ class KubernetesTransport:
             )
         except k8s_client.ApiException as error:
             raise upgrade_error(error) from None
-        return podexec.collect(_Streams(channels), command, timeout)
+        finally:
+            websocket.setdefaulttimeout(previous)
+        return podexec.collect(_Streams(channels), command, timeout, started=started)
 
 
 class _Streams:

@@ -277,3 +277,10 @@ def test_the_client_runs_a_command_once_even_when_it_fails() -> None:
         "Failed to run a command in Pod rag/vectorstore-2: HTTP 503"
     )
     assert fake.execs == [("rag", "vectorstore-2", "shard", COMMAND, 5)]
+
+
+def test_the_time_spent_connecting_counts_against_the_timeout() -> None:
+    channels = FakeChannels([(1, b".")] * 100, step=0.5)
+    channels.now = 5.0
+    result = podexec.collect(channels, COMMAND, 6.0, channels.clock, started=1.0)
+    assert result.timed_out and result.duration == 6.0 and result.stdout == "...."
