@@ -44,7 +44,7 @@ options:
   command:
     description:
       - With O(method=exec), the command that re-opens the index, as an argv list run without a shell
-        (for example V([\"python\", \"-m\", \"ragops_lab.programs.shard\", \"reopen\"]) in the lab, or
+        (for example V([python, -m, ragops_lab.programs.shard, reopen]) in the lab, or
         your store's own admin command). Exit code 0 means re-opened; any other exit code is a failure,
         reported with the command's output.
       - Required with O(method=exec).

@@ -21,6 +21,7 @@ from lab_support import (  # noqa: F401 - pytest finds fixtures by name
     bare_pod,
     cluster_fixture,
     container_pid,
+    container_status,
     eventually,
     kube_fixture,
     process_env,
@@ -80,12 +81,13 @@ def test_kubectl_exec_of_a_missing_program_or_container_says_so(cluster: Cluster
     done = cluster.kubectl.run("exec", "missing", "--", "no-such-program", check=False)
     assert done.returncode != 0
     assert 'exec: "no-such-program": executable file not found in $PATH' in done.stderr
-    crashing = {"name": "main", "image": "ragops-lab/controller",
-                "env": [{"name": "REQUIRED_SCHEMA_VERSION", "value": "3"}]}
-    cluster.create(bare_pod("stopped", [crashing], restart_policy="Never"))
-    cluster.wait_object("Pod", "stopped", lambda p: p["status"].get("phase") == "Failed")
-    refused = cluster.kubectl.run("exec", "stopped", "--", "true", check=False)
-    assert refused.returncode != 0 and "container not found" in refused.stderr, refused.stderr
+    # a pod still running (kubectl checks that itself) with one container that has ended
+    ended = {"name": "ended", "image": "ragops-lab/controller",
+             "env": [{"name": "REQUIRED_SCHEMA_VERSION", "value": "3"}]}
+    cluster.create(bare_pod("half", [provider_container(), ended], restart_policy="Never"))
+    cluster.wait_object("Pod", "half", lambda p: "terminated" in container_status(p, "ended").get("state", {}))
+    refused = cluster.kubectl.run("exec", "half", "-c", "ended", "--", "true", check=False)
+    assert refused.returncode != 0 and 'container not found ("ended")' in refused.stderr, refused.stderr
 
 
 def test_a_client_that_goes_away_ends_the_command(cluster: Cluster) -> None:

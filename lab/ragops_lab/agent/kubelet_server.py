@@ -130,10 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
     def _exec(self, namespace: str, pod: str, container: str, query: dict[str, list[str]]) -> None:
-        """Upgrade to WebSocket and run the command, or answer why not, as the kubelet does."""
-        protocol = self._websocket_protocol()
-        if protocol is None:
-            return
+        """Upgrade to WebSocket and run the command, or answer why not, in the kubelet's order: the
+        options, the pod, the container, then the upgrade (so a client that falls back to another
+        protocol after a refusal hears the same reason again)."""
         try:
             options = ExecOptions.from_query(query)
         except ExecRequestError as exc:
@@ -145,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
         process = self.server.pods.container_process(namespace, pod, container)
         if process is None:
             self._answer(500, f'container not found ("{container}")'.encode())
+            return
+        protocol = self._websocket_protocol()
+        if protocol is None:
             return
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")

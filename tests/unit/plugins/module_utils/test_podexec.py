@@ -115,7 +115,8 @@ def test_a_non_zero_exit_code_comes_from_the_status_cause() -> None:
 def test_a_command_that_cannot_start_has_no_exit_code_but_the_reason() -> None:
     result = collect(FakeChannels([status_frame(NOT_FOUND)]))
     assert result.exit_code is None and not result.ok
-    assert "executable file not found" in result.error == result.describe()
+    assert "executable file not found" in result.error
+    assert result.describe() == result.error
 
 
 def test_a_stream_that_ends_without_a_status_is_not_a_success() -> None:
