@@ -91,7 +91,8 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
     """`kubectl auth can-i` as each scenario's ServiceAccount: its Role's verbs; deletes only where the
     restore's swap needs them."""
     kubeconfigs = lab.rbac_kubeconfigs()
-    checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims"),
+    checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims",
+                                 "create pods --subresource=exec", "get pods --subresource=exec"),
               "generator": ("update deployments.apps", "get secrets"),
               "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps")}
     for file, allowed in checks.items():

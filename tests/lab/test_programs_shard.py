@@ -259,6 +259,29 @@ def test_cli_build_and_verify(tmp_path: Path) -> None:
     assert verify.returncode == 1 and "checksum mismatch in vectors.bin" in json.loads(verify.stdout)["error"]
 
 
+def test_cli_reopen_asks_the_shard_of_its_pod_and_says_how_it_went(
+        running: tuple[RunningApp, shard.ShardService, LogCapture], volume: Path, pristine: Path) -> None:
+    """The re-open as a command run in the shard's pod: POD_IP and PORT name the shard to ask."""
+    app, _, stream = running
+    host, port = app.url.removeprefix("http://").split(":")
+    env = program_env(POD_IP=host, PORT=port)
+    flip_byte(volume / "index" / "vectors.bin")
+    failed = run_program("shard", env, "reopen")
+    assert failed.returncode == 1, failed
+    assert json.loads(failed.stdout)["status"] == 500
+    assert "re-open failed: HTTP 500: checksum mismatch in vectors.bin" in failed.stderr
+    shutil.copy(pristine / "index" / "vectors.bin", volume / "index" / "vectors.bin")
+    reopened = run_program("shard", env, "reopen")
+    assert reopened.returncode == 0, reopened
+    answer = json.loads(reopened.stdout)
+    assert answer["ok"] is True and answer["answer"]["ready"] is True and answer["answer"]["doc_count"] > 0
+    assert len(stream.events("reopen_requested")) == 2
+    unreachable = run_program("shard", program_env(POD_IP="127.0.0.1", PORT=str(free_port())), "reopen")
+    assert unreachable.returncode == 1 and "did not answer" in json.loads(unreachable.stdout)["error"]
+    invalid = run_program("shard", program_env(PORT="eighty"), "reopen")
+    assert invalid.returncode == 2 and "invalid configuration" in json.loads(invalid.stdout)["error"]
+
+
 def test_the_process_contract(volume: Path) -> None:
     """Env-only configuration, LAB_MOUNTS, POD_IP:PORT, JSON logs on stdout and a clean SIGTERM."""
     port = free_port()

@@ -24,6 +24,7 @@ from typing import Any
 from ragops_lab import corpus
 from ragops_lab.clock import utc_now
 from ragops_lab.runtime.env import ConfigError, PodEnv, env_bool, env_choice, env_float, env_str, resolve_path
+from ragops_lab.runtime.httpclient import Unreachable, http_json
 from ragops_lab.runtime.log import JsonLog
 from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, main_guard, ok, run_app
 
@@ -385,6 +386,31 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reopen(args: argparse.Namespace) -> int:
+    """Ask the shard serving in this pod to re-load its index: the re-open as a command run in the pod.
+
+    Prints the shard's answer (its stats, or the load error); exit 0 once re-opened, 1 when the index
+    still cannot be loaded or the shard does not answer, 2 when the pod's environment is unusable.
+    """
+    try:
+        pod = PodEnv.from_env(os.environ)
+    except ConfigError as exc:
+        print(json.dumps({"ok": False, "error": f"invalid configuration: {exc}"}))
+        return 2
+    url = args.url or f"http://{pod.ip}:{pod.port}"
+    try:
+        answer = http_json("POST", url.rstrip("/") + "/admin/reopen", {}, timeout=args.timeout)
+    except (TimeoutError, Unreachable) as exc:
+        print(json.dumps({"ok": False, "error": f"the shard did not answer: {exc}"}))
+        return 1
+    reopened = answer.status == 200
+    print(json.dumps({"ok": reopened, "status": answer.status, "answer": answer.body}))
+    if not reopened:
+        error = answer.body.get("error") if isinstance(answer.body, dict) else answer.body
+        print(f"re-open failed: HTTP {answer.status}: {error}", file=sys.stderr)
+    return 0 if reopened else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ragops_lab.programs.shard", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
@@ -401,6 +427,10 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="verify an index on disk (exit 1 when damaged)")
     verify.add_argument("--data-dir", required=True)
     verify.add_argument("--shard")
+    reopen = commands.add_parser("reopen", help="re-open the index of the shard serving in this pod "
+                                                "(exit 1 when it cannot be loaded)")
+    reopen.add_argument("--url", help="the shard's base URL (default: the pod's own, POD_IP and PORT)")
+    reopen.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the shard's answer")
     return parser
 
 
@@ -410,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_build(args)
     if args.command == "verify":
         return _cmd_verify(args)
+    if args.command == "reopen":
+        return _cmd_reopen(args)
     return main_guard("shard", lambda: serve(os.environ))
 
 

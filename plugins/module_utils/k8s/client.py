@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ApiError, Conflict, NotFound
 from ..retry import Retrier
+from .podexec import ExecResult
 from .resources import Ref, kind_of
 
 Obj = t.Dict[str, t.Any]
@@ -37,11 +38,20 @@ class RequestOptions(t.TypedDict, total=False):
 
 class Transport(t.Protocol):
     """One HTTP call to the API server, answering parsed JSON (or text) or raising
-    :class:`ApiError`."""
+    :class:`ApiError`; and a command run in a pod over a streaming connection."""
 
     def request(
         self, method: str, path: str, **options: t.Unpack[RequestOptions]
     ) -> t.Any: ...
+
+    def pod_exec(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None,
+        command: t.Sequence[str],
+        timeout: float,
+    ) -> ExecResult: ...
 
 
 @dataclass
@@ -362,3 +372,20 @@ class K8sClient:
             "read the log of", str(ref), True, "GET", ref.path("log"), query=query
         )
         return answer if isinstance(answer, str) else ""
+
+    def pod_exec(
+        self,
+        namespace: str,
+        name: str,
+        command: t.Sequence[str],
+        *,
+        container: str | None = None,
+        timeout: float = 60.0,
+    ) -> ExecResult:
+        """Run ``command`` in the pod (``pods/exec``) and wait at most ``timeout``
+        seconds; never repeated, since a command is not known to be idempotent."""
+        ref = Ref("Pod", name, namespace)
+        try:
+            return self.transport.pod_exec(namespace, name, container, command, timeout)
+        except ApiError as error:
+            raise _describe(error, "run a command in", str(ref)) from None
