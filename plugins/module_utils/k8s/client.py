@@ -283,6 +283,34 @@ class K8sClient:
                 if conflicts >= self.conflict_attempts:
                     raise
 
+    def delete(self, ref: Ref, *, dry_run: bool = False) -> bool:
+        """Delete the object and, in the background, what it owns; False when it was
+        already gone.  Safe to repeat."""
+        try:
+            self._send(
+                "delete",
+                str(ref),
+                True,
+                "DELETE",
+                ref.path(),
+                query=_dry_run(dry_run),
+                body={"propagationPolicy": "Background"},
+            )
+        except NotFound:
+            return False
+        return True
+
+    def api_group(self, group: str) -> Obj | None:
+        """The discovery document of an API group (``/apis/<group>``), or ``None``
+        when the cluster does not serve it."""
+        try:
+            answer = self._send(
+                "discover", "API group " + group, True, "GET", "/apis/" + group
+            )
+        except NotFound:
+            return None
+        return t.cast(Obj, answer)
+
     def pod_log(
         self,
         namespace: str,

@@ -25,11 +25,22 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ..errors import NotFound, RecoveryError
+from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
-from ..k8s.readiness import job_finished, job_succeeded, pod_ready
+from ..k8s.readiness import job_succeeded, pod_ready
 from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
 from ..waiter import Waiter
+from .jobkit import (
+    EE_IMAGE,
+    JobProgress,
+    credential_env,
+    credentials_secret,
+    ensure,
+    follow_job,
+    job_state,
+    put_secret,
+    shard_pods,
+)
 
 MOUNT_PATH = "/restore"
 RUNNER = "ansible_collections.ragops.recovery.plugins.module_utils.snapshots.jobrun"
@@ -46,11 +57,9 @@ CONTROLLER_LABELS = (
     "apps.kubernetes.io/pod-index",
     "pod-template-hash",
 )
-CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 MIB = 1024 * 1024
-# The collection's execution environment: the restore Job runs the collection's own code
-# in it.
-RESTORE_IMAGE = "ghcr.io/ragops/recovery-ee:0.1.0"
+# The restore Job runs the collection's own code in its execution environment.
+RESTORE_IMAGE = EE_IMAGE
 
 
 def dns_name(*parts: str) -> str:
@@ -127,41 +136,6 @@ class Target:
         return str(self.pod["metadata"]["name"])
 
 
-def _run_by_job(pod: Obj) -> bool:
-    """A Job's pod (a restore, an indexer) carries the shard's label but never serves
-    the shard."""
-    meta = pod["metadata"]
-    labels = meta.get("labels") or {}
-    return (
-        "job-name" in labels
-        or "batch.kubernetes.io/job-name" in labels
-        or any(
-            owner.get("kind") == "Job" for owner in meta.get("ownerReferences") or []
-        )
-    )
-
-
-def _shard_pods(
-    client: K8sClient, namespace: str, shard_label: str, shard: str
-) -> t.List[Obj]:
-    pods = [
-        p
-        for p in client.list(
-            "Pod", namespace, label_selector="%s=%s" % (shard_label, shard)
-        )
-        if not p["metadata"].get("deletionTimestamp") and not _run_by_job(p)
-    ]
-    # The latest fresh pod of an earlier restore, if any, is the one serving now.
-    return sorted(
-        pods,
-        key=lambda p: (
-            RESTORE_OF_LABEL in (p["metadata"].get("labels") or {}),
-            p["metadata"].get("creationTimestamp") or "",
-        ),
-        reverse=True,
-    )
-
-
 def find_target(client: K8sClient, request: JobRequest) -> Target:
     """The shard's workload, its serving pod and that pod's data claim."""
     kind, name = parse_workload(request.workload)
@@ -174,7 +148,7 @@ def find_target(client: K8sClient, request: JobRequest) -> Target:
         pods = [client.get(Ref("Pod", name, namespace))]
     else:
         client.get(Ref(kind, name, namespace))
-        pods = _shard_pods(client, namespace, shard_label, shard)
+        pods = shard_pods(client, namespace, shard_label, shard)
     if not pods:
         raise RecoveryError(
             "No pod of shard %s (label %s=%s) in %s"
@@ -280,30 +254,14 @@ def claim_body(plan: Plan, old: Obj, storage_class: str | None) -> Obj:
 
 
 def secret_body(plan: Plan, credentials: t.Mapping[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": plan.secret_name,
-            "namespace": plan.namespace,
-            "labels": dict(MANAGED_BY),
-        },
-        "stringData": {key: value for key, value in credentials.items() if value},
-    }
+    return credentials_secret(plan.secret_name, plan.namespace, credentials)
 
 
 def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
     env: t.List[Obj] = [
-        {"name": "RAGOPS_RESTORE", "value": json.dumps(dict(config, dest=MOUNT_PATH))}
+        {"name": "RAGOPS_RESTORE", "value": json.dumps(dict(config, dest=MOUNT_PATH))},
+        *credential_env(plan.secret_name),
     ]
-    for key in CREDENTIAL_KEYS:
-        ref = {
-            "name": plan.secret_name,
-            "key": key,
-            "optional": key == "AWS_SESSION_TOKEN",
-        }
-        env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
     container = {
         "name": "restore",
         "image": image,
@@ -340,79 +298,11 @@ def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
     }
 
 
-def ensure(client: K8sClient, obj: Obj) -> bool:
-    """Create ``obj`` unless an object of that name exists (an earlier, interrupted
-    run); True if created."""
-    meta = obj["metadata"]
-    if (
-        client.get_or_none(Ref(obj["kind"], meta["name"], meta["namespace"]))
-        is not None
-    ):
-        return False
-    client.create(obj)
-    return True
-
-
-def put_secret(client: K8sClient, body: Obj) -> None:
-    """Create the credentials Secret, or bring an existing one of ours up to date."""
-    ref = Ref("Secret", body["metadata"]["name"], body["metadata"]["namespace"])
-    if client.get_or_none(ref) is None:
-        client.create(body)
-    else:
-        client.patch(ref, {"stringData": body["stringData"]})
-
-
-@dataclass
-class JobProgress:
-    """What the restore Job's log said last."""
-
-    progress: Obj = field(default_factory=dict)
-    result: Obj | None = None
-
-    def read(self, log: str) -> None:
-        for line in log.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "progress":
-                self.progress = event
-            elif isinstance(event, dict) and event.get("event") in ("result", "error"):
-                self.result = event
-
-
-def _job_log(client: K8sClient, namespace: str, job: str) -> str:
-    pods = client.list("Pod", namespace, label_selector="job-name=%s" % job)
-    if not pods:
-        return ""
-    newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-    try:
-        return client.pod_log(namespace, newest["metadata"]["name"], tail_lines=50)
-    except (NotFound, RecoveryError):
-        return ""
-
-
 def wait_for_job(
     client: K8sClient, plan: Plan, waiter: Waiter
 ) -> t.Tuple[Obj, JobProgress, float]:
     """Wait until the Job finishes, reading its progress lines on every poll."""
-    seen = JobProgress()
-    ref = Ref("Job", plan.job_name, plan.namespace)
-
-    def fetch() -> Obj:
-        job = client.get(ref)
-        seen.read(_job_log(client, plan.namespace, plan.job_name))
-        return job
-
-    outcome = waiter.until(
-        str(ref),
-        fetch,
-        job_finished,
-        next_step="kubectl -n %s logs job/%s" % (plan.namespace, plan.job_name),
-    )
-    if not seen.result:
-        seen.read(_job_log(client, plan.namespace, plan.job_name))
-    return outcome.value, seen, outcome.duration
+    return follow_job(client, plan.namespace, plan.job_name, waiter)
 
 
 def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
@@ -574,7 +464,7 @@ def _serving_pod(
     client: K8sClient, request: JobRequest, plan: Plan, waiter: Waiter
 ) -> Obj:
     def fetch() -> t.List[Obj]:
-        pods = _shard_pods(
+        pods = shard_pods(
             client, request.namespace, request.shard_label, request.shard
         )
         return [
@@ -623,15 +513,7 @@ def restore_started(
     """Start the restore (``wait: false``) and say where it stands; nothing is
     repointed yet."""
     start_restore(client, request, plan, target)
-    job = client.get(Ref("Job", plan.job_name, plan.namespace))
-    seen = JobProgress()
-    seen.read(_job_log(client, plan.namespace, plan.job_name))
-    state = (
-        ("failed" if not job_succeeded(job) else "succeeded")
-        if job_finished(job)
-        else "running"
-    )
-    return {"run": {"name": plan.job_name, "state": state, "progress": seen.progress}}
+    return {"run": job_state(client, plan.namespace, plan.job_name)}
 
 
 def restore_in_cluster(
