@@ -56,6 +56,7 @@ KINDS: t.Mapping[str, Kind] = {
         Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims"),
         Kind("Service", "v1", "services"),
         Kind("Event", "v1", "events"),
+        Kind("ServiceAccount", "v1", "serviceaccounts"),
         Kind("Deployment", "apps/v1", "deployments"),
         Kind("StatefulSet", "apps/v1", "statefulsets"),
         Kind("Job", "batch/v1", "jobs"),

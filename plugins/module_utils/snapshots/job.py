@@ -464,9 +464,7 @@ def _serving_pod(
     client: K8sClient, request: JobRequest, plan: Plan, waiter: Waiter
 ) -> Obj:
     def fetch() -> t.List[Obj]:
-        pods = shard_pods(
-            client, request.namespace, request.shard_label, request.shard
-        )
+        pods = shard_pods(client, request.namespace, request.shard_label, request.shard)
         return [
             p
             for p in pods
