@@ -38,11 +38,14 @@ def shipped_roles() -> dict[str, Obj]:
 
 def test_the_shipped_roles_are_namespaced_and_never_delete() -> None:
     roles = shipped_roles()
-    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml"]
+    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml", "snapshots.yaml"]
     for name, role in roles.items():
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], name
-            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+            assert not {"deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+            # The one delete: removing the nightly snapshots' CronJob (state=absent).
+            if "delete" in rule["verbs"]:
+                assert (name, rule["resources"]) == ("snapshots.yaml", ["cronjobs"]), name
     for path in RBAC_DIR.glob("*.yaml"):
         documents = list(yaml.safe_load_all(path.read_text()))
         # One document per file: ansible-test's yamllint refuses multi-document YAML in a collection.
@@ -73,7 +76,9 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
     kubeconfigs = lab.rbac_kubeconfigs()
     checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims"),
               "generator": ("update deployments.apps", "get secrets"),
-              "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps")}
+              "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps"),
+              "snapshots": ("create jobs.batch", "get persistentvolumeclaims", "create cronjobs.batch",
+                            "delete cronjobs.batch", "list pods")}
     for file, allowed in checks.items():
         config = kubeconfigs.by_file[file]
         for check in allowed:
