@@ -63,7 +63,7 @@ def test_the_shard_is_quiesced_for_the_copy_and_resumed(
 ) -> None:
     shard = Shard()
     result = createrun.take(params(make_tree(tmp_path / "data")), shard)
-    assert [(m, u) for m, u, _ in shard.calls] == [
+    assert [call[:2] for call in shard.calls] == [
         ("POST", "http://10.0.0.5:8080/admin/quiesce"),
         ("POST", "http://10.0.0.5:8080/admin/resume"),
     ]
