@@ -319,20 +319,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
 )
 
 # The options a snapshot Job gets from the module (its credentials come from a Secret).
-RUNNER_OPTIONS = (
-    "shard",
-    "bucket",
-    "prefix",
-    "endpoint_url",
-    "region",
-    "s3_validate_certs",
-    "part_size",
-    "concurrency",
-    "s3_read_timeout",
-    "s3_attempts",
-    "compression_level",
-    "compression_threads",
-)
+RUNNER_OPTIONS = (*jobkit.TRANSFER_OPTIONS, "compression_level", "compression_threads")
 
 
 def job_options() -> argspec.Spec:

@@ -338,17 +338,12 @@ def start(
 
 
 def failure(plan: SnapshotPlan, seen: jobkit.JobProgress) -> RecoveryError:
-    error = seen.result or {}
-    where = "%s/%s" % (plan.namespace, plan.job_name)
-    return RecoveryError(
-        "Failed to snapshot shard %s in Job %s: %s"
-        % (plan.shard, where, error.get("msg") or "the Job failed"),
-        resource="Job " + where,
-        reason=error.get("reason") or "snapshot Job failed",
-        next_step=error.get("next_step")
-        or "Read the Job's log: kubectl -n %s logs job/%s"
-        % (plan.namespace, plan.job_name),
-        partial={"job": plan.to_dict(), "published": False},
+    return jobkit.job_failure(
+        plan.namespace,
+        plan.job_name,
+        "snapshot shard " + plan.shard,
+        seen,
+        {"job": plan.to_dict(), "published": False},
     )
 
 

@@ -30,6 +30,7 @@ from ..k8s.client import K8sClient, Obj
 from ..k8s.readiness import job_succeeded, pod_ready
 from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
 from ..waiter import Waiter
+from . import jobkit
 from .jobkit import (
     EE_IMAGE,
     JobProgress,
@@ -307,21 +308,14 @@ def wait_for_job(
 
 def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
     error = seen.result or {}
-    where = "%s/%s" % (plan.namespace, plan.job_name)
-    return RecoveryError(
-        "Failed to restore shard %s in Job %s: %s"
-        % (plan.shard, where, error.get("msg") or "the Job failed"),
-        resource="Job " + where,
-        reason=error.get("reason") or "restore Job failed",
-        next_step=error.get("next_step")
-        or "Read the Job's log: kubectl -n %s logs job/%s"
-        % (plan.namespace, plan.job_name),
-        partial={
-            "job": plan.to_dict(),
-            "tried": error.get("tried") or [],
-            "quarantined": error.get("quarantined") or [],
-            "shard_unchanged": True,
-        },
+    partial = {
+        "job": plan.to_dict(),
+        "tried": error.get("tried") or [],
+        "quarantined": error.get("quarantined") or [],
+        "shard_unchanged": True,
+    }
+    return jobkit.job_failure(
+        plan.namespace, plan.job_name, "restore shard " + plan.shard, seen, partial
     )
 
 

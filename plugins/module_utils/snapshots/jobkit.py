@@ -21,6 +21,20 @@ from ..waiter import Waiter
 # collection's own code in it.
 EE_IMAGE = "ghcr.io/ragops/recovery-ee:0.1.0"
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# The module options every Job gets in its configuration: where the snapshots are and how
+# they move (the credentials come from a Secret).
+TRANSFER_OPTIONS = (
+    "shard",
+    "bucket",
+    "prefix",
+    "endpoint_url",
+    "region",
+    "s3_validate_certs",
+    "part_size",
+    "concurrency",
+    "s3_read_timeout",
+    "s3_attempts",
+)
 # The module options each credential variable is filled from.
 CREDENTIAL_OPTIONS = {
     "AWS_ACCESS_KEY_ID": "access_key",
@@ -190,3 +204,25 @@ def job_state(client: K8sClient, namespace: str, name: str) -> Obj:
         else "running"
     )
     return {"name": name, "state": state, "progress": seen.progress}
+
+
+def job_failure(
+    namespace: str,
+    name: str,
+    what: str,
+    seen: JobProgress,
+    partial: t.Mapping[str, t.Any],
+) -> RecoveryError:
+    """The failure of a Job that did ``what`` ("restore shard shard-2"), with the Job's
+    own error message and next step where its log gave them."""
+    error = seen.result or {}
+    where = "%s/%s" % (namespace, name)
+    return RecoveryError(
+        "Failed to %s in Job %s: %s"
+        % (what, where, error.get("msg") or "the Job failed"),
+        resource="Job " + where,
+        reason=error.get("reason") or "%s Job failed" % what.split()[0],
+        next_step=error.get("next_step")
+        or "Read the Job's log: kubectl -n %s logs job/%s" % (namespace, name),
+        partial=dict(partial),
+    )

@@ -6,7 +6,6 @@ its objects, and what the module reports."""
 
 from __future__ import annotations
 
-import copy
 import json
 import typing as t
 
@@ -29,6 +28,9 @@ from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
     Waiter,
 )
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
+from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.test_job import (
+    ClusterFake,
+)
 
 NS = "rag"
 CORE = "/api/v1/namespaces/rag"
@@ -171,45 +173,6 @@ def test_detect_asks_the_api_group_then_lists_the_classes() -> None:
 
 
 # --- the Job --------------------------------------------------------------------------------
-
-
-class ClusterFake(FakeTransport):
-    """Jobs finish as soon as they are created, with the given log lines."""
-
-    def __init__(
-        self, log_lines: t.List[t.Dict[str, t.Any]], succeed: bool = True
-    ) -> None:
-        super().__init__()
-        self.log_lines, self.succeed, self.finish = log_lines, succeed, True
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: t.Sequence[t.Tuple[str, str]] = (),
-        body: t.Any = None,
-        content_type: str | None = None,
-    ) -> t.Any:
-        if method == "GET" and path.endswith("/log"):
-            return "\n".join(json.dumps(line) for line in self.log_lines)
-        if method == "POST" and body.get("kind") == "Job" and self.finish:
-            body = copy.deepcopy(body)
-            condition = "Complete" if self.succeed else "Failed"
-            body["status"] = {"conditions": [{"type": condition, "status": "True"}]}
-            self.add(
-                CORE + "/pods",
-                {
-                    "kind": "Pod",
-                    "metadata": {
-                        "name": body["metadata"]["name"] + "-x",
-                        "labels": {"job-name": body["metadata"]["name"]},
-                    },
-                },
-            )
-        return super().request(
-            method, path, query=query, body=body, content_type=content_type
-        )
 
 
 def shard_pod(ready: bool = True, **spec: t.Any) -> t.Dict[str, t.Any]:
@@ -401,7 +364,9 @@ def test_check_mode_plans_and_creates_nothing_and_wait_false_only_starts() -> No
     }
     assert fake.writes() == []
 
-    fake.finish = False
+    # An API where the Job does not finish on its own.
+    fake = FakeTransport()
+    stack(fake)
     started = createjob.snapshot_by_job(
         client_for(fake), request(wait=False), URL, waiter()
     ).to_result()
