@@ -243,22 +243,14 @@ def job_body(
         spec["securityContext"] = shard_spec["securityContext"]
     if source.live and shard_spec.get("nodeName"):
         spec["affinity"] = _node_affinity(shard_spec["nodeName"])
-    labels = dict(MANAGED_BY, **{"ragops.io/shard": plan.shard})
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": plan.job_name,
-            "namespace": plan.namespace,
-            "labels": labels,
-            "annotations": {SNAPSHOT_ANNOTATION: plan.snapshot_id},
-        },
-        "spec": {
-            "backoffLimit": 1,
-            "ttlSecondsAfterFinished": request.job_ttl,
-            "template": {"metadata": {"labels": labels}, "spec": spec},
-        },
-    }
+    return jobkit.shard_job(
+        plan.job_name,
+        plan.namespace,
+        plan.shard,
+        {SNAPSHOT_ANNOTATION: plan.snapshot_id},
+        spec,
+        ttlSecondsAfterFinished=request.job_ttl,
+    )
 
 
 def _owned_by(job: Obj) -> t.List[Obj]:

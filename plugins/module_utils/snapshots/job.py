@@ -270,33 +270,16 @@ def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
         "env": env,
         "volumeMounts": [{"name": "restore", "mountPath": MOUNT_PATH}],
     }
-    labels = dict(MANAGED_BY, **{"ragops.io/shard": plan.shard})
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": plan.job_name,
-            "namespace": plan.namespace,
-            "labels": labels,
-            "annotations": plan.annotations(),
-        },
-        "spec": {
-            "backoffLimit": 1,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [container],
-                    "volumes": [
-                        {
-                            "name": "restore",
-                            "persistentVolumeClaim": {"claimName": plan.claim_name},
-                        }
-                    ],
-                },
-            },
-        },
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [
+            {"name": "restore", "persistentVolumeClaim": {"claimName": plan.claim_name}}
+        ],
     }
+    return jobkit.shard_job(
+        plan.job_name, plan.namespace, plan.shard, plan.annotations(), pod_spec
+    )
 
 
 def wait_for_job(

@@ -115,6 +115,34 @@ def credential_env(secret: str) -> t.List[Obj]:
     ]
 
 
+def shard_job(
+    name: str,
+    namespace: str,
+    shard: str,
+    annotations: t.Mapping[str, str],
+    pod_spec: Obj,
+    **spec: t.Any,
+) -> Obj:
+    """A Job working on ``shard``'s data: one attempt more if its pod is lost, labelled
+    with the shard and as managed by the collection."""
+    labels = dict(MANAGED_BY, **{"ragops.io/shard": shard})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": dict(annotations),
+        },
+        "spec": dict(
+            {"backoffLimit": 1},
+            template={"metadata": {"labels": labels}, "spec": pod_spec},
+            **spec,
+        ),
+    }
+
+
 def ensure(client: K8sClient, obj: Obj) -> bool:
     """Create ``obj`` unless an object of that name exists (an earlier, interrupted
     run); True if created."""
