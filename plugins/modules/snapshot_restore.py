@@ -259,6 +259,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobmode
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
     params as snapshot_params,
@@ -267,20 +268,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import r
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
 
 # The options a restore Job gets from the module (its credentials come from a Secret).
-RUNNER_OPTIONS = (
-    "shard",
-    "bucket",
-    "prefix",
-    "endpoint_url",
-    "region",
-    "s3_validate_certs",
-    "part_size",
-    "concurrency",
-    "s3_read_timeout",
-    "s3_attempts",
-    "future_tolerance",
-    "quarantine",
-)
+RUNNER_OPTIONS = (*jobkit.TRANSFER_OPTIONS, "future_tolerance", "quarantine")
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "access_key",
     "AWS_SECRET_ACCESS_KEY": "secret_key",

@@ -36,14 +36,15 @@ def shipped_roles() -> dict[str, Obj]:
     return {f"{file}.yaml": next(o for o in rbac.shipped(file) if o["kind"] == "Role") for file in rbac.role_files()}
 
 
-# What each Role may delete: only the shard recovery, for the restore's swap under the shard's controller
-# (the restore Job and its claim, the shard's old claim and its pods; each volume is set to Retain first).
-DELETES = {"shard-recovery.yaml": {"pods", "persistentvolumeclaims", "jobs"}}
+# What each Role may delete: the shard recovery, for the restore's swap under the shard's controller (the
+# restore Job and its claim, the shard's old claim and its pods; each volume is set to Retain first), and the
+# nightly snapshots, their own CronJob (state=absent).
+DELETES = {"shard-recovery.yaml": {"pods", "persistentvolumeclaims", "jobs"}, "snapshots.yaml": {"cronjobs"}}
 
 
-def test_the_shipped_roles_delete_only_what_the_restore_swap_needs() -> None:
+def test_the_shipped_roles_delete_only_what_the_restore_swap_and_the_schedule_need() -> None:
     roles = shipped_roles()
-    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml"]
+    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml", "snapshots.yaml"]
     for name, role in roles.items():
         deletes = set()
         for rule in role["rules"]:
@@ -94,7 +95,9 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
     checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims",
                                  "create pods --subresource=exec", "get pods --subresource=exec"),
               "generator": ("update deployments.apps", "get secrets"),
-              "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps")}
+              "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps"),
+              "snapshots": ("create jobs.batch", "get persistentvolumeclaims", "create cronjobs.batch",
+                            "delete cronjobs.batch", "list pods")}
     for file, allowed in checks.items():
         config = kubeconfigs.by_file[file]
         for check in allowed:

@@ -90,6 +90,10 @@ class FakeTransport:
                 path + "/" + body["metadata"]["name"], body, dry_run, create=True
             )
         current = self._read(path)
+        if method == "DELETE":
+            if not dry_run:
+                del self.objects[path]
+            return {"kind": "Status", "status": "Success"}
         if method == "PUT":
             if (
                 body["metadata"].get("resourceVersion")
@@ -159,6 +163,8 @@ class FakeTransport:
         if create and path in self.objects:
             raise Conflict("already exists", status=409)
         stored = copy.deepcopy(obj)
+        if create:
+            stored["metadata"].setdefault("uid", "uid-%d" % (self.version + 1))
         if not dry_run:
             self.version += 1
             stored["metadata"]["resourceVersion"] = str(self.version)

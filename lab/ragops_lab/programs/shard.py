@@ -15,14 +15,16 @@ import os
 import re
 import sys
 import threading
+import time
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ragops_lab import corpus
-from ragops_lab.clock import utc_now
+from ragops_lab.clock import now, utc_now
 from ragops_lab.runtime.env import ConfigError, PodEnv, env_bool, env_choice, env_float, env_str, resolve_path
 from ragops_lab.runtime.httpclient import Unreachable, http_json
 from ragops_lab.runtime.log import JsonLog
@@ -33,6 +35,9 @@ MANIFEST = "checksums.json"
 INDEX_FILES = ("vectors.bin", "ids.json", "docs.json", "meta.json")
 INDEX_FORMAT = 1
 MAX_K = 100
+# A quiesce holds writes for at most this long (and for 600 s when the caller names no time).
+MAX_QUIESCE_SECONDS = 86400
+DEFAULT_QUIESCE_SECONDS = 600
 
 
 class IndexUnusable(RuntimeError):
@@ -220,6 +225,9 @@ class ShardService:
         self._loaded: LoadedIndex | None = None
         self._error: str | None = "index not loaded yet"
         self._error_at: str | None = None
+        # While quiesced (a snapshot copies the volume), writes are refused until this monotonic time.
+        self._quiesced_until: float | None = None
+        self._quiesced_until_utc: str | None = None
 
     def bootstrap_if_empty(self) -> None:
         """Build from the corpus only when the volume has no index at all, never over a damaged one."""
@@ -270,7 +278,38 @@ class ShardService:
                 "last_error_at": self._error_at,
                 "data_dir": str(self.config.data_dir),
                 "corrupt_behaviour": self.config.corrupt_behaviour,
+                "quiesced_until": self._quiesced_until_utc if self._quiesced() else None,
             }
+
+    def _quiesced(self) -> bool:
+        """Whether writes are held now; a hold whose time ran out is lifted (and logged) here."""
+        if self._quiesced_until is None:
+            return False
+        if time.monotonic() < self._quiesced_until:
+            return True
+        self.log.info("quiesce_expired", until=self._quiesced_until_utc)
+        self._quiesced_until = self._quiesced_until_utc = None
+        return False
+
+    def quiesce(self, request: Request) -> Response:
+        """Finish the writes in flight (they hold the lock), then refuse new ones for `seconds` at most."""
+        seconds = (request.json() or {}).get("seconds", DEFAULT_QUIESCE_SECONDS)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= MAX_QUIESCE_SECONDS:
+            raise HttpError(400, f"seconds must be a number above 0 and at most {MAX_QUIESCE_SECONDS}")
+        with self._lock:
+            self._quiesced_until = time.monotonic() + seconds
+            self._quiesced_until_utc = (now() + timedelta(seconds=seconds)).isoformat(timespec="seconds").replace(
+                "+00:00", "Z")
+            until = self._quiesced_until_utc
+        self.log.info("quiesced", seconds=seconds, until=until)
+        return ok({"quiesced": True, "until": until, "seconds": seconds, "shard": self.config.shard_id})
+
+    def resume(self, _: Request) -> Response:
+        with self._lock:
+            held = self._quiesced()
+            self._quiesced_until = self._quiesced_until_utc = None
+        self.log.info("resumed", was_quiesced=held)
+        return ok({"quiesced": False, "was_quiesced": held, "shard": self.config.shard_id})
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
@@ -299,6 +338,10 @@ class ShardService:
     def add_documents(self, request: Request) -> Response:
         documents = _parse_documents(request.json())
         with self._lock:
+            if self._quiesced():
+                raise HttpError(503, {"error": f"writes held for a snapshot until {self._quiesced_until_utc}",
+                                      "shard": self.config.shard_id, "quiesced_until": self._quiesced_until_utc},
+                                {"Retry-After": "5"})
             loaded = self._loaded
             if loaded is None:
                 raise HttpError(503, {"error": f"index unavailable: {self._error}", "shard": self.config.shard_id})
@@ -332,6 +375,8 @@ class ShardService:
         router.add("POST", "/documents", self.add_documents)
         router.add("GET", "/stats", lambda _: ok(self.stats()))
         router.add("POST", "/admin/reopen", self.reopen)
+        router.add("POST", "/admin/quiesce", self.quiesce)
+        router.add("POST", "/admin/resume", self.resume)
         add_health(router, self.readiness)
         background = [self.watch] if self.config.integrity_check_seconds > 0 else []
         return App("shard", router, self.log, background=background)

@@ -82,6 +82,7 @@ SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
         "generator_outage, generator_failback",
     ),
     ("ragops-recovery-bootstrap", "bootstrap.yaml", "bootstrap_recovery"),
+    ("ragops-recovery-snapshots", "snapshots.yaml", "snapshot_nightly"),
 )
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
@@ -352,6 +353,17 @@ class K8sClient:
         except NotFound:
             return False
         return True
+
+    def api_group(self, group: str) -> Obj | None:
+        """The discovery document of an API group (``/apis/<group>``), or ``None``
+        when the cluster does not serve it."""
+        try:
+            answer = self._send(
+                "discover", "API group " + group, True, "GET", "/apis/" + group
+            )
+        except NotFound:
+            return None
+        return t.cast(Obj, answer)
 
     def pod_log(
         self,

@@ -5,7 +5,9 @@ labels and annotations the collection writes on them.
 
 A fixed table instead of discovery: every kind here is built into Kubernetes,
 so the paths are the same on every cluster and no discovery round trip is
-spent during an incident.
+spent during an incident.  The one exception, the CSI snapshot kinds
+(``VolumeSnapshot``, ``VolumeSnapshotClass``), exist only where the snapshot
+CRDs are installed: their API group is discovered before they are used.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ EVIDENCE_LABEL = "ragops.io/evidence"
 SERVING_LABEL = "ragops.io/serving"
 # On a pod without a controller that a restore replaced by a fresh pod: that pod.
 REPLACED_BY_LABEL = "ragops.io/replaced-by"
+# The CSI snapshot API (the external-snapshotter's CRDs), where a cluster has it.
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+SNAPSHOT_API = SNAPSHOT_GROUP + "/v1"
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,13 @@ KINDS: t.Mapping[str, Kind] = {
         Kind("PersistentVolume", "v1", "persistentvolumes", namespaced=False),
         Kind("Service", "v1", "services"),
         Kind("Event", "v1", "events"),
+        Kind("ServiceAccount", "v1", "serviceaccounts"),
         Kind("Deployment", "apps/v1", "deployments"),
         Kind("StatefulSet", "apps/v1", "statefulsets"),
         Kind("Job", "batch/v1", "jobs"),
+        Kind("CronJob", "batch/v1", "cronjobs"),
+        Kind("VolumeSnapshot", SNAPSHOT_API, "volumesnapshots"),
+        Kind("VolumeSnapshotClass", SNAPSHOT_API, "volumesnapshotclasses", False),
         Kind("Lease", "coordination.k8s.io/v1", "leases"),
     )
 }

@@ -25,7 +25,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ..errors import NotFound, RecoveryError
+from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.quantity import to_bytes
 from ..k8s.readiness import job_finished, job_succeeded, pod_ready
@@ -39,6 +39,18 @@ from ..k8s.resources import (
 )
 from ..waiter import Waiter
 from . import rebind
+from . import jobkit
+from .jobkit import (
+    EE_IMAGE,
+    JobProgress,
+    credential_env,
+    credentials_secret,
+    ensure,
+    follow_job,
+    job_state,
+    put_secret,
+    shard_pods,
+)
 
 MOUNT_PATH = "/restore"
 RUNNER = "ansible_collections.ragops.recovery.plugins.module_utils.snapshots.jobrun"
@@ -54,12 +66,10 @@ CONTROLLER_LABELS = (
     "apps.kubernetes.io/pod-index",
     "pod-template-hash",
 )
-CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 MIB = 1024 * 1024
-# The collection's execution environment as `make ee` tags it (docs/execution-environment.md):
-# the restore Job runs the collection's own code in it. A cluster pulls it from wherever it
-# was pushed to, given as the module's image option (the playbooks' ragops_ee_image).
-RESTORE_IMAGE = "localhost/ragops-recovery-ee:0.1.0"
+# The collection's execution environment (jobkit.EE_IMAGE, as `make ee` tags it): the
+# restore Job runs the collection's own code in it.
+RESTORE_IMAGE = EE_IMAGE
 
 
 def dns_name(*parts: str) -> str:
@@ -148,41 +158,6 @@ class Target:
         return str(self.pod["metadata"]["name"])
 
 
-def _run_by_job(pod: Obj) -> bool:
-    """A Job's pod (a restore, an indexer) carries the shard's label but never serves
-    the shard."""
-    meta = pod["metadata"]
-    labels = meta.get("labels") or {}
-    return (
-        "job-name" in labels
-        or "batch.kubernetes.io/job-name" in labels
-        or any(
-            owner.get("kind") == "Job" for owner in meta.get("ownerReferences") or []
-        )
-    )
-
-
-def _shard_pods(
-    client: K8sClient, namespace: str, shard_label: str, shard: str
-) -> t.List[Obj]:
-    pods = [
-        p
-        for p in client.list(
-            "Pod", namespace, label_selector="%s=%s" % (shard_label, shard)
-        )
-        if not p["metadata"].get("deletionTimestamp") and not _run_by_job(p)
-    ]
-    # The latest fresh pod of an earlier restore, if any, is the one serving now.
-    return sorted(
-        pods,
-        key=lambda p: (
-            RESTORE_OF_LABEL in (p["metadata"].get("labels") or {}),
-            p["metadata"].get("creationTimestamp") or "",
-        ),
-        reverse=True,
-    )
-
-
 def _no_pod(request: JobRequest, kind: str, name: str) -> RecoveryError:
     namespace, shard, label = request.namespace, request.shard, request.shard_label
     return RecoveryError(
@@ -217,7 +192,7 @@ def _claim_pods(client: K8sClient, namespace: str, claim: str) -> t.List[Obj]:
         p
         for p in client.list("Pod", namespace)
         if rebind.mounts(p, claim)
-        and not _run_by_job(p)
+        and not jobkit.run_by_job(p)
         and not p["metadata"].get("deletionTimestamp")
     ]
 
@@ -235,7 +210,7 @@ def find_target(client: K8sClient, request: JobRequest) -> Target:
         pods = [client.get(Ref("Pod", name, namespace))]
     else:
         client.get(Ref(kind, name, namespace))
-        pods = _shard_pods(client, namespace, request.shard_label, request.shard)
+        pods = shard_pods(client, namespace, request.shard_label, request.shard)
     claim_name = request.claim or (
         claim_of(pods[0], request.data_volume) if pods else None
     )
@@ -352,30 +327,14 @@ def claim_body(plan: Plan, old: Obj, storage_class: str | None) -> Obj:
 
 
 def secret_body(plan: Plan, credentials: t.Mapping[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": plan.secret_name,
-            "namespace": plan.namespace,
-            "labels": dict(MANAGED_BY),
-        },
-        "stringData": {key: value for key, value in credentials.items() if value},
-    }
+    return credentials_secret(plan.secret_name, plan.namespace, credentials)
 
 
 def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
     env: t.List[Obj] = [
-        {"name": "RAGOPS_RESTORE", "value": json.dumps(dict(config, dest=MOUNT_PATH))}
+        {"name": "RAGOPS_RESTORE", "value": json.dumps(dict(config, dest=MOUNT_PATH))},
+        *credential_env(plan.secret_name),
     ]
-    for key in CREDENTIAL_KEYS:
-        ref = {
-            "name": plan.secret_name,
-            "key": key,
-            "optional": key == "AWS_SESSION_TOKEN",
-        }
-        env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
     container = {
         "name": "restore",
         "image": image,
@@ -383,127 +342,35 @@ def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
         "env": env,
         "volumeMounts": [{"name": "restore", "mountPath": MOUNT_PATH}],
     }
-    labels = dict(MANAGED_BY, **{"ragops.io/shard": plan.shard})
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": plan.job_name,
-            "namespace": plan.namespace,
-            "labels": labels,
-            "annotations": plan.annotations(),
-        },
-        "spec": {
-            "backoffLimit": 1,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [container],
-                    "volumes": [
-                        {
-                            "name": "restore",
-                            "persistentVolumeClaim": {"claimName": plan.claim_name},
-                        }
-                    ],
-                },
-            },
-        },
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [
+            {"name": "restore", "persistentVolumeClaim": {"claimName": plan.claim_name}}
+        ],
     }
-
-
-def ensure(client: K8sClient, obj: Obj) -> bool:
-    """Create ``obj`` unless an object of that name exists (an earlier, interrupted
-    run); True if created."""
-    meta = obj["metadata"]
-    if (
-        client.get_or_none(Ref(obj["kind"], meta["name"], meta["namespace"]))
-        is not None
-    ):
-        return False
-    client.create(obj)
-    return True
-
-
-def put_secret(client: K8sClient, body: Obj) -> None:
-    """Create the credentials Secret, or bring an existing one of ours up to date."""
-    ref = Ref("Secret", body["metadata"]["name"], body["metadata"]["namespace"])
-    if client.get_or_none(ref) is None:
-        client.create(body)
-    else:
-        client.patch(ref, {"stringData": body["stringData"]})
-
-
-@dataclass
-class JobProgress:
-    """What the restore Job's log said last."""
-
-    progress: Obj = field(default_factory=dict)
-    result: Obj | None = None
-
-    def read(self, log: str) -> None:
-        for line in log.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "progress":
-                self.progress = event
-            elif isinstance(event, dict) and event.get("event") in ("result", "error"):
-                self.result = event
-
-
-def _job_log(client: K8sClient, namespace: str, job: str) -> str:
-    pods = client.list("Pod", namespace, label_selector="job-name=%s" % job)
-    if not pods:
-        return ""
-    newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-    try:
-        return client.pod_log(namespace, newest["metadata"]["name"], tail_lines=50)
-    except (NotFound, RecoveryError):
-        return ""
+    return jobkit.shard_job(
+        plan.job_name, plan.namespace, plan.shard, plan.annotations(), pod_spec
+    )
 
 
 def wait_for_job(
     client: K8sClient, plan: Plan, waiter: Waiter
 ) -> t.Tuple[Obj, JobProgress, float]:
     """Wait until the Job finishes, reading its progress lines on every poll."""
-    seen = JobProgress()
-    ref = Ref("Job", plan.job_name, plan.namespace)
-
-    def fetch() -> Obj:
-        job = client.get(ref)
-        seen.read(_job_log(client, plan.namespace, plan.job_name))
-        return job
-
-    outcome = waiter.until(
-        str(ref),
-        fetch,
-        job_finished,
-        next_step="kubectl -n %s logs job/%s" % (plan.namespace, plan.job_name),
-    )
-    if not seen.result:
-        seen.read(_job_log(client, plan.namespace, plan.job_name))
-    return outcome.value, seen, outcome.duration
+    return follow_job(client, plan.namespace, plan.job_name, waiter)
 
 
 def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
     error = seen.result or {}
-    where = "%s/%s" % (plan.namespace, plan.job_name)
-    return RecoveryError(
-        "Failed to restore shard %s in Job %s: %s"
-        % (plan.shard, where, error.get("msg") or "the Job failed"),
-        resource="Job " + where,
-        reason=error.get("reason") or "restore Job failed",
-        next_step=error.get("next_step")
-        or "Read the Job's log: kubectl -n %s logs job/%s"
-        % (plan.namespace, plan.job_name),
-        partial={
-            "job": plan.to_dict(),
-            "tried": error.get("tried") or [],
-            "quarantined": error.get("quarantined") or [],
-            "shard_unchanged": True,
-        },
+    partial = {
+        "job": plan.to_dict(),
+        "tried": error.get("tried") or [],
+        "quarantined": error.get("quarantined") or [],
+        "shard_unchanged": True,
+    }
+    return jobkit.job_failure(
+        plan.namespace, plan.job_name, "restore shard " + plan.shard, seen, partial
     )
 
 
@@ -629,7 +496,7 @@ def _serving_pod(
     client: K8sClient, request: JobRequest, claim: str, waiter: Waiter
 ) -> Obj:
     def fetch() -> t.List[Obj]:
-        pods = _shard_pods(
+        pods = shard_pods(
             client, request.namespace, request.shard_label, request.shard
         )
         return [p for p in pods if claim_of_or_none(p, request.data_volume) == claim]
@@ -674,15 +541,7 @@ def restore_started(
     """Start the restore (``wait: false``) and say where it stands; nothing is
     repointed yet."""
     start_restore(client, request, plan, target)
-    job = client.get(Ref("Job", plan.job_name, plan.namespace))
-    seen = JobProgress()
-    seen.read(_job_log(client, plan.namespace, plan.job_name))
-    state = (
-        ("failed" if not job_succeeded(job) else "succeeded")
-        if job_finished(job)
-        else "running"
-    )
-    return {"run": {"name": plan.job_name, "state": state, "progress": seen.progress}}
+    return {"run": job_state(client, plan.namespace, plan.job_name)}
 
 
 def rebind_of(request: JobRequest, plan: Plan) -> rebind.Rebind:
