@@ -90,10 +90,6 @@ class FakeTransport:
                 path + "/" + body["metadata"]["name"], body, dry_run, create=True
             )
         current = self._read(path)
-        if method == "DELETE":
-            if not dry_run:
-                del self.objects[path]
-            return {"kind": "Status", "status": "Success"}
         if method == "PUT":
             if (
                 body["metadata"].get("resourceVersion")

@@ -1,7 +1,7 @@
 """The collection's execution-environment image, as the lab runs it: the project's own environment.
 
-A Job that uses the EE image (default ``localhost/ragops-recovery-ee``, as ``make ee`` tags it) passes its command as ``args``
-(the real image's entrypoint runs them). Here they run with this checkout's Python, its Ansible
+A Job that uses the EE image (default ``localhost/ragops-recovery-ee``, as ``make ee`` tags it) passes its
+command as ``args`` (the real image's entrypoint runs them). Here they run with this checkout's Python, its Ansible
 commands (``ansible-playbook``: the image has them on its PATH) and the collection from
 ``build/collections`` (what ``make venv`` links), in a mount namespace of their own where each volume
 of the pod is bind-mounted at its ``mountPath``, read-only where the pod says so, as a container sees

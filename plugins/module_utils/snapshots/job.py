@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.quantity import to_bytes
-from ..k8s.readiness import job_finished, job_succeeded, pod_ready
+from ..k8s.readiness import job_succeeded, pod_ready
 from ..k8s.resources import (
     EVIDENCE_LABEL,
     INCIDENT_ANNOTATION,
@@ -38,8 +38,7 @@ from ..k8s.resources import (
     Ref,
 )
 from ..waiter import Waiter
-from . import rebind
-from . import jobkit
+from . import jobkit, rebind
 from .jobkit import (
     EE_IMAGE,
     JobProgress,
@@ -496,9 +495,7 @@ def _serving_pod(
     client: K8sClient, request: JobRequest, claim: str, waiter: Waiter
 ) -> Obj:
     def fetch() -> t.List[Obj]:
-        pods = shard_pods(
-            client, request.namespace, request.shard_label, request.shard
-        )
+        pods = shard_pods(client, request.namespace, request.shard_label, request.shard)
         return [p for p in pods if claim_of_or_none(p, request.data_volume) == claim]
 
     outcome = waiter.until(
