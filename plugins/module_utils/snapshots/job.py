@@ -381,7 +381,8 @@ class JobProgress:
                 self.result = event
 
 
-def _job_log(client: K8sClient, namespace: str, job: str) -> str:
+def job_log(client: K8sClient, namespace: str, job: str) -> str:
+    """The last lines of the log of the Job's newest pod; empty when there is none."""
     pods = client.list("Pod", namespace, label_selector="job-name=%s" % job)
     if not pods:
         return ""
@@ -401,7 +402,7 @@ def wait_for_job(
 
     def fetch() -> Obj:
         job = client.get(ref)
-        seen.read(_job_log(client, plan.namespace, plan.job_name))
+        seen.read(job_log(client, plan.namespace, plan.job_name))
         return job
 
     outcome = waiter.until(
@@ -411,7 +412,7 @@ def wait_for_job(
         next_step="kubectl -n %s logs job/%s" % (plan.namespace, plan.job_name),
     )
     if not seen.result:
-        seen.read(_job_log(client, plan.namespace, plan.job_name))
+        seen.read(job_log(client, plan.namespace, plan.job_name))
     return outcome.value, seen, outcome.duration
 
 
@@ -625,7 +626,7 @@ def restore_started(
     start_restore(client, request, plan, target)
     job = client.get(Ref("Job", plan.job_name, plan.namespace))
     seen = JobProgress()
-    seen.read(_job_log(client, plan.namespace, plan.job_name))
+    seen.read(job_log(client, plan.namespace, plan.job_name))
     state = (
         ("failed" if not job_succeeded(job) else "succeeded")
         if job_finished(job)
