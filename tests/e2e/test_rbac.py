@@ -38,11 +38,13 @@ def shipped_roles() -> dict[str, Obj]:
 
 def test_the_shipped_roles_are_namespaced_and_never_delete() -> None:
     roles = shipped_roles()
-    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml"]
+    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "incident-status.yaml", "shard-recovery.yaml"]
     for name, role in roles.items():
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], name
             assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+    status_verbs = {verb for rule in roles["incident-status.yaml"]["rules"] for verb in rule["verbs"]}
+    assert status_verbs == {"get", "list"}
     for path in RBAC_DIR.glob("*.yaml"):
         documents = list(yaml.safe_load_all(path.read_text()))
         # One document per file: ansible-test's yamllint refuses multi-document YAML in a collection.
@@ -73,7 +75,8 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
     kubeconfigs = lab.rbac_kubeconfigs()
     checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims"),
               "generator": ("update deployments.apps", "get secrets"),
-              "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps")}
+              "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps"),
+              "incident-status": ("get leases.coordination.k8s.io", "list jobs.batch", "get deployments.apps")}
     for file, allowed in checks.items():
         config = kubeconfigs.by_file[file]
         for check in allowed:
@@ -87,6 +90,10 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
             assert done.stdout.strip() == "no", (file, denied)
     generator_only = kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "create", "jobs.batch")
     assert generator_only.stdout.strip() == "no"
+    # The status Role only reads, and never a Secret.
+    for denied in ("update configmaps", "create jobs.batch", "update leases.coordination.k8s.io", "get secrets"):
+        done = kubectl(kubeconfigs.by_file["incident-status"], "auth", "can-i", *denied.split(), "-n", stack.NAMESPACE)
+        assert done.stdout.strip() == "no", denied
 
 
 def role_without(file: str, resource: str, verb: str, name: str) -> Obj:

@@ -72,6 +72,7 @@ SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
         "generator_outage, generator_failback",
     ),
     ("ragops-recovery-bootstrap", "bootstrap.yaml", "bootstrap_recovery"),
+    ("ragops-recovery-status", "incident-status.yaml", "incident_status"),
 )
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
