@@ -92,27 +92,34 @@ class RecoveryTimes:
             "time_to_recover_from_alert": elapsed(self.alert, self.recovered),
         }
 
-    def line(self, what: str, moment: float | None, note: str) -> str:
+    def text(self, moment: float | None, note: str) -> str:
+        """``3.2 s from the playbook's start (7.9 s from the alert)``, or why not."""
         if moment is None:
-            return "%s: %s" % (what, note or "not reached in this run")
+            return note or "not reached in this run"
         if moment < self.started:
-            return "%s: reached before this run started (at %s)" % (what, iso(moment))
-        text = "%s: %.1f s from the playbook's start" % (what, moment - self.started)
+            return "reached before this run started (at %s)" % iso(moment)
+        text = "%.1f s from the playbook's start" % (moment - self.started)
         if self.alert is not None:
             text += " (%.1f s from the alert)" % (moment - self.alert)
         return text
 
     def lines(self) -> t.List[str]:
         found = [
-            self.line("time to safe mode", self.safe_mode, self.safe_mode_note),
-            self.line("time to recover", self.recovered, self.recovered_note),
+            "time to safe mode: " + self.text(self.safe_mode, self.safe_mode_note),
+            "time to recover: " + self.text(self.recovered, self.recovered_note),
         ]
         if self.alert_error:
             found.append("alert time not used: " + self.alert_error)
         return found
 
     def to_dict(self) -> t.Dict[str, t.Any]:
-        return dict(self.figures(), lines=self.lines(), alert_error=self.alert_error)
+        return dict(
+            self.figures(),
+            safe_mode_text=self.text(self.safe_mode, self.safe_mode_note),
+            recovered_text=self.text(self.recovered, self.recovered_note),
+            lines=self.lines(),
+            alert_error=self.alert_error,
+        )
 
 
 def alert_moment(value: Moment) -> t.Tuple[float | None, str]:

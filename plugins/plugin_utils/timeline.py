@@ -341,25 +341,14 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else "+%.1f s" % value
 
 
-def _time_cell(times: RecoveryTimes, moment: float | None, note: str) -> str:
-    if moment is None:
-        return note
-    if moment < times.started:
-        return "before this run (%s)" % iso(moment)
-    text = "%.1f s" % (moment - times.started)
-    if times.alert is not None:
-        text += " (%.1f s from the alert)" % (moment - times.alert)
-    return text
-
-
 def times_table(run: Run, steps: t.Sequence[Step]) -> t.List[str]:
     lines = ["| stack | time to safe mode | time to recover |", "| --- | --- | --- |"]
     for host in hosts(steps):
         times = host_times(run, steps, host)
         cells = (
             host,
-            _time_cell(times, times.safe_mode, times.safe_mode_note),
-            _time_cell(times, times.recovered, times.recovered_note),
+            times.text(times.safe_mode, times.safe_mode_note),
+            times.text(times.recovered, times.recovered_note),
         )
         lines.append("| %s |" % " | ".join(_cell(c) for c in cells))
     return lines

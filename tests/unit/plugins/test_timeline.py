@@ -219,8 +219,9 @@ def test_markdown_shows_the_times_milestones_phases_and_only_the_runbooks_steps(
 ):
     text = to_markdown(Run("INC-1: shard-2", started=START, alert=START - 4.0), steps())
     assert (
-        "| rag-prod | 2.0 s (6.0 s from the alert) | not reached in this run |" in text
-    )
+        "| rag-prod | 2.0 s from the playbook's start (6.0 s from the alert) "
+        "| not reached in this run |"
+    ) in text
     assert "| golden verdict |" in text and "| +7.2 s | +11.2 s | rag-prod |" in text
     assert "| Refusing to move shard \\| x |" in text
     assert "Validating arguments" not in text.split("```mermaid")[0]
