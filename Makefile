@@ -12,8 +12,10 @@ SANITY_ROOT := build/sanity/ansible_collections/ragops/recovery
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 
-.PHONY: test lint ruff mypy ansible-lint sanity units pytest tools drill lab-up lab-down lab-fault clean bench-snapshots
+.PHONY: test lint ruff mypy ansible-lint sanity units pytest tools drill lab-up lab-down lab-fault clean bench-snapshots \
+	collection ee-context ee
 
 test: lint sanity units pytest
 
@@ -65,14 +67,39 @@ tools:
 units: sanity-tree tools
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test units --local --python 3.11 --color no
 
+# The collection tarball to publish or install (build/dist/). Galaxy requires a link to the
+# repository: the URL of this checkout's origin, or REPOSITORY=<URL> (.ci/build_collection.py).
+REPOSITORY ?=
+collection: venv
+	rm -rf build/dist
+	$(BIN)/python .ci/build_collection.py --output-path build/dist $(if $(REPOSITORY),--repository $(REPOSITORY))
+
+# The execution environment (execution-environment.yml, docs/execution-environment.md): its build
+# context in build/ee/context, and the image built from it with podman (CONTAINER_RUNTIME=docker
+# for Docker). The tag is the image name the collection's restore Jobs default to.
+EE_IMAGE ?= localhost/ragops-recovery-ee:$(VERSION)
+CONTAINER_RUNTIME ?= podman
+ee-context: collection
+	rm -rf build/ee && mkdir -p build/ee
+	cp build/dist/ragops-recovery-$(VERSION).tar.gz build/ee/ragops-recovery.tar.gz
+	$(BIN)/ansible-builder create -f execution-environment.yml --context build/ee/context --output-filename Containerfile
+
+ee: ee-context
+	$(CONTAINER_RUNTIME) build -f build/ee/context/Containerfile -t $(EE_IMAGE) build/ee/context
+
 # The Kubernetes control plane of the lab, built from lab/controlplane into ~/.cache/ragops-lab (or
 # RAGOPS_LAB_CACHE) once per machine: many minutes cold, nothing when it is there.
 .PHONY: controlplane
 controlplane: venv
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab controlplane build
 
+# ansible-rulebook (the EDA tests) needs a Java 17 runtime: Debian's package.
+.PHONY: java
+java:
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
+
 # Each end-to-end module runs its tests in order against one lab of its own: keep a file on one worker.
-pytest: venv controlplane tools
+pytest: venv controlplane tools java
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests/lab tests/e2e
 
 # The local lab (lab/README.md): state, kubeconfig and inventory under lab/state/.

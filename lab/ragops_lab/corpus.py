@@ -34,7 +34,10 @@ DEFAULT_SHARDS = 4
 DEFAULT_SEED = 20250115
 SNAPSHOT_TIME = "2025-01-15T00:00:00Z"
 RECENT_FRACTION = 0.05
-GOLDEN_SIZE = 30
+GOLDEN_SIZE = 48
+# Each shard's own golden queries (those whose expected documents all live on it): at least the
+# runbook's 10, so that a shard's gate after a restore runs 10-50 queries.
+GOLDEN_PER_SHARD = 10
 GOLDEN_K = 3
 SCORE_DECIMALS = 6
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -360,43 +363,54 @@ def _golden_candidates(rng: random.Random, docs: Sequence[Document]) -> list[Doc
     return existing
 
 
+def _shard_of_query(relevance: Mapping[str, int], shard_by_id: Mapping[str, str]) -> str | None:
+    shards = {shard_by_id[i] for i in relevance}
+    return shards.pop() if len(shards) == 1 else None
+
+
 def build_golden_queries(docs: Sequence[Document], indexes: Sequence[VectorIndex], count: int = GOLDEN_SIZE,
                          seed: int = DEFAULT_SEED) -> list[GoldenQuery]:
-    """Golden queries spread evenly over the shards; every expected id ranks ≤ GOLDEN_K in each of
-    `indexes` (the full corpus and the corpus as of SNAPSHOT_TIME), the asked-about document first."""
+    """Golden queries, at least GOLDEN_PER_SHARD of each shard's own (every expected id on that shard), the
+    rest of any shard or spanning shards; every expected id ranks ≤ GOLDEN_K in each of `indexes` (the
+    full corpus and the corpus as of SNAPSHOT_TIME), the asked-about document first."""
     rng = random.Random(seed + 1)
     by_codename: dict[str, list[Document]] = {}
     for doc in docs:
         by_codename.setdefault(doc.codename, []).append(doc)
-    shard_count = len({doc.shard for doc in docs})
-    per_shard: dict[str, int] = {}
+    shard_by_id = {doc.id: doc.shard for doc in docs}
+    shards = sorted({doc.shard for doc in docs})
+    own: dict[str, int] = {}
     graded_quota = count // 3
     chosen: list[tuple[str, dict[str, int]]] = []
     used: set[str] = set()
     for doc in _golden_candidates(rng, docs):
         if len(chosen) == count:
             break
-        if doc.codename in used or per_shard.get(doc.shard, 0) >= math.ceil(count / shard_count):
+        if doc.codename in used:
             continue
         found = _golden_query(rng, doc, by_codename[doc.codename], indexes)
         if found is None or (len(found[1]) > 1 and graded_quota == 0):
             continue
+        shard = _shard_of_query(found[1], shard_by_id)
+        missing = sum(max(0, GOLDEN_PER_SHARD - own.get(s, 0)) for s in shards)
+        needed = shard is not None and own.get(shard, 0) < GOLDEN_PER_SHARD
+        if not needed and count - len(chosen) <= missing:
+            continue  # keep the room the shards still below their minimum need
         graded_quota -= len(found[1]) > 1
         used.add(doc.codename)
-        per_shard[doc.shard] = per_shard.get(doc.shard, 0) + 1
+        if shard is not None:
+            own[shard] = own.get(shard, 0) + 1
         chosen.append(found)
-    shard_by_id = {doc.id: doc.shard for doc in docs}
     return [_make_query(n, text, relevance, shard_by_id) for n, (text, relevance) in enumerate(chosen, 1)]
 
 
 def _make_query(number: int, text: str, relevance: dict[str, int], shard_by_id: Mapping[str, str]) -> GoldenQuery:
-    shards = {shard_by_id[i] for i in relevance}
     return GoldenQuery(
         qid=f"q{number:03d}",
         text=text,
         relevance=relevance,
         must_pass=number % 3 == 1,
-        shard=shards.pop() if len(shards) == 1 else None,
+        shard=_shard_of_query(relevance, shard_by_id),
     )
 
 
@@ -438,8 +452,16 @@ def golden_document(spec: CorpusSpec, docs: Sequence[Document]) -> dict[str, Any
                    "dim": DIM, "fingerprint": fingerprint(docs), "snapshot_time": SNAPSHOT_TIME},
         "k": GOLDEN_K,
         "baseline": baseline_metrics(queries, full),
+        "shard_baselines": shard_baselines(queries, docs),
         "queries": [q.as_dict() for q in queries],
     }
+
+
+def shard_baselines(queries: Sequence[GoldenQuery], docs: Sequence[Document]) -> dict[str, dict[str, float]]:
+    """Each shard's own queries measured against that shard alone, as a shard's gate asks its endpoint."""
+    return {shard: baseline_metrics([q for q in queries if q.shard == shard],
+                                    VectorIndex.build([d for d in docs if d.shard == shard]))
+            for shard in sorted({q.shard for q in queries if q.shard})}
 
 
 def answer_cache(golden: Mapping[str, Any], docs: Sequence[Document]) -> dict[str, dict[str, Any]]:

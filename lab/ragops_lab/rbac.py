@@ -4,7 +4,8 @@ would grant it, and a permission the collection needs but does not ship fails th
 
 Each file is applied as a user applies it, with `kubectl apply -f` (ServiceAccount `ragops-recovery`
 bound to every Role: the union, for runs that mix scenarios); besides, each Role is bound alone to a
-ServiceAccount of its own (`ragops-recovery-<file>`), whose kubeconfig a scenario's drill uses.
+ServiceAccount of its own (`ragops-recovery-<file>`), whose kubeconfig a scenario's drill uses. A file's
+ClusterRole is bound to both accounts with `kubectl create clusterrolebinding`, as the file says.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ PLAYBOOK_ROLES = {
     "vectorstore_shard_recovery": "shard-recovery", "shard_quarantine": "shard-recovery",
     "generator_outage": "generator", "generator_failback": "generator", "bootstrap_recovery": "bootstrap",
     "incident_status": "incident-status",
+    "snapshot_nightly": "snapshots",
 }
 TOKEN_SECONDS = 86400
 
@@ -49,6 +51,20 @@ def role_files() -> list[str]:
 
 def role_name(file: str) -> str:
     return next(str(o["metadata"]["name"]) for o in shipped(file) if o["kind"] == "Role")
+
+
+def cluster_roles(file: str) -> list[str]:
+    """The ClusterRoles a file ships (for cluster-scoped resources such as PersistentVolumes)."""
+    return [str(o["metadata"]["name"]) for o in shipped(file) if o["kind"] == "ClusterRole"]
+
+
+def bind_cluster_role(admin_kubeconfig: Path, cluster_role: str, namespace: str, account: str) -> None:
+    """The ClusterRoleBinding a user creates as the shipped file's header says (it names the namespace)."""
+    name = f"{cluster_role}-{namespace}" if account == UNION_ACCOUNT else f"lab-{account}-{cluster_role}"
+    done = kubectl(admin_kubeconfig, "create", "clusterrolebinding", name, "--clusterrole", cluster_role,
+                   "--serviceaccount", f"{namespace}:{account}")
+    if done.returncode != 0:
+        raise LabError(f"kubectl create clusterrolebinding {name} failed: {done.stderr.strip()}")
 
 
 def single_binding(file: str, namespace: str) -> list[Obj]:
@@ -97,6 +113,9 @@ def install(cluster: KubeCluster, namespace: str, directory: Path) -> RbacKubeco
         apply_shipped(admin, file, namespace)
         for obj in single_binding(file, namespace):
             stack.apply(api, obj, namespace)
+        for cluster_role in cluster_roles(file):
+            for account in (UNION_ACCOUNT, f"{UNION_ACCOUNT}-{file}"):
+                bind_cluster_role(admin, cluster_role, namespace, account)
         token = cluster.service_account_token(namespace, f"{UNION_ACCOUNT}-{file}", TOKEN_SECONDS)
         by_file[file] = cluster.write_kubeconfig(directory / f"{file}.kubeconfig", token=token, namespace=namespace)
     token = cluster.service_account_token(namespace, UNION_ACCOUNT, TOKEN_SECONDS)

@@ -21,10 +21,14 @@ description:
     every task.
   - Times are measured from the playbook's start and, when the alert's time is given (the
     O(alert_received_at) option or the extra variable C(alert_received_at), as an Event-Driven
-    Ansible rulebook passes it), from the alert. At the end the callback prints both times for
-    each host.
+    Ansible rulebook passes it), from the alert.
+  - When the playbook ends it also prints a summary (totals, the longest step, the first failure,
+    each host's time to safe mode and to recover, where the files are). Under ansible-runner, as in
+    AWX and Automation Platform, that output is a job event of its own (a C(verbose) event after
+    C(playbook_on_stats)) that the job's output shows.
   - Summaries never contain values that look like secrets; tasks with C(no_log) are summarised as
     C(censored).
+  - A run in check mode (C(--check)) writes nothing; it only says that no timeline was written.
 author:
   - ragops.recovery maintainers (@ragops)
 requirements:
@@ -66,6 +70,7 @@ import os
 import time
 import typing as t
 
+from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.ragops.recovery.plugins.plugin_utils.recovery_times import (
@@ -74,14 +79,13 @@ from ansible_collections.ragops.recovery.plugins.plugin_utils.recovery_times imp
 from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
     Run,
     Step,
-    host_times,
-    hosts,
     markers,
     milestone_detail,
     status_of,
     summarize,
     to_json,
     to_markdown,
+    to_summary,
 )
 
 
@@ -158,19 +162,21 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         return Run(title, self.playbook_started, alert, error)
 
     def v2_playbook_on_stats(self, stats: t.Any) -> None:
+        if context.CLIARGS.get("check"):
+            self._display.display(
+                "Timeline not written: a run in check mode writes nothing (%d steps)"
+                % len(self.steps)
+            )
+            return
         directory = self.get_option("directory")
         run = self.run()
         os.makedirs(directory, exist_ok=True)
         outputs = (
-            ("timeline.json", to_json(run, self.steps)),
             ("timeline.md", to_markdown(run, self.steps)),
+            ("timeline.json", to_json(run, self.steps)),
         )
         for name, text in outputs:
             with open(os.path.join(directory, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
-        for host in hosts(self.steps):
-            for line in host_times(run, self.steps, host).lines():
-                self._display.display("%s: %s" % (host, line))
-        self._display.display(
-            "Timeline written to %s" % os.path.join(directory, "timeline.md")
-        )
+        files = [os.path.join(directory, output[0]) for output in outputs]
+        self._display.display(to_summary(run, self.steps, files))

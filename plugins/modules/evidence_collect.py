@@ -13,6 +13,9 @@ description:
     the shard's pods (current and previous), the events about those pods and their PVCs, the pods and
     PVCs as YAML, the shard registry, the shard's snapshot listing and the shard's health answers -
     into one C(tar.gz) whose C(MANIFEST.json) lists every file with its size and SHA-256.
+  - O(documents) adds what a play recorded itself (the generator's flags and probes in Scenario B, the
+    stack as read in Scenario C); without O(shard) the bundle holds only those, so every scenario keeps
+    its evidence in the same write-once store.
   - Stores the bundle under O(dest) (a local folder) and/or O(bucket) (an S3 prefix), write-once - a
     local file is created exclusively, an S3 object is written with C(If-None-Match=*), so an existing
     bundle is never overwritten. Never truncates or deletes anything.
@@ -25,9 +28,15 @@ author:
 options:
   shard:
     description:
-      - Id of the shard (for example V(shard-2)).
+      - Id of the shard (for example V(shard-2)) whose evidence is gathered from the cluster.
+      - At least one of O(shard) and O(documents) is required.
     type: str
-    required: true
+  documents:
+    description:
+      - Files to put into the bundle, by their path in it (relative, plain names such as
+        C(stack-before.json) or C(generator/config.json)); a text value is stored as it is, any other
+        value as JSON.
+    type: dict
   incident_id:
     description:
       - Id of the incident; the bundle is stored under it.
@@ -35,7 +44,8 @@ options:
     required: true
   name:
     description:
-      - Name of the bundle, without extension. Defaults to C(evidence-<shard>).
+      - Name of the bundle, without extension. Defaults to C(evidence-<shard>), or C(evidence) without
+        O(shard).
     type: str
   dest:
     description:
@@ -111,6 +121,14 @@ EXAMPLES = r"""
     bucket: rag-evidence
     dest: /var/lib/ragops/evidence
   register: evidence
+
+- name: Keep what the play read of the stack in the same write-once store
+  ragops.recovery.evidence_collect:
+    incident_id: INC-1043
+    name: evidence-stack
+    bucket: rag-evidence
+    documents:
+      stack-before.json: "{{ stack_before }}"
 """
 
 RETURN = r"""
@@ -167,7 +185,8 @@ from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
         options={
-            "shard": {"type": "str", "required": True},
+            "shard": {"type": "str"},
+            "documents": {"type": "dict"},
             "incident_id": {"type": "str", "required": True},
             "name": {"type": "str"},
             "dest": {"type": "path"},
@@ -184,13 +203,16 @@ def argument_spec() -> argspec.ArgumentSpec:
             "http_timeout": {"type": "float", "default": 5.0},
         },
         groups=("k8s", "s3", "shard", "registry"),
-        required_one_of=[["dest", "bucket"]],
+        required_one_of=[["dest", "bucket"], ["shard", "documents"]],
     )
 
 
 def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
     params = module.params
-    request = argspec.from_params(evidence.EvidenceRequest, params)
+    request = argspec.from_params(
+        evidence.EvidenceRequest, params, documents=params["documents"] or {}
+    )
+    evidence.check_documents(request.documents)
     bucket = params["bucket"]
     snapshot_bucket = params["snapshot_bucket"] or bucket
     store = module.s3_store(bucket) if bucket else None

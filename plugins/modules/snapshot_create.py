@@ -21,15 +21,32 @@ description:
     is not UTF-8 fails the task before anything is uploaded (in check mode too), naming the entry; such
     names would not restore. The manifest is read back as a restore reads it before it is published, so
     a snapshot that the restore would call invalid is never published.
-  - Runs where the data is, on the host or inside a Job in the cluster.
+  - In V(local) mode (the default) the module runs where the data is, on the host or inside a pod.
+  - In V(job) mode (Kubernetes) a Job next to the shard's volume does the same streaming snapshot inside
+    O(image); the data never flows through the controller. The Job reads either a CSI VolumeSnapshot of the
+    shard's PVC (restored into a clone PVC owned by the Job) where the cluster serves the
+    C(snapshot.storage.k8s.io) API and offers a VolumeSnapshotClass for the claim's CSI driver, or else the
+    live PVC mounted read-only on the shard pod's node, with the shard quiesced through its admin endpoint
+    (O(quiesce)) while it is copied. RV(job.source) says which was used and why.
+  - In V(job) mode the shard's pod (label O(shard_label)) must be Ready; a shard that does not serve may
+    hold a damaged index and is not snapshotted.
 author:
   - ragops.recovery maintainers (@ragops)
 options:
+  mode:
+    description:
+      - V(local) archives O(path) on the host that runs the module; V(job) runs a snapshot Job in the cluster
+        next to the shard's volume.
+      - V(job) mode waits for the Job for at most O(wait_timeout) seconds. With O(wait=false) it only starts
+        the Job and returns its name and state in C(run) of RV(job), and the generated id in RV(snapshot);
+        running the task again with that O(snapshot_id) and O(wait=true) waits for the same Job.
+    type: str
+    choices: [local, job]
+    default: local
   path:
     description:
-      - The shard's data directory.
+      - The shard's data directory (V(local) mode, required there).
     type: path
-    required: true
   snapshot_id:
     description:
       - Id of the new snapshot. By default a new one is generated from the current UTC time
@@ -46,15 +63,100 @@ options:
       - zstd worker threads; V(0) uses every CPU.
     type: int
     default: 0
+  source:
+    description:
+      - V(job) mode. What the Job reads. V(auto) uses a VolumeSnapshot where the cluster offers one for the
+        claim's CSI driver and else the live volume, quiesced; V(volume_snapshot) fails when none is offered;
+        V(live) always reads the live volume, quiesced.
+      - Finding the VolumeSnapshotClass needs C(list) on the cluster-scoped C(volumesnapshotclasses); without
+        it, name the class in O(volume_snapshot_class).
+    type: str
+    choices: [auto, volume_snapshot, live]
+    default: auto
+  volume_snapshot_class:
+    description:
+      - V(job) mode. The VolumeSnapshotClass to use; by default the one for the claim's CSI driver (the
+        default class first).
+    type: str
+  claim:
+    description:
+      - V(job) mode. The shard's PVC; by default the PVC mounted by the shard's pod at O(data_volume).
+    type: str
+  data_volume:
+    description:
+      - V(job) mode. Name of the pod's volume that holds the shard's data.
+    type: str
+    default: data
+  data_path:
+    description:
+      - V(job) mode. The data directory inside the volume; V("") is the volume's root.
+    type: str
+    default: ""
+  image:
+    description:
+      - V(job) mode. Image of the snapshot Job; it must contain this collection and its Python requirements
+        (the collection's execution environment, the same default as M(ragops.recovery.snapshot_restore)).
+    type: str
+    default: localhost/ragops-recovery-ee:0.1.0
+  s3_secret:
+    description:
+      - V(job) mode. Secret with C(AWS_ACCESS_KEY_ID) and C(AWS_SECRET_ACCESS_KEY) (and optionally
+        C(AWS_SESSION_TOKEN)) for the Job. By default the module writes the credentials it was given into a
+        Secret C(ragops-snapshot-<shard>-s3), labelled as managed by this collection.
+    type: str
+  job_ttl:
+    description:
+      - V(job) mode. Seconds the finished Job (with its pod, and the VolumeSnapshot and clone PVC it owns) is
+        kept before Kubernetes removes it.
+    type: int
+    default: 86400
+  quiesce:
+    description:
+      - V(job) mode, live volume. The shard's admin calls that hold its writes while the Job copies the volume
+        (the stack contract, C(docs/contract.md)). The hold lasts at most O(quiesce.seconds); the shard lifts it
+        by itself then, so a Job that dies never leaves the shard refusing writes.
+    type: dict
+    default: {}
+    suboptions:
+      url:
+        description:
+          - Base URL of the shard's admin endpoint as the Job reaches it; by default the shard pod's address and
+            O(quiesce.port).
+        type: str
+      port:
+        description: Port of the shard's admin endpoint on its pod.
+        type: int
+        default: 8080
+      path:
+        description: Path of the quiesce call, a C(POST) whose JSON body gives O(quiesce.seconds) as C(seconds).
+        type: str
+        default: /admin/quiesce
+      resume_path:
+        description: Path of the resume call (C(POST)).
+        type: str
+        default: /admin/resume
+      seconds:
+        description: Longest the shard holds its writes for one snapshot.
+        type: int
+        default: 3600
+      timeout:
+        description: Seconds each admin call may take.
+        type: float
+        default: 30.0
 extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.s3_auth
   - ragops.recovery.snapshot
   - ragops.recovery.k8s_auth
+  - ragops.recovery.wait
+  - ragops.recovery.shard
 attributes:
   check_mode:
     support: full
-    details: Reads the directory and reports what the snapshot would hold; uploads nothing.
+    details:
+      - V(local) reads the directory and reports what the snapshot would hold; uploads nothing.
+      - V(job) finds the shard's pod and claim, chooses the source and reports the Job it would start;
+        creates nothing.
   diff_mode:
     support: none
   idempotent:
@@ -66,9 +168,9 @@ attributes:
       - ragops.recovery.rag
       - ragops.recovery.s3
 notes:
-  - The Kubernetes connection options are accepted and not used, so that the C(group/ragops.recovery.rag)
-    entry of a play's C(module_defaults) applies to this module too; its S3 settings go in the
-    C(group/ragops.recovery.s3) entry.
+  - In V(local) mode the Kubernetes connection and wait options are accepted and not used, so that the
+    C(group/ragops.recovery.rag) entry of a play's C(module_defaults) applies to this module too; its S3
+    settings go in the C(group/ragops.recovery.s3) entry.
 seealso:
   - module: ragops.recovery.snapshot_info
   - module: ragops.recovery.snapshot_restore
@@ -87,6 +189,19 @@ EXAMPLES = r"""
 - name: Show where it went
   ansible.builtin.debug:
     msg: "{{ snap.snapshot.url }} ({{ snap.snapshot.files }} files, {{ snap.snapshot.archive_size }} bytes)"
+
+- name: Snapshot shard-2 by a Job next to its volume in the cluster
+  ragops.recovery.snapshot_create:
+    mode: job
+    shard: shard-2
+    bucket: rag-snapshots
+    namespace: rag-prod
+    wait_timeout: 3600
+  register: snap
+
+- name: Say what the Job read
+  ansible.builtin.debug:
+    msg: "{{ snap.job.source.method }}: {{ snap.job.source.reason }}"
 """
 
 RETURN = r"""
@@ -147,59 +262,117 @@ throughput_mb_s:
   returned: when a snapshot was created
   type: float
   sample: 250.3
+job:
+  description:
+    - V(job) mode. What the Job read and did; with O(wait=false) (and in check mode) RV(snapshot) holds only the
+      planned id, shard and URL.
+  returned: in job mode, unless the snapshot already existed
+  type: dict
+  contains:
+    source:
+      description:
+        - What the Job reads, C(method) V(volume_snapshot) or V(live), C(reason) why, and the
+          C(volume_snapshot_class) used.
+      type: dict
+      sample: {"method": "live", "reason": "the cluster has no VolumeSnapshot API (snapshot.storage.k8s.io):
+        the live volume, quiesced"}
+    plan:
+      description: The Job and, for a VolumeSnapshot, the snapshot and the clone PVC (of the same name).
+      type: dict
+      sample: {"job": "ragops-snapshot-shard-2-20261127t221003z-1a2b", "snapshot_id": "20261127T221003Z-1a2b"}
+    pod:
+      description: The shard's pod whose volume was read.
+      type: str
+    claim:
+      description: The shard's PVC.
+      type: str
+    run:
+      description: The Job's name, C(state) (V(running), V(succeeded) or V(failed)), and its C(duration) or last
+        C(progress) line.
+      type: dict
+    quiesce:
+      description: For the live volume, the quiesce call, how long the shard held its writes and whether the
+        resume call succeeded; null otherwise.
+      type: dict
+      sample: {"url": "http://10.1.2.3:8080/admin/quiesce", "held_seconds": 4.2, "max_seconds": 3600,
+               "resumed": true}
 """
 
 import os
 import socket
+import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import createjob
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
     params as snapshot_params,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import store
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    volumesource,
+)
+
+# The options a snapshot Job gets from the module (its credentials come from a Secret).
+RUNNER_OPTIONS = (*jobkit.TRANSFER_OPTIONS, "compression_level", "compression_threads")
+
+
+def job_options() -> argspec.Spec:
+    """The options of ``mode=job``: the shard's volume and the snapshot Job."""
+    quiesce = {
+        "url": {"type": "str"},
+        "port": {"type": "int", "default": 8080},
+        "path": {"type": "str", "default": "/admin/quiesce"},
+        "resume_path": {"type": "str", "default": "/admin/resume"},
+        "seconds": {"type": "int", "default": 3600},
+        "timeout": {"type": "float", "default": 30.0},
+    }
+    return {
+        "source": {
+            "type": "str",
+            "choices": list(volumesource.SOURCES),
+            "default": volumesource.AUTO,
+        },
+        "volume_snapshot_class": {"type": "str"},
+        "claim": {"type": "str"},
+        "data_volume": {"type": "str", "default": "data"},
+        "data_path": {"type": "str", "default": ""},
+        "image": {"type": "str", "default": jobkit.EE_IMAGE},
+        "s3_secret": {"type": "str", "no_log": False},
+        "job_ttl": {"type": "int", "default": 86400},
+        "quiesce": {"type": "dict", "default": {}, "options": quiesce},
+    }
 
 
 def argument_spec() -> argspec.ArgumentSpec:
+    options: argspec.Spec = {
+        "mode": {"type": "str", "choices": ["local", "job"], "default": "local"},
+        "path": {"type": "path"},
+        "compression_level": {"type": "int", "default": 3},
+        "compression_threads": {"type": "int", "default": 0},
+        "snapshot_id": {"type": "str"},
+    }
     return argspec.ArgumentSpec(
-        options={
-            "path": {"type": "path", "required": True},
-            "compression_level": {"type": "int", "default": 3},
-            "compression_threads": {"type": "int", "default": 0},
-            "snapshot_id": {"type": "str"},
-        },
-        groups=("s3", "snapshot", "k8s"),
+        options=dict(options, **job_options()),
+        groups=("s3", "snapshot", "k8s", "wait", "shard"),
+        required_if=[
+            ["mode", "local", ["path"]],
+            # The snapshot Job needs S3 credentials of its own.
+            ["mode", "job", ["s3_secret", "access_key"], True],
+        ],
     )
 
 
-def existing(
-    s3: s3.S3Store, where: layout.ShardLocation, snapshot_id: str
-) -> base.Result | None:
-    """The snapshot of that id when it is complete (verified or not), else ``None``."""
-    now = audit.utc_now()
-    found = store.load(s3, where, now, 300, only=snapshot_id).get(snapshot_id)
-    if found is None or found.status == catalog.INCOMPLETE:
-        return None
-    return dict(found.to_dict(now), url=where.url(snapshot_id), shard=where.shard)
-
-
-def run_module(module: base.RecoveryModule) -> base.Result:
+def run_local(
+    module: base.RecoveryModule, s3_store: s3.S3Store, snapshot_id: str
+) -> base.Result:
     params = module.params
-    s3 = module.s3_store(transfer=snapshot_params.transfer(params))
     where = snapshot_params.location(params)
-    given = params["snapshot_id"]
-    if given is None:
-        snapshot_id = layout.new_snapshot_id()
-    else:
-        snapshot_id = snapshot_params.check_name("snapshot_id", given)
-        found = existing(s3, where, snapshot_id)
-        if found is not None:
-            return {"changed": False, "snapshot": found}
     source = {"host": socket.gethostname(), "path": os.path.abspath(params["path"])}
     if module.check_mode:
         planned = dict(
@@ -219,7 +392,49 @@ def run_module(module: base.RecoveryModule) -> base.Result:
         threads=params["compression_threads"] or -1,
         source=source,
     )
-    return create.create_snapshot(s3, request).to_result(where.url(snapshot_id))
+    return create.create_snapshot(s3_store, request).to_result(where.url(snapshot_id))
+
+
+def job_request(
+    module: base.RecoveryModule, snapshot_id: str
+) -> createjob.SnapshotJobRequest:
+    params: t.Mapping[str, t.Any] = module.params
+    return argspec.from_params(
+        createjob.SnapshotJobRequest,
+        params,
+        snapshot_id=snapshot_id,
+        credentials=jobkit.credentials_of(params),
+        runner={name: params[name] for name in RUNNER_OPTIONS},
+        quiesce=params["quiesce"] or {},
+        check_mode=module.check_mode,
+    )
+
+
+def run_job(module: base.RecoveryModule, snapshot_id: str) -> base.Result:
+    where = snapshot_params.location(module.params)
+    outcome = createjob.snapshot_by_job(
+        module.k8s_client(),
+        job_request(module, snapshot_id),
+        where.url(snapshot_id),
+        module.waiter(),
+    )
+    return outcome.to_result()
+
+
+def run_module(module: base.RecoveryModule) -> base.Result:
+    params = module.params
+    s3 = module.s3_store(transfer=snapshot_params.transfer(params))
+    given = params["snapshot_id"]
+    if given is None:
+        snapshot_id = layout.new_snapshot_id()
+    else:
+        snapshot_id = snapshot_params.check_name("snapshot_id", given)
+        found = store.complete(s3, snapshot_params.location(params), snapshot_id)
+        if found is not None:
+            return {"changed": False, "snapshot": found}
+    if params["mode"] == "job":
+        return run_job(module, snapshot_id)
+    return run_local(module, s3, snapshot_id)
 
 
 def main() -> None:

@@ -27,10 +27,25 @@ description:
     the staging directory is removed and the next older verified snapshot is tried; RV(tried) says so.
   - When no snapshot can be restored the task fails naming every candidate with its status and reason
     (V(invalid), V(incomplete), V(future), V(quarantined), or what failed verification).
-  - In V(job) mode (Kubernetes), creates a new PVC sized from the manifest plus O(size_headroom) percent,
-    runs a restore Job that uses V(local) mode inside O(image), waits for it with progress, points the
-    shard's StatefulSet, Deployment or pod at the new PVC and waits until the shard's pod is Ready. The old
-    PVC is never deleted; it is labelled C(ragops.io/evidence=<incident id>).
+  - In V(job) mode (Kubernetes), creates a new PVC sized from the manifest plus O(size_headroom) percent (at
+    least the request of the shard's claim, which the restored volume must fit), runs a restore Job that uses
+    V(local) mode inside O(image) and waits for it with progress.
+  - A shard run by a StatefulSet or a Deployment then ends under its controller, on the claim it mounts
+    (for a StatefulSet the name its C(volumeClaimTemplates) give, C(<template>-<set>-<ordinal>)). In order,
+    each step checked first so that a re-run continues where a run stopped - the old volume's reclaim
+    policy is set to C(Retain) and it is labelled C(ragops.io/evidence=<incident id>) (the evidence); the
+    restored volume is set to C(Retain) too; the finished restore Job and its PVC are deleted; the restored
+    volume is pre-bound to the shard's claim; the shard's claim is deleted (its volume stays) and the pods
+    that mount it, so that their controller starts them again; the claim is created again on the restored
+    volume; once the controller's pod is Ready the restored volume gets its class's reclaim policy back and
+    the claim is annotated with the manifest's SHA-256 (what a later run checks). Nothing is changed about
+    the shard before the restored volume is verified and known to fit the claim; a failure afterwards says
+    how to continue or to put the old volume back.
+  - A shard run by a bare pod (V(Pod/<name>)) is replaced by a fresh pod on the new PVC, the Services that
+    selected only the old pod select the fresh one, and the old pod is labelled C(ragops.io/serving=false)
+    and C(ragops.io/replaced-by=<fresh pod>); the old PVC is labelled C(ragops.io/evidence=<incident id>).
+  - Volumes are cluster-scoped; job mode reads, labels and patches PersistentVolumes, which the ClusterRole
+    C(ragops-recovery-volumes) of C(meta/rbac/shard-recovery.yaml) allows (see C(docs/rbac.md)).
 author:
   - ragops.recovery maintainers (@ragops)
 options:
@@ -39,8 +54,9 @@ options:
       - V(local) restores into O(dest) on the host that runs the module; V(job) restores inside the cluster.
       - V(job) mode waits for the restore Job and then for the shard's pod, each for at most O(wait_timeout)
         seconds. With O(wait=false) it only creates the new PVC and starts the restore Job, returns the Job's
-        name and state in C(run) of RV(job), and repoints nothing. Running the task again with O(wait=true) finishes
-        the restore; it picks up the same Job (or its outcome), repoints the shard and waits until it is Ready.
+        name and state in C(run) of RV(job), and changes nothing of the shard. Running the task again with
+        O(wait=true) finishes the restore; it picks up the same Job (or its outcome), puts the shard on the
+        restored volume and waits until it is Ready.
     type: str
     choices: [local, job]
     default: local
@@ -81,7 +97,7 @@ options:
   incident_id:
     description:
       - Incident the restore belongs to; recorded in quarantine markers and, in V(job) mode, in the
-        evidence label of the old PVC. Required in V(job) mode.
+        evidence label of the old volume (or of the old PVC of a bare pod). Required in V(job) mode.
     type: str
   workload:
     description:
@@ -90,7 +106,7 @@ options:
     type: str
   claim:
     description:
-      - V(job) mode. The shard's current PVC, the one the restore replaces. By default the PVC mounted
+      - V(job) mode. The shard's claim, whose volume the restore replaces. By default the PVC mounted
         by the shard's pod at O(data_volume) (C(data-<pod>) for a StatefulSet's pod).
     type: str
   data_volume:
@@ -111,8 +127,11 @@ options:
     description:
       - V(job) mode. Image of the restore Job; it must contain this collection and its Python
         requirements (the collection's execution environment).
+      - The default is the tag C(make ee) gives the execution environment it builds from this
+        collection; push that image to a registry the cluster pulls from and give its reference
+        here (the playbooks pass the inventory's C(ragops_ee_image)).
     type: str
-    default: ghcr.io/ragops/recovery-ee:0.1.0
+    default: localhost/ragops-recovery-ee:0.1.0
   s3_secret:
     description:
       - V(job) mode. Secret with C(AWS_ACCESS_KEY_ID) and C(AWS_SECRET_ACCESS_KEY) (and optionally
@@ -132,10 +151,12 @@ attributes:
     details: Chooses the snapshot and reports whether a restore would run; downloads and writes nothing.
   diff_mode:
     support: full
-    details: The snapshot the target holds before and after (local), or the shard's claim (job).
+    details: The snapshot the target holds before and after (local), or the shard's claim and the snapshot it
+      holds (job).
   idempotent:
     support: full
-    details: The completion marker (local) or the PVC's restore annotation (job) is checked first.
+    details: The completion marker (local) or the claim's manifest annotation (job) is checked first; in job mode
+      every step of putting the restored volume under the controller is checked before it is taken.
   action_group:
     support: full
     membership:
@@ -155,7 +176,7 @@ EXAMPLES = r"""
     incident_id: INC-1042
   register: restored
 
-- name: Restore shard-2 into a new PVC in the cluster and repoint its pod
+- name: Restore shard-2 in the cluster and put it back under its StatefulSet on the restored volume
   ragops.recovery.snapshot_restore:
     mode: job
     shard: shard-2
@@ -182,6 +203,8 @@ summary:
   description:
     - One line naming the snapshot restored (or that would be) and every snapshot tried with its
       outcome, for a recovery's account of what it tried.
+    - In check mode in V(job) mode, what the restore would create instead (the snapshot, the new PVC
+      and its size, the restore Job, the PVC kept as evidence), for a recovery's plan.
   returned: always
   type: str
   sample: "restore: snapshot 20261127T020000Z-bb02 (tried 20261128T020000Z-aa01 failed verification,
@@ -204,17 +227,29 @@ quarantined:
   elements: str
 job:
   description:
-    - V(job) mode. The new PVC, the restore Job, the workload repointed and the evidence PVC.
+    - V(job) mode. The plan (the restore's PVC and size, the Job, the pod, and for a shard under a controller
+      C(bind_claim), the claim the restored volume ends on, and C(steps), each step with its object), the
+      shard as it was (C(previous)), and what was done.
+    - For a shard under a controller, C(steps) lists every step taken with its C(status) (V(done) or
+      V(already done)), C(volume) the restored volume and C(evidence) the old volume kept as evidence.
+    - For a bare pod, C(repointed) lists the fresh pod and the Services changed, C(evidence) the old PVC.
     - With O(wait=false), C(run) holds the Job's name, its C(state) (V(running), V(succeeded) or V(failed))
-      and its last C(progress) line; nothing is repointed yet.
+      and its last C(progress) line; nothing is changed of the shard yet.
   returned: in job mode
   type: dict
-  sample: {"plan": {"claim": "data-vectorstore-2-r-20261127t221003z-1a2b",
-                    "job": "ragops-restore-shard-2-20261127t221003z-1a2b"},
+  sample: {"plan": {"claim": "data-vectorstore-2-r-20261127t221003z-1a2b", "size": "1024Mi",
+                    "job": "ragops-restore-shard-2-20261127t221003z-1a2b", "pod": "vectorstore-2",
+                    "bind_claim": "data-vectorstore-2", "snapshot_id": "20261127T221003Z-1a2b"},
            "run": {"name": "ragops-restore-shard-2-20261127t221003z-1a2b", "duration": 41.2,
                    "bytes": 1073741824, "files": 48, "throughput_mb_s": 180.3},
-           "pod": "vectorstore-2-r-20261127t221003z-1a2b",
-           "previous": {"kind": "StatefulSet", "name": "vectorstore", "claim": "data-vectorstore-2"}}
+           "steps": [{"step": "keep evidence", "object": "PersistentVolume pvc-0b1c",
+                      "change": "reclaim policy Retain; label ragops.io/evidence=inc-1042", "status": "done"},
+                     {"step": "claim", "object": "PersistentVolumeClaim rag-prod/data-vectorstore-2",
+                      "change": "created on volume pvc-7d2e", "status": "done"}],
+           "volume": "pvc-7d2e", "pod": "vectorstore-2",
+           "evidence": {"volume": "pvc-0b1c", "claim": "data-vectorstore-2", "label": "ragops.io/evidence=inc-1042"},
+           "previous": {"kind": "StatefulSet", "name": "vectorstore", "pod": "vectorstore-2",
+                        "claim": "data-vectorstore-2"}}
 """
 
 import typing as t
@@ -224,6 +259,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobmode
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
     params as snapshot_params,
@@ -232,20 +268,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import r
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
 
 # The options a restore Job gets from the module (its credentials come from a Secret).
-RUNNER_OPTIONS = (
-    "shard",
-    "bucket",
-    "prefix",
-    "endpoint_url",
-    "region",
-    "s3_validate_certs",
-    "part_size",
-    "concurrency",
-    "s3_read_timeout",
-    "s3_attempts",
-    "future_tolerance",
-    "quarantine",
-)
+RUNNER_OPTIONS = (*jobkit.TRANSFER_OPTIONS, "future_tolerance", "quarantine")
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "access_key",
     "AWS_SECRET_ACCESS_KEY": "secret_key",

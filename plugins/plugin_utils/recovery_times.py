@@ -80,14 +80,21 @@ class RecoveryTimes:
     recovered_note: str = ""
     alert_error: str = ""
 
+    def since_start(self, moment: float | None) -> float | None:
+        """Seconds from the start; None when not reached, or reached before this run
+        (an earlier run's quarantine is not this run's time to safe mode)."""
+        if moment is None or moment < self.started:
+            return None
+        return elapsed(self.started, moment)
+
     def figures(self) -> t.Dict[str, t.Any]:
         return {
             "started_at": iso(self.started),
             "alert_received_at": iso(self.alert),
             "safe_mode_at": iso(self.safe_mode),
             "recovered_at": iso(self.recovered),
-            "time_to_safe_mode": elapsed(self.started, self.safe_mode),
-            "time_to_recover": elapsed(self.started, self.recovered),
+            "time_to_safe_mode": self.since_start(self.safe_mode),
+            "time_to_recover": self.since_start(self.recovered),
             "time_to_safe_mode_from_alert": elapsed(self.alert, self.safe_mode),
             "time_to_recover_from_alert": elapsed(self.alert, self.recovered),
         }

@@ -447,6 +447,38 @@ def step_table(run: Run, steps: t.Sequence[Step]) -> t.List[str]:
     return [*lines, ""]
 
 
+def to_summary(run: Run, steps: t.Sequence[Step], files: t.Sequence[str]) -> str:
+    """The few lines the job's output shows when the playbook ends: totals, the longest
+    step, the first failure, each host's time to safe mode and to recover, and where
+    the files are."""
+    written = "Timeline written to %s" % ", ".join(files)
+    if not steps:
+        return "Recovery timeline %r: no task ran.\n%s" % (run.title, written)
+    totals = ", ".join(
+        "%d %s" % (sum(1 for step in steps if step.status == status), status)
+        for status in ("ok", "changed", "failed", "skipped", "unreachable")
+    )
+    start, end = min(s.start for s in steps), max(s.end for s in steps)
+    longest = max(steps, key=lambda step: step.duration)
+    lines = [
+        "Recovery timeline %r: %d tasks in %.1f s (%s to %s): %s"
+        % (run.title, len(steps), end - start, iso(start), iso(end), totals),
+        "Longest: %s on %s (%.1f s, %s)"
+        % (longest.task, longest.host, longest.duration, longest.status),
+    ]
+    failed = [step for step in steps if step.status in ("failed", "unreachable")]
+    if failed:
+        first = failed[0]
+        lines.append(
+            "First failure: %s on %s: %s" % (first.task, first.host, first.summary)
+        )
+    for host in hosts(steps):
+        lines += [
+            "%s: %s" % (host, line) for line in host_times(run, steps, host).lines()
+        ]
+    return "\n".join([*lines, written])
+
+
 def _gantt_label(text: str) -> str:
     # Mermaid ends a task name at ':' and starts a comment at '#'; ';' ends a statement.
     return _shorten(text, 60).replace(":", " -").replace("#", "").replace(";", ",")

@@ -10,6 +10,8 @@ import sys
 import textwrap
 import time
 import typing as t
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,3 +166,15 @@ def registry_manifest(entries: dict[str, t.Any], name: str = "rag-shard-registry
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()
+
+
+@contextmanager
+def snapshotted_lab(root: Path) -> Iterator[t.Any]:
+    """A lab in ``root`` whose shards all have a snapshot, as the nightly safety net leaves them."""
+    from lab_support import running_lab
+
+    from ragops_lab.drills import shard_recovery
+
+    with running_lab(root / "state") as running:
+        shard_recovery.snapshot_every_shard(running, running.paths.root / "e2e" / "snapshots.log")
+        yield running

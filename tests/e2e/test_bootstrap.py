@@ -11,6 +11,7 @@ import json
 import typing as t
 from pathlib import Path
 
+import nothing_written
 import pytest
 import yaml
 from harness import ROOT, Cluster, Result, Runner
@@ -65,8 +66,15 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     runner = lab_runner(fresh_lab, tmp_path, CALLBACKS="ragops.recovery.timeline", RAGOPS_TIMELINE_DIR=str(timeline))
     cluster = runner.cluster
 
+    before = nothing_written.state(fresh_lab, tmp_path, timeline)
     planned = recover(runner, fresh_lab, "INC-C1", check=True)
     assert planned.returncode == 0, planned.stdout
+    assert nothing_written.changes(before, nothing_written.state(fresh_lab, tmp_path, timeline)) == []
+    plan = planned.results[ROLE + "Show what the recovery would do (check mode)"]["msg"]
+    assert plan[0] == "rag-lab: planned (INC-C1); check mode, nothing was changed or written", plan
+    assert "migration: Job rag-migrate-v2 (create), schema version 1 -> 2" in plan, plan
+    assert any(line.startswith("start (in_order): controller, retriever, generator, in the order ") for line in plan)
+    assert "Recovered" not in planned.stdout
     diagnosis = planned.results[ROLE + "Read the whole stack before changing anything"]["diagnosis"]
     assert diagnosis["cause"] == "pending_migration"
     assert diagnosis["blocked"] == ["controller", "retriever", "generator"]
@@ -76,9 +84,15 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     assert schema_version(cluster) == "1"
     assert cluster.kubectl("get", "jobs", "-n", cluster.namespace, "-o", "name") == ""
     assert "ragops-recovery-lock" not in cluster.kubectl("get", "leases", "-n", cluster.namespace, "-o", "name")
+    s3 = fresh_lab.s3()
+    bundle = "evidence/INC-C1/evidence-stack.tar.gz"
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=bundle)
 
     applied = recover(runner, fresh_lab, "INC-C1")
     assert applied.returncode == 0, applied.stdout
+    # The stack as read before any change, written once to the store Scenario A keeps its evidence in.
+    kept = applied.results[ROLE + "Keep the stack as read in the write-once store"]["evidence"]
+    assert kept["s3_uri"] == "s3://%s/%s" % (s3.bucket, bundle) and kept["existed"] is False
     migration = applied.results[ROLE + "Run the pending migration once"]["migration"]
     assert (migration["job"], migration["status"], migration["exit_code"]) == ("rag-migrate-v2", "succeeded", 0)
     assert any('"migrations_complete"' in line for line in migration["logs"])
@@ -95,6 +109,7 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     assert json.loads((incident / "stack-before.json").read_text())["diagnosis"]["cause"] == "pending_migration"
     postmortem = (incident / "postmortem.md").read_text()
     assert "recovered: every component Ready" in postmortem and "Job `rag-migrate-v2` (create)" in postmortem
+    assert "evidence store: `s3://%s/%s` (written once)" % (s3.bucket, bundle) in postmortem
     assert "timeline.md" in postmortem and (timeline / "timeline.json").exists()
 
     jobs = cluster.kubectl("get", "jobs", "-n", cluster.namespace, "-o", "name")
@@ -104,6 +119,13 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     assert again.results[ROLE + "Run the pending migration once"].get("skipped") is True
     assert again.results[ROLE + "Start the components in dependency order"]["changed"] is False
     assert cluster.kubectl("get", "jobs", "-n", cluster.namespace, "-o", "name") == jobs
+
+    # Booleans as an AWX survey's multiple-choice answer gives them: the text "false" is false.
+    kept = recover(runner, fresh_lab, "INC-C1", bootstrap_recovery_release_lock="false",
+                   bootstrap_recovery_one_by_one="false")
+    assert kept.returncode == 0, kept.stdout
+    assert kept.results[ROLE + "Release the stack's recovery lock"].get("skipped") is True
+    assert lease_holder(cluster) == kept.results[ROLE + "Take the stack's recovery lock"]["lock"]["holder"]
 
 
 def test_cycle_refused_then_never_ready_stops_then_recovery_from_scaled_down(fresh_lab: Lab, tmp_path: Path) -> None:

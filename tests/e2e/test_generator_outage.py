@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
+import tarfile
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
+import nothing_written
 import pytest
 import yaml
 from harness import ROOT, Cluster, Result, Runner, task
@@ -89,16 +92,28 @@ def runner(lab: Lab, pristine: Obj, tmp_path: Path) -> Runner:
                   env={"ANSIBLE_PIPELINING": "1"})
 
 
-def playbook(runner: Runner, lab: Lab, name: str, *, check: bool = False, **extra: t.Any) -> Result:
-    """A Scenario B playbook at -vvv (so that the no-secret check sees everything a user could ask for)."""
+def playbook(runner: Runner, lab: Lab, name: str, *, check: bool = False, artifacts_dir: bool = True,
+             **extra: t.Any) -> Result:
+    """A Scenario B playbook at -vvv (so that the no-secret check sees everything a user could ask for);
+    ``extra`` values that are not lists or dicts are given as text, as an AWX survey gives them."""
     args = ["-i", str(lab.paths.inventory), "-e", "incident_id=INC-B",
             "-e", "generator_outage_probe_timeout=1", "-e", "generator_failback_probe_timeout=1",
-            "-e", "generator_outage_artifacts_dir=%s" % artifacts(runner),
-            "-e", "generator_failback_artifacts_dir=%s" % artifacts(runner),
             "-e", "generator_failback_soak_seconds=0", "-vvv"]
+    if artifacts_dir:
+        args += ["-e", "generator_outage_artifacts_dir=%s" % artifacts(runner),
+                 "-e", "generator_failback_artifacts_dir=%s" % artifacts(runner)]
     for key, value in extra.items():
         args += ["-e", json.dumps({key: value if isinstance(value, (list, dict)) else str(value)})]
     return runner.run(PLAYBOOKS / ("%s.yml" % name), check=check, extra=args)
+
+
+def lock_holder(lab: Lab) -> str | None:
+    return t.cast("str | None", (lab.api().get(LOCK) or {}).get("spec", {}).get("holderIdentity"))
+
+
+def written(lab: Lab, runner: Runner) -> Obj:
+    """What a run could write: the stack's objects, the bucket, the working directory and its folders."""
+    return nothing_written.state(lab, runner.workdir, runner.workdir / "timeline")
 
 
 def artifacts(runner: Runner) -> Path:
@@ -142,12 +157,32 @@ def ramp(runner: Runner) -> Obj:
 
 def test_503_check_mode_switch_rerun_then_failback_to_the_primary(lab: Lab, runner: Runner) -> None:
     faults.provider_outage(lab, "primary", "503")
-    before = generator_env(lab)
+    runner.env.update(CALLBACKS="ragops.recovery.timeline", RAGOPS_TIMELINE_DIR=str(runner.workdir / "timeline"))
+    before = written(lab, runner)
     checked = playbook(runner, lab, "generator_outage", check=True)
     assert checked.returncode == 0 and checked.failed == 0, checked.stdout
-    assert generator_env(lab) == before
+    assert nothing_written.changes(before, written(lab, runner)) == []
+    plan = outcome(checked, "Show the plan (check mode)")["msg"]
+    assert plan[0].startswith("Planned (check mode, nothing was changed or written): lock ragops-recovery-lock")
+    assert any(line.startswith("primary primary: outage") for line in plan), plan
+    assert any(line.startswith("switch to the backup, Deployment rag-lab/generator") and '"PROVIDER": "backup"' in line
+               for line in plan), plan
+    assert any(line.startswith("throttle, Deployment rag-lab/generator") and '"THROTTLE_RPS": "50"' in line
+               for line in plan), plan
+    assert "evidence written once to s3://%s/evidence/INC-B/evidence-generator.tar.gz" % lab.s3().bucket in plan
+    runner.env.pop("CALLBACKS")
+    s3 = lab.s3()
+    bundle = "evidence/INC-B/evidence-generator.tar.gz"
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=bundle)
     applied = playbook(runner, lab, "generator_outage")
     assert applied.returncode == 0 and applied.failed == 0, applied.stdout
+    # The evidence is written once to the store Scenario A keeps its evidence in.
+    kept = outcome(applied, "Keep the evidence in the write-once store")["evidence"]
+    assert kept["s3_uri"] == "s3://%s/%s" % (s3.bucket, bundle) and kept["existed"] is False
+    data = s3.client().get_object(Bucket=s3.bucket, Key=bundle)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        recorded = json.load(t.cast(t.IO[bytes], archive.extractfile("evidence.json")))
+    assert recorded["primary"]["state"] == "outage", recorded
     assert outcome(applied, "Check the primary provider")["provider"]["state"] == "outage"
     assert generator_env(lab)["PROVIDER"] == "backup" and generator_env(lab)["THROTTLE_RPS"] == "50"
     assert_answers_from(lab, "backup")
@@ -161,11 +196,15 @@ def test_503_check_mode_switch_rerun_then_failback_to_the_primary(lab: Lab, runn
     faults.provider_outage(lab, "primary", "none")
     # Two steps: a weighted share, then all traffic. The default ramp (10, 25, 50, 100 with a soak) runs
     # whole in the Scenario B drill (tests/lab/test_drill_outage.py).
-    on_backup = generator_env(lab)
-    checked_failback = playbook(runner, lab, "generator_failback", check=True, generator_failback_steps=[10, 100])
+    # The steps as an AWX survey's text answer gives them.
+    before = written(lab, runner)
+    checked_failback = playbook(runner, lab, "generator_failback", check=True, generator_failback_steps="10,100")
     assert checked_failback.returncode == 0 and checked_failback.failed == 0, checked_failback.stdout
-    assert generator_env(lab) == on_backup and not (lab.api().get(LOCK) or {}).get("spec", {}).get("holderIdentity")
-    done = playbook(runner, lab, "generator_failback", generator_failback_steps=[10, 100])
+    assert nothing_written.changes(before, written(lab, runner)) == [] and not lock_holder(lab)
+    plan = outcome(checked_failback, "Show the plan (check mode)")["msg"]
+    assert any(line.startswith("throttle off, Deployment rag-lab/generator") for line in plan), plan
+    assert any(line.startswith("ramp 10 -> 100 % of traffic to the primary primary") for line in plan), plan
+    done = playbook(runner, lab, "generator_failback", generator_failback_steps="10,100")
     assert done.returncode == 0 and done.failed == 0, done.stdout
     env = generator_env(lab)
     assert env["PROVIDER"] == "primary" and not {"PROVIDER_WEIGHTS", "THROTTLE_RPS", "FALLBACK_MODE"} & set(env)
@@ -184,18 +223,69 @@ def test_429_switch_then_failback_with_a_quality_regression_rolls_back(lab: Lab,
     assert outcome(applied, "Check the primary provider")["provider"]["state"] == "rate_limited"
     assert_answers_from(lab, "backup")
     faults.provider_outage(lab, "primary", "degraded")
-    done = playbook(runner, lab, "generator_failback")
+    done = playbook(runner, lab, "generator_failback", generator_failback_steps="[10, 25, 50, 100]")
     assert done.returncode == 2 and done.failed == 1, done.stdout
     assert "Answer quality regressed at 10 %" in done.stdout, done.stdout
     env = generator_env(lab)
-    assert env["PROVIDER"] == "backup" and "PROVIDER_WEIGHTS" not in env
+    # Back in the outage's safe mode: all traffic on the backup, the throttle as the outage set it.
+    assert env["PROVIDER"] == "backup" and "PROVIDER_WEIGHTS" not in env and env["THROTTLE_RPS"] == "50", env
     assert_answers_from(lab, "backup")
     regressed = ramp(runner)
     assert regressed["regressed"] and [step["step"] for step in regressed["steps"]] == [10]
     assert regressed["steps"][0]["metrics"]["empty_rate"] > 0
-    # A rolled-back failback keeps the lock for the incident.
-    assert (lab.api().get(LOCK) or {}).get("spec", {}).get("holderIdentity")
+    assert not lock_holder(lab)
+    report = (artifacts(runner) / "failback.md").read_text()
+    assert "| outcome | rolled back |" in report and "- throttle put back, Deployment rag-lab/generator" in report
     assert_no_key_shown(lab, runner, applied, done)
+
+
+def test_a_failure_mid_run_releases_the_lock_leaves_a_safe_mode_and_reports(lab: Lab, runner: Runner) -> None:
+    """A step that fails after the first change (here the golden set, moved away) is rescued."""
+    faults.provider_outage(lab, "primary", "503")
+    missing = str(runner.workdir / "moved-golden.yml")
+    stopped = playbook(runner, lab, "generator_outage", ragops_golden_set=missing)
+    assert stopped.returncode == 2 and stopped.failed == 1, stopped.stdout
+    message = outcome(stopped, "Stop with what was tried and what to do next")["msg"]
+    assert "stopped at 'Validate the generator's answers on the golden set'" in message, message
+    assert "Tried: primary primary: outage" in message and "switch to the backup" in message, message
+    assert "answering known questions from the cache, refusing the rest" in message, message
+    env = generator_env(lab)
+    assert env["PROVIDER"] == "backup" and env["FALLBACK_MODE"] == "cache", env
+    assert not lock_holder(lab)
+    assert "| outcome | failed |" in (artifacts(runner) / "outage.md").read_text()
+
+    applied = playbook(runner, lab, "generator_outage")
+    assert applied.returncode == 0 and applied.failed == 0, applied.stdout
+    assert generator_env(lab)["THROTTLE_RPS"] == "50"
+    faults.provider_outage(lab, "primary", "none")
+    stopped = playbook(runner, lab, "generator_failback", ragops_golden_set=missing)
+    assert stopped.returncode == 2 and stopped.failed == 1, stopped.stdout
+    message = outcome(stopped, "Stop with what was tried and what to do next")["msg"]
+    assert "stopped at 'Compare answer quality with the baseline, percent 10'" in message, message
+    assert "fallback off" in message and "throttle off" in message and "throttle put back" in message, message
+    env = generator_env(lab)
+    # The fallback, the throttle and the weights had been changed for the ramp: back to the backup, throttled.
+    assert env["PROVIDER"] == "backup" and env["THROTTLE_RPS"] == "50" and "PROVIDER_WEIGHTS" not in env, env
+    assert_answers_from(lab, "backup")
+    assert not lock_holder(lab)
+    assert "| outcome | failed |" in (artifacts(runner) / "failback.md").read_text()
+
+
+def test_text_false_is_false_and_reports_go_to_the_working_directory(lab: Lab, runner: Runner) -> None:
+    """Run by its name, from a directory of the user's, as an AWX survey answers: force "false" with a
+    healthy primary is a refusal that changes nothing; the report is in ./ragops-reports, not in the
+    installed collection."""
+    before = generator_env(lab)
+    refused = runner.run(Path("ragops.recovery.generator_outage"), extra=[
+        "-i", str(lab.paths.inventory), "-e", "incident_id=INC-B", "-e", "generator_outage_probe_timeout=1",
+        "-e", json.dumps({"generator_outage_force": "false"})])
+    assert refused.returncode == 2, refused.stdout
+    assert "answers normally" in refused.stdout and "nothing was changed" in refused.stdout, refused.stdout
+    assert generator_env(lab) == before and not lock_holder(lab)
+    report = runner.workdir / "ragops-reports" / "INC-B" / "outage.md"
+    assert "| outcome | failed |" in report.read_text()
+    assert "Report: %s" % report in refused.stdout
+    assert not (PLAYBOOKS / "artifacts").exists()
 
 
 @pytest.mark.parametrize("mode, state", [("401", "auth_failure"), ("hang", "outage")])

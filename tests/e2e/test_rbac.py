@@ -36,13 +36,24 @@ def shipped_roles() -> dict[str, Obj]:
     return {f"{file}.yaml": next(o for o in rbac.shipped(file) if o["kind"] == "Role") for file in rbac.role_files()}
 
 
-def test_the_shipped_roles_are_namespaced_and_never_delete() -> None:
+# What each Role may delete: the shard recovery, for the restore's swap under the shard's controller (the
+# restore Job and its claim, the shard's old claim and its pods; each volume is set to Retain first), and the
+# nightly snapshots, their own CronJob (state=absent).
+DELETES = {"shard-recovery.yaml": {"pods", "persistentvolumeclaims", "jobs"}, "snapshots.yaml": {"cronjobs"}}
+
+
+def test_the_shipped_roles_delete_only_what_the_restore_swap_and_the_schedule_need() -> None:
     roles = shipped_roles()
-    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "incident-status.yaml", "shard-recovery.yaml"]
+    assert sorted(roles) == [
+        "bootstrap.yaml", "generator.yaml", "incident-status.yaml", "shard-recovery.yaml", "snapshots.yaml"]
     for name, role in roles.items():
+        deletes = set()
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], name
-            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+            assert not {"deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), name
+            if "delete" in rule["verbs"]:
+                deletes |= set(rule["resources"])
+        assert deletes == DELETES.get(name, set()), name
     status_verbs = {verb for rule in roles["incident-status.yaml"]["rules"] for verb in rule["verbs"]}
     assert status_verbs == {"get", "list"}
     for path in RBAC_DIR.glob("*.yaml"):
@@ -50,7 +61,17 @@ def test_the_shipped_roles_are_namespaced_and_never_delete() -> None:
         # One document per file: ansible-test's yamllint refuses multi-document YAML in a collection.
         assert len(documents) == 1 and documents[0]["kind"] == "List", path.name
         kinds = {o["kind"] for o in documents[0]["items"]}
-        assert kinds == {"ServiceAccount", "Role", "RoleBinding"}, path.name
+        cluster = {"ClusterRole"} if path.name == "shard-recovery.yaml" else set()
+        assert kinds == {"ServiceAccount", "Role", "RoleBinding"} | cluster, path.name
+
+
+def test_the_only_cluster_scoped_rule_reads_and_patches_volumes() -> None:
+    (cluster_role,) = [o for o in rbac.shipped("shard-recovery") if o["kind"] == "ClusterRole"]
+    assert cluster_role["metadata"]["name"] == "ragops-recovery-volumes"
+    assert cluster_role["rules"] == [
+        {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "list", "patch"]}]
+    header = (RBAC_DIR / "shard-recovery.yaml").read_text()
+    assert "kubectl create clusterrolebinding ragops-recovery-volumes-NAMESPACE" in header
 
 
 def test_the_error_path_names_the_roles_that_are_shipped() -> None:
@@ -71,12 +92,16 @@ def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.mark.lab
 def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
-    """`kubectl auth can-i` as each scenario's ServiceAccount: its Role's verbs, and no delete."""
+    """`kubectl auth can-i` as each scenario's ServiceAccount: its Role's verbs; deletes only where the
+    restore's swap needs them."""
     kubeconfigs = lab.rbac_kubeconfigs()
-    checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims"),
+    checks = {"shard-recovery": ("update configmaps", "create jobs.batch", "create persistentvolumeclaims",
+                                 "create pods --subresource=exec", "get pods --subresource=exec"),
               "generator": ("update deployments.apps", "get secrets"),
               "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps"),
-              "incident-status": ("get leases.coordination.k8s.io", "list jobs.batch", "get deployments.apps")}
+              "incident-status": ("get leases.coordination.k8s.io", "list jobs.batch", "get deployments.apps"),
+              "snapshots": ("create jobs.batch", "get persistentvolumeclaims", "create cronjobs.batch",
+                            "delete cronjobs.batch", "list pods")}
     for file, allowed in checks.items():
         config = kubeconfigs.by_file[file]
         for check in allowed:
@@ -85,9 +110,15 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
             # The shipped account is bound to every Role: it may do what each one allows.
             union = kubectl(kubeconfigs.union, "auth", "can-i", *check.split(), "-n", stack.NAMESPACE)
             assert union.stdout.strip() == "yes", ("ragops-recovery", check, union.stderr)
-        for denied in ("delete pods", "delete persistentvolumeclaims", "list nodes"):
-            done = kubectl(config, "auth", "can-i", *denied.split(), "-n", stack.NAMESPACE)
-            assert done.stdout.strip() == "no", (file, denied)
+        swap = ("delete pods", "delete persistentvolumeclaims")
+        for check in ("list nodes", "delete persistentvolumes", "delete configmaps",
+                      *(() if file == "shard-recovery" else swap)):
+            done = kubectl(config, "auth", "can-i", *check.split(), "-n", stack.NAMESPACE)
+            assert done.stdout.strip() == "no", (file, check)
+    # Volumes are cluster-scoped: the shard recovery's ClusterRole, bound to its accounts.
+    for config in (kubeconfigs.by_file["shard-recovery"], kubeconfigs.union):
+        assert kubectl(config, "auth", "can-i", "patch", "persistentvolumes").stdout.strip() == "yes"
+    assert kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "get", "persistentvolumes").stdout.strip() == "no"
     generator_only = kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "create", "jobs.batch")
     assert generator_only.stdout.strip() == "no"
     # The status Role only reads, and never a Secret.

@@ -2,17 +2,23 @@
 
 One lab for the module (the tests run in order and build on each other): the daily snapshots are taken
 first, then a shard is corrupted; check mode changes nothing, the real run restores the shard onto a new
-PVC (the old one kept as evidence), a re-run changes nothing, a second run is refused while another
-holder has the stack's lock, and a shard whose only snapshot is corrupt stays quarantined.
+volume bound to the claim its StatefulSet expects (the old volume kept as evidence), a re-run changes
+nothing, a second run is refused while another holder has the stack's lock, and a shard whose only
+snapshot is corrupt stays quarantined, its snapshots held from pruning.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
+import nothing_written
 import pytest
+import yaml
 from harness import ROOT, Cluster, Result, Runner, task
 from lab_support import running_lab
 
@@ -70,10 +76,19 @@ def cluster_state(lab: Lab) -> Obj:
     claims = api.list(CORE, "persistentvolumeclaims", stack.NAMESPACE, "")[0]
     pods = api.list(CORE, "pods", stack.NAMESPACE, "")[0]
     leases = api.list(COORDINATION, "leases", stack.NAMESPACE, "")[0]
+    volumes = api.list(CORE, "persistentvolumes", "", "")[0]
     return {"registry": registry.get("data") or {},
             "claims": {c["metadata"]["name"]: c["metadata"].get("labels") or {} for c in claims},
+            "volumes": {v["metadata"]["name"]: {"labels": v["metadata"].get("labels") or {},
+                                                "policy": v["spec"].get("persistentVolumeReclaimPolicy")}
+                        for v in volumes},
             "pods": sorted(p["metadata"]["name"] for p in pods),
             "leases": {lease["metadata"]["name"]: lease.get("spec") for lease in leases}}
+
+
+def volume_of(lab: Lab, claim: str) -> str:
+    found = lab.api().get(object_path(CORE, "persistentvolumeclaims", stack.NAMESPACE, claim)) or {}
+    return str((found.get("spec") or {}).get("volumeName") or "")
 
 
 def claim_of(lab: Lab, shard: str) -> str:
@@ -91,25 +106,68 @@ def serving_shards(lab: Lab, shard: str) -> Obj:
     return stack.search(lab.endpoints().services["retriever"], shard_recovery.golden_query(shard)["text"])
 
 
-def test_check_mode_changes_nothing(lab: Lab, runner: Runner) -> None:
+def task_result(result: Result, name: str) -> Obj:
+    """A role task's result; role tasks are recorded as "<role> : <task name>"."""
+    return t.cast(Obj, next(value for key, value in result.results.items() if key.endswith(name)))
+
+
+def test_quarantine_check_mode_prints_the_change_and_writes_nothing(lab: Lab, runner: Runner) -> None:
+    timeline = runner.workdir / "timeline"
+    runner.env.update(CALLBACKS="ragops.recovery.timeline", RAGOPS_TIMELINE_DIR=str(timeline))
+    before = nothing_written.state(lab, runner.workdir, timeline)
+    checked = runner.run(ROOT / "playbooks" / "shard_quarantine.yml", check=True,
+                         extra=recovery_options(lab, "shard-1", "INC-Q1"))
+    assert checked.returncode == 0, checked.stdout
+    assert nothing_written.changes(before, nothing_written.state(lab, runner.workdir, timeline)) == []
+    plan = checked.results["Show what would change (check mode)"]["msg"]
+    assert plan[1] == "registry rag-shard-registry: shard-1 serving -> quarantined", plan
+    assert plan[2] == "pods labelled ragops.io/serving=false: vectorstore-1", plan
+    assert "shard-1 serving -> quarantined" in checked.stdout
+
+
+def test_check_mode_prints_the_plan_and_writes_nothing(lab: Lab, runner: Runner) -> None:
     faults.inject(lab, "corrupt-shard", ["shard-2"])
-    before = cluster_state(lab)
+    timeline = runner.workdir / "timeline"
+    runner.env.update(CALLBACKS="ragops.recovery.timeline", RAGOPS_TIMELINE_DIR=str(timeline))
+    before = nothing_written.state(lab, runner.workdir, reports_dir(lab), timeline)
     checked = recover(runner, lab, "shard-2", "INC-A1", check=True)
     assert checked.returncode == 0, checked.stdout
-    assert cluster_state(lab) == before
-    assert "Restore the newest verified snapshot" in checked.stdout
+    assert nothing_written.changes(before, nothing_written.state(lab, runner.workdir, reports_dir(lab), timeline)) == []
+    assert "Timeline not written" in checked.stdout
+    plan = task_result(checked, "Show what the recovery would do (check mode)")["msg"]
+    assert plan[0] == "shard-2: planned (INC-A1); check mode, nothing was changed or written", plan
+    reopen = task_result(checked, "Try a graceful re-open of the index")["planned"]
+    restore = task_result(
+        checked, "Restore the newest verified snapshot onto a new volume under the shard's controller")["job"]
+    reindex = task_result(checked, "Re-index the documents written since the snapshot")["reindex"]
+    text, planned = "\n".join(plan), restore["plan"]
+    for expected in ("POST %s" % reopen["url"], "new PVC %s of %s" % (planned["claim"], planned["size"]),
+                     "by the Job %s" % planned["job"],
+                     "bind its volume to the claim %s of StatefulSet/" % restore["previous"]["claim"],
+                     "the old volume would be kept (Retain) as evidence",
+                     "hold: the snapshots of shard-2 kept from pruning",
+                     "shard-2 serving -> quarantined", "shard-2 quarantined -> restoring",
+                     "shard-2 restoring -> validating", "shard-2 validating -> serving",
+                     "re-index: Job %s" % reindex["job"], "evidence: write a bundle to s3://"):
+        assert expected in text, text
+    assert reopen["url"].endswith("/admin/reopen") and planned["claim"].startswith("data-vectorstore-2-r-")
+    # At default verbosity: the plan is in the output, and nothing says the shard was recovered.
+    assert "POST %s" % reopen["url"] in checked.stdout
+    assert "shard-2: recovered" not in checked.stdout and "(tried" not in checked.stdout, checked.stdout
 
 
-def test_recovery_restores_onto_a_new_pvc_and_keeps_the_old_one(lab: Lab, runner: Runner) -> None:
+def test_recovery_restores_onto_a_new_volume_and_keeps_the_old_one(lab: Lab, runner: Runner) -> None:
     old_claim = claim_of(lab, "shard-2")
+    old_volume = volume_of(lab, old_claim)
     applied = recover(runner, lab, "shard-2", "INC-A1")
     assert applied.returncode == 0, applied.stdout
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "serving" and entry["incident_id"] == "INC-A1", entry
-    new_claim = claim_of(lab, "shard-2")
-    assert new_claim != old_claim
-    claims = cluster_state(lab)["claims"]
-    assert claims[old_claim].get(EVIDENCE_LABEL) == "inc-a1", claims  # a label value: DNS-safe
+    assert claim_of(lab, "shard-2") == old_claim  # the claim the StatefulSet expects
+    assert volume_of(lab, old_claim) != old_volume
+    evidence = cluster_state(lab)["volumes"][old_volume]
+    assert evidence["labels"].get(EVIDENCE_LABEL) == "inc-a1", evidence  # a label value: DNS-safe
+    assert evidence["policy"] == "Retain"
     assert "shard-2" in serving_shards(lab, "shard-2")["shards_queried"]
     assert cluster_state(lab)["leases"] == {} or all(
         not (spec or {}).get("holderIdentity") for spec in cluster_state(lab)["leases"].values())
@@ -152,6 +210,7 @@ def test_corrupt_snapshot_fails_the_gate_and_keeps_the_shard_quarantined(lab: La
     assert entry["state"] == "quarantined" and entry["incident_id"] == "INC-A3", entry
     message = failed.stdout[failed.stdout.index("Recovery of shard-3"):]
     assert "Tried: re-open" in message and "Next:" in message, message
+    assert "held from pruning" in message, message
     assert "shard-3" not in serving_shards(lab, "shard-3")["shards_queried"]
     assert old_claim in cluster_state(lab)["claims"] and claim_of(lab, "shard-3") == old_claim, failed.stdout
     s3 = lab.s3()
@@ -159,3 +218,20 @@ def test_corrupt_snapshot_fails_the_gate_and_keeps_the_shard_quarantined(lab: La
     assert set(archives) <= {item["Key"] for item in kept}
     postmortem = reports_dir(lab) / "INC-A3" / "postmortem-shard-3.md"
     assert "| outcome | failed |" in postmortem.read_text()
+
+
+def test_the_failed_recovery_keeps_the_shards_snapshots_held_from_pruning(lab: Lab) -> None:
+    """The incident of the test above is still open."""
+    s3 = lab.s3()
+    hold = json.loads(s3.client().get_object(Bucket=s3.bucket, Key="snapshots/shard-3/HOLD")["Body"].read())
+    assert hold["incident_id"] == "INC-A3", hold
+
+
+def test_the_evidence_was_collected_after_the_quarantine(lab: Lab) -> None:
+    """Safe mode first: the registry in the failed recovery's evidence bundle shows the shard quarantined."""
+    s3 = lab.s3()
+    data = s3.client().get_object(Bucket=s3.bucket, Key="evidence/INC-A3/evidence-shard-3.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        registry = yaml.safe_load(t.cast(t.IO[bytes], archive.extractfile("registry.yaml")))
+    entry = json.loads(registry["data"]["shard-3"])
+    assert entry["state"] == "quarantined" and entry["previous_state"] == "serving", entry

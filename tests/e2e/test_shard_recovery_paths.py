@@ -45,6 +45,7 @@ pytestmark = pytest.mark.lab
 REPLICA_LABEL = "ragops.io/replica-of"
 QUARANTINE_MARKER = "QUARANTINED"
 WAIT_SECONDS = 120.0
+RESTORE_TASK = "Restore the newest verified snapshot onto a new volume under the shard's controller"
 
 
 def eventually(what: str, check: Callable[[], t.Any], timeout: float = WAIT_SECONDS) -> t.Any:
@@ -141,6 +142,16 @@ def lock_holder(lab: Lab) -> dict[str, str]:
             for lease in leases if (lease.get("spec") or {}).get("holderIdentity")}
 
 
+def hold_of(lab: Lab, shard: str) -> Obj:
+    """The shard's incident hold on pruning (snapshots/<shard>/HOLD), {} when there is none."""
+    s3 = lab.s3()
+    try:
+        body = s3.client().get_object(Bucket=s3.bucket, Key="snapshots/%s/HOLD" % shard)["Body"].read()
+    except s3.client().exceptions.NoSuchKey:
+        return {}
+    return t.cast(Obj, json.loads(body))
+
+
 def task_result(run: Result, name: str) -> Obj:
     """The result of the task called ``name`` (a role's tasks are recorded as ``<role> : <name>``)."""
     found = [value for key, value in run.results.items() if key == name or key.endswith(" : " + name)]
@@ -225,7 +236,7 @@ def test_a_corrupt_newest_snapshot_is_quarantined_and_the_older_one_restored(lab
                                                                            ) -> None:
     run = verbose_run.result
     assert run.returncode == 0, run.stdout[-5000:]
-    restore = task_result(run, "Restore the newest verified snapshot into a new PVC and a fresh pod")
+    restore = task_result(run, RESTORE_TASK)
     assert restore["snapshot"]["snapshot_id"] == verbose_run.older, restore
     assert [(a["snapshot_id"], a["outcome"]) for a in restore["tried"]] == [
         (verbose_run.newest, "failed verification"), (verbose_run.older, "restored")], restore["tried"]
@@ -284,6 +295,7 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "restoring" and entry["route_to"] == replica.name, entry
     assert "INC-P3" in lock_holder(lab).values(), lock_holder(lab)
+    assert hold_of(lab, "shard-2")["incident_id"] == "INC-P3"  # pruning held while the incident is open
     answer = serving_shards(lab, "shard-2")
     assert answer["routed"] == {"shard-2": replica.name} and not answer.get("errors"), answer
     assert set(golden_ids("shard-2")) <= set(found_on(answer, "shard-2")), answer
@@ -293,16 +305,20 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
 
     assert resumed.returncode == 0, resumed.stdout[-5000:]
     assert task_result(resumed, "Take the stack's recovery lock")["changed"] is False
-    assert len(shard_recovery.restore_jobs(lab, "shard-2")) == 1
-    assert len(shard_recovery.restored_claims(lab, "shard-2")) == 1
-    assert claim_of(lab, "shard-2") == shard_recovery.restored_claims(lab, "shard-2")[0]
-    assert cluster_state(lab)["claims"][old_claim].get(EVIDENCE_LABEL) == "inc-p3"
+    # The restore's own Job and claim are gone once the restored volume is under the shard's claim.
+    assert shard_recovery.restore_jobs(lab, "shard-2") == []
+    assert shard_recovery.restored_claims(lab, "shard-2") == []
+    assert claim_of(lab, "shard-2") == old_claim
+    volumes = cluster_state(lab)["volumes"]
+    evidence = [v for v in volumes.values() if v["labels"].get(EVIDENCE_LABEL) == "inc-p3"]
+    assert [v["policy"] for v in evidence] == ["Retain"], volumes
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "serving" and not entry.get("route_to"), entry
     answer = serving_shards(lab, "shard-2")
     assert answer["routed"] == {} and "shard-2" in answer["shards_queried"], answer
     assert set(golden_ids("shard-2")) <= set(found_on(answer, "shard-2")), answer
     assert lock_holder(lab) == {}
+    assert hold_of(lab, "shard-2") == {}
     postmortem = (reports_dir(lab) / "INC-P3" / "postmortem-shard-2.md").read_text()
     assert "| outcome | recovered |" in postmortem, postmortem
 
@@ -320,7 +336,7 @@ def test_a_run_stopped_in_the_gate_after_a_restore_resumes_at_the_restore(lab: L
 
     assert resumed.returncode == 0, resumed.stdout[-5000:]
     assert task_result(resumed, "Try a graceful re-open of the index").get("skipped"), resumed.stdout
-    restore = task_result(resumed, "Restore the newest verified snapshot into a new PVC and a fresh pod")
+    restore = task_result(resumed, RESTORE_TASK)
     assert restore["changed"] is False and restore["snapshot"]["snapshot_id"], restore
     assert shard_recovery.restore_jobs(lab, "shard-2") == jobs
     assert shard_recovery.restored_claims(lab, "shard-2") == claims

@@ -1,7 +1,8 @@
-"""Job mode in the lab: a corrupt shard restored from its snapshot into a new PVC by a restore Job, and its
-pod serving again; the old PVC kept as evidence.  Also: a corrupt newest snapshot is quarantined by the
-Job and the older one restored in the same run; ``wait: false`` only starts the Job; a shard run by a
-Deployment gets its pod template repointed."""
+"""Job mode in the lab: a corrupt shard restored from its snapshot by a restore Job into a new volume,
+which then takes over the claim the StatefulSet expects, and the StatefulSet's own pod serving again on
+it; the old volume kept as evidence (Retain, labelled).  Also: a corrupt newest snapshot is quarantined by
+the Job and the older one restored in the same run; ``wait: false`` only starts the Job; a shard run by a
+Deployment keeps its claim and pod template, its claim bound to the restored volume."""
 
 from __future__ import annotations
 
@@ -48,46 +49,67 @@ def claim_directory(lab: Lab, claim: str) -> Path:
     return faults.claim_directory(lab.api(), stack.NAMESPACE, claim)
 
 
+def volume(lab: Lab, name: str) -> dict[str, t.Any]:
+    return t.cast(t.Dict[str, t.Any], lab.api().get("%s/persistentvolumes/%s" % (CORE, name)) or {})
+
+
+def volume_of(lab: Lab, claim: str) -> str:
+    return str(get(lab, CORE, "persistentvolumeclaims", claim).get("spec", {}).get("volumeName") or "")
+
+
+def assert_kept_as_evidence(lab: Lab, name: str, incident: str) -> None:
+    kept = volume(lab, name)
+    assert kept["spec"]["persistentVolumeReclaimPolicy"] == "Retain", kept
+    assert kept["metadata"]["labels"]["ragops.io/evidence"] == incident, kept["metadata"]
+
+
 def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and not p.name.startswith(".ragops")}
 
 
-def test_a_corrupt_shard_is_restored_into_a_new_pvc_and_serves_again(lab: Lab, tmp_path: Path) -> None:
+def test_a_corrupt_shard_is_restored_onto_its_own_claim_and_serves_again(lab: Lab, tmp_path: Path) -> None:
     runner, auth = lab_runner(lab, tmp_path)
     s3 = lab.s3()
-    volume = faults.shard_volume(lab.api(), SHARD)
+    volume_dir = faults.shard_volume(lab.api(), SHARD)
+    old_volume = volume_of(lab, "data-vectorstore-2")
     good = tmp_path / "good"
-    shutil.copytree(volume, good)
+    shutil.copytree(volume_dir, good)
     common = {"shard": SHARD, "bucket": s3.bucket, "prefix": "e2e-job"}
-    made = runner.play([task("snapshot", "snapshot_create", path=str(volume), snapshot_id="s-1", **common)],
+    made = runner.play([task("snapshot", "snapshot_create", path=str(volume_dir), snapshot_id="s-1", **common)],
                        auth=auth)
     assert made.results["snapshot"]["changed"] is True, made.stdout
 
     faults.corrupt_shard(lab, SHARD)
-    assert tree(volume) != tree(good)
+    assert tree(volume_dir) != tree(good)
     restore = task("restore", "snapshot_restore", mode="job", workload="StatefulSet/vectorstore",
                    incident_id="INC-77", wait_timeout=180, wait_sleep=1, **common)
     planned = runner.play([restore], auth=auth, check=True, diff=True)
     plan = planned.results["restore"]
     assert plan["changed"] is True and plan["job"]["plan"]["claim"] == "data-vectorstore-2-r-s-1", planned.stdout
+    assert plan["job"]["plan"]["bind_claim"] == "data-vectorstore-2"
+    assert plan["job"]["plan"]["steps"][0]["object"] == "PersistentVolume " + old_volume
     assert not get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-2-r-s-1")
 
     done = runner.play([restore], auth=auth)
     result = done.results["restore"]
     assert result["changed"] is True, json.dumps(result)[:3000]
     job = result["job"]
-    assert job["pod"] == "vectorstore-2-r-s-1" and job["run"]["bytes"] > 0 and job["run"]["duration"] > 0
-    new_claim = get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-2-r-s-1")
-    assert new_claim["metadata"]["annotations"]["ragops.io/snapshot-id"] == "s-1"
-    old_claim = get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-2")
-    assert old_claim["metadata"]["labels"]["ragops.io/evidence"] == "inc-77"
-    assert tree(volume) != tree(good)  # the evidence is untouched
-    assert tree(claim_directory(lab, "data-vectorstore-2-r-s-1")) == tree(good)
+    assert job["pod"] == "vectorstore-2" and job["run"]["bytes"] > 0 and job["run"]["duration"] > 0
+    assert all(step["status"] == "done" for step in job["steps"]), job["steps"]
+    claim = get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-2")
+    assert claim["metadata"]["annotations"]["ragops.io/snapshot-id"] == "s-1"
+    assert claim["spec"]["volumeName"] == job["volume"] != old_volume
+    assert_kept_as_evidence(lab, old_volume, "inc-77")
+    assert job["evidence"]["volume"] == old_volume
+    assert tree(volume_dir) != tree(good)  # the evidence is untouched
+    assert tree(claim_directory(lab, "data-vectorstore-2")) == tree(good)
+    pod = get(lab, CORE, "pods", "vectorstore-2")
+    assert [o["kind"] for o in pod["metadata"]["ownerReferences"]] == ["StatefulSet"] and pod_is_ready(pod)
     service = get(lab, CORE, "services", "vectorstore-2")
-    assert service["spec"]["selector"] == {"ragops.io/restore-pod": "vectorstore-2-r-s-1"}
-    restore_job = get(lab, BATCH, "jobs", "ragops-restore-shard-2-s-1")
-    assert restore_job["status"].get("succeeded") == 1
+    assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": "vectorstore-2"}
+    assert not get(lab, BATCH, "jobs", "ragops-restore-shard-2-s-1")
+    assert not get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-2-r-s-1")
     assert s3.secret_key not in done.stdout and s3.secret_key not in json.dumps(done.results)
 
     again = runner.play([restore], auth=auth)
@@ -133,14 +155,15 @@ def test_a_corrupt_newest_snapshot_is_quarantined_by_the_job_and_the_older_one_r
         Bucket=s3.bucket, Prefix="e2e-job-fallback/shard-1/s-2/")["Contents"]}
     assert {"e2e-job-fallback/shard-1/s-2/data.tar.zst", "e2e-job-fallback/shard-1/s-2/QUARANTINED"} <= listing
     assert get(lab, CORE, "persistentvolumeclaims", "data-vectorstore-1-r-s-2"), "the failed attempt's PVC is kept"
-    assert tree(claim_directory(lab, "data-vectorstore-1-r-s-1")) == tree(good)
-    assert result["job"]["pod"] == "vectorstore-1-r-s-1"
+    assert tree(claim_directory(lab, "data-vectorstore-1")) == tree(good)
+    assert result["job"]["pod"] == "vectorstore-1"
 
 
 def test_without_wait_the_job_is_only_started_and_a_second_run_finishes(lab: Lab, tmp_path: Path) -> None:
     runner, auth = lab_runner(lab, tmp_path)
     s3 = lab.s3()
     volume = faults.shard_volume(lab.api(), "shard-3")
+    old_volume = volume_of(lab, "data-vectorstore-3")
     common = {"shard": "shard-3", "bucket": s3.bucket, "prefix": "e2e-job-nowait"}
     snapshot(runner, auth, volume, "s-1", **common)
     faults.corrupt_shard(lab, "shard-3")
@@ -153,15 +176,13 @@ def test_without_wait_the_job_is_only_started_and_a_second_run_finishes(lab: Lab
     assert result["job"]["run"]["name"] == "ragops-restore-shard-3-s-1"
     assert result["job"]["run"]["state"] in ("running", "succeeded")
     assert get(lab, BATCH, "jobs", "ragops-restore-shard-3-s-1")
-    service = get(lab, CORE, "services", "vectorstore-3")
-    assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": "vectorstore-3"}
-    assert not get(lab, CORE, "pods", "vectorstore-3-r-s-1")
+    assert volume_of(lab, "data-vectorstore-3") == old_volume  # nothing of the shard changed yet
 
     finished = runner.play([task("restore", "snapshot_restore", **restore)], auth=auth)
     result = finished.results["restore"]
-    assert result["changed"] is True and result["job"]["pod"] == "vectorstore-3-r-s-1", json.dumps(result)[:3000]
-    assert get(lab, CORE, "services", "vectorstore-3")["spec"]["selector"] == {
-        "ragops.io/restore-pod": "vectorstore-3-r-s-1"}
+    assert result["changed"] is True and result["job"]["pod"] == "vectorstore-3", json.dumps(result)[:3000]
+    assert volume_of(lab, "data-vectorstore-3") == result["job"]["volume"] != old_volume
+    assert_kept_as_evidence(lab, old_volume, "inc-79")
     assert runner.play([task("restore", "snapshot_restore", **restore)], auth=auth).results["restore"][
         "changed"] is False
 
@@ -201,7 +222,7 @@ def ready_pod(lab: Lab, name: str, timeout: float = 90.0) -> dict[str, t.Any]:
     raise AssertionError("no Ready pod of Deployment %s after %.0f s" % (name, timeout))
 
 
-def test_a_shard_run_by_a_deployment_gets_its_pod_template_repointed(lab: Lab, tmp_path: Path) -> None:
+def test_a_shard_run_by_a_deployment_keeps_its_claim_on_the_restored_volume(lab: Lab, tmp_path: Path) -> None:
     runner, auth = lab_runner(lab, tmp_path)
     s3 = lab.s3()
     api = lab.api()
@@ -210,6 +231,8 @@ def test_a_shard_run_by_a_deployment_gets_its_pod_template_repointed(lab: Lab, t
     api.create(object_path(APPS, "deployments", stack.NAMESPACE), deployment)
     pod = ready_pod(lab, "vs-dep")
     volume = claim_directory(lab, "data-vs-dep")
+    old_volume = volume_of(lab, "data-vs-dep")
+    template_before = get(lab, APPS, "deployments", "vs-dep")["spec"]["template"]
     good = tmp_path / "good"
     shutil.copytree(volume, good)
     common = {"shard": "vs-dep", "bucket": s3.bucket, "prefix": "e2e-job-deployment"}
@@ -222,13 +245,12 @@ def test_a_shard_run_by_a_deployment_gets_its_pod_template_repointed(lab: Lab, t
                              **common)], auth=auth)
     result = done.results["restore"]
     assert result["changed"] is True, json.dumps(result)[:3000]
-    assert result["job"]["repointed"] == [{"kind": "Deployment", "name": "vs-dep", "claim_before": "data-vs-dep",
-                                           "claim_after": "data-vs-dep-r-s-1"}]
-    template = get(lab, APPS, "deployments", "vs-dep")["spec"]["template"]
-    assert template["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {
-        "claimName": "data-vs-dep-r-s-1"}}]
+    assert result["job"]["plan"]["bind_claim"] == "data-vs-dep"
+    assert get(lab, APPS, "deployments", "vs-dep")["spec"]["template"] == template_before
     serving = ready_pod(lab, "vs-dep")
     assert serving["metadata"]["name"] != pod["metadata"]["name"]
-    assert tree(claim_directory(lab, "data-vs-dep-r-s-1")) == tree(good)
-    assert get(lab, CORE, "persistentvolumeclaims", "data-vs-dep")["metadata"]["labels"][
-        "ragops.io/evidence"] == "inc-80"
+    assert serving["metadata"]["name"] == result["job"]["pod"]
+    assert [o["kind"] for o in serving["metadata"]["ownerReferences"]] == ["ReplicaSet"]
+    assert volume_of(lab, "data-vs-dep") == result["job"]["volume"] != old_volume
+    assert tree(claim_directory(lab, "data-vs-dep")) == tree(good)
+    assert_kept_as_evidence(lab, old_volume, "inc-80")

@@ -248,3 +248,15 @@ def listening_sockets() -> set[tuple[str, int]]:
         octets = [str(int(hex_ip[i:i + 2], 16)) for i in (6, 4, 2, 0)]
         found.add((".".join(octets), int(hex_port, 16)))
     return found
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of the processes whose command line holds `marker` (a test's own, to find what it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -107,7 +107,7 @@ def test_golden_set_shape(golden: dict[str, Any], docs: list[corpus.Document]) -
     by_id = {d.id: d for d in docs}
     assert len(queries) == corpus.GOLDEN_SIZE
     assert len({q["qid"] for q in queries}) == len(queries)
-    assert 8 <= sum(q["must_pass"] for q in queries) <= 12
+    assert sum(q["must_pass"] for q in queries) == (len(queries) + 2) // 3
     assert sum(len(q["expected_ids"]) > 1 for q in queries) >= 5
     assert golden["corpus"]["fingerprint"] == corpus.fingerprint(docs)
     for query in queries:
@@ -133,6 +133,16 @@ def test_golden_queries_with_a_shard_pass_on_that_shard_alone(golden: dict[str, 
         if "shard" in query:
             top = [doc_id for doc_id, _ in shard_indexes[query["shard"]].search(query["text"], golden["k"])]
             assert set(query["expected_ids"]) <= set(top), query["qid"]
+
+
+def test_each_shard_has_the_runbooks_ten_queries_of_its_own_and_a_baseline(golden: dict[str, Any]) -> None:
+    for shard in corpus.shard_ids():
+        own = [q for q in golden["queries"] if q.get("shard") == shard]
+        assert len(own) >= corpus.GOLDEN_PER_SHARD >= 10, (shard, len(own))
+        assert any(q["must_pass"] for q in own), shard
+        baseline = golden["shard_baselines"][shard]
+        assert baseline["recall_at_k"] == baseline["mrr"] == baseline["must_pass_rate"] == 1.0, shard
+    assert sorted(golden["shard_baselines"]) == corpus.shard_ids()
 
 
 def test_baseline_metrics_are_what_the_search_achieves(golden: dict[str, Any]) -> None:

@@ -259,6 +259,29 @@ def test_cli_build_and_verify(tmp_path: Path) -> None:
     assert verify.returncode == 1 and "checksum mismatch in vectors.bin" in json.loads(verify.stdout)["error"]
 
 
+def test_cli_reopen_asks_the_shard_of_its_pod_and_says_how_it_went(
+        running: tuple[RunningApp, shard.ShardService, LogCapture], volume: Path, pristine: Path) -> None:
+    """The re-open as a command run in the shard's pod: POD_IP and PORT name the shard to ask."""
+    app, _, stream = running
+    host, port = app.url.removeprefix("http://").split(":")
+    env = program_env(POD_IP=host, PORT=port)
+    flip_byte(volume / "index" / "vectors.bin")
+    failed = run_program("shard", env, "reopen")
+    assert failed.returncode == 1, failed
+    assert json.loads(failed.stdout)["status"] == 500
+    assert "re-open failed: HTTP 500: checksum mismatch in vectors.bin" in failed.stderr
+    shutil.copy(pristine / "index" / "vectors.bin", volume / "index" / "vectors.bin")
+    reopened = run_program("shard", env, "reopen")
+    assert reopened.returncode == 0, reopened
+    answer = json.loads(reopened.stdout)
+    assert answer["ok"] is True and answer["answer"]["ready"] is True and answer["answer"]["doc_count"] > 0
+    assert len(stream.events("reopen_requested")) == 2
+    unreachable = run_program("shard", program_env(POD_IP="127.0.0.1", PORT=str(free_port())), "reopen")
+    assert unreachable.returncode == 1 and "did not answer" in json.loads(unreachable.stdout)["error"]
+    invalid = run_program("shard", program_env(PORT="eighty"), "reopen")
+    assert invalid.returncode == 2 and "invalid configuration" in json.loads(invalid.stdout)["error"]
+
+
 def test_the_process_contract(volume: Path) -> None:
     """Env-only configuration, LAB_MOUNTS, POD_IP:PORT, JSON logs on stdout and a clean SIGTERM."""
     port = free_port()
@@ -276,3 +299,38 @@ def test_the_process_contract(volume: Path) -> None:
     events = [line["event"] for line in json_lines(out)]
     assert events[:2] == ["index_loaded", "listening"] and events[-1] == "stopped"
     assert all(line["shard"] == SHARD for line in json_lines(out))
+
+
+def test_a_quiesce_holds_writes_until_resumed_while_searches_go_on(
+        running: tuple[RunningApp, shard.ShardService, LogCapture], volume: Path) -> None:
+    app, _, stream = running
+    new = {"documents": [{"id": "doc-99998", "title": "Held", "text": "held while quiesced"}]}
+    before = (volume / "index" / "checksums.json").read_bytes()
+    held = post(f"{app.url}/admin/quiesce", {"seconds": 600})
+    assert held.status == 200 and held.body["quiesced"] is True and held.body["until"].endswith("Z")
+    refused = post(f"{app.url}/documents", new)
+    assert refused.status == 503 and "held for a snapshot" in refused.body["error"]
+    assert refused.body["quiesced_until"] == held.body["until"]
+    assert (volume / "index" / "checksums.json").read_bytes() == before, "nothing written while quiesced"
+    assert post(f"{app.url}/search", {"query": "kafka", "k": 3}).status == 200
+    assert get(f"{app.url}/readyz").status == 200
+    assert get(f"{app.url}/stats").body["quiesced_until"] == held.body["until"]
+
+    resumed = post(f"{app.url}/admin/resume")
+    assert resumed.body == {"quiesced": False, "was_quiesced": True, "shard": SHARD}
+    assert post(f"{app.url}/documents", new).status == 200
+    assert get(f"{app.url}/stats").body["quiesced_until"] is None
+    assert [e["event"] for e in stream.events() if e["event"] in ("quiesced", "resumed")] == ["quiesced", "resumed"]
+
+
+def test_a_quiesce_lapses_by_itself_and_refuses_a_bad_duration(
+        running: tuple[RunningApp, shard.ShardService, LogCapture]) -> None:
+    app, _, stream = running
+    new = {"documents": [{"id": "doc-99997", "title": "Later", "text": "after the hold lapsed"}]}
+    for bad in (0, -1, "10", True, 86401):
+        assert post(f"{app.url}/admin/quiesce", {"seconds": bad}).status == 400
+    assert post(f"{app.url}/admin/quiesce", {"seconds": 0.3}).status == 200
+    assert post(f"{app.url}/documents", new).status == 503
+    wait_until(lambda: post(f"{app.url}/documents", new).status == 200)
+    assert stream.events("quiesce_expired")
+    assert post(f"{app.url}/admin/resume").body["was_quiesced"] is False

@@ -12,7 +12,15 @@ from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
     Conflict,
     NotFound,
 )
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.podexec import (
+    ExecResult,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import KINDS
+
+# (namespace, pod, container, command, timeout) → how the command ended, or an ApiError.
+ExecHandler = t.Callable[
+    [str, str, t.Optional[str], t.Tuple[str, ...], float], ExecResult
+]
 
 
 def merge_patch(target: t.Any, patch: t.Any) -> t.Any:
@@ -38,6 +46,9 @@ class FakeTransport:
         self.calls: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
         # Pod logs by the log path (".../pods/<name>/log"); other pods answer "log of <path>".
         self.logs: dict[str, str] = {}
+        # Commands run in pods (pods/exec), and what answers them.
+        self.execs: list[tuple[str, str, t.Optional[str], tuple[str, ...], float]] = []
+        self.exec_handler: ExecHandler | None = None
 
     def add(self, collection: str, obj: dict[str, t.Any]) -> dict[str, t.Any]:
         self.version += 1
@@ -88,7 +99,34 @@ class FakeTransport:
             return self._store(path, body, dry_run)
         if method == "PATCH":
             return self._store(path, merge_patch(current, body), dry_run)
+        if method == "DELETE":
+            wanted = ((body or {}).get("preconditions") or {}).get("uid")
+            if wanted and current["metadata"].get("uid") != wanted:
+                raise Conflict("Precondition failed: UID in precondition", status=409)
+            if not dry_run:
+                self.remove(path)
+            return {"kind": "Status", "status": "Success"}
         raise AssertionError("unexpected method " + method)
+
+    def remove(self, path: str) -> None:
+        """What a DELETE does to the stored object: here it is gone at once."""
+        del self.objects[path]
+
+    def pod_exec(
+        self,
+        namespace: str,
+        name: str,
+        container: t.Optional[str],
+        command: t.Sequence[str],
+        timeout: float,
+    ) -> ExecResult:
+        """A command run in a pod: recorded, then answered by ``exec_handler``."""
+        call = (namespace, name, container, tuple(command), timeout)
+        self.execs.append(call)
+        self._fault("EXEC", "/namespaces/%s/pods/%s/exec" % (namespace, name))
+        if self.exec_handler is None:
+            raise AssertionError("unexpected command run in a pod: %r" % (call,))
+        return self.exec_handler(*call)
 
     def _read(self, path: str) -> dict[str, t.Any]:
         if path not in self.objects:
@@ -121,6 +159,8 @@ class FakeTransport:
         if create and path in self.objects:
             raise Conflict("already exists", status=409)
         stored = copy.deepcopy(obj)
+        if create:
+            stored["metadata"].setdefault("uid", "uid-%d" % (self.version + 1))
         if not dry_run:
             self.version += 1
             stored["metadata"]["resourceVersion"] = str(self.version)

@@ -9,6 +9,7 @@ from ragops_lab.runtime.kubeapi import KubeError
 
 from .api import Api, canonical, path_of, replacement_patch
 from .pods import Node, PodWorker
+from .process import ContainerProcess
 
 # Grace periods are capped so that stopping a pod (or the whole lab) never takes long.
 GRACE_CAP_SECONDS = 5.0
@@ -65,13 +66,21 @@ class Kubelet:
             return
         self._finalized.add(uid)
 
-    def is_running(self, namespace: str, pod: str, container: str) -> bool:
-        """Whether that container of a pod on this node has a live process (for `kubectl logs -f`)."""
+    def _worker(self, namespace: str, pod: str) -> PodWorker | None:
         for worker in list(self.workers.values()):
             meta = worker.pod["metadata"]
             if (meta["namespace"], meta["name"]) == (namespace, pod):
-                return any(run.name == container and run.running for run in worker.runs())
-        return False
+                return worker
+        return None
+
+    def has_pod(self, namespace: str, pod: str) -> bool:
+        return self._worker(namespace, pod) is not None
+
+    def container_process(self, namespace: str, pod: str, container: str) -> ContainerProcess | None:
+        """The live process of that container of a pod on this node (`kubectl logs -f`, `kubectl exec`)."""
+        worker = self._worker(namespace, pod)
+        runs = worker.runs() if worker is not None else iter(())
+        return next((run.process for run in runs if run.name == container and run.process is not None), None)
 
     def _stop(self, uid: str, now: float) -> None:
         worker = self.workers.pop(uid)

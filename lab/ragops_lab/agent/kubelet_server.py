@@ -1,4 +1,5 @@
-"""The kubelet's own HTTPS endpoint, which the API server calls for `kubectl logs` (pods/log).
+"""The kubelet's own HTTPS endpoint, which the API server calls for `kubectl logs` (pods/log) and
+`kubectl exec` (pods/exec, see execstream.py).
 
 It serves on the Node's address and port (status.daemonEndpoints) with a certificate of the lab CA,
 which the API server verifies (--kubelet-certificate-authority), and it accepts only clients that
@@ -11,17 +12,24 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from .process import log_paths
+from . import websocket
+from .execstream import PROTOCOLS, ExecOptions, ExecRequestError, ExecSession
+from .process import ContainerProcess, log_paths
 
 FOLLOW_POLL_SECONDS = 0.2
 CHUNK = 65536
-# (namespace, pod, container) → whether that container is running now (a follow ends when it stops).
-RunningCheck = Callable[[str, str, str], bool]
+
+
+class PodRuntime(Protocol):
+    """The pods this node runs, as the endpoint needs them (the kubelet)."""
+
+    def has_pod(self, namespace: str, pod: str) -> bool: ...
+
+    def container_process(self, namespace: str, pod: str, container: str) -> ContainerProcess | None: ...
 
 
 def tail(data: bytes, lines: int) -> bytes:
@@ -44,7 +52,7 @@ def _int(query: dict[str, str], name: str, default: int) -> int:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     log_dir: Path
-    is_running: RunningCheck
+    pods: PodRuntime
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -61,8 +69,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._logs(*segments[1:], query=dict(urllib.parse.parse_qsl(parts.query)))
             except ValueError as exc:
                 self._answer(400, str(exc).encode())
+        elif len(segments) in (4, 5) and segments[0] == "exec":
+            # /exec/{namespace}/{pod}/{container}, or with the pod's uid before the container
+            self._exec(segments[1], segments[2], segments[-1], urllib.parse.parse_qs(parts.query))
         else:
             self._answer(404, b"404 page not found")
+
+    def do_POST(self) -> None:
+        """The kubelet takes exec as GET (WebSocket) or POST (SPDY); everything else is GET only."""
+        if urllib.parse.urlsplit(self.path).path.startswith("/exec/"):
+            self.do_GET()
+        else:
+            self._answer(405, b"Method Not Allowed")
 
     def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
         self.send_response(status)
@@ -103,13 +121,65 @@ class _Handler(BaseHTTPRequestHandler):
                 offset += len(data)
                 if data:
                     self._chunk(data)
-                elif not self.server.is_running(*container):
+                elif self.server.pods.container_process(*container) is None:
                     break
                 else:
                     time.sleep(FOLLOW_POLL_SECONDS)
             self._chunk(b"")
         except (BrokenPipeError, ConnectionResetError, FileNotFoundError):
             return
+
+    def _exec(self, namespace: str, pod: str, container: str, query: dict[str, list[str]]) -> None:
+        """Upgrade to WebSocket and run the command, or answer why not, in the kubelet's order: the
+        options, the pod, the container, then the upgrade (so a client that falls back to another
+        protocol after a refusal hears the same reason again)."""
+        try:
+            options = ExecOptions.from_query(query)
+        except ExecRequestError as exc:
+            self._answer(400, str(exc).encode())
+            return
+        if not self.server.pods.has_pod(namespace, pod):
+            self._answer(404, b"pod does not exist")
+            return
+        process = self.server.pods.container_process(namespace, pod, container)
+        if process is None:
+            self._answer(500, f'container not found ("{container}")'.encode())
+            return
+        protocol = self._websocket_protocol()
+        if protocol is None:
+            return
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", websocket.accept_key(self.headers["Sec-WebSocket-Key"]))
+        self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        connection = self.connection
+        assert isinstance(connection, ssl.SSLSocket)
+        ExecSession(connection, protocol, options).run(process)
+
+    def _websocket_protocol(self) -> str | None:
+        """The channel protocol of a WebSocket upgrade; None once a refusal has been answered."""
+        upgrade = (self.headers.get("Upgrade") or "").strip().lower()
+        connection = {token.strip().lower() for token in (self.headers.get("Connection") or "").split(",")}
+        if upgrade != "websocket" or "upgrade" not in connection:
+            message = "Upgrade request required"
+            if upgrade.startswith("spdy/"):
+                message = (f"{message}: the lab's node agent serves exec over WebSocket only "
+                           f"({', '.join(PROTOCOLS)}), not {self.headers.get('Upgrade')}")
+            self._answer(400, message.encode())
+            return None
+        if self.headers.get("Sec-WebSocket-Version") != "13" or not self.headers.get("Sec-WebSocket-Key"):
+            self._answer(400, b"a WebSocket upgrade needs Sec-WebSocket-Version 13 and a Sec-WebSocket-Key")
+            return None
+        requested = websocket.requested_protocols(self.headers.get_all("Sec-WebSocket-Protocol") or [])
+        chosen = websocket.choose_protocol(requested, PROTOCOLS)
+        if chosen is None:
+            self._answer(400, f"requested protocol(s) are not supported: {requested}; "
+                              f"supports {list(PROTOCOLS)}".encode())
+        return chosen
 
     def _chunk(self, data: bytes) -> None:
         """One chunk of a chunked answer; an empty one ends it."""
@@ -122,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class KubeletServer:
     def __init__(self, port: int, cert: Path, key: Path, client_ca: Path, log_dir: Path,
-                 is_running: RunningCheck) -> None:
+                 pods: PodRuntime) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(cert), str(key))
@@ -131,7 +201,7 @@ class KubeletServer:
         self.server = _Server(("127.0.0.1", port), _Handler)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.server.log_dir = log_dir
-        self.server.is_running = is_running
+        self.server.pods = pods
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="kubelet-server", daemon=True)

@@ -81,7 +81,7 @@ class NodeAgent:
         )
         self.kubelet = Kubelet(node, self.api)
         self.server = KubeletServer(config.kubelet_port, config.kubelet_cert, config.kubelet_key, config.client_ca,
-                                    config.log_dir, self.kubelet.is_running)
+                                    config.log_dir, self.kubelet)
         self.registration = NodeRegistration(self.api, config.node_name, self.server.port, config.kubelet_version)
         self.provisioner = Provisioner(self.api, config.state_dir, log)
         self.proxies = ServiceProxies(self.network, log)

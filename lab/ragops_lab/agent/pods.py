@@ -19,11 +19,13 @@ from .podspec import (
     ContainerConfigError,
     DataReader,
     ImagePullError,
+    api_service_env,
     container_args,
     container_env,
     container_mounts,
     container_port,
     program_for,
+    readonly_mounts,
 )
 from .probes import HttpProbe, ReadinessTracker
 from .process import ContainerProcess, log_paths, process_env, rotate_log
@@ -183,10 +185,12 @@ class PodWorker:
         """The variables the process contract promises every lab program."""
         meta = self.pod["metadata"]
         return {
+            **api_service_env(self.node.kube_url),
             "POD_NAME": meta["name"], "POD_NAMESPACE": meta["namespace"], "POD_IP": self.ip or HOST_IP,
             "PORT": str(container_port(container)), "KUBE_API_URL": self.node.kube_url,
             "KUBE_TOKEN": self.node.kube_token, "KUBE_CA_FILE": self.node.kube_ca_file,
             "LAB_MOUNTS": json.dumps(container_mounts(container, self.volume_dirs or {})),
+            "LAB_READONLY_MOUNTS": json.dumps(readonly_mounts(self.pod, container)),
             OWNER_ENV: str(self.node.state_dir),
         }
 

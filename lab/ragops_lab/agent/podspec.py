@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from ragops_lab.runtime.env import DEFAULT_PORT
 
@@ -14,7 +15,7 @@ IMAGE_PROGRAMS: Mapping[str, str] = MappingProxyType({
     **{f"ragops-lab/{name}": f"ragops_lab.programs.{name}"
        for name in ("shard", "retriever", "generator", "provider", "controller", "migrate", "indexer")},
     # The collection's execution environment: the project's own environment runs the Job's command.
-    "ghcr.io/ragops/recovery-ee": "ragops_lab.programs.ee",
+    "localhost/ragops-recovery-ee": "ragops_lab.programs.ee",
 })
 _VARIABLE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _LABEL_FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
@@ -47,6 +48,15 @@ def program_for(image: str) -> str:
         raise ImagePullError(f'Failed to pull image "{image}": repository {repository} not found '
                              f"(the lab serves {known})")
     return module
+
+
+def api_service_env(kube_url: str) -> dict[str, str]:
+    """The variables a kubelet gives every container for the `kubernetes` Service, which in-cluster clients
+    (the official ones' in-cluster configuration) connect to. A real kubelet gives the Service's ClusterIP, which
+    kube-proxy forwards to the API server; the lab has no ClusterIPs, so it gives the API server's own address."""
+    url = urlsplit(kube_url)
+    host, port = url.hostname or "", str(url.port or (443 if url.scheme == "https" else 80))
+    return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port, "KUBERNETES_SERVICE_PORT_HTTPS": port}
 
 
 def container_port(container: Mapping[str, Any]) -> int:
@@ -146,3 +156,11 @@ def container_mounts(container: Mapping[str, Any], volume_dirs: Mapping[str, str
         sub_path = mount.get("subPath") or ""
         mounts[mount["mountPath"]] = f"{local}/{sub_path}" if sub_path else local
     return mounts
+
+
+def readonly_mounts(pod: Mapping[str, Any], container: Mapping[str, Any]) -> list[str]:
+    """The mount paths a container may only read: `readOnly` on the mount, or on the volume's claim."""
+    claims_readonly = {v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
+                       if (v.get("persistentVolumeClaim") or {}).get("readOnly")}
+    return sorted(m["mountPath"] for m in container.get("volumeMounts") or []
+                  if m.get("readOnly") or m["name"] in claims_readonly)

@@ -31,7 +31,10 @@ def rotate_log(current: Path, previous: Path) -> None:
 
 def process_env(contract: Mapping[str, str]) -> dict[str, str]:
     inherited = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
-    return {**inherited, "PYTHONPATH": str(LAB_DIR), "PYTHONUNBUFFERED": "1", **contract}
+    # The image's interpreter first on PATH, so that `python` in a command run in the pod (exec) is
+    # the one its program runs on, as it would be inside the image.
+    path = os.pathsep.join(filter(None, (str(Path(sys.executable).parent), inherited.get("PATH"))))
+    return {**inherited, "PATH": path, "PYTHONPATH": str(LAB_DIR), "PYTHONUNBUFFERED": "1", **contract}
 
 
 def exit_reason(returncode: int) -> tuple[int, str, int | None]:
@@ -41,13 +44,23 @@ def exit_reason(returncode: int) -> tuple[int, str, int | None]:
     return returncode, "Completed" if returncode == 0 else "Error", None
 
 
+def signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Signal a process started in a session of its own, and everything it started."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+
+
 class ContainerProcess:
-    """One running instance of a container."""
+    """One running instance of a container, and the commands run in it (exec) while it runs."""
 
     def __init__(self, module: str, args: Sequence[str], env: Mapping[str, str], log_file: Path,
                  workdir: Path) -> None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         workdir.mkdir(parents=True, exist_ok=True)
+        self.env = dict(env)
+        self.workdir = workdir
+        self._execs: set[subprocess.Popen[bytes]] = set()
         with open(log_file, "ab") as log:
             # a session of its own, so that stopping the container reaches everything it started
             self._popen = subprocess.Popen(
@@ -66,9 +79,17 @@ class ContainerProcess:
         return self.returncode
 
     def signal(self, signum: int) -> None:
+        """Signal the container and every command run in it: they stop with it, as in a container."""
+        for command in list(self._execs):
+            signal_group(command, signum)
         if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._popen.pid, signum)
+            signal_group(self._popen, signum)
+
+    def track(self, command: subprocess.Popen[bytes]) -> None:
+        self._execs.add(command)
+
+    def untrack(self, command: subprocess.Popen[bytes]) -> None:
+        self._execs.discard(command)
 
     def terminate(self) -> None:
         self.signal(signal.SIGTERM)

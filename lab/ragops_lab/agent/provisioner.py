@@ -3,7 +3,9 @@
 It works as an external provisioner does with the PersistentVolume controller: the controller marks
 a claim of the class with `volume.kubernetes.io/storage-provisioner`; the agent creates a hostPath PV
 of the claim's size bound to it by claimRef (the controller completes the binding); a released PV
-whose reclaim policy is Delete is removed with its directory, a Retain one is left alone.
+whose reclaim policy is Delete is removed with its directory, a Retain one is left alone. A claim
+whose name's directory still belongs to another volume (a retained one, released by an earlier claim of
+that name) gets a directory of its own, as a real provisioner gives every claim a new volume.
 """
 
 from __future__ import annotations
@@ -74,17 +76,20 @@ class Provisioner:
 
     def sync(self, claims: list[Obj], volumes: list[Obj], classes: dict[str, Obj]) -> None:
         provisioned = {(v["spec"].get("claimRef") or {}).get("uid") for v in volumes}
+        taken = {str((v["spec"].get("hostPath") or {}).get("path")) for v in volumes}
         for claim in claims:
             if wants_volume(claim) and claim["metadata"]["uid"] not in provisioned:
-                self._provision(claim, classes)
+                self._provision(claim, classes, taken)
         for volume in volumes:
             if self._releasable(volume):
                 self._delete(volume)
 
-    def _provision(self, claim: Obj, classes: dict[str, Obj]) -> None:
+    def _provision(self, claim: Obj, classes: dict[str, Obj], taken: set[str]) -> None:
         meta = claim["metadata"]
         chosen = classes.get(str((claim.get("spec") or {}).get("storageClassName") or "")) or storage_class()
         directory = claim_dir(self.state_dir, meta["namespace"], meta["name"])
+        if str(directory) in taken:
+            directory = claim_dir(self.state_dir, meta["namespace"], f"{meta['name']}-{meta['uid'][:8]}")
         directory.mkdir(parents=True, exist_ok=True)
         volume = volume_for(claim, directory, str(chosen.get("reclaimPolicy") or "Delete"))
         try:

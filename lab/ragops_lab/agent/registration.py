@@ -26,6 +26,10 @@ STATUS_SECONDS = 60.0
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": "250", "ephemeral-storage": "100Gi"}
 RUNTIME_VERSION = "ragops-lab://1"
+# What a kubelet of this release declares with its default feature gates, and what this one serves:
+# the API server then passes exec's WebSocket upgrades through to the node instead of translating
+# them to SPDY (kubelet_server.py, execstream.py).
+DECLARED_FEATURES = ("ExtendWebSocketsToKubelet",)
 
 Obj = dict[str, Any]
 
@@ -61,6 +65,7 @@ class NodeRegistration:
             "capacity": CAPACITY, "allocatable": CAPACITY, "conditions": node_conditions(now, self.since),
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
+            "declaredFeatures": list(DECLARED_FEATURES),
             "nodeInfo": {
                 "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, socket.gethostname()).hex, "systemUUID": self.boot_id,
                 "bootID": self.boot_id, "kernelVersion": platform.release(), "osImage": "ragops lab node agent",

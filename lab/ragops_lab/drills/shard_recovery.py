@@ -2,7 +2,7 @@
 playbook, show the recovery, always stop the lab. Each step is timed on the printed timeline.
 
 Scenario A (vectorstore shard index corrupt): snapshot every shard (the daily safety net), corrupt a
-shard, run playbooks/vectorstore_shard_recovery.yml (lock, evidence, quarantine, re-open, restore,
+shard, run playbooks/vectorstore_shard_recovery.yml (lock, quarantine, hold, evidence, re-open, restore,
 golden gate, back into service, re-index, postmortem) and show the shard serving again, the timeline
 and the time to recover. `quarantine_drill` keeps the quarantine-only drill.
 

@@ -15,15 +15,18 @@ import os
 import re
 import sys
 import threading
+import time
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ragops_lab import corpus
-from ragops_lab.clock import utc_now
+from ragops_lab.clock import now, utc_now
 from ragops_lab.runtime.env import ConfigError, PodEnv, env_bool, env_choice, env_float, env_str, resolve_path
+from ragops_lab.runtime.httpclient import Unreachable, http_json
 from ragops_lab.runtime.log import JsonLog
 from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, main_guard, ok, run_app
 
@@ -32,6 +35,9 @@ MANIFEST = "checksums.json"
 INDEX_FILES = ("vectors.bin", "ids.json", "docs.json", "meta.json")
 INDEX_FORMAT = 1
 MAX_K = 100
+# A quiesce holds writes for at most this long (and for 600 s when the caller names no time).
+MAX_QUIESCE_SECONDS = 86400
+DEFAULT_QUIESCE_SECONDS = 600
 
 
 class IndexUnusable(RuntimeError):
@@ -219,6 +225,9 @@ class ShardService:
         self._loaded: LoadedIndex | None = None
         self._error: str | None = "index not loaded yet"
         self._error_at: str | None = None
+        # While quiesced (a snapshot copies the volume), writes are refused until this monotonic time.
+        self._quiesced_until: float | None = None
+        self._quiesced_until_utc: str | None = None
 
     def bootstrap_if_empty(self) -> None:
         """Build from the corpus only when the volume has no index at all, never over a damaged one."""
@@ -269,7 +278,38 @@ class ShardService:
                 "last_error_at": self._error_at,
                 "data_dir": str(self.config.data_dir),
                 "corrupt_behaviour": self.config.corrupt_behaviour,
+                "quiesced_until": self._quiesced_until_utc if self._quiesced() else None,
             }
+
+    def _quiesced(self) -> bool:
+        """Whether writes are held now; a hold whose time ran out is lifted (and logged) here."""
+        if self._quiesced_until is None:
+            return False
+        if time.monotonic() < self._quiesced_until:
+            return True
+        self.log.info("quiesce_expired", until=self._quiesced_until_utc)
+        self._quiesced_until = self._quiesced_until_utc = None
+        return False
+
+    def quiesce(self, request: Request) -> Response:
+        """Finish the writes in flight (they hold the lock), then refuse new ones for `seconds` at most."""
+        seconds = (request.json() or {}).get("seconds", DEFAULT_QUIESCE_SECONDS)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= MAX_QUIESCE_SECONDS:
+            raise HttpError(400, f"seconds must be a number above 0 and at most {MAX_QUIESCE_SECONDS}")
+        with self._lock:
+            self._quiesced_until = time.monotonic() + seconds
+            self._quiesced_until_utc = (now() + timedelta(seconds=seconds)).isoformat(timespec="seconds").replace(
+                "+00:00", "Z")
+            until = self._quiesced_until_utc
+        self.log.info("quiesced", seconds=seconds, until=until)
+        return ok({"quiesced": True, "until": until, "seconds": seconds, "shard": self.config.shard_id})
+
+    def resume(self, _: Request) -> Response:
+        with self._lock:
+            held = self._quiesced()
+            self._quiesced_until = self._quiesced_until_utc = None
+        self.log.info("resumed", was_quiesced=held)
+        return ok({"quiesced": False, "was_quiesced": held, "shard": self.config.shard_id})
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
@@ -298,6 +338,10 @@ class ShardService:
     def add_documents(self, request: Request) -> Response:
         documents = _parse_documents(request.json())
         with self._lock:
+            if self._quiesced():
+                raise HttpError(503, {"error": f"writes held for a snapshot until {self._quiesced_until_utc}",
+                                      "shard": self.config.shard_id, "quiesced_until": self._quiesced_until_utc},
+                                {"Retry-After": "5"})
             loaded = self._loaded
             if loaded is None:
                 raise HttpError(503, {"error": f"index unavailable: {self._error}", "shard": self.config.shard_id})
@@ -331,6 +375,8 @@ class ShardService:
         router.add("POST", "/documents", self.add_documents)
         router.add("GET", "/stats", lambda _: ok(self.stats()))
         router.add("POST", "/admin/reopen", self.reopen)
+        router.add("POST", "/admin/quiesce", self.quiesce)
+        router.add("POST", "/admin/resume", self.resume)
         add_health(router, self.readiness)
         background = [self.watch] if self.config.integrity_check_seconds > 0 else []
         return App("shard", router, self.log, background=background)
@@ -385,6 +431,31 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reopen(args: argparse.Namespace) -> int:
+    """Ask the shard serving in this pod to re-load its index: the re-open as a command run in the pod.
+
+    Prints the shard's answer (its stats, or the load error); exit 0 once re-opened, 1 when the index
+    still cannot be loaded or the shard does not answer, 2 when the pod's environment is unusable.
+    """
+    try:
+        pod = PodEnv.from_env(os.environ)
+    except ConfigError as exc:
+        print(json.dumps({"ok": False, "error": f"invalid configuration: {exc}"}))
+        return 2
+    url = args.url or f"http://{pod.ip}:{pod.port}"
+    try:
+        answer = http_json("POST", url.rstrip("/") + "/admin/reopen", {}, timeout=args.timeout)
+    except (TimeoutError, Unreachable) as exc:
+        print(json.dumps({"ok": False, "error": f"the shard did not answer: {exc}"}))
+        return 1
+    reopened = answer.status == 200
+    print(json.dumps({"ok": reopened, "status": answer.status, "answer": answer.body}))
+    if not reopened:
+        error = answer.body.get("error") if isinstance(answer.body, dict) else answer.body
+        print(f"re-open failed: HTTP {answer.status}: {error}", file=sys.stderr)
+    return 0 if reopened else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ragops_lab.programs.shard", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
@@ -401,6 +472,10 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="verify an index on disk (exit 1 when damaged)")
     verify.add_argument("--data-dir", required=True)
     verify.add_argument("--shard")
+    reopen = commands.add_parser("reopen", help="re-open the index of the shard serving in this pod "
+                                                "(exit 1 when it cannot be loaded)")
+    reopen.add_argument("--url", help="the shard's base URL (default: the pod's own, POD_IP and PORT)")
+    reopen.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the shard's answer")
     return parser
 
 
@@ -410,6 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_build(args)
     if args.command == "verify":
         return _cmd_verify(args)
+    if args.command == "reopen":
+        return _cmd_reopen(args)
     return main_guard("shard", lambda: serve(os.environ))
 
 

@@ -3,7 +3,8 @@
 """Capture: record a healthy system's current answers as the golden set's baseline.
 
 The captured file is the golden set as read, with each run query's ranked ids and scores
-under ``baseline``, the cutoff ``k`` and the set's baseline metrics.  It carries no
+under ``baseline``, the cutoff ``k`` and the set's baseline metrics (one shard's, under
+``shard_baselines``, when the run selected one shard's queries).  It carries no
 timestamp, so capturing an unchanged system again leaves the file unchanged.
 """
 
@@ -46,9 +47,10 @@ def captured_document(
     k: int,
     expected_top: int,
     min_recall: float,
+    shard: str | None = None,
 ) -> t.Dict[str, t.Any]:
     """The golden set document with the answers in ``results`` recorded as its
-    baseline."""
+    baseline; one shard's queries are that shard's baseline (``shard_baselines``)."""
     by_qid = {r.query.qid: r for r in results}
     document = copy.deepcopy(dict(golden.document))
     for entry in document.get("queries") or []:
@@ -71,11 +73,15 @@ def captured_document(
     summary = aggregate(rescored, min_recall)
     # rank_agreement against the answers just recorded is 1 by construction: not a
     # baseline.
-    document["baseline"] = {
+    metrics = {
         name: round(t.cast(float, summary[name]), 4)
         for name in BASELINE_METRICS
         if name != "rank_agreement" and summary.get(name) is not None
     }
+    if shard:
+        document.setdefault("shard_baselines", {})[shard] = metrics
+    else:
+        document["baseline"] = metrics
     return document
 
 

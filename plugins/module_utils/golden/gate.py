@@ -99,10 +99,42 @@ def query_api(params: Params) -> q.QueryApi:
     return api
 
 
+def recorded_baseline(
+    params: Params, golden: GoldenSet, k: int, subset: bool
+) -> t.Tuple[t.Mapping[str, float], str | None]:
+    """The golden set's baseline that fits this run, or a note saying why none
+    does.
+
+    A run of one shard's queries (O(shard) without O(qids)) is compared with that
+    shard's own baseline (``shard_baselines``); any other subset has different
+    means than the whole set's baseline.
+    """
+    shard = params.get("shard")
+    # With a note the baseline is shown, not compared.
+    if golden.k is not None and golden.k != k:
+        return golden.baseline, (
+            "the golden set's baseline was recorded at k=%d, this run uses k=%d: not "
+            "compared" % (golden.k, k)
+        )
+    if shard and not params.get("qids"):
+        if shard in golden.shard_baselines:
+            return golden.shard_baselines[shard], None
+        return golden.baseline, (
+            "the golden set has no baseline for shard %s (shard_baselines), and its "
+            "baseline covers all its queries: not compared" % shard
+        )
+    if subset:
+        return golden.baseline, (
+            "the golden set's baseline covers all its queries, this run a subset: "
+            "not compared"
+        )
+    return golden.baseline, None
+
+
 def criteria(params: Params, golden: GoldenSet, k: int, subset: bool) -> v.Criteria:
     """Thresholds and the baseline to compare with; a baseline that does not fit is
     noted, not used."""
-    baseline, note = dict(golden.baseline), None
+    baseline: t.Mapping[str, float]
     if params.get("baseline") is not None:
         problems = Problems()
         # A registered validation.metrics works as it is: the metrics that are no
@@ -112,22 +144,14 @@ def criteria(params: Params, golden: GoldenSet, k: int, subset: bool) -> v.Crite
             for name, value in params["baseline"].items()
             if value is not None and name not in NOT_BASELINE
         }
-        baseline = parse_baseline_metrics(given, "baseline", problems)
+        baseline, note = parse_baseline_metrics(given, "baseline", problems), None
         if problems.items:
             raise GoldenSetInvalid(
                 "Invalid baseline option: %s" % "; ".join(problems.items),
                 resource="baseline",
             )
-    elif golden.k is not None and golden.k != k:
-        note = (
-            "the golden set's baseline was recorded at k=%d, this run uses k=%d: not "
-            "compared" % (golden.k, k)
-        )
-    elif subset:
-        note = (
-            "the golden set's baseline covers all its queries, this run a subset: "
-            "not compared"
-        )
+    else:
+        baseline, note = recorded_baseline(params, golden, k, subset)
     return v.criteria_from_options(
         params.get("thresholds") or {},
         min_recall=params["query_min_recall"],
@@ -233,6 +257,13 @@ def judge(params: Params, outcome: Outcome, started_at: str) -> GateResult:
     )
 
 
+def captured_metrics(document: t.Mapping[str, t.Any], shard: str | None) -> t.Any:
+    """The metrics a capture recorded: one shard's, or the set's."""
+    if shard:
+        return document["shard_baselines"][shard]
+    return document.get("baseline", {})
+
+
 def capture(
     params: Params,
     golden: GoldenSet,
@@ -258,8 +289,15 @@ def capture(
         evaluate_answer(query, answer, k) for query, answer in zip(queries, answers)
     ]
     cap.refuse_unhealthy(results)
+    # One shard's queries (no qids) are recorded as that shard's baseline.
+    shard = None if params.get("qids") else params.get("shard")
     document = cap.captured_document(
-        golden, results, k, params["capture_expected_top"], params["query_min_recall"]
+        golden,
+        results,
+        k,
+        params["capture_expected_top"],
+        params["query_min_recall"],
+        shard=shard,
     )
     text = cap.render(document)
     changed, before = cap.write_if_changed(params["capture_dest"], text, check_mode)
@@ -270,7 +308,7 @@ def capture(
             "dest": params["capture_dest"],
             "queries": len(results),
             "k": k,
-            "baseline": document.get("baseline", {}),
+            "baseline": captured_metrics(document, shard),
             "latency_max": summary["latency_max"],
             "endpoint": public_url(api.url),
         },

@@ -19,7 +19,17 @@ from .metrics import BASELINE_METRICS, is_relevant
 
 FORMAT_VERSION = 1
 SET_KEYS = frozenset(
-    {"version", "name", "description", "k", "baseline", "corpus", "metadata", "queries"}
+    {
+        "version",
+        "name",
+        "description",
+        "k",
+        "baseline",
+        "shard_baselines",
+        "corpus",
+        "metadata",
+        "queries",
+    }
 )
 QUERY_KEYS = frozenset(
     {
@@ -86,6 +96,8 @@ class GoldenSet:
     queries: t.Tuple[GoldenQuery, ...]
     k: t.Optional[int] = None
     baseline: t.Mapping[str, float] = field(default_factory=dict)
+    # Each shard's own queries' metrics, for a run that selects one shard.
+    shard_baselines: t.Mapping[str, t.Mapping[str, float]] = field(default_factory=dict)
     document: t.Mapping[str, t.Any] = field(default_factory=dict)
 
 
@@ -164,6 +176,7 @@ def parse_golden_set(
         )
     k = _positive_int(data.get("k"), "k", problems)
     baseline = parse_baseline_metrics(data.get("baseline"), "baseline", problems)
+    shard_baselines = _parse_shard_baselines(data.get("shard_baselines"), problems)
     queries = _parse_queries(data.get("queries"), problems, require_expected)
     name = data.get("name")
     if name is not None and not isinstance(name, str):
@@ -175,6 +188,7 @@ def parse_golden_set(
         queries=queries,
         k=k,
         baseline=baseline,
+        shard_baselines=shard_baselines,
         document=data,
     )
 
@@ -204,6 +218,24 @@ def parse_baseline_metrics(
         else:
             metrics[name] = float(number)
     return metrics
+
+
+def _parse_shard_baselines(
+    value: t.Any, problems: Problems
+) -> t.Dict[str, t.Dict[str, float]]:
+    """``shard_baselines``: shard id to the baseline metrics of that shard's
+    queries."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.add("shard_baselines", "must be a mapping of shard id to metrics")
+        return {}
+    return {
+        str(shard): parse_baseline_metrics(
+            metrics, "shard_baselines.%s" % shard, problems
+        )
+        for shard, metrics in value.items()
+    }
 
 
 def select_queries(

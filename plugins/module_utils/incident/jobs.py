@@ -18,6 +18,7 @@ from ..k8s.client import K8sClient, Obj
 from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY
 from ..shards import reindex
 from ..snapshots import job as restore_job
+from ..snapshots import jobkit
 from ..stack.migration import VERSION_KEY
 
 SHARD_LABEL = "ragops.io/shard"
@@ -119,7 +120,7 @@ class Progress:
 
 def restore_progress(log: str) -> t.Tuple[Progress | None, str | None]:
     """Bytes restored so far, and the error the Job ended with, from its log."""
-    seen = restore_job.JobProgress()
+    seen = jobkit.JobProgress()
     seen.read(log)
     error = (seen.result or {}).get("msg") if seen.result else None
     if (seen.result or {}).get("event") == "result":
@@ -242,6 +243,6 @@ def read_jobs(client: K8sClient, namespace: str, incident_id: str) -> JobListing
 
 def _log(client: K8sClient, namespace: str, name: str) -> str | None:
     try:
-        return restore_job.job_log(client, namespace, name)
+        return jobkit.job_log(client, namespace, name)
     except ApiError:
         return None

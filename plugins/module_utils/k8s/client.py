@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ApiError, Conflict, NotFound
 from ..retry import Retrier
+from .podexec import ExecResult
 from .resources import Ref, kind_of
 
 Obj = t.Dict[str, t.Any]
@@ -37,11 +38,20 @@ class RequestOptions(t.TypedDict, total=False):
 
 class Transport(t.Protocol):
     """One HTTP call to the API server, answering parsed JSON (or text) or raising
-    :class:`ApiError`."""
+    :class:`ApiError`; and a command run in a pod over a streaming connection."""
 
     def request(
         self, method: str, path: str, **options: t.Unpack[RequestOptions]
     ) -> t.Any: ...
+
+    def pod_exec(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None,
+        command: t.Sequence[str],
+        timeout: float,
+    ) -> ExecResult: ...
 
 
 @dataclass
@@ -73,6 +83,7 @@ SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
     ),
     ("ragops-recovery-bootstrap", "bootstrap.yaml", "bootstrap_recovery"),
     ("ragops-recovery-status", "incident-status.yaml", "incident_status"),
+    ("ragops-recovery-snapshots", "snapshots.yaml", "snapshot_nightly"),
 )
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
@@ -81,12 +92,40 @@ _FORBIDDEN = re.compile(
 )
 
 
+# The one ClusterRole the collection ships, for the cluster-scoped resources it touches.
+SHIPPED_CLUSTER_ROLE = ("ragops-recovery-volumes", "shard-recovery.yaml")
+
+
+def _cluster_step(verb: str, resource: str, group: str, user: str) -> str:
+    role, file = SHIPPED_CLUSTER_ROLE
+    account = user.split(":")
+    binding = (
+        "kubectl create clusterrolebinding %s-%s --clusterrole %s --serviceaccount "
+        "%s:%s" % (role, account[2], role, account[2], account[3])
+        if len(account) == 4 and account[:2] == ["system", "serviceaccount"]
+        else "kubectl create clusterrolebinding %s-NAME --clusterrole %s --user %s"
+        % (role, role, user)
+    )
+    return (
+        'Grant verb "%s" on the cluster-scoped resource "%s" (API group "%s") to %s: '
+        "bind the ClusterRole %s (meta/rbac/%s) to that identity: %s."
+        % (verb, resource, group, user, role, file, binding)
+    )
+
+
 def forbidden_step(reason: str) -> str | None:
     """What to grant, and where, when RBAC refused a request; None when the message
     says no more."""
     found = _FORBIDDEN.search(reason)
     if not found:
         return None
+    if "at the cluster scope" in reason:
+        return _cluster_step(
+            found.group("verb"),
+            found.group("resource"),
+            found.group("group") or "",
+            found.group("user"),
+        )
     roles = "; ".join("%s (meta/rbac/%s, for %s)" % role for role in SHIPPED_ROLES)
     where = (
         ' in namespace "%s"' % found.group("namespace")
@@ -284,6 +323,49 @@ class K8sClient:
                 if conflicts >= self.conflict_attempts:
                     raise
 
+    def delete(
+        self,
+        ref: Ref,
+        *,
+        uid: str | None = None,
+        propagation: str | None = None,
+        dry_run: bool = False,
+    ) -> bool:
+        """Delete the object; False when it was already gone.
+
+        With ``uid`` only that very object is deleted (a successor of the same name is
+        refused with 409), which also makes a repeated call harmless.
+        """
+        options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if propagation:
+            options["propagationPolicy"] = propagation
+        try:
+            self._send(
+                "delete",
+                str(ref),
+                bool(uid),
+                "DELETE",
+                ref.path(),
+                query=_dry_run(dry_run),
+                body=options,
+            )
+        except NotFound:
+            return False
+        return True
+
+    def api_group(self, group: str) -> Obj | None:
+        """The discovery document of an API group (``/apis/<group>``), or ``None``
+        when the cluster does not serve it."""
+        try:
+            answer = self._send(
+                "discover", "API group " + group, True, "GET", "/apis/" + group
+            )
+        except NotFound:
+            return None
+        return t.cast(Obj, answer)
+
     def pod_log(
         self,
         namespace: str,
@@ -303,3 +385,20 @@ class K8sClient:
             "read the log of", str(ref), True, "GET", ref.path("log"), query=query
         )
         return answer if isinstance(answer, str) else ""
+
+    def pod_exec(
+        self,
+        namespace: str,
+        name: str,
+        command: t.Sequence[str],
+        *,
+        container: str | None = None,
+        timeout: float = 60.0,
+    ) -> ExecResult:
+        """Run ``command`` in the pod (``pods/exec``) and wait at most ``timeout``
+        seconds; never repeated, since a command is not known to be idempotent."""
+        ref = Ref("Pod", name, namespace)
+        try:
+            return self.transport.pod_exec(namespace, name, container, command, timeout)
+        except ApiError as error:
+            raise _describe(error, "run a command in", str(ref)) from None

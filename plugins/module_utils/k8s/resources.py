@@ -5,7 +5,9 @@ labels and annotations the collection writes on them.
 
 A fixed table instead of discovery: every kind here is built into Kubernetes,
 so the paths are the same on every cluster and no discovery round trip is
-spent during an incident.
+spent during an incident.  The one exception, the CSI snapshot kinds
+(``VolumeSnapshot``, ``VolumeSnapshotClass``), exist only where the snapshot
+CRDs are installed: their API group is discovered before they are used.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from dataclasses import dataclass
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 # The incident a change was made for.
 INCIDENT_ANNOTATION = "ragops.io/incident-id"
+# On what a restore replaced and keeps as evidence: the incident (as a label value).
+EVIDENCE_LABEL = "ragops.io/evidence"
+# On a shard's pod: whether it serves (a Service selector may drop it).
+SERVING_LABEL = "ragops.io/serving"
+# On a pod without a controller that a restore replaced by a fresh pod: that pod.
+REPLACED_BY_LABEL = "ragops.io/replaced-by"
+# The CSI snapshot API (the external-snapshotter's CRDs), where a cluster has it.
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+SNAPSHOT_API = SNAPSHOT_GROUP + "/v1"
 
 
 @dataclass(frozen=True)
@@ -49,11 +60,16 @@ KINDS: t.Mapping[str, Kind] = {
         Kind("Secret", "v1", "secrets"),
         Kind("Pod", "v1", "pods"),
         Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims"),
+        Kind("PersistentVolume", "v1", "persistentvolumes", namespaced=False),
         Kind("Service", "v1", "services"),
         Kind("Event", "v1", "events"),
+        Kind("ServiceAccount", "v1", "serviceaccounts"),
         Kind("Deployment", "apps/v1", "deployments"),
         Kind("StatefulSet", "apps/v1", "statefulsets"),
         Kind("Job", "batch/v1", "jobs"),
+        Kind("CronJob", "batch/v1", "cronjobs"),
+        Kind("VolumeSnapshot", SNAPSHOT_API, "volumesnapshots"),
+        Kind("VolumeSnapshotClass", SNAPSHOT_API, "volumesnapshotclasses", False),
         Kind("Lease", "coordination.k8s.io/v1", "leases"),
     )
 }

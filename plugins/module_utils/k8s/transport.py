@@ -6,17 +6,21 @@ from module options."""
 from __future__ import annotations
 
 import json
+import time
 import typing as t
 
 from ..errors import ApiError, Conflict, NotFound, RecoveryError
 from ..redaction import scrub
+from . import podexec
 from .client import RequestOptions
 
 try:
     import urllib3
+    import websocket
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes.config.config_exception import ConfigException
+    from kubernetes.stream import stream as k8s_stream
 except ImportError as error:
     KUBERNETES_IMPORT_ERROR: ImportError | None = error
 else:
@@ -126,6 +130,86 @@ class KubernetesTransport:
                 response.status, text, response.getheader("Retry-After")
             )
         return parse_body(text, response.getheader("Content-Type") or "")
+
+    def pod_exec(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None,
+        command: t.Sequence[str],
+        timeout: float,
+    ) -> podexec.ExecResult:
+        """Run ``command`` in the pod over the ``pods/exec`` WebSocket and wait for it
+        at most ``timeout`` seconds."""
+        api = k8s_client.CoreV1Api(self.api)
+        options: t.Dict[str, t.Any] = {"container": container} if container else {}
+        started = time.monotonic()
+        # The client gives no timeout of its own to the connection and the upgrade:
+        # the command's time covers them too.
+        previous = websocket.getdefaulttimeout()
+        websocket.setdefaulttimeout(timeout)
+        try:
+            channels = k8s_stream(
+                api.connect_get_namespaced_pod_exec,
+                name,
+                namespace,
+                command=list(command),
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                _preload_content=False,
+                binary=True,
+                **options,
+            )
+        except k8s_client.ApiException as error:
+            raise upgrade_error(error) from None
+        finally:
+            websocket.setdefaulttimeout(previous)
+        return podexec.collect(_Streams(channels), command, timeout, started=started)
+
+
+class _Streams:
+    """The client's WebSocket streams, with a lost connection read as a closed one."""
+
+    def __init__(self, client: t.Any) -> None:
+        self.client = client
+        self.lost = False
+
+    def is_open(self) -> bool:
+        return not self.lost and bool(self.client.is_open())
+
+    def update(self, timeout: float = 0) -> None:
+        try:
+            self.client.update(timeout=timeout)
+        except (websocket.WebSocketException, OSError):
+            self.lost = True
+
+    def read_channel(self, channel: int, timeout: float = 0) -> t.Any:
+        return self.client.read_channel(channel, timeout=timeout)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except (websocket.WebSocketException, OSError):
+            self.lost = True
+
+
+def upgrade_error(error: t.Any) -> ApiError:
+    """The API server's refusal of an exec (its HTTP status and Status message), or a
+    connection that could not be made (status 0).
+
+    The client wraps every failure of the WebSocket handshake in an ``ApiException``
+    with status 0; the handshake's own error, with the status the API server
+    answered, is the exception it was raised from.
+    """
+    cause = error.__context__
+    if isinstance(cause, websocket.WebSocketBadStatusException):
+        body = cause.resp_body
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        return error_for_status(int(cause.status_code), text, None)
+    reason = scrub(str(error.reason or error))
+    return ApiError(reason, status=0, reason=reason)
 
 
 def parse_body(text: str, content_type: str) -> t.Any:

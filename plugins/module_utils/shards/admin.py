@@ -81,29 +81,46 @@ def _preference(pod: Obj) -> t.Tuple[bool, str]:
     return (pod_ready(pod), str(pod["metadata"].get("creationTimestamp") or ""))
 
 
+def shard_pods(
+    client: K8sClient, namespace: str, shard: str, shard_label: str
+) -> t.List[Obj]:
+    """The shard's pods that are not being deleted."""
+    selector = "%s=%s" % (shard_label, shard)
+    pods = client.list("Pod", namespace, label_selector=selector)
+    return [pod for pod in pods if not _deleting(pod)]
+
+
+def preferred(pods: t.Sequence[Obj]) -> Obj:
+    """The pod to talk to among candidates: a Ready one first, then the newest."""
+    return max(pods, key=_preference)
+
+
+def no_pod_error(
+    shard: str, namespace: str, shard_label: str, what: str, reason: str
+) -> RecoveryError:
+    selector = "%s=%s" % (shard_label, shard)
+    return RecoveryError(
+        "Failed to find a pod of shard %s %s (selector %s in %s)"
+        % (shard, what, selector, namespace),
+        resource="pods %s" % selector,
+        reason=reason,
+        next_step="Check the shard's workload and pods (kubectl get pods -l %s); a "
+        "shard without a running "
+        "pod cannot be re-opened: restore it from a snapshot instead." % selector,
+    )
+
+
 def find_endpoint(
     client: K8sClient, namespace: str, shard: str, shard_label: str, port: int
 ) -> ShardEndpoint:
     """The shard's pod to talk to: a Ready one first, then the newest; it must have
     an address."""
-    selector = "%s=%s" % (shard_label, shard)
-    pods = [
-        pod
-        for pod in client.list("Pod", namespace, label_selector=selector)
-        if not _deleting(pod)
-    ]
+    pods = shard_pods(client, namespace, shard, shard_label)
     addressed = [pod for pod in pods if (pod.get("status") or {}).get("podIP")]
     if not addressed:
-        raise RecoveryError(
-            "Failed to find a pod of shard %s with an address (selector %s in %s)"
-            % (shard, selector, namespace),
-            resource="pods %s" % selector,
-            reason="no running pod for the shard" if not pods else "pod has no IP",
-            next_step="Check the shard's workload and pods (kubectl get pods -l %s); a "
-            "shard without a running "
-            "pod cannot be re-opened: restore it from a snapshot instead." % selector,
-        )
-    chosen = max(addressed, key=_preference)
+        reason = "no running pod for the shard" if not pods else "pod has no IP"
+        raise no_pod_error(shard, namespace, shard_label, "with an address", reason)
+    chosen = preferred(addressed)
     return ShardEndpoint(
         "http://%s:%d" % (chosen["status"]["podIP"], port), chosen["metadata"]["name"]
     )

@@ -20,22 +20,31 @@ import typing as t
 from dataclasses import dataclass, field
 
 from .. import yaml_text
-from ..errors import ApiError
+from ..errors import ApiError, RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.resources import Ref
 from .admin import HttpCall, join
 
 SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|credential)")
+# A document's path in the bundle: relative, each part a plain name.
+DOCUMENT_PATH = re.compile(
+    r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$"
+)
 NOISE_FIELDS = ("managedFields",)
 MANIFEST_NAME = "MANIFEST.json"
 
 
 @dataclass(frozen=True)
 class EvidenceRequest:
-    """Whose evidence to gather and where the shard's pods answer health checks."""
+    """Whose evidence to gather and where the shard's pods answer health checks.
 
-    shard: str
+    Without ``shard`` nothing is read from the cluster: the bundle holds the
+    ``documents`` given (what another scenario recorded), by file name.
+    """
+
     incident_id: str
+    shard: str | None = None
+    documents: t.Mapping[str, t.Any] = field(default_factory=dict)
     namespace: str = "default"
     registry: str = "rag-shard-registry"
     shard_label: str = "ragops.io/shard"
@@ -176,6 +185,34 @@ def _health(
         bundle.add_json("health/%s.json" % pod["metadata"]["name"], answers)
 
 
+def check_documents(documents: t.Mapping[str, t.Any]) -> None:
+    """Refuse document names that are not plain relative paths, before anything is
+    read or written."""
+    bad = sorted(
+        name
+        for name in documents
+        if not DOCUMENT_PATH.match(str(name)) or name == MANIFEST_NAME
+    )
+    if bad:
+        raise RecoveryError(
+            "Invalid document names %s: each must be a relative path of plain names "
+            "(letters, digits, '.', '_', '-'), such as stack-before.json, and not %s"
+            % (bad, MANIFEST_NAME),
+            resource="documents",
+            reason="invalid document name",
+            next_step="Rename the documents; nothing was written.",
+        )
+
+
+def add_documents(bundle: Bundle, documents: t.Mapping[str, t.Any]) -> None:
+    """Text as it is, anything else as JSON."""
+    for name, value in sorted(documents.items()):
+        if isinstance(value, str):
+            bundle.files[name] = value.encode("utf-8")
+        else:
+            bundle.add_json(name, value)
+
+
 def gather(
     client: K8sClient,
     call: HttpCall,
@@ -185,6 +222,20 @@ def gather(
     """Everything the bundle holds; only reads, and every read that fails is noted,
     not fatal."""
     bundle = Bundle()
+    if request.shard:
+        _shard_evidence(client, call, request, bundle)
+    if snapshots is not None:
+        bundle.add_json("snapshots.json", list(snapshots))
+    add_documents(bundle, request.documents)
+    if bundle.errors:
+        bundle.files["errors.txt"] = ("\n".join(bundle.errors) + "\n").encode("utf-8")
+    return bundle
+
+
+def _shard_evidence(
+    client: K8sClient, call: HttpCall, request: EvidenceRequest, bundle: Bundle
+) -> None:
+    """The shard's pods, claims, registry, logs, events and health answers."""
     pods = client.list(
         "Pod",
         request.namespace,
@@ -195,11 +246,6 @@ def gather(
         _logs(client, bundle, request.namespace, pod)
     _events(client, bundle, request.namespace, names)
     _health(call, bundle, request, pods)
-    if snapshots is not None:
-        bundle.add_json("snapshots.json", list(snapshots))
-    if bundle.errors:
-        bundle.files["errors.txt"] = ("\n".join(bundle.errors) + "\n").encode("utf-8")
-    return bundle
 
 
 def manifest(bundle: Bundle, request: EvidenceRequest, created: str) -> Obj:

@@ -45,9 +45,12 @@ class Targets:
         s3: S3Store | None,
     ) -> Targets:
         incident = check_name("incident_id", request.incident_id)
-        name = check_name(
-            "name", name or "evidence-" + check_name("shard", request.shard)
+        default = (
+            "evidence-" + check_name("shard", request.shard)
+            if request.shard
+            else "evidence"
         )
+        name = check_name("name", name or default)
         path = os.path.join(dest, incident, name + SUFFIX) if dest else None
         base = "/".join(part for part in (prefix.strip("/"), incident, name) if part)
         return cls(name, path, base + SUFFIX if s3 is not None else None, s3)
@@ -107,7 +110,7 @@ def snapshot_listing(
     s3: S3Store | None, request: evidence.EvidenceRequest
 ) -> t.List[Obj] | None:
     """The shard's snapshots with their status, as ``snapshot_info`` reports them."""
-    if s3 is None:
+    if s3 is None or not request.shard:
         return None
     location = layout.ShardLocation(
         s3.bucket, request.snapshot_prefix or "", request.shard

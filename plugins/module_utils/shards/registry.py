@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 from ..errors import RecoveryError, RegistryCorrupt
 from ..k8s.client import K8sClient, Obj
-from ..k8s.resources import MANAGED_BY, Ref
+from ..k8s.resources import MANAGED_BY, REPLACED_BY_LABEL, SERVING_LABEL, Ref
 from ..k8s.status import pod_summary
 from . import rules
-
-SERVING_LABEL = "ragops.io/serving"
 
 
 @dataclass(frozen=True)
@@ -143,14 +141,21 @@ def label_shard_pods(
     check_mode: bool,
 ) -> t.List[t.Dict[str, t.Any]]:
     """Set ``ragops.io/serving`` on the shard's pods so a Service selector can drop
-    them."""
-    value = "true" if serving else "false"
+    them.
+
+    A pod that a restore replaced (label ``ragops.io/replaced-by``) never serves
+    again, and a pod being deleted is left alone.
+    """
     changes = []
     for pod in client.list(
         "Pod", namespace, label_selector="%s=%s" % (shard_label, shard)
     ):
         name = pod["metadata"]["name"]
-        before = (pod["metadata"].get("labels") or {}).get(SERVING_LABEL)
+        labels = pod["metadata"].get("labels") or {}
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        value = "true" if serving and REPLACED_BY_LABEL not in labels else "false"
+        before = labels.get(SERVING_LABEL)
         if before != value:
             patch = {"metadata": {"labels": {SERVING_LABEL: value}}}
             client.patch(Ref("Pod", name, namespace), patch, dry_run=check_mode)

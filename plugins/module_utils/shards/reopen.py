@@ -1,7 +1,10 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Graceful re-open of a shard's index: check health, ask the shard to re-load, check
-health again."""
+health again.
+
+Here the HTTP way (the shard's admin endpoint) and the outcome both ways share;
+``reopen_exec`` asks by a command run in the shard's pod."""
 
 from __future__ import annotations
 
@@ -51,18 +54,40 @@ def probe(call: HttpCall, endpoint: ShardEndpoint, api: ShardApi) -> Health:
     return Health(health.ok, health, stats)
 
 
+class HealthView(t.Protocol):
+    """A shard's health as one way of checking it sees it."""
+
+    @property
+    def healthy(self) -> bool: ...
+
+    def to_dict(self) -> Obj: ...
+
+
+class Reply(t.Protocol):
+    """What the re-open itself answered: the shard's HTTP answer, or a command's end."""
+
+    def to_dict(self) -> Obj: ...
+
+
 @dataclass(frozen=True)
 class ReopenOutcome:
-    """What a re-open did: whether it was sent, the answer, and the health before and
-    after."""
+    """What a re-open did: whether it was sent, the reply, and the health before and
+    after.
+
+    ``reply_key`` names the reply in the result (``answer`` for the HTTP call,
+    ``exec`` for a command run in the pod); ``how`` completes the summary's "index
+    re-opened".
+    """
 
     changed: bool
     reopened: bool
     healthy: bool
-    before: Health
-    after: Health | None = None
-    answer: Answer | None = None
+    before: HealthView
+    after: HealthView | None = None
+    reply: Reply | None = None
     error: str | None = None
+    reply_key: str = "answer"
+    how: str = ""
 
     def to_dict(self) -> Obj:
         view: Obj = {
@@ -72,8 +97,8 @@ class ReopenOutcome:
         }
         if self.after is not None:
             view["after"] = self.after.to_dict()
-        if self.answer is not None:
-            view["answer"] = self.answer.to_dict()
+        if self.reply is not None:
+            view[self.reply_key] = self.reply.to_dict()
         if self.error:
             view["error"] = self.error
         return view
@@ -84,28 +109,28 @@ class ReopenOutcome:
         if not self.changed:
             return "re-open: not needed, the shard was healthy"
         if not self.reopened:
-            return "re-open: would re-open the index (check mode)"
+            return "re-open: would re-open the index%s (check mode)" % self.how
         if self.healthy:
-            return "re-open: index re-opened, the shard is healthy"
+            return "re-open: index re-opened%s, the shard is healthy" % self.how
         return "re-open: %s" % (self.error or "shard still unhealthy")
 
-    def to_result(
-        self, shard: str, endpoint: ShardEndpoint, api: ShardApi, check_mode: bool
-    ) -> Obj:
-        """The module result; in check mode with the call that would be sent."""
+    def to_result(self, shard: str, target: Obj, planned: Obj, check_mode: bool) -> Obj:
+        """The module result: ``target`` says where the shard was reached; in check
+        mode ``planned`` is what would be done."""
         result: Obj = {
             "changed": self.changed,
-            "shard": dict(
-                self.to_dict(), name=shard, pod=endpoint.pod, url=endpoint.url
-            ),
+            "shard": dict(self.to_dict(), name=shard, **target),
             "summary": self.summary(),
         }
         if check_mode and self.changed:
-            result["planned"] = {
-                "method": "POST",
-                "url": join(endpoint.url, api.reopen_path),
-            }
+            result["planned"] = planned
         return result
+
+
+def http_target(endpoint: ShardEndpoint, api: ShardApi) -> t.Tuple[Obj, Obj]:
+    """Where the HTTP re-open reaches the shard, and the call check mode reports."""
+    target = {"method": "http", "pod": endpoint.pod, "url": endpoint.url}
+    return target, {"method": "POST", "url": join(endpoint.url, api.reopen_path)}
 
 
 def _wait_healthy(
@@ -148,21 +173,18 @@ def reopen_shard(
     answer = call("POST", join(endpoint.url, api.reopen_path), {}, api.timeout)
     if not answer.ok:
         error = "the re-open was refused: %s" % _describe(answer)
-        return ReopenOutcome(
-            True, True, False, before, probe(call, endpoint, api), answer, error
-        )
+        after = probe(call, endpoint, api)
+        return ReopenOutcome(True, True, False, before, after, answer, error)
     after, error = _wait_healthy(call, endpoint, api, waiter)
     return ReopenOutcome(
         True, True, after.healthy, before, after, answer, error or None
     )
 
 
-def unhealthy_error(
-    shard: str, endpoint: ShardEndpoint, outcome: ReopenOutcome
-) -> RecoveryError:
+def unhealthy_error(shard: str, resource: str, outcome: ReopenOutcome) -> RecoveryError:
     return RecoveryError(
         "Failed to re-open shard %s: %s" % (shard, outcome.error or "still unhealthy"),
-        resource=endpoint.pod or endpoint.url,
+        resource=resource,
         reason=outcome.error,
         next_step="Keep the shard quarantined; read its log for the index error and "
         "restore the newest "

@@ -168,6 +168,8 @@ class CreateRequest:
     level: int = 3
     threads: int = -1
     source: t.Mapping[str, t.Any] = field(default_factory=dict)
+    # Told the file bytes archived so far and the total after each file.
+    progress: t.Callable[[int, int], None] | None = None
 
 
 def _archive_file(writer: TarWriter, root: str, item: Scanned) -> t.Any:
@@ -211,6 +213,8 @@ def _stream_tree(
         lambda item: item[0].update(item[1]), name="snapshot-hash"
     )
     digests: t.List[t.Tuple[Scanned, t.Any]] = []
+    total = sum(item.size for item in tree)
+    done = 0
     try:
         with compressor.stream_writer(
             t.cast(t.IO[bytes], hasher),
@@ -228,6 +232,9 @@ def _stream_tree(
                     )
                 else:
                     digests.append((item, _archive_file(writer, request.root, item)))
+                    done += item.size
+                    if request.progress is not None:
+                        request.progress(done, total)
             writer.close()
             stream.flush(zstandard.FLUSH_FRAME)
         hashing.close()

@@ -25,17 +25,36 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ..errors import NotFound, RecoveryError
+from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
-from ..k8s.readiness import job_finished, job_succeeded, pod_ready
-from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
+from ..k8s.quantity import to_bytes
+from ..k8s.readiness import job_succeeded, pod_ready
+from ..k8s.resources import (
+    EVIDENCE_LABEL,
+    INCIDENT_ANNOTATION,
+    MANAGED_BY,
+    REPLACED_BY_LABEL,
+    SERVING_LABEL,
+    Ref,
+)
 from ..waiter import Waiter
+from . import jobkit, rebind
+from .jobkit import (
+    EE_IMAGE,
+    JobProgress,
+    credential_env,
+    credentials_secret,
+    ensure,
+    follow_job,
+    job_state,
+    put_secret,
+    shard_pods,
+)
 
 MOUNT_PATH = "/restore"
 RUNNER = "ansible_collections.ragops.recovery.plugins.module_utils.snapshots.jobrun"
 SNAPSHOT_ANNOTATION = "ragops.io/snapshot-id"
 MANIFEST_ANNOTATION = "ragops.io/manifest-sha256"
-EVIDENCE_LABEL = "ragops.io/evidence"
 RESTORE_POD_LABEL = "ragops.io/restore-pod"
 RESTORE_OF_LABEL = "ragops.io/restore-of"
 PREVIOUS_SELECTOR = "ragops.io/previous-selector"
@@ -46,11 +65,10 @@ CONTROLLER_LABELS = (
     "apps.kubernetes.io/pod-index",
     "pod-template-hash",
 )
-CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 MIB = 1024 * 1024
-# The collection's execution environment: the restore Job runs the collection's own code
-# in it.
-RESTORE_IMAGE = "ghcr.io/ragops/recovery-ee:0.1.0"
+# The collection's execution environment (jobkit.EE_IMAGE, as `make ee` tags it): the
+# restore Job runs the collection's own code in it.
+RESTORE_IMAGE = EE_IMAGE
 
 
 def dns_name(*parts: str) -> str:
@@ -85,11 +103,23 @@ def claim_of(pod: Obj, volume: str) -> str:
     )
 
 
-def claim_size(total_bytes: int, headroom_percent: int) -> str:
-    """The new PVC's request: the data plus headroom, in MiB, at least 64 MiB."""
+def claim_size(total_bytes: int, headroom_percent: int, minimum: int = 0) -> str:
+    """The new PVC's request: the data plus headroom, in MiB, at least 64 MiB and at
+    least ``minimum`` bytes (the replaced claim's request, which its volume must
+    fit)."""
     return "%dMi" % max(
-        64, math.ceil(total_bytes * (1 + headroom_percent / 100.0) / MIB)
+        64,
+        math.ceil(total_bytes * (1 + headroom_percent / 100.0) / MIB),
+        math.ceil(minimum / MIB),
     )
+
+
+def requested_bytes(claim: Obj) -> int:
+    """The storage a claim requests, in bytes (0 when it names none)."""
+    spec = claim.get("spec") or {}
+    request = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    name = claim["metadata"]["name"]
+    return to_bytes(request, "request of claim %s" % name) if request else 0
 
 
 @dataclass(frozen=True)
@@ -127,66 +157,71 @@ class Target:
         return str(self.pod["metadata"]["name"])
 
 
-def _run_by_job(pod: Obj) -> bool:
-    """A Job's pod (a restore, an indexer) carries the shard's label but never serves
-    the shard."""
-    meta = pod["metadata"]
-    labels = meta.get("labels") or {}
-    return (
-        "job-name" in labels
-        or "batch.kubernetes.io/job-name" in labels
-        or any(
-            owner.get("kind") == "Job" for owner in meta.get("ownerReferences") or []
-        )
+def _no_pod(request: JobRequest, kind: str, name: str) -> RecoveryError:
+    namespace, shard, label = request.namespace, request.shard, request.shard_label
+    return RecoveryError(
+        "No pod of shard %s (label %s=%s) in %s" % (shard, label, shard, namespace),
+        resource="%s %s/%s" % (kind, namespace, name),
+        reason="shard pod not found",
+        next_step="Check shard_label and that the workload runs a pod for the shard.",
     )
 
 
-def _shard_pods(
-    client: K8sClient, namespace: str, shard_label: str, shard: str
-) -> t.List[Obj]:
-    pods = [
+def _resumed_claim(client: K8sClient, request: JobRequest) -> str | None:
+    """The claim an interrupted rebind was replacing, from the restored volume."""
+    selector = "%s=%s,%s=%s" % (
+        rebind.RESTORED_FOR_LABEL,
+        dns_name(request.incident_id) or "unknown",
+        request.shard_label,
+        request.shard,
+    )
+    for volume in client.list("PersistentVolume", None, label_selector=selector):
+        claim = (volume.get("spec") or {}).get("claimRef") or {}
+        restore_claim = volume["metadata"]["labels"].get(rebind.RESTORE_CLAIM_LABEL)
+        if claim.get("namespace") == request.namespace and claim.get("name") not in (
+            None,
+            restore_claim,
+        ):
+            return str(claim["name"])
+    return None
+
+
+def _claim_pods(client: K8sClient, namespace: str, claim: str) -> t.List[Obj]:
+    return [
         p
-        for p in client.list(
-            "Pod", namespace, label_selector="%s=%s" % (shard_label, shard)
-        )
-        if not p["metadata"].get("deletionTimestamp") and not _run_by_job(p)
+        for p in client.list("Pod", namespace)
+        if rebind.mounts(p, claim)
+        and not jobkit.run_by_job(p)
+        and not p["metadata"].get("deletionTimestamp")
     ]
-    # The latest fresh pod of an earlier restore, if any, is the one serving now.
-    return sorted(
-        pods,
-        key=lambda p: (
-            RESTORE_OF_LABEL in (p["metadata"].get("labels") or {}),
-            p["metadata"].get("creationTimestamp") or "",
-        ),
-        reverse=True,
-    )
 
 
 def find_target(client: K8sClient, request: JobRequest) -> Target:
-    """The shard's workload, its serving pod and that pod's data claim."""
+    """The shard's workload, its serving pod and that pod's data claim.
+
+    While a rebind is under way the controller's new pod may wait unscheduled,
+    without the shard's label yet, and its claim may be gone for a moment: the claim
+    is then the one the restored volume is pre-bound to.
+    """
     kind, name = parse_workload(request.workload)
-    namespace, shard, shard_label = (
-        request.namespace,
-        request.shard,
-        request.shard_label,
-    )
+    namespace = request.namespace
     if kind == "Pod":
         pods = [client.get(Ref("Pod", name, namespace))]
     else:
         client.get(Ref(kind, name, namespace))
-        pods = _shard_pods(client, namespace, shard_label, shard)
-    if not pods:
-        raise RecoveryError(
-            "No pod of shard %s (label %s=%s) in %s"
-            % (shard, shard_label, shard, namespace),
-            resource="%s %s/%s" % (kind, namespace, name),
-            reason="shard pod not found",
-            next_step="Check shard_label and that the workload runs a pod for the "
-            "shard.",
-        )
-    claim_name = request.claim or claim_of(pods[0], request.data_volume)
-    claim = client.get(Ref("PersistentVolumeClaim", claim_name, namespace))
-    return Target(kind, name, pods[0], claim)
+        pods = shard_pods(client, namespace, request.shard_label, request.shard)
+    claim_name = request.claim or (
+        claim_of(pods[0], request.data_volume) if pods else None
+    )
+    if claim_name is None and kind != "Pod":
+        claim_name = _resumed_claim(client, request)
+        pods = _claim_pods(client, namespace, claim_name) if claim_name else []
+    if claim_name is None:
+        raise _no_pod(request, kind, name)
+    ref = Ref("PersistentVolumeClaim", claim_name, namespace)
+    claim = client.get_or_none(ref) if kind != "Pod" else client.get(ref)
+    claim = claim or {"metadata": {"name": claim_name, "namespace": namespace}}
+    return Target(kind, name, pods[0] if pods else {"metadata": {"name": ""}}, claim)
 
 
 def already_restored(target: Target, manifest_sha256: str) -> bool:
@@ -211,6 +246,7 @@ class Plan:
     job_name: str
     secret_name: str
     pod_name: str
+    bind_claim: str = ""
 
     def annotations(self) -> t.Dict[str, str]:
         return {
@@ -220,13 +256,16 @@ class Plan:
         }
 
     def to_dict(self) -> t.Dict[str, str]:
-        return {
+        planned = {
             "claim": self.claim_name,
             "size": self.claim_size,
             "job": self.job_name,
             "pod": self.pod_name,
             "snapshot_id": self.snapshot_id,
         }
+        if self.bind_claim:
+            planned["bind_claim"] = self.bind_claim
+        return planned
 
 
 def make_plan(
@@ -243,6 +282,8 @@ def make_plan(
         or target.pod_name
     )
     shard = request.shard
+    size = claim_size(total_bytes, request.headroom, requested_bytes(target.claim))
+    controlled = target.kind != "Pod"
     return Plan(
         request.namespace,
         shard,
@@ -250,10 +291,13 @@ def make_plan(
         manifest_sha256,
         request.incident_id,
         claim_name=dns_name(base_claim, "r", snapshot_id),
-        claim_size=claim_size(total_bytes, request.headroom),
+        claim_size=size,
         job_name=dns_name("ragops-restore", shard, snapshot_id),
         secret_name=request.s3_secret or dns_name("ragops-restore", shard, "s3"),
-        pod_name=dns_name(base_pod, "r", snapshot_id),
+        pod_name=target.pod_name
+        if controlled
+        else dns_name(base_pod, "r", snapshot_id),
+        bind_claim=target.claim["metadata"]["name"] if controlled else "",
     )
 
 
@@ -273,6 +317,8 @@ def claim_body(plan: Plan, old: Obj, storage_class: str | None) -> Obj:
             "resources": {"requests": {"storage": plan.claim_size}},
         },
     }
+    if spec.get("volumeMode"):
+        body["spec"]["volumeMode"] = spec["volumeMode"]
     storage_class = storage_class or spec.get("storageClassName")
     if storage_class:
         body["spec"]["storageClassName"] = storage_class
@@ -280,30 +326,14 @@ def claim_body(plan: Plan, old: Obj, storage_class: str | None) -> Obj:
 
 
 def secret_body(plan: Plan, credentials: t.Mapping[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": plan.secret_name,
-            "namespace": plan.namespace,
-            "labels": dict(MANAGED_BY),
-        },
-        "stringData": {key: value for key, value in credentials.items() if value},
-    }
+    return credentials_secret(plan.secret_name, plan.namespace, credentials)
 
 
 def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
     env: t.List[Obj] = [
-        {"name": "RAGOPS_RESTORE", "value": json.dumps(dict(config, dest=MOUNT_PATH))}
+        {"name": "RAGOPS_RESTORE", "value": json.dumps(dict(config, dest=MOUNT_PATH))},
+        *credential_env(plan.secret_name),
     ]
-    for key in CREDENTIAL_KEYS:
-        ref = {
-            "name": plan.secret_name,
-            "key": key,
-            "optional": key == "AWS_SESSION_TOKEN",
-        }
-        env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
     container = {
         "name": "restore",
         "image": image,
@@ -311,128 +341,35 @@ def job_body(plan: Plan, image: str, config: t.Mapping[str, t.Any]) -> Obj:
         "env": env,
         "volumeMounts": [{"name": "restore", "mountPath": MOUNT_PATH}],
     }
-    labels = dict(MANAGED_BY, **{"ragops.io/shard": plan.shard})
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": plan.job_name,
-            "namespace": plan.namespace,
-            "labels": labels,
-            "annotations": plan.annotations(),
-        },
-        "spec": {
-            "backoffLimit": 1,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [container],
-                    "volumes": [
-                        {
-                            "name": "restore",
-                            "persistentVolumeClaim": {"claimName": plan.claim_name},
-                        }
-                    ],
-                },
-            },
-        },
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [
+            {"name": "restore", "persistentVolumeClaim": {"claimName": plan.claim_name}}
+        ],
     }
-
-
-def ensure(client: K8sClient, obj: Obj) -> bool:
-    """Create ``obj`` unless an object of that name exists (an earlier, interrupted
-    run); True if created."""
-    meta = obj["metadata"]
-    if (
-        client.get_or_none(Ref(obj["kind"], meta["name"], meta["namespace"]))
-        is not None
-    ):
-        return False
-    client.create(obj)
-    return True
-
-
-def put_secret(client: K8sClient, body: Obj) -> None:
-    """Create the credentials Secret, or bring an existing one of ours up to date."""
-    ref = Ref("Secret", body["metadata"]["name"], body["metadata"]["namespace"])
-    if client.get_or_none(ref) is None:
-        client.create(body)
-    else:
-        client.patch(ref, {"stringData": body["stringData"]})
-
-
-@dataclass
-class JobProgress:
-    """What the restore Job's log said last."""
-
-    progress: Obj = field(default_factory=dict)
-    result: Obj | None = None
-
-    def read(self, log: str) -> None:
-        for line in log.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "progress":
-                self.progress = event
-            elif isinstance(event, dict) and event.get("event") in ("result", "error"):
-                self.result = event
-
-
-def job_log(client: K8sClient, namespace: str, job: str) -> str:
-    """The last lines of the log of the Job's newest pod; empty when there is none."""
-    pods = client.list("Pod", namespace, label_selector="job-name=%s" % job)
-    if not pods:
-        return ""
-    newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-    try:
-        return client.pod_log(namespace, newest["metadata"]["name"], tail_lines=50)
-    except (NotFound, RecoveryError):
-        return ""
+    return jobkit.shard_job(
+        plan.job_name, plan.namespace, plan.shard, plan.annotations(), pod_spec
+    )
 
 
 def wait_for_job(
     client: K8sClient, plan: Plan, waiter: Waiter
 ) -> t.Tuple[Obj, JobProgress, float]:
     """Wait until the Job finishes, reading its progress lines on every poll."""
-    seen = JobProgress()
-    ref = Ref("Job", plan.job_name, plan.namespace)
-
-    def fetch() -> Obj:
-        job = client.get(ref)
-        seen.read(job_log(client, plan.namespace, plan.job_name))
-        return job
-
-    outcome = waiter.until(
-        str(ref),
-        fetch,
-        job_finished,
-        next_step="kubectl -n %s logs job/%s" % (plan.namespace, plan.job_name),
-    )
-    if not seen.result:
-        seen.read(job_log(client, plan.namespace, plan.job_name))
-    return outcome.value, seen, outcome.duration
+    return follow_job(client, plan.namespace, plan.job_name, waiter)
 
 
 def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
     error = seen.result or {}
-    where = "%s/%s" % (plan.namespace, plan.job_name)
-    return RecoveryError(
-        "Failed to restore shard %s in Job %s: %s"
-        % (plan.shard, where, error.get("msg") or "the Job failed"),
-        resource="Job " + where,
-        reason=error.get("reason") or "restore Job failed",
-        next_step=error.get("next_step")
-        or "Read the Job's log: kubectl -n %s logs job/%s"
-        % (plan.namespace, plan.job_name),
-        partial={
-            "job": plan.to_dict(),
-            "tried": error.get("tried") or [],
-            "quarantined": error.get("quarantined") or [],
-            "shard_unchanged": True,
-        },
+    partial = {
+        "job": plan.to_dict(),
+        "tried": error.get("tried") or [],
+        "quarantined": error.get("quarantined") or [],
+        "shard_unchanged": True,
+    }
+    return jobkit.job_failure(
+        plan.namespace, plan.job_name, "restore shard " + plan.shard, seen, partial
     )
 
 
@@ -517,30 +454,6 @@ def repoint_services(
     return changes
 
 
-def repoint_deployment(
-    client: K8sClient, target: Target, plan: Plan, data_volume: str
-) -> t.List[Obj]:
-    def mutate(deployment: Obj) -> Obj:
-        template = deployment["spec"]["template"]
-        for volume in template["spec"].get("volumes") or []:
-            if volume.get("name") == data_volume:
-                volume["persistentVolumeClaim"] = {"claimName": plan.claim_name}
-        template.setdefault("metadata", {}).setdefault("annotations", {}).update(
-            plan.annotations()
-        )
-        return deployment
-
-    client.update(Ref("Deployment", target.name, plan.namespace), mutate)
-    return [
-        {
-            "kind": "Deployment",
-            "name": target.name,
-            "claim_before": target.claim["metadata"]["name"],
-            "claim_after": plan.claim_name,
-        }
-    ]
-
-
 def label_evidence(client: K8sClient, target: Target, plan: Plan) -> Obj:
     name = target.claim["metadata"]["name"]
     value = dns_name(plan.incident_id) or "unknown"
@@ -562,9 +475,16 @@ def label_evidence(client: K8sClient, target: Target, plan: Plan) -> Obj:
 def _put_back(
     client: K8sClient, request: JobRequest, target: Target, plan: Plan
 ) -> t.List[Obj]:
-    if target.kind == "Deployment":
-        return repoint_deployment(client, target, plan, request.data_volume)
+    """A pod without a controller: a fresh pod on the new PVC takes its place."""
     ensure(client, fresh_pod(target, plan, request.data_volume))
+    client.patch(
+        Ref("Pod", target.pod_name, plan.namespace),
+        {
+            "metadata": {
+                "labels": {SERVING_LABEL: "false", REPLACED_BY_LABEL: plan.pod_name}
+            }
+        },
+    )
     return [
         {"kind": "Pod", "name": plan.pod_name, "replaces": target.pod_name},
         *repoint_services(client, target, plan, request.shard_label),
@@ -572,20 +492,14 @@ def _put_back(
 
 
 def _serving_pod(
-    client: K8sClient, request: JobRequest, plan: Plan, waiter: Waiter
+    client: K8sClient, request: JobRequest, claim: str, waiter: Waiter
 ) -> Obj:
     def fetch() -> t.List[Obj]:
-        pods = _shard_pods(
-            client, request.namespace, request.shard_label, request.shard
-        )
-        return [
-            p
-            for p in pods
-            if claim_of_or_none(p, request.data_volume) == plan.claim_name
-        ]
+        pods = shard_pods(client, request.namespace, request.shard_label, request.shard)
+        return [p for p in pods if claim_of_or_none(p, request.data_volume) == claim]
 
     outcome = waiter.until(
-        "a Ready pod of shard %s on PVC %s" % (request.shard, plan.claim_name),
+        "a Ready pod of shard %s on PVC %s" % (request.shard, claim),
         fetch,
         lambda pods: any(pod_ready(p) for p in pods),
         next_step="kubectl -n %s describe pod -l %s=%s"
@@ -624,22 +538,32 @@ def restore_started(
     """Start the restore (``wait: false``) and say where it stands; nothing is
     repointed yet."""
     start_restore(client, request, plan, target)
-    job = client.get(Ref("Job", plan.job_name, plan.namespace))
-    seen = JobProgress()
-    seen.read(job_log(client, plan.namespace, plan.job_name))
-    state = (
-        ("failed" if not job_succeeded(job) else "succeeded")
-        if job_finished(job)
-        else "running"
+    return {"run": job_state(client, plan.namespace, plan.job_name)}
+
+
+def rebind_of(request: JobRequest, plan: Plan) -> rebind.Rebind:
+    """The rebind that puts the restored volume under the shard's controller."""
+    annotations = plan.annotations()
+    marker = {MANIFEST_ANNOTATION: annotations.pop(MANIFEST_ANNOTATION)}
+    return rebind.Rebind(
+        namespace=plan.namespace,
+        shard=plan.shard,
+        shard_label=request.shard_label,
+        claim=plan.bind_claim,
+        restore_claim=plan.claim_name,
+        job=plan.job_name,
+        snapshot_id=plan.snapshot_id,
+        incident_id=plan.incident_id,
+        incident_label=dns_name(plan.incident_id) or "unknown",
+        annotations=annotations,
+        marker=marker,
     )
-    return {"run": {"name": plan.job_name, "state": state, "progress": seen.progress}}
 
 
-def restore_in_cluster(
+def _run_job(
     client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
 ) -> Obj:
-    """Create the PVC, run the restore Job, put the shard on the new PVC and wait
-    until it is Ready."""
+    """Run the restore Job (or pick up the one already run) and say what it did."""
     start_restore(client, request, plan, target)
     job, seen, duration = wait_for_job(client, plan, waiter)
     if (
@@ -648,20 +572,62 @@ def restore_in_cluster(
         or seen.result.get("event") != "result"
     ):
         raise job_failure(plan, seen)
-    evidence = label_evidence(client, target, plan)
-    changes = _put_back(client, request, target, plan)
-    pod = _serving_pod(client, request, plan, waiter)
     restored = seen.result.get("restore") or {}
     return {
-        "run": {
-            "name": plan.job_name,
-            "duration": duration,
-            "bytes": restored.get("bytes"),
-            "files": restored.get("files"),
-            "throughput_mb_s": restored.get("throughput_mb_s"),
-            "restore_duration": restored.get("duration"),
-        },
+        "name": plan.job_name,
+        "duration": duration,
+        "bytes": restored.get("bytes"),
+        "files": restored.get("files"),
+        "throughput_mb_s": restored.get("throughput_mb_s"),
+        "restore_duration": restored.get("duration"),
+    }
+
+
+def _restore_beside(
+    client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
+) -> Obj:
+    """A pod without a controller: a fresh pod on the new PVC replaces it."""
+    run = _run_job(client, request, plan, target, waiter)
+    evidence = label_evidence(client, target, plan)
+    changes = _put_back(client, request, target, plan)
+    pod = _serving_pod(client, request, plan.claim_name, waiter)
+    return {
+        "run": run,
         "repointed": changes,
         "evidence": evidence,
+        "pod": pod["metadata"]["name"],
+    }
+
+
+def restore_in_cluster(
+    client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
+) -> Obj:
+    """Restore into a new PVC by a Job, put the shard on it and wait until it is
+    Ready.
+
+    A StatefulSet's or Deployment's shard keeps its claim name: the restored volume
+    is bound to it (see :mod:`.rebind`) and the controller starts the pod.  A
+    rebind that was interrupted after the restore was verified does not run the Job
+    again.
+    """
+    if target.kind == "Pod":
+        return _restore_beside(client, request, plan, target, waiter)
+    where = rebind_of(request, plan)
+    if rebind.labelled_restored(client, where) is None:
+        run = _run_job(client, request, plan, target, waiter)
+    else:
+        run = {"name": plan.job_name, "resumed": True}
+    outcome = rebind.put_under_controller(client, where, waiter)
+    pod = _serving_pod(client, request, where.claim, waiter)
+    steps = outcome.steps + rebind.finish(client, where, outcome.restored)
+    return {
+        "run": run,
+        "steps": steps,
+        "evidence": {
+            "volume": outcome.evidence,
+            "claim": where.claim,
+            "label": "%s=%s" % (EVIDENCE_LABEL, where.incident_label),
+        },
+        "volume": outcome.restored,
         "pod": pod["metadata"]["name"],
     }

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..waiter import Waiter
-from . import catalog, job, layout, restore, store
+from . import catalog, job, layout, rebind, restore, store
 from .manifest import Manifest
 from .s3 import S3Store
 
@@ -46,7 +46,9 @@ class JobOutcome:
     plan: job.Plan
     attempts: t.List[restore.Attempt]
     quarantined: t.List[str]
+    request: job.JobRequest
     diff: bool = False
+    check_mode: bool = False
     run: Obj = field(default_factory=dict)
 
     def to_result(self) -> Obj:
@@ -65,14 +67,55 @@ class JobOutcome:
             "pod": self.target.pod_name,
             "claim": claim,
         }
+        plan: Obj = dict(self.plan.to_dict())
+        if self.plan.bind_claim and not self.run.get("steps"):
+            where = job.rebind_of(self.request, self.plan)
+            plan["steps"] = rebind.planned(where, self.target.claim)
         result = outcome.to_result()
-        result["job"] = dict(
-            {"plan": self.plan.to_dict(), "previous": previous}, **self.run
-        )
+        result["job"] = dict({"plan": plan, "previous": previous}, **self.run)
+        if self.check_mode and self.changed:
+            result["summary"] = self.planned_summary(claim)
         if self.diff:
-            after = self.plan.claim_name if self.changed else claim
-            result["diff"] = {"before": {"claim": claim}, "after": {"claim": after}}
+            result["diff"] = self._diff(claim)
         return result
+
+    def planned_summary(self, claim: str) -> str:
+        """One line naming what a restore would create, for a plan in check mode."""
+        restore = (
+            "restore (check mode): would restore snapshot %s into a new PVC %s of %s by the Job %s"
+            % (
+                self.snapshot.snapshot_id,
+                self.plan.claim_name,
+                self.plan.claim_size,
+                self.plan.job_name,
+            )
+        )
+        if self.plan.bind_claim:
+            return (
+                "%s, then bind its volume to the claim %s of %s; the old volume would be kept "
+                "(Retain) as evidence"
+                % (
+                    restore,
+                    self.plan.bind_claim,
+                    "%s/%s" % (self.target.kind, self.target.name),
+                )
+            )
+        return "%s; the PVC %s would be kept as evidence" % (restore, claim)
+
+    def _diff(self, claim: str) -> Obj:
+        """The shard's claim and the snapshot it holds, before and after."""
+        annotations = self.target.claim["metadata"].get("annotations") or {}
+        before = {
+            "claim": claim,
+            "snapshot_id": annotations.get(job.SNAPSHOT_ANNOTATION),
+        }
+        if not self.changed:
+            return {"before": before, "after": before}
+        after = {
+            "claim": self.plan.bind_claim or self.plan.claim_name,
+            "snapshot_id": self.snapshot.snapshot_id,
+        }
+        return {"before": before, "after": after}
 
 
 def _failure(
@@ -116,7 +159,15 @@ def _plan(
         manifest.total_bytes,
     )
     return JobOutcome(
-        False, snapshot, target, plan, attempts, quarantined, request.diff
+        False,
+        snapshot,
+        target,
+        plan,
+        attempts,
+        quarantined,
+        request.job,
+        request.diff,
+        request.check_mode,
     )
 
 

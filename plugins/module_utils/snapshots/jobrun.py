@@ -56,9 +56,15 @@ def throttled_progress() -> restore.Progress:
     return report
 
 
-def params_from(environ: t.Mapping[str, str]) -> t.Dict[str, t.Any]:
-    config = json.loads(environ.get("RAGOPS_RESTORE") or "{}")
-    params = dict(DEFAULTS, **config)
+def params_from(
+    environ: t.Mapping[str, str],
+    variable: str = "RAGOPS_RESTORE",
+    defaults: t.Mapping[str, t.Any] | None = None,
+) -> t.Dict[str, t.Any]:
+    """The Job's configuration (JSON in ``variable``) over ``defaults`` (the restore
+    Job's by default), with the S3 credentials of the environment."""
+    config = json.loads(environ.get(variable) or "{}")
+    params = dict(DEFAULTS if defaults is None else defaults, **config)
     params.update(
         access_key=environ.get("AWS_ACCESS_KEY_ID"),
         secret_key=environ.get("AWS_SECRET_ACCESS_KEY"),

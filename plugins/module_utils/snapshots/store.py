@@ -9,6 +9,7 @@ import json
 import typing as t
 from datetime import datetime
 
+from ..audit import utc_now
 from ..errors import NotFound, RecoveryError
 from . import catalog, layout
 from .s3 import S3Store
@@ -39,6 +40,18 @@ def load(
                 raw = None  # deleted between the listing and the read
         catalog.classify(snapshot, raw, location.shard, now, tolerance)
     return snapshots
+
+
+def complete(
+    store: S3Store, location: layout.ShardLocation, snapshot_id: str
+) -> t.Dict[str, t.Any] | None:
+    """The snapshot of that id when it is complete (verified or not), else ``None``:
+    a snapshot whose manifest is published is never taken again."""
+    now = utc_now()
+    found = load(store, location, now, 300, only=snapshot_id).get(snapshot_id)
+    if found is None or found.status == catalog.INCOMPLETE:
+        return None
+    return dict(found.to_dict(now), url=location.url(snapshot_id), shard=location.shard)
 
 
 def _marker(store: S3Store, key: str) -> t.Dict[str, t.Any] | None:

@@ -82,6 +82,18 @@ def test_notes_stand_in_for_moments_not_reached_and_earlier_runs_are_named() -> 
     )
 
 
+def test_a_moment_before_the_start_is_no_figure_of_this_run() -> None:
+    """An earlier run's quarantine is not this run's time to safe mode: the figures
+    (what set_stats hands AWX and EDA) are null, not negative; from the alert, the
+    time still counts."""
+    figures = recovery_times(
+        {"started": EPOCH, "alert": EPOCH - 120, "safe_mode": EPOCH - 60}
+    ).figures()
+    assert figures["time_to_safe_mode"] is None
+    assert figures["safe_mode_at"] == "2026-11-27T22:09:00.000Z"
+    assert figures["time_to_safe_mode_from_alert"] == 60.0
+
+
 def test_a_malformed_alert_time_is_said_never_raised() -> None:
     times = recovery_times(
         {"started": EPOCH, "alert": "in a minute", "safe_mode": EPOCH}

@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 import json
+import typing as t
+from pathlib import Path
 
+import pytest
+from ansible import context
+from ansible.module_utils.common.collections import ImmutableDict
+
+from ansible_collections.ragops.recovery.plugins.callback.timeline import CallbackModule
 from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
     Run,
     Step,
@@ -15,6 +22,7 @@ from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
     summarize,
     to_json,
     to_markdown,
+    to_summary,
 )
 
 START = 1795000000.0
@@ -224,7 +232,7 @@ def test_markdown_shows_the_times_milestones_phases_and_only_the_runbooks_steps(
     ) in text
     assert "| golden verdict |" in text and "| +7.2 s | +11.2 s | rag-prod |" in text
     assert "| Refusing to move shard \\| x |" in text
-    assert "Validating arguments" not in text.split("```mermaid")[0]
+    assert "Validating arguments" not in text.split("```mermaid", maxsplit=1)[0]
     assert "Note whether to resume" not in text
     assert "3 more Ansible steps are left out" in text
     # A phase in which nothing was shown (a set_fact, a skipped re-open) is left out.
@@ -260,3 +268,59 @@ def test_an_alert_time_that_is_not_a_time_is_said_and_left_out() -> None:
     text = to_markdown(run, steps())
     assert "The alert's time is not used: alert_received_at 'soon' ..." in text
     assert "from the alert)" not in text
+
+
+def timeline_callback(directory: str) -> t.Any:
+    callback = CallbackModule()
+    # The options as the plugin loader resolves them from the environment.
+    callback._plugin_options = {
+        "directory": directory,
+        "title": "INC-1",
+        "alert_received_at": None,
+    }
+    callback.steps = steps()
+    return callback
+
+
+def test_callback_writes_the_timeline_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(check=False))
+    timeline_callback(str(tmp_path / "tl")).v2_playbook_on_stats(None)
+    assert sorted(p.name for p in (tmp_path / "tl").iterdir()) == [
+        "timeline.json",
+        "timeline.md",
+    ]
+
+
+def test_callback_writes_nothing_in_check_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(check=True))
+    timeline_callback(str(tmp_path / "tl")).v2_playbook_on_stats(None)
+    assert not (tmp_path / "tl").exists()
+
+
+def test_summary_gives_totals_longest_step_first_failure_and_files() -> None:
+    text = to_summary(
+        Run("INC-1 drill"), steps(), ["tl/timeline.md", "tl/timeline.json"]
+    )
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        "Recovery timeline 'INC-1 drill': %d tasks in " % len(steps())
+    )
+    assert "3 ok, 3 changed, 1 failed, 1 skipped" in lines[0]
+    assert lines[1] == "Longest: Restore on rag-prod (4.0 s, changed)"
+    assert lines[2] == (
+        "First failure: Put back into service on rag-prod: Refusing to move shard | x"
+    )
+    # The times, as each host reached them.
+    assert lines[3] == "rag-prod: time to safe mode: 1.5 s from the playbook's start"
+    assert lines[4] == "rag-prod: time to recover: not reached in this run"
+    assert lines[-1] == "Timeline written to tl/timeline.md, tl/timeline.json"
+
+
+def test_summary_of_a_run_without_tasks() -> None:
+    assert to_summary(Run("t"), [], ["a.md"]) == (
+        "Recovery timeline 't': no task ran.\nTimeline written to a.md"
+    )

@@ -15,6 +15,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import (
     K8sClient,
+    forbidden_step,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
     Ref,
@@ -311,6 +312,20 @@ def test_pod_labels_follow_the_state(api: FakeTransport) -> None:
     )
 
 
+def test_a_pod_a_restore_replaced_is_not_relabelled_serving(api: FakeTransport) -> None:
+    replaced = {"ragops.io/shard": "shard-0", "ragops.io/replaced-by": "vs-0-r-s-1"}
+    api.add(PODS, {"kind": "Pod", "metadata": {"name": "vs-0", "labels": replaced}})
+    fresh = {"ragops.io/shard": "shard-0", "ragops.io/restore-of": "vs-0"}
+    api.add(PODS, {"kind": "Pod", "metadata": {"name": "vs-0-r-s-1", "labels": fresh}})
+    changes = label_shard_pods(
+        client(api), "rag", "shard-0", "ragops.io/shard", serving=True, check_mode=False
+    )
+    after = {change["name"]: change["after"] for change in changes}
+    assert after == {"vectorstore-0": "true", "vs-0": "false", "vs-0-r-s-1": "true"}
+    labels = api.objects[PODS + "/vs-0"]["metadata"]["labels"]
+    assert labels["ragops.io/serving"] == "false"
+
+
 def test_describe_joins_entries_with_pods(api: FakeTransport) -> None:
     report = describe_shards(client(api), WHERE, [], "ragops.io/shard")
     by_shard = {view["shard"]: view for view in report["shards"]}
@@ -360,6 +375,25 @@ def test_an_rbac_refusal_names_the_verb_the_resource_and_the_shipped_roles(
         '"rag" to system:serviceaccount:rag:ragops-recovery'
     )
     assert "ragops-recovery-shard (meta/rbac/shard-recovery.yaml" in error.next_step
+
+
+def test_a_refusal_at_the_cluster_scope_names_the_cluster_role_and_its_binding() -> (
+    None
+):
+    reason = (
+        'persistentvolumes "pv-1" is forbidden: User '
+        '"system:serviceaccount:rag:ragops-recovery" cannot patch resource '
+        '"persistentvolumes" in API group "" at the cluster scope'
+    )
+    step = forbidden_step(reason) or ""
+    assert step.startswith(
+        'Grant verb "patch" on the cluster-scoped resource "persistentvolumes"'
+    )
+    assert "ragops-recovery-volumes (meta/rbac/shard-recovery.yaml)" in step
+    assert (
+        "kubectl create clusterrolebinding ragops-recovery-volumes-rag --clusterrole "
+        "ragops-recovery-volumes --serviceaccount rag:ragops-recovery" in step
+    )
 
 
 def test_a_403_that_names_no_rule_keeps_the_credentials_hint(

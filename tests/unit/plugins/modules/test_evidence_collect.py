@@ -18,6 +18,9 @@ from ansible_collections.ragops.recovery.plugins.module_utils.shards import admi
 from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import Answer
 from ansible_collections.ragops.recovery.plugins.modules import evidence_collect
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
+from ansible_collections.ragops.recovery.tests.unit.plugins.module_utils.snapshots.fake_s3 import (
+    FakeS3,
+)
 from ansible_collections.ragops.recovery.tests.unit.runner import run as run_main
 
 NS = "/api/v1/namespaces/rag"
@@ -156,3 +159,72 @@ def test_incident_id_cannot_escape_the_folder(
 ) -> None:
     result = run(capsys, dest=str(tmp_path), incident_id="../x")
     assert result["failed"] is True and "Invalid incident_id" in result["msg"]
+
+
+def test_documents_alone_go_into_the_same_write_once_store(
+    k8s_api: FakeTransport, s3_api: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = {
+        "namespace": "rag",
+        "incident_id": "INC-C1",
+        "name": "evidence-stack",
+        "bucket": "snaps",
+        "access_key": "AK",
+        "secret_key": "SK",
+        "documents": {
+            "stack-before.json": {"diagnosis": {"cause": "pending_migration"}},
+            "notes/cause.txt": "schema 1 < 2\n",
+        },
+    }
+    planned = run_main(evidence_collect, capsys, _ansible_check_mode=True, **args)
+    assert planned["changed"] is True and s3_api.objects == {}
+    written = run_main(evidence_collect, capsys, **args)
+    key = "evidence/INC-C1/evidence-stack.tar.gz"
+    written_bundle = s3_api.objects[key]
+    assert written["evidence"]["s3_uri"] == "s3://snaps/" + key
+    with tarfile.open(fileobj=io.BytesIO(s3_api.objects[key])) as tar:
+        members = {
+            m.name: t.cast(t.IO[bytes], tar.extractfile(m)).read()
+            for m in tar.getmembers()
+        }
+    manifest = json.loads(members.pop("MANIFEST.json"))
+    assert set(members) == {"stack-before.json", "notes/cause.txt"}
+    assert manifest["shard"] is None and manifest["incident_id"] == "INC-C1"
+    assert json.loads(members["stack-before.json"])["diagnosis"]["cause"] == (
+        "pending_migration"
+    )
+    assert members["notes/cause.txt"] == b"schema 1 < 2\n"
+    assert k8s_api.calls == []  # nothing read from the cluster
+    changed = {**args, "documents": {"stack-before.json": {"later": True}}}
+    again = run_main(evidence_collect, capsys, **changed)
+    assert again["changed"] is False and again["evidence"]["existed"] is True
+    assert s3_api.objects[key] == written_bundle  # the first evidence is kept
+
+
+@pytest.mark.parametrize(
+    "name", ["../x.json", "/etc/x", "a//b", ".hidden", "MANIFEST.json"]
+)
+def test_a_document_name_that_is_no_plain_relative_path_is_refused(
+    k8s_api: FakeTransport,
+    tmp_path: Path,
+    name: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = run_main(
+        evidence_collect,
+        capsys,
+        incident_id="INC-C1",
+        dest=str(tmp_path),
+        documents={name: "x"},
+    )
+    assert result["failed"] is True and "Invalid document names" in result["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_needs_a_shard_or_documents(
+    k8s_api: FakeTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_main(
+        evidence_collect, capsys, incident_id="INC-C1", dest=str(tmp_path)
+    )
+    assert result["failed"] is True and "shard, documents" in result["msg"]

@@ -520,3 +520,55 @@ def test_thousands_of_queries(
         in (tmp_path / "large.md").read_text()
     )
     assert validation["duration"] < 30
+
+
+def test_one_shards_queries_are_compared_with_that_shards_own_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden = dict(GOLDEN, shard_baselines={"shard-2": {"recall_at_k": 1.0, "mrr": 1.0}})
+    path = tmp_path / "golden.yml"
+    path.write_text(yaml.safe_dump(golden, sort_keys=False))
+    with Endpoint(by_query(HEALTHY)) as endpoint:
+        passed = run(capsys, golden_set=str(path), url=endpoint.url, shard="shard-2")
+    assert passed["validation"]["passed"] is True
+    assert passed["validation"]["baseline"]["mrr"] == {
+        "baseline": 1.0,
+        "current": 1.0,
+        "change": 0.0,
+    }
+    assert "baseline" not in [f["check"] for f in passed["validation"]["findings"]]
+
+    def demoted(seen: Seen) -> Reply:
+        if seen.body["query"] == "firewall notes":
+            return lab_answer(["doc-7", "doc-2", "doc-3"], [0.9, 0.8, 0.7])
+        return HEALTHY[seen.body["query"]]
+
+    with Endpoint(demoted) as endpoint:
+        failed = run(capsys, golden_set=str(path), url=endpoint.url, shard="shard-2")
+    assert failed["failed"] is True and "mrr" in failed["msg"], failed["msg"]
+    assert failed["validation"]["baseline"]["mrr"]["current"] == 0.75
+
+
+def test_a_shard_without_a_baseline_of_its_own_says_why_it_is_not_compared(
+    golden_file: Path, healthy: Endpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(capsys, golden_set=str(golden_file), url=healthy.url, shard="shard-1")
+    notes = [f for f in result["validation"]["findings"] if f["check"] == "baseline"]
+    assert "no baseline for shard shard-1 (shard_baselines)" in json.dumps(notes)
+
+
+def test_capturing_one_shards_queries_records_that_shards_baseline(
+    golden_file: Path,
+    healthy: Endpoint,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dest = tmp_path / "golden.yml"
+    common = {"golden_set": str(golden_file), "url": healthy.url, "shard": "shard-2"}
+    written = run(capsys, mode="capture", capture_dest=str(dest), **common)
+    captured = yaml.safe_load(dest.read_text())
+    assert captured["baseline"] == GOLDEN["baseline"]  # the whole set's is kept
+    assert captured["shard_baselines"]["shard-2"] == written["capture"]["baseline"]
+    assert written["capture"]["baseline"]["mrr"] == 1.0
+    gated = run(capsys, **{**common, "golden_set": str(dest)})
+    assert gated["validation"]["baseline"]["mrr"]["baseline"] == 1.0

@@ -9,6 +9,9 @@ import typing as t
 
 import pytest
 
+from ansible_collections.ragops.recovery.plugins.module_utils.k8s.podexec import (
+    ExecResult,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
 from ansible_collections.ragops.recovery.plugins.module_utils.shards.admin import Answer
 from ansible_collections.ragops.recovery.plugins.modules import shard_reopen
@@ -16,6 +19,7 @@ from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
 from ansible_collections.ragops.recovery.tests.unit.runner import run as run_main
 
 PODS = "/api/v1/namespaces/rag/pods"
+DEFAULT = "kubectl.kubernetes.io/default-container"
 
 
 class FakeShard:
@@ -173,3 +177,176 @@ def test_no_pod_fails_with_next_step(
     assert (
         result["failed"] is True and "restore it from a snapshot" in result["next_step"]
     )
+
+
+# --- method=exec: a command in the shard's pod, through the pods/exec subresource ------------------
+
+COMMAND = ["python", "-m", "ragops_lab.programs.shard", "reopen"]
+POD = PODS + "/vectorstore-2"
+
+
+def exec_pod(ready: bool, **annotations: str) -> dict[str, t.Any]:
+    found = pod("vectorstore-2", "10.0.0.7", ready)
+    found["metadata"]["annotations"] = annotations
+    found["spec"] = {"containers": [{"name": "init-sidecar"}, {"name": "shard"}]}
+    return found
+
+
+class PodCommand:
+    """The command's end as the node reports it; a success makes the pod Ready."""
+
+    def __init__(
+        self, api: FakeTransport, exit_code: t.Optional[int] = 0, **ended: t.Any
+    ) -> None:
+        self.api = api
+        self.exit_code = exit_code
+        self.ended = ended
+
+    def __call__(
+        self,
+        namespace: str,
+        name: str,
+        container: t.Optional[str],
+        command: t.Tuple[str, ...],
+        timeout: float,
+    ) -> ExecResult:
+        if self.exit_code == 0:
+            self.api.objects[POD]["status"]["conditions"][0]["status"] = "True"
+        fields = {"stdout": '{"ok": true}\n', "stderr": "", "duration": 0.4}
+        fields.update(self.ended)
+        return ExecResult(command, self.exit_code, **fields)
+
+
+def run_exec(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
+    return run(capsys, method="exec", command=COMMAND, **args)
+
+
+def test_exec_check_mode_plans_the_command_and_runs_nothing(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k8s_api.add(PODS, exec_pod(ready=False))
+    result = run_exec(capsys, _ansible_check_mode=True, command_timeout=30)
+    assert result["changed"] is True and k8s_api.execs == []
+    assert result["planned"] == {
+        "method": "exec",
+        "pod": "vectorstore-2",
+        "container": "init-sidecar",
+        "command": COMMAND,
+        "timeout": 30.0,
+    }
+    assert result["summary"] == (
+        "re-open: would re-open the index by a command in pod vectorstore-2 (check mode)"
+    )
+    assert result["shard"]["before"]["ready"]["status"] == "False"
+
+
+def test_exec_reopens_waits_for_ready_and_reports_the_command(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k8s_api.add(PODS, exec_pod(ready=False, **{DEFAULT: "shard"}))
+    k8s_api.exec_handler = PodCommand(k8s_api)
+    result = run_exec(capsys, command_timeout=45)
+    assert k8s_api.execs == [("rag", "vectorstore-2", "shard", tuple(COMMAND), 45.0)]
+    shard = result["shard"]
+    assert result["changed"] is True and shard["healthy"] is True
+    assert (shard["method"], shard["pod"], shard["container"]) == (
+        "exec",
+        "vectorstore-2",
+        "shard",
+    )
+    assert (
+        shard["exec"]["exit_code"] == 0 and shard["exec"]["stdout"] == '{"ok": true}\n'
+    )
+    assert shard["before"]["healthy"] is False and shard["after"]["healthy"] is True
+    assert result["summary"] == (
+        "re-open: index re-opened by a command in pod vectorstore-2, the shard is healthy"
+    )
+    again = run_exec(capsys)
+    assert again["changed"] is False and len(k8s_api.execs) == 1
+
+
+def test_exec_non_zero_exit_fails_with_the_output(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k8s_api.add(PODS, exec_pod(ready=False))
+    k8s_api.exec_handler = PodCommand(
+        k8s_api,
+        1,
+        stderr="re-open failed: HTTP 500: checksum mismatch in vectors.bin\n",
+    )
+    result = run_exec(capsys, container="shard")
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "Failed to re-open shard shard-2: the re-open command failed (exit code 1): "
+        "re-open failed: HTTP 500: checksum mismatch in vectors.bin"
+    )
+    assert (
+        result["resource"] == "pod vectorstore-2" and "restore" in result["next_step"]
+    )
+    assert result["reopen"]["exec"]["exit_code"] == 1
+    reported = run_exec(capsys, container="shard", require_healthy=False)
+    assert "failed" not in reported and reported["shard"]["healthy"] is False
+    assert reported["shard"]["exec"]["stderr"].startswith("re-open failed")
+    assert reported["summary"].startswith("re-open: the re-open command failed")
+
+
+def test_exec_timeout_is_a_failure_with_what_was_printed(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k8s_api.add(PODS, exec_pod(ready=True))
+    k8s_api.exec_handler = PodCommand(
+        k8s_api, None, stdout="started\n", duration=2.0, timed_out=True
+    )
+    result = run_exec(capsys, force=True, command_timeout=2)
+    assert result["msg"] == (
+        "Failed to re-open shard shard-2: the re-open command failed "
+        "(timed out after 2s): started"
+    )
+    assert result["reopen"]["exec"]["timed_out"] is True
+
+
+def test_exec_that_does_not_bring_readiness_back_times_out_waiting(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k8s_api.add(PODS, exec_pod(ready=False))
+    k8s_api.exec_handler = lambda *call: ExecResult(call[3], 0, "", "", 0.1)
+    result = run_exec(capsys, require_healthy=False, wait_timeout=0)
+    assert (
+        result["shard"]["healthy"] is False
+        and result["shard"]["exec"]["exit_code"] == 0
+    )
+    assert result["shard"]["error"] == (
+        "not healthy after the re-open: pod not Ready (Running: no reason)"
+    )
+
+
+def test_exec_refuses_a_url_a_missing_command_and_an_unknown_container(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k8s_api.add(PODS, exec_pod(ready=False))
+    with_url = run_exec(capsys, url="http://shard:8080")
+    assert with_url["msg"] == "Failed to re-open shard shard-2: url is for method=http"
+    no_command = run(capsys, method="exec")
+    assert no_command["failed"] is True and "command" in no_command["msg"]
+    empty = run(capsys, method="exec", command=[])
+    assert empty["msg"] == "Failed to re-open shard shard-2: command is empty"
+    unknown = run_exec(capsys, container="sidecar")
+    assert (
+        unknown["msg"]
+        == "Failed to re-open: pod vectorstore-2 has no container sidecar"
+    )
+    assert unknown["next_step"] == "Set container to one of init-sidecar, shard."
+    assert k8s_api.execs == []
+
+
+def test_exec_needs_a_running_pod(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pending = exec_pod(ready=False)
+    pending["status"]["phase"] = "Pending"
+    k8s_api.add(PODS, pending)
+    result = run_exec(capsys)
+    assert result["msg"].startswith(
+        "Failed to find a pod of shard shard-2 that is running"
+    )
+    assert result["reason"] == "no pod of the shard is Running"

@@ -147,7 +147,17 @@ def test_a_missing_file_is_a_clear_failure(tmp_path: Path) -> None:
         ),
         (
             "querys: []\nqueries: [{qid: a, text: t, expected_ids: [d]}]",
-            "unknown key querys (allowed: baseline, corpus, description, k, metadata, name, queries, version)",
+            "unknown key querys (allowed: baseline, corpus, description, k, metadata, "
+            "name, queries, shard_baselines, version)",
+        ),
+        (
+            "shard_baselines: [0.9]\nqueries: [{qid: a, text: t, expected_ids: [d]}]",
+            "shard_baselines: must be a mapping of shard id to metrics",
+        ),
+        (
+            "shard_baselines: {shard-1: {mrr: 2}}\n"
+            "queries: [{qid: a, text: t, expected_ids: [d]}]",
+            "shard_baselines.shard-1.mrr: must be a number between 0 and 1, not 2",
         ),
     ],
 )

@@ -18,7 +18,11 @@ from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import 
     K8sClient,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.retry import Retrier
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    catalog,
+    job,
+    jobmode,
+)
 from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
     Clock,
     Waiter,
@@ -154,11 +158,11 @@ def stack(fake: FakeTransport) -> None:
     )
 
 
-def request() -> job.JobRequest:
+def request(workload: str = "StatefulSet/vectorstore") -> job.JobRequest:
     return job.JobRequest(
         namespace=NS,
         shard="shard-2",
-        workload="StatefulSet/vectorstore",
+        workload=workload,
         shard_label="ragops.io/shard",
         data_volume="data",
         image="ee:1",
@@ -177,16 +181,16 @@ def waiter() -> Waiter:
     )
 
 
-def plan_for(client: K8sClient) -> t.Tuple[job.Target, job.Plan]:
-    target = job.find_target(client, request())
+def plan_for(
+    client: K8sClient, workload: str = "StatefulSet/vectorstore"
+) -> t.Tuple[job.Target, job.Plan]:
+    target = job.find_target(client, request(workload))
     return target, job.make_plan(
-        target, request(), "20261127T221003Z-1a2b", "f" * 64, 900 * 1024 * 1024
+        target, request(workload), "20261127T221003Z-1a2b", "f" * 64, 900 * 1024 * 1024
     )
 
 
-def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence() -> (
-    None
-):
+def test_a_bare_pod_is_replaced_by_a_fresh_pod_on_the_new_claim() -> None:
     fake = ClusterFake(
         [
             {"event": "progress", "bytes_done": 5, "bytes_total": 10},
@@ -195,12 +199,14 @@ def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence()
     )
     stack(fake)
     client = K8sClient(fake, Retrier(sleep=lambda s: None))
-    target, plan = plan_for(client)
+    target, plan = plan_for(client, "Pod/vectorstore-2")
     assert (
         plan.claim_name == "data-vectorstore-2-r-20261127t221003z-1a2b"
         and plan.claim_size == "1080Mi"
     )
-    done = job.restore_in_cluster(client, request(), plan, target, waiter())
+    done = job.restore_in_cluster(
+        client, request("Pod/vectorstore-2"), plan, target, waiter()
+    )
     claim = fake.objects[CORE + "/persistentvolumeclaims/" + plan.claim_name]
     assert claim["spec"]["storageClassName"] == "fast"
     assert claim["metadata"]["annotations"]["ragops.io/manifest-sha256"] == "f" * 64
@@ -234,6 +240,9 @@ def test_restore_in_cluster_creates_new_claim_job_fresh_pod_and_keeps_evidence()
     }
     old = fake.objects[CORE + "/persistentvolumeclaims/data-vectorstore-2"]
     assert old["metadata"]["labels"]["ragops.io/evidence"] == "inc-9"
+    replaced = fake.objects[CORE + "/pods/vectorstore-2"]["metadata"]["labels"]
+    assert replaced["ragops.io/replaced-by"] == plan.pod_name
+    assert replaced["ragops.io/serving"] == "false"
     assert done["run"]["bytes"] == 10 and done["pod"] == plan.pod_name
     assert not [c for c in fake.writes() if c[0] == "DELETE"]
 
@@ -331,10 +340,51 @@ def test_restore_started_creates_the_job_and_repoints_nothing() -> None:
     )
     assert started["run"]["progress"]["bytes_done"] == 5
     assert CORE + "/persistentvolumeclaims/" + plan.claim_name in fake.objects
-    assert CORE + "/pods/" + plan.pod_name not in fake.objects
+    assert plan.pod_name == "vectorstore-2" and plan.bind_claim == "data-vectorstore-2"
+    assert not [c for c in fake.writes() if c[0] == "DELETE" or "/pods" in c[1]]
     assert fake.objects[CORE + "/services/vectorstore-2"]["spec"]["selector"] == {
         "statefulset.kubernetes.io/pod-name": "vectorstore-2"
     }
     again = job.restore_started(client, request(), plan, target)
     assert again["run"]["name"] == plan.job_name
     assert len([c for c in fake.writes() if c[0] == "POST" and "/jobs" in c[1]]) == 1
+
+
+def test_check_mode_summary_names_the_claim_its_size_and_the_job() -> None:
+    fake = ClusterFake([])
+    stack(fake)
+    target, plan = plan_for(K8sClient(fake, Retrier(sleep=lambda s: None)))
+    snapshot = catalog.Snapshot("20261127T221003Z-1a2b", {}, status=catalog.VERIFIED)
+    outcome = jobmode.JobOutcome(
+        True, snapshot, target, plan, [], [], request(), check_mode=True
+    )
+    summary = outcome.to_result()["summary"]
+    assert summary == (
+        "restore (check mode): would restore snapshot 20261127T221003Z-1a2b into a new "
+        "PVC data-vectorstore-2-r-20261127t221003z-1a2b of %s by the Job %s, then bind "
+        "its volume to the claim data-vectorstore-2 of StatefulSet/vectorstore; the old "
+        "volume would be kept (Retain) as evidence" % (plan.claim_size, plan.job_name)
+    )
+    applied = jobmode.JobOutcome(True, snapshot, target, plan, [], [], request())
+    assert "would" not in applied.to_result()["summary"]
+
+
+def test_check_mode_summary_of_a_bare_pod_keeps_its_claim() -> None:
+    fake = ClusterFake([])
+    stack(fake)
+    client = K8sClient(fake, Retrier(sleep=lambda s: None))
+    target, plan = plan_for(client, "Pod/vectorstore-2")
+    snapshot = catalog.Snapshot("20261127T221003Z-1a2b", {}, status=catalog.VERIFIED)
+    outcome = jobmode.JobOutcome(
+        True,
+        snapshot,
+        target,
+        plan,
+        [],
+        [],
+        request("Pod/vectorstore-2"),
+        check_mode=True,
+    )
+    assert outcome.to_result()["summary"].endswith(
+        "; the PVC data-vectorstore-2 would be kept as evidence"
+    )

@@ -1,0 +1,146 @@
+"""extensions/awx/ as AWX and the awx.awx collection read it: AWX's own rules, the modules' options."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+from awx_job import AWX_DIR, definitions
+from awx_rules import answer_errors, credential_type_errors, launch_extra_vars, survey_spec_errors
+from harness import BIN, ROOT
+from jinja2 import sandbox
+
+NAMES = {"ragops_awx_organization": "Default", "ragops_awx_project": "ragops-recovery",
+         "ragops_awx_inventory": "RAG stacks", "ragops_awx_execution_environment": "ragops-recovery EE",
+         "ragops_awx_kubernetes_credential": "rag-prod kubeconfig", "ragops_awx_s3_credential": "rag snapshots",
+         "ragops_awx_notification_url": "https://chat.example.com/hooks/oncall"}
+DEFS = definitions(NAMES)
+
+
+def module_options(module: str) -> dict[str, dict[str, object]]:
+    """The options of an awx.awx module, from the DOCUMENTATION of the collection the ansible package ships."""
+    done = subprocess.run([str(BIN / "ansible-doc"), "--json", "awx.awx.%s" % module], capture_output=True, text=True,
+                          timeout=120, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout)["awx.awx.%s" % module]["doc"]["options"])
+
+
+def every_survey() -> list[tuple[str, dict[str, object]]]:
+    return [(item["name"], item["survey_spec"]) for key in ("controller_templates", "controller_workflows")
+            for item in DEFS[key]]
+
+
+@pytest.mark.parametrize(("name", "spec"), every_survey())
+def test_survey_specs_follow_awx_rules(name: str, spec: dict[str, object]) -> None:
+    assert survey_spec_errors(spec) == [], name
+
+
+def test_survey_rules_refuse_what_awx_refuses() -> None:
+    """The ported rules fail where AWX does: a boolean question, a default outside the choices, a text min."""
+    base = {"question_name": "q", "variable": "v", "required": True}
+    assert survey_spec_errors({"name": "", "description": "", "spec": [dict(base, type="boolean")]})
+    assert survey_spec_errors({"name": "", "description": "", "spec": [
+        dict(base, type="multiplechoice", choices=["a", "b"], default="c")]})
+    assert survey_spec_errors({"name": "", "description": "", "spec": [dict(base, type="integer", default="8")]})
+    assert answer_errors(dict(base, type="integer"), {"v": "8"}) != []
+    assert answer_errors(dict(base, type="text", min=1), {"v": ""}) != []
+
+
+@pytest.mark.parametrize("template", DEFS["controller_templates"], ids=lambda item: item["name"])
+def test_job_template_defaults_launch(template: dict[str, object]) -> None:
+    """Every question without an answer has a default AWX accepts; the required ones without are named."""
+    spec = template["survey_spec"]
+    assert isinstance(spec, dict)
+    needed = {item["variable"] for item in spec["spec"] if item["required"] and "default" not in item}
+    answers = {name: "INC-1" if name == "incident_id" else "shard-1" for name in needed}
+    extra = launch_extra_vars(spec, {}, answers)
+    assert set(extra) == {item["variable"] for item in spec["spec"]}
+
+
+def test_every_scenario_playbook_has_a_job_template() -> None:
+    playbooks = sorted("playbooks/%s" % path.name for path in (ROOT / "playbooks").glob("*.yml"))
+    assert sorted(item["playbook"] for item in DEFS["controller_templates"]) == playbooks
+
+
+@pytest.mark.parametrize("credential_type", DEFS["controller_credential_types"], ids=lambda item: item["name"])
+def test_credential_types_follow_awx_rules(credential_type: dict[str, object]) -> None:
+    assert credential_type_errors(credential_type) == []
+
+
+def test_credential_type_rules_refuse_what_awx_refuses() -> None:
+    bad = {"inputs": {"fields": [{"id": "x", "label": "X", "type": "int"}]},
+           "injectors": {"env": {"ANSIBLE_CONFIG": "{{ x }}", "PATH": "/"}, "files": {}}}
+    assert len(credential_type_errors(bad)) >= 4
+
+
+def test_definitions_use_only_options_of_the_awx_modules() -> None:
+    for key, module in (("controller_templates", "job_template"), ("controller_credential_types", "credential_type"),
+                        ("controller_workflows", "workflow_job_template"),
+                        ("controller_notifications", "notification_template")):
+        options = module_options(module)
+        for item in DEFS[key]:
+            assert set(item) <= set(options), (module, set(item) - set(options))
+    node_options = module_options("workflow_job_template")["workflow_nodes"]["suboptions"]
+    assert isinstance(node_options, dict)
+    for workflow in DEFS["controller_workflows"]:
+        for node in workflow["workflow_nodes"]:
+            assert set(node) <= set(node_options), set(node) - set(node_options)
+
+
+def test_workflows_chain_existing_templates_through_an_approval() -> None:
+    templates = {item["name"] for item in DEFS["controller_templates"]}
+    for workflow in DEFS["controller_workflows"]:
+        nodes = {node["identifier"]: node for node in workflow["workflow_nodes"]}
+        first, approval, last = workflow["workflow_nodes"]
+        assert first["unified_job_template"]["name"] in templates and last["unified_job_template"]["name"] in templates
+        assert approval["unified_job_template"]["type"] == "workflow_approval"
+        assert approval["unified_job_template"]["timeout"] > 0
+        assert first["related"]["success_nodes"] == [{"identifier": approval["identifier"]}]
+        assert approval["related"]["success_nodes"] == [{"identifier": last["identifier"]}]
+        assert set(nodes) == {first["identifier"], approval["identifier"], last["identifier"]}
+        # The workflow's survey answers every required question of its job templates that has no default.
+        asked = {item["variable"] for item in workflow["survey_spec"]["spec"]}
+        for node in (first, last):
+            template = next(item for item in DEFS["controller_templates"]
+                            if item["name"] == node["unified_job_template"]["name"])
+            needed = {item["variable"] for item in template["survey_spec"]["spec"]
+                      if item["required"] and "default" not in item}
+            assert needed <= asked, (workflow["name"], needed - asked)
+
+
+def test_notification_bodies_render_to_json_as_awx_renders_them() -> None:
+    """AWX renders custom messages in a Jinja sandbox with the job's fields; a webhook body must be JSON."""
+    context = {"job": {"id": 42, "name": "ragops: recover a vectorstore shard", "status": "failed",
+                       "artifacts": {"ragops_recovery": {"rag-prod": {"outcome": "failed"}}}},
+               "url": "https://awx/#/jobs/playbook/42", "approval_node_name": "approve",
+               "workflow_url": "https://awx/#/jobs/workflow/7"}
+    render = sandbox.ImmutableSandboxedEnvironment()
+    for notification in DEFS["controller_notifications"]:
+        messages = notification["messages"]
+        bodies = [messages["error"]["body"], messages["success"]["body"],
+                  messages["workflow_approval"]["running"]["body"]]
+        for body in bodies:
+            assert isinstance(json.loads(render.from_string(body).render(**context)), dict)
+
+
+def test_configure_playbook_passes_syntax_check_with_awx_awx() -> None:
+    done = subprocess.run([str(BIN / "ansible-playbook"), "--syntax-check", str(AWX_DIR / "configure.yml")],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    tasks = yaml.safe_load(re.sub(r"!unsafe ", "", (AWX_DIR / "configure.yml").read_text()))[0]["tasks"]
+    modules = {key for task in tasks for key in task if key.startswith("awx.awx.")}
+    assert modules == {"awx.awx.credential_type", "awx.awx.notification_template", "awx.awx.job_template",
+                       "awx.awx.workflow_job_template"}
+
+
+def test_configure_playbook_names_what_is_missing() -> None:
+    done = subprocess.run([str(BIN / "ansible-playbook"), str(AWX_DIR / "configure.yml")], capture_output=True,
+                          text=True, timeout=120, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1",
+                                                                        ANSIBLE_LOCALHOST_WARNING="0"))
+    assert done.returncode != 0
+    assert "Give the names of your organization, project, inventory" in done.stdout, done.stdout
