@@ -226,7 +226,7 @@ incident:
           the failed ones) - oldest first; C(hidden) counts the others.
         - C(kind) is V(restore) (annotated with a snapshot and its manifest digest), V(snapshot)
           (annotated with a snapshot id alone), V(reindex), V(migration) or V(other); C(state) is
-          V(running), V(succeeded) or V(failed); C(progress) (bytes for a restore, documents for a
+          V(running), V(succeeded) or V(failed); C(progress) (bytes for a restore or a snapshot, documents for a
           re-index, from the log of the Job's newest pod) has C(done), C(total), C(unit),
           C(percent) and C(text).
       type: dict

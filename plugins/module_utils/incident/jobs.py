@@ -5,7 +5,8 @@
 Every Job the collection starts carries ``app.kubernetes.io/managed-by:
 ragops.recovery``; its kind is told by what the code that made it writes on it (see
 :func:`job_kind`).  Progress comes from the log of the Job's newest pod, as the code
-that waits for the Job reads it: bytes for a restore, documents for a re-index.
+that waits for the Job reads it: bytes for a restore or a snapshot, documents for a
+re-index.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ class Progress:
 
 
 def restore_progress(log: str) -> t.Tuple[Progress | None, str | None]:
-    """Bytes restored so far, and the error the Job ended with, from its log."""
+    """Bytes restored (or, for a snapshot Job, read) so far, and the error the Job
+    ended with, from its log."""
     seen = jobkit.JobProgress()
     seen.read(log)
     error = (seen.result or {}).get("msg") if seen.result else None
@@ -187,7 +189,7 @@ def job_view(job: Obj, log: str | None = None) -> JobView:
     meta, status = job.get("metadata") or {}, job.get("status") or {}
     kind = job_kind(job)
     progress, error = None, None
-    if log is not None and kind == "restore":
+    if log is not None and kind in ("restore", "snapshot"):
         progress, error = restore_progress(log)
     elif log is not None and kind == "reindex":
         progress = reindex_progress(log)
@@ -235,7 +237,7 @@ def read_jobs(client: K8sClient, namespace: str, incident_id: str) -> JobListing
         view = job_view(job)
         if not _shown(view, incident_id):
             continue
-        if view.kind in ("restore", "reindex"):
+        if view.kind in ("restore", "snapshot", "reindex"):
             view = job_view(job, _log(client, namespace, view.name))
         shown.append(view)
     return JobListing(shown, len(found) - len(shown))

@@ -125,6 +125,20 @@ def test_a_running_restore_shows_the_bytes_its_log_reported_last() -> None:
     }
 
 
+def test_a_running_snapshot_job_shows_the_bytes_its_log_reported_last() -> None:
+    snapshot = job(
+        "snapshot-shard-1-x",
+        annotations={"ragops.io/snapshot-id": "s-1"},
+        labels={"ragops.io/shard": "shard-1"},
+    )
+    log = lines({"event": "progress", "bytes_done": 512, "bytes_total": 2048})
+    view = jobs.job_view(snapshot, log)
+    assert (view.kind, view.shard) == ("snapshot", "shard-1")
+    assert view.progress is not None and view.progress.text == (
+        "512 B of 2.0 KiB (25 %)"
+    )
+
+
 def test_a_failed_restore_carries_the_error_its_log_ended_with() -> None:
     log = lines(
         {"event": "progress", "bytes_done": 10, "bytes_total": 100},
