@@ -27,6 +27,7 @@ UNION_ACCOUNT = "ragops-recovery"
 PLAYBOOK_ROLES = {
     "vectorstore_shard_recovery": "shard-recovery", "shard_quarantine": "shard-recovery",
     "generator_outage": "generator", "generator_failback": "generator", "bootstrap_recovery": "bootstrap",
+    "incident_status": "incident-status",
     "snapshot_nightly": "snapshots",
 }
 TOKEN_SECONDS = 86400

@@ -6,16 +6,26 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: timeline
 type: notification
-short_description: Write an incident timeline of every task, as JSON and as Markdown with a Mermaid chart
+short_description: Write the incident timeline - the runbook's phases, milestones and times - as JSON and Markdown
 version_added: 0.1.0
 description:
   - Records every task with its start and end time, host, status (ok, changed, failed, skipped,
-    unreachable) and a one-line summary, and writes C(timeline.json) and C(timeline.md) into
+    unreachable), a one-line summary, and the runbook phase and milestones its tags declare
+    (C(phase_<name>), C(milestone_<name>)), and writes C(timeline.json) and C(timeline.md) into
     O(directory) when the playbook ends, for the postmortem.
-  - The Markdown file has a table and a Mermaid C(gantt) chart of the same steps.
-  - When the playbook ends it also prints a summary (totals, the longest step, the first failure, where
-    the files are). Under ansible-runner, as in AWX and Automation Platform, that output is a job event
-    of its own (a C(verbose) event after C(playbook_on_stats)) that the job's output shows.
+  - The Markdown file shows the runbook, not Ansible's plumbing - the time to safe mode and the
+    time to recover, the milestones (safe mode reached, snapshot chosen, golden verdict, back in
+    service) with the time from the start to each, the phases, and a table and a Mermaid C(gantt)
+    chart of the tasks that did something or failed (skipped tasks and bookkeeping such as
+    C(set_fact), C(include_tasks) and argument validation are left out). C(timeline.json) keeps
+    every task.
+  - Times are measured from the playbook's start and, when the alert's time is given (the
+    O(alert_received_at) option or the extra variable C(alert_received_at), as an Event-Driven
+    Ansible rulebook passes it), from the alert.
+  - When the playbook ends it also prints a summary (totals, the longest step, the first failure,
+    each host's time to safe mode and to recover, where the files are). Under ansible-runner, as in
+    AWX and Automation Platform, that output is a job event of its own (a C(verbose) event after
+    C(playbook_on_stats)) that the job's output shows.
   - Summaries never contain values that look like secrets; tasks with C(no_log) are summarised as
     C(censored).
   - A run in check mode (C(--check)) writes nothing; it only says that no timeline was written.
@@ -42,6 +52,18 @@ options:
     ini:
       - section: ragops_timeline
         key: title
+  alert_received_at:
+    description:
+      - When the alert that started the run was received, ISO 8601 (for example
+        C(2026-11-27T22:10:00Z); a time without a zone is UTC) or seconds since the epoch.
+      - The extra variable C(alert_received_at) takes precedence. A value that is not a time is
+        reported in the timeline and left out of the figures; it never fails the run.
+    type: str
+    env:
+      - name: RAGOPS_ALERT_RECEIVED_AT
+    ini:
+      - section: ragops_timeline
+        key: alert_received_at
 """
 
 import os
@@ -51,8 +73,14 @@ import typing as t
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.ragops.recovery.plugins.plugin_utils.recovery_times import (
+    alert_moment,
+)
 from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
+    Run,
     Step,
+    markers,
+    milestone_detail,
     status_of,
     summarize,
     to_json,
@@ -72,9 +100,18 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         self.steps: list[Step] = []
         self.started: dict[tuple[str, str], float] = {}
         self.play_name = ""
+        self.playbook_started: float | None = None
+        self.alert: t.Any = None
+
+    def v2_playbook_on_start(self, playbook: t.Any) -> None:
+        self.playbook_started = time.time()
 
     def v2_playbook_on_play_start(self, play: t.Any) -> None:
         self.play_name = self.play_name or play.get_name()
+        manager = play.get_variable_manager()
+        extra = getattr(manager, "extra_vars", None) or {}
+        if self.alert is None and extra.get("alert_received_at") not in (None, ""):
+            self.alert = extra["alert_received_at"]
 
     def _start(self, task: t.Any, host: str) -> None:
         self.started[(task._uuid, host)] = time.time()
@@ -86,7 +123,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         task, host = result._task, result._host.get_name()
         end = time.time()
         start = self.started.pop((task._uuid, host), end)
+        phase, reached = markers(task.tags or [])
         summary = "censored" if task.no_log else summarize(result._result)
+        detail = "" if task.no_log or not reached else milestone_detail(result._result)
         self.steps.append(
             Step(
                 task.get_name(),
@@ -96,6 +135,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
                 end,
                 status_of(result._result, outcome),
                 summary,
+                phase,
+                reached,
+                detail,
             )
         )
 
@@ -111,6 +153,14 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
     def v2_runner_on_unreachable(self, result: t.Any) -> None:
         self._finish(result, "unreachable")
 
+    def run(self) -> Run:
+        title = self.get_option("title") or self.play_name or "Recovery timeline"
+        given = self.alert
+        if given in (None, ""):
+            given = self.get_option("alert_received_at")
+        alert, error = alert_moment(given)
+        return Run(title, self.playbook_started, alert, error)
+
     def v2_playbook_on_stats(self, stats: t.Any) -> None:
         if context.CLIARGS.get("check"):
             self._display.display(
@@ -119,14 +169,14 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
             )
             return
         directory = self.get_option("directory")
-        title = self.get_option("title") or self.play_name or "Recovery timeline"
+        run = self.run()
         os.makedirs(directory, exist_ok=True)
         outputs = (
-            ("timeline.md", to_markdown(title, self.steps)),
-            ("timeline.json", to_json(title, self.steps)),
+            ("timeline.md", to_markdown(run, self.steps)),
+            ("timeline.json", to_json(run, self.steps)),
         )
         for name, text in outputs:
             with open(os.path.join(directory, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
         files = [os.path.join(directory, output[0]) for output in outputs]
-        self._display.display(to_summary(title, self.steps, files))
+        self._display.display(to_summary(run, self.steps, files))

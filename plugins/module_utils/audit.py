@@ -23,6 +23,13 @@ def timestamp(moment: datetime | None = None) -> str:
     return (moment or utc_now()).astimezone(timezone.utc).strftime(RFC3339)
 
 
+def instant() -> str:
+    """Now as RFC 3339 UTC to the millisecond: when a change took effect, for the
+    times a report measures across tasks (time to safe mode)."""
+    text = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text[:-3] + "Z"
+
+
 def default_actor() -> str:
     """``user@host`` of the process running the module; only ``host`` when the user
     has no name."""

@@ -91,6 +91,13 @@ provider:
       description: Seconds spent waiting for the rollout.
       type: float
       sample: 2.1
+    effective_at:
+      description:
+        - When the change took effect (UTC, to the millisecond) - the rollout done, or the write when
+          not waiting or when the flags live in a ConfigMap. V(null) when nothing changed and in check mode.
+        - What the runbook's reports measure the time to safe mode to.
+      type: str
+      sample: "2026-11-27T22:10:04.512Z"
     before:
       description: The flags before the change.
       type: dict

@@ -196,6 +196,15 @@ registry:
       description: Whether the ConfigMap was created (or would be, in check mode).
       type: bool
       sample: false
+effective_at:
+  description:
+    - When the change took effect (UTC, to the millisecond) - the entry written and the pods labelled.
+      V(null) when nothing changed and in check mode.
+    - What the runbook's reports measure the time to safe mode (a quarantine) and the time to recover
+      (the return to service) to; C(shard.since) keeps the registry's second precision.
+  returned: always
+  type: str
+  sample: "2026-11-27T22:10:03.217Z"
 pods:
   description: The shard's pods and their C(ragops.io/serving) label before and after.
   returned: when O(label_pods=true)
@@ -264,6 +273,8 @@ def run_module(module: base.RecoveryModule) -> base.Result:
         result["changed"] = result["changed"] or any(
             pod["changed"] for pod in result["pods"]
         )
+    changed = result["changed"] and not module.check_mode
+    result["effective_at"] = audit.instant() if changed else None
     return result
 
 

@@ -116,7 +116,7 @@ def test_scenario_b_workflow_outage_approval_failback(lab: Lab, synced: tuple[Pa
                   "generator_outage_throttle_rps": 40.0}, [kubeconfig_credential(lab)], 11)
     record = outage.artifacts["ragops_recovery"]["rag-lab"]
     assert record["outcome"] == "switched to backup" and record["primary"] == "outage", record
-    assert isinstance(record["seconds_to_safe_mode"], int) and 0 <= record["seconds_to_safe_mode"] < 300
+    assert isinstance(record["seconds_to_safe_mode"], float) and 0 <= record["seconds_to_safe_mode"] < 300
     env = generator_env(lab)
     assert env["PROVIDER"] == "backup" and float(env["THROTTLE_RPS"]) == 40 and env["MAX_CONCURRENCY"] == "4", env
     faults.provider_outage(lab, "primary", "none")
@@ -125,7 +125,7 @@ def test_scenario_b_workflow_outage_approval_failback(lab: Lab, synced: tuple[Pa
                    {**outage.artifacts, "incident_id": "INC-AWX-B", "generator_failback_soak_seconds": 0,
                     "generator_failback_tolerance": 0.05}, [kubeconfig_credential(lab)], 12)
     record = failback.artifacts["ragops_recovery"]["rag-lab"]
-    assert record["scenario"] == "generator_failback" and isinstance(record["seconds_to_recover"], int), record
+    assert record["scenario"] == "generator_failback" and isinstance(record["seconds_to_recover"], float), record
     assert [step["step"] for step in record["steps"]] == [10, 25, 50, 100]
     assert generator_env(lab)["PROVIDER"] == "primary"
 
@@ -143,7 +143,7 @@ def test_scenario_a_workflow_quarantine_approval_recovery(lab: Lab, synced: tupl
                     [kubeconfig_credential(lab), s3_credential(lab)], 22)
     record = recovered.artifacts["ragops_recovery"]["rag-lab"]
     assert record["outcome"] == "recovered" and record["shard"] == "shard-1", record
-    assert isinstance(record["seconds_to_recover"], int) and record["snapshot"], record
+    assert isinstance(record["seconds_to_recover"], float) and record["snapshot"], record
     assert str(record["evidence"]).startswith("s3://"), record
     assert Path(record["postmortem"]).is_file() and Path(record["timeline"]).is_dir(), record
     assert stack.registry_entry(lab.api(), "shard-1")["state"] == "serving"
@@ -154,5 +154,5 @@ def test_bootstrap_recovery_template(lab: Lab, synced: tuple[Path, Path], tmp_pa
     job = run(lab, synced, tmp_path, "ragops: bootstrap recovery",
               {"incident_id": "INC-AWX-C", "bootstrap_recovery_wait_timeout": 120}, [bearer_token_credential(lab)], 31)
     record = job.artifacts["ragops_recovery"]["rag-lab"]
-    assert record["outcome"] == "recovered" and isinstance(record["seconds_to_recover"], int), record
+    assert record["outcome"] == "recovered" and isinstance(record["seconds_to_recover"], float), record
     assert Path(record["postmortem"]).is_file(), record

@@ -44,7 +44,8 @@ DELETES = {"shard-recovery.yaml": {"pods", "persistentvolumeclaims", "jobs"}, "s
 
 def test_the_shipped_roles_delete_only_what_the_restore_swap_and_the_schedule_need() -> None:
     roles = shipped_roles()
-    assert sorted(roles) == ["bootstrap.yaml", "generator.yaml", "shard-recovery.yaml", "snapshots.yaml"]
+    assert sorted(roles) == [
+        "bootstrap.yaml", "generator.yaml", "incident-status.yaml", "shard-recovery.yaml", "snapshots.yaml"]
     for name, role in roles.items():
         deletes = set()
         for rule in role["rules"]:
@@ -53,6 +54,8 @@ def test_the_shipped_roles_delete_only_what_the_restore_swap_and_the_schedule_ne
             if "delete" in rule["verbs"]:
                 deletes |= set(rule["resources"])
         assert deletes == DELETES.get(name, set()), name
+    status_verbs = {verb for rule in roles["incident-status.yaml"]["rules"] for verb in rule["verbs"]}
+    assert status_verbs == {"get", "list"}
     for path in RBAC_DIR.glob("*.yaml"):
         documents = list(yaml.safe_load_all(path.read_text()))
         # One document per file: ansible-test's yamllint refuses multi-document YAML in a collection.
@@ -96,6 +99,7 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
                                  "create pods --subresource=exec", "get pods --subresource=exec"),
               "generator": ("update deployments.apps", "get secrets"),
               "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps"),
+              "incident-status": ("get leases.coordination.k8s.io", "list jobs.batch", "get deployments.apps"),
               "snapshots": ("create jobs.batch", "get persistentvolumeclaims", "create cronjobs.batch",
                             "delete cronjobs.batch", "list pods")}
     for file, allowed in checks.items():
@@ -117,6 +121,10 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
     assert kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "get", "persistentvolumes").stdout.strip() == "no"
     generator_only = kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "create", "jobs.batch")
     assert generator_only.stdout.strip() == "no"
+    # The status Role only reads, and never a Secret.
+    for denied in ("update configmaps", "create jobs.batch", "update leases.coordination.k8s.io", "get secrets"):
+        done = kubectl(kubeconfigs.by_file["incident-status"], "auth", "can-i", *denied.split(), "-n", stack.NAMESPACE)
+        assert done.stdout.strip() == "no", denied
 
 
 def role_without(file: str, resource: str, verb: str, name: str) -> Obj:

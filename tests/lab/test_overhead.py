@@ -92,7 +92,7 @@ def test_slowest_tasks_from_the_timeline_callback() -> None:
     records = [timeline.Step("Set a fact", "ansible.builtin.set_fact", "rag-lab", 100.0, 100.5, "ok", "ok"),
                timeline.Step("Restore", "ragops.recovery.snapshot_restore", "rag-lab", 101.0, 111.0, "changed", ""),
                timeline.Step("Mark", "ragops.recovery.shard_mark", "rag-lab", 112.0, 115.0, "changed", "")]
-    steps = overhead.parse_timeline(timeline.to_json("drill", records))
+    steps = overhead.parse_timeline(timeline.to_json(timeline.Run("drill"), records))
     assert [s.task for s in steps] == ["Set a fact", "Restore", "Mark"]
     assert steps[1].start == pytest.approx(101.0, abs=0.01)
     assert steps[1].duration == pytest.approx(10.0, abs=0.001)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
+from ..audit import instant
 from ..k8s.client import K8sClient
 from ..k8s.readiness import deployment_ready
 from ..k8s.resources import Ref
@@ -70,6 +71,8 @@ class FlagOutcome:
     previous: t.Dict[str, str | None]
     target: str
     duration: float = 0.0
+    # When the change took effect (the rollout done); None when nothing changed.
+    effective_at: str | None = None
 
     def result(self) -> t.Dict[str, t.Any]:
         return {
@@ -78,6 +81,7 @@ class FlagOutcome:
             "previous": self.previous,
             "target": self.target,
             "duration": self.duration,
+            "effective_at": self.effective_at,
         }
 
     def diff(self) -> t.Dict[str, t.Any]:
@@ -154,6 +158,8 @@ def set_flags(
         and not target.flags_configmap
     ):
         outcome.duration = wait_rollout(client, target, change.wait)
+    if update.changed and not check_mode:
+        outcome.effective_at = instant()
     return outcome
 
 

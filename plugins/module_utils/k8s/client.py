@@ -82,6 +82,7 @@ SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
         "generator_outage, generator_failback",
     ),
     ("ragops-recovery-bootstrap", "bootstrap.yaml", "bootstrap_recovery"),
+    ("ragops-recovery-status", "incident-status.yaml", "incident_status"),
     ("ragops-recovery-snapshots", "snapshots.yaml", "snapshot_nightly"),
 )
 _FORBIDDEN = re.compile(

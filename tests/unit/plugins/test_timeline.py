@@ -13,7 +13,11 @@ from ansible.module_utils.common.collections import ImmutableDict
 
 from ansible_collections.ragops.recovery.plugins.callback.timeline import CallbackModule
 from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
+    Run,
     Step,
+    markers,
+    milestone_detail,
+    shown,
     status_of,
     summarize,
     to_json,
@@ -22,36 +26,100 @@ from ansible_collections.ragops.recovery.plugins.plugin_utils.timeline import (
 )
 
 START = 1795000000.0
+HOST = "rag-prod"
+
+
+def step(
+    task: str,
+    action: str,
+    at: float,
+    took: float,
+    status: str,
+    summary: str = "ok",
+    tags: tuple[str, ...] = (),
+    detail: str = "",
+) -> Step:
+    phase, reached = markers(tags)
+    return Step(
+        task,
+        action,
+        HOST,
+        START + at,
+        START + at + took,
+        status,
+        summary,
+        phase,
+        reached,
+        detail,
+    )
 
 
 def steps() -> list[Step]:
     return [
-        Step(
+        step(
             "Take the lock",
             "ragops.recovery.incident_lock",
-            "rag-prod",
-            START,
-            START + 1.25,
+            0.5,
+            0.75,
             "changed",
             "create",
+            ("phase_lock",),
         ),
-        Step(
+        step(
+            "Validating arguments against arg spec 'main'",
+            "ansible.builtin.validate_argument_spec",
+            1.3,
+            0.0,
+            "ok",
+            tags=("always",),
+        ),
+        step(
             "Quarantine: shard-2",
             "ragops.recovery.shard_mark",
-            "rag-prod",
-            START + 1.3,
-            START + 2.0,
+            1.3,
+            0.7,
+            "changed",
+            "serving -> quarantined",
+            ("phase_safe_mode", "milestone_safe_mode"),
+            "serving -> quarantined",
+        ),
+        step(
+            "Note whether to resume",
+            "ansible.builtin.set_fact",
+            2.0,
+            0.01,
+            "ok",
+            tags=("phase_reopen",),
+        ),
+        step("Skipped", "ansible.builtin.debug", 2.0, 0.0, "skipped", "cond"),
+        step(
+            "Restore",
+            "ragops.recovery.snapshot_restore",
+            2.1,
+            4.0,
+            "changed",
+            "restored",
+            ("phase_restore", "milestone_snapshot_chosen"),
+            "snapshot s-1",
+        ),
+        step(
+            "Run the golden queries",
+            "ragops.recovery.golden_validate",
+            6.2,
+            1.0,
+            "ok",
+            "12/12",
+            ("milestone_golden_verdict", "phase_validation", "phase_restore"),
+            "pass: 12/12",
+        ),
+        step(
+            "Put back into service",
+            "ragops.recovery.shard_mark",
+            7.3,
+            0.5,
             "failed",
             "Refusing to move shard | x",
-        ),
-        Step(
-            "Skipped",
-            "ansible.builtin.debug",
-            "rag-prod",
-            START + 2.0,
-            START + 2.0,
-            "skipped",
-            "cond",
+            ("phase_return_to_service", "milestone_back_in_service"),
         ),
     ]
 
@@ -78,37 +146,138 @@ def test_status_distinguishes_changed_from_ok() -> None:
     assert status_of({"changed": True}, "failed") == "failed"
 
 
-def test_json_has_totals_span_and_durations() -> None:
-    data = json.loads(to_json("INC-1", steps()))
+def test_the_innermost_phase_tag_wins_and_milestones_are_collected() -> None:
+    # A task's own tags come first, then those of its blocks.
+    assert markers(
+        ["phase_validation", "milestone_golden_verdict", "phase_restore"]
+    ) == ("validation", ("golden_verdict",))
+    assert markers(["always"]) == ("", ())
+
+
+def test_only_tasks_that_did_something_failed_or_marked_a_milestone_are_shown() -> None:
+    assert [s.task for s in steps() if shown(s)] == [
+        "Take the lock",
+        "Quarantine: shard-2",
+        "Restore",
+        "Run the golden queries",
+        "Put back into service",
+    ]
+    failed_assert = step("Check", "ansible.builtin.assert", 0, 0, "failed")
+    milestone_debug = step(
+        "Report",
+        "ansible.builtin.debug",
+        0,
+        0,
+        "ok",
+        tags=("milestone_back_in_service",),
+    )
+    assert shown(failed_assert) and shown(milestone_debug)
+
+
+def test_milestone_detail_names_the_verdict_or_the_snapshot() -> None:
+    verdict = {"validation": {"verdict": "pass", "summary": "12/12 queries"}}
+    assert milestone_detail(verdict) == "pass: 12/12 queries"
+    snapshot = {"snapshot": {"snapshot_id": "s-1", "created": "2026-11-27T02:15:00Z"}}
+    assert milestone_detail(snapshot) == "snapshot s-1 (taken 2026-11-27T02:15:00Z)"
+    assert milestone_detail({"transition": "a -> b"}) == "a -> b"
+
+
+def test_json_keeps_every_step_and_adds_phases_milestones_and_times() -> None:
+    run = Run("INC-1", started=START, alert=START - 4.0)
+    data = json.loads(to_json(run, steps()))
     assert data["totals"] == {
-        "ok": 0,
-        "changed": 1,
+        "ok": 3,
+        "changed": 3,
         "failed": 1,
         "skipped": 1,
         "unreachable": 0,
     }
-    assert data["duration"] == 2.0
-    assert data["steps"][0]["duration"] == 1.25
-    assert data["steps"][0]["start"].endswith("Z")
+    assert len(data["steps"]) == 8 and data["hidden"] == 3
+    assert data["duration"] == 7.8
+    assert data["steps"][0]["duration"] == 0.75 and data["steps"][0]["start"].endswith(
+        "Z"
+    )
+    assert data["steps"][2]["phase"] == "safe_mode" and data["steps"][2]["shown"]
+    assert [
+        (m["milestone"], m["since_start"], m["since_alert"]) for m in data["milestones"]
+    ] == [
+        ("safe_mode", 2.0, 6.0),
+        ("snapshot_chosen", 6.1, 10.1),
+        ("golden_verdict", 7.2, 11.2),
+    ]
+    assert [(p["label"], p["outcome"]) for p in data["phases"]] == [
+        ("lock", "changed"),
+        ("safe mode", "changed"),
+        ("re-open", "ok"),
+        ("restore", "changed"),
+        ("validation", "ok"),
+        ("return to service", "failed"),
+    ]
+    times = data["times"][HOST]
+    assert (times["time_to_safe_mode"], times["time_to_safe_mode_from_alert"]) == (
+        2.0,
+        6.0,
+    )
+    # The return to service failed: no time to recover.
+    assert times["time_to_recover"] is None
 
 
-def test_markdown_table_and_gantt_escape_what_would_break_them() -> None:
-    text = to_markdown("INC-1: shard-2", steps())
-    assert "| Refusing to move shard \\| x |" in text
-    assert "    title INC-1 - shard-2" in text
+def test_markdown_shows_the_times_milestones_phases_and_only_the_runbooks_steps() -> (
+    None
+):
+    text = to_markdown(Run("INC-1: shard-2", started=START, alert=START - 4.0), steps())
     assert (
-        "    Quarantine - shard-2 :crit, %d, %d"
-        % (int((START + 1.3) * 1000), int((START + 2.0) * 1000))
+        "| rag-prod | 2.0 s from the playbook's start (6.0 s from the alert) "
+        "| not reached in this run |"
+    ) in text
+    assert "| golden verdict |" in text and "| +7.2 s | +11.2 s | rag-prod |" in text
+    assert "| Refusing to move shard \\| x |" in text
+    assert "Validating arguments" not in text.split("```mermaid", maxsplit=1)[0]
+    assert "Note whether to resume" not in text
+    assert "3 more Ansible steps are left out" in text
+    # A phase in which nothing was shown (a set_fact, a skipped re-open) is left out.
+    assert "| re-open |" not in text and "| restore | rag-prod | +2.1 s |" in text
+    assert "    title INC-1 - shard-2" in text
+    assert "    section safe mode" in text and "    section milestones" in text
+    assert (
+        "    Put back into service :crit, %d, %d"
+        % (int((START + 7.3) * 1000), int((START + 7.8) * 1000))
+        in text
+    )
+    assert (
+        "    safe mode reached +2.0 s :milestone, %d, %d"
+        % ((START + 2.0) * 1000, (START + 2.0) * 1000)
         in text
     )
     assert "Skipped :" not in text
     assert text.count("```") == 2
 
 
+def test_a_playbook_without_a_step_says_so_instead_of_not_reached() -> None:
+    plain = [step("Read shards", "ragops.recovery.shard_info", 0, 1, "ok")]
+    text = to_markdown(Run("status"), plain)
+    assert "| rag-prod | this playbook has no safe mode reached step |" in text
+    # Without phases the gantt has a section per host, as before.
+    assert "    section rag-prod" in text
+
+
+def test_an_alert_time_that_is_not_a_time_is_said_and_left_out() -> None:
+    run = Run(
+        "x", started=START, alert=None, alert_error="alert_received_at 'soon' ..."
+    )
+    text = to_markdown(run, steps())
+    assert "The alert's time is not used: alert_received_at 'soon' ..." in text
+    assert "from the alert)" not in text
+
+
 def timeline_callback(directory: str) -> t.Any:
     callback = CallbackModule()
     # The options as the plugin loader resolves them from the environment.
-    callback._plugin_options = {"directory": directory, "title": "INC-1"}
+    callback._plugin_options = {
+        "directory": directory,
+        "title": "INC-1",
+        "alert_received_at": None,
+    }
     callback.steps = steps()
     return callback
 
@@ -133,21 +302,25 @@ def test_callback_writes_nothing_in_check_mode(
 
 
 def test_summary_gives_totals_longest_step_first_failure_and_files() -> None:
-    text = to_summary("INC-1 drill", steps(), ["tl/timeline.md", "tl/timeline.json"])
+    text = to_summary(
+        Run("INC-1 drill"), steps(), ["tl/timeline.md", "tl/timeline.json"]
+    )
     lines = text.splitlines()
     assert lines[0].startswith(
         "Recovery timeline 'INC-1 drill': %d tasks in " % len(steps())
     )
-    assert "1 changed, 1 failed" in lines[0]
-    assert lines[1] == "Longest: Take the lock on rag-prod (1.2 s, changed)"
-    assert (
-        lines[2]
-        == "First failure: Quarantine: shard-2 on rag-prod: Refusing to move shard | x"
+    assert "3 ok, 3 changed, 1 failed, 1 skipped" in lines[0]
+    assert lines[1] == "Longest: Restore on rag-prod (4.0 s, changed)"
+    assert lines[2] == (
+        "First failure: Put back into service on rag-prod: Refusing to move shard | x"
     )
+    # The times, as each host reached them.
+    assert lines[3] == "rag-prod: time to safe mode: 1.5 s from the playbook's start"
+    assert lines[4] == "rag-prod: time to recover: not reached in this run"
     assert lines[-1] == "Timeline written to tl/timeline.md, tl/timeline.json"
 
 
 def test_summary_of_a_run_without_tasks() -> None:
-    assert to_summary("t", [], ["a.md"]) == (
+    assert to_summary(Run("t"), [], ["a.md"]) == (
         "Recovery timeline 't': no task ran.\nTimeline written to a.md"
     )

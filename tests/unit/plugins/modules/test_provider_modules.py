@@ -9,12 +9,14 @@ import base64
 import functools
 import http.server
 import json
+import re
 import threading
 import time
 import typing as t
 
 import pytest
 
+from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.modules import (
     generator_fallback,
     provider_check,
@@ -192,15 +194,21 @@ def test_switch_check_apply_rerun_restore(
     assert (
         env(api)["PROVIDER"] == "primary" and ("dryRun", "All") in api.writes()[-1][2]
     )
+    assert planned["provider"]["effective_at"] is None
+    before = audit.instant()
     applied = run(provider_switch, capsys, provider="backup", weights={})
     assert applied["changed"] is True and env(api)["PROVIDER"] == "backup"
+    # When safe mode took effect, to the millisecond: what the reports measure.
+    assert re.match(
+        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", applied["provider"]["effective_at"]
+    )
+    assert before <= applied["provider"]["effective_at"] <= audit.instant()
     assert applied["provider"]["previous"] == {
         "PROVIDER": "primary",
         "PROVIDER_WEIGHTS": None,
     }
-    assert (
-        run(provider_switch, capsys, provider="backup", weights={})["changed"] is False
-    )
+    again = run(provider_switch, capsys, provider="backup", weights={})
+    assert again["changed"] is False and again["provider"]["effective_at"] is None
     ramp = run(provider_switch, capsys, weights={"primary": 25, "backup": 75})
     assert ramp["provider"]["weights"] == {"primary": 25, "backup": 75}
     assert env(api)["PROVIDER_WEIGHTS"] == "primary:25,backup:75"

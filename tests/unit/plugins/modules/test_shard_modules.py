@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -53,13 +54,18 @@ def test_check_mode_then_apply_then_unchanged(
         json.loads(api.objects[CM + "/rag-shard-registry"]["data"]["shard-0"])["state"]
         == "serving"
     )
+    assert planned["effective_at"] is None
     applied = run(shard_mark, capsys, **args)
     assert (
         applied["changed"] is True and applied["transition"] == "serving -> quarantined"
     )
+    # When the quarantine took effect, to the millisecond (the entry's since: the second).
+    effective = datetime.strptime(applied["effective_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    since = datetime.strptime(applied["shard"]["since"], "%Y-%m-%dT%H:%M:%SZ")
+    assert timedelta(0) <= effective - since < timedelta(seconds=5)
     assert applied["shard"]["previous_state"] == "serving" and "diff" not in applied
     again = run(shard_mark, capsys, **args)
-    assert again["changed"] is False
+    assert again["changed"] is False and again["effective_at"] is None
 
 
 def test_invalid_transition_fails_with_next_step(
