@@ -249,6 +249,9 @@ options:
   rounds:
     description:
       - Consecutive passing rounds the verdict requires; each round runs every selected query once.
+      - A failing round starts the count again, so with V(2) (and O(max_rounds) left at V(2)) a system
+        whose validation flaps, passing once and then failing, fails the verdict. Gate a shard's return
+        to service on more than one round for that reason.
     type: int
     default: 1
   max_rounds:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from harness import BIN, ROOT
@@ -36,3 +39,61 @@ def test_action_group_lists_every_module() -> None:
     runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
     modules = sorted(path.stem for path in (ROOT / "plugins" / "modules").glob("*.py"))
     assert sorted(runtime["action_groups"]["rag"]) == modules
+
+
+# A test named in docs/reliability.md: `tests/<path>.py::test_<name>` with an optional `[parameter id]`.
+NAMED_TEST = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)(?:\[([^\]`]+)\])?`")
+
+
+def named_tests(text: str) -> list[tuple[str, str, str | None]]:
+    return [(match.group(1), match.group(2), match.group(3)) for match in NAMED_TEST.finditer(text)]
+
+
+def defined_tests(path: Path) -> set[str]:
+    """The test functions a test file defines, at its top level or in its classes."""
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = [*tree.body, *(node for cls in tree.body if isinstance(cls, ast.ClassDef) for node in cls.body)]
+    return {node.name for node in nodes if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name.startswith("test_")}
+
+
+def missing_tests(text: str, root: Path) -> list[str]:
+    """Each named test whose file, function or parameter id is not in the repository."""
+    missing = []
+    for file, name, parameter in named_tests(text):
+        path = root / file
+        if not path.is_file():
+            missing.append("%s: no such file" % file)
+        elif name not in defined_tests(path):
+            missing.append("%s::%s: no such test" % (file, name))
+        elif parameter and '"%s"' % parameter not in path.read_text():
+            missing.append("%s::%s[%s]: no such parameter id" % (file, name, parameter))
+    return missing
+
+
+def test_the_reliability_matrix_names_only_tests_that_exist() -> None:
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    covered, _, uncovered = text.partition("## Not yet covered")
+    assert uncovered, "docs/reliability.md has no section 'Not yet covered'"
+    assert len(named_tests(covered)) > 50, "the matrix names fewer tests than it did"
+    assert missing_tests(text, ROOT) == []
+    assert named_tests(uncovered) == [], "a fault not yet covered names a test"
+    for row in (line for line in covered.splitlines() if line.startswith("| ") and not line.startswith("| fault")):
+        assert named_tests(row), "a row names no test: %s" % row
+    assert "(docs/reliability.md)" in (ROOT / "README.md").read_text()
+
+
+def test_a_stale_reliability_matrix_is_caught(tmp_path: Path) -> None:
+    tests = tmp_path / "tests" / "e2e"
+    tests.mkdir(parents=True)
+    (tests / "test_x.py").write_text('import pytest\n\n@pytest.mark.parametrize("a", [1], ids=["one"])\n'
+                                     "def test_kept(a):\n    pass\n\n\nclass TestGroup:\n"
+                                     "    def test_in_a_class(self):\n        pass\n")
+    matrix = ("| f | p | `tests/e2e/test_x.py::test_kept[one]`, `tests/e2e/test_x.py::test_in_a_class` | l |\n"
+              "| f | p | `tests/e2e/test_x.py::test_renamed`, `tests/e2e/test_gone.py::test_kept` | l |\n"
+              "| f | p | `tests/e2e/test_x.py::test_kept[two]` | l |\n")
+    assert missing_tests(matrix, tmp_path) == [
+        "tests/e2e/test_x.py::test_renamed: no such test",
+        "tests/e2e/test_gone.py: no such file",
+        "tests/e2e/test_x.py::test_kept[two]: no such parameter id",
+    ]

@@ -3,8 +3,9 @@
 One lab for the module (the tests run in order and build on each other): the daily snapshots are taken
 first, then a shard is corrupted; check mode changes nothing, the real run restores the shard onto a new
 volume bound to the claim its StatefulSet expects (the old volume kept as evidence), a re-run changes
-nothing, a second run is refused while another holder has the stack's lock, and a shard whose only
-snapshot is corrupt stays quarantined, its snapshots held from pruning.
+nothing, a second run is refused while another holder has the stack's lock, a shard whose only
+snapshot is corrupt stays quarantined, its snapshots held from pruning, and a shard whose validation flaps
+(one passing round, then a failing one) is not put back into service until it passes twice in a row.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import nothing_written
 import pytest
 import yaml
+from flapping import FlappingShard
 from harness import ROOT, Cluster, Result, Runner, task
 from lab_support import running_lab
 
@@ -235,3 +237,39 @@ def test_the_evidence_was_collected_after_the_quarantine(lab: Lab) -> None:
         registry = yaml.safe_load(t.cast(t.IO[bytes], archive.extractfile("registry.yaml")))
     entry = json.loads(registry["data"]["shard-3"])
     assert entry["state"] == "quarantined" and entry["previous_state"] == "serving", entry
+
+
+def gate_results(result: Result, url: str) -> list[Obj]:
+    """The validations of the golden gates that queried ``url``, in the order they ran."""
+    return [value["validation"] for value in result.results.values()
+            if isinstance(value.get("validation"), dict)
+            and value["validation"]["endpoint"]["url"].startswith(url)]
+
+
+def shard_urls(lab: Lab, shard: str, url: str) -> list[str]:
+    """Extra variables that point the golden gate of ``shard`` at ``url``."""
+    return ["-e", json.dumps({"ragops_shard_urls": {**lab.endpoints().shards, shard: url}})]
+
+
+def test_a_shard_whose_validation_flaps_is_not_put_back_into_service(lab: Lab, runner: Runner) -> None:
+    faults.inject(lab, "corrupt-shard", ["shard-1"])
+    real = lab.endpoints().shards["shard-1"]
+    with FlappingShard(real) as flapping:
+        extra = recovery_options(lab, "shard-1", "INC-A4") + shard_urls(lab, "shard-1", flapping.url)
+        failed = runner.run(PLAYBOOK, extra=extra)
+    assert failed.returncode != 0, failed.stdout
+    assert flapping.forwarded > 0 and flapping.refused == flapping.forwarded, (flapping.forwarded, flapping.refused)
+    gate = gate_results(failed, flapping.url)[-1]
+    assert [r["passed"] for r in gate["rounds"]] == [True, False], gate["rounds"]
+    assert "needed 2 consecutive passing rounds, got 0 after 2 round(s)" in failed.stdout, failed.stdout
+    entry = stack.registry_entry(lab.api(), "shard-1")
+    assert entry["state"] == "quarantined" and entry["incident_id"] == "INC-A4", entry
+    assert "shard-1" not in serving_shards(lab, "shard-1")["shards_queried"]
+    # The same incident, once the shard answers steadily: two passing rounds put it back.
+    with FlappingShard(real, flapping=False) as steady:
+        extra = recovery_options(lab, "shard-1", "INC-A4") + shard_urls(lab, "shard-1", steady.url)
+        recovered = runner.run(PLAYBOOK, extra=extra)
+    assert recovered.returncode == 0, recovered.stdout
+    assert [r["passed"] for r in gate_results(recovered, steady.url)[-1]["rounds"]] == [True, True]
+    assert stack.registry_entry(lab.api(), "shard-1")["state"] == "serving"
+    assert "shard-1" in serving_shards(lab, "shard-1")["shards_queried"]

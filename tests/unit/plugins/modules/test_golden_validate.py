@@ -572,3 +572,51 @@ def test_capturing_one_shards_queries_records_that_shards_baseline(
     assert written["capture"]["baseline"]["mrr"] == 1.0
     gated = run(capsys, **{**common, "golden_set": str(dest)})
     assert gated["validation"]["baseline"]["mrr"]["baseline"] == 1.0
+
+
+def flapping(passing_requests: int) -> t.Callable[[Seen], Reply]:
+    """A shard that answers well for its first requests, then loses a must-pass document."""
+    healthy = by_query(HEALTHY)
+    count = [0]
+
+    def handle(seen: Seen) -> Reply:
+        count[0] += 1
+        if count[0] <= passing_requests or seen.body.get("query") != "kafka lag":
+            return healthy(seen)
+        return lab_answer(["doc-6"], [0.2])
+
+    return handle
+
+
+def test_one_pass_is_enough_when_the_gate_asks_for_one(
+    golden_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Endpoint(flapping(len(GOLDEN["queries"]))) as endpoint:
+        result = run(capsys, golden_set=str(golden_file), url=endpoint.url)
+    assert "failed" not in result and result["validation"]["passed"] is True
+
+
+def test_a_flapping_shard_fails_a_gate_of_two_consecutive_passes(
+    golden_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Endpoint(flapping(len(GOLDEN["queries"]))) as endpoint:
+        result = run(
+            capsys,
+            golden_set=str(golden_file),
+            url=endpoint.url,
+            rounds=2,
+            round_interval=0.0,
+        )
+        asked = len(endpoint.seen)
+    assert result["failed"] is True, result
+    validation = result["validation"]
+    assert [r["passed"] for r in validation["rounds"]] == [True, False]
+    assert validation["rounds_required"] == 2 and validation["consecutive_passes"] == 0
+    assert asked == 2 * len(
+        GOLDEN["queries"]
+    )  # no third round: two in a row is out of reach
+    rounds = [f for f in validation["findings"] if f["check"] == "rounds"]
+    assert rounds[0]["message"] == (
+        "needed 2 consecutive passing rounds, got 0 after 2 round(s)"
+    )
+    assert "q003" in json.dumps(validation["failing_queries"])
