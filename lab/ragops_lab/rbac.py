@@ -27,7 +27,7 @@ UNION_ACCOUNT = "ragops-recovery"
 PLAYBOOK_ROLES = {
     "vectorstore_shard_recovery": "shard-recovery", "shard_quarantine": "shard-recovery",
     "generator_outage": "generator", "generator_failback": "generator", "bootstrap_recovery": "bootstrap",
-    "snapshot_nightly": "snapshots",
+    "snapshot_nightly": "snapshots", "provider_precheck": "generator",
 }
 TOKEN_SECONDS = 86400
 
