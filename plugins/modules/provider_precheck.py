@@ -51,7 +51,8 @@ options:
     default: rag-answer-cache
   min_cache_coverage:
     description:
-      - Share of the golden qids (0 to 1) the answer cache must answer for RV(precheck.cache.passed).
+      - Share of the golden qids (0 to 1) the answer cache must answer for its coverage to pass (C(passed) in
+        RV(precheck.cache)).
     type: float
     default: 1.0
 extends_documentation_fragment:
@@ -164,7 +165,7 @@ def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
         options={
             "record": {"type": "list", "elements": "dict"},
-            "require_passed": {"type": "str"},
+            "require_passed": {"type": "str", "no_log": False},
             "configmap": {"type": "str", "default": "rag-provider-precheck"},
             "golden_set": {"type": "path"},
             "answer_cache_configmap": {"type": "str", "default": "rag-answer-cache"},
