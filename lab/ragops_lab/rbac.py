@@ -29,6 +29,7 @@ PLAYBOOK_ROLES = {
     "generator_outage": "generator", "generator_failback": "generator", "bootstrap_recovery": "bootstrap",
     "incident_status": "incident-status",
     "snapshot_nightly": "snapshots",
+    "provider_precheck": "generator",
 }
 TOKEN_SECONDS = 86400
 

@@ -53,7 +53,7 @@ def _render(value: t.Any, names: Obj) -> t.Any:
 def definitions(names: Obj) -> Obj:
     """Every list of extensions/awx/ (controller_templates, ...), with the ragops_awx_* names filled in."""
     found: Obj = {}
-    for name in ("credential_types", "job_templates", "workflows", "notifications"):
+    for name in ("credential_types", "job_templates", "schedules", "workflows", "notifications"):
         found.update(yaml.load((AWX_DIR / ("%s.yml" % name)).read_text(), Loader=_Loader))
     return t.cast(Obj, _render(found, names))
 

@@ -5,15 +5,20 @@
   ``SURVEY_TYPE_MAPPING`` (awx/main/constants.py);
 - credential types: ``CredentialTypeInputField`` and ``CredentialTypeInjectorField`` (awx/main/fields.py),
   ``ENV_BLOCKLIST`` (awx/main/constants.py);
-- extra variables as AWX writes them for ansible-runner: ``safe_dump`` (awx/main/utils/safe_yaml.py).
+- extra variables as AWX writes them for ansible-runner: ``safe_dump`` (awx/main/utils/safe_yaml.py);
+- schedules' rrules: ``SchedulePreviewSerializer.validate_rrule`` (awx/api/serializers.py) and
+  ``Schedule.rrulestr`` (awx/main/models/schedules.py), which parses them with dateutil's ``rrulestr``.
 """
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 import jsonschema
 import yaml
+from dateutil import rrule as dateutil_rrule
+from dateutil import tz
 
 SURVEY_TYPE_MAPPING: dict[str, t.Any] = {"text": str, "textarea": str, "password": str, "multiplechoice": str,
                                          "multiselect": str, "integer": int, "float": (float, int)}
@@ -166,3 +171,49 @@ def safe_dump(values: dict[str, t.Any], safe: dict[str, t.Any] | None = None) ->
     safe = safe or {}
     return "".join(yaml.dump({key: value}, Dumper=yaml.SafeDumper if key in safe and safe[key] == value
                              else _UnsafeDumper, default_flow_style=False) for key, value in values.items())
+
+
+# Schedule.rrulestr's tzinfos (awx/main/models/schedules.py: UTC_TIMEZONES).
+UTC_TIMEZONES = {name: tz.tzutc() for name in ("UTC", "GMT", "Z")}
+
+
+def rrule_errors(value: str) -> list[str]:
+    """What AWX answers with 400 when a schedule's rrule is saved (validate_rrule); [] when it accepts it."""
+    dtstarts = re.findall(r".*?(DTSTART(;[^:]+)?\:[0-9]+T[0-9]+Z?)", value)
+    errors = []
+    if not dtstarts:
+        errors.append("Valid DTSTART required in rrule. Value should start with: DTSTART:YYYYMMDDTHHMMSSZ")
+    if re.findall(r".*?(DTSTART:[0-9]+T[0-9]+) ", value):
+        errors.append("DTSTART cannot be a naive datetime.  Specify ;TZINFO= or YYYYMMDDTHHMMSSZZ.")
+    if len(dtstarts) > 1:
+        errors.append("Multiple DTSTART is not supported.")
+    if "rrule:" not in value.lower():
+        errors.append("One or more rule required in rrule.")
+    if "exdate:" in value.lower() or "rdate:" in value.lower():
+        errors.append("EXDATE and RDATE are not allowed in rrule.")
+    for rule in re.findall(r".*?(RULE\:[^\s]*)", value):
+        if "interval" not in rule.lower():
+            errors.append("INTERVAL required in rrule: %s" % rule)
+        elif "secondly" in rule.lower():
+            errors.append("SECONDLY is not supported: %s" % rule)
+        if re.match(r".*?BYDAY[\:\=][0-9]+[a-zA-Z]{2}", rule):
+            errors.append("BYDAY with numeric prefix not supported: %s" % rule)
+        if "COUNT" in rule and "UNTIL" in rule:
+            errors.append("RRULE may not contain both COUNT and UNTIL: %s" % rule)
+        count = re.match(r".*?COUNT\=([0-9]+)", rule)
+        if count and int(count.group(1)) > 999:
+            errors.append("COUNT > 999 is unsupported: %s" % rule)
+    try:
+        parse_rrule(value)
+    except (ValueError, TypeError) as error:
+        errors.append("rrule parsing failed validation: %s" % error)
+    return errors
+
+
+def parse_rrule(value: str) -> dateutil_rrule.rruleset:
+    """Schedule.rrulestr: dateutil's rrulestr as a set, every rule's DTSTART with a time zone."""
+    parsed = dateutil_rrule.rrulestr(value, tzinfos=UTC_TIMEZONES, forceset=True)
+    for rule in parsed._rrule:
+        if rule._dtstart and rule._dtstart.tzinfo is None:
+            raise ValueError("A valid TZID must be provided (e.g., America/New_York)")
+    return t.cast(dateutil_rrule.rruleset, parsed)

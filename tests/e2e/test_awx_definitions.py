@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -10,7 +11,15 @@ import subprocess
 import pytest
 import yaml
 from awx_job import AWX_DIR, definitions
-from awx_rules import answer_errors, credential_type_errors, launch_extra_vars, survey_spec_errors
+from awx_rules import (
+    answer_errors,
+    credential_type_errors,
+    launch_extra_vars,
+    parse_rrule,
+    rrule_errors,
+    survey_spec_errors,
+)
+from dateutil import tz
 from harness import BIN, ROOT
 from jinja2 import sandbox
 
@@ -79,6 +88,7 @@ def test_credential_type_rules_refuse_what_awx_refuses() -> None:
 
 def test_definitions_use_only_options_of_the_awx_modules() -> None:
     for key, module in (("controller_templates", "job_template"), ("controller_credential_types", "credential_type"),
+                        ("controller_schedules", "schedule"),
                         ("controller_workflows", "workflow_job_template"),
                         ("controller_notifications", "notification_template")):
         options = module_options(module)
@@ -127,6 +137,55 @@ def test_notification_bodies_render_to_json_as_awx_renders_them() -> None:
             assert isinstance(json.loads(render.from_string(body).render(**context)), dict)
 
 
+# What docs/awx.md says each schedule does: its template's playbook and the hour it starts, every day.
+SCHEDULES = {"ragops: nightly snapshots": ("playbooks/snapshot_nightly.yml", 1),
+             "ragops: daily LLM provider precheck": ("playbooks/provider_precheck.yml", 6)}
+
+
+def runs(schedule: dict[str, object], count: int = 4) -> list[datetime.datetime]:
+    """The schedule's next runs from a fixed moment, as AWX computes them (dateutil)."""
+    start = datetime.datetime(2027, 3, 26, 12, 0, tzinfo=tz.tzutc())
+    parsed = parse_rrule(str(schedule["rrule"]))
+    found = [parsed.after(start)]
+    while len(found) < count:
+        found.append(parsed.after(found[-1]))
+    return found
+
+
+@pytest.mark.parametrize("schedule", DEFS["controller_schedules"], ids=lambda item: item["name"])
+def test_schedules_follow_awx_rules_and_run_every_day_as_documented(schedule: dict[str, object]) -> None:
+    assert rrule_errors(str(schedule["rrule"])) == [], schedule["rrule"]
+    playbook, hour = SCHEDULES[str(schedule["name"])]
+    template = next(item for item in DEFS["controller_templates"] if item["name"] == schedule["unified_job_template"])
+    assert template["playbook"] == playbook
+    # Launched by the schedule, the survey's defaults answer every question.
+    assert launch_extra_vars(template["survey_spec"], {}, {})
+    found = runs(schedule)
+    assert all(moment.hour == hour and moment.minute == 0 and moment.utcoffset() == datetime.timedelta(0)
+               for moment in found), found
+    assert {later - earlier for earlier, later in zip(found, found[1:])} == {datetime.timedelta(days=1)}
+
+
+def test_schedules_follow_the_time_zone_given() -> None:
+    """In a time zone with summer time the runs stay at the same local hour across the change (2027-03-28)."""
+    berlin = definitions(dict(NAMES, ragops_awx_schedule_timezone="Europe/Berlin"))["controller_schedules"]
+    for schedule in berlin:
+        assert rrule_errors(str(schedule["rrule"])) == []
+        found = runs(schedule)
+        hour = SCHEDULES[str(schedule["name"])][1]
+        assert [moment.astimezone(tz.gettz("Europe/Berlin")).hour for moment in found] == [hour] * 4
+        assert {moment.utcoffset() for moment in found} == {datetime.timedelta(hours=1), datetime.timedelta(hours=2)}
+
+
+def test_rrule_rules_refuse_what_awx_refuses() -> None:
+    assert rrule_errors("DTSTART:20260101T020000 RRULE:FREQ=DAILY;INTERVAL=1")  # naive DTSTART
+    assert rrule_errors("DTSTART;TZID=UTC:20260101T020000 RRULE:FREQ=DAILY")  # no INTERVAL
+    assert rrule_errors("DTSTART;TZID=Not/AZone:20260101T020000 RRULE:FREQ=DAILY;INTERVAL=1")
+    assert rrule_errors("DTSTART;TZID=UTC:20260101T020000 RRULE:FREQ=DAILY;INTERVAL=1;COUNT=5000")
+    assert rrule_errors("DTSTART;TZID=UTC:20260101T020000") and rrule_errors("RRULE:FREQ=DAILY;INTERVAL=1")
+    assert rrule_errors("DTSTART:20260101T020000Z RRULE:FREQ=DAILY;INTERVAL=1") == []
+
+
 def test_configure_playbook_passes_syntax_check_with_awx_awx() -> None:
     done = subprocess.run([str(BIN / "ansible-playbook"), "--syntax-check", str(AWX_DIR / "configure.yml")],
                           capture_output=True, text=True, timeout=120, check=False,
@@ -135,7 +194,7 @@ def test_configure_playbook_passes_syntax_check_with_awx_awx() -> None:
     tasks = yaml.safe_load(re.sub(r"!unsafe ", "", (AWX_DIR / "configure.yml").read_text()))[0]["tasks"]
     modules = {key for task in tasks for key in task if key.startswith("awx.awx.")}
     assert modules == {"awx.awx.credential_type", "awx.awx.notification_template", "awx.awx.job_template",
-                       "awx.awx.workflow_job_template"}
+                       "awx.awx.schedule", "awx.awx.workflow_job_template"}
 
 
 def test_configure_playbook_names_what_is_missing() -> None:

@@ -1,7 +1,8 @@
 """Every job template of extensions/awx/ run against the lab as AWX runs a job (awx_job.py): a private data
 directory built from the template, its survey's answers as AWX types them, the credentials' injectors,
 the collection from the project sync, run by ansible-runner. The two workflows run in order, each
-approval approved, each node given the artifacts of the one before, as AWX does.
+approval approved, each node given the artifacts of the one before, as AWX does; the safety nets' templates
+run as their schedules launch them, with the survey's defaults alone.
 """
 
 from __future__ import annotations
@@ -156,3 +157,32 @@ def test_bootstrap_recovery_template(lab: Lab, synced: tuple[Path, Path], tmp_pa
     record = job.artifacts["ragops_recovery"]["rag-lab"]
     assert record["outcome"] == "recovered" and isinstance(record["seconds_to_recover"], float), record
     assert Path(record["postmortem"]).is_file(), record
+
+
+def test_nightly_snapshots_template_as_its_schedule_launches_it(lab: Lab, synced: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    job = run(lab, synced, tmp_path, "ragops: nightly snapshots", {},
+              [kubeconfig_credential(lab), s3_credential(lab)], 41)
+    outcome = job.artifacts["snapshot_nightly"]
+    assert outcome["status"] == "ok" and len(outcome["taken"]) == 4 and outcome["breaches"] == [], outcome
+    assert outcome["rpo_hours"] == 26, outcome
+    assert lab_host(lab)["ragops_s3_secret_key"] not in job.stdout
+
+
+def test_provider_precheck_template_passes_then_fails_naming_a_broken_backup(
+        lab: Lab, synced: tuple[Path, Path], tmp_path: Path) -> None:
+    job = run(lab, synced, tmp_path, "ragops: LLM provider precheck", {}, [kubeconfig_credential(lab)], 51)
+    precheck = job.artifacts["ragops_precheck"]["rag-lab"]
+    assert precheck["passed"] is True and list(precheck["providers"]) == ["backup"], precheck
+    assert precheck["cache"]["coverage"] == 1.0, precheck
+    faults.provider_outage(lab, "backup", "503")
+    try:
+        project, collections = synced
+        failed = launch(tmp_path / "job-52", project, collections, template("ragops: LLM provider precheck"),
+                        {"provider_precheck_probe_timeout": 2.5}, [kubeconfig_credential(lab)],
+                        lab_inventory(lab), {}, job_id=52)
+    finally:
+        faults.provider_outage(lab, "backup", "none")
+    assert failed.returncode != 0, failed.stdout[-6000:]
+    assert "provider backup: FAILED, outage" in failed.stdout, failed.stdout[-6000:]
+    assert failed.artifacts["ragops_precheck"]["rag-lab"]["failed"] == ["backup"]

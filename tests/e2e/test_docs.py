@@ -13,7 +13,7 @@ from harness import BIN, ROOT
 MODULES = ["shard_mark", "shard_info", "incident_lock", "snapshot_create", "snapshot_info", "snapshot_prune",
            "snapshot_restore", "golden_validate", "provider_check", "provider_switch", "generator_fallback",
            "traffic_throttle", "stack_info", "migration_run", "component_start", "shard_reopen", "evidence_collect",
-           "shard_reindex", "snapshot_schedule"]
+           "shard_reindex", "snapshot_schedule", "provider_precheck"]
 # Modules that talk only to S3 document the S3 options instead of the Kubernetes ones.
 S3_ONLY = {"snapshot_info", "snapshot_prune"}
 

@@ -34,6 +34,7 @@ PLAYBOOKS = ROOT / "playbooks"
 GOLDEN = yaml.safe_load((ROOT / "lab" / "data" / "golden.yml").read_text())
 GENERATOR = object_path(APPS, "deployments", stack.NAMESPACE, "generator")
 LOCK = object_path("/apis/coordination.k8s.io/v1", "leases", stack.NAMESPACE, "ragops-recovery-lock")
+PRECHECK = object_path(CORE, "configmaps", stack.NAMESPACE, "rag-provider-precheck")
 RESET_TIMEOUT_SECONDS = 60
 SETTLE_SECONDS = 10
 
@@ -66,11 +67,13 @@ def assert_answers_from(lab: Lab, provider: str) -> None:
 
 
 def reset(lab: Lab, pristine: Obj) -> None:
-    """Providers healthy, the lock released, the generator's template and annotations as `up` left them."""
+    """Providers healthy, the lock released, no precheck recorded, the generator's template and annotations as
+    `up` left them."""
     for name in ("primary", "backup"):
         faults.provider_outage(lab, name, "none")
     api = lab.api()
     api.delete(LOCK)
+    api.delete(PRECHECK)
     current = t.cast(Obj, api.get(GENERATOR))
     annotations = pristine["metadata"].get("annotations") or {}
     if current["spec"]["template"] != pristine["spec"]["template"] or \
@@ -322,3 +325,58 @@ def test_backup_down_falls_back_to_cached_answers(lab: Lab, runner: Runner) -> N
     validation = gate.results["ramp gate"]["validation"]
     assert validation["metrics"]["cache_hit_rate"] == 1.0 and not validation["passed"]
     assert "cache_hit_rate 1 is above the limit 0" in validation["summary"], validation["summary"]
+
+
+def precheck_record(lab: Lab) -> Obj:
+    data = (lab.api().get(PRECHECK) or {}).get("data") or {}
+    return {name: json.loads(text) for name, text in data.items()}
+
+
+def test_precheck_records_a_broken_backup_and_the_switch_refuses_it_unless_forced(lab: Lab, runner: Runner) -> None:
+    """The daily precheck, under the generator Role alone (meta/rbac/generator.yaml): a healthy backup and
+    the lab's full answer cache pass; the backup's key rejected fails it, naming it; Scenario B then refuses
+    that backup although it answers again, until forced."""
+    role_only = str(lab.rbac_kubeconfigs().for_playbook("provider_precheck"))
+    before = written(lab, runner)
+    checked = playbook(runner, lab, "provider_precheck", check=True, ragops_kubeconfig=role_only)
+    assert checked.returncode == 0 and checked.failed == 0, checked.stdout
+    assert nothing_written.changes(before, written(lab, runner)) == [] and lab.api().get(PRECHECK) is None
+
+    passed = playbook(runner, lab, "provider_precheck", ragops_kubeconfig=role_only)
+    assert passed.returncode == 0 and passed.failed == 0, passed.stdout
+    precheck = outcome(passed, "Record the results and the answer cache's coverage")["precheck"]
+    # Every provider of the inventory but the primary, with its key from the Secret.
+    assert list(precheck["providers"]) == ["backup"] and precheck["passed"] is True, precheck
+    assert precheck["cache"]["coverage"] == 1.0 and precheck["cache"]["qids"] == len(GOLDEN["queries"])
+    record = precheck_record(lab)["backup"]
+    assert record["passed"] is True and record["state"] == "healthy" and record["latency"]["max"] > 0, record
+    summary = outcome(passed, "Report the precheck")["msg"]
+    assert summary[0].startswith("provider backup: PASSED, healthy"), summary
+
+    faults.provider_outage(lab, "backup", "401")
+    failed = playbook(runner, lab, "provider_precheck", ragops_kubeconfig=role_only)
+    assert failed.returncode == 2 and failed.failed == 1, failed.stdout
+    message = outcome(failed, "Fail when a backup provider or the answer cache would not work")["msg"]
+    assert "The warm-failover precheck of" in message and "provider backup: FAILED, auth_failure" in message, message
+    assert precheck_record(lab)["backup"]["passed"] is False
+    assert_no_key_shown(lab, runner, passed, failed)
+
+    # The backup answers again, but no precheck has passed since: the switch refuses it, and the generator
+    # is left answering known questions from the cache.
+    faults.provider_outage(lab, "backup", "none")
+    faults.provider_outage(lab, "primary", "503")
+    refused = playbook(runner, lab, "generator_outage")
+    assert refused.returncode == 2 and refused.failed == 1, refused.stdout
+    stop = outcome(refused, "Stop with what was tried and what to do next")["msg"]
+    assert "stopped at 'Refuse a backup whose last precheck failed, unless forced'" in stop, stop
+    assert "Refusing the backup provider backup: its last precheck" in stop and "auth_failure" in stop, stop
+    assert "run the ragops.recovery.provider_precheck playbook again" in stop, stop
+    env = generator_env(lab)
+    assert env["PROVIDER"] == "primary" and env["FALLBACK_MODE"] == "cache", env
+    assert not lock_holder(lab)
+
+    # Forced, as an AWX survey answers it: the switch goes through.
+    forced = playbook(runner, lab, "generator_outage", generator_outage_force="true")
+    assert forced.returncode == 0 and forced.failed == 0, forced.stdout
+    assert outcome(forced, "Refuse a backup whose last precheck failed, unless forced")["skipped"] is True
+    assert generator_env(lab)["PROVIDER"] == "backup"

@@ -30,6 +30,7 @@ def test_every_role_is_checked() -> None:
         "generator_failback",
         "generator_outage",
         "incident_status",
+        "provider_precheck",
         "shard_recovery",
         "snapshot_nightly",
     ]
