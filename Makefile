@@ -131,6 +131,12 @@ bench-snapshots: venv tools
 bench-golden: venv controlplane
 	$(BIN)/python bench/golden_validate.py $(BENCH_ARGS)
 
+# Each module's start-up (its AnsiballZ payload run as Ansible runs it, stopped at the argument check)
+# against ansible.builtin.stat's in the same run (bench/module_startup.py).
+.PHONY: bench-startup
+bench-startup: venv
+	$(BIN)/python bench/module_startup.py $(BENCH_ARGS)
+
 # A scenario's playbook run against the lab, its wall time split into waiting on the system and
 # Ansible's own overhead (bench/drill.py; SCENARIO=a or b).
 .PHONY: bench-drill

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 
-from . import yaml_text
-
 T = t.TypeVar("T")
 Spec = t.Dict[str, t.Dict[str, t.Any]]
 Rules = t.List[t.Sequence[t.Any]]
@@ -290,6 +288,10 @@ def registry() -> ArgumentSpec:
 
 
 def yaml_library() -> t.Mapping[str, t.Optional[BaseException]]:
+    # Imported here: only the modules of the migration group read YAML, and the
+    # others need not import PyYAML to build their argument spec.
+    from . import yaml_text
+
     return {yaml_text.YAML_REQUIREMENT: yaml_text.YAML_IMPORT_ERROR}
 
 

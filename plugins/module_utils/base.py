@@ -106,8 +106,9 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
     ) -> S3Store:
         """An S3 store on ``bucket`` (the ``bucket`` option by default), from the
         ``s3`` group."""
-        # Imported here for the same reason as kubernetes: boto3 is slow to import.
+        # Imported here for the same reason as kubernetes; s3 imports boto3 when first
+        # used, since the S3 modules import s3 for its types too.
         from .snapshots import s3
 
-        require(s3.BOTO3_REQUIREMENT, s3.BOTO3_IMPORT_ERROR)
+        require(s3.BOTO3_REQUIREMENT, s3.boto3_import_error())
         return s3.open_store(self.params, bucket or self.params["bucket"], transfer)

@@ -27,18 +27,34 @@ from ..redaction import scrub
 from ..retry import Retrier, RetryPolicy
 from .manifest import ArchiveInfo, crc32
 
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-except ImportError as error:
-    BOTO3_IMPORT_ERROR: ImportError | None = error
-else:
-    BOTO3_IMPORT_ERROR = None
-
 BOTO3_REQUIREMENT = "boto3"
 MIB = 1024 * 1024
 T = t.TypeVar("T")
+
+
+def boto3_import_error() -> ImportError | None:
+    """Why boto3 cannot be imported, or None.
+
+    boto3 and botocore are imported when S3 is first used, not with this module: they
+    take a quarter of a second, which modules that never reach S3 (and S3 modules
+    before their arguments are checked) should not pay.
+    """
+    try:
+        import boto3  # noqa: F401  # pylint: disable=unused-import
+        import botocore.config  # noqa: F401  # pylint: disable=unused-import
+    except ImportError as error:
+        return error
+    return None
+
+
+def boto3_errors() -> t.Tuple[t.Type[BaseException], ...]:
+    """The exceptions of a boto3 call that become an :class:`ApiError`; none without
+    botocore."""
+    try:
+        import botocore.exceptions
+    except ImportError:
+        return ()
+    return (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError)
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,8 @@ def client_config(
     verify: t.Any = params.get("s3_validate_certs", True)
     if verify and params.get("s3_ca_bundle"):
         verify = params["s3_ca_bundle"]
+    import botocore.config
+
     return {
         "endpoint_url": params.get("endpoint_url"),
         "verify": verify,
@@ -101,6 +119,8 @@ def client_config(
 
 def connect(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Any:
     """A boto3 S3 client; credentials come from the options or boto3's usual chain."""
+    import boto3.session
+
     session = boto3.session.Session(
         aws_access_key_id=params.get("access_key"),
         aws_secret_access_key=params.get("secret_key"),
@@ -187,14 +207,7 @@ class S3Store:
             except (
                 Exception
             ) as error:  # boto3 raises many unrelated classes; all become ApiError here
-                if BOTO3_IMPORT_ERROR is None and isinstance(
-                    error,
-                    (
-                        botocore.exceptions.BotoCoreError,
-                        botocore.exceptions.ClientError,
-                        OSError,
-                    ),
-                ):
+                if isinstance(error, boto3_errors()):
                     raise api_error(
                         error, verb, "s3://%s/%s" % (self.bucket, key)
                     ) from None
