@@ -88,13 +88,14 @@ def test_galaxy_and_introspection_stages_install_the_collection_and_its_requirem
 
 
 def test_restore_jobs_default_to_the_image_make_ee_tags() -> None:
-    """One image reference: the tag `make ee` builds is the restore Job's default."""
-    source = (ROOT / "plugins" / "module_utils" / "snapshots" / "job.py").read_text()
-    default = re.search(r'^RESTORE_IMAGE = "([^"]+)"$', source, re.M)
+    """One image reference: the tag `make ee` builds is the default of the restore and snapshot Jobs."""
+    source = (ROOT / "plugins" / "module_utils" / "snapshots" / "jobkit.py").read_text()
+    default = re.search(r'^EE_IMAGE = "([^"]+)"$', source, re.M)
     assert default is not None
     version = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
     make_tag = IMAGE_TAG.search((ROOT / "Makefile").read_text())
     assert make_tag is not None
     assert make_tag.group(1).replace("$(VERSION)", version) == default.group(1)
-    documented = (ROOT / "plugins" / "modules" / "snapshot_restore.py").read_text()
-    assert "default: %s\n" % default.group(1) in documented
+    for module in ("snapshot_restore", "snapshot_create", "snapshot_schedule"):
+        documented = (ROOT / "plugins" / "modules" / (module + ".py")).read_text()
+        assert "default: %s\n" % default.group(1) in documented, module
