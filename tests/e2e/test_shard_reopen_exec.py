@@ -137,3 +137,7 @@ def test_the_recovery_playbook_reopens_by_exec_when_told_to(lab: Lab, runner: Ru
     entry = stack.registry_entry(lab.api(), "shard-0")
     assert entry["state"] == "serving" and entry["reason"] == "golden set passed after re-open", entry
     assert reopen_requests(lab, "shard-0") == 1
+    # Without RAGOPS_REPORT_DIR the reports go to ragops-reports/ where ansible-playbook runs, never next to
+    # the playbook (inside the collection).
+    assert (runner.workdir / "ragops-reports" / "INC-X1" / "postmortem-shard-0.md").is_file()
+    assert not (PLAYBOOK.parent / "ragops-reports").exists()

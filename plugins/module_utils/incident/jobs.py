@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 from ..errors import ApiError
 from ..k8s.client import K8sClient, Obj
-from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY
+from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, VERSION_KEY
 from ..shards import reindex
 from ..snapshots import job as restore_job
 from ..snapshots import jobkit
-from ..stack.migration import VERSION_KEY
 
 SHARD_LABEL = "ragops.io/shard"
 KINDS = ("restore", "snapshot", "reindex", "migration", "other")

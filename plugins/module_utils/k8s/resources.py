@@ -19,6 +19,8 @@ from dataclasses import dataclass
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ragops.recovery"}
 # The incident a change was made for.
 INCIDENT_ANNOTATION = "ragops.io/incident-id"
+# The schema version a migration Job runs (a label), or a workload's (an annotation).
+VERSION_KEY = "ragops.io/migration-version"
 # On what a restore replaced and keeps as evidence: the incident (as a label value).
 EVIDENCE_LABEL = "ragops.io/evidence"
 # On a shard's pod: whether it serves (a Service selector may drop it).

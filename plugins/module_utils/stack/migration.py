@@ -22,9 +22,8 @@ from .. import yaml_text
 from ..errors import MigrationFailed, RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.readiness import job_finished, job_succeeded
-from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, Ref
+from ..k8s.resources import INCIDENT_ANNOTATION, MANAGED_BY, VERSION_KEY, Ref
 
-VERSION_KEY = "ragops.io/migration-version"
 MAX_ATTEMPTS = 20
 
 

@@ -36,6 +36,7 @@ READS_YAML = {
     "generator_fallback",
     "golden_validate",
     "migration_run",
+    "provider_precheck",
     "stack_info",
 }
 
