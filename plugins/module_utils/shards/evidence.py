@@ -19,7 +19,6 @@ import tarfile
 import typing as t
 from dataclasses import dataclass, field
 
-from .. import yaml_text
 from ..errors import ApiError, RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.resources import Ref
@@ -63,6 +62,9 @@ class Bundle:
     errors: t.List[str] = field(default_factory=list)
 
     def add_yaml(self, path: str, value: t.Any) -> None:
+        # PyYAML only when a bundle is written: the status view reads bundles' names only.
+        from .. import yaml_text
+
         self.files[path] = yaml_text.dump(
             value, default_flow_style=False, sort_keys=True
         ).encode("utf-8")
