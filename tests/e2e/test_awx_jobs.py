@@ -151,6 +151,20 @@ def test_scenario_a_workflow_quarantine_approval_recovery(lab: Lab, synced: tupl
     assert lab_host(lab)["ragops_s3_secret_key"] not in recovered.stdout
 
 
+def test_incident_status_template_shows_the_recovered_incident(lab: Lab, synced: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    """After scenario A's workflow: the read-only template shows its incident, with its evidence in S3."""
+    job = run(lab, synced, tmp_path, "ragops: incident status", {"incident_id": "INC-AWX-A", "output": "json"},
+              [kubeconfig_credential(lab), s3_credential(lab)], 25)
+    status = job.artifacts["ragops_incident_status"]["rag-lab"]
+    assert status["incident_id"] == "INC-AWX-A" and status["incident_from"] == "given", status
+    assert status["lock"]["held"] is False and status["errors"] == [], status
+    assert {shard["state"] for shard in status["shards"]} == {"serving"}, status["shards"]
+    evidence = [item["location"] for item in status["artifacts"]["evidence"]]
+    assert evidence and all(location.startswith("s3://") and "INC-AWX-A" in location for location in evidence)
+    assert lab_host(lab)["ragops_s3_secret_key"] not in job.stdout
+
+
 def test_bootstrap_recovery_template(lab: Lab, synced: tuple[Path, Path], tmp_path: Path) -> None:
     job = run(lab, synced, tmp_path, "ragops: bootstrap recovery",
               {"incident_id": "INC-AWX-C", "bootstrap_recovery_wait_timeout": 120}, [bearer_token_credential(lab)], 31)

@@ -61,12 +61,15 @@ def test_galaxy_and_introspection_stages_install_the_collection_and_its_requirem
     build = tmp_path / "build"
     shutil.copytree(context / "_build", build)  # the galaxy stage's COPY _build /build; WORKDIR /build
     collections = tmp_path / "usr" / "share" / "ansible" / "collections"
+    # As in the image's galaxy stage: no collection installed anywhere else that would make it "Nothing to do".
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "ANSIBLE_COLLECTIONS_PATH": str(collections),
+           "ANSIBLE_GALAXY_DISABLE_GPG_VERIFY": "1"}
     installed = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "-r", "requirements.yml",
                                 "--collections-path", str(collections)], cwd=build, capture_output=True, text=True,
-                               timeout=300, check=False, env=dict(os.environ, ANSIBLE_GALAXY_DISABLE_GPG_VERIFY="1"))
+                               timeout=300, check=False, env=env)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     collection = collections / "ansible_collections" / "ragops" / "recovery"
-    assert (collection / "plugins" / "modules" / "snapshot_restore.py").is_file()
+    assert (collection / "plugins" / "modules" / "snapshot_restore.py").is_file(), installed.stdout + installed.stderr
     pip, bindep = tmp_path / "requirements.txt", tmp_path / "bindep.txt"
     introspected = subprocess.run([str(BIN / "python"), str(build / "scripts" / "introspect.py"), "introspect",
                                    "--write-pip", str(pip), "--write-bindep", str(bindep), str(collections)],

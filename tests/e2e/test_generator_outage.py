@@ -359,7 +359,6 @@ def test_precheck_records_a_broken_backup_and_the_switch_refuses_it_unless_force
     message = outcome(failed, "Fail when a backup provider or the answer cache would not work")["msg"]
     assert "The warm-failover precheck of" in message and "provider backup: FAILED, auth_failure" in message, message
     assert precheck_record(lab)["backup"]["passed"] is False
-    assert_no_key_shown(lab, runner, passed, failed)
 
     # The backup answers again, but no precheck has passed since: the switch refuses it, and the generator
     # is left answering known questions from the cache.
@@ -380,3 +379,7 @@ def test_precheck_records_a_broken_backup_and_the_switch_refuses_it_unless_force
     assert forced.returncode == 0 and forced.failed == 0, forced.stdout
     assert outcome(forced, "Refuse a backup whose last precheck failed, unless forced")["skipped"] is True
     assert generator_env(lab)["PROVIDER"] == "backup"
+    # Neither the prechecks' output and record nor the switches' evidence shows a provider key.
+    assert_no_key_shown(lab, runner, passed, failed, refused, forced)
+    record = json.dumps(precheck_record(lab))
+    assert not any(key in record for key in provider_keys(lab))
