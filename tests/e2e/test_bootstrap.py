@@ -111,6 +111,11 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     assert "recovered: every component Ready" in postmortem and "Job `rag-migrate-v2` (create)" in postmortem
     assert "evidence store: `s3://%s/%s` (written once)" % (s3.bucket, bundle) in postmortem
     assert "timeline.md" in postmortem and (timeline / "timeline.json").exists()
+    # The timeline shows Scenario C's phases, and when every component was back.
+    recorded = json.loads((timeline / "timeline.json").read_text())
+    phases = {phase["label"] for phase in recorded["phases"]}
+    assert {"lock", "diagnosis", "evidence", "migration", "start in order", "validation", "report"} <= phases, phases
+    assert [reached["milestone"] for reached in recorded["milestones"]] == ["back_in_service"], recorded["milestones"]
 
     jobs = cluster.kubectl("get", "jobs", "-n", cluster.namespace, "-o", "name")
     again = recover(runner, fresh_lab, "INC-C1")

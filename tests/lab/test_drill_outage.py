@@ -65,3 +65,24 @@ def test_the_outage_drill_switches_measures_fails_back_and_stops_the_lab(tmp_pat
     assert "flags: {'PROVIDER': 'primary'}" in text and "HTTP 200, provider primary" in text
     assert text.count("```mermaid") == 2  # the outage's and the failback's timeline
     assert "Drill passed." in text and not lab.running_processes()
+    # Each playbook's timeline shows the runbook's phases and the moments that matter.
+    outage, failback = (timeline_of(lab, part) for part in ("outage", "failback"))
+    assert {"lock", "diagnosis", "safe mode", "throttle", "evidence", "validation", "report"} <= phases(outage)
+    assert milestones(outage)[0] == "safe_mode" and "golden_verdict" in milestones(outage), milestones(outage)
+    assert {"ramp", "report"} <= phases(failback) and "rollback" not in phases(failback)
+    assert "back_in_service" in milestones(failback), milestones(failback)
+    assert milestones(failback).count("golden_verdict") == 4  # one per ramp step
+
+
+def timeline_of(lab: Lab, part: str) -> dict[str, list[dict[str, object]]]:
+    found = sorted((lab.paths.root / "drill").glob(f"*/{part}/timeline/timeline.json"))
+    assert len(found) == 1, found
+    return dict(json.loads(found[0].read_text()))
+
+
+def phases(timeline: dict[str, list[dict[str, object]]]) -> set[object]:
+    return {phase["label"] for phase in timeline["phases"]}
+
+
+def milestones(timeline: dict[str, list[dict[str, object]]]) -> list[object]:
+    return [reached["milestone"] for reached in timeline["milestones"]]
