@@ -21,9 +21,10 @@ from harness import Cluster, Runner  # noqa: E402
 from ragops_lab.cluster import KubeCluster  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One control plane and node agent per test worker; the tests reach it through a fault proxy."""
+    """One control plane and node agent per test module; the tests reach it through a fault proxy. Stopped
+    with the module: an idle control plane left running would slow every other module on the worker."""
     root = tmp_path_factory.mktemp("kube")
     with KubeCluster(root / "cluster") as running:
         proxy = running.fault_proxy()

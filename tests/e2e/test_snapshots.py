@@ -21,7 +21,7 @@ from ragops_lab.s3 import S3Endpoint, SeaweedFS
 from ragops_lab.services import stop_daemon
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
     state = tmp_path_factory.mktemp("seaweedfs")
     weed = SeaweedFS(state, state / "weed.pid", state / "weed.log")

@@ -223,9 +223,10 @@ def running_lab(root: Path) -> Iterator[Lab]:
         lab.down(out=None)
 
 
-@pytest.fixture(name="lab", scope="session")
+@pytest.fixture(name="lab", scope="module")
 def lab_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """One lab per test worker, shared by the tests that leave it as they found it."""
+    """One lab per test module, shared by its tests that leave it as they found it (stopped with the module:
+    an idle control plane left running would slow every other module on the worker)."""
     with running_lab(tmp_path_factory.mktemp("lab") / "state") as lab:
         yield lab
 
