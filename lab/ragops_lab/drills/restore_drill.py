@@ -26,6 +26,8 @@ from ragops_lab.timeline import Timeline
 
 PLAYBOOK = "playbooks/restore_drill.yml"
 DRILL_LABEL = "ragops.io/restore-drill"
+# Every shard restored, started, validated and its namespace deleted: four times a scenario's module runs.
+PLAYBOOK_TIMEOUT_SECONDS = 900
 # What a drill could change in the production namespace, were it wrong: every object of these kinds.
 PRODUCTION_KINDS = ((CORE, "pods"), (CORE, "persistentvolumeclaims"), (CORE, "services"), (CORE, "configmaps"),
                     (CORE, "secrets"), (APPS, "statefulsets"), (APPS, "deployments"), (BATCH, "jobs"))
@@ -65,7 +67,8 @@ def run_restore_drill(lab: Lab, drill: str, log_file: Path, check: bool = False,
     """The packaged playbook against the lab, as its own Role's identity; reports under the drill folder."""
     reports = log_file.parent / "reports"
     return support.run_playbook(lab, PLAYBOOK, {"target": "rag-lab", "drill_id": drill, **extra}, log_file,
-                                env={"RAGOPS_REPORT_DIR": str(reports)}, options=["--check"] if check else [])
+                                env={"RAGOPS_REPORT_DIR": str(reports)}, options=["--check"] if check else [],
+                                timeout=PLAYBOOK_TIMEOUT_SECONDS)
 
 
 def report_of(log_file: Path, drill: str) -> Obj:

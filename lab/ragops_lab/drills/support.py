@@ -42,7 +42,8 @@ def playbook_env(timeline_dir: Path | None = None) -> dict[str, str]:
 
 def run_playbook(lab: Lab, playbook: str, extra_vars: Mapping[str, Any], log_file: Path,
                  timeline_dir: Path | None = None, env: Mapping[str, str] | None = None,
-                 options: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+                 options: Sequence[str] = (), timeout: float = PLAYBOOK_TIMEOUT_SECONDS,
+                 ) -> subprocess.CompletedProcess[str]:
     """A playbook of this checkout (`playbooks/<name>.yml`) against the lab's inventory, under the
     identity bound to the Role the collection ships for it (meta/rbac/), with ansible-playbook's further
     `options` (`--check`); its output goes to `log_file` as it is written, so a run that times out still
@@ -55,9 +56,9 @@ def run_playbook(lab: Lab, playbook: str, extra_vars: Mapping[str, Any], log_fil
         try:
             done = subprocess.run(command, cwd=REPO_DIR, env={**playbook_env(timeline_dir), **(env or {})},
                                   stdout=log, stderr=subprocess.STDOUT, text=True,
-                                  timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
+                                  timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise LabError(f"{playbook} did not finish within {PLAYBOOK_TIMEOUT_SECONDS:g}s; "
+            raise LabError(f"{playbook} did not finish within {timeout:g}s; "
                            f"its output so far is in {log_file}") from exc
     return subprocess.CompletedProcess(command, done.returncode, log_file.read_text(encoding="utf-8"), "")
 
