@@ -207,6 +207,7 @@ import typing as t
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils import errors
 from ansible_collections.ragops.recovery.plugins.module_utils.drill import scratch
 from ansible_collections.ragops.recovery.plugins.module_utils.drill import shards
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
@@ -234,12 +235,20 @@ def argument_spec() -> argspec.ArgumentSpec:
             "address_annotation": {"type": "str"},
         },
         groups=("s3", "snapshot", "k8s", "wait", "shard"),
-        # The restore Job needs S3 credentials of its own, written into a Secret.
-        required_one_of=[["access_key"]],
     )
 
 
 def shard_request(params: t.Mapping[str, t.Any]) -> shards.ShardRequest:
+    credentials = jobkit.credentials_of(params)
+    if "AWS_ACCESS_KEY_ID" not in credentials:
+        raise errors.RecoveryError(
+            "drill_restore needs access_key and secret_key: the restore Job gets them "
+            "in a Secret of the scratch namespace",
+            reason="no S3 credentials for the restore Job",
+            next_step="Give access_key and secret_key (or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY), for example through module_defaults for "
+            "group/ragops.recovery.s3.",
+        )
     where = scratch.check(
         scratch.Scratch(
             params["scratch_namespace"], params["drill_id"], params["namespace"]
@@ -255,7 +264,7 @@ def shard_request(params: t.Mapping[str, t.Any]) -> shards.ShardRequest:
         if snapshot_id
         else None,
         headroom=params["size_headroom"],
-        credentials=jobkit.credentials_of(params),
+        credentials=credentials,
         runner={name: params[name] for name in RUNNER_OPTIONS},
     )
 

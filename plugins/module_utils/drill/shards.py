@@ -357,7 +357,9 @@ def await_restore(
 ) -> bool:
     """Wait for the shard's restore Job; True when it restored the snapshot."""
     plan = t.cast(job.Plan, outcome.plan)
-    finished, seen, _ = jobkit.follow_job(client, plan.namespace, plan.job_name, waiter)
+    finished, seen = jobkit.follow_job(client, plan.namespace, plan.job_name, waiter)[
+        :2
+    ]
     result = seen.result or {}
     if not job_succeeded(finished) or result.get("event") != "result":
         failed_job(outcome, seen, s3)

@@ -300,3 +300,19 @@ def test_the_production_namespace_is_refused_as_the_scratch_one(
     result = run(drill_restore, capsys, **dict(SHARD, scratch_namespace="rag"))
     assert result["failed"] is True and "production namespace rag" in result["msg"]
     assert cluster.writes() == []
+
+
+def test_the_restore_job_needs_s3_credentials_of_its_own(
+    cluster: Cluster,
+    s3_api: FakeS3,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    args = {k: v for k, v in SHARD.items() if k not in ("access_key", "secret_key")}
+    result = run(drill_restore, capsys, **args)
+    assert (
+        result["failed"] is True and "needs access_key and secret_key" in result["msg"]
+    )
+    assert cluster.calls == []
