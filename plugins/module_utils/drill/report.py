@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import RecoveryError, ValidationFailed
 from ..golden.files import read_or_empty, write_atomically
-from ..golden.formats import count_cases, table_cell
+from ..golden.formats import junit_text, table_cell
 
 Obj = t.Dict[str, t.Any]
 FORMATS = ("json", "junit", "markdown")
@@ -321,13 +321,7 @@ def render_junit(drill: Drill) -> str:
     for shard in drill.shards:
         for check in CHECKS:
             _case(suite, shard, check)
-    count_cases(root, sum(s_or_zero(s.rto_seconds) for s in drill.shards))
-    ET.indent(root)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        + ET.tostring(root, encoding="unicode")
-        + "\n"
-    )
+    return junit_text(root, sum(s_or_zero(s.rto_seconds) for s in drill.shards))
 
 
 def write_reports(

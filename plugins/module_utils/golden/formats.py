@@ -1,7 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every report the collection writes shares: the counts JUnit consumers read, and
-text that is safe in a Markdown table cell. Standard library only, so that a module
+"""What every report the collection writes shares: a JUnit XML document with the counts
+its consumers read, and text that is safe in a Markdown table cell. Standard library only, so that a module
 writing a report imports nothing else for it."""
 
 from __future__ import annotations
@@ -28,6 +28,18 @@ def count_cases(root: ET.Element, duration: float) -> None:
     totals["time"] = duration
     for key, value in totals.items():
         root.set(key, "%.3f" % value if key == "time" else str(int(value)))
+
+
+def junit_text(root: ET.Element, duration: float) -> str:
+    """The JUnit XML document of ``root`` (a ``testsuites`` element), its counts filled
+    in and ``duration`` as its time."""
+    count_cases(root, duration)
+    ET.indent(root)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        + ET.tostring(root, encoding="unicode")
+        + "\n"
+    )
 
 
 def table_cell(text: str) -> str:

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from . import verdict as v
 from .evaluation import QueryResult
 from .files import write_atomically
-from .formats import count_cases, table_cell
+from .formats import junit_text, table_cell
 from .metrics import RELEVANCE_METRICS
 from .suite import Outcome
 
@@ -184,13 +184,7 @@ def render_junit(validation: t.Mapping[str, t.Any]) -> str:
         )
         if failure:
             ET.SubElement(case, "failure", type="gate", message=failure).text = failure
-    count_cases(root, validation["duration"])
-    ET.indent(root)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        + ET.tostring(root, encoding="unicode")
-        + "\n"
-    )
+    return junit_text(root, validation["duration"])
 
 
 def _suite(
