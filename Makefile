@@ -114,7 +114,8 @@ lab-fault: venv
 	PYTHONPATH=$(CURDIR)/lab $(BIN)/python -m ragops_lab fault $(FAULT)
 
 # SCENARIO=a (default): a corrupt shard; SCENARIO=b: an LLM provider outage; SCENARIO=c: a bootstrap
-# deadlock. VARIANT picks another path of the scenario where it has one (lab/README.md).
+# deadlock; SCENARIO=restore: the monthly restore drill (the per-shard RTO/RPO table). VARIANT picks
+# another path of the scenario where it has one (lab/README.md).
 SCENARIO ?= a
 VARIANT ?=
 drill: venv controlplane

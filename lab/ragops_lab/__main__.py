@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ragops_lab import faults
-from ragops_lab.drills import bootstrap, provider_outage, shard_recovery
+from ragops_lab.drills import bootstrap, provider_outage, restore_drill, shard_recovery
 from ragops_lab.kube import build
 from ragops_lab.lab import DEFAULT_STATE_DIR, Lab
 from ragops_lab.runtime.kubeapi import KubeError
@@ -34,9 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fault.add_argument("name", choices=[f.name for f in faults.CATALOGUE], metavar="NAME")
     fault.add_argument("args", nargs="*", metavar="ARG")
     drill_parser = commands.add_parser("drill", help="up, break the stack, recover it with the collection, down")
-    drill_parser.add_argument("--scenario", choices=("a", "b", "c"), default="a",
+    drill_parser.add_argument("--scenario", choices=("a", "b", "c", "restore"), default="a",
                               help="a: a corrupt vectorstore shard (default); b: an LLM provider outage; "
-                                   "c: a bootstrap deadlock")
+                                   "c: a bootstrap deadlock; restore: the monthly restore drill")
     drill_parser.add_argument("--variant", choices=shard_recovery.VARIANTS,
                               help="scenario a: reopen (the shard recovers by a re-open, no restore) or failed-gate "
                                    "(every snapshot corrupt: the gate fails and the shard stays quarantined)")
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "drill":
             if args.scenario == "b":
                 return provider_outage.run(lab)
+            if args.scenario == "restore":
+                return restore_drill.run(lab)
             return bootstrap.run(lab) if args.scenario == "c" else shard_recovery.run(lab, variant=args.variant or "")
     except (LabError, KubeError) as exc:
         print(f"lab {args.command} failed: {exc}", file=sys.stderr)

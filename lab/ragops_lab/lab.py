@@ -16,6 +16,7 @@ import yaml
 
 from ragops_lab import corpus, rbac, stack
 from ragops_lab.agent.api import Api
+from ragops_lab.agent.proxy import ADDRESS_ANNOTATION
 from ragops_lab.cluster import DAEMON_STOP_SECONDS, ClusterPaths, KubeCluster
 from ragops_lab.kube import build
 from ragops_lab.kube.controlplane import DAEMONS as CONTROL_PLANE
@@ -224,6 +225,9 @@ class Lab:
             "ragops_indexer_image": "ragops-lab/indexer",
             "ragops_provider_urls": {n: endpoints.services[f"provider-{n}"] for n in ("primary", "backup")},
             "ragops_shard_urls": endpoints.shards,
+            # Where the node agent writes each Service's host address: how a restore drill reaches the shards it
+            # starts in its scratch namespace from here (a real cluster's controller uses the Services' DNS names).
+            "ragops_service_address_annotation": ADDRESS_ANNOTATION,
             "ragops_golden_set": str(corpus.DATA_DIR / corpus.GOLDEN_FILE),
             "ragops_migration_job_configmap": stack.MIGRATION_JOB_CONFIGMAP,
             "ragops_components": components(),

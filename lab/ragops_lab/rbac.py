@@ -30,6 +30,7 @@ PLAYBOOK_ROLES = {
     "incident_status": "incident-status",
     "snapshot_nightly": "snapshots",
     "provider_precheck": "generator",
+    "restore_drill": "restore-drill",
 }
 TOKEN_SECONDS = 86400
 

@@ -137,9 +137,12 @@ def test_notification_bodies_render_to_json_as_awx_renders_them() -> None:
             assert isinstance(json.loads(render.from_string(body).render(**context)), dict)
 
 
-# What docs/awx.md says each schedule does: its template's playbook and the hour it starts, every day.
-SCHEDULES = {"ragops: nightly snapshots": ("playbooks/snapshot_nightly.yml", 1),
-             "ragops: daily LLM provider precheck": ("playbooks/provider_precheck.yml", 6)}
+# What docs/awx.md says each schedule does: its template's playbook, the hour it starts, and when: every day,
+# or on the first Tuesday of every month.
+DAILY, MONTHLY = "every day", "first Tuesday of the month"
+SCHEDULES = {"ragops: nightly snapshots": ("playbooks/snapshot_nightly.yml", 1, DAILY),
+             "ragops: daily LLM provider precheck": ("playbooks/provider_precheck.yml", 6, DAILY),
+             "ragops: monthly restore drill": ("playbooks/restore_drill.yml", 10, MONTHLY)}
 
 
 def runs(schedule: dict[str, object], count: int = 4) -> list[datetime.datetime]:
@@ -152,10 +155,19 @@ def runs(schedule: dict[str, object], count: int = 4) -> list[datetime.datetime]
     return found
 
 
+def on_their_days(found: list[datetime.datetime], when: str) -> bool:
+    """Consecutive runs a day apart, or on the first Tuesday of consecutive months."""
+    if when == DAILY:
+        return {later - earlier for earlier, later in zip(found, found[1:])} == {datetime.timedelta(days=1)}
+    months = [moment.year * 12 + moment.month for moment in found]
+    return (all(moment.weekday() == 1 and moment.day <= 7 for moment in found)
+            and months == list(range(months[0], months[0] + len(found))))
+
+
 @pytest.mark.parametrize("schedule", DEFS["controller_schedules"], ids=lambda item: item["name"])
-def test_schedules_follow_awx_rules_and_run_every_day_as_documented(schedule: dict[str, object]) -> None:
+def test_schedules_follow_awx_rules_and_run_as_documented(schedule: dict[str, object]) -> None:
     assert rrule_errors(str(schedule["rrule"])) == [], schedule["rrule"]
-    playbook, hour = SCHEDULES[str(schedule["name"])]
+    playbook, hour, when = SCHEDULES[str(schedule["name"])]
     template = next(item for item in DEFS["controller_templates"] if item["name"] == schedule["unified_job_template"])
     assert template["playbook"] == playbook
     # Launched by the schedule, the survey's defaults answer every question.
@@ -163,7 +175,7 @@ def test_schedules_follow_awx_rules_and_run_every_day_as_documented(schedule: di
     found = runs(schedule)
     assert all(moment.hour == hour and moment.minute == 0 and moment.utcoffset() == datetime.timedelta(0)
                for moment in found), found
-    assert {later - earlier for earlier, later in zip(found, found[1:])} == {datetime.timedelta(days=1)}
+    assert on_their_days(found, when), found
 
 
 def test_schedules_follow_the_time_zone_given() -> None:
@@ -172,9 +184,12 @@ def test_schedules_follow_the_time_zone_given() -> None:
     for schedule in berlin:
         assert rrule_errors(str(schedule["rrule"])) == []
         found = runs(schedule)
-        hour = SCHEDULES[str(schedule["name"])][1]
+        hour, when = SCHEDULES[str(schedule["name"])][1:]
         assert [moment.astimezone(tz.gettz("Europe/Berlin")).hour for moment in found] == [hour] * 4
-        assert {moment.utcoffset() for moment in found} == {datetime.timedelta(hours=1), datetime.timedelta(hours=2)}
+        assert on_their_days([moment.astimezone(tz.gettz("Europe/Berlin")) for moment in found], when), found
+        if when == DAILY:
+            offsets = {moment.utcoffset() for moment in found}
+            assert offsets == {datetime.timedelta(hours=1), datetime.timedelta(hours=2)}
 
 
 def test_rrule_rules_refuse_what_awx_refuses() -> None:

@@ -13,7 +13,8 @@ from harness import BIN, ROOT
 MODULES = ["shard_mark", "shard_info", "incident_lock", "snapshot_create", "snapshot_info", "snapshot_prune",
            "snapshot_restore", "golden_validate", "provider_check", "provider_switch", "generator_fallback",
            "traffic_throttle", "stack_info", "migration_run", "component_start", "shard_reopen", "evidence_collect",
-           "shard_reindex", "snapshot_schedule", "provider_precheck"]
+           "shard_reindex", "snapshot_schedule", "provider_precheck", "drill_namespace", "drill_restore",
+           "drill_report"]
 # Modules that talk only to S3 document the S3 options instead of the Kubernetes ones.
 S3_ONLY = {"snapshot_info", "snapshot_prune"}
 
@@ -97,3 +98,27 @@ def test_a_stale_reliability_matrix_is_caught(tmp_path: Path) -> None:
         "tests/e2e/test_gone.py: no such file",
         "tests/e2e/test_x.py::test_kept[two]: no such parameter id",
     ]
+
+
+def test_the_ci_files_run_the_restore_drill_and_publish_the_junit_report_it_writes() -> None:
+    """extensions/ci/: each runs the packaged playbook and publishes the JUnit file where the role writes it
+    (<report dir>/restore-drill-<drill id>/restore-drill.xml)."""
+    import fnmatch
+
+    import yaml
+
+    tasks = (ROOT / "roles" / "restore_drill" / "tasks" / "main.yml").read_text()
+    assert "/restore-drill-{{ restore_drill_run_id }}/restore-drill" in tasks
+    assert 'junit: "{{ restore_drill_report_path }}.xml"' in tasks
+    github = yaml.safe_load((ROOT / "extensions" / "ci" / "github-restore-drill.yml").read_text())
+    steps = github["jobs"]["restore-drill"]["steps"]
+    assert any("ansible-playbook ragops.recovery.restore_drill" in step.get("run", "") for step in steps)
+    published = next(step["with"]["report_paths"] for step in steps if "action-junit-report" in step.get("uses", ""))
+    written = "${{ runner.temp }}/reports/restore-drill-20261207t100000z/restore-drill.xml"
+    assert fnmatch.fnmatch(written, published), published
+    assert "RAGOPS_REPORT_DIR=$RUNNER_TEMP/reports" in "\n".join(step.get("run", "") for step in steps)
+    gitlab = yaml.safe_load((ROOT / "extensions" / "ci" / "gitlab-restore-drill.yml").read_text())["restore-drill"]
+    assert gitlab["variables"]["RAGOPS_REPORT_DIR"] == "$CI_PROJECT_DIR/reports"
+    assert any("ansible-playbook ragops.recovery.restore_drill" in line for line in gitlab["script"])
+    assert fnmatch.fnmatch("reports/restore-drill-20261207t100000z/restore-drill.xml",
+                           gitlab["artifacts"]["reports"]["junit"])

@@ -45,7 +45,8 @@ DELETES = {"shard-recovery.yaml": {"pods", "persistentvolumeclaims", "jobs"}, "s
 def test_the_shipped_roles_delete_only_what_the_restore_swap_and_the_schedule_need() -> None:
     roles = shipped_roles()
     assert sorted(roles) == [
-        "bootstrap.yaml", "generator.yaml", "incident-status.yaml", "shard-recovery.yaml", "snapshots.yaml"]
+        "bootstrap.yaml", "generator.yaml", "incident-status.yaml", "restore-drill.yaml", "shard-recovery.yaml",
+        "snapshots.yaml"]
     for name, role in roles.items():
         deletes = set()
         for rule in role["rules"]:
@@ -61,7 +62,7 @@ def test_the_shipped_roles_delete_only_what_the_restore_swap_and_the_schedule_ne
         # One document per file: ansible-test's yamllint refuses multi-document YAML in a collection.
         assert len(documents) == 1 and documents[0]["kind"] == "List", path.name
         kinds = {o["kind"] for o in documents[0]["items"]}
-        cluster = {"ClusterRole"} if path.name == "shard-recovery.yaml" else set()
+        cluster = {"ClusterRole"} if path.name in ("shard-recovery.yaml", "restore-drill.yaml") else set()
         assert kinds == {"ServiceAccount", "Role", "RoleBinding"} | cluster, path.name
 
 
@@ -72,6 +73,25 @@ def test_the_only_cluster_scoped_rule_reads_and_patches_volumes() -> None:
         {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "list", "patch"]}]
     header = (RBAC_DIR / "shard-recovery.yaml").read_text()
     assert "kubectl create clusterrolebinding ragops-recovery-volumes-NAMESPACE" in header
+
+
+def test_the_restore_drill_deletes_only_namespaces_and_never_reads_a_secret() -> None:
+    """The drill's ClusterRole: its scratch namespace created and deleted, what it runs there created and
+    read; no update, patch or delete of anything else, no read of a Secret."""
+    (cluster_role,) = [o for o in rbac.shipped("restore-drill") if o["kind"] == "ClusterRole"]
+    assert cluster_role["metadata"]["name"] == "ragops-recovery-drill"
+    verbs: dict[str, set[str]] = {}
+    for rule in cluster_role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+        for resource in rule["resources"]:
+            verbs.setdefault(resource, set()).update(rule["verbs"])
+    assert verbs == {"namespaces": {"get", "create", "delete"}, "persistentvolumeclaims": {"create"},
+                     "secrets": {"create"}, "pods": {"get", "list", "create"}, "services": {"get", "create"},
+                     "pods/log": {"get"}, "jobs": {"get", "create"}}
+    (role,) = [o for o in rbac.shipped("restore-drill") if o["kind"] == "Role"]
+    assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"get", "list"}
+    header = (RBAC_DIR / "restore-drill.yaml").read_text()
+    assert "kubectl create clusterrolebinding ragops-recovery-drill-NAMESPACE" in header
 
 
 def test_the_error_path_names_the_roles_that_are_shipped() -> None:
@@ -101,7 +121,8 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
               "bootstrap": ("create jobs.batch", "list jobs.batch", "patch statefulsets.apps"),
               "incident-status": ("get leases.coordination.k8s.io", "list jobs.batch", "get deployments.apps"),
               "snapshots": ("create jobs.batch", "get persistentvolumeclaims", "create cronjobs.batch",
-                            "delete cronjobs.batch", "list pods")}
+                            "delete cronjobs.batch", "list pods"),
+              "restore-drill": ("get statefulsets.apps", "get configmaps", "list pods")}
     for file, allowed in checks.items():
         config = kubeconfigs.by_file[file]
         for check in allowed:
@@ -118,6 +139,12 @@ def test_kubectl_confirms_what_each_shipped_role_allows(lab: Lab) -> None:
     # Volumes are cluster-scoped: the shard recovery's ClusterRole, bound to its accounts.
     for config in (kubeconfigs.by_file["shard-recovery"], kubeconfigs.union):
         assert kubectl(config, "auth", "can-i", "patch", "persistentvolumes").stdout.strip() == "yes"
+    # Scratch namespaces are cluster-scoped: the restore drill's ClusterRole, which reads no Secret.
+    drill = kubeconfigs.by_file["restore-drill"]
+    for check in ("create namespaces", "delete namespaces", "create jobs.batch -n elsewhere"):
+        assert kubectl(drill, "auth", "can-i", *check.split()).stdout.strip() == "yes", check
+    for check in ("get secrets -n elsewhere", "delete pods -n elsewhere", "patch namespaces"):
+        assert kubectl(drill, "auth", "can-i", *check.split()).stdout.strip() == "no", check
     assert kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "get", "persistentvolumes").stdout.strip() == "no"
     generator_only = kubectl(kubeconfigs.by_file["generator"], "auth", "can-i", "create", "jobs.batch")
     assert generator_only.stdout.strip() == "no"

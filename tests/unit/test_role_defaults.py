@@ -31,6 +31,7 @@ def test_every_role_is_checked() -> None:
         "generator_outage",
         "incident_status",
         "provider_precheck",
+        "restore_drill",
         "shard_recovery",
         "snapshot_nightly",
     ]

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -42,21 +42,23 @@ def playbook_env(timeline_dir: Path | None = None) -> dict[str, str]:
 
 def run_playbook(lab: Lab, playbook: str, extra_vars: Mapping[str, Any], log_file: Path,
                  timeline_dir: Path | None = None, env: Mapping[str, str] | None = None,
+                 options: Sequence[str] = (), timeout: float = PLAYBOOK_TIMEOUT_SECONDS,
                  ) -> subprocess.CompletedProcess[str]:
     """A playbook of this checkout (`playbooks/<name>.yml`) against the lab's inventory, under the
-    identity bound to the Role the collection ships for it (meta/rbac/); its output goes to `log_file`
-    as it is written, so a run that times out still leaves what it did."""
+    identity bound to the Role the collection ships for it (meta/rbac/), with ansible-playbook's further
+    `options` (`--check`); its output goes to `log_file` as it is written, so a run that times out still
+    leaves what it did."""
     variables = {"ragops_kubeconfig": str(lab.rbac_kubeconfigs().for_playbook(playbook)), **extra_vars}
     command = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", str(lab.paths.inventory),
-               "-e", json.dumps(variables)]
+               "-e", json.dumps(variables), *options]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w", encoding="utf-8") as log:
         try:
             done = subprocess.run(command, cwd=REPO_DIR, env={**playbook_env(timeline_dir), **(env or {})},
                                   stdout=log, stderr=subprocess.STDOUT, text=True,
-                                  timeout=PLAYBOOK_TIMEOUT_SECONDS, check=False)
+                                  timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise LabError(f"{playbook} did not finish within {PLAYBOOK_TIMEOUT_SECONDS:g}s; "
+            raise LabError(f"{playbook} did not finish within {timeout:g}s; "
                            f"its output so far is in {log_file}") from exc
     return subprocess.CompletedProcess(command, done.returncode, log_file.read_text(encoding="utf-8"), "")
 

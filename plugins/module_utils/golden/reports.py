@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from . import verdict as v
 from .evaluation import QueryResult
 from .files import write_atomically
+from .formats import junit_text, table_cell
 from .metrics import RELEVANCE_METRICS
 from .suite import Outcome
 
@@ -183,13 +184,7 @@ def render_junit(validation: t.Mapping[str, t.Any]) -> str:
         )
         if failure:
             ET.SubElement(case, "failure", type="gate", message=failure).text = failure
-    _count(root, validation["duration"])
-    ET.indent(root)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        + ET.tostring(root, encoding="unicode")
-        + "\n"
-    )
+    return junit_text(root, validation["duration"])
 
 
 def _suite(
@@ -261,27 +256,6 @@ def gate_checks(
     return checks
 
 
-def _count(root: ET.Element, duration: float) -> None:
-    """Fill in the counts that JUnit consumers read from each suite and from the
-    root."""
-    totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
-    for suite in root.findall("testsuite"):
-        cases = suite.findall("testcase")
-        counts = {
-            "tests": len(cases),
-            "failures": sum(1 for c in cases if c.find("failure") is not None),
-            "errors": sum(1 for c in cases if c.find("error") is not None),
-            "time": sum(float(c.get("time") or 0) for c in cases),
-        }
-        for key, value in counts.items():
-            totals[key] += value
-            suite.set(key, "%.3f" % value if key == "time" else str(value))
-        suite.set("skipped", "0")
-    totals["time"] = duration
-    for key, value in totals.items():
-        root.set(key, "%.3f" % value if key == "time" else str(int(value)))
-
-
 def render_markdown(validation: t.Mapping[str, t.Any]) -> str:
     """A short report for the incident channel: verdict, metrics table, failing
     queries, next step."""
@@ -319,10 +293,10 @@ def render_markdown(validation: t.Mapping[str, t.Any]) -> str:
         lines += [
             "| %s | %s | %s | %s |"
             % (
-                _cell(f["qid"]),
+                table_cell(f["qid"]),
                 "yes" if f["must_pass"] else "no",
-                _cell(f["shard"] or ""),
-                _cell("; ".join(f["reasons"])),
+                table_cell(f["shard"] or ""),
+                table_cell("; ".join(f["reasons"])),
             )
             for f in failing
         ]
@@ -334,7 +308,7 @@ def render_markdown(validation: t.Mapping[str, t.Any]) -> str:
     ]
     if warnings:
         lines += ["", "### Warnings", ""] + [
-            "- %s" % _cell(message) for message in warnings
+            "- %s" % table_cell(message) for message in warnings
         ]
     if validation.get("next_step"):
         lines += ["", "**Next step:** %s" % validation["next_step"]]
@@ -384,13 +358,13 @@ def _queries_table(queries: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
         rows.append(
             "| %s | %s | %s | %s | %s | %s | %s |"
             % (
-                _cell(query["qid"]),
+                table_cell(query["qid"]),
                 result,
                 _figure(query["recall"]),
                 _figure(query["reciprocal_rank"]),
                 _figure(query["ndcg"]),
                 latency,
-                _cell(", ".join(query["ids"][:5])),
+                table_cell(", ".join(query["ids"][:5])),
             )
         )
     if len(queries) > MARKDOWN_QUERY_ROWS:
@@ -405,11 +379,6 @@ def _queries_table(queries: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
 def _figure(value: t.Optional[float]) -> str:
     """A number for a person: 4 decimals (the JSON report keeps every digit)."""
     return "n/a" if value is None else str(round(value, 4))
-
-
-def _cell(text: str) -> str:
-    """Table-safe text: a pipe or a line break would end the cell or the row."""
-    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def write_reports(

@@ -84,6 +84,7 @@ SHIPPED_ROLES: t.Tuple[t.Tuple[str, str, str], ...] = (
     ("ragops-recovery-bootstrap", "bootstrap.yaml", "bootstrap_recovery"),
     ("ragops-recovery-status", "incident-status.yaml", "incident_status"),
     ("ragops-recovery-snapshots", "snapshots.yaml", "snapshot_nightly"),
+    ("ragops-recovery-drill", "restore-drill.yaml", "restore_drill"),
 )
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]+)"'
@@ -92,12 +93,18 @@ _FORBIDDEN = re.compile(
 )
 
 
-# The one ClusterRole the collection ships, for the cluster-scoped resources it touches.
-SHIPPED_CLUSTER_ROLE = ("ragops-recovery-volumes", "shard-recovery.yaml")
+# The ClusterRoles the collection ships, by the cluster-scoped resource each is for:
+# the shard recovery's volumes, the restore drill's scratch namespaces.
+SHIPPED_CLUSTER_ROLES = {
+    "persistentvolumes": ("ragops-recovery-volumes", "shard-recovery.yaml"),
+    "namespaces": ("ragops-recovery-drill", "restore-drill.yaml"),
+}
 
 
 def _cluster_step(verb: str, resource: str, group: str, user: str) -> str:
-    role, file = SHIPPED_CLUSTER_ROLE
+    role, file = SHIPPED_CLUSTER_ROLES.get(
+        resource, SHIPPED_CLUSTER_ROLES["persistentvolumes"]
+    )
     account = user.split(":")
     binding = (
         "kubectl create clusterrolebinding %s-%s --clusterrole %s --serviceaccount "

@@ -396,6 +396,19 @@ def test_a_refusal_at_the_cluster_scope_names_the_cluster_role_and_its_binding()
     )
 
 
+def test_a_refused_namespace_names_the_restore_drills_cluster_role() -> None:
+    reason = (
+        'namespaces is forbidden: User "system:serviceaccount:rag:ragops-recovery" '
+        'cannot create resource "namespaces" in API group "" at the cluster scope'
+    )
+    step = forbidden_step(reason) or ""
+    assert "ragops-recovery-drill (meta/rbac/restore-drill.yaml)" in step
+    assert (
+        "kubectl create clusterrolebinding ragops-recovery-drill-rag --clusterrole "
+        "ragops-recovery-drill --serviceaccount rag:ragops-recovery" in step
+    )
+
+
 def test_a_403_that_names_no_rule_keeps_the_credentials_hint(
     api: FakeTransport,
 ) -> None:
