@@ -231,12 +231,7 @@ def start_restore(
     """The new PVC, the credentials Secret and the restore Job; True when created."""
     claim = job.claim_body(plan, template.claim, request.storage_class)
     secret = job.secret_body(plan, request.credentials)
-    runner = dict(
-        request.runner,
-        snapshot_id=plan.snapshot_id,
-        fallback=False,
-        incident_id=request.drill_id,
-    )
+    runner = job.restore_runner(request.runner, plan, request.drill_id)
     restore_job = job.job_body(plan, request.image, runner)
     created = [
         create_once(client, _labelled(obj, request.drill_id))

@@ -515,6 +515,16 @@ def claim_of_or_none(pod: Obj, volume: str) -> str | None:
         return None
 
 
+def restore_runner(
+    runner: t.Mapping[str, t.Any], plan: Plan, incident_id: str
+) -> t.Dict[str, t.Any]:
+    """The restore Job's configuration: the planned snapshot alone (the module, not
+    the Job, falls back to an older one), under the incident's id."""
+    return dict(
+        runner, snapshot_id=plan.snapshot_id, fallback=False, incident_id=incident_id
+    )
+
+
 def start_restore(
     client: K8sClient, request: JobRequest, plan: Plan, target: Target
 ) -> None:
@@ -523,12 +533,7 @@ def start_restore(
     ensure(client, claim_body(plan, target.claim, request.storage_class))
     if not request.s3_secret:
         put_secret(client, secret_body(plan, request.credentials))
-    runner = dict(
-        request.runner,
-        snapshot_id=plan.snapshot_id,
-        fallback=False,
-        incident_id=request.incident_id,
-    )
+    runner = restore_runner(request.runner, plan, request.incident_id)
     ensure(client, job_body(plan, request.image, runner))
 
 
