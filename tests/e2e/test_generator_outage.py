@@ -357,8 +357,15 @@ def test_precheck_records_a_broken_backup_and_the_switch_refuses_it_unless_force
     assert summary[0].startswith("provider backup: PASSED, healthy"), summary
 
     faults.provider_outage(lab, "backup", "401")
-    failed = playbook(runner, lab, "provider_precheck", ragops_kubeconfig=role_only)
+    # A backup that would not work is told, as a failure of the safety net, before the run fails.
+    with receiving() as receiver:
+        failed = playbook(runner, lab, "provider_precheck", ragops_kubeconfig=role_only,
+                          ragops_notify_webhook_url=receiver.url("/hook"))
     assert failed.returncode == 2 and failed.failed == 1, failed.stdout
+    [told] = receiver.bodies("/hook")
+    assert (told["event"], told["scenario"], told["stack"]) == ("failed", "provider_precheck", "rag-lab"), told
+    assert "provider backup: FAILED, auth_failure" in told["summary"] and told["next_step"], told
+    assert_no_url_shown(receiver, failed)
     message = outcome(failed, "Fail when a backup provider or the answer cache would not work")["msg"]
     assert "The warm-failover precheck of" in message and "provider backup: FAILED, auth_failure" in message, message
     assert precheck_record(lab)["backup"]["passed"] is False
