@@ -68,7 +68,7 @@ def record(result: Result) -> dict[str, t.Any]:
     return t.cast("dict[str, t.Any]", stats["ragops_recovery"]["rag-lab"])
 
 
-def bundle(lab: Lab, key: str) -> dict[str, bytes]:
+def bundle_files(lab: Lab, key: str) -> dict[str, bytes]:
     """The files of a write-once bundle in the lab's bucket."""
     s3 = lab.s3()
     data = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read()
@@ -136,7 +136,7 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     assert record(applied)["records"] == "s3://%s/%s" % (s3.bucket, records), record(applied)
     assert "Records (postmortem entry, stack before and after, timeline): s3://%s/%s." % (s3.bucket, records) \
         in applied.stdout
-    files = bundle(fresh_lab, records)
+    files = bundle_files(fresh_lab, records)
     assert files["postmortem.md"].decode() == postmortem
     assert json.loads(files["stack-after.json"])["diagnosis"]["healthy"] is True
     steps = [step["task"] for step in json.loads(files["timeline.json"])["steps"]]
@@ -200,7 +200,7 @@ def test_cycle_refused_then_never_ready_stops_then_recovery_from_scaled_down(fre
         " stopped at \"Refuse to start components that wait for each other\"" in refused_entry, refused_entry
     # A failed run's records are kept too, each run under its own name.
     assert record(refused)["outcome"] == "failed"
-    kept = bundle(fresh_lab, "evidence/INC-C2/postmortem-bootstrap-%s.tar.gz" % refused_run.name)
+    kept = bundle_files(fresh_lab, "evidence/INC-C2/postmortem-bootstrap-%s.tar.gz" % refused_run.name)
     assert kept["postmortem.md"].decode() == refused_entry
     assert "evidence/INC-C2/postmortem-bootstrap-%s.tar.gz" % stuck_run.name in record(stuck)["records"]
     postmortem = (stuck_run / "postmortem.md").read_text()
