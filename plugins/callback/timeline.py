@@ -12,7 +12,9 @@ description:
   - Records every task with its start and end time, host, status (ok, changed, failed, skipped,
     unreachable), a one-line summary, and the runbook phase and milestones its tags declare
     (C(phase_<name>), C(milestone_<name>)), and writes C(timeline.json) and C(timeline.md) into
-    O(directory) when the playbook ends, for the postmortem.
+    O(directory) for the postmortem - when the playbook ends, and as each task starts with the steps
+    so far, so that the scenario roles keep the timeline with their records in the evidence store and
+    a run that is killed leaves the timeline of what it did.
   - The Markdown file shows the runbook, not Ansible's plumbing - the time to safe mode and the
     time to recover, the milestones (safe mode reached, snapshot chosen, golden verdict, back in
     service) with the time from the start to each, the phases, and a table and a Mermaid C(gantt)
@@ -161,6 +163,30 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         alert, error = alert_moment(given)
         return Run(title, self.playbook_started, alert, error)
 
+    def v2_playbook_on_task_start(self, task: t.Any, is_conditional: bool) -> None:
+        # The files follow the run: a task that keeps the run's records (the roles put
+        # the timeline next to the evidence) reads every step before it, and a run that
+        # is killed leaves the timeline of what it did.
+        if self.steps and not context.CLIARGS.get("check"):
+            self.write(self.run())
+
+    def write(self, run: Run) -> t.List[str]:
+        """Write both files, each replaced whole so that a reader never sees half."""
+        directory = self.get_option("directory")
+        os.makedirs(directory, exist_ok=True)
+        outputs = (
+            ("timeline.md", to_markdown(run, self.steps)),
+            ("timeline.json", to_json(run, self.steps)),
+        )
+        files = []
+        for name, text in outputs:
+            path = os.path.join(directory, name)
+            with open(path + ".part", "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(path + ".part", path)
+            files.append(path)
+        return files
+
     def v2_playbook_on_stats(self, stats: t.Any) -> None:
         if context.CLIARGS.get("check"):
             self._display.display(
@@ -168,15 +194,5 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
                 % len(self.steps)
             )
             return
-        directory = self.get_option("directory")
         run = self.run()
-        os.makedirs(directory, exist_ok=True)
-        outputs = (
-            ("timeline.md", to_markdown(run, self.steps)),
-            ("timeline.json", to_json(run, self.steps)),
-        )
-        for name, text in outputs:
-            with open(os.path.join(directory, name), "w", encoding="utf-8") as handle:
-                handle.write(text)
-        files = [os.path.join(directory, output[0]) for output in outputs]
-        self._display.display(to_summary(run, self.steps, files))
+        self._display.display(to_summary(run, self.steps, self.write(run)))

@@ -14,8 +14,9 @@ description:
     PVCs as YAML, the shard registry, the shard's snapshot listing and the shard's health answers -
     into one C(tar.gz) whose C(MANIFEST.json) lists every file with its size and SHA-256.
   - O(documents) adds what a play recorded itself (the generator's flags and probes in Scenario B, the
-    stack as read in Scenario C); without O(shard) the bundle holds only those, so every scenario keeps
-    its evidence in the same write-once store.
+    stack as read in Scenario C), O(files) the files a run wrote on the controller (its postmortem,
+    timeline and reports); without O(shard) the bundle holds only those, so every scenario keeps its
+    evidence and its records in the same write-once store.
   - Stores the bundle under O(dest) (a local folder) and/or O(bucket) (an S3 prefix), write-once - a
     local file is created exclusively, an S3 object is written with C(If-None-Match=*), so an existing
     bundle is never overwritten. Never truncates or deletes anything.
@@ -29,13 +30,20 @@ options:
   shard:
     description:
       - Id of the shard (for example V(shard-2)) whose evidence is gathered from the cluster.
-      - At least one of O(shard) and O(documents) is required.
+      - At least one of O(shard), O(documents) and O(files) is required.
     type: str
   documents:
     description:
       - Files to put into the bundle, by their path in it (relative, plain names such as
         C(stack-before.json) or C(generator/config.json)); a text value is stored as it is, any other
         value as JSON.
+    type: dict
+  files:
+    description:
+      - Files on the controller to put into the bundle, by their path in it (named like O(documents)),
+        for example a postmortem, a timeline and the reports a run wrote. A file that cannot be read is
+        named in C(errors.txt) and the rest is kept.
+      - At least one of O(shard), O(documents) and O(files) is required.
     type: dict
   incident_id:
     description:
@@ -129,6 +137,15 @@ EXAMPLES = r"""
     bucket: rag-evidence
     documents:
       stack-before.json: "{{ stack_before }}"
+
+- name: Keep the postmortem and the timeline of the run next to the evidence, written once
+  ragops.recovery.evidence_collect:
+    incident_id: INC-1043
+    name: postmortem-bootstrap-20261127T221000Z
+    bucket: rag-evidence
+    files:
+      postmortem.md: incidents/INC-1043/20261127T221000Z/postmortem.md
+      timeline.json: timeline/timeline.json
 """
 
 RETURN = r"""
@@ -187,6 +204,7 @@ def argument_spec() -> argspec.ArgumentSpec:
         options={
             "shard": {"type": "str"},
             "documents": {"type": "dict"},
+            "files": {"type": "dict"},
             "incident_id": {"type": "str", "required": True},
             "name": {"type": "str"},
             "dest": {"type": "path"},
@@ -203,16 +221,21 @@ def argument_spec() -> argspec.ArgumentSpec:
             "http_timeout": {"type": "float", "default": 5.0},
         },
         groups=("k8s", "s3", "shard", "registry"),
-        required_one_of=[["dest", "bucket"], ["shard", "documents"]],
+        required_one_of=[["dest", "bucket"], ["shard", "documents", "files"]],
     )
 
 
 def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
     params = module.params
+    files = {name: str(path) for name, path in (params["files"] or {}).items()}
     request = argspec.from_params(
-        evidence.EvidenceRequest, params, documents=params["documents"] or {}
+        evidence.EvidenceRequest,
+        params,
+        documents=params["documents"] or {},
+        files=files,
     )
-    evidence.check_documents(request.documents)
+    evidence.check_documents(dict(request.documents, **request.files))
+    evidence.check_names(request.documents, request.files)
     bucket = params["bucket"]
     snapshot_bucket = params["snapshot_bucket"] or bucket
     store = module.s3_store(bucket) if bucket else None

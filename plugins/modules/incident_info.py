@@ -272,7 +272,8 @@ incident:
         - What the incident left - C(evidence) (bundles and their manifests in S3 and evidence
           files in the report folders) and C(reports) (postmortem entries, golden-set reports,
           timelines), each item with C(location), C(kind) (V(evidence), V(evidence-manifest),
-          V(postmortem), V(timeline) or V(report)), C(size) and C(modified).
+          V(postmortem), V(timeline) or V(report); a run's records bundle, C(postmortem-*.tar.gz), is
+          V(postmortem)), C(size) and C(modified).
       type: dict
       sample:
         evidence:

@@ -7,7 +7,9 @@ collection's usual one: check mode changes nothing, apply, verify in the cluster
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import typing as t
 from pathlib import Path
 
@@ -58,6 +60,20 @@ def schema_version(cluster: Cluster) -> str:
 def lease_holder(cluster: Cluster) -> str | None:
     lease = cluster.get("lease", "ragops-recovery-lock")
     return t.cast("str | None", lease["spec"].get("holderIdentity"))
+
+
+def record(result: Result) -> dict[str, t.Any]:
+    """The run's set_stats record of the stack, as AWX keeps it."""
+    stats = result.results[ROLE + "Record the outcome"]["ansible_stats"]["data"]
+    return t.cast("dict[str, t.Any]", stats["ragops_recovery"]["rag-lab"])
+
+
+def bundle_files(lab: Lab, key: str) -> dict[str, bytes]:
+    """The files of a write-once bundle in the lab's bucket."""
+    s3 = lab.s3()
+    data = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        return {member.name: t.cast(t.IO[bytes], archive.extractfile(member)).read() for member in archive.getmembers()}
 
 
 def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_lab: Lab, tmp_path: Path) -> None:
@@ -116,6 +132,20 @@ def test_pending_migration_check_mode_then_recovery_then_rerun_is_a_no_op(fresh_
     phases = {phase["label"] for phase in recorded["phases"]}
     assert {"lock", "diagnosis", "evidence", "migration", "start in order", "validation", "report"} <= phases, phases
     assert [reached["milestone"] for reached in recorded["milestones"]] == ["back_in_service"], recorded["milestones"]
+    # The follow-up, pre-filled from the diagnosis; the entry, the stack and the timeline next to the evidence.
+    assert "**Root cause**: `pending_migration`:" in postmortem, postmortem
+    caught = "**The automated test that would have caught it**: a pipeline step\n  that runs the migration Job"
+    assert caught in postmortem, postmortem
+    assert "**Runbook changes**: none: the migration and the start in dependency order recovered" in postmortem
+    records = "evidence/INC-C1/postmortem-bootstrap-%s.tar.gz" % incident.name
+    assert record(applied)["records"] == "s3://%s/%s" % (s3.bucket, records), record(applied)
+    assert "Records (postmortem entry, stack before and after, timeline): s3://%s/%s." % (s3.bucket, records) \
+        in applied.stdout
+    files = bundle_files(fresh_lab, records)
+    assert files["postmortem.md"].decode() == postmortem
+    assert json.loads(files["stack-after.json"])["diagnosis"]["healthy"] is True
+    steps = [step["task"] for step in json.loads(files["timeline.json"])["steps"]]
+    assert ROLE + "Run the pending migration once" in steps, steps
 
     jobs = cluster.kubectl("get", "jobs", "-n", cluster.namespace, "-o", "name")
     again = recover(runner, fresh_lab, "INC-C1")
@@ -168,7 +198,16 @@ def test_cycle_refused_then_never_ready_stops_then_recovery_from_scaled_down(fre
     assert remembered == "4"
     assert "Bootstrap recovery of rag-lab failed" in stuck.stdout and "stays held" in stuck.stdout
     refused_run, stuck_run = sorted((tmp_path / "incidents" / "INC-C2").iterdir())
-    assert "cause: `dependency_cycle`" in (refused_run / "postmortem.md").read_text()
+    refused_entry = (refused_run / "postmortem.md").read_text()
+    assert "cause: `dependency_cycle`" in refused_entry
+    assert "The components wait for each other: controller \u2192 indexer \u2192 controller." in refused_entry
+    assert "fails on a dependency cycle before the rollout" in refused_entry and "**Runbook changes**: the automation" \
+        " stopped at \"Refuse to start components that wait for each other\"" in refused_entry, refused_entry
+    # A failed run's records are kept too, each run under its own name.
+    assert record(refused)["outcome"] == "failed"
+    kept = bundle_files(fresh_lab, "evidence/INC-C2/postmortem-bootstrap-%s.tar.gz" % refused_run.name)
+    assert kept["postmortem.md"].decode() == refused_entry
+    assert "evidence/INC-C2/postmortem-bootstrap-%s.tar.gz" % stuck_run.name in record(stuck)["records"]
     postmortem = (stuck_run / "postmortem.md").read_text()
     assert "| outcome | FAILED |" in postmortem and "stopped at controller" in postmortem
 

@@ -1,6 +1,8 @@
 """Scenario B against one lab: each provider outage kind switches to the healthy backup, the backup also
 down falls back to cached answers, a failback that succeeds and one whose quality regresses and rolls
-back; check mode changes nothing, re-runs are no-ops, and no provider key shows in any output at -vvv.
+back; check mode changes nothing, re-runs are no-ops, and no provider key shows in any output at -vvv. People are
+told through a local webhook receiver (no URL printed, a receiver that fails or is down failing nothing), and each
+run's report and timeline are kept in the write-once evidence store.
 
 The lab is started once for the module. Before each test the generator is put back as `up` left it
 (one rollout through the API, only when a test changed it), the providers are healed and the lock is
@@ -23,6 +25,7 @@ import pytest
 import yaml
 from harness import ROOT, Cluster, Result, Runner, task
 from lab_support import running_lab
+from webhook_receiver import SLACK_PATH, Receiver, closed_port_url, receiving
 
 from ragops_lab import faults, stack
 from ragops_lab.agent.api import APPS, CORE, object_path
@@ -354,8 +357,15 @@ def test_precheck_records_a_broken_backup_and_the_switch_refuses_it_unless_force
     assert summary[0].startswith("provider backup: PASSED, healthy"), summary
 
     faults.provider_outage(lab, "backup", "401")
-    failed = playbook(runner, lab, "provider_precheck", ragops_kubeconfig=role_only)
+    # A backup that would not work is told, as a failure of the safety net, before the run fails.
+    with receiving() as receiver:
+        failed = playbook(runner, lab, "provider_precheck", ragops_kubeconfig=role_only,
+                          ragops_notify_webhook_url=receiver.url("/hook"))
     assert failed.returncode == 2 and failed.failed == 1, failed.stdout
+    [told] = receiver.bodies("/hook")
+    assert (told["event"], told["scenario"], told["stack"]) == ("failed", "provider_precheck", "rag-lab"), told
+    assert "provider backup: FAILED, auth_failure" in told["summary"] and told["next_step"], told
+    assert_no_url_shown(receiver, failed)
     message = outcome(failed, "Fail when a backup provider or the answer cache would not work")["msg"]
     assert "The warm-failover precheck of" in message and "provider backup: FAILED, auth_failure" in message, message
     assert precheck_record(lab)["backup"]["passed"] is False
@@ -383,3 +393,122 @@ def test_precheck_records_a_broken_backup_and_the_switch_refuses_it_unless_force
     assert_no_key_shown(lab, runner, passed, failed, refused, forced)
     record = json.dumps(precheck_record(lab))
     assert not any(key in record for key in provider_keys(lab))
+
+
+RECORDS_TASK = "Keep the report, the golden-set reports and the timeline next to the evidence, written once"
+
+
+def stats(result: Result) -> Obj:
+    """The run's set_stats record of the stack, as AWX keeps it."""
+    return t.cast(Obj, outcome(result, "Record the outcome")["ansible_stats"]["data"]["ragops_recovery"]["rag-lab"])
+
+
+def bundle(lab: Lab, uri: str) -> dict[str, bytes]:
+    """The files of a write-once bundle in the lab's bucket."""
+    s3 = lab.s3()
+    assert uri.startswith("s3://%s/" % s3.bucket), uri
+    data = s3.client().get_object(Bucket=s3.bucket, Key=uri.split("/", 3)[3])["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        return {member.name: t.cast(t.IO[bytes], archive.extractfile(member)).read() for member in archive.getmembers()}
+
+
+def assert_no_url_shown(receiver: Receiver, *runs: Result) -> None:
+    for run in runs:
+        for secret in (receiver.url("/hook"), SLACK_PATH, "e2e-slack-webhook-token"):
+            assert secret not in run.stdout, secret
+
+
+def test_people_are_told_and_each_runs_records_are_kept_once(lab: Lab, runner: Runner) -> None:
+    """Opened and safe mode (with the time to it) from the outage, recovered from the failback, as JSON and as
+    Slack messages; check mode sends nothing; the report with its follow-up section and the timeline are in the
+    evidence store, their location in the output and in set_stats."""
+    faults.provider_outage(lab, "primary", "503")
+    runner.env.update(CALLBACKS="ragops.recovery.timeline", RAGOPS_TIMELINE_DIR=str(runner.workdir / "timeline"))
+    s3 = lab.s3()
+    with receiving() as receiver:
+        urls = {"ragops_notify_webhook_url": receiver.url("/hook"), "ragops_notify_slack_url": receiver.url(SLACK_PATH)}
+        checked = playbook(runner, lab, "generator_outage", check=True, **urls)
+        assert checked.returncode == 0 and checked.failed == 0, checked.stdout
+        assert receiver.received == []
+        plan = outcome(checked, "Show the plan (check mode)")["msg"]
+        assert any(line.startswith("report, golden-set reports and timeline written once to s3://%s/evidence/INC-B/"
+                                   "postmortem-generator-" % s3.bucket) for line in plan), plan
+
+        applied = playbook(runner, lab, "generator_outage", **urls)
+        assert applied.returncode == 0 and applied.failed == 0, applied.stdout
+        opened, safe = receiver.bodies("/hook")
+        assert (opened["event"], safe["event"]) == ("opened", "safe_mode")
+        assert safe["scenario"] == "generator_outage" and safe["incident_id"] == "INC-B" and safe["stack"] == "rag-lab"
+        assert isinstance(safe["seconds_to_safe_mode"], float) and 0 < safe["seconds_to_safe_mode"] < 300, safe
+        assert safe["seconds_to_safe_mode"] == stats(applied)["seconds_to_safe_mode"]
+        assert "is outage" in safe["summary"] and "from the backup provider backup" in safe["summary"], safe
+        assert safe["links"]["evidence"] == "s3://%s/evidence/INC-B/evidence-generator.tar.gz" % s3.bucket
+        texts = [body["text"] for body in receiver.bodies(SLACK_PATH)]
+        assert texts[0].startswith("Incident opened: generator_outage, INC-B: LLM provider outage suspected"), texts
+        assert texts[1].startswith("Safe mode reached: generator_outage, INC-B: The primary primary is outage"), texts
+        slack_safe = receiver.bodies(SLACK_PATH)[1]
+        header = {"type": "plain_text", "text": "Safe mode reached: generator_outage, INC-B"}
+        assert slack_safe["blocks"][0] == {"type": "header", "text": header}
+        # One event id per event, the same on both webhooks.
+        assert len({item["headers"]["idempotency-key"] for item in receiver.received}) == 2
+
+        record = stats(applied)
+        records = record["records"]
+        assert records.startswith("s3://%s/evidence/INC-B/postmortem-generator-" % s3.bucket), record
+        assert records == outcome(applied, RECORDS_TASK)["evidence"]["s3_uri"]
+        assert "Report, golden-set reports and timeline kept in %s." % records in applied.stdout
+        files = bundle(lab, records)
+        assert {"outage.md", "evidence.json", "golden-outage.json", "golden-outage.md", "timeline.json",
+                "timeline.md", "MANIFEST.json"} <= set(files), sorted(files)
+        report = files["outage.md"].decode()
+        assert report == (artifacts(runner) / "outage.md").read_text()
+        assert "## Follow-up" in report and "**Root cause**: the primary `primary` was\n  `outage`" in report, report
+        assert "**The automated test that would have caught it**: a scheduled\n  probe of the primary" in report
+        assert "**Runbook changes**: none needed for the switch" in report
+        steps = [step["task"] for step in json.loads(files["timeline.json"])["steps"]]
+        assert any(name.endswith("Switch to the backup provider") for name in steps), steps
+
+        faults.provider_outage(lab, "primary", "none")
+        done = playbook(runner, lab, "generator_failback", generator_failback_steps="10,100", **urls)
+        assert done.returncode == 0 and done.failed == 0, done.stdout
+        recovered = receiver.bodies("/hook")[-1]
+        assert recovered["event"] == "recovered" and recovered["scenario"] == "generator_failback", recovered
+        assert recovered["seconds_to_recover"] == stats(done)["seconds_to_recover"] > 0
+        assert any(line.startswith("100 % on the primary: pass") for line in recovered["tried"]), recovered
+        assert recovered["links"]["records"] == stats(done)["records"]
+        assert "failback.md" in bundle(lab, stats(done)["records"])
+        assert receiver.bodies(SLACK_PATH)[-1]["text"].startswith("Recovered: generator_failback, INC-B")
+        assert_no_url_shown(receiver, checked, applied, done)
+
+
+def test_a_receiver_that_fails_or_is_down_fails_nothing_and_a_failed_run_is_told(lab: Lab, runner: Runner) -> None:
+    faults.provider_outage(lab, "primary", "503")
+    with receiving() as receiver:
+        receiver.status = 500
+        urls = {"ragops_notify_webhook_url": receiver.url("/hook"),
+                "ragops_notify_slack_url": closed_port_url(SLACK_PATH)}
+        applied = playbook(runner, lab, "generator_outage", **urls)
+        assert applied.returncode == 0 and applied.failed == 0, applied.stdout
+        assert generator_env(lab)["PROVIDER"] == "backup"
+        # Each message tried three times (two repeats) at the receiver answering 500, with the same event id.
+        assert [body["event"] for body in receiver.bodies("/hook")] == ["opened"] * 3 + ["safe_mode"] * 3
+        note = next(value["notification"] for value in applied.results.values()
+                    if (value.get("notification") or {}).get("event") == "safe_mode")
+        assert note["delivered"] is False, note
+        assert "webhook not delivered after 3 attempt(s): HTTP 500" in note["reason"], note
+        assert "slack not delivered after 3 attempt(s): no answer" in note["reason"], note
+        # The warning, as Ansible wraps it to the terminal's width.
+        assert "was not delivered (the recovery goes on)" in " ".join(applied.stdout.split())
+
+        receiver.status = 200
+        faults.provider_outage(lab, "primary", "none")
+        missing = str(runner.workdir / "moved-golden.yml")
+        stopped = playbook(runner, lab, "generator_failback", ragops_golden_set=missing, **urls)
+        assert stopped.returncode == 2 and stopped.failed == 1, stopped.stdout
+        failed = receiver.bodies("/hook")[-1]
+        assert failed["event"] == "failed" and failed["scenario"] == "generator_failback", failed
+        assert "stopped" in failed["summary"] and "all traffic on the backup backup" in failed["summary"], failed
+        assert any(line.startswith("fallback off") for line in failed["tried"]), failed
+        assert failed["next_step"] and failed["links"]["records"].startswith("s3://"), failed
+        assert generator_env(lab)["PROVIDER"] == "backup" and not lock_holder(lab)
+        assert_no_url_shown(receiver, applied, stopped)

@@ -5,7 +5,7 @@ One lab for the module (the tests run in order): the nightly snapshots are taken
 the plan and writes nothing; the production namespace is refused as the scratch namespace; the drill of every
 shard passes with an RTO and an RPO per shard, a JUnit report a JUnit parser reads, the scratch namespace
 gone and the production namespace as it was; a corrupt newest snapshot fails the drill naming its shard,
-with the scratch namespace gone, or kept when asked.
+with the scratch namespace gone and people told through a local webhook receiver, or kept when asked.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 import xmlschema
 from harness import ROOT
 from lab_support import running_lab
+from webhook_receiver import receiving
 
 from ragops_lab.drills import restore_drill, shard_recovery
 from ragops_lab.drills.support import failure_message
@@ -108,8 +109,17 @@ def test_a_corrupt_snapshot_fails_the_drill_naming_the_shard(lab: Lab) -> None:
     (corrupted,) = shard_recovery.corrupt_snapshot_archives(lab, "shard-1")
     before = restore_drill.production_objects(lab.api())
     log_file = drill_dir(lab) / "corrupt.log"
-    failed = restore_drill.run_restore_drill(lab, "drill-corrupt", log_file, shards="shard-1,shard-3")
+    with receiving() as receiver:
+        failed = restore_drill.run_restore_drill(lab, "drill-corrupt", log_file, shards="shard-1,shard-3",
+                                                 ragops_notify_webhook_url=receiver.url("/hook"))
     assert failed.returncode != 0, failed.stdout
+    # People are told: one failed message naming the shard, the reports and the next step; no URL shown.
+    [told] = receiver.bodies("/hook")
+    assert told["event"] == "failed" and told["scenario"] == "restore_drill", told
+    assert told["incident_id"] == "restore-drill-drill-corrupt" and "shard-1" in told["summary"], told
+    assert told["links"]["json"].endswith("restore-drill-drill-corrupt/restore-drill.json"), told
+    assert "keep_on_failure" in told["next_step"], told
+    assert receiver.url("/hook") not in failed.stdout
     message = failure_message(failed.stdout)
     assert "1 of 2 shards failed: shard-1 (restore: Failed to restore shard shard-1" in message, message
     report = restore_drill.report_of(log_file, "drill-corrupt")

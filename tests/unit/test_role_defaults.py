@@ -29,6 +29,7 @@ def test_every_role_is_checked() -> None:
         "bootstrap_recovery",
         "generator_failback",
         "generator_outage",
+        "incident_notify",
         "incident_status",
         "provider_precheck",
         "restore_drill",

@@ -47,6 +47,9 @@ def kind_of(name: str) -> str:
     base = os.path.basename(name)
     if base.endswith(MANIFEST_SUFFIX):
         return "evidence-manifest"
+    # A run's records in the evidence store: its postmortem entry, timeline and reports.
+    if base.endswith(SUFFIX) and base.startswith("postmortem"):
+        return "postmortem"
     if base.endswith(SUFFIX) or base.startswith(("evidence", "stack-before")):
         return "evidence"
     if base.startswith("postmortem"):

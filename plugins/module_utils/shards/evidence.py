@@ -38,12 +38,14 @@ class EvidenceRequest:
     """Whose evidence to gather and where the shard's pods answer health checks.
 
     Without ``shard`` nothing is read from the cluster: the bundle holds the
-    ``documents`` given (what another scenario recorded), by file name.
+    ``documents`` given (what another scenario recorded) and the ``files`` read on the
+    controller (reports, a postmortem, a timeline), by their name in the bundle.
     """
 
     incident_id: str
     shard: str | None = None
     documents: t.Mapping[str, t.Any] = field(default_factory=dict)
+    files: t.Mapping[str, str] = field(default_factory=dict)
     namespace: str = "default"
     registry: str = "rag-shard-registry"
     shard_label: str = "ragops.io/shard"
@@ -206,6 +208,31 @@ def check_documents(documents: t.Mapping[str, t.Any]) -> None:
         )
 
 
+def check_names(documents: t.Iterable[str], files: t.Iterable[str]) -> None:
+    """Refuse a name given both as a document and as a file."""
+    both = sorted(set(documents) & set(files))
+    if both:
+        raise RecoveryError(
+            "%s given both in documents and in files" % ", ".join(both),
+            resource="files",
+            reason="duplicate name in the bundle",
+            next_step="Give each name once; nothing was written.",
+        )
+
+
+def add_files(bundle: Bundle, files: t.Mapping[str, str]) -> None:
+    """Each file as it is on disk; one that cannot be read is noted, not fatal, so
+    that the rest is kept."""
+    for name, path in sorted(files.items()):
+        try:
+            with open(path, "rb") as handle:
+                bundle.files[name] = handle.read()
+        except OSError as error:
+            bundle.errors.append(
+                "%s: not read from %s: %s" % (name, path, error.strerror)
+            )
+
+
 def add_documents(bundle: Bundle, documents: t.Mapping[str, t.Any]) -> None:
     """Text as it is, anything else as JSON."""
     for name, value in sorted(documents.items()):
@@ -229,6 +256,7 @@ def gather(
     if snapshots is not None:
         bundle.add_json("snapshots.json", list(snapshots))
     add_documents(bundle, request.documents)
+    add_files(bundle, request.files)
     if bundle.errors:
         bundle.files["errors.txt"] = ("\n".join(bundle.errors) + "\n").encode("utf-8")
     return bundle

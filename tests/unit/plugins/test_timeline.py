@@ -301,6 +301,35 @@ def test_callback_writes_nothing_in_check_mode(
     assert not (tmp_path / "tl").exists()
 
 
+def test_callback_keeps_the_files_current_as_each_task_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that keeps the run's records reads the steps before it; a killed run
+    leaves its timeline."""
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(check=False))
+    callback = timeline_callback(str(tmp_path / "tl"))
+    first = callback.steps[:1]
+    callback.steps = []
+    callback.v2_playbook_on_task_start(None, False)
+    assert not (tmp_path / "tl").exists()  # nothing ran yet
+    callback.steps = first
+    callback.v2_playbook_on_task_start(None, False)
+    recorded = json.loads((tmp_path / "tl" / "timeline.json").read_text())
+    assert [item["task"] for item in recorded["steps"]] == ["Take the lock"]
+    assert sorted(p.name for p in (tmp_path / "tl").iterdir()) == [
+        "timeline.json",
+        "timeline.md",
+    ]
+
+
+def test_callback_keeps_nothing_during_a_run_in_check_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(check=True))
+    timeline_callback(str(tmp_path / "tl")).v2_playbook_on_task_start(None, False)
+    assert not (tmp_path / "tl").exists()
+
+
 def test_summary_gives_totals_longest_step_first_failure_and_files() -> None:
     text = to_summary(
         Run("INC-1 drill"), steps(), ["tl/timeline.md", "tl/timeline.json"]

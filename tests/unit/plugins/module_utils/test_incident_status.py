@@ -336,6 +336,10 @@ def test_report_folders_list_the_incidents_files_by_kind(tmp_path: t.Any) -> Non
     assert artifacts.kind_of("evidence/INC-1/evidence-shard-2.manifest.json") == (
         "evidence-manifest"
     )
+    # A run's records bundle holds its postmortem entry.
+    records = "evidence/INC-1/postmortem-shard-2-20261127T221000Z"
+    assert artifacts.kind_of(records + ".tar.gz") == "postmortem"
+    assert artifacts.kind_of(records + ".manifest.json") == "evidence-manifest"
     assert artifacts.evidence_prefix("/evidence/", "INC-1") == "evidence/INC-1/"
 
 

@@ -227,4 +227,72 @@ def test_needs_a_shard_or_documents(
     result = run_main(
         evidence_collect, capsys, incident_id="INC-C1", dest=str(tmp_path)
     )
-    assert result["failed"] is True and "shard, documents" in result["msg"]
+    assert result["failed"] is True and "shard, documents, files" in result["msg"]
+
+
+def test_files_go_into_the_bundle_and_an_unreadable_one_is_noted(
+    k8s_api: FakeTransport,
+    tmp_path: Path,
+    s3_api: FakeS3,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    postmortem = tmp_path / "postmortem.md"
+    postmortem.write_text("# INC-C1\n\n## Follow-up\n")
+    args = {
+        "namespace": "rag",
+        "incident_id": "INC-C1",
+        "name": "postmortem-bootstrap-20261207T100000Z",
+        "bucket": "snaps",
+        "access_key": "AK",
+        "secret_key": "SK",
+        "documents": {"outcome.json": {"outcome": "recovered"}},
+        "files": {
+            "postmortem.md": str(postmortem),
+            "timeline.json": str(tmp_path / "timeline" / "timeline.json"),
+        },
+    }
+    written = run_main(evidence_collect, capsys, **args)
+    key = "evidence/INC-C1/postmortem-bootstrap-20261207T100000Z.tar.gz"
+    assert written["evidence"]["s3_uri"] == "s3://snaps/" + key
+    with tarfile.open(fileobj=io.BytesIO(s3_api.objects[key])) as tar:
+        members = {
+            m.name: t.cast(t.IO[bytes], tar.extractfile(m)).read()
+            for m in tar.getmembers()
+        }
+    assert members["postmortem.md"] == b"# INC-C1\n\n## Follow-up\n"
+    assert b"timeline.json: not read from" in members["errors.txt"]
+    assert "timeline.json" not in members and "outcome.json" in members
+    manifest = json.loads(members["MANIFEST.json"])
+    assert set(manifest["files"]) == {"postmortem.md", "outcome.json", "errors.txt"}
+    # Written once: a second run with another postmortem keeps the first.
+    postmortem.write_text("changed")
+    again = run_main(evidence_collect, capsys, **args)
+    assert again["changed"] is False and again["evidence"]["existed"] is True
+
+
+def test_a_name_given_as_document_and_file_is_refused(
+    k8s_api: FakeTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_main(
+        evidence_collect,
+        capsys,
+        incident_id="INC-C1",
+        dest=str(tmp_path / "out"),
+        documents={"postmortem.md": "x"},
+        files={"postmortem.md": str(tmp_path / "p.md")},
+    )
+    assert result["failed"] is True and "given both" in result["msg"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_name_that_is_no_plain_relative_path_is_refused(
+    k8s_api: FakeTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_main(
+        evidence_collect,
+        capsys,
+        incident_id="INC-C1",
+        dest=str(tmp_path),
+        files={"../postmortem.md": str(tmp_path / "p.md")},
+    )
+    assert result["failed"] is True and "Invalid document names" in result["msg"]
