@@ -23,7 +23,7 @@ import jinja2
 import yaml
 from awx_rules import launch_extra_vars, safe_dump
 from harness import BIN, ROOT
-from jinja2 import sandbox
+from jinja2 import nativetypes, sandbox
 
 AWX_DIR = ROOT / "extensions" / "awx"
 Obj = dict[str, t.Any]
@@ -46,7 +46,14 @@ def _render(value: t.Any, names: Obj) -> t.Any:
     if isinstance(value, list):
         return [_render(item, names) for item in value]
     if isinstance(value, str) and not isinstance(value, Unsafe):
-        return jinja2.Template(value, undefined=jinja2.StrictUndefined).render(**names)
+        text = jinja2.Template(value, undefined=jinja2.StrictUndefined).render(**names)
+        whole = value.strip()
+        if whole.startswith("{{") and whole.endswith("}}") and whole.count("{{") == 1:
+            # As Ansible templates a value that is one expression: to the expression's type (a list, ...).
+            native = nativetypes.NativeEnvironment(undefined=jinja2.StrictUndefined).from_string(whole)
+            found = native.render(**names)
+            return text if isinstance(found, str) else found
+        return text
     return value
 
 

@@ -70,6 +70,19 @@ def test_job_template_defaults_launch(template: dict[str, object]) -> None:
     assert set(extra) == {item["variable"] for item in spec["spec"]}
 
 
+def test_the_provider_keys_credential_is_attached_only_when_named() -> None:
+    """The provider templates take the keys' credential when one is named; without one they read the Secret."""
+    providers = {"ragops: LLM provider outage", "ragops: LLM provider failback", "ragops: LLM provider precheck"}
+    named = definitions(dict(NAMES, ragops_awx_provider_keys_credential="rag LLM keys"))
+    for defs, extra in ((DEFS, []), (named, ["rag LLM keys"])):
+        for item in defs["controller_templates"]:
+            wanted = ["rag-prod kubeconfig"] + (extra if item["name"] in providers else [])
+            if item["name"] in providers or item["credentials"] == ["rag-prod kubeconfig"]:
+                assert item["credentials"] == wanted, item["name"]
+    kinds = [item["name"] for item in DEFS["controller_credential_types"]]
+    assert "ragops LLM provider keys" in kinds, kinds
+
+
 def test_every_scenario_playbook_has_a_job_template() -> None:
     playbooks = sorted("playbooks/%s" % path.name for path in (ROOT / "playbooks").glob("*.yml"))
     assert sorted(item["playbook"] for item in DEFS["controller_templates"]) == playbooks

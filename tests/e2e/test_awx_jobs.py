@@ -86,6 +86,16 @@ def s3_credential(lab: Lab) -> Credential:
         "secret_key": host["ragops_s3_secret_key"]})
 
 
+def provider_keys_credential(keys: dict[str, str]) -> Credential:
+    text = "".join("%s: %s\n" % item for item in keys.items())
+    return Credential(credential_type("ragops LLM provider keys"), {"keys": text})
+
+
+def lab_provider_keys(lab: Lab) -> dict[str, str]:
+    secret = lab.api().get("/api/v1/namespaces/%s/secrets/rag-provider-keys" % stack.NAMESPACE) or {}
+    return {name: base64.b64decode(value).decode() for name, value in (secret.get("data") or {}).items()}
+
+
 def lab_host(lab: Lab) -> Obj:
     return t.cast(Obj, yaml.safe_load(lab.paths.inventory.read_text())["all"]["children"]["rag_stacks"]["hosts"][
         "rag-lab"])
@@ -200,3 +210,32 @@ def test_provider_precheck_template_passes_then_fails_naming_a_broken_backup(
     assert failed.returncode != 0, failed.stdout[-6000:]
     assert "provider backup: FAILED, outage" in failed.stdout, failed.stdout[-6000:]
     assert failed.artifacts["ragops_precheck"]["rag-lab"]["failed"] == ["backup"]
+
+
+def test_provider_precheck_probes_with_the_keys_of_the_provider_keys_credential(
+        lab: Lab, synced: tuple[Path, Path], tmp_path: Path) -> None:
+    """The credential's key is the one used: a wrong one fails the backup (its Secret holds the right one)."""
+    project, collections = synced
+    wrong = launch(tmp_path / "job-53", project, collections, template("ragops: LLM provider precheck"), {},
+                   [kubeconfig_credential(lab), provider_keys_credential({"backup": "sk-revoked-e2e"})],
+                   lab_inventory(lab), {}, job_id=53)
+    assert wrong.returncode != 0, wrong.stdout[-6000:]
+    precheck = wrong.artifacts["ragops_precheck"]["rag-lab"]
+    assert precheck["failed"] == ["backup"], precheck
+    assert precheck["providers"]["backup"]["state"] == "auth_failure", precheck["providers"]["backup"]
+    assert "sk-revoked-e2e" not in wrong.stdout
+    right = run(lab, synced, tmp_path, "ragops: LLM provider precheck", {},
+                [kubeconfig_credential(lab), provider_keys_credential(lab_provider_keys(lab))], 54)
+    assert right.artifacts["ragops_precheck"]["rag-lab"]["passed"] is True
+    assert all(key not in right.stdout for key in lab_provider_keys(lab).values())
+
+
+def test_restore_drill_template_as_its_schedule_launches_it(lab: Lab, synced: tuple[Path, Path],
+                                                            tmp_path: Path) -> None:
+    job = run(lab, synced, tmp_path, "ragops: monthly restore drill", {},
+              [kubeconfig_credential(lab), s3_credential(lab)], 61)
+    outcome = job.artifacts["restore_drill"]
+    assert outcome["passed"] is True and outcome["namespace_kept"] is False, outcome
+    assert sorted(shard["shard"] for shard in outcome["shards"]) == ["shard-0", "shard-1", "shard-2", "shard-3"]
+    assert all(shard["rto_seconds"] > 0 and shard["rpo_seconds"] >= 0 for shard in outcome["shards"]), outcome
+    assert lab_host(lab)["ragops_s3_secret_key"] not in job.stdout
