@@ -135,10 +135,13 @@ def assert_jobs_match_the_cluster(lab: Lab, status: Obj) -> dict[str, Obj]:
     return shown
 
 
-def evidence_keys(lab: Lab, incident: str) -> list[str]:
+def evidence_keys(lab: Lab, incident: str, records: bool = False) -> list[str]:
+    """The incident's objects in the evidence store: its evidence bundles, or (``records``) the bundles of
+    each run's records (postmortem entry, timeline, reports), which the status lists with the postmortems."""
     s3 = lab.s3()
     listing = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="evidence/%s/" % incident)
-    return sorted("s3://%s/%s" % (s3.bucket, item["Key"]) for item in listing.get("Contents") or [])
+    keys = ["s3://%s/%s" % (s3.bucket, item["Key"]) for item in listing.get("Contents") or []]
+    return sorted(key for key in keys if key.rsplit("/", 1)[-1].startswith("postmortem-") == records)
 
 
 def test_a_quiet_stack_shows_every_shard_serving_and_nothing_to_do(lab: Lab, tmp_path: Path) -> None:
@@ -262,8 +265,11 @@ def test_after_the_recovery_the_status_shows_it_done_and_nothing_left_to_do(
     assert reindex["progress"]["done"] > 0 and reindex["shard"] == "shard-2"
     assert [a["location"] for a in status["artifacts"]["evidence"]] == evidence_keys(lab, INCIDENT)
     folder = reports_dir(lab) / INCIDENT
+    records = evidence_keys(lab, INCIDENT, records=True)
+    assert len(records) == 1, records
     assert sorted(a["location"] for a in status["artifacts"]["reports"]) == sorted(
-        str(path) for path in folder.iterdir())
+        [str(path) for path in folder.iterdir()] + records)
+    assert [a["kind"] for a in status["artifacts"]["reports"] if a["location"] in records] == ["postmortem"]
     assert [a["kind"] for a in status["artifacts"]["reports"] if a["location"].endswith("postmortem-shard-2.md")] == [
         "postmortem"]
     assert status["next_step"]["action"].startswith("Nothing left to do for incident %s" % INCIDENT)
@@ -278,8 +284,12 @@ def test_the_text_is_one_screen_and_check_mode_reads_the_same(lab: Lab, recovery
     assert 8 <= len(lines) <= 24, lines
     assert lines[1] == "Incident   %s" % INCIDENT
     assert lines[3].startswith("Shards     4 serving: shard-0, shard-1, shard-2, shard-3")
-    assert any(line.startswith("Postmortem %s" % (reports_dir(lab) / INCIDENT / "postmortem-shard-2.md"))
-               for line in lines), lines
+    # The run's records in the evidence store, then the entry on the controller, one per line.
+    (records,) = evidence_keys(lab, INCIDENT, records=True)
+    postmortems = [line[10:].strip() for line in lines[lines.index(next(x for x in lines if x.startswith(
+        "Postmortem "))):] if line.startswith(("Postmortem ", "           s3:", "           /"))]
+    assert [entry.split(" (")[0] for entry in postmortems] == [
+        records, str(reports_dir(lab) / INCIDENT / "postmortem-shard-2.md")], lines
     assert any(line.startswith("Next       Nothing left to do for incident %s" % INCIDENT) for line in lines)
     checked, _ = read_status(lab, tmp_path, check=True, incident_id=INCIDENT)
     again, _ = read_status(lab, tmp_path, incident_id=INCIDENT)
