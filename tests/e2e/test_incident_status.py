@@ -136,12 +136,14 @@ def assert_jobs_match_the_cluster(lab: Lab, status: Obj) -> dict[str, Obj]:
 
 
 def evidence_keys(lab: Lab, incident: str, records: bool = False) -> list[str]:
-    """The incident's objects in the evidence store: its evidence bundles, or (``records``) the bundles of
-    each run's records (postmortem entry, timeline, reports), which the status lists with the postmortems."""
+    """The incident's objects in the evidence store: its evidence bundles and every bundle's manifest, or
+    (``records``) the bundles of each run's records (postmortem entry, timeline, reports), which the status
+    lists with the postmortems."""
     s3 = lab.s3()
     listing = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix="evidence/%s/" % incident)
     keys = ["s3://%s/%s" % (s3.bucket, item["Key"]) for item in listing.get("Contents") or []]
-    return sorted(key for key in keys if key.rsplit("/", 1)[-1].startswith("postmortem-") == records)
+    return sorted(key for key in keys
+                  if (key.rsplit("/", 1)[-1].startswith("postmortem-") and key.endswith(".tar.gz")) == records)
 
 
 def test_a_quiet_stack_shows_every_shard_serving_and_nothing_to_do(lab: Lab, tmp_path: Path) -> None:
