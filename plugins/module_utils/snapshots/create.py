@@ -184,8 +184,10 @@ def compression_threads(given: int = 0) -> int:
     """
     if given:
         return given
-    affinity = getattr(os, "sched_getaffinity", None)
-    cpus = len(affinity(0)) if affinity else os.cpu_count() or 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # a platform without CPU affinity
+        cpus = os.cpu_count() or 1
     return max(cpus - 1, 0)
 
 

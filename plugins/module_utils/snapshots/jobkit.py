@@ -11,7 +11,6 @@ import json
 import typing as t
 from dataclasses import dataclass, field
 
-from ..argspec import EE_IMAGE as EE_IMAGE
 from ..errors import NotFound, RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.readiness import job_finished, job_succeeded
