@@ -144,5 +144,14 @@ bench-startup: venv
 bench-drill: venv controlplane
 	$(BIN)/python bench/drill.py --scenario $(SCENARIO) $(BENCH_ARGS)
 
+# Every benchmark (the drills last, the slowest) and one table of their ratios against the goals, with
+# the load average of each (bench/all.py; figures also in build/bench/results.json). BENCH_LOCK=<file>
+# runs the ones that start a lab or SeaweedFS under flock, one heavy job at a time on a shared machine.
+BENCH_LOCK ?=
+.PHONY: bench
+bench: venv controlplane tools
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/all.py $(if $(BENCH_LOCK),--lock $(BENCH_LOCK)) $(BENCH_ARGS)
+
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

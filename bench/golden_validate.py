@@ -95,7 +95,7 @@ def yaml_queries(golden: Path) -> list[dict[str, t.Any]]:
 
 def module_params(golden: Path, url: str, concurrency: int) -> dict[str, t.Any]:
     """The parameters main() would pass: every default, plus the golden set, the URL and the concurrency."""
-    spec = argument_spec()
+    spec = argument_spec().expanded().options
     params = {name: option.get("default") for name, option in spec.items()}
     params["thresholds"] = {name: option.get("default") for name, option in spec["thresholds"]["options"].items()}
     params.update(golden_set=str(golden), url=url + "/search", concurrency=concurrency)
@@ -120,6 +120,14 @@ def measure(golden: Path, url: str, concurrencies: t.Sequence[int], repeat: int)
             samples[concurrency].append(run_once(golden, url, concurrency))
     return {c: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                 max(r[2] for r in runs)) for c, runs in samples.items()}
+
+
+def as_json(figures: dict[int, tuple[float, ...]]) -> dict[str, t.Any]:
+    slowest_alone = figures[1][1]
+    return {"slowest_single_query_s": slowest_alone, "one_by_one_s": figures[1][0],
+            "validation": {str(c): {"wall_s": wall, "ratio_to_slowest_single": wall / slowest_alone,
+                                    "slowest_query_s": slowest, "most_failed": failed}
+                           for c, (wall, slowest, failed) in figures.items() if c != 1}}
 
 
 def report(target: str, figures: dict[int, tuple[float, ...]], count: int) -> None:
@@ -204,7 +212,12 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--stand-in-ms", type=float, default=50.0)
+    parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout, the text on stderr")
     args = parser.parse_args()
+    if args.json:
+        sys.stdout = sys.stderr  # the text; the JSON goes to the real stdout at the end
+    found: dict[str, t.Any] = {"queries": args.queries, "repeat": args.repeat, "cpus": os.cpu_count(),
+                               "load_average": {"start": os.getloadavg()}}
     workdir = Path(tempfile.mkdtemp(prefix="ragops-bench-golden-"))
     try:
         docs = corpus.generate()
@@ -214,16 +227,23 @@ def main() -> int:
                                                                   args.repeat))
         concurrencies = (1, 8, 16, args.queries)
         with lab_retriever(workdir) as url:
-            report("lab retriever (4 shard processes behind it)", measure(golden, url, concurrencies, args.repeat),
-                   args.queries)
+            figures = measure(golden, url, concurrencies, args.repeat)
+            report("lab retriever (4 shard processes behind it)", figures, args.queries)
+            found["lab"] = as_json(figures)
         answers = {q["text"]: json.dumps({"results": [{"id": i, "score": sc} for i, sc in
                                                        index.search(q["text"], corpus.GOLDEN_K)]}).encode()
                    for q in yaml_queries(golden)}
         with stand_in(answers, args.stand_in_ms / 1000.0) as url:
-            report("latency-bound stand-in (answers after %g ms)" % args.stand_in_ms,
-                   measure(golden, url, concurrencies, args.repeat), args.queries)
+            figures = measure(golden, url, concurrencies, args.repeat)
+            report("latency-bound stand-in (answers after %g ms)" % args.stand_in_ms, figures, args.queries)
+            found["stand_in"] = dict(as_json(figures), wait_ms=args.stand_in_ms)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    found["load_average"]["end"] = os.getloadavg()
+    print("load average %s at the start, %s at the end" % tuple(
+        " ".join("%.2f" % v for v in found["load_average"][when]) for when in ("start", "end")))
+    if args.json:
+        print(json.dumps(found, indent=1), file=sys.__stdout__)
     return 0
 
 

@@ -12,7 +12,10 @@ starts SeaweedFS on loopback, and measures in the same run:
 and the machine's limits: raw S3 read (s5cmd cat > /dev/null), zstd decompression alone, disk write alone.
 Each timing is the best of --repeat runs; peak memory is the largest resident set of any process involved.
 
-    python bench/snapshots.py [--size-gib 1.0] [--workdir /var/tmp/ragops-bench] [--repeat 2]
+It deletes what it wrote when it ends (the generated data too, unless --keep-data: a second run then
+reuses it).  With --json the figures go to stdout as JSON and the text to stderr.
+
+    python bench/snapshots.py [--size-gib 1.0] [--workdir /var/tmp/ragops-bench] [--repeat 2] [--json]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+import typing as t
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +44,14 @@ from ragops_lab.services import stop_daemon  # noqa: E402
 GIB = 1 << 30
 MIB = 1 << 20
 POOL = 64 * MIB
+
+
+def say(*text: object) -> None:
+    """Progress and the figures as text: on stdout, or on stderr when stdout carries the JSON."""
+    print(*text, file=sys.stderr if JSON_ONLY else sys.stdout)
+
+
+JSON_ONLY: list[bool] = []
 
 
 def pools(seed: int) -> tuple[bytes, bytes]:
@@ -266,7 +278,7 @@ def report(label: str, ours: Measure, base: Measure, size: int) -> dict[str, flo
             "ours_cpu_s": round(ours[2], 2), "baseline_s": round(base[0], 2), "baseline_mb_s": round(mb / base[0], 1),
             "baseline_peak_rss_mib": base[1] // 1024, "baseline_cpu_s": round(base[2], 2),
             "ratio": round(base[0] / ours[0], 2), "cpu_ratio": round(base[2] / ours[2], 2)}
-    print("%-8s ours %6.2fs %7.1f MB/s cpu %6.2fs peak %4d MiB | baseline %6.2fs %7.1f MB/s cpu %6.2fs peak %4d MiB"
+    say("%-8s ours %6.2fs %7.1f MB/s cpu %6.2fs peak %4d MiB | baseline %6.2fs %7.1f MB/s cpu %6.2fs peak %4d MiB"
           " | ratio %.2f, cpu ratio %.2f" % (label, ours[0], mb / ours[0], ours[2], ours[1] // 1024, base[0],
                                              mb / base[0], base[2], base[1] // 1024, base[0] / ours[0],
                                              base[2] / ours[2]))
@@ -279,26 +291,41 @@ def main() -> None:
     parser.add_argument("--workdir", default="/var/tmp/ragops-bench")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout, the text on stderr")
+    parser.add_argument("--keep-data", action="store_true", help="keep the generated data for the next run")
     args = parser.parse_args()
+    if args.json:
+        JSON_ONLY.append(True)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    info = generate(work / "data", int(args.size_gib * GIB))
-    size = info["bytes"]
-    print("data: %d files, %.2f GiB; machine: %d CPUs, %s" % (info["files"], size / GIB, os.cpu_count() or 0,
-                                                              datetime.now(timezone.utc).strftime("%Y-%m-%d")))
-    state = work / "seaweedfs"
-    shutil.rmtree(state, ignore_errors=True)
-    weed = SeaweedFS(state, state / "weed.pid", state / "weed.log")
+    load_before = os.getloadavg()
     try:
-        endpoint = weed.wait_until_ready(weed.start(owner=state), state)
-        results = measure(Bench(args, endpoint), size)
+        info = generate(work / "data", int(args.size_gib * GIB))
+        size = info["bytes"]
+        say("data: %d files, %.2f GiB; machine: %d CPUs, %s" % (
+            info["files"], size / GIB, os.cpu_count() or 0, datetime.now(timezone.utc).strftime("%Y-%m-%d")))
+        state = work / "seaweedfs"
+        shutil.rmtree(state, ignore_errors=True)
+        weed = SeaweedFS(state, state / "weed.pid", state / "weed.log")
+        try:
+            endpoint = weed.wait_until_ready(weed.start(owner=state), state)
+            results = measure(Bench(args, endpoint), size)
+        finally:
+            stop_daemon(weed.pid_file, state, 20)
+            weed.cleanup_sockets()
     finally:
-        stop_daemon(weed.pid_file, state, 20)
-        weed.cleanup_sockets()
+        # The gigabytes written (archives, restored copies, the store's volumes) go with the run.
+        for name in ("out-ours", "out-base", "data.tar.zst", "SHA256SUMS", "ddtest", "seaweedfs"):
+            subprocess.run(["rm", "-rf", str(work / name)], check=False)
+        if not args.keep_data:
+            shutil.rmtree(work, ignore_errors=True)
+    results["load_average"] = {"start": load_before, "end": os.getloadavg()}
+    say("load average %s at the start, %s at the end" % (
+        " ".join("%.2f" % v for v in load_before), " ".join("%.2f" % v for v in os.getloadavg())))
     print(json.dumps(results, indent=1))
 
 
-def measure(bench: Bench, size: int) -> dict[str, object]:
+def measure(bench: Bench, size: int) -> dict[str, t.Any]:
     repeat = bench.args.repeat
     create_ours, create_base = duel(repeat, bench.create_ours, bench.create_baseline)
     snapshot_id = "bench-%d-%d" % (os.getpid(), bench.runs)
@@ -311,22 +338,22 @@ def measure(bench: Bench, size: int) -> dict[str, object]:
                                       bench.fresh(bench.work / "out-base"))
     durable_base = best(repeat, lambda: bench.restore_baseline(key, durable=True), bench.fresh(bench.work / "out-base"))
     compressed = archive.stat().st_size
-    print("archive: %.1f MiB (%.0f%% of the data)" % (compressed / MIB, 100 * compressed / size))
-    print("limits: S3 read %(s3_read_mb_s).0f MB/s (archive bytes), zstd -d %(zstd_decompress_mb_s).0f MB/s, "
+    say("archive: %.1f MiB (%.0f%% of the data)" % (compressed / MIB, 100 * compressed / size))
+    say("limits: S3 read %(s3_read_mb_s).0f MB/s (archive bytes), zstd -d %(zstd_decompress_mb_s).0f MB/s, "
           "disk write %(disk_write_mb_s).0f MB/s, with fsync %(disk_write_fsync_mb_s).0f MB/s, "
           "sha256 %(sha256_mb_s).0f MB/s (data bytes)" % machine)
     results = {"bytes": size, "archive_bytes": archive.stat().st_size, "limits": machine,
                "create": report("create", create_ours, create_base, size),
                "restore": report("restore", restore_ours, restore_base, size),
                "restore_vs_durable_baseline": report("restore*", restore_ours, durable_base, size)}
-    print("restore* compares with the baseline followed by sync -f (both then have the data on disk)")
+    say("restore* compares with the baseline followed by sync -f (both then have the data on disk)")
     slowest = min(machine["s3_read_mb_s"] * size / compressed, machine["zstd_decompress_mb_s"],
                   machine["disk_write_fsync_mb_s"], machine["sha256_mb_s"])
     ours_rate = size / 1e6 / restore_ours[0]
-    print("restore reaches %.0f%% of the slowest single stage (%.0f MB/s of data)" % (100 * ours_rate / slowest,
+    say("restore reaches %.0f%% of the slowest single stage (%.0f MB/s of data)" % (100 * ours_rate / slowest,
                                                                                       slowest))
     results["restore_vs_limit"] = round(ours_rate / slowest, 2)
-    print("max RSS of this driver: %d MiB" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+    say("max RSS of this driver: %d MiB" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
     return results
 
 

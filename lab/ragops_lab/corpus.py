@@ -257,15 +257,34 @@ def embed(text: str, dim: int = DIM) -> list[float]:
 
 @dataclass
 class VectorIndex:
-    """Dense float32 vectors in row order; search is exact cosine over all rows."""
+    """Dense float32 vectors in row order; search is exact cosine over all rows.
+
+    Beside the rows, each dimension keeps the rows where it is not zero (a posting list, as a
+    search engine's inverted index does): a query scores only the rows that share one of its few
+    dimensions, with the same terms in the same order as a scan of every row, so the ranking and
+    the scores are exactly those of the scan at a fraction of its cost.
+    """
 
     dim: int = DIM
     ids: list[str] = field(default_factory=list)
     vectors: array[float] = field(default_factory=lambda: array("f"))
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
+    _postings: list[dict[int, float]] = field(default_factory=list, repr=False)
+    _sorted_ids: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {identifier: row for row, identifier in enumerate(self.ids)}
+        self._postings = [{} for _ in range(self.dim)]
+        for row in range(len(self.ids)):
+            self._post(row)
+
+    def _post(self, row: int) -> None:
+        start = row * self.dim
+        for bucket, value in enumerate(self.vectors[start:start + self.dim]):
+            if value:
+                self._postings[bucket][row] = value
+            else:
+                self._postings[bucket].pop(row, None)
 
     @classmethod
     def build(cls, docs: Iterable[Document], dim: int = DIM) -> VectorIndex:
@@ -273,6 +292,10 @@ class VectorIndex:
         for doc in docs:
             index.upsert(doc.id, embed(doc.content, dim))
         return index
+
+    def copy(self) -> VectorIndex:
+        """An independent copy: a writer changes the copy while searches read this one."""
+        return VectorIndex(self.dim, list(self.ids), array("f", self.vectors))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -282,13 +305,16 @@ class VectorIndex:
         if len(vector) != self.dim:
             raise ValueError(f"vector has {len(vector)} dimensions, index has {self.dim}")
         row = self._rows.get(identifier)
+        added = row is None
         if row is None:
-            self._rows[identifier] = len(self.ids)
+            row = self._rows[identifier] = len(self.ids)
             self.ids.append(identifier)
             self.vectors.extend(vector)
-            return True
-        self.vectors[row * self.dim:(row + 1) * self.dim] = array("f", vector)
-        return False
+            self._sorted_ids = None
+        else:
+            self.vectors[row * self.dim:(row + 1) * self.dim] = array("f", vector)
+        self._post(row)
+        return added
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Top k (id, score) by descending cosine score, ties broken by id.
@@ -296,11 +322,23 @@ class VectorIndex:
         Scores are rounded so that merging results from several shards orders ties exactly the
         way a single index over all of them would.
         """
-        scores = [0.0] * len(self.ids)
+        scores: dict[int, float] = {}
         for bucket, weight in sparse_embedding(query, self.dim).items():
-            column = self.vectors[bucket::self.dim]
-            scores = [s + weight * c for s, c in zip(scores, column)]
-        ranked = ((-round(s, SCORE_DECIMALS), i) for i, s in zip(self.ids, scores))
+            for row, value in self._postings[bucket].items():
+                scores[row] = scores.get(row, 0.0) + weight * value
+        scored = scores
+        if len(scores) > k:
+            # Rounding moves a score by half a unit of its last decimal at most: no row below the
+            # k-th best score by more than one unit can reach the top k once rounded (two units
+            # leave room for the float error of the rounding).
+            floor = heapq.nlargest(k, scores.values())[-1] - 2 * 10.0 ** -SCORE_DECIMALS
+            scores = {row: s for row, s in scores.items() if s >= floor}
+        ranked = [(-round(s, SCORE_DECIMALS), self.ids[row]) for row, s in scores.items()]
+        # Every other row scores 0: only the k first of them by id can be among the top k.
+        if self._sorted_ids is None:
+            self._sorted_ids = sorted(self.ids)
+        unscored = (i for i in self._sorted_ids if self._rows[i] not in scored)
+        ranked += [(-0.0, identifier) for identifier in itertools.islice(unscored, k)]
         return [(identifier, -neg) for neg, identifier in heapq.nsmallest(k, ranked)]
 
 

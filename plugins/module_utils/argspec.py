@@ -27,6 +27,12 @@ CONSTRAINTS = (
     "required_if",
 )
 
+# The collection's execution environment as `make ee` tags it
+# (docs/execution-environment.md): the Jobs (and the nightly CronJob) run the
+# collection's own code in it. A cluster pulls it from wherever it was pushed to, given
+# as the modules' image option (the playbooks' ragops_ee_image), whose default this is.
+EE_IMAGE = "localhost/ragops-recovery-ee:0.1.0"
+
 
 @dataclass
 class ArgumentSpec:
@@ -293,6 +299,14 @@ def yaml_library() -> t.Mapping[str, t.Optional[BaseException]]:
     from . import yaml_text
 
     return {yaml_text.YAML_REQUIREMENT: yaml_text.YAML_IMPORT_ERROR}
+
+
+def zstd_library() -> t.Mapping[str, t.Optional[BaseException]]:
+    """The library that snapshots are compressed with, for the snapshot modules' own
+    check (imported when the check runs, after the argument check)."""
+    from .snapshots import create
+
+    return {create.ZSTD_REQUIREMENT: create.ZSTD_IMPORT_ERROR}
 
 
 OPTION_GROUPS: t.Mapping[str, OptionGroup] = {

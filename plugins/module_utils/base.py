@@ -20,11 +20,11 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from .argspec import OPTION_GROUPS, ArgumentSpec
 from .errors import RecoveryError
-from .k8s.client import K8sClient
-from .waiter import Clock, Waiter
 
 if t.TYPE_CHECKING:
+    from .k8s.client import K8sClient
     from .snapshots.s3 import S3Store, Transfer
+    from .waiter import Clock, Waiter
 
 Result = t.Dict[str, t.Any]
 Libraries = t.Mapping[str, t.Optional[BaseException]]
@@ -53,16 +53,18 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
     """An AnsibleModule built from an :class:`ArgumentSpec` and the groups it names.
 
     ``libraries`` maps a pip requirement to the import error seen (``None`` when it
-    imported); they and the libraries of the spec's groups are checked by :meth:`run`.
-    The clients of the ``k8s`` and ``s3`` groups are made on first use, so that a
-    module that needs one only for some of its options does not need it otherwise.
+    imported), or is a function that returns that map; they and the libraries of the
+    spec's groups are checked by :meth:`run`, after the argument check: a function
+    imports its libraries only then.  The clients of the ``k8s`` and ``s3`` groups are
+    made on first use, so that a module that needs one only for some of its options
+    does not need it otherwise.
     """
 
     def __init__(
         self,
         spec: ArgumentSpec,
         *,
-        libraries: Libraries | None = None,
+        libraries: Libraries | t.Callable[[], Libraries] | None = None,
         supports_check_mode: bool = True,
     ) -> None:
         full = spec.expanded()
@@ -70,22 +72,29 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
             supports_check_mode=supports_check_mode, **full.module_kwargs()
         )
         self.groups = tuple(full.groups)
-        self.libraries = dict(libraries or {})
-        for name in self.groups:
-            self.libraries.update(OPTION_GROUPS[name].libraries())
+        self.library_checks = [OPTION_GROUPS[name].libraries for name in self.groups]
+        if callable(libraries):
+            self.library_checks.insert(0, libraries)
+        elif libraries:
+            self.library_checks.insert(0, lambda: libraries)
         self._k8s: K8sClient | None = None
 
     def run(self, run_module: t.Callable[[RecoveryModule], Result]) -> None:
         """Check the libraries, run the module's logic and exit once, failed or not."""
         with recovery_errors(self):
-            for requirement, error in self.libraries.items():
-                require(requirement, error)
+            for libraries in self.library_checks:
+                for requirement, error in libraries().items():
+                    require(requirement, error)
             result = run_module(self)
         self.exit_json(**result)
 
     def waiter(self, clock: Clock | None = None) -> Waiter:
         """A waiter with the ``wait`` group's timeout and interval; without ``wait``, it
         looks once and gives up at once."""
+        # Imported here, as are the clients below: a module starts with no more code
+        # than its argument check needs (the payload's code is compiled at every run).
+        from .waiter import Clock, Waiter
+
         params = self.params
         timeout = params["wait_timeout"] if params["wait"] else 0
         return Waiter(timeout, params["wait_sleep"], clock or Clock())
@@ -96,6 +105,7 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
             # Imported here: the kubernetes package takes half a second to import, and
             # modules of the k8s group may need the API only for some of their options.
             from .k8s import transport
+            from .k8s.client import K8sClient
 
             require(transport.KUBERNETES_REQUIREMENT, transport.KUBERNETES_IMPORT_ERROR)
             self._k8s = K8sClient(transport.connect(self.params))

@@ -184,11 +184,7 @@ cycle:
 """
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import waiter
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import components
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import startup
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -196,7 +192,7 @@ def argument_spec() -> argspec.ArgumentSpec:
         options={
             "mode": {
                 "type": "str",
-                "choices": list(startup.MODES),
+                "choices": ["in_order", "one_by_one"],
                 "default": "in_order",
             },
             "restart_unready": {"type": "bool", "default": True},
@@ -205,7 +201,14 @@ def argument_spec() -> argspec.ArgumentSpec:
     )
 
 
-def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
+def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils import waiter
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import (
+        components,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import startup
+
     params = module.params
     request = argspec.from_params(
         startup.StartRequest,
@@ -216,16 +219,16 @@ def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
         now=audit.timestamp(),
     )
     stack = components.components_from_params(params["components"])
-    result = startup.start_components(module.k8s_client(), stack, request, clock)
+    result = startup.start_components(
+        module.k8s_client(), stack, request, waiter.Clock()
+    )
     if module._diff:
         result["diff"] = startup.start_diff(result)
     return result
 
 
 def main() -> None:
-    base.RecoveryModule(argument_spec()).run(
-        lambda module: run_module(module, waiter.Clock())
-    )
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,6 @@ summary:
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.drill import scratch
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -145,6 +144,8 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.drill import scratch
+
     params, client = module.params, module.k8s_client()
     where = scratch.Scratch(
         params["name"], params["drill_id"], params["namespace"], params["ttl"]

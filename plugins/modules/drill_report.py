@@ -140,9 +140,7 @@ reports:
 """
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.drill import report
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -168,6 +166,9 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.drill import report
+
     params = module.params
     objectives = report.Objectives(params["rto_objective"], params["rpo_objective"])
     drill = report.Drill(

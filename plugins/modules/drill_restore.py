@@ -205,18 +205,14 @@ shard:
 import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
 from ansible_collections.ragops.recovery.plugins.module_utils import errors
-from ansible_collections.ragops.recovery.plugins.module_utils.drill import scratch
-from ansible_collections.ragops.recovery.plugins.module_utils.drill import shards
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    params as snapshot_params,
-)
 
-RUNNER_OPTIONS = (*jobkit.TRANSFER_OPTIONS, "future_tolerance", "quarantine")
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.drill import shards
+
+# The options a restore Job gets from the module besides the transfer's.
+RUNNER_OPTIONS = ("future_tolerance", "quarantine")
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -229,7 +225,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "data_volume": {"type": "str", "default": "data"},
             "storage_class": {"type": "str"},
             "size_headroom": {"type": "int", "default": 20},
-            "image": {"type": "str", "default": job.RESTORE_IMAGE},
+            "image": {"type": "str", "default": argspec.EE_IMAGE},
             "quarantine": {"type": "bool", "default": True},
             "future_tolerance": {"type": "int", "default": 300},
             "address_annotation": {"type": "str"},
@@ -239,6 +235,15 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def shard_request(params: t.Mapping[str, t.Any]) -> shards.ShardRequest:
+    from ansible_collections.ragops.recovery.plugins.module_utils.drill import scratch
+    from ansible_collections.ragops.recovery.plugins.module_utils.drill import shards
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        jobkit,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+
     credentials = jobkit.credentials_of(params)
     if "AWS_ACCESS_KEY_ID" not in credentials:
         raise errors.RecoveryError(
@@ -265,11 +270,19 @@ def shard_request(params: t.Mapping[str, t.Any]) -> shards.ShardRequest:
         else None,
         headroom=params["size_headroom"],
         credentials=credentials,
-        runner={name: params[name] for name in RUNNER_OPTIONS},
+        runner={
+            name: params[name] for name in (*jobkit.TRANSFER_OPTIONS, *RUNNER_OPTIONS)
+        },
     )
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.drill import shards
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+
     params = module.params
     request = shard_request(params)
     store = module.s3_store(transfer=snapshot_params.transfer(params))

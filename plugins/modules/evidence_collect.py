@@ -189,14 +189,13 @@ evidence:
       returned: when a bundle was written
 """
 
+import typing as t
+
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import evidence
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
-    evidence_targets,
-)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -226,6 +225,11 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import evidence
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
+        evidence_targets,
+    )
+
     params = module.params
     files = {name: str(path) for name, path in (params["files"] or {}).items()}
     request = argspec.from_params(
@@ -252,12 +256,15 @@ def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result
     )
 
 
+def collect_by_http(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
+
+    return run_module(module, admin.http_call)
+
+
 def main() -> None:
-    module = base.RecoveryModule(
-        argument_spec(),
-        libraries={yaml_text.YAML_REQUIREMENT: yaml_text.YAML_IMPORT_ERROR},
-    )
-    module.run(lambda module: run_module(module, admin.http_call))
+    module = base.RecoveryModule(argument_spec(), libraries=argspec.yaml_library)
+    module.run(collect_by_http)
 
 
 if __name__ == "__main__":

@@ -128,13 +128,13 @@ fallback:
       sample: Deployment rag-prod/generator
 """
 
+import typing as t
+
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
-    answer_cache,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s import client
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.k8s import client
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -158,6 +158,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def build_cache(module: base.RecoveryModule, client: client.K8sClient) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        answer_cache,
+    )
+
     params = module.params
     name = params["answer_cache_configmap"]
     cache: base.Result = {"name": name, "changed": False}
@@ -180,6 +184,8 @@ def build_cache(module: base.RecoveryModule, client: client.K8sClient) -> base.R
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
+
     params, client = module.params, module.k8s_client()
     cache = build_cache(module, client)
     desired = {params["mode_env"]: params["mode"]}

@@ -524,11 +524,9 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import errors
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import gate
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import query
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s import resources
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.golden import gate
 
 RATES = (
     "hit_at_k",
@@ -622,6 +620,8 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def configmap_reader(module: base.RecoveryModule) -> gate.ConfigMapReader:
     """Reads one key of a ConfigMap in O(namespace); the Kubernetes client is needed only then."""
+    from ansible_collections.ragops.recovery.plugins.module_utils import errors
+    from ansible_collections.ragops.recovery.plugins.module_utils.k8s import resources
 
     def read(name: str, key: str) -> str:
         ref = resources.Ref("ConfigMap", name, module.params["namespace"])
@@ -638,6 +638,8 @@ def configmap_reader(module: base.RecoveryModule) -> gate.ConfigMapReader:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.golden import gate
+
     outcome = gate.run(
         module.params,
         check_mode=module.check_mode,
@@ -649,11 +651,16 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     return outcome.result
 
 
+def libraries() -> base.Libraries:
+    from ansible_collections.ragops.recovery.plugins.module_utils.golden import query
+
+    return dict(
+        argspec.yaml_library(),
+        **{query.JMESPATH_REQUIREMENT: query.JMESPATH_IMPORT_ERROR},
+    )
+
+
 def main() -> None:
-    libraries = {
-        query.JMESPATH_REQUIREMENT: query.JMESPATH_IMPORT_ERROR,
-        yaml_text.YAML_REQUIREMENT: yaml_text.YAML_IMPORT_ERROR,
-    }
     base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
 
 

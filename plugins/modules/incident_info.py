@@ -301,19 +301,29 @@ incident:
       sample: []
 """
 
+import typing as t
+
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import state
-from ansible_collections.ragops.recovery.plugins.module_utils.incident import status
 
-FLAG_NAMES = state.FlagNames()
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.incident import status
+
+# The flags' names by default, as generator.state.FlagNames has them.
+FLAG_NAMES = {
+    "provider": "PROVIDER",
+    "weights": "PROVIDER_WEIGHTS",
+    "fallback": "FALLBACK_MODE",
+    "rps": "THROTTLE_RPS",
+    "max_concurrency": "MAX_CONCURRENCY",
+    "long_request_queue": "LONG_REQUEST_QUEUE",
+}
 
 
 def argument_spec() -> argspec.ArgumentSpec:
     names = {
-        name: {"type": "str", "default": getattr(FLAG_NAMES, name)}
-        for name in ("provider", "weights", "fallback", *FLAG_NAMES.throttle())
+        name: {"type": "str", "default": default}
+        for name, default in FLAG_NAMES.items()
     }
     return argspec.ArgumentSpec(
         options={
@@ -334,6 +344,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def request_of(params: base.Result) -> status.StatusRequest:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import state
+    from ansible_collections.ragops.recovery.plugins.module_utils.incident import status
+
     generator = None
     if params["generator_deployment"]:
         generator = flags.FlagTarget(
@@ -354,6 +368,8 @@ def request_of(params: base.Result) -> status.StatusRequest:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.incident import status
+
     bucket = module.params["bucket"]
     return status.read_status(
         module.k8s_client(),

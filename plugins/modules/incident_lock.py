@@ -143,10 +143,7 @@ previous_holder:
 """
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s import resources
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import lock
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -170,6 +167,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.k8s import resources
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import lock
+
     params, client = module.params, module.k8s_client()
     ref = resources.Ref("Lease", params["name"], params["namespace"])
     holder = params["holder"] or audit.default_actor()

@@ -169,9 +169,6 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import waiter
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration_job
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -192,7 +189,12 @@ def argument_spec() -> argspec.ArgumentSpec:
     )
 
 
-def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
+def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import (
+        migration_job,
+    )
+
     params = module.params
     request = argspec.from_params(
         migration_job.RunRequest,
@@ -205,16 +207,14 @@ def run_module(module: base.RecoveryModule, clock: waiter.Clock) -> base.Result:
     source = t.cast(
         migration.MigrationSource, migration.MigrationSource.from_params(params)
     )
-    poller = module.waiter(clock)
+    poller = module.waiter()
     return migration_job.migrate(
         module.k8s_client(), source, params["name"], request, poller
     )
 
 
 def main() -> None:
-    base.RecoveryModule(argument_spec()).run(
-        lambda module: run_module(module, waiter.Clock())
-    )
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

@@ -212,12 +212,13 @@ notification:
 """
 
 import time
+import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.notify import delivery
-from ansible_collections.ragops.recovery.plugins.module_utils.notify import message
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.notify import delivery
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -228,7 +229,11 @@ def argument_spec() -> argspec.ArgumentSpec:
     }
     return argspec.ArgumentSpec(
         options={
-            "event": {"type": "str", "required": True, "choices": list(message.EVENTS)},
+            "event": {
+                "type": "str",
+                "required": True,
+                "choices": ["opened", "safe_mode", "recovered", "failed"],
+            },
             "scenario": {"type": "str", "required": True},
             "incident_id": {"type": "str", "required": True},
             "summary": {"type": "str", "required": True},
@@ -251,6 +256,8 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def settings(params: base.Result) -> delivery.Settings:
+    from ansible_collections.ragops.recovery.plugins.module_utils.notify import delivery
+
     ref = params["secret"]
     secret = (
         delivery.SecretRef(
@@ -270,6 +277,10 @@ def settings(params: base.Result) -> delivery.Settings:
 
 
 def run_module(module: base.RecoveryModule, post: delivery.Post) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.notify import delivery
+    from ansible_collections.ragops.recovery.plugins.module_utils.notify import message
+
     params = module.params
     event = argspec.from_params(
         message.Event, params, links={k: str(v) for k, v in params["links"].items()}
@@ -296,10 +307,14 @@ def run_module(module: base.RecoveryModule, post: delivery.Post) -> base.Result:
     return outcome.to_result(secrets)
 
 
+def post_by_http(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.notify import delivery
+
+    return run_module(module, delivery.post_json)
+
+
 def main() -> None:
-    base.RecoveryModule(argument_spec()).run(
-        lambda module: run_module(module, delivery.post_json)
-    )
+    base.RecoveryModule(argument_spec()).run(post_by_http)
 
 
 if __name__ == "__main__":

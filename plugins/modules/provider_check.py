@@ -160,7 +160,6 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import providers
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -194,6 +193,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def api_key(module: base.RecoveryModule) -> str | None:
     """The key given, or read from its Secret (the Kubernetes client is needed only then)."""
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        providers,
+    )
+
     params, ref = module.params, module.params["api_key_secret"]
     if not ref:
         return t.cast(t.Optional[str], params["api_key"])
@@ -204,6 +207,10 @@ def api_key(module: base.RecoveryModule) -> str | None:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        providers,
+    )
+
     params = module.params
     endpoint = argspec.from_params(
         providers.Endpoint,

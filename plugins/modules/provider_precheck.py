@@ -153,12 +153,15 @@ precheck:
       sample: {"passed": true, "state": "healthy", "checked_at": "2026-12-07T06:00:03Z"}
 """
 
+import typing as t
+
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils import yaml_text
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import precheck
-from ansible_collections.ragops.recovery.plugins.module_utils.golden import goldenset
-from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import Ref
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
+        Ref,
+    )
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -178,6 +181,16 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def coverage(module: base.RecoveryModule) -> base.Result | None:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        precheck,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.golden import (
+        goldenset,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
+        Ref,
+    )
+
     params = module.params
     if not params["golden_set"]:
         return None
@@ -191,6 +204,10 @@ def coverage(module: base.RecoveryModule) -> base.Result | None:
 
 
 def record(module: base.RecoveryModule, ref: Ref) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        precheck,
+    )
+
     checked_at = precheck.now_text()
     records = [precheck.provider_record(r, checked_at) for r in module.params["record"]]
     cache = coverage(module)
@@ -211,6 +228,10 @@ def record(module: base.RecoveryModule, ref: Ref) -> base.Result:
 
 
 def require_passed(module: base.RecoveryModule, ref: Ref) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        precheck,
+    )
+
     provider = module.params["require_passed"]
     last = precheck.read_record(module.k8s_client(), ref, provider)
     if last is not None and not last["passed"]:
@@ -226,6 +247,10 @@ def require_passed(module: base.RecoveryModule, ref: Ref) -> base.Result:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
+        Ref,
+    )
+
     ref = Ref("ConfigMap", module.params["configmap"], module.params["namespace"])
     if module.params["record"] is not None:
         return record(module, ref)
@@ -233,8 +258,8 @@ def run_module(module: base.RecoveryModule) -> base.Result:
 
 
 def main() -> None:
-    libraries = {yaml_text.YAML_REQUIREMENT: yaml_text.YAML_IMPORT_ERROR}
-    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
+    module = base.RecoveryModule(argument_spec(), libraries=argspec.yaml_library)
+    module.run(run_module)
 
 
 if __name__ == "__main__":

@@ -128,8 +128,6 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import config
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -146,6 +144,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def desired_flags(params: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        config,
+    )
+
     desired: t.Dict[str, t.Any] = {}
     if params["provider"] is not None:
         desired[params["provider_env"]] = params["provider"]
@@ -156,6 +158,11 @@ def desired_flags(params: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        config,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
+
     params = module.params
     report = (params["provider_env"], params["weights_env"])
     change = flags.FlagChange.from_params(

@@ -131,7 +131,6 @@ shards:
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import registry
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -142,6 +141,8 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import registry
+
     params = module.params
     where = registry.Registry(params["namespace"], params["registry"])
     report = registry.describe_shards(

@@ -215,17 +215,18 @@ pods:
 
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import registry
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import rules
 
 
 def argument_spec() -> argspec.ArgumentSpec:
     return argspec.ArgumentSpec(
         options={
             "shard": {"type": "str", "required": True},
-            "state": {"type": "str", "required": True, "choices": list(rules.STATES)},
+            "state": {
+                "type": "str",
+                "required": True,
+                "choices": ["serving", "quarantined", "restoring", "validating"],
+            },
             "reason": {"type": "str", "default": ""},
             "incident_id": {"type": "str", "default": ""},
             "route_to": {"type": "str"},
@@ -240,6 +241,10 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import registry
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import rules
+
     params, client = module.params, module.k8s_client()
     where = registry.Registry(params["namespace"], params["registry"])
     actor = params["changed_by"] or audit.default_actor()

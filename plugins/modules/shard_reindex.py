@@ -136,7 +136,6 @@ created:
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import reindex
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -156,6 +155,8 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import reindex
+
     params = module.params
     request = argspec.from_params(
         reindex.ReindexRequest, params, template=params["job_template"]

@@ -263,13 +263,18 @@ planned:
 """
 
 import time
+import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
 from ansible_collections.ragops.recovery.plugins.module_utils import errors
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import reopen
-from ansible_collections.ragops.recovery.plugins.module_utils.shards import reopen_exec
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import reopen
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
+        reopen_exec,
+    )
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -296,6 +301,8 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 def endpoint_of(module: base.RecoveryModule) -> admin.ShardEndpoint:
     """The URL given, else the shard's pod (the Kubernetes client is needed only then)."""
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import admin
+
     params = module.params
     if params["url"]:
         return admin.ShardEndpoint(params["url"])
@@ -315,6 +322,8 @@ def finish(
     target: base.Result,
     planned: base.Result,
 ) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import reopen
+
     params = module.params
     if outcome.reopened and not outcome.healthy and params["require_healthy"]:
         raise reopen.unhealthy_error(params["shard"], resource, outcome)
@@ -322,6 +331,8 @@ def finish(
 
 
 def reopen_by_http(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import reopen
+
     params = module.params
     endpoint = endpoint_of(module)
     api = argspec.from_params(reopen.ShardApi, params, timeout=params["http_timeout"])
@@ -339,6 +350,10 @@ def reopen_by_http(module: base.RecoveryModule, call: admin.HttpCall) -> base.Re
 
 def exec_request(params: base.Result) -> reopen_exec.ExecReopen:
     """The command to run, once the options make sense for method=exec."""
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
+        reopen_exec,
+    )
+
     if params["url"]:
         raise errors.RecoveryError(
             "Failed to re-open shard %s: url is for method=http" % params["shard"],
@@ -359,6 +374,10 @@ def exec_request(params: base.Result) -> reopen_exec.ExecReopen:
 
 
 def reopen_by_exec(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
+        reopen_exec,
+    )
+
     params = module.params
     request = exec_request(params)
     client = module.k8s_client()
@@ -382,21 +401,28 @@ def reopen_by_exec(module: base.RecoveryModule) -> base.Result:
     return finish(module, outcome, "pod %s" % target.pod, target.to_dict(), plan)
 
 
-def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result:
+def run_module(
+    module: base.RecoveryModule, call: admin.HttpCall | None = None
+) -> base.Result:
+    """Re-open by exec, or by HTTP with ``call`` (the HTTP client by default, imported
+    only then)."""
     started = time.monotonic()
-    result = (
-        reopen_by_exec(module)
-        if module.params["method"] == "exec"
-        else reopen_by_http(module, call)
-    )
+    if module.params["method"] == "exec":
+        result = reopen_by_exec(module)
+    else:
+        if call is None:
+            from ansible_collections.ragops.recovery.plugins.module_utils.shards import (
+                admin,
+            )
+
+            call = admin.http_call
+        result = reopen_by_http(module, call)
     result["duration"] = round(time.monotonic() - started, 3)
     return result
 
 
 def main() -> None:
-    base.RecoveryModule(argument_spec()).run(
-        lambda module: run_module(module, admin.http_call)
-    )
+    base.RecoveryModule(argument_spec()).run(run_module)
 
 
 if __name__ == "__main__":

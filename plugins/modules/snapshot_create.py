@@ -60,7 +60,9 @@ options:
     default: 3
   compression_threads:
     description:
-      - zstd worker threads; V(0) uses every CPU.
+      - zstd worker threads; V(-1) uses every CPU.
+      - V(0) uses one fewer than the CPUs the task may run on, so that hashing, signing and uploading keep a
+        CPU (and on one CPU compresses in the thread that reads the files).
     type: int
     default: 0
   source:
@@ -303,23 +305,17 @@ import socket
 import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import createjob
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import layout
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    params as snapshot_params,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import store
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    volumesource,
-)
 
-# The options a snapshot Job gets from the module (its credentials come from a Secret).
-RUNNER_OPTIONS = (*jobkit.TRANSFER_OPTIONS, "compression_level", "compression_threads")
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        createjob,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
+
+# The options a snapshot Job gets from the module besides the transfer's (its
+# credentials come from a Secret).
+RUNNER_OPTIONS = ("compression_level", "compression_threads")
 
 
 def job_options() -> argspec.Spec:
@@ -335,14 +331,14 @@ def job_options() -> argspec.Spec:
     return {
         "source": {
             "type": "str",
-            "choices": list(volumesource.SOURCES),
-            "default": volumesource.AUTO,
+            "choices": ["auto", "volume_snapshot", "live"],
+            "default": "auto",
         },
         "volume_snapshot_class": {"type": "str"},
         "claim": {"type": "str"},
         "data_volume": {"type": "str", "default": "data"},
         "data_path": {"type": "str", "default": ""},
-        "image": {"type": "str", "default": jobkit.EE_IMAGE},
+        "image": {"type": "str", "default": argspec.EE_IMAGE},
         "s3_secret": {"type": "str", "no_log": False},
         "job_ttl": {"type": "int", "default": 86400},
         "quiesce": {"type": "dict", "default": {}, "options": quiesce},
@@ -371,6 +367,14 @@ def argument_spec() -> argspec.ArgumentSpec:
 def run_local(
     module: base.RecoveryModule, s3_store: s3.S3Store, snapshot_id: str
 ) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        create,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+
     params = module.params
     where = snapshot_params.location(params)
     source = {"host": socket.gethostname(), "path": os.path.abspath(params["path"])}
@@ -389,7 +393,7 @@ def run_local(
         snapshot_id,
         audit.timestamp(),
         level=params["compression_level"],
-        threads=params["compression_threads"] or -1,
+        threads=params["compression_threads"],
         source=source,
     )
     return create.create_snapshot(s3_store, request).to_result(where.url(snapshot_id))
@@ -398,19 +402,35 @@ def run_local(
 def job_request(
     module: base.RecoveryModule, snapshot_id: str
 ) -> createjob.SnapshotJobRequest:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        createjob,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        jobkit,
+    )
+
     params: t.Mapping[str, t.Any] = module.params
     return argspec.from_params(
         createjob.SnapshotJobRequest,
         params,
         snapshot_id=snapshot_id,
         credentials=jobkit.credentials_of(params),
-        runner={name: params[name] for name in RUNNER_OPTIONS},
+        runner={
+            name: params[name] for name in (*jobkit.TRANSFER_OPTIONS, *RUNNER_OPTIONS)
+        },
         quiesce=params["quiesce"] or {},
         check_mode=module.check_mode,
     )
 
 
 def run_job(module: base.RecoveryModule, snapshot_id: str) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        createjob,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+
     where = snapshot_params.location(module.params)
     outcome = createjob.snapshot_by_job(
         module.k8s_client(),
@@ -422,6 +442,14 @@ def run_job(module: base.RecoveryModule, snapshot_id: str) -> base.Result:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        layout,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import store
+
     params = module.params
     s3 = module.s3_store(transfer=snapshot_params.transfer(params))
     given = params["snapshot_id"]
@@ -438,8 +466,8 @@ def run_module(module: base.RecoveryModule) -> base.Result:
 
 
 def main() -> None:
-    libraries = {create.ZSTD_REQUIREMENT: create.ZSTD_IMPORT_ERROR}
-    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
+    module = base.RecoveryModule(argument_spec(), libraries=argspec.zstd_library)
+    module.run(run_module)
 
 
 if __name__ == "__main__":

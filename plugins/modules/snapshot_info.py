@@ -154,21 +154,8 @@ hold:
 import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
 from ansible_collections.ragops.recovery.plugins.module_utils import errors
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import catalog
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    params as snapshot_params,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import store
-
-try:
-    import jmespath
-except ImportError as error:
-    JMESPATH_IMPORT_ERROR: ImportError | None = error
-else:
-    JMESPATH_IMPORT_ERROR = None
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -185,6 +172,8 @@ def argument_spec() -> argspec.ArgumentSpec:
 def select(snapshots: t.List[base.Result], query: str | None) -> t.List[t.Any]:
     if not query:
         return snapshots
+    import jmespath
+
     try:
         selected = jmespath.search(query, snapshots)
     except jmespath.exceptions.JMESPathError as error:
@@ -202,6 +191,15 @@ def select(snapshots: t.List[base.Result], query: str | None) -> t.List[t.Any]:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        catalog,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import store
+
     params = module.params
     s3 = module.s3_store(transfer=snapshot_params.transfer(params))
     where = snapshot_params.location(params)
@@ -227,9 +225,17 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     }
 
 
+def jmespath_library() -> base.Libraries:
+    try:
+        import jmespath  # noqa: F401
+    except ImportError as error:
+        return {"jmespath": error}
+    return {"jmespath": None}
+
+
 def main() -> None:
-    libraries = {"jmespath": JMESPATH_IMPORT_ERROR}
-    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
+    module = base.RecoveryModule(argument_spec(), libraries=jmespath_library)
+    module.run(run_module)
 
 
 if __name__ == "__main__":

@@ -137,12 +137,7 @@ hold:
 """
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    params as snapshot_params,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import retention
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -160,6 +155,14 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        retention,
+    )
+
     params = module.params
     s3 = module.s3_store(transfer=snapshot_params.transfer(params))
     where = snapshot_params.location(params)

@@ -255,20 +255,15 @@ job:
 import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
-from ansible_collections.ragops.recovery.plugins.module_utils import audit
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import create
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobmode
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
-    params as snapshot_params,
-)
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import restore
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
 
-# The options a restore Job gets from the module (its credentials come from a Secret).
-RUNNER_OPTIONS = (*jobkit.TRANSFER_OPTIONS, "future_tolerance", "quarantine")
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import s3
+
+# The options a restore Job gets from the module besides the transfer's (its
+# credentials come from a Secret).
+RUNNER_OPTIONS = ("future_tolerance", "quarantine")
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "access_key",
     "AWS_SECRET_ACCESS_KEY": "secret_key",
@@ -284,7 +279,7 @@ def job_options() -> argspec.Spec:
         "data_volume": {"type": "str", "default": "data"},
         "storage_class": {"type": "str"},
         "size_headroom": {"type": "int", "default": 20},
-        "image": {"type": "str", "default": job.RESTORE_IMAGE},
+        "image": {"type": "str", "default": argspec.EE_IMAGE},
         "s3_secret": {"type": "str", "no_log": False},
     }
 
@@ -314,11 +309,23 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def snapshot_id(params: t.Mapping[str, t.Any]) -> str | None:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+
     given = params["snapshot_id"]
     return snapshot_params.check_name("snapshot_id", given) if given else None
 
 
 def run_local(module: base.RecoveryModule, store: s3.S3Store) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils import audit
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        restore,
+    )
+
     params = module.params
     where = snapshot_params.location(params)
     order, skipped = restore.load_candidates(
@@ -354,6 +361,11 @@ def run_local(module: base.RecoveryModule, store: s3.S3Store) -> base.Result:
 
 
 def job_request(params: t.Mapping[str, t.Any]) -> job.JobRequest:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import job
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        jobkit,
+    )
+
     credentials = {
         env: params[name] for env, name in CREDENTIALS.items() if params[name]
     }
@@ -362,11 +374,20 @@ def job_request(params: t.Mapping[str, t.Any]) -> job.JobRequest:
         params,
         headroom=params["size_headroom"],
         credentials=credentials,
-        runner={name: params[name] for name in RUNNER_OPTIONS},
+        runner={
+            name: params[name] for name in (*jobkit.TRANSFER_OPTIONS, *RUNNER_OPTIONS)
+        },
     )
 
 
 def run_job(module: base.RecoveryModule, store: s3.S3Store) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        jobmode,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+
     params = module.params
     request = argspec.from_params(
         jobmode.JobModeRequest,
@@ -384,6 +405,10 @@ def run_job(module: base.RecoveryModule, store: s3.S3Store) -> base.Result:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        params as snapshot_params,
+    )
+
     store = module.s3_store(transfer=snapshot_params.transfer(module.params))
     if module.params["mode"] == "job":
         return run_job(module, store)
@@ -391,8 +416,8 @@ def run_module(module: base.RecoveryModule) -> base.Result:
 
 
 def main() -> None:
-    libraries = {create.ZSTD_REQUIREMENT: create.ZSTD_IMPORT_ERROR}
-    base.RecoveryModule(argument_spec(), libraries=libraries).run(run_module)
+    module = base.RecoveryModule(argument_spec(), libraries=argspec.zstd_library)
+    module.run(run_module)
 
 
 if __name__ == "__main__":

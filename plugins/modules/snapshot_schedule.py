@@ -147,8 +147,6 @@ secret:
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
-from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import schedule
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -163,7 +161,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "schedule": {"type": "str", "default": "0 2 * * *"},
             "time_zone": {"type": "str"},
             "suspend": {"type": "bool", "default": False},
-            "image": {"type": "str", "default": jobkit.EE_IMAGE},
+            "image": {"type": "str", "default": argspec.EE_IMAGE},
             "service_account": {"type": "str", "default": "ragops-recovery"},
             "playbook": {"type": "str", "default": "ragops.recovery.snapshot_nightly"},
             "extra_vars": {"type": "dict", "default": {}},
@@ -177,6 +175,13 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        jobkit,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+        schedule,
+    )
+
     params = module.params
     s3_env = {
         "AWS_ENDPOINT_URL": params["endpoint_url"],

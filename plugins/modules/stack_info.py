@@ -275,9 +275,6 @@ diagnosis:
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import components
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import diagnosis
-from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -288,6 +285,12 @@ def argument_spec() -> argspec.ArgumentSpec:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import (
+        components,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import diagnosis
+    from ansible_collections.ragops.recovery.plugins.module_utils.stack import migration
+
     params = module.params
     query = argspec.from_params(
         diagnosis.StackQuery,

@@ -126,7 +126,6 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
-from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
 
 LIMITS = ("rps", "max_concurrency", "long_request_queue", "long_request_chars")
 DEFAULT_NAMES = {
@@ -163,6 +162,8 @@ def flag_text(limit: str, value: t.Any) -> str:
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
+
     params = module.params
     chosen = {k: v for k, v in (params["env_names"] or {}).items() if v}
     names = dict(DEFAULT_NAMES, **chosen)

@@ -92,7 +92,7 @@ def test_galaxy_and_introspection_stages_install_the_collection_and_its_requirem
 
 def test_restore_jobs_default_to_the_image_make_ee_tags() -> None:
     """One image reference: the tag `make ee` builds is the default of the restore and snapshot Jobs."""
-    source = (ROOT / "plugins" / "module_utils" / "snapshots" / "jobkit.py").read_text()
+    source = (ROOT / "plugins" / "module_utils" / "argspec.py").read_text()
     default = re.search(r'^EE_IMAGE = "([^"]+)"$', source, re.M)
     assert default is not None
     version = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]

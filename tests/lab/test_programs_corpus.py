@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,39 @@ def test_upsert_replaces_a_row_in_place() -> None:
     assert len(index) == 1
     doc_id, score = index.search("gamma delta", 1)[0]
     assert doc_id == "doc-1" and abs(score - 1.0) < 1e-6
+
+
+def scanned(index: corpus.VectorIndex, query: str, k: int) -> list[tuple[str, float]]:
+    """Exact cosine over every row, column by column: what the posting lists must reproduce."""
+    scores = [0.0] * len(index.ids)
+    for bucket, weight in corpus.sparse_embedding(query, index.dim).items():
+        column = index.vectors[bucket::index.dim]
+        scores = [s + weight * c for s, c in zip(scores, column, strict=True)]
+    ranked = ((-round(s, corpus.SCORE_DECIMALS), i) for i, s in zip(index.ids, scores, strict=True))
+    return [(identifier, -neg) for neg, identifier in heapq.nsmallest(k, ranked)]
+
+
+def test_search_by_posting_lists_is_a_scan_of_every_row(docs: list[corpus.Document],
+                                                          full_index: corpus.VectorIndex) -> None:
+    shard = corpus.VectorIndex.build(d for d in docs if d.shard == docs[0].shard)
+    queries = ["kafka consumer lag backlog", "zzz nothing known", docs[5].content[:80]]
+    queries += [f"{doc.codename} {doc.keywords[0]}" for doc in docs[:30]]
+    for index in (full_index, shard):
+        for query in queries:
+            for k in (1, 10, 50, len(index) + 5):
+                found = [(doc_id, repr(score)) for doc_id, score in index.search(query, k)]
+                assert found == [(doc_id, repr(score)) for doc_id, score in scanned(index, query, k)]
+
+
+def test_a_copy_is_changed_alone(docs: list[corpus.Document]) -> None:
+    index = corpus.VectorIndex.build(docs[:50])
+    before = index.search(docs[3].content, 5)
+    changed = index.copy()
+    changed.upsert(docs[3].id, corpus.embed("something else entirely"))
+    changed.upsert("doc-new", corpus.embed(docs[3].content))
+    assert index.search(docs[3].content, 5) == before
+    assert changed.search(docs[3].content, 5) == scanned(changed, docs[3].content, 5)
+    assert changed.search(docs[3].content, 1)[0][0] == "doc-new"
 
 
 @pytest.fixture(scope="module")

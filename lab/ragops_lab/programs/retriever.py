@@ -28,6 +28,8 @@ STATES = ("serving", "quarantined", "restoring", "validating")
 DEFAULT_SHARDS = "shard-0,shard-1,shard-2,shard-3"
 MAX_REGISTRY_CACHE_SECONDS = 1.0
 DEFAULT_ROUTE_URL_TEMPLATE = "http://{name}:8080"
+# Shard requests in flight at once, over every query: 16 queries at a time on four shards.
+FANOUT_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,9 @@ class RetrieverService:
         self._last_good: Registry | None = None
         self._lock = threading.Lock()
         self._registry = TtlCache(self._read_registry, config.cache_seconds)
+        # One pool for the fan-out of every query, as a real service keeps one: a pool per query would
+        # start (and stop) a thread per shard for every query in flight.
+        self._fanout = ThreadPoolExecutor(max_workers=FANOUT_THREADS, thread_name_prefix="fanout")
 
     def _read_registry(self) -> Registry:
         """The registry from the API; on an API failure the last one read, marked stale."""
@@ -180,8 +185,8 @@ class RetrieverService:
             raise HttpError(400, "k must be a positive integer")
         registry = self._registry.get()
         targets, skipped = plan_targets(registry.entries, self.config.url_template, self.config.route_template)
-        with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-            answers = dict(zip((t.shard for t in targets), pool.map(lambda t: self._query_shard(t, query, k), targets)))
+        answers = dict(zip((t.shard for t in targets),
+                           self._fanout.map(lambda t: self._query_shard(t, query, k), targets), strict=True))
         hits = {shard: found for shard, (_, found) in answers.items() if isinstance(found, list)}
         errors = {shard: found for shard, (_, found) in answers.items() if isinstance(found, str)}
         routed = {t.shard: t.routed_to for t in targets if t.routed_to}

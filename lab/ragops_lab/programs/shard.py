@@ -18,7 +18,7 @@ import threading
 import time
 from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -326,10 +326,12 @@ class ShardService:
             raise HttpError(400, f"k must be an integer between 1 and {MAX_K}")
         with self._lock:
             loaded, error = self._loaded, self._error
-            if loaded is not None:
-                hits = loaded.index.search(query, k)
-                results = [{"id": i, "score": s, "title": loaded.docs[i]["title"]} for i, s in hits]
-                return ok({"shard": self.config.shard_id, "results": results})
+        # Searched outside the lock, as a real vector store serves reads side by side: writers and
+        # re-opens replace the loaded index, they never change one that a search may be reading.
+        if loaded is not None:
+            hits = loaded.index.search(query, k)
+            results = [{"id": i, "score": s, "title": loaded.docs[i]["title"]} for i, s in hits]
+            return ok({"shard": self.config.shard_id, "results": results})
         self.log.error("search_failed", error=error)
         if self.config.corrupt_behaviour == "empty":
             return ok({"shard": self.config.shard_id, "results": []})
@@ -342,9 +344,12 @@ class ShardService:
                 raise HttpError(503, {"error": f"writes held for a snapshot until {self._quiesced_until_utc}",
                                       "shard": self.config.shard_id, "quiesced_until": self._quiesced_until_utc},
                                 {"Retry-After": "5"})
-            loaded = self._loaded
-            if loaded is None:
+            current = self._loaded
+            if current is None:
                 raise HttpError(503, {"error": f"index unavailable: {self._error}", "shard": self.config.shard_id})
+            # Written into a copy that replaces the index once stored: searches in flight keep reading
+            # the one they started with.
+            loaded = replace(current, index=current.index.copy(), docs=dict(current.docs))
             added = 0
             for doc in documents:
                 vector = corpus.embed(f"{doc['title']}. {doc['text']}", loaded.index.dim)
@@ -355,6 +360,7 @@ class ShardService:
             except OSError as exc:
                 self._fail("index_write_failed", f"I/O error writing the index: {exc}")
                 raise HttpError(500, {"error": self._error, "shard": self.config.shard_id}) from exc
+            self._loaded = loaded
             count = len(loaded.index)
         self.log.info("documents_indexed", added=added, updated=len(documents) - added, doc_count=count)
         return ok({"added": added, "updated": len(documents) - added, "count": count})

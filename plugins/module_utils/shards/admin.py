@@ -10,8 +10,6 @@ import typing as t
 import urllib.error
 from dataclasses import dataclass
 
-from ansible.module_utils.urls import open_url
-
 from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.readiness import pod_ready
@@ -48,6 +46,11 @@ def _parse(raw: bytes) -> t.Any:
 
 def http_call(method: str, url: str, body: Obj | None, timeout: float) -> Answer:
     """One JSON request; HTTP errors are answers, an unreachable shard is status 0."""
+    # Imported here: Ansible's HTTP client pulls in TLS and cryptography libraries that
+    # the modules calling no shard over HTTP (re-open by exec, evidence from the API
+    # alone) would otherwise load at every run.
+    from ansible.module_utils.urls import open_url
+
     data = json.dumps(body).encode("utf-8") if body is not None else None
     try:
         with open_url(

@@ -166,10 +166,29 @@ class CreateRequest:
     snapshot_id: str
     created: str
     level: int = 3
-    threads: int = -1
+    # zstd's worker threads; 0 for compression_threads()'s default.
+    threads: int = 0
     source: t.Mapping[str, t.Any] = field(default_factory=dict)
     # Told the file bytes archived so far and the total after each file.
     progress: t.Callable[[int, int], None] | None = None
+
+
+def compression_threads(given: int = 0) -> int:
+    """zstd's worker threads: ``given``, else one fewer than the CPUs this process may
+    run on.
+
+    Compression is the largest CPU cost of a snapshot, but not the only one: the files'
+    and the archive's SHA-256, the upload's signing and the tar stream need a CPU too
+    (and on a small host the store itself), and zstd on every CPU starves them.  On
+    one CPU that is 0: zstd compresses in the thread that writes the tar stream.
+    """
+    if given:
+        return given
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # a platform without CPU affinity
+        cpus = os.cpu_count() or 1
+    return max(cpus - 1, 0)
 
 
 def _archive_file(writer: TarWriter, root: str, item: Scanned) -> t.Any:
@@ -207,7 +226,9 @@ def _stream_tree(
     """Tar and compress the tree; files are hashed in one stage, the compressed
     stream in another."""
     compressor = zstandard.ZstdCompressor(
-        level=request.level, threads=request.threads, write_checksum=True
+        level=request.level,
+        threads=compression_threads(request.threads),
+        write_checksum=True,
     )
     hashing: Stage[t.Tuple[t.Any, bytes]] = Stage(
         lambda item: item[0].update(item[1]), name="snapshot-hash"

@@ -62,7 +62,7 @@ def take(
         snapshot_id,
         timestamp(),
         level=params["compression_level"],
-        threads=params["compression_threads"] or -1,
+        threads=params["compression_threads"],
         source=params["source"],
         progress=throttled_progress(),
     )

@@ -25,6 +25,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
+from ..argspec import EE_IMAGE
 from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.quantity import to_bytes
@@ -40,7 +41,6 @@ from ..k8s.resources import (
 from ..waiter import Waiter
 from . import jobkit, rebind
 from .jobkit import (
-    EE_IMAGE,
     JobProgress,
     credential_env,
     credentials_secret,
@@ -66,7 +66,7 @@ CONTROLLER_LABELS = (
     "pod-template-hash",
 )
 MIB = 1024 * 1024
-# The collection's execution environment (jobkit.EE_IMAGE, as `make ee` tags it): the
+# The collection's execution environment (argspec.EE_IMAGE, as `make ee` tags it): the
 # restore Job runs the collection's own code in it.
 RESTORE_IMAGE = EE_IMAGE
 

@@ -17,11 +17,6 @@ from ..k8s.readiness import job_finished, job_succeeded
 from ..k8s.resources import MANAGED_BY, Ref
 from ..waiter import Waiter
 
-# The collection's execution environment as `make ee` tags it (docs/execution-environment.md):
-# the Jobs (and the nightly CronJob) run the collection's own code in it. A cluster pulls it
-# from wherever it was pushed to, given as the modules' image option (the playbooks'
-# ragops_ee_image).
-EE_IMAGE = "localhost/ragops-recovery-ee:0.1.0"
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # The module options every Job gets in its configuration: where the snapshots are and how
 # they move (the credentials come from a Secret).

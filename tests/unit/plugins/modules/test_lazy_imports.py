@@ -8,6 +8,8 @@ Each check runs in a fresh interpreter, since this one has imported them all alr
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import os
 import subprocess
@@ -19,6 +21,14 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.generator import state
+from ansible_collections.ragops.recovery.plugins.module_utils.notify import message
+from ansible_collections.ragops.recovery.plugins.module_utils.shards import rules
+from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
+    volumesource,
+)
+from ansible_collections.ragops.recovery.plugins.module_utils.stack import startup
+from ansible_collections.ragops.recovery.plugins.modules import incident_info
 
 # <root>/ansible_collections/ragops/recovery/plugins/module_utils/base.py
 BASE = Path(os.path.abspath(base.__file__))
@@ -30,15 +40,22 @@ MODULES = sorted(
 )
 PACKAGE = "ansible_collections.ragops.recovery.plugins"
 HEAVY = ("kubernetes", "boto3", "botocore", "yaml")
-# The modules that read YAML (golden sets, migrations, cached answers, evidence).
-READS_YAML = {
-    "evidence_collect",
-    "generator_fallback",
-    "golden_validate",
-    "migration_run",
-    "provider_precheck",
-    "stack_info",
-}
+# What a module may load of the collection's module_utils before its argument check:
+# the wrapper, the option groups and the errors.  An AnsiballZ payload's code is
+# compiled from source at every run, so the engine (and the clients) that
+# ``run_module`` uses are imported there, once the arguments are accepted.
+STARTUP = {"argspec", "base", "errors"}
+# Standard and Ansible libraries that cost tens of milliseconds and that a module
+# needs only for its work (HTTP, archives, threads).
+SLOW = (
+    "ansible.module_utils.urls",
+    "cryptography",
+    "urllib.request",
+    "http.client",
+    "tarfile",
+    "zstandard",
+    "concurrent.futures",
+)
 
 
 def loaded_after(code: str) -> t.Dict[str, t.Any]:
@@ -66,8 +83,76 @@ def test_every_module_is_found() -> None:
 @pytest.mark.parametrize("name", MODULES)
 def test_a_module_starts_without_the_kubernetes_client_or_boto3(name: str) -> None:
     loaded = loaded_after("import %s.modules.%s" % (PACKAGE, name))["loaded"]
-    expected = ["yaml"] if name in READS_YAML else []
-    assert loaded == expected
+    assert loaded == []
+
+
+def started(name: str) -> t.Dict[str, t.Any]:
+    """What ``name`` loaded when its ``main()`` stopped at the argument check, as the
+    start-up benchmark (bench/module_startup.py) stops it."""
+    return loaded_after(
+        """
+        from ansible.module_utils.testing import patch_module_args
+        from %(package)s.modules import %(name)s as module
+
+        before = set(sys.modules)
+        with patch_module_args({"_startup_probe": True}):
+            try:
+                module.main()
+            except SystemExit:
+                pass
+        prefix = "%(package)s.module_utils."
+        found["module_utils"] = sorted(
+            n[len(prefix):] for n in sys.modules
+            if n.startswith(prefix) and not n.endswith("__init__")
+            and getattr(sys.modules[n], "__path__", None) is None
+        )
+        found["slow"] = [n for n in %(slow)r if n in set(sys.modules) - before]
+        """
+        % {"package": PACKAGE, "name": name, "slow": SLOW}
+    )
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_a_module_starts_with_its_argument_check_alone(name: str) -> None:
+    found = started(name)
+    assert set(found["module_utils"]) <= STARTUP, found["module_utils"]
+    assert found["slow"] == []
+    assert found["loaded"] == []
+
+
+@pytest.mark.parametrize(
+    "module, option, values",
+    [
+        ("component_start", "mode", lambda: startup.MODES),
+        ("shard_mark", "state", lambda: rules.STATES),
+        ("notify", "event", lambda: message.EVENTS),
+        ("snapshot_create", "source", lambda: volumesource.SOURCES),
+    ],
+)
+def test_choices_written_out_are_the_engines(
+    module: str, option: str, values: t.Callable[[], t.Sequence[str]]
+) -> None:
+    """Choices are written out in the modules that would otherwise import their engine
+    to build the argument spec; they must be the engine's."""
+    spec = importlib.import_module("%s.modules.%s" % (PACKAGE, module)).argument_spec()
+    assert tuple(spec.options[option]["choices"]) == tuple(values())
+
+
+def test_the_default_flag_names_are_the_generators() -> None:
+    assert dataclasses.asdict(state.FlagNames()) == incident_info.FLAG_NAMES
+
+
+def test_a_reopen_by_exec_loads_no_http_client() -> None:
+    found = loaded_after(
+        """
+        from %(package)s.modules import shard_reopen
+        from %(package)s.module_utils.shards import reopen_exec
+
+        found["urls"] = "ansible.module_utils.urls" in sys.modules
+        """
+        % {"package": PACKAGE}
+    )
+    assert found["urls"] is False
 
 
 def test_the_kubernetes_client_is_imported_for_the_first_call() -> None:
