@@ -47,8 +47,8 @@ options:
     default: {}
   max_unhealthy:
     description:
-      - The most shards that O(shards=unhealthy) takes on with O(scope=shard). V(0) means fewer than half of
-        the stack's shards, at least one.
+      - The most shards that O(shards=unhealthy) takes on with O(scope=shard). V(0) means half of the stack's
+        shards (rounded down), at least one.
     type: int
     default: 0
   max_parallel:

@@ -106,9 +106,9 @@ def findings(
 
 
 def default_bound(shard_count: int) -> int:
-    """How many unhealthy shards a scoped recovery takes on by default: fewer than
-    half of the stack, at least one."""
-    return max(1, (shard_count - 1) // 2)
+    """How many unhealthy shards a scoped recovery takes on by default: half of the
+    stack's shards (rounded down), at least one."""
+    return max(1, shard_count // 2)
 
 
 def _refuse_whole_stack(chosen: t.Sequence[str], why: str) -> ShardSelectionError:

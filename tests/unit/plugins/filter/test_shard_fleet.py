@@ -114,7 +114,7 @@ def test_unhealthy_chooses_exactly_the_broken_shards_in_the_stacks_order() -> No
 
 def test_unhealthy_beyond_the_bound_or_everywhere_needs_scope_stack() -> None:
     three = stack(entry(0, "quarantined"), entry(1, "quarantined"), entry(2, ready=False))
-    with pytest.raises(AnsibleFilterError, match="more than the bound of 1") as error:
+    with pytest.raises(AnsibleFilterError, match="more than the bound of 2") as error:
         select(three, shards="unhealthy")
     assert "-e scope=stack" in str(error.value)
     assert select(three, shards="unhealthy", max_unhealthy=3)["shards"] == [
