@@ -32,8 +32,10 @@ options:
       - Empty to use O(shard).
     type: raw
   shard:
-    description: One shard id (the playbook's C(-e shard=)), used when O(shards) is empty.
-    type: str
+    description:
+      - The playbook's C(-e shard=) (and the AWX survey's answer), used when O(shards) is empty; read as
+        O(shards) is.
+    type: raw
   scope:
     description: V(shard) recovers the shards named or found; V(stack) every shard of the stack.
     type: str

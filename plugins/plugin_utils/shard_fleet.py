@@ -42,21 +42,20 @@ def _names(value: t.Any) -> t.List[str]:
 
 def requested(shards: t.Any, shard: t.Any = None) -> t.Union[str, t.List[str]]:
     """What was asked for: :data:`UNHEALTHY`, or the shard ids (in the order given,
-    without duplicates), from ``shards`` (a list, or text as ``-e`` or a survey gives
-    it) or else from the single ``shard``; ``[]`` when neither names one."""
-    if shards not in (None, "", []):
-        if isinstance(shards, str) and shards.strip().lower() == UNHEALTHY:
-            return UNHEALTHY
-        names = _names(shards)
-        if UNHEALTHY in names:
-            raise ShardSelectionError(
-                "shards: %r mixes unhealthy with shard ids; give either unhealthy or "
-                "the shard ids" % (shards,)
-            )
-        return names
-    if shard not in (None, ""):
-        return _names(shard)
-    return []
+    without duplicates), from ``shards`` or else from ``shard`` (either a list, or
+    text as ``-e`` or a survey gives it); ``[]`` when neither names one."""
+    given = shards if shards not in (None, "", []) else shard
+    if given in (None, "", []):
+        return []
+    if isinstance(given, str) and given.strip().lower() == UNHEALTHY:
+        return UNHEALTHY
+    names = _names(given)
+    if UNHEALTHY in names:
+        raise ShardSelectionError(
+            "shards: %r mixes unhealthy with shard ids; give either unhealthy or the "
+            "shard ids" % (given,)
+        )
+    return names
 
 
 def _pod_problems(pods: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
@@ -120,9 +119,7 @@ def _refuse_whole_stack(chosen: t.Sequence[str], why: str) -> ShardSelectionErro
     )
 
 
-def _unhealthy(
-    found: t.Mapping[str, t.Sequence[str]], bound: int
-) -> t.List[str]:
+def _unhealthy(found: t.Mapping[str, t.Sequence[str]], bound: int) -> t.List[str]:
     chosen = [shard for shard, reasons in found.items() if reasons]
     if len(found) > 1 and len(chosen) == len(found):
         raise _refuse_whole_stack(chosen, "every shard of the stack looks unhealthy")
@@ -143,7 +140,9 @@ def _named(asked: t.Sequence[str], known: t.Sequence[str]) -> t.List[str]:
             "ids from that list" % (", ".join(unknown), ", ".join(known) or "none")
         )
     if len(known) > 1 and set(asked) == set(known):
-        raise _refuse_whole_stack(list(asked), "the list names every shard of the stack")
+        raise _refuse_whole_stack(
+            list(asked), "the list names every shard of the stack"
+        )
     return list(asked)
 
 

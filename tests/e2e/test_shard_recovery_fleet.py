@@ -22,14 +22,8 @@ from pathlib import Path
 import nothing_written
 import pytest
 import yaml
-from harness import ROOT, Result, Runner
-from test_shard_recovery import (  # noqa: F401 - the module's lab and runner fixtures
-    PLAYBOOK,
-    lab_fixture,
-    reports_dir,
-    runner_fixture,
-    serving_shards,
-)
+from harness import Result, Runner
+from test_shard_recovery import PLAYBOOK, lab_fixture, reports_dir, runner_fixture, serving_shards  # noqa: F401 - the module's lab and runner
 
 from ragops_lab import faults, rbac, stack
 from ragops_lab.agent.api import BATCH, CORE, object_path
@@ -65,7 +59,8 @@ def chosen(result: Result) -> list[str]:
 
 
 def recorded(result: Result, stack_host: str = "rag-lab") -> Obj:
-    stats = next(value for key, value in result.results.items() if key.endswith("Record every shard's outcome for AWX and EDA"))
+    stats = next(value for key, value in result.results.items()
+                 if key.endswith("Record every shard's outcome for AWX and EDA"))
     return t.cast(Obj, stats["ansible_stats"]["data"]["ragops_recovery"][stack_host])
 
 

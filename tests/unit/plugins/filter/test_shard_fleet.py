@@ -64,6 +64,8 @@ FAILED_CANARY = {"passed": False, "summary": "FAILED: 1 of 1 queries failed"}
         ("", "shard-3", ["shard-3"]),
         (None, None, []),
         (" Unhealthy ", "shard-1", "unhealthy"),
+        ("", "unhealthy", "unhealthy"),
+        ([], "shard-1, shard-2", ["shard-1", "shard-2"]),
     ],
 )
 def test_the_request_reads_lists_text_one_shard_or_unhealthy(
@@ -113,7 +115,9 @@ def test_unhealthy_chooses_exactly_the_broken_shards_in_the_stacks_order() -> No
 
 
 def test_unhealthy_beyond_the_bound_or_everywhere_needs_scope_stack() -> None:
-    three = stack(entry(0, "quarantined"), entry(1, "quarantined"), entry(2, ready=False))
+    three = stack(
+        entry(0, "quarantined"), entry(1, "quarantined"), entry(2, ready=False)
+    )
     with pytest.raises(AnsibleFilterError, match="more than the bound of 2") as error:
         select(three, shards="unhealthy")
     assert "-e scope=stack" in str(error.value)
@@ -143,7 +147,10 @@ def test_a_list_of_every_shard_is_refused_without_scope_stack() -> None:
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        ({"shards": "shard-1,shard-9"}, "Unknown shard.s. shard-9: the stack's registry"),
+        (
+            {"shards": "shard-1,shard-9"},
+            "Unknown shard.s. shard-9: the stack's registry",
+        ),
         ({}, "No shard named: pass -e shard=<id>"),
         ({"shards": "shard-1", "scope": "stack"}, "scope=stack recovers every shard"),
         ({"shard": "shard-1", "scope": "cluster"}, "scope: 'cluster' is not one of"),
@@ -200,4 +207,6 @@ def test_a_shard_without_a_record_failed_and_the_order_is_the_runs() -> None:
     judged = verdicts(records, shards=["shard-1", "shard-2"])
     assert judged["outcome"] == "failed" and judged["failed"] == ["shard-1"]
     assert [r["shard"] for r in judged["records"]] == ["shard-1", "shard-2"]
-    assert judged["lines"][0].startswith("shard-1: failed - its recovery did not finish")
+    assert judged["lines"][0].startswith(
+        "shard-1: failed - its recovery did not finish"
+    )

@@ -142,7 +142,9 @@ def test_a_lost_race_rereads_and_reports_the_winner() -> None:
 
 def test_two_runs_of_one_holder_are_told_apart_by_their_run_id() -> None:
     first = holder_identity("me@host", "rag-prod-a")
-    second = Request(holder=holder_identity("me@host", "rag-prod-b"), incident_id="INC-1")
+    second = Request(
+        holder=holder_identity("me@host", "rag-prod-b"), incident_id="INC-1"
+    )
     assert first == "me@host/rag-prod-a"
     assert holder_identity("me@host", "") == "me@host"
     with pytest.raises(LockHeld, match="another run of yours") as error:
