@@ -58,7 +58,7 @@ _value:
       type: list
       elements: str
     lines:
-      description: One line per shard, C(<shard>: <outcome>), with the snapshot restored or the failure.
+      description: One line per shard, its id and outcome, with the snapshot restored or the failure.
       type: list
       elements: str
     records:

@@ -41,7 +41,7 @@ options:
     type: str
   run_id:
     description:
-      - Tells apart the runs of one holder, for example the inventory host a play runs for: the Lease's
+      - Tells apart the runs of one holder, for example the inventory host a play runs for. The Lease's
         holder becomes C(<holder>/<run_id>). Two inventory hosts that point at one stack then take turns
         instead of both counting as the holder; the second is refused, told which run holds the lock.
       - A re-run with the same O(holder) and O(run_id) holds the lock already, so an interrupted
