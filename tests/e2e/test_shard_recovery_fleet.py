@@ -209,7 +209,13 @@ def second_stack_fixture(lab: Lab, tmp_path: Path) -> Iterator[Obj]:
                 obj["data"] = {shard: obj["data"][shard] for shard in ("shard-0", "shard-1")}
             stack.apply(api, obj, SECOND)
     lab.cluster.wait_for_service_account(SECOND)
-    access = rbac.install(lab.cluster, SECOND, tmp_path / "rbac")
+    # Scenario A's shipped Role, ServiceAccount and ClusterRoles, installed in the namespace as the file says.
+    admin = lab.cluster.paths.kube / "admin.kubeconfig"
+    rbac.apply_shipped(admin, "shard-recovery", SECOND)
+    for cluster_role in rbac.cluster_roles("shard-recovery"):
+        rbac.bind_cluster_role(admin, cluster_role, SECOND, rbac.UNION_ACCOUNT)
+    token = lab.cluster.service_account_token(SECOND, rbac.UNION_ACCOUNT)
+    kubeconfig = lab.cluster.write_kubeconfig(tmp_path / "second.kubeconfig", token=token, namespace=SECOND)
     lab.s3().client().create_bucket(Bucket=SECOND_BUCKET)
     deadline = time.monotonic() + 120
     while stack.not_ready(api, SECOND) or not all(stack.Endpoints.resolve(api, SECOND).shards.get(s)
@@ -217,7 +223,7 @@ def second_stack_fixture(lab: Lab, tmp_path: Path) -> Iterator[Obj]:
         assert time.monotonic() < deadline, stack.not_ready(api, SECOND)
         time.sleep(0.5)
     urls = stack.Endpoints.resolve(api, SECOND).shards
-    yield dict(lab_host(lab), ragops_kubeconfig=str(access.union), ragops_namespace=SECOND,
+    yield dict(lab_host(lab), ragops_kubeconfig=str(kubeconfig), ragops_namespace=SECOND,
                ragops_s3_bucket=SECOND_BUCKET, ragops_indexer_image="",
                ragops_shard_urls={s: urls[s] for s in ("shard-0", "shard-1")})
     api.delete("%s/namespaces/%s" % (CORE, SECOND))
