@@ -39,6 +39,15 @@ options:
       - Who holds the lock. Defaults to C(user@host) of the process running the module.
       - In AWX, pass something unique per job, for example C(awx-job-{{ awx_job_id }}).
     type: str
+  run_id:
+    description:
+      - Tells apart the runs of one holder, for example the inventory host a play runs for. The Lease's
+        holder becomes C(<holder>/<run_id>). Two inventory hosts that point at one stack then take turns
+        instead of both counting as the holder; the second is refused, told which run holds the lock.
+      - A re-run with the same O(holder) and O(run_id) holds the lock already, so an interrupted
+        recovery can be re-run. Release with the same O(run_id) that took the lock.
+      - The scenario playbooks pass the inventory host name.
+    type: str
   duration:
     description:
       - Seconds after which a lock that was not renewed counts as stale.
@@ -157,6 +166,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "name": {"type": "str", "default": "ragops-recovery-lock"},
             "incident_id": {"type": "str"},
             "holder": {"type": "str"},
+            "run_id": {"type": "str"},
             "duration": {"type": "int", "default": 3600},
             "takeover_stale": {"type": "bool", "default": False},
             "force": {"type": "bool", "default": False},
@@ -173,7 +183,9 @@ def run_module(module: base.RecoveryModule) -> base.Result:
 
     params, client = module.params, module.k8s_client()
     ref = resources.Ref("Lease", params["name"], params["namespace"])
-    holder = params["holder"] or audit.default_actor()
+    holder = lock.holder_identity(
+        params["holder"] or audit.default_actor(), params["run_id"] or ""
+    )
     incident = params["incident_id"] or ""
     request = argspec.from_params(
         lock.Request, params, holder=holder, incident_id=incident

@@ -137,16 +137,17 @@ class Runner:
                                     text=True, env=self.environment(), cwd=self.workdir, start_new_session=True)
 
     def run(self, playbook: Path, *, check: bool = False, diff: bool = False,
-            extra: list[str] | None = None) -> Result:
+            extra: list[str] | None = None, timeout: float = 300) -> Result:
         command = self.command(playbook, check=check, diff=diff, extra=extra)
         dump = self.workdir / "results.json"
         env = dict(self.environment(), RAGOPS_E2E_RESULTS=str(dump))
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=self.workdir,
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.workdir,
                               check=False)
         result = Result(done.returncode, done.stdout + done.stderr)
-        match = RECAP.search(done.stdout)
-        if match:
-            result.ok, result.changed, _, result.failed = (int(group) for group in match.groups())
+        # Every host of the recap counts: a run over several shards recovers each on a host of its own.
+        recap = [[int(group) for group in match.groups()] for match in RECAP.finditer(done.stdout)]
+        if recap:
+            result.ok, result.changed, _, result.failed = (sum(column) for column in zip(*recap))
         else:
             result.failed = 1  # the run died before its recap (a syntax error, a crash): never a success
         if dump.exists():

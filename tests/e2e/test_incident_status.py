@@ -35,6 +35,8 @@ pytestmark = pytest.mark.lab
 STATUS = ROOT / "playbooks" / "incident_status.yml"
 INCIDENT = "INC-S1"
 HOLDER = "alice@bastion"
+# The Lease's holder: who, and for which inventory host (two aliases of one stack take turns).
+LEASE_HOLDER = HOLDER + "/rag-lab"
 LOCK = "ragops-recovery-lock"
 MANAGED = "app.kubernetes.io/managed-by=ragops.recovery"
 STALL_SECONDS = 15.0
@@ -217,7 +219,7 @@ def test_during_the_restore_the_status_shows_the_lock_the_shard_and_the_job_as_k
     assert status["errors"] == [], status["errors"]
     assert (status["incident_id"], status["incident_from"]) == (INCIDENT, "lock")
     lease = recovery["lease"]
-    assert status["lock"]["held"] and status["lock"]["holder"] == HOLDER == lease["spec"]["holderIdentity"]
+    assert status["lock"]["held"] and status["lock"]["holder"] == LEASE_HOLDER == lease["spec"]["holderIdentity"]
     assert status["lock"]["incident_id"] == INCIDENT and status["lock"]["stale"] is False
     assert status["lock"]["acquired_at"] == lease["spec"]["acquireTime"]
     shard = next(s for s in status["shards"] if s["shard"] == "shard-2")
@@ -237,7 +239,7 @@ def test_during_the_restore_the_status_shows_the_lock_the_shard_and_the_job_as_k
         assert job["progress"]["total"] == manifest_bytes(lab, "shard-2", snapshot_id) == events[-1]["bytes_total"]
         assert job["progress"]["done"] <= events[-1]["bytes_done"]
     assert status["next_step"]["action"].startswith("Wait: %s is recovering the stack for incident %s; its "
-                                                    "restore Job %s is running" % (HOLDER, INCIDENT, job["name"]))
+                                                    "restore Job %s is running" % (LEASE_HOLDER, INCIDENT, job["name"]))
     assert status["next_step"]["command"] == "kubectl -n %s logs -f job/%s" % (stack.NAMESPACE, job["name"])
     assert [a["location"] for a in status["artifacts"]["evidence"]] == evidence_keys(lab, INCIDENT)
     assert status["artifacts"]["evidence"], "the evidence bundle is written before the restore"

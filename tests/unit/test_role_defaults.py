@@ -15,13 +15,17 @@ ROLES = sorted(path.name for path in (ROOT / "roles").iterdir() if path.is_dir()
 
 
 def read(role: str) -> t.Tuple[t.Dict[str, t.Any], t.Dict[str, t.Any]]:
+    """The role's defaults and the options of each of its entry points."""
     defaults = yaml.safe_load(
         (ROOT / "roles" / role / "defaults" / "main.yml").read_text()
     )
     specs = yaml.safe_load(
         (ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text()
     )
-    return defaults or {}, specs["argument_specs"]["main"]["options"]
+    entry_points = specs["argument_specs"]
+    return defaults or {}, {
+        name: entry.get("options") or {} for name, entry in entry_points.items()
+    }
 
 
 def test_every_role_is_checked() -> None:
@@ -40,16 +44,22 @@ def test_every_role_is_checked() -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_defaults_and_argument_specs_agree(role: str) -> None:
-    defaults, options = read(role)
-    assert sorted(set(defaults) - set(options)) == [], (
-        "defaults without an argument spec"
-    )
-    for name, option in options.items():
-        if option.get("required"):
-            assert name not in defaults, "%s is required and has a default" % name
-            assert "default" not in option, "%s is required and has a default" % name
-        elif "default" in option or name in defaults:
-            assert name in defaults, (
-                "%s has a documented default but none in defaults/main.yml" % name
-            )
-            assert option.get("default") == defaults[name], name
+    defaults, entry_points = read(role)
+    documented = {name for options in entry_points.values() for name in options}
+    assert sorted(set(defaults) - documented) == [], "defaults without an argument spec"
+    for options in entry_points.values():
+        for name, option in options.items():
+            check_default(name, option, defaults)
+
+
+def check_default(
+    name: str, option: t.Dict[str, t.Any], defaults: t.Dict[str, t.Any]
+) -> None:
+    if option.get("required"):
+        assert name not in defaults, "%s is required and has a default" % name
+        assert "default" not in option, "%s is required and has a default" % name
+    elif "default" in option or name in defaults:
+        assert name in defaults, (
+            "%s has a documented default but none in defaults/main.yml" % name
+        )
+        assert option.get("default") == defaults[name], name

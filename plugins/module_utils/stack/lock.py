@@ -26,6 +26,20 @@ class LockHeld(RecoveryError):
     """Another holder has the lock (or the caller holds it for another incident)."""
 
 
+RUN_SEPARATOR = "/"
+
+
+def holder_identity(holder: str, run_id: str) -> str:
+    """The Lease's holder: who (``holder``) and, when given, which of their runs
+    (``run_id``, for example the inventory host), so that two runs of one person
+    against one stack do not both count as the holder."""
+    return "%s%s%s" % (holder, RUN_SEPARATOR, run_id) if run_id else holder
+
+
+def _owner(holder: str) -> str:
+    return holder.split(RUN_SEPARATOR, 1)[0]
+
+
 @dataclass(frozen=True)
 class LockState:
     """What a Lease says about the lock."""
@@ -133,6 +147,8 @@ def plan_acquire(
     if state.expired(now) and request.takeover_stale:
         return "takeover"
     stale = state.expired(now)
+    if not stale and _owner(state.holder) == _owner(request.holder):
+        raise _held_by_another_run(state, request, lease)
     raise LockHeld(
         _held_message(state, lease) + (": the lock is stale" if stale else ""),
         resource=lease,
@@ -143,6 +159,18 @@ def plan_acquire(
         )
         if stale
         else "Wait for %s to finish, or coordinate with them." % state.holder,
+    )
+
+
+def _held_by_another_run(state: LockState, request: Request, lease: str) -> LockHeld:
+    return LockHeld(
+        _held_message(state, lease)
+        + ": another run of yours (%s) works on this stack, not this one (%s)"
+        % (state.holder, request.holder),
+        resource=lease,
+        reason="lock held by another run",
+        next_step="Two inventory hosts (or two runs) point at this stack: let %s "
+        "finish, then re-run; keep one inventory host per stack." % state.holder,
     )
 
 

@@ -19,6 +19,7 @@ from ansible_collections.ragops.recovery.plugins.module_utils.stack.lock import 
     LockState,
     Request,
     acquire,
+    holder_identity,
     lock_state,
     plan_acquire,
     plan_release,
@@ -137,3 +138,26 @@ def test_a_lost_race_rereads_and_reports_the_winner() -> None:
         lock_state(api.objects[LEASES + "/ragops-recovery-lock"]).holder
         == "winner@host"
     )
+
+
+def test_two_runs_of_one_holder_are_told_apart_by_their_run_id() -> None:
+    first = holder_identity("me@host", "rag-prod-a")
+    second = Request(
+        holder=holder_identity("me@host", "rag-prod-b"), incident_id="INC-1"
+    )
+    assert first == "me@host/rag-prod-a"
+    assert holder_identity("me@host", "") == "me@host"
+    with pytest.raises(LockHeld, match="another run of yours") as error:
+        plan_acquire(held(first, "INC-1"), second, NOW, "lease")
+    assert error.value.reason == "lock held by another run"
+    assert "me@host/rag-prod-a" in (error.value.next_step or "")
+    again = Request(holder=first, incident_id="INC-1")
+    assert plan_acquire(held(first, "INC-1"), again, NOW, "lease") == "none"
+
+
+def test_another_run_of_one_holder_is_taken_over_only_when_stale_and_asked() -> None:
+    stale = held(holder_identity("me@host", "a"), "INC-1", age=700)
+    late = Request(holder_identity("me@host", "b"), "INC-1", takeover_stale=True)
+    assert plan_acquire(stale, late, NOW, "lease") == "takeover"
+    with pytest.raises(LockHeld, match="the lock is stale"):
+        plan_acquire(stale, Request(late.holder, "INC-1"), NOW, "lease")
