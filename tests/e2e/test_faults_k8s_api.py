@@ -25,6 +25,7 @@ from test_shard_recovery import PLAYBOOK, claim_of, lab_fixture, recover, recove
 from test_shard_recovery_paths import eventually, lock_holder
 
 from ragops_lab import faults, rbac, stack
+from ragops_lab.drills import shard_recovery
 from ragops_lab.kube.faults import ApiFaultProxy, RequestInfo
 from ragops_lab.kube.kubectl import kubectl
 from ragops_lab.lab import Lab
@@ -198,5 +199,27 @@ def test_credentials_revoked_mid_run_fail_clearly_and_a_rerun_finishes(lab: Lab,
     rerun = recover(runner, lab, shard, incident)
 
     assert rerun.returncode == 0, rerun.stdout[-5000:]
+    recovered(lab, shard, incident, old_claim)
+    nothing_lost.check(lab, before)
+
+
+def test_the_api_server_restarted_during_a_restore_is_ridden_out_or_resumed(lab: Lab, runner: Runner) -> None:
+    shard, incident = "shard-0", "INC-API-RESTART"
+    faults.inject(lab, "corrupt-shard", [shard])
+    old_claim, before = claim_of(lab, shard), nothing_lost.record(lab, reports_dir(lab))
+    started = runner.start(PLAYBOOK, extra=recovery_options(lab, shard, incident))
+    eventually("the restore Job of %s" % shard,
+               lambda: shard_recovery.restore_jobs(lab, shard) or started.poll() is not None)
+    assert started.poll() is None, (runner.workdir / "started.log").read_text()[-5000:]
+
+    lab.cluster.restart_api_server(down_seconds=3)
+
+    if started.wait(timeout=600) != 0:
+        # Not ridden out: the run stops saying the API could not be reached, and a re-run resumes the restore.
+        output = (runner.workdir / "started.log").read_text()
+        assert "the Kubernetes API could not be reached" in output or "HTTP 5" in output, output[-5000:]
+        nothing_lost.check(lab, before, alive={incident})
+        rerun = recover(runner, lab, shard, incident)
+        assert rerun.returncode == 0, rerun.stdout[-5000:]
     recovered(lab, shard, incident, old_claim)
     nothing_lost.check(lab, before)
