@@ -216,3 +216,33 @@ def test_a_run_killed_at_each_step_of_scenario_a_is_finished_by_a_rerun(
     assert all(taken.get("action") != "takeover" for taken in lock), lock
     nothing_lost.check(lab, before)
     assert end_state(lab, shard, incident, old_claim) == reference.state
+
+
+def test_two_controllers_launching_the_same_recovery_at_once_run_it_once(
+        lab: Lab, reference: Reference, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An AWX double launch: two jobs, each its own holder and working folder, started together."""
+    shard, incident = "shard-0", "INC-K-double"
+    settled(lab)
+    faults.inject(lab, "corrupt-shard", [shard])
+    old_claim = claim_of(lab, shard)
+    runners = [Runner(Cluster(None, lab.paths.kubeconfig, "", namespace=stack.NAMESPACE), folder,
+                      env={"RAGOPS_REPORT_DIR": str(folder / "reports")})
+               for folder in (tmp_path_factory.mktemp("awx-job-1"), tmp_path_factory.mktemp("awx-job-2"))]
+    before = nothing_lost.record(lab, reports_dir(lab))
+    options = [recovery_options(lab, shard, incident, shard_recovery_lock_holder="awx-job-%d" % number)
+               for number in (1, 2)]
+    started = [runner.start(PLAYBOOK, extra=extra) for runner, extra in zip(runners, options)]
+    codes = [run.wait(timeout=600) for run in started]
+    outputs = [(runner.workdir / "started.log").read_text() for runner in runners]
+
+    assert sorted(codes) == [0, 2], [output[-3000:] for output in outputs]
+    winner = codes.index(0)
+    refused = outputs[1 - winner]
+    assert "The stack is locked by awx-job-%d for incident %s" % (winner + 1, incident) in refused, refused[-5000:]
+    assert "Quarantine the shard]" not in refused, refused[-5000:]  # refused before its first change
+    nothing_lost.check(lab, before)
+    # Each job reports in its own folder: the winner's postmortem is there, not in the module's.
+    postmortem = runners[winner].workdir / "reports" / incident / ("postmortem-%s.md" % shard)
+    assert "| outcome | recovered |" in postmortem.read_text()
+    state = end_state(lab, shard, incident, old_claim)
+    assert dict(state, postmortem=reference.state["postmortem"]) == reference.state
