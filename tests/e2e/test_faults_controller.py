@@ -218,7 +218,11 @@ def test_a_run_killed_at_each_step_of_scenario_a_is_finished_by_a_rerun(
     lock = [value for key, value in rerun.results.items() if key.endswith(" : " + LOCK_TASK)]
     assert all(taken.get("action") != "takeover" for taken in lock), lock
     nothing_lost.check(lab, before)
-    assert end_state(lab, shard, incident, old_claim) == reference.state
+    expected = dict(reference.state)
+    if point.name in BACK_IN_SERVICE:
+        # Killed before its postmortem entry: the re-run finds the shard recovered and says so.
+        expected["postmortem"] = "| outcome | already recovered |"
+    assert end_state(lab, shard, incident, old_claim) == expected
 
 
 def test_two_controllers_launching_the_same_recovery_at_once_run_it_once(
