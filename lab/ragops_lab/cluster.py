@@ -159,6 +159,11 @@ class KubeCluster:
         wait_for(lambda: api.get(object_path(CORE, "serviceaccounts", namespace, name)) is not None, 30,
                  f"ServiceAccount {namespace}/{name}")
 
+    def restart_api_server(self, down_seconds: float = 0.0) -> None:
+        """kube-apiserver stopped and started again on the same port and data (a fault: its clients see
+        refused connections, then the same objects)."""
+        self.paths.control_plane.restart_apiserver(self.url, self.admin_token, down_seconds)
+
     # -- stop --------------------------------------------------------------------------------
 
     def stop_agent(self) -> None:

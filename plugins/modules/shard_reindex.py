@@ -14,8 +14,8 @@ description:
     from the progress lines of its pod log (C({"event":"progress","done":N,"total":M}), then
     C({"event":"completed"})).
   - The indexer reads the shard from C(SHARD) and the start time from C(SINCE) in its environment.
-  - One Job per shard and start time (its name is derived from both), so a re-run finds the Job
-    already there and only tracks it.
+  - One Job per shard, start time and incident (its name is derived from the three), so a re-run
+    of the incident finds the Job already there and only tracks it.
   - With O(wait=false) the task returns at once with the Job's name to check later.
 author:
   - ragops.recovery maintainers (@ragops)
@@ -46,7 +46,9 @@ options:
     default: {}
   incident_id:
     description:
-      - Incident id, recorded as an annotation on the Job.
+      - Incident id, recorded as an annotation on the Job and part of its name (a short digest of it), so
+        that each incident re-indexes for itself; a later incident that restores the same snapshot does
+        not take the earlier incident's finished Job for its own.
     type: str
     default: ""
   backoff_limit:
@@ -106,7 +108,7 @@ reindex:
     job:
       description: Name of the Job.
       type: str
-      sample: ragops-reindex-shard-2-20261127t020000z
+      sample: ragops-reindex-shard-2-20261127t020000z-7cacee3b
     shard:
       description: Shard id.
       type: str

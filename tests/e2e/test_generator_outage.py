@@ -20,6 +20,7 @@ import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
+import nothing_lost
 import nothing_written
 import pytest
 import yaml
@@ -248,9 +249,11 @@ def test_429_switch_then_failback_with_a_quality_regression_rolls_back(lab: Lab,
 def test_a_failure_mid_run_releases_the_lock_leaves_a_safe_mode_and_reports(lab: Lab, runner: Runner) -> None:
     """A step that fails after the first change (here the golden set, moved away) is rescued."""
     faults.provider_outage(lab, "primary", "503")
+    before = nothing_lost.record(lab, artifacts(runner))
     missing = str(runner.workdir / "moved-golden.yml")
     stopped = playbook(runner, lab, "generator_outage", ragops_golden_set=missing)
     assert stopped.returncode == 2 and stopped.failed == 1, stopped.stdout
+    nothing_lost.check(lab, before)
     message = outcome(stopped, "Stop with what was tried and what to do next")["msg"]
     assert "stopped at 'Validate the generator's answers on the golden set'" in message, message
     assert "Tried: primary primary: outage" in message and "switch to the backup" in message, message
@@ -275,6 +278,7 @@ def test_a_failure_mid_run_releases_the_lock_leaves_a_safe_mode_and_reports(lab:
     assert_answers_from(lab, "backup")
     assert not lock_holder(lab)
     assert "| outcome | failed |" in (artifacts(runner) / "failback.md").read_text()
+    nothing_lost.check(lab, before)
 
 
 def test_text_false_is_false_and_reports_go_to_the_working_directory(lab: Lab, runner: Runner) -> None:

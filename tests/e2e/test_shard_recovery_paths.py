@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import nothing_lost
 import pytest
 from harness import Cluster, Result, Runner, task
 from test_shard_recovery import (  # noqa: F401 - pytest finds the fixtures lab and runner by name
@@ -281,6 +282,7 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
     replica = start_replica(lab, "shard-2")
     faults.inject(lab, "corrupt-shard", ["shard-2"])
     old_claim = claim_of(lab, "shard-2")
+    before = nothing_lost.record(lab, reports_dir(lab))
     options = recovery_options(lab, "shard-2", "INC-P3", route_to=replica.name, replica_url=replica.url)
     started = runner.start(PLAYBOOK, extra=options)
     try:
@@ -295,6 +297,7 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
     entry = stack.registry_entry(lab.api(), "shard-2")
     assert entry["state"] == "restoring" and entry["route_to"] == replica.name, entry
     assert "INC-P3" in lock_holder(lab).values(), lock_holder(lab)
+    nothing_lost.check(lab, before, alive={"INC-P3"})  # the lock is the killed run's, for its re-run
     assert hold_of(lab, "shard-2")["incident_id"] == "INC-P3"  # pruning held while the incident is open
     answer = serving_shards(lab, "shard-2")
     assert answer["routed"] == {"shard-2": replica.name} and not answer.get("errors"), answer
@@ -321,6 +324,7 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
     assert hold_of(lab, "shard-2") == {}
     postmortem = (reports_dir(lab) / "INC-P3" / "postmortem-shard-2.md").read_text()
     assert "| outcome | recovered |" in postmortem, postmortem
+    nothing_lost.check(lab, before)
 
 
 

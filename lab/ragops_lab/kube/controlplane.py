@@ -213,6 +213,18 @@ class ControlPlane:
         if pid is None or not is_running(pid):
             raise LabError(f"{daemon} exited at start; see {self.logs / f'{daemon}.log'}")
 
+    def restart_apiserver(self, url: str, admin_token: str, down_seconds: float = 0.0) -> None:
+        """Stop kube-apiserver, wait `down_seconds`, start it again with the same arguments and wait until
+        it is ready: what a rolling upgrade or a crash of the API server does to its clients."""
+        pid = read_pid(self.pid_file("kube-apiserver"))
+        if pid is None or not is_running(pid):
+            raise LabError("kube-apiserver is not running")
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")[1:]
+        stop_daemon(self.pid_file("kube-apiserver"), self.owner, STOP_SECONDS)
+        time.sleep(down_seconds)
+        self._start("kube-apiserver", args)
+        self._wait_apiserver(Endpoint(url, self.ca_bundle, {"lab-admin": admin_token}))
+
     # -- stop --------------------------------------------------------------------------------
 
     def running(self) -> bool:

@@ -2,9 +2,12 @@
 with an error (500, 503, 504, 409, 429, 401, 403, 404) or slowly, and forwards everything else.
 
 A test points its kubeconfig at the proxy; the API server itself is never changed. A rule matches by
-verb, resource (a rule for `pods` also matches `pods/status`), namespace and name, the way the API
-server's request info names a request, and applies `times` times (-1: until cleared). Watches and
-other streamed answers are forwarded as they arrive.
+verb, resource (a rule for `pods` also matches `pods/status`), namespace and name (for a create, the
+name in the object sent), the way the API server's request info names a request, and applies `times`
+times (-1: until cleared). A rule with `forward` lets the request through first and answers with the
+error afterwards: the write was done, its answer lost (a create then answers 409 AlreadyExists, as its
+repeat would). Watches and other streamed answers are forwarded as they arrive. Every resource request
+is recorded (`FaultInjector.requests`), so a test can tell which writes a run made.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class FaultRule:
     delay: float = 0.0
     retry_after: int | None = None
     message: str | None = None
+    forward: bool = False
 
     def matches(self, verb: str, resource: str, namespace: str, name: str) -> bool:
         if self.verb != "*" and self.verb != verb and not (self.verb == "delete" and verb == "deletecollection"):
@@ -99,7 +103,17 @@ class RequestInfo:
     name: str
 
 
-def request_info(method: str, target: str) -> RequestInfo | None:
+def created_name(body: bytes | None) -> str:
+    """The name in the object a create sends (empty when it has none or is not JSON)."""
+    try:
+        sent = json.loads(body or b"{}")
+    except ValueError:
+        return ""
+    meta = sent.get("metadata") if isinstance(sent, dict) else None
+    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+
+def request_info(method: str, target: str, body: bytes | None = None) -> RequestInfo | None:
     """None for non-resource paths (/version, /readyz, discovery)."""
     parts = urllib.parse.urlsplit(target)
     segments = [urllib.parse.unquote(s) for s in parts.path.strip("/").split("/") if s]
@@ -125,6 +139,8 @@ def request_info(method: str, target: str) -> RequestInfo | None:
         verb = "delete" if name else "deletecollection"
     else:
         verb = verbs.get(method, method.lower())
+    if verb == "create" and not name:
+        name = created_name(body)
     return RequestInfo(verb, resource, namespace, name)
 
 
@@ -146,6 +162,8 @@ def fault_status(rule: FaultRule, info: RequestInfo) -> tuple[Obj, dict[str, str
                  "message": rule.message or messages[rule.status], "reason": REASONS[rule.status],
                  "code": rule.status}
     headers: dict[str, str] = {}
+    if rule.status == 409 and info.verb == "create" and rule.message is None:
+        body.update(reason="AlreadyExists", message=f'{plural} "{info.name}" already exists')
     if rule.status in (404, 409):
         body["details"] = {"name": info.name, "kind": plural}
     retry_after = rule.retry_after if rule.retry_after is not None else (1 if rule.status == 429 else None)
@@ -162,6 +180,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self.applied: list[tuple[str, str, str, str, int]] = []
+        self.requests: list[RequestInfo] = []
 
     def add(self, rule: FaultRule) -> None:
         with self._lock:
@@ -172,8 +191,9 @@ class FaultInjector:
             self._rules.clear()
 
     def take(self, info: RequestInfo) -> FaultRule | None:
-        """Consume one use of the first matching rule, if any."""
+        """Record the request and consume one use of the first matching rule, if any."""
         with self._lock:
+            self.requests.append(info)
             for rule in self._rules:
                 if rule.matches(info.verb, info.resource, info.namespace, info.name):
                     if rule.times > 0:
@@ -200,11 +220,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        info = request_info(self.command, self.path)
+        info = request_info(self.command, self.path, body)
         rule = self.server.faults.take(info) if info is not None else None
         if rule is not None and rule.delay:
             self.server.stopping.wait(rule.delay)
         if rule is not None and rule.status and info is not None:
+            if rule.forward:
+                self._forward(body, reply=False)
             status, headers = fault_status(rule, info)
             self._send_json(rule.status, status, headers)
             return
@@ -222,13 +244,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _forward(self, body: bytes | None) -> None:
+    def _forward(self, body: bytes | None, reply: bool = True) -> None:
+        """Send the request to the API server and its answer back (``reply=False``: drop the answer)."""
         upstream = self.server.upstream
         connection = http.client.HTTPSConnection(upstream.hostname or "127.0.0.1", upstream.port,
                                                  context=self.server.upstream_context, timeout=330)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         try:
             connection.request(self.command, self.path, body=body, headers=headers)
+            if not reply:
+                connection.getresponse().read()
+                return
             answer = connection.getresponse()
             self.send_response(answer.status, answer.reason)
             for key, value in answer.getheaders():
@@ -242,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._stream(answer)
         except OSError as exc:
+            if not reply:
+                return
             self._send_json(502, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 502,
                                   "message": f"fault proxy: upstream failed: {exc}"}, {})
         finally:

@@ -199,6 +199,13 @@ def _describe(error: ApiError, verb: str, target: str) -> ApiError:
     return described
 
 
+def _guarded(patch: t.Any) -> bool:
+    """Whether a patch names the resourceVersion it applies to (a 409 then means
+    the object changed, and sending it again cannot help)."""
+    meta = patch.get("metadata") if isinstance(patch, dict) else None
+    return isinstance(meta, dict) and bool(meta.get("resourceVersion"))
+
+
 @dataclass
 class K8sClient:
     """The verbs the collection uses, over a :class:`Transport`."""
@@ -277,18 +284,27 @@ class K8sClient:
         subresource: str | None = None,
     ) -> Obj:
         """Apply a patch; merge and strategic patches set fields, so they are safe to
-        repeat."""
-        answer = self._send(
-            "patch",
-            str(ref),
-            patch_type != "json",
-            "PATCH",
-            ref.path(subresource),
-            query=_dry_run(dry_run),
-            body=patch,
-            content_type=PATCH_CONTENT_TYPES[patch_type],
-        )
-        return t.cast(Obj, answer)
+        repeat, and one answered 409 Conflict is sent again: without a
+        resourceVersion of its own it cannot be stale."""
+        repeatable = patch_type != "json" and not _guarded(patch)
+        conflicts = 0
+        while True:
+            try:
+                answer = self._send(
+                    "patch",
+                    str(ref),
+                    patch_type != "json",
+                    "PATCH",
+                    ref.path(subresource),
+                    query=_dry_run(dry_run),
+                    body=patch,
+                    content_type=PATCH_CONTENT_TYPES[patch_type],
+                )
+                return t.cast(Obj, answer)
+            except Conflict:
+                conflicts += 1
+                if not repeatable or conflicts >= self.conflict_attempts:
+                    raise
 
     def replace(
         self, obj: Obj, *, dry_run: bool = False, ref: Ref | None = None

@@ -6,6 +6,7 @@ tracked from its log."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import typing as t
@@ -35,8 +36,15 @@ class ReindexRequest:
 
     @property
     def job_name(self) -> str:
+        """One Job per shard, start time and incident: an incident that restores the
+        snapshot an earlier one restored re-indexes again instead of finding the
+        earlier incident's finished Job."""
         stamp = re.sub(r"[^0-9a-z]", "", self.since.lower())[:20]
-        return ("ragops-reindex-%s-%s" % (self.shard.lower(), stamp))[:63].rstrip("-")
+        name = "ragops-reindex-%s-%s" % (self.shard.lower(), stamp)
+        if not self.incident_id:
+            return name[:63].rstrip("-")
+        digest = hashlib.sha256(self.incident_id.encode("utf-8")).hexdigest()[:8]
+        return "%s-%s" % (name[:54].rstrip("-"), digest)
 
 
 def _container(request: ReindexRequest, template: Obj) -> Obj:

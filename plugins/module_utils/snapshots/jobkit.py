@@ -11,7 +11,7 @@ import json
 import typing as t
 from dataclasses import dataclass, field
 
-from ..errors import NotFound, RecoveryError
+from ..errors import Conflict, NotFound, RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..k8s.readiness import job_finished, job_succeeded
 from ..k8s.resources import MANAGED_BY, Ref
@@ -140,25 +140,68 @@ def shard_job(
     }
 
 
-def ensure(client: K8sClient, obj: Obj) -> bool:
-    """Create ``obj`` unless an object of that name exists (an earlier, interrupted
-    run); True if created."""
+def ownership_labels(obj: Obj) -> t.Dict[str, str]:
+    """The labels that say which object of the collection this is: managed-by and
+    ``ragops.io/...``."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return {
+        key: value
+        for key, value in labels.items()
+        if key in MANAGED_BY or key.startswith("ragops.io/")
+    }
+
+
+def refuse_foreign(current: Obj, desired: Obj) -> None:
+    """Raise unless ``current`` is the object the collection would have made: an
+    object of that name that someone else made is never adopted, changed or
+    deleted."""
+    found = (current.get("metadata") or {}).get("labels") or {}
+    wanted = ownership_labels(desired)
+    if all(found.get(key) == value for key, value in wanted.items()):
+        return
+    meta = desired["metadata"]
+    resource = "%s %s/%s" % (desired["kind"], meta["namespace"], meta["name"])
+    raise RecoveryError(
+        "Refusing to use %s: it already exists and was not made by ragops.recovery "
+        "(it lacks the labels %s)"
+        % (resource, ", ".join("%s=%s" % item for item in sorted(wanted.items()))),
+        resource=resource,
+        reason="an object of that name exists that the collection does not own",
+        next_step="Find out what it is (kubectl get %s %s -n %s -o yaml); rename or "
+        "delete it if it is not needed, then run again. Nothing was changed."
+        % (desired["kind"].lower(), meta["name"], meta["namespace"]),
+    )
+
+
+def existing(client: K8sClient, obj: Obj) -> Obj | None:
+    """The object of ``obj``'s name, checked to be ours; None after creating it.
+
+    A create answered 409 was made meanwhile: by this very request, its answer
+    lost, or by someone else; the object is read and checked like any found one.
+    """
     meta = obj["metadata"]
-    if (
-        client.get_or_none(Ref(obj["kind"], meta["name"], meta["namespace"]))
-        is not None
-    ):
-        return False
-    client.create(obj)
-    return True
+    ref = Ref(obj["kind"], meta["name"], meta["namespace"])
+    current = client.get_or_none(ref)
+    if current is None:
+        try:
+            client.create(obj)
+            return None
+        except Conflict:
+            current = client.get(ref)
+    refuse_foreign(current, obj)
+    return current
+
+
+def ensure(client: K8sClient, obj: Obj) -> bool:
+    """Create ``obj`` unless our object of that name exists (an earlier, interrupted
+    run); True if created. One of that name that is not ours is refused."""
+    return existing(client, obj) is None
 
 
 def put_secret(client: K8sClient, body: Obj) -> None:
     """Create the credentials Secret, or bring an existing one of ours up to date."""
-    ref = Ref("Secret", body["metadata"]["name"], body["metadata"]["namespace"])
-    if client.get_or_none(ref) is None:
-        client.create(body)
-    else:
+    if existing(client, body) is not None:
+        ref = Ref("Secret", body["metadata"]["name"], body["metadata"]["namespace"])
         client.patch(ref, {"stringData": body["stringData"]})
 
 

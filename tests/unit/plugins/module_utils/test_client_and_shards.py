@@ -172,6 +172,30 @@ def test_a_conflict_storm_ends_in_a_clear_failure(api: FakeTransport) -> None:
     )
 
 
+def test_a_patch_answered_409_is_sent_again_unless_it_names_a_version(
+    api: FakeTransport,
+) -> None:
+    api.add(
+        "/api/v1/persistentvolumes",
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"}},
+    )
+    pv = Ref("PersistentVolume", "pv-1")
+    api.fail("PATCH", "/pv-1", Conflict("modified", status=409), times=2)
+    retain = {"spec": {"persistentVolumeReclaimPolicy": "Retain"}}
+    patched = client(api).patch(pv, retain)
+    assert patched["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert [call[0] for call in api.calls].count("PATCH") == 3
+    api.fail("PATCH", "/pv-1", Conflict("modified", status=409), times=10)
+    with pytest.raises(Conflict, match="Failed to patch PersistentVolume pv-1"):
+        client(api).patch(pv, retain)
+    guarded = {"metadata": {"resourceVersion": "7", "labels": {"a": "b"}}}
+    api.faults.clear()
+    api.fail("PATCH", "/pv-1", Conflict("modified", status=409))
+    with pytest.raises(Conflict):
+        client(api).patch(pv, guarded)
+    assert [call[0] for call in api.calls].count("PATCH") == 9
+
+
 def test_server_errors_are_retried_then_named(api: FakeTransport) -> None:
     api.fail(
         "PUT",

@@ -19,6 +19,8 @@ from ansible_collections.ragops.recovery.tests.unit.runner import run as run_mai
 JOBS = "/apis/batch/v1/namespaces/rag/jobs"
 PODS = "/api/v1/namespaces/rag/pods"
 JOB = "ragops-reindex-shard-2-20250115t000000z"
+# The Job of incident INC-1: the name ends in a digest of the incident id.
+JOB_OF_INC_1 = JOB + "-c1bcc963"
 LOG = "\n".join(
     json.dumps(line)
     for line in (
@@ -42,8 +44,8 @@ run = functools.partial(
 )
 
 
-def finish(k8s_api: FakeTransport, condition: str) -> None:
-    job = k8s_api.objects[JOBS + "/" + JOB]
+def finish(k8s_api: FakeTransport, condition: str, name: str = JOB) -> None:
+    job = k8s_api.objects[JOBS + "/" + name]
     job["status"] = {"conditions": [{"type": condition, "status": "True"}]}
     k8s_api.add(
         PODS,
@@ -51,13 +53,13 @@ def finish(k8s_api: FakeTransport, condition: str) -> None:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
-                "name": JOB + "-x",
+                "name": name + "-x",
                 "namespace": "rag",
-                "labels": {"ragops.io/reindex-job": JOB},
+                "labels": {"ragops.io/reindex-job": name},
             },
         },
     )
-    k8s_api.logs[PODS + "/" + JOB + "-x/log"] = LOG
+    k8s_api.logs[PODS + "/" + name + "-x/log"] = LOG
 
 
 def test_parse_progress_takes_the_last_event() -> None:
@@ -85,17 +87,37 @@ def test_started_tracked_then_unchanged(
 ) -> None:
     started = run(capsys, wait=False, incident_id="INC-1")
     assert started["changed"] is True and started["reindex"]["state"] == "running"
-    job = k8s_api.objects[JOBS + "/" + JOB]
+    job = k8s_api.objects[JOBS + "/" + JOB_OF_INC_1]
     env = {
         v["name"]: v["value"]
         for v in job["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env == {"SINCE": "2025-01-15T00:00:00Z", "SHARD": "shard-2"}
-    assert job["spec"]["template"]["metadata"]["labels"]["ragops.io/reindex-job"] == JOB
-    finish(k8s_api, "Complete")
-    done = run(capsys)
+    assert (
+        job["spec"]["template"]["metadata"]["labels"]["ragops.io/reindex-job"]
+        == JOB_OF_INC_1
+    )
+    finish(k8s_api, "Complete", JOB_OF_INC_1)
+    done = run(capsys, incident_id="INC-1")
     assert done["changed"] is False
     assert done["reindex"]["state"] == "succeeded" and done["reindex"]["done"] == 80
+
+
+def test_a_later_incident_re_indexes_again_from_the_same_snapshot(
+    k8s_api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, wait=False, incident_id="INC-1")
+    finish(k8s_api, "Complete", JOB_OF_INC_1)
+    later = run(capsys, wait=False, incident_id="INC-2")
+    assert later["changed"] is True and later["reindex"]["state"] == "running"
+    assert later["reindex"]["job"] not in (JOB, JOB_OF_INC_1)
+    assert later["reindex"]["job"].startswith(
+        "ragops-reindex-shard-2-20250115t000000z-"
+    )
+    annotations = k8s_api.objects[JOBS + "/" + later["reindex"]["job"]]["metadata"][
+        "annotations"
+    ]
+    assert annotations["ragops.io/incident-id"] == "INC-2"
 
 
 def test_failed_job_fails_with_next_step(
