@@ -65,9 +65,11 @@ class Rule:
 
 @dataclass
 class FaultProxy:
-    """A threaded proxy on 127.0.0.1 forwarding to ``upstream`` (``http://host:port``)."""
+    """A threaded proxy on ``host`` (127.0.0.1 unless told) forwarding to ``upstream``
+    (``http://host:port``)."""
 
     upstream: str
+    host: str = "127.0.0.1"
     rules: list[Rule] = field(default_factory=list)
     log: list[tuple[str, str, str]] = field(default_factory=list)
     requests: list[tuple[float, str, str, str]] = field(default_factory=list)
@@ -78,7 +80,7 @@ class FaultProxy:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return "http://127.0.0.1:%d" % self.server.server_address[1]
+        return "http://%s:%d" % (self.host, self.server.server_address[1])
 
     def add(self, rule: Rule) -> Rule:
         with self.lock:
@@ -110,7 +112,7 @@ class FaultProxy:
             return chosen
 
     def start(self) -> FaultProxy:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = ThreadingHTTPServer((self.host, 0), _handler(self))
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="faultproxy", daemon=True).start()
         return self
