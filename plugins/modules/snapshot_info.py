@@ -19,7 +19,7 @@ description:
     missing, of another type or out of range, makes its snapshot V(invalid); it never fails the task.
   - Reports the newest verified snapshot and its age (the recovery point), and the incident hold if set.
   - Fails rather than report a recovery point on an implausible clock, so that a recovery-point check
-    never acts on a false age: this host's clock may differ from the S3 store's (the C(Date) of its
+    never acts on a false age. This host's clock may differ from the S3 store's (the C(Date) of its
     listing) by at most O(future_tolerance) seconds, ahead or behind; a store that sends no C(Date)
     is checked against the newest object it lists, which this host's clock may not be behind.
   - Reads only; never changes anything.

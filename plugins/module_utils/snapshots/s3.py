@@ -19,6 +19,7 @@ import contextlib
 import email.utils
 import functools
 import hashlib
+import math
 import threading
 import time
 import typing as t
@@ -168,7 +169,7 @@ def retry_after(headers: t.Mapping[str, str], now: float | None = None) -> float
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
         seconds = moment - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
