@@ -65,22 +65,30 @@ def names_the_clock(result: dict[str, t.Any]) -> bool:
     return result.get("failed") is True and "clock" in text
 
 
-@pytest.mark.parametrize("offset", ["+10m", "-10m"])
-def test_a_clock_minutes_off_the_stores_is_refused_by_prune_and_the_recovery_point(
-        s3: S3Endpoint, proxy: FaultProxy, tmp_path: Path, offset: str) -> None:
+def prune_and_info_off_by(s3: S3Endpoint, proxy: FaultProxy, tmp_path: Path,
+                          offset: str) -> tuple[Shard, list[str], dict[str, t.Any]]:
+    """A shard seeded on the real clock, its listing, and the results of snapshot_prune and
+    snapshot_info run on a clock ``offset`` off."""
     honest = shard_at(s3, proxy, tmp_path / "honest", None)
     before = seed(honest)
     skewed = shard_at(s3, proxy, tmp_path / "skewed", offset)
     skewed.prefix = honest.prefix
     results = skewed.play([task("prune", "snapshot_prune", **skewed.args(**PRUNE)),
                            task("info", "snapshot_info", **skewed.args())])
+    return honest, before, results
+
+
+@pytest.mark.parametrize("offset", ["+10m", "-10m"])
+def test_a_clock_minutes_off_the_stores_is_refused_by_prune_and_the_recovery_point(
+        s3: S3Endpoint, proxy: FaultProxy, tmp_path: Path, offset: str) -> None:
+    honest, before, results = prune_and_info_off_by(s3, proxy, tmp_path, offset)
     for name, action in (("prune", "prune the snapshots"), ("info", "read the recovery point")):
         result = results[name]
         assert names_the_clock(result) and result["reason"] == "implausible clock", result
         assert result["msg"].startswith("Refusing to %s of shard shard-2: this host's clock" % action)
         assert ("ahead of" if offset.startswith("+") else "behind") in result["msg"]
         assert 540 <= abs(result["clock_offset"]) <= 660
-    assert skewed.listing() == before
+    assert honest.listing() == before
     # The same run on an honest clock prunes what retention plans.
     done = honest.play([task("prune", "snapshot_prune", **honest.args(**PRUNE))])["prune"]
     assert done["changed"] is True and done["deleted_keys"], done
@@ -90,12 +98,7 @@ def test_a_clock_minutes_off_the_stores_is_refused_by_prune_and_the_recovery_poi
 @pytest.mark.parametrize("offset", ["+730d", "-730d"])
 def test_a_clock_years_off_deletes_nothing_and_names_the_clock(
         s3: S3Endpoint, proxy: FaultProxy, tmp_path: Path, offset: str) -> None:
-    honest = shard_at(s3, proxy, tmp_path / "honest", None)
-    before = seed(honest)
-    skewed = shard_at(s3, proxy, tmp_path / "skewed", offset)
-    skewed.prefix = honest.prefix
-    results = skewed.play([task("prune", "snapshot_prune", **skewed.args(**PRUNE)),
-                           task("info", "snapshot_info", **skewed.args())])
+    honest, before, results = prune_and_info_off_by(s3, proxy, tmp_path, offset)
     # Refused by the collection's own rule, or earlier by the store (RequestTimeTooSkewed): either way
     # the task fails saying the clock is the cause.
     assert names_the_clock(results["prune"]) and names_the_clock(results["info"]), results

@@ -114,13 +114,20 @@ def test_a_part_short_on_every_attempt_fails_naming_the_part(
     assert tree_of(dest) == before and staging_left(tmp_path) == []
 
 
+def failed_upload(
+    tmp_path: Path, fake: FakeS3, s3: S3Store, status: int, code: str
+) -> ApiError:
+    """The error of a snapshot whose every part the store answers with ``code``."""
+    fake.fail("UploadPart", refused(status, code, "UploadPart"), times=100)
+    with pytest.raises(ApiError) as caught:
+        snapshot(s3, make_tree(tmp_path / "src"), "s1")
+    return caught.value
+
+
 def test_credentials_expiring_mid_upload_name_them_and_publish_nothing(
     tmp_path: Path, fake: FakeS3, s3: S3Store
 ) -> None:
-    fake.fail("UploadPart", refused(403, "ExpiredToken", "UploadPart"), times=100)
-    with pytest.raises(ApiError) as caught:
-        snapshot(s3, make_tree(tmp_path / "src"), "s1")
-    error = caught.value
+    error = failed_upload(tmp_path, fake, s3, 403, "ExpiredToken")
     assert error.status == 403 and "ExpiredToken" in error.msg
     assert error.next_step is not None and "expired or were revoked" in error.next_step
     assert "No snapshot was published: snapshot s1 has no manifest" in error.next_step
@@ -160,10 +167,8 @@ def test_a_store_refusing_content_md5_gets_bodies_without_it(
 def test_a_body_that_fails_the_stores_digest_check_is_not_sent_without_it(
     tmp_path: Path, fake: FakeS3, s3: S3Store
 ) -> None:
-    fake.fail("UploadPart", refused(400, "BadDigest", "UploadPart"), times=100)
-    with pytest.raises(ApiError) as caught:
-        snapshot(s3, make_tree(tmp_path / "src"), "s1")
-    assert "BadDigest" in caught.value.msg and s3.send_content_md5 is True
+    error = failed_upload(tmp_path, fake, s3, 400, "BadDigest")
+    assert "BadDigest" in error.msg and s3.send_content_md5 is True
     assert [call[0] for call in fake.calls].count("UploadPart") == 1
 
 
