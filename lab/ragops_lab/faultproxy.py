@@ -152,9 +152,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 connection.close()
 
         def _send(self, status: int, headers: list[tuple[str, str]], data: bytes, cut: int | None = None) -> None:
-            self.send_response(status)
+            self.send_response(status)  # it sends Date and Server itself: the store's are not repeated
             for key, value in headers:
-                if key.lower() != "content-length":
+                if key.lower() not in ("content-length", "date", "server"):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

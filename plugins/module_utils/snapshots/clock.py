@@ -34,10 +34,16 @@ class ClockImplausible(RecoveryError):
 
 
 def parse_http_date(value: str) -> datetime | None:
-    """An HTTP ``Date`` header (``Mon, 07 Dec 2026 19:40:00 GMT``) as UTC, or None."""
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
+    """An HTTP ``Date`` header (``Mon, 07 Dec 2026 19:40:00 GMT``) as UTC, or None; of
+    a header repeated (joined with a comma by the HTTP client), the first."""
+    moment = None
+    for text in (value, value[:29]):
+        try:
+            moment = email.utils.parsedate_to_datetime(text)
+            break
+        except (TypeError, ValueError, IndexError, OverflowError):
+            continue
+    if moment is None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)

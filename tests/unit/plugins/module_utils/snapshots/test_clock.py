@@ -62,6 +62,13 @@ def test_the_clock_may_differ_from_the_stores_date_by_the_tolerance(
     assert (clock.problem(reading, 300) is None) is plausible
 
 
+def test_a_repeated_date_header_is_read_by_its_first_value() -> None:
+    twice = "%s, %s" % (http_date(STORE_NOW), http_date(STORE_NOW + HOUR))
+    assert clock.parse_http_date(twice) == STORE_NOW
+    assert clock.parse_http_date("yesterday") is None
+    assert clock.parse_http_date("") is None
+
+
 def test_the_problem_says_which_way_and_how_far() -> None:
     ahead = clock.reading(STORE_NOW + timedelta(days=730), http_date(STORE_NOW), [])
     assert clock.problem(ahead, 300) == (
