@@ -10,13 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import test_snapshots
 from harness import Cluster, Runner, task
 from nothing_lost_s3 import assert_nothing_half_written
 from test_snapshots import Shard, make_shard_data, tree
-from test_snapshots import s3 as seaweedfs  # noqa: F401  (the fixture s3: SeaweedFS for the module)
 
 from ragops_lab.faultproxy import ANY_METHOD, FaultProxy, Rule, error_body
 from ragops_lab.s3 import S3Endpoint
+
+s3 = test_snapshots.s3  # the fixture: SeaweedFS for the module
 
 MIB = 1024 * 1024
 TOO_MANY_REQUESTS = error_body("TooManyRequests", "Please reduce your request rate.")
