@@ -76,7 +76,7 @@ def test_a_part_truncated_on_every_attempt_fails_naming_the_part(shard: Shard, t
     assert result["msg"].startswith("Failed to read part 1 (bytes 0-8388607) of s3://"), result["msg"]
     assert any(why in result["reason"] for why in ("IncompleteRead", "short read")), result["reason"]
     assert result["attempts"] == 3 and rule.applied >= 3
-    assert "part" in result["next_step"] and "target was left unchanged" in result["next_step"]
+    assert "Part 1 never arrived whole" in result["next_step"] and "target was left unchanged" in result["next_step"]
     assert result["target_unchanged"] is True and tree(dest) == before and no_staging(tmp_path)
     assert_nothing_lost(shard)
 
