@@ -59,10 +59,13 @@ sanity: sanity-tree
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
 # The reference tools the tests compare the snapshot format with: zstd (GNU tar and sha256sum come with
-# Debian), from Debian's packages when missing.
+# Debian), from Debian's packages when missing; and nft, with which the network tests drop and reset
+# packets between a playbook and S3.
 tools:
 	@command -v zstd >/dev/null || (apt-get update -qq && apt-get install -y -qq zstd) \
 	  || { echo "zstd is missing and could not be installed: install Debian's zstd package" >&2; exit 1; }
+	@command -v nft >/dev/null || (apt-get update -qq && apt-get install -y -qq nftables) \
+	  || echo "nft is missing (Debian's nftables): the network fault tests will be skipped" >&2
 
 units: sanity-tree tools
 	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test units --local --python 3.11 --color no

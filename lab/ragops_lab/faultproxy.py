@@ -1,9 +1,11 @@
 """An HTTP fault proxy in front of the lab's S3: damage answers the way networks and stores do.
 
-Faults are rules matched per request (method, key suffix, ranged or not) and applied a number of
-times: a truncated body (the connection closes early), flipped bits in a body, an error status such as
-``503 SlowDown``, or a stalled connection (headers and a little data, then silence).  Requests are
-forwarded unchanged, Host header included, so S3 signatures stay valid.
+Faults are rules matched per request (method, key suffix, ranged or not, a request header present)
+and applied a number of times, optionally only after a number of matching requests went through
+untouched: a truncated body (the connection closes early), flipped bits in a body, an error status such
+as ``503 SlowDown`` or ``429`` with a ``Retry-After`` header, or a stalled connection (headers and a
+little data, then silence).  Requests are forwarded unchanged, Host header included, so S3 signatures
+stay valid.  Every request is recorded with the time it arrived and the fault it met.
 """
 
 from __future__ import annotations
@@ -18,39 +20,59 @@ from urllib.parse import urlsplit
 
 SLOW_DOWN = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
              b"<Message>Please reduce your request rate.</Message></Error>")
+ANY_METHOD = "*"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+def error_body(code: str, message: str) -> bytes:
+    """An S3 error document, as stores answer a refused request."""
+    return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message></Error>"
+            % (code, message)).encode()
 
 
 @dataclass
 class Rule:
-    """One fault: ``action`` is ``truncate``, ``flip``, ``status`` or ``stall``."""
+    """One fault: ``action`` is ``truncate``, ``flip``, ``status`` or ``stall``.
+
+    ``method`` ``*`` matches every method; ``header`` (a prefix, any case) matches requests that carry
+    such a header; the first ``after`` matching requests pass untouched.  ``headers`` are added to a
+    ``status`` answer (``Retry-After``)."""
 
     action: str
     method: str = "GET"
     key_suffix: str = ""
     ranged: bool | None = None
+    header: str = ""
     times: int = 1
+    after: int = 0
     offset: int = 100
     status: int = 503
     body: bytes = SLOW_DOWN
+    headers: tuple[tuple[str, str], ...] = ()
     stall_seconds: float = 30.0
     applied: int = 0
+    passed: int = 0
 
     def matches(self, method: str, path: str, headers: Any) -> bool:
-        if self.applied >= self.times or method != self.method:
+        if self.applied >= self.times or self.method not in (ANY_METHOD, method):
             return False
         if self.key_suffix and not path.split("?", 1)[0].endswith(self.key_suffix):
+            return False
+        if self.header and not any(name.lower().startswith(self.header.lower()) for name in headers):
             return False
         return self.ranged is None or self.ranged == ("Range" in headers)
 
 
 @dataclass
 class FaultProxy:
-    """A threaded proxy on 127.0.0.1 forwarding to ``upstream`` (``http://host:port``)."""
+    """A threaded proxy on ``host`` (127.0.0.1 unless told) forwarding to ``upstream``
+    (``http://host:port``)."""
 
     upstream: str
+    host: str = "127.0.0.1"
     rules: list[Rule] = field(default_factory=list)
     log: list[tuple[str, str, str]] = field(default_factory=list)
+    requests: list[tuple[float, str, str, str]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,7 +80,7 @@ class FaultProxy:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return "http://127.0.0.1:%d" % self.server.server_address[1]
+        return "http://%s:%d" % (self.host, self.server.server_address[1])
 
     def add(self, rule: Rule) -> Rule:
         with self.lock:
@@ -69,18 +91,28 @@ class FaultProxy:
         with self.lock:
             self.rules.clear()
             self.log.clear()
+            self.requests.clear()
 
     def take(self, method: str, path: str, headers: Any) -> Rule | None:
+        """The rule this request meets, if any; every request is recorded in ``requests`` as
+        (arrival on the monotonic clock, method, path, the rule's action or "")."""
         with self.lock:
+            chosen = None
             for rule in self.rules:
-                if rule.matches(method, path, headers):
-                    rule.applied += 1
-                    self.log.append((rule.action, method, path))
-                    return rule
-        return None
+                if not rule.matches(method, path, headers):
+                    continue
+                if rule.passed < rule.after:
+                    rule.passed += 1
+                    break
+                rule.applied += 1
+                self.log.append((rule.action, method, path))
+                chosen = rule
+                break
+            self.requests.append((time.monotonic(), method, path, chosen.action if chosen else ""))
+            return chosen
 
     def start(self) -> FaultProxy:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = ThreadingHTTPServer((self.host, 0), _handler(self))
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="faultproxy", daemon=True).start()
         return self
@@ -120,9 +152,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 connection.close()
 
         def _send(self, status: int, headers: list[tuple[str, str]], data: bytes, cut: int | None = None) -> None:
-            self.send_response(status)
+            self.send_response(status)  # it sends Date and Server itself: the store's are not repeated
             for key, value in headers:
-                if key.lower() != "content-length":
+                if key.lower() not in ("content-length", "date", "server"):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -134,7 +166,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             rule = proxy.take(self.command, self.path, self.headers)
             if rule is not None and rule.action == "status":
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._send(rule.status, [("Content-Type", "application/xml")], rule.body)
+                self._send(rule.status, [("Content-Type", "application/xml"), *rule.headers], rule.body)
                 return
             status, headers, data = self._forward()
             if rule is None or not data:

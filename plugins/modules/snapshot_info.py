@@ -18,6 +18,10 @@ description:
     V(quarantined)) and the reason it was skipped. A manifest that is not valid JSON, or has a field
     missing, of another type or out of range, makes its snapshot V(invalid); it never fails the task.
   - Reports the newest verified snapshot and its age (the recovery point), and the incident hold if set.
+  - Fails rather than report a recovery point on an implausible clock, so that a recovery-point check
+    never acts on a false age. This host's clock may differ from the S3 store's (the C(Date) of its
+    listing) by at most O(future_tolerance) seconds, ahead or behind; a store that sends no C(Date)
+    is checked against the newest object it lists, which this host's clock may not be behind.
   - Reads only; never changes anything.
 author:
   - ragops.recovery maintainers (@ragops)
@@ -34,7 +38,8 @@ options:
     type: str
   future_tolerance:
     description:
-      - Seconds a snapshot's creation time may lie in the future (clock skew) before it is skipped.
+      - Seconds a snapshot's creation time may lie in the future (clock skew) before it is skipped,
+        and the most this host's clock may differ from the S3 store's.
     type: int
     default: 300
 extends_documentation_fragment:
@@ -195,6 +200,7 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
         catalog,
     )
+    from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import clock
     from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import (
         params as snapshot_params,
     )
@@ -208,6 +214,14 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     if snapshot_id:
         snapshot_id = snapshot_params.check_name("snapshot_id", snapshot_id)
     loaded = store.load(s3, where, now, params["future_tolerance"], only=snapshot_id)
+    clock.check_listing(
+        now,
+        s3.server_date,
+        loaded,
+        params["future_tolerance"],
+        "read the recovery point",
+        where.shard,
+    )
     found = catalog.newest_first(loaded.values())
     views = [snapshot.to_dict(now) for snapshot in found]
     unverified = [

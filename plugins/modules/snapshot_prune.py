@@ -19,6 +19,10 @@ description:
     and C(QUARANTINED)), never any other key.
   - Never prunes while an incident hold is set, that is while the object C(<prefix>/<shard>/HOLD) (this
     shard) or C(<prefix>/HOLD) (every shard) exists. The task then deletes nothing, reports the hold and warns.
+  - Refuses to prune, and deletes nothing, on an implausible clock. This host's clock may differ from
+    the S3 store's (the C(Date) of its listing) by at most O(future_tolerance) seconds, ahead or behind;
+    a store that sends no C(Date) is checked against the newest object it lists, which this host's clock
+    may not be behind. Setting or releasing a hold does not depend on the clock.
   - With O(hold=set) or O(hold=release) the module sets or removes the shard's hold instead of pruning.
 author:
   - ragops.recovery maintainers (@ragops)
@@ -35,7 +39,8 @@ options:
     default: 3
   future_tolerance:
     description:
-      - Seconds a snapshot's creation time may lie in the future before it is treated as future-dated.
+      - Seconds a snapshot's creation time may lie in the future before it is treated as future-dated,
+        and the most this host's clock may differ from the S3 store's before pruning is refused.
     type: int
     default: 300
   hold:

@@ -19,7 +19,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ..errors import RecoveryError, SnapshotInvalid
+from ..errors import ApiError, RecoveryError, SnapshotInvalid
 from . import layout
 from .archive import COPY_SIZE, SourceChanged, TarWriter
 from .manifest import (
@@ -43,6 +43,10 @@ else:
     ZSTD_IMPORT_ERROR = None
 
 ZSTD_REQUIREMENT = "zstandard"
+NOT_PUBLISHED = (
+    "No snapshot was published: snapshot %s has no manifest (it is written last) "
+    "and a restore skips it."
+)
 # Written by a restore into the target; never part of a snapshot.
 RESTORE_MARKER = ".ragops-restore.json"
 
@@ -351,7 +355,17 @@ def _check_own_manifest(store: S3Store, request: CreateRequest, raw: bytes) -> N
 
 def create_snapshot(store: S3Store, request: CreateRequest) -> Created:
     """Upload the archive, then ``SHA256SUMS``, then ``manifest.json`` only if none
-    exists yet."""
+    exists yet; an S3 failure on the way says that nothing was published."""
+    try:
+        return _publish(store, request)
+    except ApiError as error:
+        error.next_step = " ".join(
+            filter(None, [error.next_step, NOT_PUBLISHED % request.snapshot_id])
+        )
+        raise
+
+
+def _publish(store: S3Store, request: CreateRequest) -> Created:
     started = time.monotonic()
     location = request.location
     if store.exists(location.key(request.snapshot_id, layout.MANIFEST)):

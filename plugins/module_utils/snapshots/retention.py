@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..audit import timestamp, utc_now
 from ..errors import RecoveryError
-from . import catalog, layout, store
+from . import catalog, clock, layout, store
 from .s3 import S3Store
 
 Obj = t.Dict[str, t.Any]
@@ -80,7 +80,16 @@ def prune(s3: S3Store, where: layout.ShardLocation, request: PruneRequest) -> Pr
             "retention_days and keep_verified must be at least 1",
             reason="invalid retention",
         )
-    snapshots = store.load(s3, where, utc_now(), request.future_tolerance)
+    now = utc_now()
+    snapshots = store.load(s3, where, now, request.future_tolerance)
+    clock.check_listing(
+        now,
+        s3.server_date,
+        snapshots,
+        request.future_tolerance,
+        "prune the snapshots",
+        where.shard,
+    )
     plan = catalog.retention_plan(
         snapshots.values(), request.retention_days, request.keep_verified
     )

@@ -16,9 +16,12 @@ import base64
 import collections
 import concurrent.futures
 import contextlib
+import email.utils
 import functools
 import hashlib
+import math
 import threading
+import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -30,6 +33,20 @@ from .manifest import ArchiveInfo, crc32
 BOTO3_REQUIREMENT = "boto3"
 MIB = 1024 * 1024
 T = t.TypeVar("T")
+# The longest wait a store's Retry-After gets before a repeat: a run stays bounded.
+MAX_RETRY_AFTER = 60.0
+# Codes of a 403 that mean the credentials themselves, not the bucket's permissions.
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "InvalidToken",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    }
+)
+# Codes of a 400 that mean the store checked a Content-MD5 and the body failed it.
+DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest"})
 
 
 def boto3_import_error() -> ImportError | None:
@@ -150,16 +167,57 @@ def open_store(
     return S3Store(connect(params, settings), bucket, settings)
 
 
+def retry_after(headers: t.Mapping[str, str], now: float | None = None) -> float | None:
+    """The seconds a store's ``Retry-After`` asks for (a number or an HTTP date), at
+    most :data:`MAX_RETRY_AFTER`; None when there is no readable one."""
+    value = str(headers.get("retry-after") or "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        seconds = moment - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def next_step_for(status: int, code: str) -> str | None:
+    """What to do about an S3 error, from its status and code."""
+    if code in CREDENTIAL_CODES:
+        return (
+            "The S3 store refused the credentials (%s): they expired or were revoked "
+            "during the run. Renew them (a new session token), or use a profile whose "
+            "credentials boto3 refreshes before they expire (a role, "
+            "credential_process), and run again." % code
+        )
+    if code == "RequestTimeTooSkewed":
+        return (
+            "The S3 store refused the request's time: this host's clock is off. Fix "
+            "the clock (NTP) and run again."
+        )
+    if status == 403:
+        return "Check the S3 credentials and that they may read and write the bucket."
+    if status == 0 or status >= 500:
+        return "Check that the S3 endpoint (endpoint_url) is reachable and answers in time."
+    return None
+
+
 def api_error(error: Exception, verb: str, target: str) -> ApiError:
     """The :class:`ApiError` for a boto3/botocore failure; status 0 when no answer
     arrived."""
     response = getattr(error, "response", None)
+    delay, code = None, ""
     if isinstance(response, dict):
-        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        metadata = response.get("ResponseMetadata", {})
+        status = int(metadata.get("HTTPStatusCode") or 0)
         code = str(response.get("Error", {}).get("Code") or status)
         reason = scrub(
             "%s: %s" % (code, response.get("Error", {}).get("Message") or code)
         )
+        delay = retry_after(metadata.get("HTTPHeaders") or {})
     else:
         status, reason = 0, scrub("%s: %s" % (type(error).__name__, error))
     if status == 404 or reason.startswith(("NoSuchKey", "NoSuchBucket")):
@@ -169,17 +227,40 @@ def api_error(error: Exception, verb: str, target: str) -> ApiError:
             resource=target,
             reason=reason,
         )
-    next_step = {
-        0: "Check that the S3 endpoint (endpoint_url) is reachable and answers in time.",
-        403: "Check the S3 credentials and that they may read and write the bucket.",
-    }
     return ApiError(
         "Failed to %s %s: %s" % (verb, target, reason),
         status=status,
+        retry_after=delay,
         resource=target,
         reason=reason,
-        next_step=next_step.get(status, next_step[0] if status >= 500 else None),
+        next_step=next_step_for(status, code),
     )
+
+
+def error_code(error: ApiError) -> str:
+    """The S3 error code an :func:`api_error` put at the start of its reason."""
+    return (error.reason or "").split(":", 1)[0]
+
+
+def refuses_header(error: ApiError) -> bool:
+    """Whether a request carrying Content-MD5 may have been refused for the header
+    itself (some S3-compatible stores answer 400 or 501 to it), not for its body."""
+    return error.status in (400, 501) and error_code(error) not in DIGEST_CODES
+
+
+def check_etag(answer: t.Mapping[str, t.Any], data: bytes, target: str) -> None:
+    """Where no Content-MD5 was sent: an ETag that is an MD5 (as stores give for a
+    plain upload or a part) must be the body's, or the body was damaged on the way."""
+    etag = str(answer.get("ETag") or "").strip('"').lower()
+    if len(etag) != 32 or any(c not in "0123456789abcdef" for c in etag):
+        return
+    if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
+        raise ApiError(
+            "Failed to write %s: the store's ETag is not the body's MD5" % target,
+            status=0,
+            resource=target,
+            reason="BadDigest: body damaged on the way",
+        )
 
 
 @dataclass
@@ -190,6 +271,11 @@ class S3Store:
     bucket: str
     transfer: Transfer = field(default_factory=Transfer)
     retrier: Retrier = field(default_factory=Retrier)
+    # False once the store refused a Content-MD5 header: bodies go without it, their
+    # ETag checked instead.
+    send_content_md5: bool = True
+    # The store's own time (its HTTP Date) when it answered the last listing.
+    server_date: str = ""
 
     def __post_init__(self) -> None:
         self.retrier = Retrier(
@@ -198,11 +284,6 @@ class S3Store:
             self.retrier.rand,
         )
         self.signed = bodies_signed(self.client)
-
-    def integrity(self, data: bytes) -> t.Dict[str, str]:
-        """The header that lets the store refuse a damaged ``data``: a Content-MD5,
-        unless the body's SHA-256 is signed already."""
-        return {} if self.signed else {"ContentMD5": content_md5(data)}
 
     def call(
         self,
@@ -243,6 +324,8 @@ class S3Store:
             }
             request = functools.partial(self.client.list_objects_v2, **kwargs)
             page = self.call("list", prefix, request)
+            headers = page.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+            self.server_date = str(headers.get("date") or "")
             for item in page.get("Contents") or []:
                 modified = item["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ")
                 objects.append(
@@ -299,20 +382,45 @@ class S3Store:
 
         return self.call("read", key, fetch, retry=retry)
 
+    def put_checked(
+        self, verb: str, key: str, data: bytes, send: t.Callable[..., T]
+    ) -> T:
+        """``send(**headers)`` for an upload of ``data``, retried: as it is when the
+        client signs every body's SHA-256 (the collection's clients do), else with its
+        Content-MD5; a store that refuses that header gets the body without it from then
+        on, its ETag checked instead."""
+        target = "s3://%s/%s" % (self.bucket, key)
+        if self.signed:
+            # The store checks the body against its signed SHA-256: no header to add.
+            return self.call(verb, key, send)
+
+        def plain() -> T:
+            answer = send()
+            check_etag(t.cast(t.Mapping[str, t.Any], answer), data, target)
+            return answer
+
+        if not self.send_content_md5:
+            return self.call(verb, key, plain)
+        try:
+            return self.call(verb, key, lambda: send(ContentMD5=content_md5(data)))
+        except ApiError as error:
+            if not refuses_header(error):
+                raise
+        answer = self.call(verb, key, plain)
+        self.send_content_md5 = False
+        return answer
+
     def put_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
         """Store ``data``; with ``exclusive`` only if no object is there (False when
         one already was)."""
         extra = {"IfNoneMatch": "*"} if exclusive else {}
         try:
-            self.call(
+            self.put_checked(
                 "write",
                 key,
-                lambda: self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=data,
-                    **self.integrity(data),
-                    **extra,
+                data,
+                lambda **md5: self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, **extra, **md5
                 ),
             )
         except ApiError as error:
@@ -338,6 +446,35 @@ class S3Store:
         except NotFound:
             return False
         return True
+
+
+def part_error(
+    error: ApiError, index: int, start: int, length: int, bucket: str, key: str
+) -> ApiError:
+    """A ranged part that could not be read in every attempt, named: which part,
+    which bytes, why, and what to do."""
+    target = "s3://%s/%s" % (bucket, key)
+    reason = error.reason or error.msg
+    next_step = error.next_step or ""
+    if error.status == 0:
+        next_step = (
+            "Part %d never arrived whole in %d attempts: check the network path to the "
+            "S3 endpoint (a proxy or load balancer that cuts long answers, "
+            "s3_read_timeout, s3_attempts) and run again." % (index + 1, error.attempts)
+        )
+    failed = ApiError(
+        "Failed to read part %d (bytes %d-%d) of %s: %s (%d attempts)"
+        % (index + 1, start, start + length - 1, target, reason, error.attempts),
+        status=error.status,
+        resource=target,
+        reason=reason,
+        next_step=(
+            next_step + " The restore stopped before anything was swapped in: "
+            "the target was left unchanged."
+        ).strip(),
+    )
+    failed.attempts = error.attempts
+    return failed
 
 
 class ChunkMismatch(ApiError):
@@ -404,16 +541,17 @@ class MultipartSink:
                 crc32(view[i : i + self.chunk_size])
                 for i in range(0, len(data), self.chunk_size)
             ]
-            answer = self.store.call(
+            answer = self.store.put_checked(
                 "upload part %d of" % number,
                 self.key,
-                lambda: self.store.client.upload_part(
+                data,
+                lambda **md5: self.store.client.upload_part(
                     Bucket=self.store.bucket,
                     Key=self.key,
                     UploadId=self.upload_id,
                     PartNumber=number,
                     Body=data,
-                    **self.store.integrity(data),
+                    **md5,
                 ),
             )
             return str(answer["ETag"]), chunks
@@ -514,6 +652,10 @@ class VerifiedReader:
                 % (start, start + length - 1, attempts),
                 resource="s3://%s/%s" % (self.store.bucket, self.key),
                 reason="archive checksum mismatch",
+            ) from None
+        except ApiError as error:
+            raise part_error(
+                error, index, start, length, self.store.bucket, self.key
             ) from None
         finally:
             with self.lock:

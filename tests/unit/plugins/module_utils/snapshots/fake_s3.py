@@ -40,6 +40,8 @@ class FakeS3:
         self.faults: list[tuple[str, Fault]] = []
         self.calls: list[tuple[str, dict[str, t.Any]]] = []
         self.now = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+        # The HTTP Date a listing answers with (none, as some stores, when empty).
+        self.date = ""
 
     def _enter(self, operation: str, kwargs: dict[str, t.Any]) -> t.Any:
         self.calls.append((operation, dict(kwargs)))
@@ -78,6 +80,8 @@ class FakeS3:
         }
         if truncated:
             answer["NextContinuationToken"] = str(start + self.page_size)
+        if self.date:
+            answer["ResponseMetadata"] = {"HTTPHeaders": {"date": self.date}}
         return answer
 
     def get_object(self, **kwargs: t.Any) -> dict[str, t.Any]:
