@@ -200,6 +200,7 @@ def recovery_fixture(lab: Lab, proxy: FaultProxy, tmp_path_factory: pytest.TempP
         assert started.poll() is None, (root / "recovery" / "started.log").read_text()[-4000:]
         seen["before"] = kube(lab, "get", "jobs", "-l", MANAGED)
         seen["during"], seen["during_run"] = read_status(lab, root / "during")
+        seen["evidence_during"] = evidence_keys(lab, INCIDENT)
         seen["after_jobs"] = kube(lab, "get", "jobs", "-l", MANAGED)
         seen["registry"], seen["lease"] = registry_of(lab), kube(lab, "get", "lease", LOCK)
         seen["stalled"] = [entry for entry in proxy.log if entry[0] == "stall"]
@@ -241,7 +242,8 @@ def test_during_the_restore_the_status_shows_the_lock_the_shard_and_the_job_as_k
     assert status["next_step"]["action"].startswith("Wait: %s is recovering the stack for incident %s; its "
                                                     "restore Job %s is running" % (LEASE_HOLDER, INCIDENT, job["name"]))
     assert status["next_step"]["command"] == "kubectl -n %s logs -f job/%s" % (stack.NAMESPACE, job["name"])
-    assert [a["location"] for a in status["artifacts"]["evidence"]] == evidence_keys(lab, INCIDENT)
+    # As the store listed them right after the status was read (the run writes its records at its end).
+    assert [a["location"] for a in status["artifacts"]["evidence"]] == recovery["evidence_during"]
     assert status["artifacts"]["evidence"], "the evidence bundle is written before the restore"
 
 
@@ -315,7 +317,7 @@ def test_the_recoverys_timeline_shows_the_runbooks_phases_and_milestones(recover
     assert timeline["milestones"][1]["detail"].startswith("snapshot ")
     # The restore was held by the stalled read: the snapshot is chosen after it.
     assert timeline["milestones"][1]["since_start"] > STALL_SECONDS
-    times = timeline["times"]["rag-lab"]
+    times = timeline["times"]["rag-lab/shard-2"]
     assert 0 < times["time_to_safe_mode"] < times["time_to_recover"]
     assert times["time_to_recover_from_alert"] > times["time_to_recover"]  # the alert came long before
     markdown = (recovery["workdir"] / "timeline" / "timeline.md").read_text()
@@ -334,7 +336,7 @@ def test_the_recoverys_timeline_shows_the_runbooks_phases_and_milestones(recover
 def test_the_postmortem_states_both_times_as_the_timeline_measured_them(lab: Lab, recovery: Obj) -> None:
     postmortem = (reports_dir(lab) / INCIDENT / "postmortem-shard-2.md").read_text()
     timeline = json.loads((recovery["workdir"] / "timeline" / "timeline.json").read_text())
-    times = timeline["times"]["rag-lab"]
+    times = timeline["times"]["rag-lab/shard-2"]
     row = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in postmortem.splitlines()
            if line.startswith("| ") and line.count("|") >= 3}
     for name, key in (("time to safe mode", "time_to_safe_mode"), ("time to recover", "time_to_recover")):
