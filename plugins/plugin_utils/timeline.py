@@ -226,12 +226,19 @@ def hosts(steps: t.Sequence[Step]) -> t.List[str]:
 
 def host_times(run: Run, steps: t.Sequence[Step], host: str) -> RecoveryTimes:
     """When ``host`` reached safe mode (the first time) and was back in service (the
-    last time); a note says when the playbook has no such step."""
-    mine = [step for step in steps if step.host == host]
+    last time); a note says when the playbook has no such step. A stack whose shards
+    ran as hosts of their own (``<stack>/<shard>``) counts theirs: safe mode when the
+    first reached it, back in service when the last did, and only if every one that
+    had that step reached it."""
+    mine = [s for s in steps if s.host == host or s.host.startswith(host + "/")]
     reached = [
         m for m in milestones(mine) if m.name in ("safe_mode", "back_in_service")
     ]
     declared = {name for step in mine for name in step.milestones}
+    returned: t.Dict[str, float | None] = {
+        step.host: None for step in mine if "back_in_service" in step.milestones
+    }
+    returned.update((m.host, m.at) for m in reached if m.name == "back_in_service")
 
     def note(name: str) -> str:
         if name in declared:
@@ -239,12 +246,12 @@ def host_times(run: Run, steps: t.Sequence[Step], host: str) -> RecoveryTimes:
         return "this playbook has no %s step" % milestone_label(name)
 
     safe = [m.at for m in reached if m.name == "safe_mode"]
-    back = [m.at for m in reached if m.name == "back_in_service"]
+    back = list(returned.values())
     return RecoveryTimes(
         run_start(run, steps),
         run.alert,
         safe[0] if safe else None,
-        back[-1] if back else None,
+        max(t.cast(t.List[float], back)) if back and None not in back else None,
         note("safe_mode"),
         note("back_in_service"),
         run.alert_error,

@@ -353,3 +353,42 @@ def test_summary_of_a_run_without_tasks() -> None:
     assert to_summary(Run("t"), [], ["a.md"]) == (
         "Recovery timeline 't': no task ran.\nTimeline written to a.md"
     )
+
+
+def on(host: str, made: Step) -> Step:
+    made.host = host
+    return made
+
+
+def test_a_stack_counts_its_shards_run_as_hosts_of_their_own() -> None:
+    """Safe mode when the first shard reached it; back in service when the last did, and
+    only when every shard that had that step reached it."""
+    run = Run("INC-1", started=START)
+    quarantine = ("phase_safe_mode", "milestone_safe_mode")
+    serve = ("phase_return_to_service", "milestone_back_in_service")
+    both = [
+        step("Take the lock", "ragops.recovery.incident_lock", 0.0, 0.5, "changed"),
+        on(
+            HOST + "/shard-1",
+            step("Quarantine", "m", 1.0, 1.0, "changed", tags=quarantine),
+        ),
+        on(
+            HOST + "/shard-2",
+            step("Quarantine", "m", 1.5, 1.0, "changed", tags=quarantine),
+        ),
+        on(HOST + "/shard-1", step("Serve", "m", 9.0, 1.0, "changed", tags=serve)),
+        on(HOST + "/shard-2", step("Serve", "m", 12.0, 1.0, "changed", tags=serve)),
+        on(HOST + "-b", step("Serve", "m", 20.0, 1.0, "changed", tags=serve)),
+    ]
+    times = json.loads(to_json(run, both))["times"]
+    assert (times[HOST]["time_to_safe_mode"], times[HOST]["time_to_recover"]) == (
+        2.0,
+        13.0,
+    )
+    assert times[HOST + "/shard-1"]["time_to_recover"] == 10.0
+    assert times[HOST + "-b"]["time_to_recover"] == 21.0
+    # shard-2 failed to return: the stack is not back, shard-1 is.
+    both[4] = on(HOST + "/shard-2", step("Serve", "m", 12.0, 1.0, "failed", tags=serve))
+    times = json.loads(to_json(run, both))["times"]
+    assert times[HOST]["time_to_recover"] is None
+    assert times[HOST + "/shard-1"]["time_to_recover"] == 10.0
