@@ -46,7 +46,7 @@ options:
         instead of both counting as the holder; the second is refused, told which run holds the lock.
       - A re-run with the same O(holder) and O(run_id) holds the lock already, so an interrupted
         recovery can be re-run. Release with the same O(run_id) that took the lock.
-      - The scenario playbooks pass the inventory host name.
+      - The shard recovery playbook passes the inventory host name.
     type: str
   duration:
     description:
