@@ -327,7 +327,7 @@ def test_the_recoverys_timeline_shows_the_runbooks_phases_and_milestones(recover
                       if line.startswith("|"))
     assert "set_fact" not in steps and "Note the restored snapshot" not in steps and "Validating arguments" not in steps
     assert "Restore the newest verified snapshot onto a new volume under the shard's controller" in steps
-    assert "    section restore" in markdown and "    section milestones" in markdown
+    assert "    section rag-lab/shard-2 - restore" in markdown and "    section milestones" in markdown
     # The play's final output states both times.
     output = recovery["output"]
     assert "rag-lab: time to safe mode: %.1f s from the playbook's start" % times["time_to_safe_mode"] in output
