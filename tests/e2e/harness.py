@@ -85,6 +85,8 @@ class Result:
     changed: int = 0
     failed: int = 0
     results: dict[str, t.Any] = field(default_factory=dict)
+    # Every host's result of every task: {host: {task name: result}}.
+    host_results: dict[str, dict[str, t.Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,6 +155,10 @@ class Runner:
         if dump.exists():
             result.results = json.loads(dump.read_text())
             dump.unlink()
+        hosts = dump.with_suffix(".hosts.json")
+        if hosts.exists():
+            result.host_results = json.loads(hosts.read_text())
+            hosts.unlink()
         return result
 
 

@@ -1,4 +1,8 @@
-"""Test-only callback: write every task's result, by task name, to the JSON file in RAGOPS_E2E_RESULTS."""
+"""Test-only callback: write every task's result, by task name, to the JSON file in RAGOPS_E2E_RESULTS.
+
+A task that runs on several hosts keeps the last host's result there; every host's result is also written,
+by host and task name, to the same file name with ``.hosts`` before its suffix.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +32,12 @@ class CallbackModule(CallbackBase):
     def __init__(self) -> None:
         super().__init__()
         self.results: dict[str, t.Any] = {}
+        self.by_host: dict[str, dict[str, t.Any]] = {}
 
     def _record(self, result: t.Any, **extra: t.Any) -> None:
-        self.results[result._task.get_name()] = dict(result._result, **extra)
+        recorded = dict(result._result, **extra)
+        self.results[result._task.get_name()] = recorded
+        self.by_host.setdefault(result._host.get_name(), {})[result._task.get_name()] = recorded
 
     def v2_runner_on_ok(self, result: t.Any) -> None:
         self._record(result)
@@ -46,3 +53,6 @@ class CallbackModule(CallbackBase):
         if path:
             with open(path, "w", encoding="utf-8") as handle:
                 json.dump(self.results, handle, default=str)
+            root, suffix = os.path.splitext(path)
+            with open(root + ".hosts" + suffix, "w", encoding="utf-8") as handle:
+                json.dump(self.by_host, handle, default=str)
