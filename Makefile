@@ -103,7 +103,7 @@ java:
 
 # Each end-to-end module runs its tests in order against one lab of its own: keep a file on one worker.
 pytest: venv controlplane tools java
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests/lab tests/e2e
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30 tests/lab tests/e2e
 
 # The local lab (lab/README.md): state, kubeconfig and inventory under lab/state/.
 lab-up: venv controlplane
@@ -147,12 +147,18 @@ bench-startup: venv
 bench-drill: venv controlplane
 	$(BIN)/python bench/drill.py --scenario $(SCENARIO) $(BENCH_ARGS)
 
+# Time to safe mode through the shipped Alertmanager rulebook, run by ansible-rulebook against the lab
+# (bench/eda.py).
+.PHONY: bench-eda
+bench-eda: venv controlplane java
+	$(BIN)/python bench/eda.py $(BENCH_ARGS)
+
 # Every benchmark (the drills last, the slowest) and one table of their ratios against the goals, with
 # the load average of each (bench/all.py; figures also in build/bench/results.json). BENCH_LOCK=<file>
 # runs the ones that start a lab or SeaweedFS under flock, one heavy job at a time on a shared machine.
 BENCH_LOCK ?=
 .PHONY: bench
-bench: venv controlplane tools
+bench: venv controlplane tools java
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/all.py $(if $(BENCH_LOCK),--lock $(BENCH_LOCK)) $(BENCH_ARGS)
 

@@ -1,16 +1,16 @@
-"""Every benchmark, one after the other, and one table of their ratios against the performance goals.
+"""Every benchmark, one after the other, and one table of their figures against the performance goals.
 
-Runs bench/module_startup.py, bench/snapshots.py, bench/golden_validate.py and bench/drill.py (scenarios
-A and B, last: they are the slowest), each with --json, and prints one row per goal: what is compared, the
-goal, the ratio measured, whether it is met, and the load average (1, 5, 15 minutes) when that benchmark
-started and ended.  On a shared machine absolute times are noisy; each ratio compares two things measured
-in the same run.
+Runs bench/module_startup.py, bench/snapshots.py, bench/golden_validate.py, bench/eda.py and bench/drill.py
+(scenarios A and B, last: they are the slowest), each with --json, and prints one row per goal: what is
+compared, the goal, the figure measured (a ratio, or seconds where the goal is a time), whether it is met,
+and the load average (1, 5, 15 minutes) when that benchmark started and ended.  On a shared machine
+absolute times are noisy; each ratio compares two things measured in the same run.
 
 The benchmarks that start a lab, a control plane or SeaweedFS run under ``flock LOCK`` when --lock is
 given, so that they never run beside another heavy job on the machine.  All the figures are also written
 as JSON (--out, build/bench/results.json by default).
 
-    python bench/all.py [--lock /tmp/ragops-heavy.lock] [--only startup,snapshots,golden,drill-a,drill-b]
+    python bench/all.py [--lock /tmp/ragops-heavy.lock] [--only startup,snapshots,golden,eda,drill-a,drill-b]
     make bench [BENCH_LOCK=/tmp/ragops-heavy.lock]
 """
 
@@ -51,6 +51,7 @@ BENCHES = (
     Bench("startup", ("bench/module_startup.py", "--json"), heavy=False),
     Bench("snapshots", ("bench/snapshots.py", "--json"), heavy=True),
     Bench("golden", ("bench/golden_validate.py", "--json"), heavy=True),
+    Bench("eda", ("bench/eda.py", "--json"), heavy=True),
     Bench("drill-a", ("bench/drill.py", "--scenario", "a", "--json"), heavy=True),
     Bench("drill-b", ("bench/drill.py", "--scenario", "b", "--json"), heavy=True),
 )
@@ -139,19 +140,34 @@ def drill_rows(scenario: str) -> t.Callable[[Figures], t.List[Row]]:
             ratio = split["wall"] / split["work"] if split["work"] else None
             note = "wall %.1f s, at work %.1f s, module start-up %.1f s, controller %.1f s" % (
                 split["wall"], split["work"], split["startup"], split["controller"])
+        safe = runs[-1].get("time_to_safe_mode", {}).get("wall") if runs else None
+        seen = runs[-1].get("safe_mode_seen", "") if runs else ""
         return [Row("drill <= 1.3 x the system's time", "scenario %s playbook" % scenario.upper(), ratio,
-                    at_most(1.3, ratio), load_text(figures), note or figures.get("error", ""))]
+                    at_most(1.3, ratio), load_text(figures), note or figures.get("error", "")),
+                Row("time to safe mode <= 5 s", "scenario %s: playbook start -> safe mode (s)" % scenario.upper(),
+                    safe, at_most(5.0, safe), load_text(figures), seen or figures.get("error", ""))]
+    return rows
+
+
+def eda_rows(figures: Figures) -> t.List[Row]:
+    rows = []
+    for key, label in (("shard_alert", "shard alert -> shard out of service"),
+                       ("provider_alert", "provider alert -> generator answers")):
+        found = figures.get(key, {})
+        seconds = found.get("to_safe_mode")
+        rows.append(Row("time to safe mode <= 5 s", "EDA: %s (s)" % label, seconds, at_most(5.0, seconds),
+                        load_text(figures), found.get("safe_mode_seen", figures.get("error", ""))))
     return rows
 
 
 ROWS: t.Dict[str, t.Callable[[Figures], t.List[Row]]] = {
-    "startup": startup_rows, "snapshots": snapshot_rows, "golden": golden_rows,
+    "startup": startup_rows, "snapshots": snapshot_rows, "golden": golden_rows, "eda": eda_rows,
     "drill-a": drill_rows("a"), "drill-b": drill_rows("b"),
 }
 
 
 def print_table(rows: t.Sequence[Row]) -> None:
-    print(f"{'goal':<36} {'compared with':<52} {'ratio':>6}  {'verdict':<8} {'load average (start -> end)':<31} note")
+    print(f"{'goal':<36} {'compared with':<52} {'figure':>6}  {'verdict':<8} {'load average (start -> end)':<31} note")
     for row in rows:
         measured = "-" if row.measured is None else "%.2f" % row.measured
         verdict = "-" if row.met is None else ("met" if row.met else "NOT MET")
