@@ -281,6 +281,26 @@ def test_a_failure_mid_run_releases_the_lock_leaves_a_safe_mode_and_reports(lab:
     nothing_lost.check(lab, before)
 
 
+def test_a_run_refused_by_another_runs_lock_changes_records_and_tells_nothing(lab: Lab, runner: Runner) -> None:
+    """A second engineer launches the outage (then the failback) while alice's run holds the stack's lock: each
+    is refused before its first change, and writes no report, no records and sends no notification of its
+    own (the incident is the holder's; a "failed" message would tell people something that did not happen)."""
+    faults.provider_outage(lab, "primary", "503")
+    held = runner.play([task("lock", "incident_lock", incident_id="INC-ALICE", holder="alice")])
+    assert held.results["lock"]["changed"], held.stdout
+    before = written(lab, runner)
+    with receiving() as receiver:
+        for name in ("generator_outage", "generator_failback"):
+            refused = playbook(runner, lab, name, ragops_notify_webhook_url=receiver.url("/hook"))
+            assert refused.returncode == 2 and refused.failed == 1, refused.stdout
+            message = outcome(refused, "Stop, having changed nothing, when the stack's lock is another run's")["msg"]
+            assert "The stack is locked by alice for incident INC-ALICE" in message, message
+            assert "changed nothing and recorded nothing" in message and "Next: Wait for alice" in message, message
+        assert receiver.received == []
+    assert nothing_written.changes(before, written(lab, runner)) == []
+    assert lock_holder(lab) == "alice"
+
+
 def test_text_false_is_false_and_reports_go_to_the_working_directory(lab: Lab, runner: Runner) -> None:
     """Run by its name, from a directory of the user's, as an AWX survey answers: force "false" with a
     healthy primary is a refusal that changes nothing; the report is in ./ragops-reports, not in the
