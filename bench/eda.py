@@ -9,9 +9,10 @@ extensions/eda/rulebooks/alertmanager.yml with ansible-rulebook and the lab's in
                   seconds from the post to the shard's registry entry showing it out of service (the
                   retriever stops asking it), read every 0.05 s from outside; the recovery that follows
                   is awaited (its time is printed too) before the next alert;
-  provider alert  the primary LLM provider answering 503 (the generator failing), then a provider alert:
-                  the seconds from the post to the generator's first good answer to a golden question
-                  (asked every 0.05 s).
+  provider alert  once the recovery's playbook has ended (the stack's lock released: the rulebook runs one
+                  playbook at a time, and the lock serialises the scenarios), the primary LLM provider
+                  answering 503 (the generator failing), then a provider alert: the seconds from the post to
+                  the generator's first good answer to a golden question (asked every 0.05 s).
 
 The goal (issue 17): each within 5 s of the alert on a quiet machine. ansible-rulebook needs a Java 17
 runtime (make java). Progress goes to stderr, the figures to stdout (--json for JSON).
@@ -73,8 +74,12 @@ def install_collection(folder: Path) -> Path:
                    check=True, capture_output=True, text=True)
     tarball = next(folder.glob("ragops-recovery-*.tar.gz"))
     collections = folder / "collections"
-    subprocess.run([galaxy, "collection", "install", "--offline", "--no-deps", "-p", str(collections), str(tarball)],
-                   check=True, capture_output=True, text=True)
+    # --force: the checkout's own copy (make's ANSIBLE_COLLECTIONS_PATH) must not count as installed.
+    subprocess.run([galaxy, "collection", "install", "--offline", "--no-deps", "--force", "-p", str(collections),
+                    str(tarball)], check=True, capture_output=True, text=True,
+                   env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections)))
+    if not (collections / "ansible_collections" / "ragops" / "recovery" / "playbooks").is_dir():
+        raise LabError(f"ansible-galaxy installed no ragops.recovery under {collections}")
     return collections
 
 
@@ -165,6 +170,11 @@ def until(what: str, check: Callable[[], bool], timeout: float, log: Path) -> fl
     raise LabError(f"{what}: not within {timeout:.0f} s; see {log}")
 
 
+def lock_holder(lab: Lab) -> str:
+    lease = lab.api().get(f"/apis/coordination.k8s.io/v1/namespaces/{stack.NAMESPACE}/leases/ragops-recovery-lock")
+    return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+
+
 def shard_alert(lab: Lab, port: int, log: Path) -> Obj:
     print("  " + faults.inject(lab, "corrupt-shard", [SHARD]).splitlines()[0], file=PROGRESS)
     api = lab.api()
@@ -175,6 +185,9 @@ def shard_alert(lab: Lab, port: int, log: Path) -> Obj:
     serving = until(f"{SHARD} recovered", lambda: stack.registry_entry(api, SHARD).get("state") == "serving",
                     600, log)
     print(f"  alert -> {SHARD} serving again: {serving - sent:.2f} s", file=PROGRESS)
+    # The recovery playbook goes on (re-index, postmortem) and holds the stack's lock until its end; the
+    # rulebook runs one playbook at a time. The next alert is sent once it is over.
+    until("the stack's lock released", lambda: not lock_holder(lab), 600, log)
     return {"to_safe_mode": round(safe - sent, 2), "to_recovered": round(serving - sent, 2),
             "safe_mode_seen": f"{SHARD} out of service in the registry"}
 
