@@ -114,6 +114,10 @@ def state(lab: Lab, shard: str) -> str:
     return str(stack.registry_entry(lab.api(), shard)["state"])
 
 
+# The first play of playbooks/vectorstore_shard_recovery.yml: one per run of the recovery.
+RECOVERY_PLAY = "Choose the shards to recover and take each stack's lock"
+
+
 def plays(log: Path, name: str) -> int:
     return log.read_text().count("PLAY [%s]" % name)
 
@@ -142,13 +146,13 @@ def test_alertmanager_shard_alert_quarantines_then_recovers_once(lab: Lab, colle
         to_safe_mode = time.monotonic() - sent
         print("\nAlertmanager event -> shard-2 quarantined: %.1f s" % to_safe_mode)
         post(port, payload)  # Alertmanager repeats a firing alert: the throttle drops it.
-        eventually(lambda: plays(log, "Recover a vectorstore shard"), lambda count: count >= 1, timeout=120)
+        eventually(lambda: plays(log, RECOVERY_PLAY), lambda count: count >= 1, timeout=120)
         eventually(lambda: state(lab, "shard-2"), lambda value: value == "serving", timeout=600,
                    what="shard-2 recovered")
         print("Alertmanager event -> shard-2 serving again: %.1f s" % (time.monotonic() - sent))
         time.sleep(3)
         assert plays(log, "Quarantine a vectorstore shard") == 1, log.read_text()[-4000:]
-        assert plays(log, "Recover a vectorstore shard") == 1, log.read_text()[-4000:]
+        assert plays(log, RECOVERY_PLAY) == 1, log.read_text()[-4000:]
         entry = stack.registry_entry(lab.api(), "shard-2")
         assert entry["incident_id"] == "AM-4f1c2a9be07d3e11", entry
         assert to_safe_mode < 60, to_safe_mode
@@ -179,7 +183,7 @@ def test_golden_canary_sees_a_corrupted_shard_and_it_is_recovered(lab: Lab, coll
                    what="shard-3 recovered")
         entry = stack.registry_entry(lab.api(), "shard-3")
         assert entry["incident_id"].startswith("canary-shard-3-"), entry
-        assert plays(log, "Recover a vectorstore shard") == 1, log.read_text()[-4000:]
+        assert plays(log, RECOVERY_PLAY) == 1, log.read_text()[-4000:]
 
 
 @pytest.mark.parametrize("name", ["alertmanager.yml", "alertmanager_aap.yml", "golden_canary.yml"])
