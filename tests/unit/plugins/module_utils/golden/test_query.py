@@ -37,7 +37,7 @@ def api(url: str, **overrides: t.Any) -> q.QueryApi:
         "ids": q.compile_path("results[].id", "ids_path"),
         "scores": q.compile_path("results[].score", "scores_path"),
         "timeout": 2.0,
-        "opener": q.make_opener(url, True, None, False),
+        "transport": q.make_transport(url, True, None, False),
     }
     fields.update(overrides)
     return q.QueryApi(**fields)
@@ -394,14 +394,22 @@ def test_an_exception_in_a_query_is_reported_as_it_is_not_as_a_timeout() -> None
     assert elapsed < 2.0 and endpoint.seen == []
 
 
-class BrokenOpener:
-    def open(self, request: t.Any, timeout: float) -> t.Any:
-        raise RuntimeError("opener broke on %s" % request.full_url)
+class BrokenTransport:
+    """A transport whose sessions fail in a way ask does not classify."""
+
+    def session(self) -> t.Any:
+        return self
+
+    def send(self, method: str, url: str, *rest: t.Any) -> t.Any:
+        raise RuntimeError("transport broke on %s" % url)
+
+    def close(self) -> None:
+        pass
 
 
 def test_an_unexpected_error_of_one_query_leaves_the_others_running() -> None:
     answers = q.run_queries(
-        api("http://127.0.0.1:9/search", opener=BrokenOpener()),
+        api("http://127.0.0.1:9/search", transport=BrokenTransport()),
         queries(4),
         3,
         concurrency=1,
@@ -409,7 +417,7 @@ def test_an_unexpected_error_of_one_query_leaves_the_others_running() -> None:
         clock=Clock(),
     )
     assert [(a.kind, a.error) for a in answers] == [
-        (q.EXCEPTION, "RuntimeError: opener broke on http://127.0.0.1:9/search")
+        (q.EXCEPTION, "RuntimeError: transport broke on http://127.0.0.1:9/search")
     ] * 4
     assert all(a.latency is not None and a.latency < 1.0 for a in answers)
 
