@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -449,3 +451,54 @@ def test_answers_are_capped_in_size(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (
         answer.kind == q.BAD_RESPONSE and answer.error == "answer larger than 64 bytes"
     )
+
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """An HTTP/1.1 search API; with ``close_silently`` it drops each connection after
+    one answer without saying so (as a server whose keep-alive timeout ran out)."""
+
+    protocol_version = "HTTP/1.1"
+    close_silently = False
+    seen: t.ClassVar[list[tuple[str, int]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append(self.client_address)
+        body = json.dumps({"results": [{"id": "doc-1", "score": 1.0}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = self.close_silently
+
+    def log_message(self, *args: t.Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("close_silently", [False, True])
+def test_a_worker_keeps_its_connection_open_and_reopens_a_closed_one(
+    close_silently: bool,
+) -> None:
+    handler = type(
+        "Handler", (KeepAliveHandler,), {"close_silently": close_silently, "seen": []}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answers = q.run_queries(
+            api("http://127.0.0.1:%d/search" % server.server_address[1]),
+            queries(6),
+            3,
+            concurrency=2,
+            deadline_at=time.monotonic() + 20,
+            clock=Clock(),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(a.ids, a.kind) for a in answers] == [(("doc-1",), None)] * 6
+    connections = set(handler.seen)
+    assert len(handler.seen) == 6
+    assert len(connections) == 6 if close_silently else len(connections) <= 2
