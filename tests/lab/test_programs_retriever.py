@@ -237,7 +237,7 @@ def test_embedding_latency_is_a_bounded_parameter_spent_once_per_query(kube: Fak
 def test_shard_connections_stay_open_between_queries(kube: FakeKube, tmp_path: Path,
                                                      docs: list[corpus.Document]) -> None:
     opened: list[tuple[str, int]] = []
-    connect = httpclient._NoDelayConnection.connect
+    connect = httpclient.PooledConnection.connect
 
     def counting(self: http.client.HTTPConnection) -> None:
         opened.append((self.host, self.port))
@@ -246,7 +246,7 @@ def test_shard_connections_stay_open_between_queries(kube: FakeKube, tmp_path: P
     with shard_servers(tmp_path, docs) as shards:
         direct_registry(kube, shards)
         service, _ = start_retriever(kube.client())
-        with serving(service.app()) as app, mock.patch.object(httpclient._NoDelayConnection, "connect", counting):
+        with serving(service.app()) as app, mock.patch.object(httpclient.PooledConnection, "connect", counting):
             for _ in range(3):
                 assert search(app)["errors"] == {}
             shards["shard-1"].stop()  # its connections end with it: the next call reconnects, and is refused

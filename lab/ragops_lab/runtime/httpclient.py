@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import ssl
 import threading
 import urllib.error
@@ -95,7 +94,7 @@ class KeepAliveClient:
             idle = self._idle.get((host, port))
             connection = idle.pop() if idle else None
         if connection is None:
-            connection = _NoDelayConnection(host, port, timeout=timeout)
+            connection = PooledConnection(host, port, timeout=timeout)
         connection.timeout = timeout
         if connection.sock is not None:
             connection.sock.settimeout(timeout)
@@ -147,7 +146,5 @@ def _round_trip(connection: http.client.HTTPConnection, method: str, path: str, 
         raise
 
 
-class _NoDelayConnection(http.client.HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class PooledConnection(http.client.HTTPConnection):
+    """A connection of the pool (http.client sets TCP_NODELAY on it when it connects)."""

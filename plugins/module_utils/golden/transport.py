@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import socket
 import ssl
 import typing as t
 import urllib.parse
@@ -245,34 +244,20 @@ def _redirects(status: int, method: str) -> bool:
     return status in (307, 308) and method in ("GET", "HEAD")
 
 
-class _NoDelayHTTPConnection(http.client.HTTPConnection):
-    """A connection that sends each request at once: without TCP_NODELAY a request
-    written in two pieces waits for the server's delayed ACK (40 ms on Linux) on a
-    kept-alive connection."""
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _NoDelayHTTPSConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def _connect(transport: Transport, target: Target) -> http.client.HTTPConnection:
     if target.proxy is None:
         host, port = target.host, target.port
     else:
         host = target.proxy.hostname or ""
         port = target.proxy.port or (443 if target.proxy.scheme == "https" else 80)
+    # http.client sets TCP_NODELAY on every connection it opens: a request is never
+    # held back waiting for the ACK of the one before on a kept-alive connection.
     if target.scheme == "https":
-        connection: http.client.HTTPConnection = _NoDelayHTTPSConnection(
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
             host, port, context=transport.context
         )
     else:
-        connection = _NoDelayHTTPConnection(host, port)
+        connection = http.client.HTTPConnection(host, port)
     if target.proxy is not None and target.tunnel:
         connection.set_tunnel(
             target.host, target.port, headers=_proxy_headers(target.proxy)
