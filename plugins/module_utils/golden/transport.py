@@ -52,7 +52,7 @@ class HttpStatusError(Exception):
 
 
 class RedirectRefused(http.client.HTTPException):
-    """A redirect urllib would not follow either (a loop, or to another scheme)."""
+    """A redirect to a scheme other than http(s), which urllib refuses too."""
 
 
 @dataclass(frozen=True)

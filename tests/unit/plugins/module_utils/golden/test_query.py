@@ -502,3 +502,41 @@ def test_a_worker_keeps_its_connection_open_and_reopens_a_closed_one(
     connections = set(handler.seen)
     assert len(handler.seen) == 6
     assert len(connections) == 6 if close_silently else len(connections) <= 2
+
+
+def test_redirects_are_followed_as_urllib_follows_them() -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.path == "/search":
+            return Reply(302, {}, headers={"Location": "/moved"})
+        if seen.path == "/kept":
+            return Reply(307, {}, headers={"Location": "/moved"})
+        return lab_answer(["doc-1"])
+
+    answer, seen = ask_seen(handler)
+    # A POST answered by a 302 becomes a GET without a body, as with urllib.
+    assert answer.ids == ("doc-1",) and answer.kind is None
+    assert [(s.method, s.path, s.body) for s in seen] == [
+        ("POST", "/search", {"query": QUERY.text, "k": 3}),
+        ("GET", "/moved", None),
+    ]
+    with Endpoint(handler) as endpoint:
+        kept = q.ask(api(endpoint.url.replace("/search", "/kept")), QUERY, 3, Clock())
+        assert (kept.kind, kept.status, len(endpoint.seen)) == (q.HTTP_ERROR, 307, 1)
+
+
+def test_the_environments_proxy_is_used_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Endpoint(lambda s: lab_answer(["doc-1"])) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url.replace("/search", ""))
+        monkeypatch.setenv("no_proxy", "")
+        url = "http://search.example.test:8080/search?tenant=t1"
+        answer = q.ask(
+            api(url, transport=q.make_transport(url, True, None, True)),
+            QUERY,
+            3,
+            Clock(),
+        )
+        assert answer.ids == ("doc-1",)
+        assert [s.path for s in proxy.seen] == [url]
+        assert proxy.seen[0].headers["Host"] == "search.example.test:8080"
