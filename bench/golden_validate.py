@@ -8,15 +8,20 @@ module runs (its one call, ``gate.run``, in check mode, without Ansible's proces
   one by one:  every query on its own, one after the other (concurrency 1): the slowest single
                query and the total;
   validation:  the whole validation (queries, metrics, verdict) at the module's default concurrency
-               (8) and with every query in flight at once.
+               (8), at 16, and with every query in flight at once.
 
 It prints the validation's wall time relative to the slowest single query and to the one-by-one
-total.  The lab's services are pure-Python and CPU-bound on this machine's cores, so the same is
-also measured against a latency-bound stand-in (an endpoint that answers each query after a fixed
-wait, as a remote vector store over a network does): there the ratio shows the module's own cost.
-Each figure is the median of --repeat runs.
+total, and the CPU time per query in the module's engine (this process) and in the services.
 
-    python bench/golden_validate.py [--queries 50] [--repeat 5] [--stand-in-ms 50]
+The lab retriever is measured twice.  First with its query embedding taking --embed-ms (default
+50 ms; the retriever's EMBED_LATENCY_MS, lab/README.md): a real retriever waits that long for the
+embedding model it calls (a GPU server, an embeddings API), while the lab's shards embed the text
+themselves in microseconds.  Then with none, where every millisecond is the lab's own Python on
+this machine's cores.  The latency-bound stand-in (an endpoint in a process of its own that answers
+each query after a fixed wait, as a remote search API does) shows the module's own cost.  Each
+figure is the median of --repeat runs.
+
+    python bench/golden_validate.py [--queries 50] [--repeat 5] [--stand-in-ms 50] [--embed-ms 50]
 """
 
 from __future__ import annotations
@@ -24,18 +29,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import typing as t
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -51,6 +57,10 @@ from ragops_lab.cluster import KubeCluster  # noqa: E402
 
 SHARDS = 4
 NAMESPACE = "bench"
+# The lab retriever's query-embedding time in the benchmark: an embedding model served elsewhere (a GPU
+# server or a hosted embeddings API) answers in tens to hundreds of milliseconds; the lab's own default
+# is 0 (lab/README.md).
+EMBED_MS = 50.0
 
 
 def free_port() -> int:
@@ -102,51 +112,96 @@ def module_params(golden: Path, url: str, concurrency: int) -> dict[str, t.Any]:
     return params
 
 
-def run_once(golden: Path, url: str, concurrency: int) -> tuple[float, float, int]:
-    """Wall time of one validation, its slowest query and how many queries failed."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One validation: wall time, its slowest query, queries failed, and the CPU seconds it took in this
+    process (the module's engine) and in the services' processes."""
+
+    wall: float
+    slowest: float
+    failed: int
+    client_cpu: float
+    services_cpu: float
+
+
+def services_cpu(pids: t.Sequence[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(golden: Path, url: str, concurrency: int, pids: t.Sequence[int]) -> Sample:
+    """One validation, timed, with the CPU it took on both sides."""
     params = dict(module_params(golden, url, concurrency), report_only=True)
+    cpu_before, services_before = own_cpu(), services_cpu(pids)
     start = time.perf_counter()
     result = gate.run(params, check_mode=True, diff=False, read_configmap=lambda name, key: "")
     wall = time.perf_counter() - start
+    client, services = own_cpu() - cpu_before, services_cpu(pids) - services_before
     validation = result.result["validation"]
-    return wall, max(q["latency"] for q in validation["queries"]), len(validation["failing_queries"])
+    return Sample(wall, max(q["latency"] for q in validation["queries"]), len(validation["failing_queries"]),
+                  client, services)
 
 
-def measure(golden: Path, url: str, concurrencies: t.Sequence[int], repeat: int) -> dict[int, tuple[float, ...]]:
-    """Per concurrency: median wall, median slowest query and the most queries failed in any run."""
-    samples: dict[int, list[tuple[float, float, int]]] = {c: [] for c in concurrencies}
+def measure(golden: Path, url: str, pids: t.Sequence[int], concurrencies: t.Sequence[int],
+            repeat: int) -> dict[int, Sample]:
+    """Per concurrency: the median of every figure, except the most queries failed in any run."""
+    samples: dict[int, list[Sample]] = {c: [] for c in concurrencies}
     for _ in range(repeat):
         for concurrency in concurrencies:
-            samples[concurrency].append(run_once(golden, url, concurrency))
-    return {c: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
-                max(r[2] for r in runs)) for c, runs in samples.items()}
+            samples[concurrency].append(run_once(golden, url, concurrency, pids))
+    return {c: Sample(statistics.median(r.wall for r in runs), statistics.median(r.slowest for r in runs),
+                      max(r.failed for r in runs), statistics.median(r.client_cpu for r in runs),
+                      statistics.median(r.services_cpu for r in runs)) for c, runs in samples.items()}
 
 
-def as_json(figures: dict[int, tuple[float, ...]]) -> dict[str, t.Any]:
-    slowest_alone = figures[1][1]
-    return {"slowest_single_query_s": slowest_alone, "one_by_one_s": figures[1][0],
-            "validation": {str(c): {"wall_s": wall, "ratio_to_slowest_single": wall / slowest_alone,
-                                    "slowest_query_s": slowest, "most_failed": failed}
-                           for c, (wall, slowest, failed) in figures.items() if c != 1}}
+def as_json(figures: dict[int, Sample], count: int) -> dict[str, t.Any]:
+    alone = figures[1]
+    return {"slowest_single_query_s": alone.slowest, "one_by_one_s": alone.wall,
+            "validation": {str(c): {"wall_s": f.wall, "ratio_to_slowest_single": f.wall / alone.slowest,
+                                    "slowest_query_s": f.slowest, "most_failed": f.failed,
+                                    "client_cpu_ms_per_query": 1000 * f.client_cpu / count,
+                                    "services_cpu_ms_per_query": 1000 * f.services_cpu / count}
+                           for c, f in figures.items() if c != 1}}
 
 
-def report(target: str, figures: dict[int, tuple[float, ...]], count: int) -> None:
-    alone_total, slowest_alone, _failed = figures[1]
+def report(target: str, figures: dict[int, Sample], count: int) -> None:
+    alone = figures[1]
     print("\n%s, %d queries" % (target, count))
-    print("  one by one:             total %6.3f s; slowest single query %5.1f ms" % (alone_total,
-                                                                                   slowest_alone * 1000))
+    print("  one by one:             total %6.3f s; slowest single query %5.1f ms" % (alone.wall,
+                                                                                   alone.slowest * 1000))
     for concurrency in (c for c in figures if c != 1):
-        wall, slowest_here, failed = figures[concurrency]
-        verdict = "pass" if not failed else "FAIL in some run: up to %d queries lost documents" % failed
+        found = figures[concurrency]
+        verdict = ("pass" if not found.failed
+                   else "FAIL in some run: up to %d queries lost documents" % found.failed)
         print("  validation, %2d in flight: wall %6.3f s = %5.2fx the slowest single query (%5.2fx the slowest "
               "query of this run); %4.1fx faster than one by one; verdict %s"
-              % (concurrency, wall, wall / slowest_alone, wall / slowest_here, alone_total / wall, verdict))
+              % (concurrency, found.wall, found.wall / alone.slowest, found.wall / found.slowest,
+                 alone.wall / found.wall, verdict))
+        print("  %27s CPU per query: %.2f ms in the module's engine, %.2f ms in the services"
+              % ("", 1000 * found.client_cpu / count, 1000 * found.services_cpu / count))
 
 
-@contextmanager
-def stand_in(answers: t.Mapping[str, bytes], wait: float) -> Iterator[str]:
-    """An endpoint that answers like the lab retriever after ``wait`` seconds, doing almost no work."""
+def serve_stand_in(answers_file: str, wait: float) -> None:
+    """The stand-in's server: prints its port, then answers until killed."""
+    answers = {text: payload.encode() for text, payload in json.loads(Path(answers_file).read_text()).items()}
+
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps connections open, as a real search API does
+        disable_nagle_algorithm = True
+
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             time.sleep(wait)
@@ -165,17 +220,32 @@ def stand_in(answers: t.Mapping[str, bytes], wait: float) -> Iterator[str]:
         request_queue_size = 128  # the default 5 makes a burst of connections wait for SYN retransmits
 
     server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield "http://127.0.0.1:%d" % server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
 
 
 @contextmanager
-def lab_retriever(workdir: Path) -> Iterator[str]:
-    """Four shard processes and the retriever, its registry in the lab's Kubernetes API server."""
+def stand_in(answers: t.Mapping[str, bytes], wait: float, workdir: Path) -> Iterator[tuple[str, list[int]]]:
+    """An endpoint that answers like the lab retriever after ``wait`` seconds, doing almost no work, in a
+    process of its own: a remote search API takes none of the caller's CPU (nor its GIL)."""
+    answers_file = workdir / "stand-in-answers.json"
+    answers_file.write_text(json.dumps({text: payload.decode() for text, payload in answers.items()}))
+    process = subprocess.Popen([sys.executable, __file__, "--serve-stand-in", str(answers_file),
+                                "--stand-in-ms", str(wait * 1000.0)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().strip()
+        if not port.isdigit():
+            raise SystemExit("the stand-in did not start (exit %s)" % process.poll())
+        yield "http://127.0.0.1:%s" % port, [process.pid]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def lab_shards(workdir: Path) -> Iterator[tuple[KubeCluster, list[int]]]:
+    """The lab's Kubernetes API server with the shard registry, and four shard processes (their ids)."""
     processes: list[subprocess.Popen[bytes]] = []
     cluster = KubeCluster(workdir / "cluster")
     try:
@@ -194,17 +264,29 @@ def lab_retriever(workdir: Path) -> Iterator[str]:
         api.create("/api/v1/namespaces/%s/configmaps" % NAMESPACE, {
             "metadata": {"name": "rag-shard-registry"},
             "data": {shard: json.dumps({"state": "serving", "url": url}) for shard, url in urls.items()}})
-        retriever, url = start("retriever", POD_NAME="retriever-0", POD_NAMESPACE=NAMESPACE,
-                               KUBE_API_URL=cluster.url, KUBE_TOKEN=cluster.admin_token,
-                               KUBE_CA_FILE=str(cluster.paths.ca_bundle))
-        processes.append(retriever)
-        yield url
+        yield cluster, [process.pid for process in processes]
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
+        stop(processes)
         cluster.stop()
+
+
+@contextmanager
+def lab_retriever(cluster: KubeCluster, embed_ms: float) -> Iterator[tuple[str, list[int]]]:
+    """The retriever over the shards, its query embedding taking ``embed_ms``: its URL and process id."""
+    retriever, url = start("retriever", POD_NAME="retriever-0", POD_NAMESPACE=NAMESPACE,
+                           KUBE_API_URL=cluster.url, KUBE_TOKEN=cluster.admin_token,
+                           KUBE_CA_FILE=str(cluster.paths.ca_bundle), EMBED_LATENCY_MS=str(embed_ms))
+    try:
+        yield url, [retriever.pid]
+    finally:
+        stop([retriever])
+
+
+def stop(processes: t.Sequence[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=10)
 
 
 def main() -> int:
@@ -212,8 +294,15 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--stand-in-ms", type=float, default=50.0)
+    parser.add_argument("--embed-ms", type=float, default=EMBED_MS,
+                        help="the lab retriever's modelled query-embedding time (EMBED_LATENCY_MS), "
+                             "besides a run with none; default %(default)s")
     parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout, the text on stderr")
+    parser.add_argument("--serve-stand-in", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_stand_in:
+        serve_stand_in(args.serve_stand_in, args.stand_in_ms / 1000.0)
+        return 0
     if args.json:
         sys.stdout = sys.stderr  # the text; the JSON goes to the real stdout at the end
     found: dict[str, t.Any] = {"queries": args.queries, "repeat": args.repeat, "cpus": os.cpu_count(),
@@ -226,17 +315,21 @@ def main() -> int:
         print("machine: %d CPUs, Python %s; medians of %d runs" % (os.cpu_count() or 0, sys.version.split()[0],
                                                                   args.repeat))
         concurrencies = (1, 8, 16, args.queries)
-        with lab_retriever(workdir) as url:
-            figures = measure(golden, url, concurrencies, args.repeat)
-            report("lab retriever (4 shard processes behind it)", figures, args.queries)
-            found["lab"] = as_json(figures)
+        with lab_shards(workdir) as (cluster, shard_pids):
+            for key, embed_ms in (("lab", args.embed_ms), ("lab_no_embedding_time", 0.0)):
+                with lab_retriever(cluster, embed_ms) as (url, retriever_pids):
+                    figures = measure(golden, url, shard_pids + retriever_pids, concurrencies, args.repeat)
+                    report("lab retriever (4 shard processes behind it), query embedding %g ms (EMBED_LATENCY_MS)"
+                           % embed_ms, figures, args.queries)
+                    found[key] = dict(as_json(figures, args.queries), embed_ms=embed_ms)
         answers = {q["text"]: json.dumps({"results": [{"id": i, "score": sc} for i, sc in
                                                        index.search(q["text"], corpus.GOLDEN_K)]}).encode()
                    for q in yaml_queries(golden)}
-        with stand_in(answers, args.stand_in_ms / 1000.0) as url:
-            figures = measure(golden, url, concurrencies, args.repeat)
-            report("latency-bound stand-in (answers after %g ms)" % args.stand_in_ms, figures, args.queries)
-            found["stand_in"] = dict(as_json(figures), wait_ms=args.stand_in_ms)
+        with stand_in(answers, args.stand_in_ms / 1000.0, workdir) as (url, pids):
+            figures = measure(golden, url, pids, concurrencies, args.repeat)
+            report("latency-bound stand-in (answers after %g ms, in a process of its own)" % args.stand_in_ms,
+                   figures, args.queries)
+            found["stand_in"] = dict(as_json(figures, args.queries), wait_ms=args.stand_in_ms)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     found["load_average"]["end"] = os.getloadavg()

@@ -194,7 +194,8 @@ params = dict(args["s3"], bucket=args["bucket"], prefix=args["prefix"], shard="s
 s3 = snapshot_params.open_store(params)
 where = snapshot_params.location(params)
 if args["action"] == "create":
-    request = create.CreateRequest(where, args["path"], args["snapshot_id"], timestamp(), source={"host": "bench"})
+    request = create.CreateRequest(where, args["path"], args["snapshot_id"], timestamp(), source={"host": "bench"},
+                                   threads=args["compression_threads"])
     create.create_snapshot(s3, request)
 else:
     order, _ = restore.load_candidates(s3, where, args["snapshot_id"], False, 300)
@@ -222,6 +223,7 @@ class Bench:
     def engine(self, action: str, path: Path, snapshot_id: str) -> Measure:
         payload = {"action": action, "path": str(path), "snapshot_id": snapshot_id, "bucket": self.s3.bucket,
                    "prefix": "bench", "concurrency": self.args.concurrency,
+                   "compression_threads": self.args.compression_threads,
                    "s3": {"endpoint_url": self.s3.url, "access_key": self.s3.access_key,
                           "secret_key": self.s3.secret_key}}
         return run([sys.executable, "-c", ENGINE, json.dumps(payload)], env=self.env)
@@ -291,6 +293,8 @@ def main() -> None:
     parser.add_argument("--workdir", default="/var/tmp/ragops-bench")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--compression-threads", type=int, default=0,
+                        help="snapshot_create's compression_threads (0: its default, one fewer than the CPUs)")
     parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout, the text on stderr")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated data for the next run")
     args = parser.parse_args()

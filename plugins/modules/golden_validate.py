@@ -163,7 +163,9 @@ options:
     type: float
     default: 300
   concurrency:
-    description: Queries in flight at once.
+    description:
+      - Queries in flight at once, each worker keeping its HTTP/1.1 connection to the query API open for its
+        next query.
     type: int
     default: 8
   query_validate_certs:

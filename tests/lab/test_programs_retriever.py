@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from programs_fakes import (
@@ -21,6 +24,7 @@ from programs_fakes import (
 
 from ragops_lab import corpus
 from ragops_lab.programs import retriever, shard
+from ragops_lab.runtime import httpclient
 from ragops_lab.runtime.env import ConfigError
 from ragops_lab.runtime.kubeapi import KubeClient
 from ragops_lab.runtime.server import RunningApp
@@ -213,3 +217,40 @@ def test_search_validates_its_input(kube: FakeKube, shards: dict[str, RunningApp
     with serving(service.app()) as app:
         assert post(f"{app.url}/search", {"query": " "}).status == 400
         assert post(f"{app.url}/search", {"query": "x", "k": "3"}).status == 400
+
+
+def test_embedding_latency_is_a_bounded_parameter_spent_once_per_query(kube: FakeKube,
+                                                                       shards: dict[str, RunningApp]) -> None:
+    assert retriever.RetrieverConfig.from_env({}).embed_latency == 0.0
+    with pytest.raises(ConfigError, match="EMBED_LATENCY_MS must be between 0 and 10000"):
+        retriever.RetrieverConfig.from_env({"EMBED_LATENCY_MS": "-1"})
+    direct_registry(kube, shards)
+    service, _ = start_retriever(kube.client(), EMBED_LATENCY_MS="300")
+    with serving(service.app()) as app:
+        started = time.monotonic()
+        body = search(app)
+        elapsed = time.monotonic() - started
+    assert body["shards_queried"] == corpus.shard_ids() and body["errors"] == {}
+    assert 0.3 <= elapsed < 1.0
+
+
+def test_shard_connections_stay_open_between_queries(kube: FakeKube, tmp_path: Path,
+                                                     docs: list[corpus.Document]) -> None:
+    opened: list[tuple[str, int]] = []
+    connect = httpclient.PooledConnection.connect
+
+    def counting(self: http.client.HTTPConnection) -> None:
+        opened.append((self.host, self.port))
+        connect(self)
+
+    with shard_servers(tmp_path, docs) as shards:
+        direct_registry(kube, shards)
+        service, _ = start_retriever(kube.client())
+        with serving(service.app()) as app, mock.patch.object(httpclient.PooledConnection, "connect", counting):
+            for _ in range(3):
+                assert search(app)["errors"] == {}
+            shards["shard-1"].stop()  # its connections end with it: the next call reconnects, and is refused
+            assert set(search(app)["errors"]) == {"shard-1"}
+    # One connection per shard, kept for the next query: not one per call.
+    assert sorted(opened[:4]) == sorted((app.host, app.port) for app in shards.values())
+    assert opened[4:] == [(shards["shard-1"].host, shards["shard-1"].port)]

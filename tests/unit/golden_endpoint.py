@@ -32,6 +32,7 @@ class Reply:
     delay: float = 0.0
     content_type: str = "application/json"
     drop: bool = False  # close the connection with a reset instead of answering
+    headers: t.Mapping[str, str] = field(default_factory=dict)
 
 
 Handler = t.Callable[[Seen], Reply]
@@ -140,6 +141,8 @@ def _handler_class(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
             except OSError:

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 from ragops_lab.runtime.env import ConfigError, PodEnv, env_float, env_list, env_str
 from ragops_lab.runtime.gates import Gates, dependency_status, enforce_schema_at_start
-from ragops_lab.runtime.httpclient import Unreachable, error_text, http_json
+from ragops_lab.runtime.httpclient import KeepAliveClient, Unreachable, error_text
 from ragops_lab.runtime.kubeapi import KubeClient, KubeError
 from ragops_lab.runtime.log import JsonLog
 from ragops_lab.runtime.resolve import DEFAULT_SHARD_URL_TEMPLATE, ResolveError, ServiceResolver, TtlCache, shard_url
@@ -30,6 +31,7 @@ MAX_REGISTRY_CACHE_SECONDS = 1.0
 DEFAULT_ROUTE_URL_TEMPLATE = "http://{name}:8080"
 # Shard requests in flight at once, over every query: 16 queries at a time on four shards.
 FANOUT_THREADS = 64
+MAX_EMBED_LATENCY_MS = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,18 @@ class RetrieverConfig:
     shard_timeout: float
     default_shards: tuple[str, ...]
     gates: Gates
+    # The query-embedding model's inference time, spent waiting: the model runs elsewhere (a GPU server, an
+    # embeddings API). The lab's shards embed the text themselves in microseconds; 0 models no such model.
+    embed_latency: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetrieverConfig:
         cache_seconds = env_float(env, "REGISTRY_CACHE_SECONDS", 0.5)
         if not 0 <= cache_seconds <= MAX_REGISTRY_CACHE_SECONDS:
             raise ConfigError("REGISTRY_CACHE_SECONDS must be between 0 and 1")
+        embed_ms = env_float(env, "EMBED_LATENCY_MS", 0.0)
+        if not 0 <= embed_ms <= MAX_EMBED_LATENCY_MS:
+            raise ConfigError(f"EMBED_LATENCY_MS must be between 0 and {MAX_EMBED_LATENCY_MS:g} (milliseconds)")
         return cls(
             registry_configmap=env_str(env, "REGISTRY_CONFIGMAP", "rag-shard-registry"),
             cache_seconds=cache_seconds,
@@ -77,6 +85,7 @@ class RetrieverConfig:
             shard_timeout=env_float(env, "SHARD_TIMEOUT", 2.0),
             default_shards=tuple(env_list(env, "SHARDS", DEFAULT_SHARDS)),
             gates=Gates.from_env(env),
+            embed_latency=embed_ms / 1000.0,
         )
 
 
@@ -135,6 +144,8 @@ class RetrieverService:
         # One pool for the fan-out of every query, as a real service keeps one: a pool per query would
         # start (and stop) a thread per shard for every query in flight.
         self._fanout = ThreadPoolExecutor(max_workers=FANOUT_THREADS, thread_name_prefix="fanout")
+        # Each fan-out thread keeps its connections to the shards open, as a service's client pool does.
+        self._shards = KeepAliveClient()
 
     def _read_registry(self) -> Registry:
         """The registry from the API; on an API failure the last one read, marked stale."""
@@ -166,8 +177,8 @@ class RetrieverService:
         except ResolveError as exc:
             return target.url, str(exc)
         try:
-            result = http_json("POST", url.rstrip("/") + "/search", {"query": query, "k": k},
-                               timeout=self.config.shard_timeout)
+            result = self._shards.call("POST", url.rstrip("/") + "/search", {"query": query, "k": k},
+                                       timeout=self.config.shard_timeout)
         except TimeoutError:
             return url, f"timed out after {self.config.shard_timeout}s"
         except Unreachable as exc:
@@ -183,6 +194,8 @@ class RetrieverService:
             raise HttpError(400, "query must be a non-empty string")
         if not isinstance(k, int) or k < 1:
             raise HttpError(400, "k must be a positive integer")
+        if self.config.embed_latency:
+            time.sleep(self.config.embed_latency)
         registry = self._registry.get()
         targets, skipped = plan_targets(registry.entries, self.config.url_template, self.config.route_template)
         answers = dict(zip((t.shard for t in targets),

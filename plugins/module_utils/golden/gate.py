@@ -88,7 +88,7 @@ def query_api(params: Params) -> q.QueryApi:
         else None,
         ranking=params["ranking"],
         timeout=params["query_timeout"],
-        opener=q.make_opener(
+        transport=q.make_transport(
             params["url"],
             params["query_validate_certs"],
             params.get("query_ca_path"),

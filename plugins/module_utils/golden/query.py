@@ -1,7 +1,7 @@
 # Copyright: ragops.recovery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Asking the query API: request templating, JMESPath extraction and bounded concurrent
-HTTP.
+HTTP, each worker keeping its connections open from one query to the next.
 
 A hanging, erroring or malformed endpoint never hangs or crashes a validation: each
 query ends as an :class:`Answer` that carries either the ranked ids or a classified
@@ -15,13 +15,10 @@ import http.client
 import json
 import math
 import queue
-import ssl
 import string
 import threading
 import typing as t
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 
 from ..errors import RecoveryError
@@ -29,6 +26,7 @@ from ..redaction import scrub
 from ..waiter import Clock
 from .goldenset import GoldenQuery
 from .metrics import trec_order
+from .transport import HttpStatusError, Session, Transport
 
 try:
     import jmespath
@@ -71,7 +69,7 @@ class QueryApi:
     cached: t.Any = None
     ranking: str = "response"
     timeout: float = 10.0
-    opener: t.Any = None
+    transport: t.Any = None
 
 
 @dataclass(frozen=True)
@@ -114,19 +112,12 @@ def compile_path(expression: str, option: str) -> t.Any:
         ) from error
 
 
-def make_opener(
+def make_transport(
     url: str, validate_certs: bool, ca_path: str | None, use_proxy: bool
-) -> t.Any:
-    """One opener for the whole run: loading the CA bundle for a TLS context costs
-    ~50 ms of CPU, so it is done once, and only for an https URL."""
-    handlers: t.List[t.Any] = [] if use_proxy else [urllib.request.ProxyHandler({})]
-    if urllib.parse.urlsplit(url).scheme == "https":
-        context = ssl.create_default_context(cafile=ca_path)
-        if not validate_certs:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    return urllib.request.build_opener(*handlers)
+) -> Transport:
+    """One transport for the whole run: its TLS context (made once, and only for an
+    https URL) and the proxies from the environment when ``use_proxy``."""
+    return Transport.for_url(url, validate_certs, ca_path, use_proxy)
 
 
 def render(
@@ -146,11 +137,12 @@ def render(
         }
     if isinstance(template, list):
         return [render(item, values, encode) for item in template]
-    if not isinstance(template, str):
+    if not isinstance(template, str) or "$" not in template:
         return template
-    for name, value in values.items():
-        if template in ("${%s}" % name, "$%s" % name) and encode is str:
-            return value
+    if encode is str:
+        name = template[2:-1] if template[:2] == "${" else template[1:]
+        if name in values and template in ("${%s}" % name, "$%s" % name):
+            return values[name]
     return string.Template(template).substitute(
         {name: encode(str(value)) for name, value in values.items()}
     )
@@ -172,43 +164,76 @@ def check_templates(api: QueryApi) -> None:
             ) from error
 
 
-def build_request(api: QueryApi, query: GoldenQuery, k: int) -> urllib.request.Request:
+@dataclass(frozen=True)
+class Request:
+    method: str
+    url: str
+    headers: t.Mapping[str, str]
+    data: t.Optional[bytes]
+
+
+def _quote(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+def build_request(api: QueryApi, query: GoldenQuery, k: int) -> Request:
     values = {"query": query.text, "k": k, "qid": query.qid, "shard": query.shard or ""}
-    url = render(api.url, values, encode=lambda text: urllib.parse.quote(text, safe=""))
+    url = render(api.url, values, encode=_quote)
     headers = dict(api.headers)
     data = None
     if api.body is not None and api.method != "GET":
         body = render(api.body, values)
         if isinstance(body, (dict, list)):
             data = json.dumps(body).encode("utf-8")
-            if not any(name.lower() == "content-type" for name in headers):
-                headers["Content-Type"] = "application/json"
+            default_type = "application/json"
         else:
             data = str(body).encode("utf-8")
+            default_type = "application/x-www-form-urlencoded"  # as urllib sends it
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = default_type
     headers.setdefault("User-Agent", USER_AGENT)
-    return urllib.request.Request(url, data=data, headers=headers, method=api.method)
+    return Request(api.method, url, headers, data)
 
 
-def ask(api: QueryApi, query: GoldenQuery, k: int, clock: Clock) -> Answer:
+def ask(
+    api: QueryApi,
+    query: GoldenQuery,
+    k: int,
+    clock: Clock,
+    session: Session | None = None,
+) -> Answer:
     """Send one query and read its answer; every failure becomes an :class:`Answer` with
     an error.
 
-    A connection refused or reset before any answer is sent once more (a search is a
+    ``session`` is the worker's connections (kept open for its next query); without
+    one the query gets connections of its own, closed when it is answered.  A
+    connection refused or reset before any answer is sent once more (a search is a
     read, safe to repeat; a burst can overflow a small server's accept queue); an HTTP
     error is never repeated.
     """
-    start = clock.now()
-    answer = _attempt(api, query, k, clock, start)
-    if answer.kind == UNREACHABLE and clock.now() - start < api.timeout / 2:
-        answer = _attempt(api, query, k, clock, start)
-    return answer
+    own = session is None
+    session = session or api.transport.session()
+    try:
+        start = clock.now()
+        answer = _attempt(api, session, query, k, clock, start)
+        if answer.kind == UNREACHABLE and clock.now() - start < api.timeout / 2:
+            answer = _attempt(api, session, query, k, clock, start)
+        return answer
+    finally:
+        if own:
+            session.close()
 
 
 def _attempt(
-    api: QueryApi, query: GoldenQuery, k: int, clock: Clock, start: float
+    api: QueryApi,
+    session: Session,
+    query: GoldenQuery,
+    k: int,
+    clock: Clock,
+    start: float,
 ) -> Answer:
     try:
-        payload = _fetch(api, build_request(api, query, k))
+        payload = _fetch(api, session, build_request(api, query, k))
         ids, scores, cached = extract(api, payload)
     except AnswerError as error:
         return Answer(
@@ -221,16 +246,22 @@ def _attempt(
     return Answer(query.qid, ids, scores, cached, latency=clock.now() - start)
 
 
-def _fetch(api: QueryApi, request: urllib.request.Request) -> bytes:
+def _fetch(api: QueryApi, session: Session, request: Request) -> bytes:
     try:
-        with api.opener.open(request, timeout=api.timeout) as response:
-            payload = t.cast(bytes, response.read(MAX_ANSWER_BYTES + 1))
-    except urllib.error.HTTPError as error:
+        payload = session.send(
+            request.method,
+            request.url,
+            request.headers,
+            request.data,
+            api.timeout,
+            MAX_ANSWER_BYTES,
+        ).body
+    except HttpStatusError as error:
         raise AnswerError(
-            HTTP_ERROR, "HTTP %d: %s" % (error.code, _error_body(error)), error.code
+            HTTP_ERROR, "HTTP %d: %s" % (error.status, _error_body(error)), error.status
         ) from error
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-        reason = getattr(error, "reason", error)
+    except (OSError, http.client.HTTPException) as error:
+        reason = error
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):
             raise AnswerError(TIMEOUT, "no answer within %ss" % api.timeout) from error
         raise AnswerError(
@@ -370,11 +401,8 @@ def _finite(value: t.Any) -> t.Optional[float]:
     return number if math.isfinite(number) else None
 
 
-def _error_body(error: urllib.error.HTTPError) -> str:
-    try:
-        body = error.read(SNIPPET * 4)
-    except (OSError, http.client.HTTPException):
-        body = b""
+def _error_body(error: HttpStatusError) -> str:
+    body = error.body[: SNIPPET * 4]
     try:
         message = json.loads(body).get("error") or body
     except (ValueError, AttributeError):
@@ -477,26 +505,34 @@ def _work(
     flight: InFlight,
     stop: threading.Event,
 ) -> None:
-    while not stop.is_set():
-        try:
-            query = pending.get_nowait()
-        except queue.Empty:
-            return
-        started = clock.now()
-        flight.start(query.qid, started)
-        try:
-            answer = ask(api, query, k, clock)
-        except Exception as error:
-            # Anything ask does not classify (a header value http.client cannot
-            # encode) is this query's error as it is; a worker that died would leave
-            # the query to be reported as timed out.
-            answer = Answer(
-                query.qid,
-                latency=clock.now() - started,
-                error="%s: %s" % (type(error).__name__, scrub(str(error))),
-                kind=EXCEPTION,
-            )
-        done.put(answer)
+    """Queries until none is left, over one session: the worker's connections stay
+    open from one query to the next and are closed when it ends."""
+    session: Session | None = None
+    try:
+        while not stop.is_set():
+            try:
+                query = pending.get_nowait()
+            except queue.Empty:
+                return
+            started = clock.now()
+            flight.start(query.qid, started)
+            try:
+                session = session or api.transport.session()
+                answer = ask(api, query, k, clock, session)
+            except Exception as error:
+                # Anything ask does not classify (a header value http.client cannot
+                # encode) is this query's error as it is; a worker that died would
+                # leave the query to be reported as timed out.
+                answer = Answer(
+                    query.qid,
+                    latency=clock.now() - started,
+                    error="%s: %s" % (type(error).__name__, scrub(str(error))),
+                    kind=EXCEPTION,
+                )
+            done.put(answer)
+    finally:
+        if session is not None:
+            session.close()
 
 
 def _collect(

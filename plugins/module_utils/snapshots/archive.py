@@ -33,9 +33,7 @@ PAX_NUMBERS = PAX_COUNTS | frozenset(("mtime", "atime", "ctime"))
 
 
 class Readable(t.Protocol):
-    """A binary file that reads into a buffer (a raw or buffered file, ``BytesIO``)."""
-
-    def readinto(self, buffer: memoryview, /) -> int | None: ...
+    """A binary file (a raw or buffered file, ``BytesIO``)."""
 
     def read(self, size: int = -1, /) -> bytes | None: ...
 
@@ -74,7 +72,6 @@ class TarWriter:
         data
     )
     offset: int = 0
-    buffer: bytearray = field(default_factory=lambda: bytearray(COPY_SIZE))
 
     def _emit(self, data: bytes) -> None:
         self.sink.write(data)
@@ -93,19 +90,20 @@ class TarWriter:
         another thread: read its digest once that thread has finished).
         """
         self._emit(_header(path, tarfile.REGTYPE, size, mode, mtime))
-        digest, remaining, view = hashlib.sha256(), size, memoryview(self.buffer)
+        digest, remaining = hashlib.sha256(), size
         while remaining:
-            count = handle.readinto(view[: min(remaining, COPY_SIZE)])
-            if not count:
+            # A new bytes object per read, filled by the kernel: the hashing stage may
+            # still hold the previous one, and no copy is made on the way.
+            chunk = handle.read(min(remaining, COPY_SIZE))
+            if not chunk:
                 raise SourceChanged(
                     "File %s shrank while it was archived" % path,
                     resource=path,
                     reason="size changed during the snapshot",
                 )
-            chunk = bytes(view[:count])
             self.hash_chunk(digest, chunk)
             self._emit(chunk)
-            remaining -= count
+            remaining -= len(chunk)
         if handle.read(1):
             raise SourceChanged(
                 "File %s grew while it was archived" % path,

@@ -155,7 +155,24 @@ def connect(params: t.Mapping[str, t.Any], transfer: Transfer) -> t.Any:
         region_name=params.get("region") or "us-east-1",
         profile_name=params.get("profile"),
     )
-    return session.client("s3", **client_config(params, transfer))
+    client = session.client("s3", **client_config(params, transfer))
+    send_parts_whole(client)
+    return client
+
+
+def send_parts_whole(client: t.Any) -> None:
+    """Upload parts as the bytes they are.
+
+    botocore wraps a bytes body in a file object, which it then signs in 1 MiB reads
+    and sends in 16 KiB writes after an ``Expect: 100-continue`` round trip: about a
+    third of the CPU an upload thread spends on a part besides the hashing, copying
+    every byte once more.  The body is the same, signed by the same SHA-256.
+    """
+    from botocore.handlers import convert_body_to_file_like_object
+
+    client.meta.events.unregister(
+        "before-parameter-build.s3.UploadPart", convert_body_to_file_like_object
+    )
 
 
 def open_store(
@@ -516,14 +533,17 @@ class MultipartSink:
         self.upload_id = answer["UploadId"]
 
     def write(self, data: bytes | memoryview) -> int:
-        self.pieces.append(bytes(data))
-        self.pending += len(data)
+        """Collect ``data``; every whole part is joined once (one copy of each byte,
+        into a buffer of exactly one part) and handed to an upload thread."""
         size = self.store.transfer.part_size
-        while self.pending >= size:
-            joined = b"".join(self.pieces)
-            self._submit(joined[:size] if len(joined) > size else joined)
-            self.pieces = [joined[size:]] if len(joined) > size else []
-            self.pending = len(joined) - size
+        view = memoryview(data)
+        while self.pending + len(view) >= size:
+            take = size - self.pending
+            self._submit(b"".join([*self.pieces, view[:take]]))
+            self.pieces, self.pending, view = [], 0, view[take:]
+        if view:
+            self.pieces.append(bytes(view))
+            self.pending += len(view)
         return len(data)
 
     def _submit(self, data: bytes) -> None:

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -37,7 +39,7 @@ def api(url: str, **overrides: t.Any) -> q.QueryApi:
         "ids": q.compile_path("results[].id", "ids_path"),
         "scores": q.compile_path("results[].score", "scores_path"),
         "timeout": 2.0,
-        "opener": q.make_opener(url, True, None, False),
+        "transport": q.make_transport(url, True, None, False),
     }
     fields.update(overrides)
     return q.QueryApi(**fields)
@@ -394,14 +396,22 @@ def test_an_exception_in_a_query_is_reported_as_it_is_not_as_a_timeout() -> None
     assert elapsed < 2.0 and endpoint.seen == []
 
 
-class BrokenOpener:
-    def open(self, request: t.Any, timeout: float) -> t.Any:
-        raise RuntimeError("opener broke on %s" % request.full_url)
+class BrokenTransport:
+    """A transport whose sessions fail in a way ask does not classify."""
+
+    def session(self) -> t.Any:
+        return self
+
+    def send(self, method: str, url: str, *rest: t.Any) -> t.Any:
+        raise RuntimeError("transport broke on %s" % url)
+
+    def close(self) -> None:
+        pass
 
 
 def test_an_unexpected_error_of_one_query_leaves_the_others_running() -> None:
     answers = q.run_queries(
-        api("http://127.0.0.1:9/search", opener=BrokenOpener()),
+        api("http://127.0.0.1:9/search", transport=BrokenTransport()),
         queries(4),
         3,
         concurrency=1,
@@ -409,7 +419,7 @@ def test_an_unexpected_error_of_one_query_leaves_the_others_running() -> None:
         clock=Clock(),
     )
     assert [(a.kind, a.error) for a in answers] == [
-        (q.EXCEPTION, "RuntimeError: opener broke on http://127.0.0.1:9/search")
+        (q.EXCEPTION, "RuntimeError: transport broke on http://127.0.0.1:9/search")
     ] * 4
     assert all(a.latency is not None and a.latency < 1.0 for a in answers)
 
@@ -441,3 +451,92 @@ def test_answers_are_capped_in_size(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (
         answer.kind == q.BAD_RESPONSE and answer.error == "answer larger than 64 bytes"
     )
+
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """An HTTP/1.1 search API; with ``close_silently`` it drops each connection after
+    one answer without saying so (as a server whose keep-alive timeout ran out)."""
+
+    protocol_version = "HTTP/1.1"
+    close_silently = False
+    seen: t.ClassVar[list[tuple[str, int]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append(self.client_address)
+        body = json.dumps({"results": [{"id": "doc-1", "score": 1.0}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = self.close_silently
+
+    def log_message(self, *args: t.Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("close_silently", [False, True])
+def test_a_worker_keeps_its_connection_open_and_reopens_a_closed_one(
+    close_silently: bool,
+) -> None:
+    handler = type(
+        "Handler", (KeepAliveHandler,), {"close_silently": close_silently, "seen": []}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answers = q.run_queries(
+            api("http://127.0.0.1:%d/search" % server.server_address[1]),
+            queries(6),
+            3,
+            concurrency=2,
+            deadline_at=time.monotonic() + 20,
+            clock=Clock(),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(a.ids, a.kind) for a in answers] == [(("doc-1",), None)] * 6
+    connections = set(handler.seen)
+    assert len(handler.seen) == 6
+    assert len(connections) == 6 if close_silently else len(connections) <= 2
+
+
+def test_redirects_are_followed_as_urllib_follows_them() -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.path == "/search":
+            return Reply(302, {}, headers={"Location": "/moved"})
+        if seen.path == "/kept":
+            return Reply(307, {}, headers={"Location": "/moved"})
+        return lab_answer(["doc-1"])
+
+    answer, seen = ask_seen(handler)
+    # A POST answered by a 302 becomes a GET without a body, as with urllib.
+    assert answer.ids == ("doc-1",) and answer.kind is None
+    assert [(s.method, s.path, s.body) for s in seen] == [
+        ("POST", "/search", {"query": QUERY.text, "k": 3}),
+        ("GET", "/moved", None),
+    ]
+    with Endpoint(handler) as endpoint:
+        kept = q.ask(api(endpoint.url.replace("/search", "/kept")), QUERY, 3, Clock())
+        assert (kept.kind, kept.status, len(endpoint.seen)) == (q.HTTP_ERROR, 307, 1)
+
+
+def test_the_environments_proxy_is_used_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Endpoint(lambda s: lab_answer(["doc-1"])) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url.replace("/search", ""))
+        monkeypatch.setenv("no_proxy", "")
+        url = "http://search.example.test:8080/search?tenant=t1"
+        answer = q.ask(
+            api(url, transport=q.make_transport(url, True, None, True)),
+            QUERY,
+            3,
+            Clock(),
+        )
+        assert answer.ids == ("doc-1",)
+        assert [s.path for s in proxy.seen] == [url]
+        assert proxy.seen[0].headers["Host"] == "search.example.test:8080"

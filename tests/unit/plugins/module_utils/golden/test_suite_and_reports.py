@@ -70,7 +70,7 @@ def plan(url: str, **overrides: t.Any) -> Plan:
         ids=q.compile_path("results[].id", "ids_path"),
         scores=q.compile_path("results[].score", "scores_path"),
         timeout=2.0,
-        opener=q.make_opener(url, True, None, False),
+        transport=q.make_transport(url, True, None, False),
     )
     criteria = overrides.pop(
         "criteria",

@@ -42,9 +42,11 @@ class Body:
         return iter([self.data])
 
 
-def store_on(endpoint: str, sent: Sent) -> s3.S3Store:
+def store_on(
+    endpoint: str, sent: Sent, bodies: t.List[t.Any] | None = None
+) -> s3.S3Store:
     """A store whose botocore client signs each request for ``endpoint`` and records
-    it in ``sent`` instead of sending it."""
+    it in ``sent`` (and its body in ``bodies``) instead of sending it."""
     params = {"endpoint_url": endpoint, "access_key": "key", "secret_key": "secret"}
     client = s3.connect(params, s3.Transfer())
 
@@ -55,6 +57,8 @@ def store_on(endpoint: str, sent: Sent) -> s3.S3Store:
             for name, value in request.headers.items()
         }
         sent.append((operation, headers))
+        if bodies is not None:
+            bodies.append(request.body)
         answer_headers, body = ANSWERS[operation]
         return AWSResponse(request.url, 200, answer_headers, Body(body))
 
@@ -94,6 +98,36 @@ def test_the_store_checks_every_body_by_its_signed_sha256(
     assert operation in ("PutObject", "UploadPart")
     assert headers["X-Amz-Content-SHA256"] == hashlib.sha256(BODY).hexdigest()
     assert "Content-MD5" not in headers
+
+
+def test_a_part_is_signed_and_sent_as_the_bytes_it_is() -> None:
+    """One write of the whole body, after no ``Expect: 100-continue`` wait: not a
+    file object read again in 16 KiB pieces."""
+    sent: Sent = []
+    bodies: t.List[t.Any] = []
+    multipart(store_on("http://127.0.0.1:8333", sent, bodies))
+    [body] = [b for (op, _h), b in zip(sent, bodies) if op == "UploadPart"]
+    [headers] = [h for op, h in sent if op == "UploadPart"]
+    assert isinstance(body, bytes) and body == BODY
+    assert "Expect" not in headers
+    assert headers["X-Amz-Content-SHA256"] == hashlib.sha256(BODY).hexdigest()
+
+
+def test_parts_are_exact_and_each_byte_is_sent_once() -> None:
+    sent: Sent = []
+    bodies: t.List[t.Any] = []
+    store = store_on("http://127.0.0.1:8333", sent, bodies)
+    store = s3.S3Store(store.client, store.bucket, s3.Transfer(part_size=1000))
+    data = os.urandom(3500)
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:  # parts in order
+        sink = s3.MultipartSink(store, "snapshots/shard-1/s-1/data", 500, executor)
+        # Writes that straddle the part boundaries.
+        for start in range(0, len(data), 700):
+            sink.write(data[start : start + 700])
+        chunks = sink.finish()
+    parts = [b for (op, _h), b in zip(sent, bodies) if op == "UploadPart"]
+    assert [len(p) for p in parts] == [1000, 1000, 1000, 500]
+    assert b"".join(parts) == data and len(chunks) == 7
 
 
 def test_a_client_that_signs_no_body_sends_a_content_md5() -> None:
