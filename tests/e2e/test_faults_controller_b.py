@@ -324,6 +324,9 @@ def test_409s_on_the_generators_deployment_are_re_read_or_fail_clearly_and_a_rer
     assert "stopped at 'Switch to the backup provider'" in message, message
     assert "Failed to replace Deployment rag-lab/generator: HTTP 409" in message, message
     assert "Next: Something else keeps changing Deployment rag-lab/generator" in message, message
+    # The rescue's fallback met the same conflicts: the generator is as it was, and the message says so.
+    assert "The generator is now: STILL UNSAFE: the cached-answer fallback failed (Failed to replace" in message
+    assert "by hand (FALLBACK_MODE=cache). Report: " in message, message
     assert flags(lab).get("PROVIDER") == "primary", flags(lab)
     assert lock_holder(lab) == {}
     nothing_lost.check(lab, before)
