@@ -3,13 +3,13 @@
 An uninterrupted outage run (the generator switched to the backup, throttled) and an uninterrupted failback
 (the ramp 10 -> 100 % back to the primary) are the reference. Then, for each step of either playbook that
 changes the generator, a run is killed (SIGKILL to ansible-playbook and its modules: the whole process
-group) as soon as the step shows in the cluster or in S3, and the same incident is run again. The re-run
-must end where the uninterrupted run ended (the same flags, the same record of the flags to put back, the
-generator rolled out and answering from the same provider, the lock free), re-enter the lock (never take
-it over), and lose nothing on the way (tests/e2e/nothing_lost.py). Last, both playbooks run through the
-API fault proxy with a 409 Conflict on the first write of the generator's Deployment, then on every
-write: the first is re-read and re-applied, the storm ends in a clear failure naming the Deployment,
-and a re-run finishes.
+group) as soon as the step shows in the cluster or in S3, and the same incident is run again; each test
+kills the outage at one step, then the failback at one. The re-run must end where the uninterrupted run
+ended (the same flags, the same record of the flags to put back, the generator rolled out and answering
+from the same provider, the lock free), re-enter the lock (never take it over), and lose nothing on the way
+(tests/e2e/nothing_lost.py). Last, the playbooks run through the API fault proxy: every write of the
+generator's Deployment answered 409 Conflict ends in a clear failure naming the Deployment and the next
+step; then the first write in each playbook answered 409 is re-read and re-applied, and the re-runs finish.
 """
 
 from __future__ import annotations
