@@ -175,11 +175,14 @@ def migration_running(lab: Lab, version: int) -> bool:
 
 
 def scaled_down(lab: Lab, version: int) -> bool:
-    return scaling_down(lab)
+    """Half-way through the scale-down: the StatefulSet at zero with its replica count recorded, the
+    controller not yet stopped."""
+    vectorstore = workloads(lab)["vectorstore"]
+    return SCALED_DOWN in (vectorstore["metadata"].get("annotations") or {})
 
 
 def coming_up(lab: Lab, version: int) -> bool:
-    """The controller started again, the components after it still at zero with their counts recorded."""
+    """The controller started again, some of the components after it still at zero with their counts recorded."""
     found = workloads(lab)
     controller = found["controller"]
     return (int(controller["spec"]["replicas"]) > 0
