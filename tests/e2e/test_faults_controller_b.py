@@ -2,8 +2,8 @@
 
 An uninterrupted outage run (the generator switched to the backup, throttled) and an uninterrupted failback
 (the ramp 10 -> 100 % back to the primary) are the reference. Then, for each step of either playbook that
-changes the generator, a run is killed (SIGKILL to ansible-playbook and its modules: the whole process
-group) as soon as the step shows in the cluster or in S3, and the same incident is run again; each test
+changes the generator, a run is killed (SIGKILL to ansible-playbook and every process it started, its modules
+included) as soon as the step shows in the cluster or in S3, and the same incident is run again; each test
 kills the outage at one step, then the failback at one. The re-run must end where the uninterrupted run
 ended (the same flags, the same record of the flags to put back, the generator rolled out and answering
 from the same provider, the lock free), re-enter the lock (never take it over), and lose nothing on the way
@@ -15,8 +15,6 @@ step; then the first write in each playbook answered 409 is re-read and re-appli
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 import typing as t
 from collections.abc import Callable, Iterator
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import nothing_lost
 import pytest
-from harness import ROOT, Cluster, Result, Runner
+from harness import ROOT, Cluster, Result, Runner, kill_run
 from lab_support import lab_fixture  # noqa: F401 - pytest finds the fixture lab by name
 from test_faults_k8s_api import kubeconfig_token
 from test_generator_outage import GENERATOR, Obj, answers_from, generator_env, reset
@@ -158,7 +156,7 @@ def kill_when(runner: Runner, lab: Lab, point: KillPoint, incident: str) -> None
             point.name, (runner.workdir / "started.log").read_text()[-5000:])
     finally:
         if started.poll() is None:
-            os.killpg(started.pid, signal.SIGKILL)
+            kill_run(started.pid)
         started.wait(timeout=30)
 
 

@@ -8,7 +8,7 @@ scale-down shows (as they would while the run waits for it). An uninterrupted ru
 reference: the migration run once, every component back at its replica count and Ready, no count left
 recorded, the lock free.
 
-Then a run is killed (SIGKILL to ansible-playbook and its modules: the whole process group) at each step that
+Then a run is killed (SIGKILL to ansible-playbook and every process it started, its modules included) at each step that
 changes the stack, as soon as it shows in the cluster: the migration Job running, the scale-down, the
 components coming back one by one; and the same incident is run again. The re-run must end where the
 uninterrupted run ended, re-enter the lock (never take it over), never run a migration twice, and lose
@@ -21,8 +21,6 @@ every workload's first patch again answered 409, finishes the recovery.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 import typing as t
@@ -34,7 +32,7 @@ from pathlib import Path
 import nothing_lost
 import pytest
 import yaml
-from harness import ROOT, Result, Runner
+from harness import ROOT, Result, Runner, kill_run
 from lab_support import lab_fixture  # noqa: F401 - pytest finds the fixture lab by name
 from test_bootstrap import COMPONENTS, ROLE, lab_runner
 from test_faults_k8s_api import kubeconfig_token
@@ -212,7 +210,7 @@ def kill_when(runner: Runner, lab: Lab, point: KillPoint, incident: str, version
             point.name, (runner.workdir / "started.log").read_text()[-5000:])
     finally:
         if started.poll() is None:
-            os.killpg(started.pid, signal.SIGKILL)
+            kill_run(started.pid)
         started.wait(timeout=30)
 
 
