@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -160,6 +162,38 @@ class Runner:
             result.host_results = json.loads(hosts.read_text())
             hosts.unlink()
         return result
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process started by ``pid``, at any depth, from each process's parent in /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def kill_run(pid: int) -> None:
+    """SIGKILL a run with every process it started, as a crash of the controller would. A signal to the
+    run's process group is not enough: ansible-playbook runs each task's worker, and so its module, in a
+    session of its own. The processes are stopped first, so that none starts another before the kill."""
+    stopped: set[int] = set()
+    while fresh := (descendants(pid) | {pid}) - stopped:
+        for process in fresh:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process, signal.SIGSTOP)
+        stopped |= fresh
+    for process in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
 
 
 def task(name: str, module: str, **args: t.Any) -> dict[str, t.Any]:

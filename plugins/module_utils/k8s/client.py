@@ -199,6 +199,23 @@ def _describe(error: ApiError, verb: str, target: str) -> ApiError:
     return described
 
 
+def conflict_storm(error: Conflict, target: str, conflicts: int) -> Conflict:
+    """The last of ``conflicts`` 409 answers in a row, for a write given up on:
+    something else keeps changing the object, and the step says how to find it."""
+    storm = Conflict(
+        "%s (answered 409 Conflict %d times in a row)" % (error.msg, conflicts),
+        status=409,
+        resource=target,
+        reason=error.reason,
+        next_step="Something else keeps changing %s: find that writer (kubectl get "
+        "--show-managed-fields -o yaml names the manager of each field; a GitOps "
+        "controller or an operator reconciling the object are the usual ones), pause "
+        "it, then run this again: the write is re-read and re-applied." % target,
+    )
+    storm.attempts = error.attempts
+    return storm
+
+
 def _guarded(patch: t.Any) -> bool:
     """Whether a patch names the resourceVersion it applies to (a 409 then means
     the object changed, and sending it again cannot help)."""
@@ -301,10 +318,12 @@ class K8sClient:
                     content_type=PATCH_CONTENT_TYPES[patch_type],
                 )
                 return t.cast(Obj, answer)
-            except Conflict:
+            except Conflict as error:
                 conflicts += 1
-                if not repeatable or conflicts >= self.conflict_attempts:
+                if not repeatable:
                     raise
+                if conflicts >= self.conflict_attempts:
+                    raise conflict_storm(error, str(ref), conflicts) from None
 
     def replace(
         self, obj: Obj, *, dry_run: bool = False, ref: Ref | None = None
@@ -341,10 +360,10 @@ class K8sClient:
                     True,
                     conflicts,
                 )
-            except Conflict:
+            except Conflict as error:
                 conflicts += 1
                 if conflicts >= self.conflict_attempts:
-                    raise
+                    raise conflict_storm(error, str(ref), conflicts) from None
 
     def delete(
         self,

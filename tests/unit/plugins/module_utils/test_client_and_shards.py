@@ -196,6 +196,27 @@ def test_a_patch_answered_409_is_sent_again_unless_it_names_a_version(
     assert [call[0] for call in api.calls].count("PATCH") == 9
 
 
+def test_a_conflict_storm_names_the_object_its_conflicts_and_the_next_step(
+    api: FakeTransport,
+) -> None:
+    api.fail("PUT", "/rag-shard-registry", Conflict("modified", status=409), times=10)
+    api.fail("PATCH", "/rag-shard-registry", Conflict("modified", status=409), times=10)
+    ref = Ref("ConfigMap", "rag-shard-registry", "rag")
+    writes = (
+        lambda: client(api).update(ref, lambda obj: dict(obj, data={"a": "b"})),
+        lambda: client(api).patch(ref, {"data": {"a": "b"}}),
+    )
+    for write in writes:
+        with pytest.raises(Conflict) as error:
+            write()
+        assert error.value.msg.endswith("(answered 409 Conflict 5 times in a row)")
+        assert error.value.resource == "ConfigMap rag/rag-shard-registry"
+        assert error.value.next_step.startswith(
+            "Something else keeps changing ConfigMap rag/rag-shard-registry: find that"
+        )
+        assert error.value.to_result()["next_step"] == error.value.next_step
+
+
 def test_server_errors_are_retried_then_named(api: FakeTransport) -> None:
     api.fail(
         "PUT",
