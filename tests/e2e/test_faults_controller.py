@@ -10,14 +10,12 @@ the lock free, the hold on pruning released, nothing of the restore left over), 
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import nothing_lost
 import pytest
-from harness import Cluster, Result, Runner
+from harness import Cluster, Result, Runner, kill_run
 from test_shard_recovery import (  # noqa: F401 - pytest finds the fixtures lab and runner by name
     EVIDENCE_LABEL,
     PLAYBOOK,
@@ -190,7 +188,7 @@ def kill_when(runner: Runner, lab: Lab, shard: str, incident: str, point: KillPo
             point.name, (runner.workdir / "started.log").read_text()[-5000:])
     finally:
         if started.poll() is None:
-            os.killpg(started.pid, signal.SIGKILL)
+            kill_run(started.pid)
         started.wait(timeout=30)
 
 

@@ -14,8 +14,6 @@ recovery's timeline and postmortem entry with their phases, milestones and times
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 import typing as t
@@ -23,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ROOT, Cluster, Result, Runner
+from harness import ROOT, Cluster, Result, Runner, kill_run
 from test_shard_recovery import PLAYBOOK, lab_fixture, recovery_options, reports_dir  # noqa: F401 - the lab fixture
 
 from ragops_lab import faults, stack
@@ -207,7 +205,7 @@ def recovery_fixture(lab: Lab, proxy: FaultProxy, tmp_path_factory: pytest.TempP
         seen["exit"] = started.wait(timeout=300)
     finally:
         if started.poll() is None:
-            os.killpg(started.pid, signal.SIGKILL)
+            kill_run(started.pid)
         proxy.clear()
     seen["output"] = (root / "recovery" / "started.log").read_text()
     yield seen

@@ -11,8 +11,6 @@ and a run stopped in the gate after its restore resumes at the (already done) re
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 import typing as t
 from collections.abc import Callable
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import nothing_lost
 import pytest
-from harness import Cluster, Result, Runner, task
+from harness import Cluster, Result, Runner, kill_run, task
 from test_shard_recovery import (  # noqa: F401 - pytest finds the fixtures lab and runner by name
     EVIDENCE_LABEL,
     PLAYBOOK,
@@ -290,7 +288,7 @@ def test_an_interrupted_run_is_finished_by_a_rerun_of_the_same_incident(lab: Lab
                    lambda: shard_recovery.restore_jobs(lab, "shard-2") or started.poll() is not None)
         assert started.poll() is None, (runner.workdir / "started.log").read_text()
     finally:
-        os.killpg(started.pid, signal.SIGKILL)
+        kill_run(started.pid)
         started.wait(timeout=30)
 
     # Interrupted: the shard is out of service, its traffic on the replica, the lock still ours.
