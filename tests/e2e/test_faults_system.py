@@ -4,9 +4,16 @@ One lab for the module (its shards snapshotted first, as the nightly safety net 
 breaks a shard of its own, runs playbooks/vectorstore_shard_recovery.yml by ansible-playbook against the lab
 while the fault happens, and checks that nothing was lost (tests/e2e/nothing_lost.py):
 
-- the restore Job's pod killed mid-restore (its process SIGKILLed, or the pod deleted): the Job's next pod
-  restores the snapshot byte for byte; killed once more than the Job retries, the run fails saying so and a
-  re-run of the incident finishes with a new attempt, the failed Job kept.
+- the restore Job's pod killed mid-restore (its process SIGKILLed, or the pod deleted) while the S3 proxy
+  holds its read of the archive: the Job's next pod restores the snapshot byte for byte; killed once more
+  than the Job retries, the run fails saying so and a re-run of the incident starts the Job again;
+- the shard's claim mounted by a pod an operator started by hand: refused naming the pod, nothing written
+  to the volume, the pod left running; once it is gone a re-run restores the shard;
+- the nightly snapshot of the shard under way (its upload held by the S3 proxy) when the recovery starts:
+  the restore waits for the snapshot Job, marks what it published QUARANTINED and restores the snapshot
+  from before;
+- an object of another owner under the name of the restore's claim or Job: refused naming it and the next
+  step, left untouched; once it is gone a re-run restores the shard.
 """
 
 from __future__ import annotations
