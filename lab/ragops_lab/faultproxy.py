@@ -1,11 +1,12 @@
 """An HTTP fault proxy in front of the lab's S3: damage answers the way networks and stores do.
 
-Faults are rules matched per request (method, key suffix, ranged or not, a request header present)
+Faults are rules matched per request (method, key suffix or part, ranged or not, a request header present)
 and applied a number of times, optionally only after a number of matching requests went through
 untouched: a truncated body (the connection closes early), flipped bits in a body, an error status such
 as ``503 SlowDown`` or ``429`` with a ``Retry-After`` header, or a stalled connection (headers and a
-little data, then silence).  Requests are forwarded unchanged, Host header included, so S3 signatures
-stay valid.  Every request is recorded with the time it arrived and the fault it met.
+little data, then silence; an answer without a body, an upload's, is not sent at all).  Requests are
+forwarded unchanged, Host header included, so S3 signatures stay valid.  Every request is recorded with
+the time it arrived and the fault it met.
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ def error_body(code: str, message: str) -> bytes:
 class Rule:
     """One fault: ``action`` is ``truncate``, ``flip``, ``status`` or ``stall``.
 
-    ``method`` ``*`` matches every method; ``header`` (a prefix, any case) matches requests that carry
-    such a header; the first ``after`` matching requests pass untouched.  ``headers`` are added to a
+    ``method`` ``*`` matches every method; ``key_contains`` matches keys with that text in them (a shard's
+    ``/shard-1/``); ``header`` (a prefix, any case) matches requests that carry such a header; the first
+    ``after`` matching requests pass untouched.  ``headers`` are added to a
     ``status`` answer (``Retry-After``)."""
 
     action: str
     method: str = "GET"
     key_suffix: str = ""
+    key_contains: str = ""
     ranged: bool | None = None
     header: str = ""
     times: int = 1
@@ -57,6 +60,8 @@ class Rule:
         if self.applied >= self.times or self.method not in (ANY_METHOD, method):
             return False
         if self.key_suffix and not path.split("?", 1)[0].endswith(self.key_suffix):
+            return False
+        if self.key_contains and self.key_contains not in path.split("?", 1)[0]:
             return False
         if self.header and not any(name.lower().startswith(self.header.lower()) for name in headers):
             return False
@@ -169,6 +174,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self._send(rule.status, [("Content-Type", "application/xml"), *rule.headers], rule.body)
                 return
             status, headers, data = self._forward()
+            if rule is not None and rule.action == "stall" and not data:
+                # An answer without a body (an upload's) never arrives: the store goes silent, then the
+                # connection closes, and the client repeats the request.
+                self._silence(rule.stall_seconds)
+                return
             if rule is None or not data:
                 self._send(status, headers, data)
             elif rule.action == "flip":
@@ -180,10 +190,13 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             elif rule.action == "stall":
                 self._send(status, headers, data, cut=min(rule.offset, len(data) - 1))
-                deadline = time.monotonic() + rule.stall_seconds
-                while time.monotonic() < deadline and not proxy.stopping.is_set():
-                    time.sleep(0.05)
-                self.close_connection = True
+                self._silence(rule.stall_seconds)
+
+        def _silence(self, seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not proxy.stopping.is_set():
+                time.sleep(0.05)
+            self.close_connection = True
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
 

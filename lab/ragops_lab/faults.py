@@ -38,8 +38,14 @@ Obj = dict[str, Any]
 # --- finding things through the API ------------------------------------------------------------
 
 
+def run_by_job(pod: Obj) -> bool:
+    """A Job's pod (a snapshot, a restore, a re-index) carries the shard's label but does not serve it."""
+    return any(owner.get("kind") == "Job" for owner in pod["metadata"].get("ownerReferences") or [])
+
+
 def shard_pod(api: Api, shard: str) -> Obj:
-    pods = api.list(CORE, "pods", stack.NAMESPACE, f"{SHARD_LABEL}={shard}")[0]
+    """The pod serving the shard (not a Job's pod that carries its label)."""
+    pods = [p for p in api.list(CORE, "pods", stack.NAMESPACE, f"{SHARD_LABEL}={shard}")[0] if not run_by_job(p)]
     if not pods:
         raise LabError(f"no pod carries {SHARD_LABEL}={shard}; shards are shard-0 .. shard-3")
     return pods[0]

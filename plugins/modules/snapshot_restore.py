@@ -41,6 +41,14 @@ description:
     the claim is annotated with the manifest's SHA-256 (what a later run checks). Nothing is changed about
     the shard before the restored volume is verified and known to fit the claim; a failure afterwards says
     how to continue or to put the old volume back.
+  - In V(job) mode, before the snapshot is chosen, a snapshot Job of the shard that still runs, or that ended
+    after the incident's hold on pruning was set, is waited for (it read a failing shard) and what it published
+    is marked quarantined and listed in RV(tried) as V(skipped); it is never restored.
+  - In V(job) mode, a pod that still mounts the shard's claim and is not run by the shard's workload (a debug
+    pod, a backup agent) stops the restore before its Job runs and again before the claim is released, named
+    in the error; nothing of the shard is changed. A restore Job of an earlier run that failed (its pods killed
+    more often than it retries them, or a cause since fixed) is started again, its failed pods kept for their
+    logs until the restore is done.
   - A shard run by a bare pod (V(Pod/<name>)) is replaced by a fresh pod on the new PVC, the Services that
     selected only the old pod select the fresh one, and the old pod is labelled C(ragops.io/serving=false)
     and C(ragops.io/replaced-by=<fresh pod>); the old PVC is labelled C(ragops.io/evidence=<incident id>).

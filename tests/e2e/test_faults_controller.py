@@ -225,7 +225,22 @@ def test_a_run_killed_at_each_step_of_scenario_a_is_finished_by_a_rerun(
     if point.name in BACK_IN_SERVICE:
         # Killed before its postmortem entry: the re-run finds the shard recovered and says so.
         expected["postmortem"] = "| outcome | already recovered |"
+        assert_points_at_the_first_runs_records(lab, shard, incident)
     assert end_state(lab, shard, incident, old_claim) == expected
+
+
+def assert_points_at_the_first_runs_records(lab: Lab, shard: str, incident: str) -> None:
+    """An entry written by the re-run of a run killed once the shard was back in service gives none of the
+    restore's details as its own (it does not know them), and says where they are: the evidence bundle, the
+    golden-query report beside the entry, the timeline."""
+    folder = reports_dir(lab) / incident
+    entry = (folder / ("postmortem-%s.md" % shard)).read_text()
+    assert "| snapshot used | not known to this run" in entry and "none (re-open)" not in entry, entry
+    assert "## Where the recovery is recorded" in entry, entry
+    evidence = "evidence/%s/" % incident
+    assert "s3://%s/%s" % (lab.s3().bucket, evidence) in entry, entry
+    assert any(key.startswith(evidence + "evidence-") for key in nothing_lost.s3_objects(lab)), evidence
+    assert (folder / ("golden-restore-%s.md" % shard)).is_file(), sorted(p.name for p in folder.iterdir())
 
 
 def test_two_controllers_launching_the_same_recovery_at_once_run_it_once(

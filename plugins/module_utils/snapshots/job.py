@@ -39,7 +39,7 @@ from ..k8s.resources import (
     Ref,
 )
 from ..waiter import Waiter
-from . import jobkit, rebind
+from . import inuse, jobkit, rebind
 from .jobkit import (
     JobProgress,
     credential_env,
@@ -360,7 +360,7 @@ def wait_for_job(
     return follow_job(client, plan.namespace, plan.job_name, waiter)
 
 
-def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
+def job_failure(plan: Plan, seen: JobProgress, job: Obj | None = None) -> RecoveryError:
     error = seen.result or {}
     partial = {
         "job": plan.to_dict(),
@@ -369,7 +369,7 @@ def job_failure(plan: Plan, seen: JobProgress) -> RecoveryError:
         "shard_unchanged": True,
     }
     return jobkit.job_failure(
-        plan.namespace, plan.job_name, "restore shard " + plan.shard, seen, partial
+        plan.namespace, plan.job_name, "restore shard " + plan.shard, seen, partial, job
     )
 
 
@@ -526,15 +526,23 @@ def restore_runner(
 
 
 def start_restore(
-    client: K8sClient, request: JobRequest, plan: Plan, target: Target
+    client: K8sClient,
+    request: JobRequest,
+    plan: Plan,
+    target: Target,
+    waiter: Waiter | None = None,
 ) -> None:
     """Create the new PVC, the credentials Secret and the restore Job; those of an
-    earlier run are reused."""
+    earlier run are reused, but a Job of an earlier run that failed is started again
+    (when the run waits for it)."""
     ensure(client, claim_body(plan, target.claim, request.storage_class))
     if not request.s3_secret:
         put_secret(client, secret_body(plan, request.credentials))
     runner = restore_runner(request.runner, plan, request.incident_id)
-    ensure(client, job_body(plan, request.image, runner))
+    body = job_body(plan, request.image, runner)
+    if waiter is not None:
+        jobkit.retry_failed(client, body, waiter)
+    ensure(client, body)
 
 
 def restore_started(
@@ -569,14 +577,14 @@ def _run_job(
     client: K8sClient, request: JobRequest, plan: Plan, target: Target, waiter: Waiter
 ) -> Obj:
     """Run the restore Job (or pick up the one already run) and say what it did."""
-    start_restore(client, request, plan, target)
+    start_restore(client, request, plan, target, waiter)
     job, seen, duration = wait_for_job(client, plan, waiter)
     if (
         not job_succeeded(job)
         or not seen.result
         or seen.result.get("event") != "result"
     ):
-        raise job_failure(plan, seen)
+        raise job_failure(plan, seen, job)
     restored = seen.result.get("restore") or {}
     return {
         "name": plan.job_name,
@@ -618,10 +626,14 @@ def restore_in_cluster(
     if target.kind == "Pod":
         return _restore_beside(client, request, plan, target, waiter)
     where = rebind_of(request, plan)
+    # Checked before the Job runs and again before the claim is released.
+    in_use = (client, plan.namespace, where.claim, target.kind, target.name)
+    inuse.refuse_if_used(*in_use)
     if rebind.labelled_restored(client, where) is None:
         run = _run_job(client, request, plan, target, waiter)
     else:
         run = {"name": plan.job_name, "resumed": True}
+    inuse.refuse_if_used(*in_use)
     outcome = rebind.put_under_controller(client, where, waiter)
     pod = _serving_pod(client, request, where.claim, waiter)
     steps = outcome.steps + rebind.finish(client, where, outcome.restored)

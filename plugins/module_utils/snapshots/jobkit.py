@@ -168,7 +168,7 @@ def refuse_foreign(current: Obj, desired: Obj) -> None:
         resource=resource,
         reason="an object of that name exists that the collection does not own",
         next_step="Find out what it is (kubectl get %s %s -n %s -o yaml); rename or "
-        "delete it if it is not needed, then run again. Nothing was changed."
+        "delete it if it is not needed, then run again. It was left untouched."
         % (desired["kind"].lower(), meta["name"], meta["namespace"]),
     )
 
@@ -274,23 +274,75 @@ def job_state(client: K8sClient, namespace: str, name: str) -> Obj:
     return {"name": name, "state": state, "progress": seen.progress}
 
 
+def failed_condition(job: Obj | None) -> str:
+    """The reason and message of the Job's ``Failed`` condition ("" if none)."""
+    for condition in ((job or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            parts = (condition.get("reason"), condition.get("message"))
+            return ": ".join(str(part) for part in parts if part)
+    return ""
+
+
+def _no_result(job: Obj | None) -> str:
+    """Why a Job failed whose pods logged no result: they ended before it (killed,
+    evicted, deleted)."""
+    status = (job or {}).get("status") or {}
+    condition = failed_condition(job) or "no Failed condition"
+    return (
+        "the Job failed (%s) after %s pod(s) ended without a result (killed, evicted "
+        "or deleted before the end)" % (condition, status.get("failed") or 0)
+    )
+
+
 def job_failure(
     namespace: str,
     name: str,
     what: str,
     seen: JobProgress,
     partial: t.Mapping[str, t.Any],
+    job: Obj | None = None,
 ) -> RecoveryError:
     """The failure of a Job that did ``what`` ("restore shard shard-2"), with the Job's
     own error message and next step where its log gave them."""
     error = seen.result or {}
     where = "%s/%s" % (namespace, name)
+    logs = "kubectl -n %s logs -l job-name=%s --prefix" % (namespace, name)
+    if error:
+        why = error.get("msg") or "the Job failed"
+        next_step = error.get("next_step") or "Read the Job's log: %s" % logs
+    else:
+        why = _no_result(job)
+        next_step = (
+            "Find out what ended its pods (%s; kubectl -n %s get events), then run "
+            "again: a failed Job of ours is replaced by a new attempt, its pods kept "
+            "for their logs until the restore is done." % (logs, namespace)
+        )
     return RecoveryError(
-        "Failed to %s in Job %s: %s"
-        % (what, where, error.get("msg") or "the Job failed"),
+        "Failed to %s in Job %s: %s" % (what, where, why),
         resource="Job " + where,
         reason=error.get("reason") or "%s Job failed" % what.split()[0],
-        next_step=error.get("next_step")
-        or "Read the Job's log: kubectl -n %s logs job/%s" % (namespace, name),
+        next_step=next_step,
         partial=dict(partial),
     )
+
+
+def retry_failed(client: K8sClient, body: Obj, waiter: Waiter) -> bool:
+    """Delete our Job of ``body``'s name if it failed, keeping its pods (orphaned,
+    for their logs), so that it can be created again: a run after a failure (its
+    pods killed, or a cause since fixed) tries again.  True if one was deleted."""
+    meta = body["metadata"]
+    ref = Ref("Job", meta["name"], meta["namespace"])
+    current = client.get_or_none(ref)
+    if current is None or not job_finished(current) or job_succeeded(current):
+        return False
+    refuse_foreign(current, body)
+    uid = current["metadata"].get("uid")
+    client.delete(ref, uid=uid, propagation="Orphan")
+    waiter.until(
+        "the failed %s to be deleted" % ref,
+        lambda: client.get_or_none(ref),
+        lambda found: found is None or found["metadata"].get("uid") != uid,
+        next_step="kubectl -n %s get job %s -o yaml (a finalizer may hold it)"
+        % (meta["namespace"], meta["name"]),
+    )
+    return True

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..errors import RecoveryError
 from ..k8s.client import K8sClient, Obj
 from ..waiter import Waiter
-from . import catalog, job, layout, rebind, restore, store
+from . import catalog, inflight, job, layout, rebind, restore, store
 from .manifest import Manifest
 from .s3 import S3Store
 
@@ -171,11 +171,31 @@ def _plan(
     )
 
 
+def _set_aside(
+    client: K8sClient, s3: S3Store, request: JobModeRequest, waiter: Waiter
+) -> t.List[restore.Attempt]:
+    """The shard's snapshots whose Jobs overlapped its incident: waited for and
+    quarantined (not in check mode, which only reads)."""
+    if request.check_mode:
+        return []
+    where = (request.job.namespace, request.job.shard_label, request.job.incident_id)
+    taken = inflight.set_aside(client, s3, request.location, where, waiter)
+    return [
+        restore.Attempt(
+            found.snapshot_id,
+            "skipped",
+            "taken by Job %s while the shard's recovery started" % found.job,
+        )
+        for found in taken
+    ]
+
+
 def restore_by_job(
     client: K8sClient, s3: S3Store, request: JobModeRequest, waiter: Waiter
 ) -> JobOutcome:
     """Restore the newest verified snapshot (or the one named) by a Job, falling
-    back."""
+    back; snapshots taken while the shard's recovery started are never chosen."""
+    set_aside = _set_aside(client, s3, request, waiter)
     order, attempts = restore.load_candidates(
         s3,
         request.location,
@@ -183,7 +203,8 @@ def restore_by_job(
         request.fallback,
         request.future_tolerance,
     )
-    quarantined: t.List[str] = []
+    attempts = [*set_aside, *attempts]
+    quarantined = [attempt.snapshot_id for attempt in set_aside]
     for snapshot in order:
         outcome = _plan(client, request, snapshot, attempts, quarantined)
         if job.already_restored(outcome.target, snapshot.manifest_sha256):

@@ -17,6 +17,10 @@ from ansible_collections.ragops.recovery.plugins.module_utils.k8s.client import 
     K8sClient,
 )
 from ansible_collections.ragops.recovery.plugins.module_utils.snapshots import jobkit
+from ansible_collections.ragops.recovery.plugins.module_utils.waiter import (
+    Clock,
+    Waiter,
+)
 from ansible_collections.ragops.recovery.tests.unit.fakes import FakeTransport
 
 NS = "rag"
@@ -113,3 +117,77 @@ def test_a_secret_of_that_name_that_is_not_ours_is_never_overwritten() -> None:
     assert api.objects[CORE + "/secrets/ragops-restore-shard-1-s3"]["stringData"] == {
         "AWS_ACCESS_KEY_ID": "theirs"
     }
+
+
+def failed(job: t.Dict[str, t.Any], pods: int = 2) -> t.Dict[str, t.Any]:
+    """The Job after its pods ended ``pods`` times, past its backoffLimit."""
+    condition = {
+        "type": "Failed",
+        "status": "True",
+        "reason": "BackoffLimitExceeded",
+        "message": "Job has reached the specified backoff limit",
+    }
+    return dict(job, status={"failed": pods, "conditions": [condition]})
+
+
+def no_wait() -> Waiter:
+    return Waiter(timeout=5, clock=Clock(now=lambda: 0.0, sleep=lambda s: None))
+
+
+def test_a_failed_job_of_ours_is_started_again_by_the_next_run() -> None:
+    api = FakeTransport()
+    api.add(
+        BATCH + "/jobs",
+        failed(dict(restore_job(), metadata=dict(restore_job()["metadata"], uid="u1"))),
+    )
+    client = K8sClient(api)
+    assert jobkit.retry_failed(client, restore_job(), no_wait()) is True
+    assert jobkit.ensure(client, restore_job()) is True  # created afresh
+    assert [call[0] for call in api.writes()] == ["DELETE", "POST"]
+    assert "status" not in api.objects[BATCH + "/jobs/ragops-restore-shard-1"]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [{}, {"conditions": [{"type": "Complete", "status": "True"}]}],
+    ids=["running", "succeeded"],
+)
+def test_a_running_or_succeeded_job_is_left_to_be_followed(
+    status: t.Dict[str, t.Any],
+) -> None:
+    api = FakeTransport()
+    api.add(BATCH + "/jobs", dict(restore_job(), status=status))
+    assert jobkit.retry_failed(K8sClient(api), restore_job(), no_wait()) is False
+    assert api.writes() == []
+
+
+def test_a_failed_job_that_is_not_ours_is_refused_not_deleted() -> None:
+    api = FakeTransport()
+    theirs = dict(restore_job(), metadata=dict(restore_job()["metadata"], labels={}))
+    api.add(BATCH + "/jobs", failed(theirs))
+    with pytest.raises(RecoveryError, match="Refusing to use Job"):
+        jobkit.retry_failed(K8sClient(api), restore_job(), no_wait())
+    assert api.writes() == []
+
+
+def test_a_job_whose_pods_left_no_result_fails_saying_so_and_that_a_rerun_retries() -> (
+    None
+):
+    job = failed(restore_job())
+    error = jobkit.job_failure(
+        NS,
+        "ragops-restore-shard-1",
+        "restore shard shard-1",
+        jobkit.JobProgress(),
+        {},
+        job,
+    )
+    assert error.msg == (
+        "Failed to restore shard shard-1 in Job rag/ragops-restore-shard-1: the Job failed "
+        "(BackoffLimitExceeded: Job has reached the specified backoff limit) after 2 pod(s) ended "
+        "without a result (killed, evicted or deleted before the end)"
+    )
+    assert "a failed Job of ours is replaced by a new attempt" in str(error.next_step)
+    assert "kubectl -n rag logs -l job-name=ragops-restore-shard-1 --prefix" in str(
+        error.next_step
+    )
