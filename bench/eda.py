@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -44,6 +43,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lab"))
+
+from drill import running_lab  # noqa: E402  (bench/drill.py: a lab of its own, stopped at the end)
 
 from ragops_lab import faults, stack  # noqa: E402
 from ragops_lab.drills import provider_outage, shard_recovery  # noqa: E402
@@ -81,24 +82,6 @@ def install_collection(folder: Path) -> Path:
     if not (collections / "ansible_collections" / "ragops" / "recovery" / "playbooks").is_dir():
         raise LabError(f"ansible-galaxy installed no ragops.recovery under {collections}")
     return collections
-
-
-@contextlib.contextmanager
-def running_lab(root: Path) -> Iterator[Lab]:
-    lab = Lab(root)
-    output = io.StringIO()
-    began = time.monotonic()
-    try:
-        lab.up(output)
-    except BaseException:
-        print(output.getvalue(), file=PROGRESS)
-        raise
-    print(f"  lab up in {time.monotonic() - began:.1f}s ({root})", file=PROGRESS)
-    try:
-        yield lab
-    finally:
-        lab.down(out=None)
-        print("  lab down", file=PROGRESS)
 
 
 @contextlib.contextmanager

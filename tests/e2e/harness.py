@@ -140,6 +140,24 @@ class Runner:
             return subprocess.Popen(self.command(playbook, extra=extra), stdout=log, stderr=subprocess.STDOUT,
                                     text=True, env=self.environment(), cwd=self.workdir, start_new_session=True)
 
+    def kill_when(self, playbook: Path, extra: list[str], step: str, reached: t.Callable[[], t.Any],
+                  timeout: float = 240) -> None:
+        """Start ``playbook`` and SIGKILL it with every process it started (:func:`kill_run`) as soon as
+        ``reached()`` holds; fail when the run ends first, or when ``step`` does not show within ``timeout``."""
+        started = self.start(playbook, extra=extra)
+        try:
+            deadline = time.monotonic() + timeout
+            while not (reached() or started.poll() is not None):
+                if time.monotonic() > deadline:
+                    raise AssertionError("timed out after %gs waiting for %s" % (timeout, step))
+                time.sleep(0.1)
+            assert started.poll() is None, "the run ended before %s:\n%s" % (
+                step, (self.workdir / "started.log").read_text()[-5000:])
+        finally:
+            if started.poll() is None:
+                kill_run(started.pid)
+            started.wait(timeout=30)
+
     def run(self, playbook: Path, *, check: bool = False, diff: bool = False,
             extra: list[str] | None = None, timeout: float = 300) -> Result:
         command = self.command(playbook, check=check, diff=diff, extra=extra)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import nothing_lost
 import pytest
-from harness import Cluster, Result, Runner, kill_run
+from harness import Cluster, Result, Runner
 from test_shard_recovery import (  # noqa: F401 - pytest finds the fixtures lab and runner by name
     EVIDENCE_LABEL,
     PLAYBOOK,
@@ -180,16 +180,8 @@ def test_an_uninterrupted_run_is_the_reference(reference: Reference) -> None:
 
 def kill_when(runner: Runner, lab: Lab, shard: str, incident: str, point: KillPoint) -> None:
     """Start the recovery and SIGKILL it, modules and all, as soon as ``point`` shows."""
-    started = runner.start(PLAYBOOK, extra=recovery_options(lab, shard, incident))
-    try:
-        eventually("step %s of the recovery of %s" % (point.name, shard),
-                   lambda: point.reached(lab, shard, incident) or started.poll() is not None, timeout=240)
-        assert started.poll() is None, "the run ended before step %s:\n%s" % (
-            point.name, (runner.workdir / "started.log").read_text()[-5000:])
-    finally:
-        if started.poll() is None:
-            kill_run(started.pid)
-        started.wait(timeout=30)
+    runner.kill_when(PLAYBOOK, recovery_options(lab, shard, incident),
+                     "step %s of the recovery of %s" % (point.name, shard), lambda: point.reached(lab, shard, incident))
 
 
 @pytest.mark.parametrize("point", KILL_POINTS, ids=[p.name for p in KILL_POINTS])

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import nothing_lost
 import pytest
-from harness import ROOT, Cluster, Result, Runner, kill_run
+from harness import ROOT, Cluster, Result, Runner
 from lab_support import lab_fixture  # noqa: F401 - pytest finds the fixture lab by name
 from test_faults_k8s_api import kubeconfig_token
 from test_generator_outage import GENERATOR, Obj, answers_from, generator_env, reset
-from test_shard_recovery_paths import eventually, lock_holder
+from test_shard_recovery_paths import lock_holder
 
 from ragops_lab import faults, stack
 from ragops_lab.kube.faults import ApiFaultProxy
@@ -148,16 +148,8 @@ KILL_PAIRS = (
 
 def kill_when(runner: Runner, lab: Lab, point: KillPoint, incident: str) -> None:
     """Start the playbook and SIGKILL it, modules and all, as soon as ``point`` shows."""
-    started = runner.start(PLAYBOOKS / ("%s.yml" % point.playbook), extra=options(runner, lab, incident))
-    try:
-        eventually("step %s of %s" % (point.name, point.playbook),
-                   lambda: point.reached(lab, incident) or started.poll() is not None, timeout=240)
-        assert started.poll() is None, "the run ended before step %s:\n%s" % (
-            point.name, (runner.workdir / "started.log").read_text()[-5000:])
-    finally:
-        if started.poll() is None:
-            kill_run(started.pid)
-        started.wait(timeout=30)
+    runner.kill_when(PLAYBOOKS / ("%s.yml" % point.playbook), options(runner, lab, incident),
+                     "step %s of %s" % (point.name, point.playbook), lambda: point.reached(lab, incident))
 
 
 # --- reading the end state ------------------------------------------------------------------------------------

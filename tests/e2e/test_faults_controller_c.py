@@ -32,7 +32,7 @@ from pathlib import Path
 import nothing_lost
 import pytest
 import yaml
-from harness import ROOT, Result, Runner, kill_run
+from harness import ROOT, Result, Runner
 from lab_support import lab_fixture  # noqa: F401 - pytest finds the fixture lab by name
 from test_bootstrap import COMPONENTS, ROLE, lab_runner
 from test_faults_k8s_api import kubeconfig_token
@@ -202,16 +202,8 @@ KILL_POINTS = (
 
 def kill_when(runner: Runner, lab: Lab, point: KillPoint, incident: str, version: int) -> None:
     """Start the recovery and SIGKILL it, modules and all, as soon as ``point`` shows."""
-    started = runner.start(PLAYBOOK, extra=options(lab, incident))
-    try:
-        eventually("step %s of the recovery" % point.name,
-                   lambda: point.reached(lab, version) or started.poll() is not None, timeout=300)
-        assert started.poll() is None, "the run ended before step %s:\n%s" % (
-            point.name, (runner.workdir / "started.log").read_text()[-5000:])
-    finally:
-        if started.poll() is None:
-            kill_run(started.pid)
-        started.wait(timeout=30)
+    runner.kill_when(PLAYBOOK, options(lab, incident), "step %s of the recovery" % point.name,
+                     lambda: point.reached(lab, version), timeout=300)
 
 
 # --- reading the end state ------------------------------------------------------------------------------------
