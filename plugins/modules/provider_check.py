@@ -24,13 +24,13 @@ author:
   - ragops.recovery maintainers (@ragops)
 options:
   name:
-    description: Name of the provider, as the generator knows it (for example V(backup)).
+    description:
+      - Name of the provider, as the generator knows it (for example V(backup)).
+      - One of O(name) (with O(url)) and O(providers) is required.
     type: str
-    required: true
   url:
     description: Base URL of the provider's OpenAI-compatible API, without C(/v1).
     type: str
-    required: true
   api_key:
     description:
       - The provider's API key. Mutually exclusive with O(api_key_secret).
@@ -48,6 +48,41 @@ options:
         description: Data key of the API key in the Secret.
         type: str
         required: true
+  providers:
+    description:
+      - Check several providers in one task, all at the same time (a provider that hangs costs one
+        O(timeout) for all of them), instead of O(name), O(url), O(api_key) and O(api_key_secret).
+      - Each item names a provider once, with its O(url) and its key as O(api_key) or
+        O(api_key_secret) (or neither, for a provider without a key).
+      - A provider whose key cannot be read from its Secret is not probed and is reported as
+        V(auth_failure) (C(API key not read) and why); the others are still checked. With O(name), the
+        task fails instead.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the provider.
+        type: str
+        required: true
+      url:
+        description: Base URL of its OpenAI-compatible API, without C(/v1).
+        type: str
+        required: true
+      api_key:
+        description: Its API key. Mutually exclusive with O(providers[].api_key_secret).
+        type: str
+      api_key_secret:
+        description: Read its API key from a key of a Secret in O(namespace).
+        type: dict
+        suboptions:
+          name:
+            description: Name of the Secret.
+            type: str
+            required: true
+          key:
+            description: Data key of the API key in the Secret.
+            type: str
+            required: true
   model:
     description: Model asked for the completion.
     type: str
@@ -68,7 +103,8 @@ options:
     default: 5
   require_healthy:
     description:
-      - Fail the task unless the provider is V(healthy) (for example before switching traffic to it).
+      - Fail the task unless the provider is V(healthy) (for example before switching traffic to it);
+        with O(providers), unless every one of them is.
     type: bool
     default: false
   provider_validate_certs:
@@ -107,6 +143,18 @@ EXAMPLES = r"""
       key: primary
   register: primary
 
+- name: Check the primary and the backup at the same time
+  ragops.recovery.provider_check:
+    providers:
+      - name: primary
+        url: https://llm-primary.example.com
+        api_key_secret: {name: rag-provider-keys, key: primary}
+      - name: backup
+        url: https://llm-backup.example.com
+        api_key_secret: {name: rag-provider-keys, key: backup}
+  register: checked
+  # checked.providers.primary.healthy, checked.providers.backup.state, ...
+
 - name: Warm-failover check of the backup's credentials (fails unless healthy)
   ragops.recovery.provider_check:
     name: backup
@@ -116,9 +164,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+providers:
+  description: The health of each provider checked, by name, in the order given; each as RV(provider).
+  returned: always
+  type: dict
+  sample:
+    primary: {"name": "primary", "state": "outage", "healthy": false}
+    backup: {"name": "backup", "state": "healthy", "healthy": true}
 provider:
   description: The provider's health.
-  returned: always
+  returned: with O(name)
   type: dict
   contains:
     name:
@@ -160,19 +215,40 @@ import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator.providers import (
+        Endpoint,
+    )
+
+SECRET_REF = {
+    "name": {"type": "str", "required": True},
+    "key": {"type": "str", "required": True, "no_log": False},
+}
 
 
 def argument_spec() -> argspec.ArgumentSpec:
-    secret_ref = {
+    provider = {
         "name": {"type": "str", "required": True},
-        "key": {"type": "str", "required": True, "no_log": False},
+        "url": {"type": "str", "required": True},
+        "api_key": {"type": "str", "no_log": True},
+        "api_key_secret": {"type": "dict", "no_log": False, "options": SECRET_REF},
     }
     return argspec.ArgumentSpec(
         options={
-            "name": {"type": "str", "required": True},
-            "url": {"type": "str", "required": True},
+            "name": {"type": "str"},
+            "url": {"type": "str"},
             "api_key": {"type": "str", "no_log": True},
-            "api_key_secret": {"type": "dict", "no_log": False, "options": secret_ref},
+            "api_key_secret": {"type": "dict", "no_log": False, "options": SECRET_REF},
+            "providers": {
+                "type": "list",
+                "elements": "dict",
+                "options": provider,
+                "mutually_exclusive": [["api_key", "api_key_secret"]],
+            },
             "model": {"type": "str", "default": "lab-model"},
             "checks": {
                 "type": "list",
@@ -187,23 +263,66 @@ def argument_spec() -> argspec.ArgumentSpec:
             "provider_ca_path": {"type": "path"},
         },
         groups=("k8s",),
-        mutually_exclusive=[["api_key", "api_key_secret"]],
+        mutually_exclusive=[
+            ["api_key", "api_key_secret"],
+            ["name", "providers"],
+            ["url", "providers"],
+            ["api_key", "providers"],
+            ["api_key_secret", "providers"],
+        ],
+        required_one_of=[["name", "providers"]],
+        required_together=[["name", "url"]],
     )
 
 
-def api_key(module: base.RecoveryModule) -> str | None:
+def targets(params: t.Mapping[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
+    """The providers to check, each with its name, url and key or key's Secret."""
+    if params["providers"] is None:
+        return [
+            {key: params[key] for key in ("name", "url", "api_key", "api_key_secret")}
+        ]
+    names = [item["name"] for item in params["providers"]]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise RecoveryError(
+            "providers names %s more than once" % ", ".join(twice),
+            reason="duplicate provider",
+            next_step="List each provider once in providers.",
+        )
+    return list(params["providers"])
+
+
+def api_key(module: base.RecoveryModule, target: t.Mapping[str, t.Any]) -> str | None:
     """The key given, or read from its Secret (the Kubernetes client is needed only then)."""
     from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
         providers,
     )
 
-    params, ref = module.params, module.params["api_key_secret"]
+    ref = target["api_key_secret"]
     if not ref:
-        return t.cast(t.Optional[str], params["api_key"])
+        return t.cast(t.Optional[str], target["api_key"])
     client = module.k8s_client()
-    key = providers.read_api_key(client, params["namespace"], ref["name"], ref["key"])
+    key = providers.read_api_key(
+        client, module.params["namespace"], ref["name"], ref["key"]
+    )
     module.no_log_values.add(key)
     return key
+
+
+def endpoint(module: base.RecoveryModule, target: t.Mapping[str, t.Any]) -> Endpoint:
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        providers,
+    )
+
+    params = module.params
+    return argspec.from_params(
+        providers.Endpoint,
+        params,
+        url=target["url"],
+        api_key=api_key(module, target),
+        validate_certs=params["provider_validate_certs"],
+        ca_path=params["provider_ca_path"],
+    )
 
 
 def run_module(module: base.RecoveryModule) -> base.Result:
@@ -212,19 +331,29 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     )
 
     params = module.params
-    endpoint = argspec.from_params(
-        providers.Endpoint,
-        params,
-        api_key=api_key(module),
-        validate_certs=params["provider_validate_certs"],
-        ca_path=params["provider_ca_path"],
-    )
-    probes = providers.probe_provider(endpoint, params["checks"])
-    verdict = providers.classify(probes, params["slow_after"])
-    provider = providers.report(params["name"], endpoint, verdict)
-    if params["require_healthy"] and not verdict.healthy:
-        raise providers.unhealthy_error(provider)
-    return {"changed": False, "provider": provider}
+    given = targets(params)
+    chosen, unread = [], {}
+    for target in given:
+        try:
+            chosen.append((target["name"], endpoint(module, target)))
+        except RecoveryError as error:
+            if params["providers"] is None:
+                raise
+            unread[target["name"]] = providers.key_not_read(
+                target["name"], target["url"], error.msg
+            )
+    checked = providers.check_all(chosen, params["checks"], params["slow_after"])
+    found = dict(unread, **{report["name"]: report for report in checked})
+    reports = [found[target["name"]] for target in given]
+    result: base.Result = {
+        "changed": False,
+        "providers": {report["name"]: report for report in reports},
+    }
+    if params["providers"] is None:
+        result["provider"] = reports[0]
+    if params["require_healthy"] and not all(report["healthy"] for report in reports):
+        raise providers.unhealthy_error(reports, partial=dict(result))
+    return result
 
 
 def main() -> None:

@@ -232,17 +232,9 @@ def require_passed(module: base.RecoveryModule, ref: Ref) -> base.Result:
         precheck,
     )
 
-    provider = module.params["require_passed"]
-    last = precheck.read_record(module.k8s_client(), ref, provider)
-    if last is not None and not last["passed"]:
-        raise precheck.refusal(last, ref)
-    found = {
-        "configmap": str(ref),
-        "provider": provider,
-        "recorded": last is not None,
-        "last": last,
-        "passed": True,
-    }
+    found = precheck.require_passed(
+        module.k8s_client(), ref, module.params["require_passed"]
+    )
     return {"changed": False, "precheck": found}
 
 

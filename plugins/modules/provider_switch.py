@@ -17,6 +17,10 @@ description:
     those values.
   - Waits until the Deployment's rollout is Ready (new pods with the new env), unless O(wait=false).
   - Check the target first with M(ragops.recovery.provider_check); this module only switches.
+  - With O(require_precheck), refuses to switch to O(provider) when its last precheck recorded by
+    M(ragops.recovery.provider_precheck) failed, before changing anything (a provider never prechecked
+    passes), as M(ragops.recovery.provider_precheck) with O(ragops.recovery.provider_precheck#module:require_passed)
+    does, without a task of its own.
 author:
   - ragops.recovery maintainers (@ragops)
 options:
@@ -38,6 +42,12 @@ options:
     description: Env var (or flags ConfigMap key) holding the weights.
     type: str
     default: PROVIDER_WEIGHTS
+  require_precheck:
+    description:
+      - The ConfigMap in O(namespace) holding the precheck records (for example V(rag-provider-precheck)).
+        Switching to O(provider) is refused when its last recorded precheck there failed. Omitted, no
+        record is read.
+    type: str
 extends_documentation_fragment:
   - ragops.recovery.attributes
   - ragops.recovery.k8s_auth
@@ -122,12 +132,25 @@ provider:
       description: The object holding the flags.
       type: str
       sample: Deployment rag-prod/generator
+precheck:
+  description: The last precheck of O(provider) read from O(require_precheck), which did not fail.
+  returned: with O(require_precheck)
+  type: dict
+  sample:
+    configmap: ConfigMap rag/rag-provider-precheck
+    provider: backup
+    recorded: true
+    passed: true
+    last: {"passed": true, "state": "healthy", "checked_at": "2026-12-07T06:00:03Z"}
 """
 
 import typing as t
 
 from ansible_collections.ragops.recovery.plugins.module_utils import argspec
 from ansible_collections.ragops.recovery.plugins.module_utils import base
+from ansible_collections.ragops.recovery.plugins.module_utils.errors import (
+    RecoveryError,
+)
 
 
 def argument_spec() -> argspec.ArgumentSpec:
@@ -137,6 +160,7 @@ def argument_spec() -> argspec.ArgumentSpec:
             "weights": {"type": "dict"},
             "provider_env": {"type": "str", "default": "PROVIDER"},
             "weights_env": {"type": "str", "default": "PROVIDER_WEIGHTS"},
+            "require_precheck": {"type": "str"},
         },
         groups=("k8s", "generator", "wait"),
         required_if=[["state", "present", ["provider", "weights"], True]],
@@ -162,8 +186,27 @@ def run_module(module: base.RecoveryModule) -> base.Result:
         config,
     )
     from ansible_collections.ragops.recovery.plugins.module_utils.generator import flags
+    from ansible_collections.ragops.recovery.plugins.module_utils.generator import (
+        precheck,
+    )
+    from ansible_collections.ragops.recovery.plugins.module_utils.k8s.resources import (
+        Ref,
+    )
 
     params = module.params
+    found = None
+    if params["require_precheck"] and not params["provider"]:
+        raise RecoveryError(
+            "require_precheck needs provider: it names whose precheck is read",
+            reason="missing option",
+            next_step="Give provider (the provider switched to) or leave require_precheck out.",
+        )
+    if params["require_precheck"]:
+        found = precheck.require_passed(
+            module.k8s_client(),
+            Ref("ConfigMap", params["require_precheck"], params["namespace"]),
+            params["provider"],
+        )
     report = (params["provider_env"], params["weights_env"])
     change = flags.FlagChange.from_params(
         params, "provider", desired_flags(params), report
@@ -173,6 +216,8 @@ def run_module(module: base.RecoveryModule) -> base.Result:
     active = outcome.after.get(params["provider_env"])
     provider = dict(outcome.result(), active=active, weights=weights)
     result: base.Result = {"changed": outcome.changed, "provider": provider}
+    if found is not None:
+        result["precheck"] = found
     if module._diff:
         result["diff"] = outcome.diff()
     return result

@@ -206,6 +206,21 @@ def read_record(client: K8sClient, ref: Ref, provider: str) -> Obj | None:
     return record
 
 
+def require_passed(client: K8sClient, ref: Ref, provider: str) -> Obj:
+    """What the records in ``ref`` say of switching to ``provider``: refused (raised)
+    when its last precheck failed; a provider never prechecked passes."""
+    last = read_record(client, ref, provider)
+    if last is not None and not last["passed"]:
+        raise refusal(last, ref)
+    return {
+        "configmap": str(ref),
+        "provider": provider,
+        "recorded": last is not None,
+        "last": last,
+        "passed": True,
+    }
+
+
 def refusal(record: Obj, ref: Ref) -> RecoveryError:
     """The failure of a switch to a provider whose last precheck failed."""
     return RecoveryError(

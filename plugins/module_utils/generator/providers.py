@@ -20,6 +20,7 @@ import time
 import typing as t
 import urllib.error
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ansible.module_utils.urls import open_url
@@ -301,15 +302,68 @@ def report(name: str, endpoint: Endpoint, verdict: Verdict) -> t.Dict[str, t.Any
     }
 
 
-def unhealthy_error(provider: t.Mapping[str, t.Any]) -> RecoveryError:
-    """The failure of a check that required a healthy provider; the report is kept in
-    it."""
+def check(
+    name: str, endpoint: Endpoint, checks: t.Sequence[str], slow_after: float
+) -> t.Dict[str, t.Any]:
+    """The report of one provider: probed, then classified."""
+    return report(
+        name, endpoint, classify(probe_provider(endpoint, checks), slow_after)
+    )
+
+
+def check_all(
+    targets: t.Sequence[t.Tuple[str, Endpoint]],
+    checks: t.Sequence[str],
+    slow_after: float,
+) -> t.List[t.Dict[str, t.Any]]:
+    """The reports of every provider in ``targets``, in their order.  The providers are
+    probed at the same time, so a provider that hangs costs one timeout for all of them,
+    not one more per provider."""
+    if len(targets) <= 1:
+        return [check(name, endpoint, checks, slow_after) for name, endpoint in targets]
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        futures = [
+            pool.submit(check, name, endpoint, checks, slow_after)
+            for name, endpoint in targets
+        ]
+        return [future.result() for future in futures]
+
+
+def key_not_read(name: str, url: str, why: str) -> t.Dict[str, t.Any]:
+    """The report of a provider whose API key could not be read: not probed, and not
+    usable (its credentials do not work from here)."""
+    verdict = Verdict(AUTH_FAILURE, "API key not read: %s" % why)
+    return report(name, Endpoint(url), verdict)
+
+
+def unhealthy_error(
+    reports: t.Sequence[t.Mapping[str, t.Any]], partial: t.Dict[str, t.Any]
+) -> RecoveryError:
+    """The failure of a check that required healthy providers, naming each that is not;
+    ``partial`` (the reports) is kept in it."""
+    sick = [item for item in reports if not item["healthy"]]
     return RecoveryError(
-        "Provider %s is not healthy: %s (%s)"
-        % (provider["name"], provider["state"], provider["reason"]),
-        resource=provider["url"],
-        reason=provider["state"],
-        partial={"provider": dict(provider)},
-        next_step="Do not send traffic to %s; check its status page and credentials."
-        % provider["name"],
+        "%s not healthy: %s"
+        % (
+            "Provider %s is" % sick[0]["name"]
+            if len(sick) == 1
+            else "Providers %s are" % ", ".join(item["name"] for item in sick),
+            "; ".join(
+                "%s%s (%s)"
+                % (
+                    "" if len(sick) == 1 else item["name"] + " ",
+                    item["state"],
+                    item["reason"],
+                )
+                for item in sick
+            ),
+        ),
+        resource=", ".join(item["url"] for item in sick),
+        reason=", ".join(sorted({item["state"] for item in sick})),
+        partial=partial,
+        next_step="Do not send traffic to %s; check %s status page and credentials."
+        % (
+            " or ".join(item["name"] for item in sick),
+            "its" if len(sick) == 1 else "their",
+        ),
     )

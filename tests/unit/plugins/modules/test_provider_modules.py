@@ -49,6 +49,7 @@ class Provider(http.server.BaseHTTPRequestHandler):
     def _answer(self, body: dict[str, t.Any]) -> None:
         mode = self.server.mode
         if mode == "hang":
+            HANGING.append((self.server.server_address[1], time.monotonic()))
             time.sleep(1.5)
             return
         status = {"503": 503, "429": 429, "401": 401}.get(mode, 200)
@@ -67,16 +68,38 @@ class Provider(http.server.BaseHTTPRequestHandler):
         pass
 
 
+# The port of each stand-in whose "hang" answer has started, and when.
+HANGING: list[tuple[int, float]] = []
+
+
 @pytest.fixture
-def provider() -> t.Iterator[http.server.ThreadingHTTPServer]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Provider)
-    server.mode = "none"  # type: ignore[attr-defined]
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def providers() -> t.Iterator[t.Callable[[str], http.server.ThreadingHTTPServer]]:
+    """Starts a stand-in in the mode given; stops every one started at the end."""
+    started: list[http.server.ThreadingHTTPServer] = []
+
+    def start(mode: str) -> http.server.ThreadingHTTPServer:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+        server.mode = mode  # type: ignore[attr-defined]
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def provider(
+    providers: t.Callable[[str], http.server.ThreadingHTTPServer],
+) -> http.server.ThreadingHTTPServer:
+    return providers("none")
+
+
+def url_of(server: http.server.ThreadingHTTPServer) -> str:
+    return "http://127.0.0.1:%d" % server.server_address[1]
 
 
 @pytest.fixture
@@ -175,6 +198,163 @@ def test_provider_check_require_healthy_fails_with_next_step(
     assert result["failed"] is True and result["provider"]["state"] == "auth_failure"
     assert result["msg"].startswith("Provider backup is not healthy: auth_failure")
     assert "sk-wrong-987654" not in json.dumps(result)
+
+
+def test_provider_check_checks_several_providers_at_once(
+    api: FakeTransport,
+    providers: t.Callable[[str], http.server.ThreadingHTTPServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    primary, backup, spare = providers("hang"), providers("none"), providers("hang")
+    del HANGING[:]
+    result = run(
+        provider_check,
+        capsys,
+        providers=[
+            {
+                "name": "primary",
+                "url": url_of(primary),
+                "api_key_secret": {"name": "keys", "key": "primary"},
+            },
+            {"name": "backup", "url": url_of(backup), "api_key": KEY},
+            {"name": "spare", "url": url_of(spare), "api_key": KEY},
+            {
+                "name": "other",
+                "url": url_of(backup),
+                "api_key_secret": {"name": "keys", "key": "other"},
+            },
+        ],
+        timeout=1.0,
+    )
+    assert list(result["providers"]) == ["primary", "backup", "spare", "other"]
+    assert "provider" not in result and result["changed"] is False
+    states = {name: found["state"] for name, found in result["providers"].items()}
+    assert states == {
+        "primary": "outage",
+        "backup": "healthy",
+        "spare": "outage",
+        "other": "auth_failure",
+    }
+    # A key that cannot be read makes its provider unusable, not the task failed.
+    other = result["providers"]["other"]
+    assert (
+        other["reason"].startswith("API key not read: ") and "other" in other["reason"]
+    ), other
+    assert other["checks"] == [] and other["healthy"] is False
+    assert result["providers"]["primary"]["reason"] == "models: no answer within 1.0s"
+    # Both hanging providers were waited on at the same time: each got its first
+    # request before the other's one-second timeout ran out.
+    ports = sorted(port for port, _ in HANGING)
+    assert ports == sorted([primary.server_address[1], spare.server_address[1]])
+    assert abs(HANGING[0][1] - HANGING[1][1]) < 0.9, HANGING
+    assert KEY not in json.dumps(result)
+
+
+def test_provider_check_require_healthy_names_every_unhealthy_provider(
+    api: FakeTransport,
+    providers: t.Callable[[str], http.server.ThreadingHTTPServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    primary, backup = providers("503"), providers("429")
+    result = run(
+        provider_check,
+        capsys,
+        providers=[
+            {"name": "primary", "url": url_of(primary), "api_key": KEY},
+            {"name": "backup", "url": url_of(backup), "api_key": KEY},
+        ],
+        require_healthy=True,
+    )
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "Providers primary, backup are not healthy: primary outage ("
+    ), result["msg"]
+    assert "backup rate_limited (" in result["msg"]
+    assert set(result["providers"]) == {"primary", "backup"}
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"name": "primary"}, "parameters are required together: name, url"),
+        ({}, "one of the following is required: name, providers"),
+        (
+            {"name": "primary", "url": "http://127.0.0.1:9", "providers": []},
+            "parameters are mutually exclusive: name|providers",
+        ),
+        (
+            {
+                "providers": [
+                    {"name": "a", "url": "http://127.0.0.1:9"},
+                    {"name": "a", "url": "http://127.0.0.1:8"},
+                ]
+            },
+            "providers names a more than once",
+        ),
+    ],
+)
+def test_provider_check_refuses_unclear_targets(
+    api: FakeTransport,
+    given: dict[str, t.Any],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = run(provider_check, capsys, **given)
+    assert result["failed"] is True and message in result["msg"], result["msg"]
+
+
+def test_switch_refuses_a_provider_whose_last_precheck_failed_before_changing_anything(
+    api: FakeTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def record(passed: bool) -> None:
+        api.objects.pop(CM + "/rag-provider-precheck", None)
+        last = {
+            "provider": "backup",
+            "passed": passed,
+            "state": "healthy" if passed else "auth_failure",
+            "reason": "HTTP 200" if passed else "HTTP 401",
+            "checked_at": "2026-12-07T06:00:03Z",
+        }
+        api.add(
+            CM,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "rag-provider-precheck", "namespace": "rag"},
+                "data": {"backup": json.dumps(last)},
+            },
+        )
+
+    switch = functools.partial(
+        run,
+        provider_switch,
+        capsys,
+        provider="backup",
+        weights={},
+        wait=False,
+        require_precheck="rag-provider-precheck",
+    )
+    record(False)
+    refused = switch()
+    assert refused["failed"] is True and refused["reason"] == "last precheck failed"
+    assert refused["msg"].startswith("Refusing the backup provider backup"), refused[
+        "msg"
+    ]
+    assert env(api)["PROVIDER"] == "primary" and not api.writes()
+    record(True)
+    switched = switch()
+    assert switched["changed"] is True and env(api)["PROVIDER"] == "backup"
+    assert (
+        switched["precheck"]["recorded"] is True
+        and switched["precheck"]["passed"] is True
+    )
+    missing = run(
+        provider_switch, capsys, weights={}, require_precheck="rag-provider-precheck"
+    )
+    assert (
+        missing["failed"] is True
+        and "require_precheck needs provider" in missing["msg"]
+    )
 
 
 def test_switch_check_apply_rerun_restore(
