@@ -247,7 +247,7 @@ def run_module(module: base.RecoveryModule, call: admin.HttpCall) -> base.Result
         request, params["name"], params["dest"], params["prefix"], store
     )
     return evidence_targets.collect(
-        module.k8s_client(),
+        module.k8s_client,
         call,
         request,
         targets,

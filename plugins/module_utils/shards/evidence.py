@@ -243,16 +243,16 @@ def add_documents(bundle: Bundle, documents: t.Mapping[str, t.Any]) -> None:
 
 
 def gather(
-    client: K8sClient,
+    client: t.Callable[[], K8sClient],
     call: HttpCall,
     request: EvidenceRequest,
     snapshots: t.Sequence[Obj] | None,
 ) -> Bundle:
     """Everything the bundle holds; only reads, and every read that fails is noted,
-    not fatal."""
+    not fatal.  ``client`` makes the Kubernetes client, needed only for a shard."""
     bundle = Bundle()
     if request.shard:
-        _shard_evidence(client, call, request, bundle)
+        _shard_evidence(client(), call, request, bundle)
     if snapshots is not None:
         bundle.add_json("snapshots.json", list(snapshots))
     add_documents(bundle, request.documents)

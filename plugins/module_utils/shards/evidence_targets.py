@@ -121,7 +121,7 @@ def snapshot_listing(
 
 
 def collect(
-    client: K8sClient,
+    client: t.Callable[[], K8sClient],
     call: HttpCall,
     request: evidence.EvidenceRequest,
     targets: Targets,
@@ -131,7 +131,8 @@ def collect(
 ) -> Obj:
     """Gather and write the bundle unless every location holds it already.
 
-    ``snapshots`` opens the store of the shard's snapshots, called only when gathering.
+    ``snapshots`` opens the store of the shard's snapshots, called only when gathering;
+    ``client`` makes the Kubernetes client, called only for a shard's evidence.
     """
     if targets.existing():
         return {"changed": False, "evidence": dict(targets.view(), existed=True)}
