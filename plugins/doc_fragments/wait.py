@@ -21,7 +21,9 @@ options:
     default: 300
   wait_sleep:
     description:
-      - Seconds between two checks while waiting.
+      - Seconds between two checks while waiting, at most. The first check comes 0.1 seconds after the
+        change and the pause doubles after each check up to O(wait_sleep), so a change that completes in
+        a second is seen within a tenth of one.
     type: int
     default: 2
 """

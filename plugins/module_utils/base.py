@@ -89,15 +89,16 @@ class RecoveryModule(AnsibleModule):  # type: ignore[misc]
         self.exit_json(**result)
 
     def waiter(self, clock: Clock | None = None) -> Waiter:
-        """A waiter with the ``wait`` group's timeout and interval; without ``wait``, it
-        looks once and gives up at once."""
+        """A waiter with the ``wait`` group's timeout and interval (the longest pause:
+        the first is shorter, see ``Waiter.for_change``); without ``wait``, it looks
+        once and gives up at once."""
         # Imported here, as are the clients below: a module starts with no more code
         # than its argument check needs (the payload's code is compiled at every run).
         from .waiter import Clock, Waiter
 
         params = self.params
         timeout = params["wait_timeout"] if params["wait"] else 0
-        return Waiter(timeout, params["wait_sleep"], clock or Clock())
+        return Waiter.for_change(timeout, params["wait_sleep"], clock or Clock())
 
     def k8s_client(self) -> K8sClient:
         """The Kubernetes client of the ``k8s`` group's options, made on first use."""

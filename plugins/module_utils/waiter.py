@@ -35,13 +35,34 @@ class WaitOutcome(t.Generic[T]):
     polls: int
 
 
+# The first pause of a wait on a change the run just made (Waiter.for_change).
+FIRST_PAUSE = 0.1
+
+
 @dataclass
 class Waiter:
-    """Polls ``fetch`` until ``ready`` holds or ``timeout`` seconds have passed."""
+    """Polls ``fetch`` until ``ready`` holds or ``timeout`` seconds have passed.
+
+    Pauses ``interval`` seconds between two looks, or, with ``first``, ``first``
+    seconds at first, doubled after each look up to ``interval``.
+    """
 
     timeout: float
     interval: float = 2.0
     clock: Clock = field(default_factory=Clock)
+    first: float | None = None
+
+    @classmethod
+    def for_change(
+        cls, timeout: float, interval: float, clock: Clock | None = None
+    ) -> Waiter:
+        """A waiter on something the run just changed (a rollout, a Job, a pod): it
+        looks again after 0.1 s, then less and less often, up to ``interval``.  A
+        change that takes a second is seen within a tenth of it, not up to a whole
+        ``interval`` late; a long one costs a few more reads at its start."""
+        return cls(
+            timeout, interval, clock or Clock(), first=min(FIRST_PAUSE, interval)
+        )
 
     def until(
         self,
@@ -53,6 +74,7 @@ class Waiter:
         start = self.clock.now()
         deadline = start + self.timeout
         polls = 0
+        pause = self.interval if self.first is None else self.first
         while True:
             value = fetch()
             polls += 1
@@ -66,4 +88,5 @@ class Waiter:
                     resource=what,
                     next_step=next_step,
                 )
-            self.clock.sleep(max(0.0, min(self.interval, deadline - now)))
+            self.clock.sleep(max(0.0, min(pause, deadline - now)))
+            pause = min(pause * 2, self.interval)

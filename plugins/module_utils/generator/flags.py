@@ -165,7 +165,7 @@ def set_flags(
 
 def wait_rollout(client: K8sClient, target: FlagTarget, wait: WaitOptions) -> float:
     ref = Ref("Deployment", target.deployment, target.namespace)
-    waiter = Waiter(timeout=wait.timeout, interval=wait.interval, clock=wait.clock)
+    waiter = Waiter.for_change(wait.timeout, wait.interval, wait.clock)
     done = waiter.until(
         "the rollout of %s" % ref,
         lambda: client.get(ref),

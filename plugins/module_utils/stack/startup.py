@@ -151,7 +151,7 @@ class Run:
             return
         timeout = workload.component.wait_timeout or self.request.timeout
         ref = workload.component.ref(self.request.namespace)
-        waiter = Waiter(timeout, self.request.interval, self.clock)
+        waiter = Waiter.for_change(timeout, self.request.interval, self.clock)
         try:
             outcome = waiter.until(
                 "%s to become Ready" % ref,
@@ -252,7 +252,9 @@ class Run:
     def wait_stopped(self) -> None:
         if self.request.check_mode:
             return
-        waiter = Waiter(self.request.timeout, self.request.interval, self.clock)
+        waiter = Waiter.for_change(
+            self.request.timeout, self.request.interval, self.clock
+        )
 
         def running() -> t.Dict[str, int]:
             current = read_workloads(

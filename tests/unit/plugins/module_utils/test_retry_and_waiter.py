@@ -125,6 +125,25 @@ def test_waiter_times_out_with_last_state_and_never_oversleeps() -> None:
     assert clock.sleeps == [5, 2]
 
 
+def test_a_waiter_on_a_change_looks_again_soon_then_less_often() -> None:
+    clock = FakeClock()
+    waiter = Waiter.for_change(
+        timeout=5, interval=2, clock=Clock(clock.now, clock.sleep)
+    )
+    with pytest.raises(ResourceTimeout):
+        waiter.until("rollout", lambda: "progressing", lambda v: False)
+    # 0.1 s after the first look, doubling up to the interval, the last pause cut at the deadline.
+    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 1.9])
+    quick = FakeClock()
+    values = iter(["progressing", "progressing", "done"])
+    outcome = Waiter.for_change(60, 2, Clock(quick.now, quick.sleep)).until(
+        "rollout", lambda: next(values), lambda v: v == "done"
+    )
+    assert outcome.polls == 3 and outcome.duration == pytest.approx(0.3)
+    # Never a first pause longer than the interval asked for.
+    assert Waiter.for_change(60, 0.05).first == 0.05
+
+
 def ready_pod(phase: str = "Running", ready: str = "True") -> dict:  # type: ignore[type-arg]
     return {
         "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}

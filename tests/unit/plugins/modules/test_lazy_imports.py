@@ -33,10 +33,13 @@ from ansible_collections.ragops.recovery.plugins.modules import incident_info
 # <root>/ansible_collections/ragops/recovery/plugins/module_utils/base.py
 BASE = Path(os.path.abspath(base.__file__))
 COLLECTIONS_ROOT = BASE.parents[5]
+# A module that an action plugin of its name runs on the controller (local_record) is never
+# started as a module process.
+CONTROLLER_ONLY = {path.stem for path in (BASE.parents[1] / "action").glob("*.py")}
 MODULES = sorted(
     path.stem
     for path in (BASE.parents[1] / "modules").glob("*.py")
-    if path.stem != "__init__"
+    if path.stem != "__init__" and path.stem not in CONTROLLER_ONLY
 )
 PACKAGE = "ansible_collections.ragops.recovery.plugins"
 HEAVY = ("kubernetes", "boto3", "botocore", "yaml")

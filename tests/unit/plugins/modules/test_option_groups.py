@@ -16,7 +16,14 @@ from ansible_collections.ragops.recovery.plugins.module_utils.argspec import (
 )
 
 ROOT = Path(__file__).resolve().parents[4]
-MODULES = sorted(path.stem for path in (ROOT / "plugins" / "modules").glob("*.py"))
+# A module that an action plugin of its name runs on the controller (local_record) has only its
+# documentation here: no argument spec, no option group.
+CONTROLLER_ONLY = {path.stem for path in (ROOT / "plugins" / "action").glob("*.py")}
+MODULES = sorted(
+    path.stem
+    for path in (ROOT / "plugins" / "modules").glob("*.py")
+    if path.stem not in CONTROLLER_ONLY
+)
 
 
 def load(name: str) -> t.Any:
