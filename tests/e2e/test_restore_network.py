@@ -18,13 +18,12 @@ import os
 import signal
 import subprocess
 import time
-import typing as t
 from collections.abc import Iterator
 from datetime import datetime
 
 import nothing_lost
 import pytest
-from harness import Runner
+from harness import Result, Runner
 from test_faults_system import (
     ARCHIVE,
     RESTORE_TASK,
@@ -75,7 +74,7 @@ def s3_proxy(lab: Lab, link: Link) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def faulted(lab: Lab, link: Link, s3_proxy: FaultProxy) -> Iterator[Link]:
-    """The link as each test leaves it is put back: no rule, no shaping, no pod placed in the namespace."""
+    """The link for one test, put back after it: no rule, no shaping, no pod placed in the namespace."""
     settled(lab)
     s3_proxy.clear()
     yield link
@@ -106,7 +105,7 @@ def archive_reads(proxy: FaultProxy, shard: str) -> list[float]:
             if method == "GET" and path.split("?")[0].endswith(ARCHIVE) and "/%s/" % shard in path]
 
 
-def recover_behind(runner: Runner, lab: Lab, shard: str, incident: str, proxy: FaultProxy) -> t.Any:
+def recover_behind(runner: Runner, lab: Lab, shard: str, incident: str, proxy: FaultProxy) -> Result:
     return runner.run(PLAYBOOK, extra=recovery_options(lab, shard, incident, **through(proxy)), timeout=900)
 
 
