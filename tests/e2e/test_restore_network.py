@@ -229,11 +229,12 @@ def test_a_store_gone_silent_fails_the_restore_job_within_its_bound_naming_the_e
     output = " ".join((runner.workdir / "started.log").read_text().split())
 
     assert code != 0, output[-5000:]
-    # Each pod of the Job gives up on its first call: every attempt waits out the connect timeout.
+    # Each pod of the Job gives up on its first call: every attempt waits out the connect timeout.  The slack
+    # is the pod's own start (an interpreter and boto3 on a loaded machine), and for the run its other steps.
     pods = restore_pods(lab, shard)
     assert len(pods) == JOB_PODS, pods
     bound = S3_ATTEMPTS * CONNECT_TIMEOUT + BACKOFF_CEILING
-    assert all(0.9 * (S3_ATTEMPTS * CONNECT_TIMEOUT) <= pod_seconds(pod) <= bound + 5 for pod in pods), \
+    assert all(0.9 * (S3_ATTEMPTS * CONNECT_TIMEOUT) <= pod_seconds(pod) <= bound + 15 for pod in pods), \
         [pod_seconds(pod) for pod in pods]
     assert elapsed < JOB_PODS * (bound + 15) + 180, elapsed
     endpoint = s3_proxy.url.removeprefix("http://")
