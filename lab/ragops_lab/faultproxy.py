@@ -33,12 +33,13 @@ def error_body(code: str, message: str) -> bytes:
 
 @dataclass
 class Rule:
-    """One fault: ``action`` is ``truncate``, ``flip``, ``status`` or ``stall``.
+    """One fault: ``action`` is ``truncate``, ``flip``, ``status``, ``stall``, ``delay`` or ``late``.
 
     ``method`` ``*`` matches every method; ``key_contains`` matches keys with that text in them (a shard's
     ``/shard-1/``); ``header`` (a prefix, any case) matches requests that carry such a header; the first
     ``after`` matching requests pass untouched.  ``headers`` are added to a
-    ``status`` answer (``Retry-After``)."""
+    ``status`` answer (``Retry-After``).  ``delay`` and ``late`` wait for ``release`` (when given) at most
+    ``stall_seconds``."""
 
     action: str
     method: str = "GET"
@@ -53,6 +54,7 @@ class Rule:
     body: bytes = SLOW_DOWN
     headers: tuple[tuple[str, str], ...] = ()
     stall_seconds: float = 30.0
+    release: threading.Event | None = None
     applied: int = 0
     passed: int = 0
 
@@ -169,6 +171,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             rule = proxy.take(self.command, self.path, self.headers)
+            if rule is not None and rule.action == "delay":
+                self._hold(rule)
             if rule is not None and rule.action == "status":
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self._send(rule.status, [("Content-Type", "application/xml"), *rule.headers], rule.body)
@@ -179,7 +183,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 # connection closes, and the client repeats the request.
                 self._silence(rule.stall_seconds)
                 return
-            if rule is None or not data:
+            if rule is not None and rule.action == "late":
+                self._hold(rule)
+            if rule is None or not data or rule.action in ("delay", "late"):
                 self._send(status, headers, data)
             elif rule.action == "flip":
                 damaged = bytearray(data)
@@ -191,6 +197,15 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             elif rule.action == "stall":
                 self._send(status, headers, data, cut=min(rule.offset, len(data) - 1))
                 self._silence(rule.stall_seconds)
+
+        def _hold(self, rule: Rule) -> None:
+            """Wait until the rule is released, at most its ``stall_seconds``."""
+            deadline = time.monotonic() + rule.stall_seconds
+            while time.monotonic() < deadline and not proxy.stopping.is_set():
+                if rule.release is not None and rule.release.wait(0.05):
+                    return
+                if rule.release is None:
+                    time.sleep(0.05)
 
         def _silence(self, seconds: float) -> None:
             deadline = time.monotonic() + seconds

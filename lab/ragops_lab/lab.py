@@ -4,9 +4,12 @@ the stack; `down` stops all of it and leaves no process, port or temporary file 
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ import yaml
 
 from ragops_lab import corpus, rbac, stack
 from ragops_lab.agent.api import Api
+from ragops_lab.agent.netns import SETTING_FILE, parse_selector
 from ragops_lab.agent.proxy import ADDRESS_ANNOTATION
 from ragops_lab.cluster import DAEMON_STOP_SECONDS, ClusterPaths, KubeCluster
 from ragops_lab.kube import build
@@ -67,6 +71,11 @@ class LabPaths(ClusterPaths):
         return self.root / "pvc" / namespace / claim
 
     @property
+    def pod_netns(self) -> Path:
+        """The setting that places chosen pods in network namespaces (``agent/netns.py``)."""
+        return self.root / SETTING_FILE
+
+    @property
     def seaweed(self) -> SeaweedFS:
         return SeaweedFS(self.root / "s3", self.pid_file("seaweedfs"), self.logs / "seaweedfs.log")
 
@@ -102,6 +111,19 @@ class Lab:
 
     def endpoints(self) -> stack.Endpoints:
         return stack.Endpoints.resolve(self.api())
+
+    def place_pods(self, netns_by_selector: Mapping[str, str]) -> None:
+        """Pods that a label selector picks start their containers inside that network namespace (one made
+        by ``ip netns add``) from now on; ``{}`` puts every pod that starts later back on the node's network.
+        Pods already running stay where they are."""
+        for selector in netns_by_selector:
+            parse_selector(selector)  # a bad selector is refused here, not at a pod's start
+        if not netns_by_selector:
+            self.paths.pod_netns.unlink(missing_ok=True)
+            return
+        written = self.paths.pod_netns.with_suffix(".tmp")
+        written.write_text(json.dumps(dict(netns_by_selector), indent=2) + "\n")
+        os.replace(written, self.paths.pod_netns)
 
     def is_up(self) -> bool:
         return all((pid := read_pid(self.paths.pid_file(d))) is not None and is_running(pid) for d in DAEMONS)

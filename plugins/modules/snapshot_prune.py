@@ -19,6 +19,9 @@ description:
     and C(QUARANTINED)), never any other key.
   - Never prunes while an incident hold is set, that is while the object C(<prefix>/<shard>/HOLD) (this
     shard) or C(<prefix>/HOLD) (every shard) exists. The task then deletes nothing, reports the hold and warns.
+  - Reads the hold again before deleting each snapshot, so a hold set while the task runs (a recovery of the
+    shard started meanwhile) stops it before its next snapshot; the rest are kept with the reason
+    V(incident hold set while pruning), the hold is reported and the task warns.
   - Refuses to prune, and deletes nothing, on an implausible clock. This host's clock may differ from
     the S3 store's (the C(Date) of its listing) by at most O(future_tolerance) seconds, ahead or behind;
     a store that sends no C(Date) is checked against the newest object it lists, which this host's clock

@@ -80,6 +80,8 @@ options:
   fallback:
     description:
       - When the chosen snapshot fails verification, try the next older verified snapshot.
+      - With O(mode=job), also when the chosen snapshot was deleted from the bucket while its restore Job
+        read it (its manifest is gone once the Job failed); RV(tried) lists it as V(skipped) with the reason.
     type: bool
     default: true
   quarantine:

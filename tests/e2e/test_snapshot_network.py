@@ -7,6 +7,7 @@ against the snapshot's SHA256SUMS."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -84,8 +85,10 @@ class Link:
                 for expr in item["rule"]["expr"] if "counter" in expr]
 
 
-@pytest.fixture
-def link() -> Iterator[Link]:
+@contextlib.contextmanager
+def made_link() -> Iterator[Link]:
+    """A namespace joined to this host by a veth pair, with an empty nftables chain for faults inside;
+    removed on the way out."""
     tag = uuid.uuid4().hex[:6]
     subnet = random.randint(1, 250)
     made = Link("ragops-" + tag, "rg%sh" % tag, "rg%sn" % tag, "10.231.%d.1" % subnet, "10.231.%d.2" % subnet)
@@ -104,6 +107,12 @@ def link() -> Iterator[Link]:
     finally:
         subprocess.run(["ip", "link", "delete", made.host_dev], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "delete", made.namespace], capture_output=True, check=False)
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    with made_link() as made:
+        yield made
 
 
 @dataclass

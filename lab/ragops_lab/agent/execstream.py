@@ -98,7 +98,7 @@ def start_command(container: ContainerProcess, options: ExecOptions) -> subproce
     def pipe(wanted: bool) -> int:
         return subprocess.PIPE if wanted else subprocess.DEVNULL
 
-    return subprocess.Popen(list(options.command), env=container.env, cwd=container.workdir,
+    return subprocess.Popen([*container.prefix, *options.command], env=container.env, cwd=container.workdir,
                             stdin=pipe(options.stdin), stdout=pipe(options.stdout), stderr=pipe(options.stderr),
                             start_new_session=True)
 

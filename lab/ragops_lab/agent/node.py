@@ -19,6 +19,7 @@ from ragops_lab.runtime.log import JsonLog
 from .api import APPS, CORE, Api, object_path, path_of
 from .kubelet import Kubelet
 from .kubelet_server import KubeletServer
+from .netns import SETTING_FILE
 from .network import PodNetwork, claim_network
 from .operator import label_ordinals
 from .pods import Node
@@ -78,6 +79,7 @@ class NodeAgent:
             name=config.node_name, state_dir=config.state_dir, log_dir=config.log_dir, kube_url=config.api_url,
             kube_token=config.token, kube_ca_file=str(config.ca_file), network=PodNetwork(self.network),
             prober=self.prober, volumes=sources, event=self._pod_event, log=log,
+            pod_netns=config.state_dir / SETTING_FILE,
         )
         self.kubelet = Kubelet(node, self.api)
         self.server = KubeletServer(config.kubelet_port, config.kubelet_cert, config.kubelet_key, config.client_ca,

@@ -14,6 +14,7 @@ from ragops_lab.clock import rfc3339
 from ragops_lab.runtime.log import JsonLog
 
 from .containers import ContainerRun, backoff_delay
+from .netns import command_prefix, namespace_for
 from .network import PodNetwork
 from .podspec import (
     ContainerConfigError,
@@ -56,6 +57,8 @@ class Node:
     volumes: VolumeSources
     event: EventSink
     log: JsonLog
+    # The lab setting that places chosen pods in network namespaces (netns.py); None: none is.
+    pod_netns: Path | None = None
 
     @property
     def read_data(self) -> DataReader:
@@ -156,6 +159,7 @@ class PodWorker:
             module = program_for(container["image"])
             env = container_env(self._downward_view(), container, self.node.read_data, self._contract(container))
             args = container_args(container, env)
+            netns = namespace_for(self.node.pod_netns, self.pod) if self.node.pod_netns else ""
         except ImagePullError as exc:
             pulls_failed = run.waiting is not None and run.waiting[0] in ("ErrImagePull", "ImagePullBackOff")
             run.wait("ImagePullBackOff" if pulls_failed else "ErrImagePull", str(exc), now + backoff_delay(2))
@@ -168,7 +172,8 @@ class PodWorker:
         current, previous = log_paths(self.node.log_dir, meta["namespace"], meta["name"], run.name)
         if run.ever_started:
             rotate_log(current, previous)
-        process = ContainerProcess(module, args, process_env(env), current, self.pod_dir / "work")
+        process = ContainerProcess(module, args, process_env(env), current, self.pod_dir / "work",
+                                   prefix=command_prefix(netns))
         readiness = None
         if not run.init:
             probe = HttpProbe.from_container(container, self.ip or HOST_IP)

@@ -55,16 +55,19 @@ class ContainerProcess:
     """One running instance of a container, and the commands run in it (exec) while it runs."""
 
     def __init__(self, module: str, args: Sequence[str], env: Mapping[str, str], log_file: Path,
-                 workdir: Path) -> None:
+                 workdir: Path, prefix: Sequence[str] = ()) -> None:
+        """``prefix`` runs the container, and every command exec'd in it, somewhere else: in a network
+        namespace (``ip netns exec NAME``, which execs the command, so the pid is the container's)."""
         log_file.parent.mkdir(parents=True, exist_ok=True)
         workdir.mkdir(parents=True, exist_ok=True)
         self.env = dict(env)
         self.workdir = workdir
+        self.prefix = list(prefix)
         self._execs: set[subprocess.Popen[bytes]] = set()
         with open(log_file, "ab") as log:
             # a session of its own, so that stopping the container reaches everything it started
             self._popen = subprocess.Popen(
-                [sys.executable, "-m", module, *args], env=dict(env), stdin=subprocess.DEVNULL,
+                [*self.prefix, sys.executable, "-m", module, *args], env=dict(env), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
         self.started_at = rfc3339()
         self.returncode: int | None = None

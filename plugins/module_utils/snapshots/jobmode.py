@@ -4,8 +4,9 @@
 cluster.
 
 A snapshot whose restore Job finds it corrupt is quarantined (by the Job, in the bucket)
-and, with ``fallback``, the next older verified one is tried; any other failure stops at
-once, since another snapshot would not help.  :func:`restore_by_job` returns a
+and, with ``fallback``, the next older verified one is tried; so is one deleted from the
+bucket while its Job read it (its manifest gone).  Any other failure stops at once,
+since another snapshot would not help.  :func:`restore_by_job` returns a
 :class:`JobOutcome` whose :meth:`~JobOutcome.to_result` is the module's result.
 """
 
@@ -140,6 +141,18 @@ def _failure(
     return tried, marked
 
 
+def _deleted(
+    s3: S3Store, location: layout.ShardLocation, snapshot: catalog.Snapshot
+) -> bool:
+    """Whether the snapshot's manifest is gone from the bucket since it was chosen:
+    deleted while its restore Job read it (by a prune that had read the hold just
+    before an incident set it, or by hand).  Another snapshot may still restore."""
+    try:
+        return not s3.exists(location.key(snapshot.snapshot_id, layout.MANIFEST))
+    except RecoveryError:
+        return False
+
+
 def _plan(
     client: K8sClient,
     request: JobModeRequest,
@@ -223,9 +236,16 @@ def restore_by_job(
             )
         except RecoveryError as error:
             tried, marked = _failure(s3, request.location, snapshot, error)
+            gone = not marked and _deleted(s3, request.location, snapshot)
+            if gone:
+                reason = (
+                    "deleted from the bucket while its restore (%s) read it; nothing "
+                    "was restored from it" % error.resource
+                )
+                tried = [restore.Attempt(snapshot.snapshot_id, "skipped", reason)]
             attempts += tried
             quarantined += marked
-            if not marked or not request.fallback:
+            if not (marked or gone) or not request.fallback:
                 error.partial = dict(
                     error.partial,
                     tried=[a.to_dict() for a in attempts],

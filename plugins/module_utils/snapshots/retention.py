@@ -2,8 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Retention of a shard's snapshots, and the incident hold that suspends it.
 
-Pruning deletes only the snapshots it planned, never while a hold is set; the plan
-itself (:func:`catalog.retention_plan`) always keeps the newest verified snapshots.
+Pruning deletes only the snapshots it planned, never while a hold is set: the hold is
+read again before each snapshot is deleted, so a hold set while a prune runs stops it
+before its next snapshot (one whose deletion began is finished).  The plan itself
+(:func:`catalog.retention_plan`) always keeps the newest verified snapshots.
 """
 
 from __future__ import annotations
@@ -108,7 +110,14 @@ def prune(s3: S3Store, where: layout.ShardLocation, request: PruneRequest) -> Pr
         for name in catalog.deletion_order(s)
     ]
     if plan.delete and not request.check_mode:
-        keys = store.delete_planned(s3, where, plan)
+        keys, plan, late = delete_unless_held(s3, where, plan)
+        if late is not None:
+            hold = late
+            warnings.append(
+                "Stopped pruning shard %s: incident hold %s was set while the prune "
+                "ran (incident %s); the snapshots not yet deleted are kept"
+                % (where.shard, late["key"], late.get("incident_id") or "unknown")
+            )
     result = _prune_result(plan, hold, keys)
     if request.diff:
         ids = sorted(snapshots)
@@ -118,6 +127,33 @@ def prune(s3: S3Store, where: layout.ShardLocation, request: PruneRequest) -> Pr
             "after": {"snapshots": [i for i in ids if i not in gone]},
         }
     return Pruned(result, warnings)
+
+
+def delete_unless_held(
+    s3: S3Store, where: layout.ShardLocation, plan: catalog.PrunePlan
+) -> t.Tuple[t.List[str], catalog.PrunePlan, Obj | None]:
+    """Delete the planned snapshots one at a time, reading the hold again before each:
+    a hold set while the prune ran (a recovery of the shard started meanwhile, and
+    may be reading one of them) stops it before its next snapshot.  The keys
+    deleted, the plan as carried out, and the hold that stopped it (None)."""
+    keys: t.List[str] = []
+    for index, snapshot in enumerate(plan.delete):
+        hold = store.read_hold(s3, where)
+        if hold is not None:
+            spared = [
+                (s, "incident hold set while pruning") for s in plan.delete[index:]
+            ]
+            done = catalog.PrunePlan(
+                delete=plan.delete[:index], keep=plan.keep + spared, anchor=plan.anchor
+            )
+            return keys, done, hold
+        one = catalog.PrunePlan(delete=[snapshot])
+        try:
+            keys += store.delete_planned(s3, where, one)
+        except RecoveryError as error:
+            error.partial = {"deleted": keys + list(error.partial.get("deleted") or [])}
+            raise
+    return keys, plan, None
 
 
 def _prune_result(plan: catalog.PrunePlan, hold: Obj | None, keys: t.List[str]) -> Obj:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,44 @@ def test_prune_never_runs_under_a_hold(
             "pruned"
         ]
     ] == ["s0"]
+
+
+def test_a_hold_set_while_the_prune_runs_stops_it_before_its_next_snapshot(
+    tmp_path: Path, fake: FakeS3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recovery of the shard sets its hold after the prune read it: the prune reads it
+    again before each snapshot it deletes, finishes the one it began and keeps the rest."""
+    for snapshot_id, created in (
+        ("s0", "2026-01-01T00:00:00Z"),
+        ("s1", "2026-01-02T00:00:00Z"),
+        ("s2", "2026-11-25T00:00:00Z"),
+    ):
+        put_snapshot(fake, tmp_path, capsys, snapshot_id, created)
+    hold = json.dumps({"incident_id": "INC-7"}).encode()
+
+    def hold_set_meanwhile(operation: str, kwargs: t.Dict[str, t.Any]) -> str:
+        fake.objects["snapshots/shard-1/HOLD"] = hold
+        return "remove"
+
+    fake.faults.append(("DeleteObject", hold_set_meanwhile))
+    result = run(snapshot_prune, capsys, retention_days=7, keep_verified=1)
+
+    # Newest first: s1 was being deleted when the hold was set, s0 is kept.
+    assert [p["snapshot_id"] for p in result["pruned"]] == ["s1"]
+    assert not [key for key in fake.objects if "/s1/" in key]
+    assert {"s0", "s2"} <= {k.split("/")[2] for k in fake.objects if "/s" in k}
+    spared = [k for k in result["kept"] if k["snapshot_id"] == "s0"]
+    assert spared == [
+        {
+            "snapshot_id": "s0",
+            "status": "verified",
+            "reason": "incident hold set while pruning",
+        }
+    ]
+    assert result["hold"]["incident_id"] == "INC-7" and result["changed"] is True
+    assert "was set while the prune ran (incident INC-7)" in json.dumps(
+        result["warnings"]
+    )
 
 
 def test_info_prune_and_restore_get_past_a_malformed_manifest(
