@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -143,9 +144,9 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
             self.command, self.path, self.request_version = (w.decode("iso-8859-1") for w in words)
             self.requestline = " ".join((self.command, self.path, self.request_version))
             headers = _read_headers(self.rfile)
-            if isinstance(headers, str):
+            if isinstance(headers, tuple):
                 self.close_connection = True
-                self.send_error(431 if "too" in headers else 400, headers)
+                self.send_error(*headers)
                 return False
             self.headers = headers  # type: ignore[assignment]
             connection = headers.get("connection", "").lower()
@@ -189,23 +190,23 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _read_headers(rfile: Any) -> dict[str, str] | str:
+def _read_headers(rfile: Any) -> dict[str, str] | tuple[int, str]:
     """A request's header fields by lower-case name (repeated fields joined by commas, as RFC 9110
-    allows), or why they cannot be read."""
+    allows), or the error status and message for a head that cannot be read."""
     headers: dict[str, str] = {}
     for _ in range(MAX_HEADERS + 1):
         line = rfile.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
-            return "header line too long"
+            return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header line too long"
         if line in (b"\r\n", b"\n", b""):
             return headers
         name, colon, value = line.decode("iso-8859-1").partition(":")
         name = name.strip().lower()
         if not colon or not name or name != name.split()[0]:
-            return "malformed header line"
+            return HTTPStatus.BAD_REQUEST, "malformed header line"
         value = value.strip()
         headers[name] = headers[name] + ", " + value if name in headers else value
-    return "too many headers"
+    return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers"
 
 
 def _reason(status: int) -> str:
