@@ -27,7 +27,7 @@ from ragops_lab.programs import retriever, shard
 from ragops_lab.runtime import httpclient
 from ragops_lab.runtime.env import ConfigError
 from ragops_lab.runtime.kubeapi import KubeClient
-from ragops_lab.runtime.server import RunningApp
+from ragops_lab.runtime.server import App, Request, Response, Router, RunningApp, ok
 
 QUERY = "kafka consumer lag during rebalance"
 
@@ -251,6 +251,31 @@ def test_shard_connections_stay_open_between_queries(kube: FakeKube, tmp_path: P
                 assert search(app)["errors"] == {}
             shards["shard-1"].stop()  # its connections end with it: the next call reconnects, and is refused
             assert set(search(app)["errors"]) == {"shard-1"}
-    # One connection per shard, kept for the next query: not one per call.
-    assert sorted(opened[:4]) == sorted((app.host, app.port) for app in shards.values())
-    assert opened[4:] == [(shards["shard-1"].host, shards["shard-1"].port)]
+    # One connection per shard, kept for the next query: not one per call (the registry's reads keep
+    # a connection of their own to the API server).
+    addresses = {(app.host, app.port) for app in shards.values()}
+    to_shards = [address for address in opened if address in addresses]
+    assert sorted(to_shards[:4]) == sorted(addresses)
+    assert to_shards[4:] == [(shards["shard-1"].host, shards["shard-1"].port)]
+
+
+def test_hanging_shards_cost_one_shard_timeout_together(kube: FakeKube, shards: dict[str, RunningApp]) -> None:
+    def hang(_: Request) -> Response:
+        time.sleep(3)
+        return ok({"results": []})
+
+    log, _ = capture_log("hanging-shard")
+    hanging = [App(f"hang-{n}", Router().add("POST", "/search", hang), log) for n in range(2)]
+    with serving(hanging[0]) as first, serving(hanging[1]) as second:
+        direct_registry(kube, shards, **{"shard-1": registry_entry(url=first.url),
+                                         "shard-3": registry_entry(url=second.url)})
+        service, _ = start_retriever(kube.client(), SHARD_TIMEOUT="0.5")
+        with serving(service.app()) as app:
+            started = time.monotonic()
+            body = search(app)
+            elapsed = time.monotonic() - started
+    # Every shard was asked at once and the answers share the shard timeout: the two hanging shards
+    # cost 0.5 s together, not one after the other, and the other shards' hits still count.
+    assert elapsed < 0.9
+    assert body["errors"] == {"shard-1": "timed out after 0.5s", "shard-3": "timed out after 0.5s"}
+    assert body["results"] and {hit["shard"] for hit in body["results"]} <= {"shard-0", "shard-2"}

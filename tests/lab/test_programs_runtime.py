@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import itertools
+import json
 import signal
+import socket
+import socketserver
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from programs_fakes import (
@@ -21,9 +29,10 @@ from programs_fakes import (
     wait_http,
 )
 
+from ragops_lab.runtime import httpclient
 from ragops_lab.runtime.env import ConfigError, PodEnv, resolve_path
 from ragops_lab.runtime.gates import Gates, enforce_schema_at_start
-from ragops_lab.runtime.httpclient import http_json
+from ragops_lab.runtime.httpclient import KeepAliveClient, http_json
 from ragops_lab.runtime.resolve import ResolveError, TtlCache, service_url, shard_url
 from ragops_lab.runtime.server import App, HttpError, Request, Response, Router, add_health, ok
 
@@ -188,3 +197,181 @@ def test_every_server_program_honours_the_process_contract(kube: FakeKube, progr
     events = json_lines(out)
     assert {e["program"] for e in events} == {program}
     assert [e["event"] for e in events][-3:] == ["listening", "stopping", "stopped"]
+
+
+def _raw_exchange(url: str, request: bytes, until: bytes = b"}") -> bytes:
+    """What the server sends back on one connection for `request`, read until it ends with `until`
+    or closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while not received.endswith(until):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def _headers_echo(request: Request) -> Response:
+    return ok({"headers": request.headers, "body": request.json()})
+
+
+def test_request_heads_are_read_as_http_1_and_connections_are_kept() -> None:
+    log, _ = capture_log("test")
+    with serving(App("test", Router().add("POST", "/h", _headers_echo), log)) as app:
+        connection = http.client.HTTPConnection(app.host, app.port, timeout=5)
+        for number in range(2):
+            body = json.dumps({"n": number}).encode()
+            connection.putrequest("POST", "/h")
+            connection.putheader("X-Dup", "one")
+            connection.putheader("x-dup", "two")
+            connection.putheader("Content-Type", "application/json")
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            assert answer["headers"]["x-dup"] == "one, two" and answer["body"] == {"n": number}
+            assert response.getheader("Connection") is None and connection.sock is not None
+        connection.close()
+        # An HTTP/1.0 request without keep-alive gets its answer, told and followed by the close.
+        closed = _raw_exchange(app.url, b"POST /h HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", until=b"\0")
+        assert closed.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: close\r\n" in closed
+        assert closed.endswith(b'"body": {}}')
+
+
+def test_a_malformed_or_oversized_request_head_is_refused() -> None:
+    log, _ = capture_log("test")
+    with serving(App("test", Router().add("POST", "/things/{name}", _echo), log)) as app:
+        no_colon = _raw_exchange(app.url, b"POST /things/a HTTP/1.1\r\nHost t\r\n\r\n", until=b"\0")
+        assert no_colon.startswith(b"HTTP/1.1 400 ")
+        many = b"".join(b"X-%d: v\r\n" % n for n in range(101))
+        too_many = _raw_exchange(app.url, b"POST /things/a HTTP/1.1\r\n" + many + b"\r\n", until=b"\0")
+        assert too_many.startswith(b"HTTP/1.1 431 ")
+        # Anything but METHOD TARGET HTTP/1.x goes through http.server's own parsing and its answers.
+        assert b"Error code: 505" in _raw_exchange(app.url, b"POST /things/a HTTP/2.0\r\n\r\n", until=b"\0")
+
+
+def test_a_client_expecting_100_continue_gets_it_before_sending_its_body() -> None:
+    log, _ = capture_log("test")
+    with serving(App("test", Router().add("POST", "/things/{name}", _echo), log)) as app:
+        host, port = app.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /things/a HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")
+            sock.sendall(b"{}")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_an_answer_goes_out_as_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[bytes] = []
+    original = socketserver._SocketWriter.write
+
+    def counting(self: socketserver._SocketWriter, data: bytes) -> int:
+        writes.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(socketserver._SocketWriter, "write", counting)
+    log, _ = capture_log("test")
+    with serving(App("test", Router().add("POST", "/things/{name}", _echo), log)) as app:
+        assert post(f"{app.url}/things/a", {"v": 1}).status == 200
+    assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b'{"name": "a", "body": {"v": 1}, "q": {}}')
+
+
+def _slow_echo(seconds: float) -> Router:
+    def answer(request: Request) -> Response:
+        time.sleep(seconds)
+        return ok({"path": request.path})
+
+    return Router().add("POST", "/slow", answer).add("GET", "/chunked", answer)
+
+
+def test_requests_sent_together_are_answered_side_by_side() -> None:
+    log, _ = capture_log("test")
+    client = KeepAliveClient()
+    with serving(App("a", _slow_echo(0.4), log)) as first, serving(App("b", _slow_echo(0.4), log)) as second:
+        started = time.monotonic()
+        sent = [client.send("POST", f"{app.url}/slow", {}, timeout=5) for app in (first, second)]
+        answers = [exchange.result() for exchange in sent]
+        elapsed = time.monotonic() - started
+    assert [a.body for a in answers] == [{"path": "/slow"}, {"path": "/slow"}]
+    assert elapsed < 0.75  # both servers worked at once: not 0.8 s one after the other
+
+
+def test_requests_sent_together_share_one_deadline() -> None:
+    log, _ = capture_log("test")
+    client = KeepAliveClient()
+    with serving(App("a", _slow_echo(2.0), log)) as first, serving(App("b", _slow_echo(2.0), log)) as second:
+        started = time.monotonic()
+        sent = [client.send("POST", f"{app.url}/slow", {}, timeout=0.5) for app in (first, second)]
+        for exchange in sent:
+            with pytest.raises(TimeoutError, match="timed out"):
+                exchange.result()
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.9  # the second answer's wait ended with the first's: not 0.5 s after it
+
+
+class _ChunkedHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for part in (b'{"a": ', b"[1, 2]", b"}"):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        payload = b'{"closing": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_pool_reads_chunked_answers_and_drops_connections_the_server_closes() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ChunkedHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d" % server.server_address[1]
+    opened: list[int] = []
+    connect = httpclient.PooledConnection.connect
+
+    def counting(self: httpclient.PooledConnection) -> None:
+        opened.append(self.port)
+        connect(self)
+
+    client = KeepAliveClient()
+    try:
+        with mock.patch.object(httpclient.PooledConnection, "connect", counting):
+            assert [client.call("GET", url + "/").body for _ in range(2)] == [{"a": [1, 2]}] * 2
+            assert len(opened) == 1  # the chunked answer was read to its end: the connection was reused
+            assert client.call("POST", url + "/", {}).body == {"closing": True}
+        # The answer that said close took its connection with it: nothing idle is left to reuse.
+        assert len(opened) == 1 and not client._idle[("127.0.0.1", server.server_address[1])]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_api_client_keeps_its_connection_between_reads(kube: FakeKube) -> None:
+    opened: list[int] = []
+    connect = httpclient.PooledConnection.connect
+
+    def counting(self: httpclient.PooledConnection) -> None:
+        opened.append(self.port)
+        connect(self)
+
+    kube.configmap("rag-schema", {"version": "1"})
+    client = kube.client()
+    with mock.patch.object(httpclient.PooledConnection, "connect", counting):
+        assert [client.configmap_data("rag-schema") for _ in range(3)] == [{"version": "1"}] * 3
+    assert len(opened) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -159,6 +160,46 @@ def test_corruption_under_a_loaded_index_is_noticed_by_the_integrity_check(
     service.check_integrity()
     assert get(f"{app.url}/readyz").status == 503
     assert "checksum mismatch in vectors.bin" in stream.events("index_corruption_detected")[0]["error"]
+
+
+def test_searches_are_served_while_the_integrity_check_reads_the_files(
+        running: tuple[RunningApp, shard.ShardService, LogCapture], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, service, _ = running
+    reading, release = threading.Event(), threading.Event()
+    verify = shard.verify_files
+
+    def slow_verify(index_dir: Path) -> tuple[dict[str, bytes], str]:
+        reading.set()
+        release.wait(10)
+        return verify(index_dir)
+
+    monkeypatch.setattr(shard, "verify_files", slow_verify)
+    check = threading.Thread(target=service.check_integrity)
+    check.start()
+    try:
+        assert reading.wait(5)
+        answer = post(f"{app.url}/search", {"query": "kafka", "k": 3}, timeout=2)
+        assert answer.status == 200 and len(answer.body["results"]) == 3
+    finally:
+        release.set()
+        check.join(10)
+
+
+def test_a_finding_about_an_index_replaced_during_the_check_is_dropped(
+        running: tuple[RunningApp, shard.ShardService, LogCapture], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, service, stream = running
+
+    verify = shard.verify_files
+
+    def reopened_meanwhile(index_dir: Path) -> tuple[dict[str, bytes], str]:
+        monkeypatch.setattr(shard, "verify_files", verify)
+        service.open_index()  # a re-open (or a write) replaced the index the check started on
+        raise shard.IndexUnusable("checksum mismatch in vectors.bin: read half-written")
+
+    monkeypatch.setattr(shard, "verify_files", reopened_meanwhile)
+    service.check_integrity()
+    assert get(f"{app.url}/readyz").status == 200
+    assert not stream.events("index_corruption_detected")
 
 
 def test_the_watcher_runs_the_integrity_check_in_the_background(volume: Path) -> None:

@@ -13,13 +13,12 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from ragops_lab.runtime.env import ConfigError, PodEnv, env_float, env_list, env_str
 from ragops_lab.runtime.gates import Gates, dependency_status, enforce_schema_at_start
-from ragops_lab.runtime.httpclient import KeepAliveClient, Unreachable, error_text
+from ragops_lab.runtime.httpclient import Exchange, KeepAliveClient, Unreachable, error_text
 from ragops_lab.runtime.kubeapi import KubeClient, KubeError
 from ragops_lab.runtime.log import JsonLog
 from ragops_lab.runtime.resolve import DEFAULT_SHARD_URL_TEMPLATE, ResolveError, ServiceResolver, TtlCache, shard_url
@@ -29,8 +28,6 @@ STATES = ("serving", "quarantined", "restoring", "validating")
 DEFAULT_SHARDS = "shard-0,shard-1,shard-2,shard-3"
 MAX_REGISTRY_CACHE_SECONDS = 1.0
 DEFAULT_ROUTE_URL_TEMPLATE = "http://{name}:8080"
-# Shard requests in flight at once, over every query: 16 queries at a time on four shards.
-FANOUT_THREADS = 64
 MAX_EMBED_LATENCY_MS = 10_000.0
 
 
@@ -141,10 +138,7 @@ class RetrieverService:
         self._last_good: Registry | None = None
         self._lock = threading.Lock()
         self._registry = TtlCache(self._read_registry, config.cache_seconds)
-        # One pool for the fan-out of every query, as a real service keeps one: a pool per query would
-        # start (and stop) a thread per shard for every query in flight.
-        self._fanout = ThreadPoolExecutor(max_workers=FANOUT_THREADS, thread_name_prefix="fanout")
-        # Each fan-out thread keeps its connections to the shards open, as a service's client pool does.
+        # Connections to the shards stay open between queries, as a service's client pool keeps them.
         self._shards = KeepAliveClient()
 
     def _read_registry(self) -> Registry:
@@ -170,22 +164,35 @@ class RetrieverService:
     def _default_entries(self) -> tuple[RegistryEntry, ...]:
         return tuple(RegistryEntry(shard, "serving") for shard in self.config.default_shards)
 
-    def _query_shard(self, target: Target, query: str, k: int) -> tuple[str, list[dict[str, Any]] | str]:
-        """(resolved url, hits) or (url, error text) for one shard."""
+    def _send_to_shard(self, target: Target, query: str, k: int) -> tuple[str, Exchange | str]:
+        """(resolved url, the search sent) or (url, error text) for one shard."""
         try:
             url = self.resolver.resolve(target.url)
         except ResolveError as exc:
             return target.url, str(exc)
+        return url, self._shards.send("POST", url.rstrip("/") + "/search", {"query": query, "k": k},
+                                      timeout=self.config.shard_timeout)
+
+    def _shard_answer(self, sent: Exchange | str) -> list[dict[str, Any]] | str:
+        """A shard's hits, or the error text for its share of the answer."""
+        if isinstance(sent, str):
+            return sent
         try:
-            result = self._shards.call("POST", url.rstrip("/") + "/search", {"query": query, "k": k},
-                                       timeout=self.config.shard_timeout)
+            result = sent.result()
         except TimeoutError:
-            return url, f"timed out after {self.config.shard_timeout}s"
+            return f"timed out after {self.config.shard_timeout}s"
         except Unreachable as exc:
-            return url, str(exc)
+            return str(exc)
         if result.status != 200 or not isinstance(result.body, dict):
-            return url, error_text(result)
-        return url, list(result.body.get("results") or [])
+            return error_text(result)
+        return list(result.body.get("results") or [])
+
+    def _fan_out(self, targets: Sequence[Target], query: str, k: int) -> dict[str, tuple[str, Any]]:
+        """Every shard's (url, hits or error text): all the searches are sent before any answer is
+        read, so the shards search side by side while this thread waits, as an event-loop service
+        fans out (no thread per shard request)."""
+        sent = [(target.shard, self._send_to_shard(target, query, k)) for target in targets]
+        return {shard: (url, self._shard_answer(exchange)) for shard, (url, exchange) in sent}
 
     def search(self, request: Request) -> Response:
         body = request.json()
@@ -198,8 +205,7 @@ class RetrieverService:
             time.sleep(self.config.embed_latency)
         registry = self._registry.get()
         targets, skipped = plan_targets(registry.entries, self.config.url_template, self.config.route_template)
-        answers = dict(zip((t.shard for t in targets),
-                           self._fanout.map(lambda t: self._query_shard(t, query, k), targets), strict=True))
+        answers = self._fan_out(targets, query, k)
         hits = {shard: found for shard, (_, found) in answers.items() if isinstance(found, list)}
         errors = {shard: found for shard, (_, found) in answers.items() if isinstance(found, str)}
         routed = {t.shard: t.routed_to for t in targets if t.routed_to}

@@ -249,14 +249,21 @@ class ShardService:
             return True
 
     def check_integrity(self) -> None:
-        """Re-verify the files under a loaded index, as a store notices a bad segment when it reads it."""
+        """Re-verify the files under a loaded index, as a store notices a bad segment when it reads it.
+
+        The files are read and hashed outside the lock, beside the searches; a write or re-open that
+        replaced the index meanwhile (and may have been caught half-written) makes the finding moot.
+        """
         with self._lock:
-            if self._loaded is None:
-                return
-            try:
-                verify_files(self.config.data_dir / INDEX_DIR)
-            except IndexUnusable as exc:
-                self._fail("index_corruption_detected", str(exc))
+            checked = self._loaded
+        if checked is None:
+            return
+        try:
+            verify_files(self.config.data_dir / INDEX_DIR)
+        except IndexUnusable as exc:
+            with self._lock:
+                if self._loaded is checked:
+                    self._fail("index_corruption_detected", str(exc))
 
     def _fail(self, event: str, error: str) -> None:
         self._loaded = None

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from ragops_lab.runtime.httpclient import Unreachable, http_json
+from ragops_lab.runtime.httpclient import KeepAliveClient, Unreachable
 
 
 class KubeError(RuntimeError):
@@ -31,6 +31,9 @@ class KubeClient:
         self.timeout = timeout
         # The API server's certificate is trusted through the CA bundle the node agent names.
         self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        # Kept-alive connections: a program that reads the API every second (the retriever's registry)
+        # does one TLS handshake, not one a read.
+        self._http = KeepAliveClient(self.context)
 
     def path(self, plural: str, name: str = "", namespace: str | None = None) -> str:
         ns = urllib.parse.quote(namespace or self.namespace)
@@ -42,7 +45,7 @@ class KubeClient:
             raise KubeError(0, "KUBE_API_URL is not set")
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            result = http_json(method, self.base_url + path, body, headers, self.timeout, self.context)
+            result = self._http.call(method, self.base_url + path, body, self.timeout, headers)
         except (TimeoutError, Unreachable) as exc:
             raise KubeError(0, str(exc)) from exc
         if result.status >= 400:
