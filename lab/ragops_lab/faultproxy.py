@@ -39,7 +39,7 @@ class Rule:
     ``/shard-1/``); ``header`` (a prefix, any case) matches requests that carry such a header; the first
     ``after`` matching requests pass untouched.  ``headers`` are added to a
     ``status`` answer (``Retry-After``).  ``delay`` and ``late`` wait for ``release`` (when given) at most
-    ``stall_seconds``."""
+    ``stall_seconds``; ``stall`` stays silent ``stall_seconds``, or until ``release``."""
 
     action: str
     method: str = "GET"
@@ -181,7 +181,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if rule is not None and rule.action == "stall" and not data:
                 # An answer without a body (an upload's) never arrives: the store goes silent, then the
                 # connection closes, and the client repeats the request.
-                self._silence(rule.stall_seconds)
+                self._silence(rule)
                 return
             if rule is not None and rule.action == "late":
                 self._hold(rule)
@@ -196,7 +196,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             elif rule.action == "stall":
                 self._send(status, headers, data, cut=min(rule.offset, len(data) - 1))
-                self._silence(rule.stall_seconds)
+                self._silence(rule)
 
         def _hold(self, rule: Rule) -> None:
             """Wait until the rule is released, at most its ``stall_seconds``."""
@@ -207,9 +207,12 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 if rule.release is None:
                     time.sleep(0.05)
 
-        def _silence(self, seconds: float) -> None:
-            deadline = time.monotonic() + seconds
+        def _silence(self, rule: Rule) -> None:
+            """Say nothing more for the rule's ``stall_seconds`` (or until it is released), then close."""
+            deadline = time.monotonic() + rule.stall_seconds
             while time.monotonic() < deadline and not proxy.stopping.is_set():
+                if rule.release is not None and rule.release.is_set():
+                    break
                 time.sleep(0.05)
             self.close_connection = True
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import typing as t
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,9 @@ HOLDER = "alice@bastion"
 LEASE_HOLDER = HOLDER + "/rag-lab"
 LOCK = "ragops-recovery-lock"
 MANAGED = "app.kubernetes.io/managed-by=ragops.recovery"
-STALL_SECONDS = 15.0
+# The restore Job's read is held silent until the status and kubectl's views around it are read (the
+# test releases it then), at most this long: under the Job's 60 s read timeout, so that it never fails.
+STALL_SECONDS = 50.0
 Obj = dict[str, t.Any]
 
 
@@ -188,7 +192,9 @@ def recovery_fixture(lab: Lab, proxy: FaultProxy, tmp_path_factory: pytest.TempP
     """shard-2 corrupted and recovered; while its restore Job is held running, the status read from a second
     process, with kubectl's view just before and just after it."""
     faults.inject(lab, "corrupt-shard", ["shard-2"])
-    proxy.add(Rule("stall", ranged=True, key_suffix="data.tar.zst", offset=1000, stall_seconds=STALL_SECONDS))
+    held = threading.Event()
+    proxy.add(Rule("stall", ranged=True, key_suffix="data.tar.zst", offset=1000, stall_seconds=STALL_SECONDS,
+                   release=held))
     root = tmp_path_factory.mktemp("recovery")
     started = start_recovery(lab, proxy, root / "recovery")
     seen: Obj = {"workdir": root / "recovery"}
@@ -202,8 +208,11 @@ def recovery_fixture(lab: Lab, proxy: FaultProxy, tmp_path_factory: pytest.TempP
         seen["after_jobs"] = kube(lab, "get", "jobs", "-l", MANAGED)
         seen["registry"], seen["lease"] = registry_of(lab), kube(lab, "get", "lease", LOCK)
         seen["stalled"] = [entry for entry in proxy.log if entry[0] == "stall"]
+        seen["read_at"] = datetime.now(timezone.utc)
+        held.set()
         seen["exit"] = started.wait(timeout=300)
     finally:
+        held.set()
         if started.poll() is None:
             kill_run(started.pid)
         proxy.clear()
@@ -313,8 +322,9 @@ def test_the_recoverys_timeline_shows_the_runbooks_phases_and_milestones(recover
     verdict = timeline["milestones"][2]
     assert verdict["detail"].startswith("pass"), verdict
     assert timeline["milestones"][1]["detail"].startswith("snapshot ")
-    # The restore was held by the stalled read: the snapshot is chosen after it.
-    assert timeline["milestones"][1]["since_start"] > STALL_SECONDS
+    # The restore was held by the stalled read: the snapshot is chosen after the status was read during it.
+    chosen = datetime.fromisoformat(timeline["milestones"][1]["at"].replace("Z", "+00:00"))
+    assert chosen > recovery["read_at"], (chosen, recovery["read_at"])
     times = timeline["times"]["rag-lab/shard-2"]
     assert 0 < times["time_to_safe_mode"] < times["time_to_recover"]
     assert times["time_to_recover_from_alert"] > times["time_to_recover"]  # the alert came long before
