@@ -134,8 +134,19 @@ class Runner:
         command += ["--diff"] if diff else []
         return command
 
+    @staticmethod
+    def note_run(playbook: Path) -> None:
+        """With RAGOPS_E2E_RUN_LOG set, add a line for this ansible-playbook run to that file: the test that
+        started it and the playbook (the fault matrix counts its playbook runs this way)."""
+        log = os.environ.get("RAGOPS_E2E_RUN_LOG")
+        if log:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+            with open(log, "a", encoding="utf-8") as out:
+                out.write("%s\t%s\n" % (test, Path(playbook).name))
+
     def start(self, playbook: Path, *, extra: list[str] | None = None) -> subprocess.Popen[str]:
         """Start a run in a process group of its own (so that a test can kill it with its modules), output to a file."""
+        self.note_run(playbook)
         with open(self.workdir / "started.log", "w", encoding="utf-8") as log:
             return subprocess.Popen(self.command(playbook, extra=extra), stdout=log, stderr=subprocess.STDOUT,
                                     text=True, env=self.environment(), cwd=self.workdir, start_new_session=True)
@@ -161,6 +172,7 @@ class Runner:
     def run(self, playbook: Path, *, check: bool = False, diff: bool = False,
             extra: list[str] | None = None, timeout: float = 300) -> Result:
         command = self.command(playbook, check=check, diff=diff, extra=extra)
+        self.note_run(playbook)
         dump = self.workdir / "results.json"
         env = dict(self.environment(), RAGOPS_E2E_RESULTS=str(dump))
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.workdir,
