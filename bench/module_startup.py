@@ -66,9 +66,11 @@ class Figures:
 
 
 def collection_modules() -> list[str]:
-    """Every module of the collection, by its fully qualified name."""
+    """Every module of the collection that runs as a module process, by its fully qualified name: not
+    those an action plugin of their name runs on the controller alone (local_record), which start none."""
+    controller_only = {path.stem for path in (ROOT / "plugins" / "action").glob("*.py")}
     return ["ragops.recovery." + path.stem for path in sorted((ROOT / "plugins" / "modules").glob("*.py"))
-            if path.stem != "__init__"]
+            if path.stem != "__init__" and path.stem not in controller_only]
 
 
 def payload_name(fqcn: str) -> str:
