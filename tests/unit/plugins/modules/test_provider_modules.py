@@ -244,7 +244,7 @@ def test_provider_check_checks_several_providers_at_once(
     assert result["providers"]["primary"]["reason"] == "models: no answer within 1.0s"
     # Both hanging providers were waited on at the same time: each got its first
     # request before the other's one-second timeout ran out.
-    ports = sorted(port for port, _ in HANGING)
+    ports = sorted(port for port, _started in HANGING)
     assert ports == sorted([primary.server_address[1], spare.server_address[1]])
     assert abs(HANGING[0][1] - HANGING[1][1]) < 0.9, HANGING
     assert KEY not in json.dumps(result)
