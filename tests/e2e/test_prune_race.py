@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import typing as t
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -71,44 +72,52 @@ def prune(pruner: Runner, lab: Lab, shard: str, endpoint: str) -> Result:
     return pruner.play([pruning], auth=auth)
 
 
+def race(lab: Lab, runner: Runner, proxies: tuple[FaultProxy, FaultProxy], tmp_path: Path, shard: str,
+         incident: str, older: str, prune_reads_before: int) -> tuple[dict[str, t.Any], Result]:
+    """A prune of ``shard`` and a recovery of it, run together: the answer to the prune's read of the hold
+    after its first ``prune_reads_before`` (none: the recovery has not started) is held until the restore Job
+    is reading snapshot ``older``; then the prune goes on, and once it is done the restore's read goes on.
+    The prune's result and the recovery's run."""
+    recovery_proxy, prune_proxy = proxies
+    prune_released, restore_released = threading.Event(), threading.Event()
+    answer_held = prune_proxy.add(Rule("late", key_suffix="/%s/HOLD" % shard, after=prune_reads_before,
+                                       release=prune_released, stall_seconds=HELD_SECONDS))
+    read_held = recovery_proxy.add(Rule("delay", key_suffix=ARCHIVE, key_contains="/%s/%s/" % (shard, older),
+                                        release=restore_released, stall_seconds=HELD_SECONDS))
+    pruner = Runner(runner.cluster, tmp_path / "prune")
+    pruner.workdir.mkdir()
+    options = recovery_options(lab, shard, incident, ragops_s3_endpoint=recovery_proxy.url,
+                               shard_recovery_reindex="false")
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            pruned: Future[Result] = pool.submit(prune, pruner, lab, shard, prune_proxy.url)
+            eventually("the prune's read of the hold of %s" % shard, lambda: answer_held.applied or pruned.done(),
+                       timeout=120)
+            assert not pruned.done(), pruned.result().stdout[-5000:]
+            recovered: Future[Result] = pool.submit(runner.run, PLAYBOOK, extra=options, timeout=900)
+            eventually("the restore Job reading snapshot %s" % older, lambda: read_held.applied or recovered.done(),
+                       timeout=600)
+            assert not recovered.done(), recovered.result().stdout[-5000:]
+            # The prune goes on with the hold it read (none); the recovery has set one since.
+            prune_released.set()
+            prune_result = pruned.result(timeout=300).results["prune"]
+            restore_released.set()
+            return prune_result, recovered.result(timeout=900)
+        finally:
+            prune_released.set()
+            restore_released.set()
+
+
 def test_a_prune_racing_the_restore_of_the_snapshot_it_prunes_is_stopped_by_the_hold_and_the_restore_completes(
         lab: Lab, runner: Runner, proxies: tuple[FaultProxy, FaultProxy], tmp_path: Path) -> None:
     shard, incident = "shard-3", "INC-R1"
-    recovery_proxy, prune_proxy = proxies
     settled(lab)
     newest = max(shard_recovery.snapshot_objects(lab, shard))
     older = older_copy(lab, shard, newest, days=20)
     shard_recovery.corrupt_snapshot_archives(lab, shard, newest)
     faults.inject(lab, "corrupt-shard", [shard])
     old_claim, before = claim_of(lab, shard), nothing_lost.record(lab, reports_dir(lab))
-    prune_released, restore_released = threading.Event(), threading.Event()
-    answer_held = prune_proxy.add(Rule("late", key_suffix="/%s/HOLD" % shard, release=prune_released,
-                                       stall_seconds=HELD_SECONDS))
-    read_held = recovery_proxy.add(Rule("delay", key_suffix=ARCHIVE, key_contains="/%s/%s/" % (shard, older),
-                                        release=restore_released, stall_seconds=HELD_SECONDS))
-    pruner = Runner(runner.cluster, tmp_path / "prune")
-    pruner.workdir.mkdir()
-
-    with ThreadPoolExecutor(2) as pool:
-        try:
-            pruned: Future[Result] = pool.submit(prune, pruner, lab, shard, prune_proxy.url)
-            eventually("the prune reading the hold of %s" % shard, lambda: answer_held.applied or pruned.done(),
-                       timeout=120)
-            assert not pruned.done(), pruned.result().stdout[-5000:]
-            options = recovery_options(lab, shard, incident, ragops_s3_endpoint=recovery_proxy.url,
-                                       shard_recovery_reindex="false")
-            recovered: Future[Result] = pool.submit(runner.run, PLAYBOOK, extra=options, timeout=900)
-            eventually("the restore Job reading snapshot %s" % older, lambda: read_held.applied or recovered.done(),
-                       timeout=600)
-            assert not recovered.done(), recovered.result().stdout[-5000:]
-            # The prune goes on: the hold it read was none, the recovery has set one since.
-            prune_released.set()
-            prune_result = pruned.result(timeout=300).results["prune"]
-            restore_released.set()
-            recovery = recovered.result(timeout=900)
-        finally:
-            prune_released.set()
-            restore_released.set()
+    prune_result, recovery = race(lab, runner, proxies, tmp_path, shard, incident, older, prune_reads_before=0)
 
     assert prune_result["changed"] is False and prune_result["pruned"] == [], prune_result
     assert {"snapshot_id": older, "status": "verified", "reason": "incident hold set while pruning"} \
@@ -132,42 +141,15 @@ def test_a_snapshot_pruned_under_the_restore_after_the_prunes_last_check_is_skip
     restore sees the snapshot gone, says so and restores the next verified one, which the prune, reading the
     hold again before its next snapshot, has kept."""
     shard, incident = "shard-2", "INC-R2"
-    recovery_proxy, prune_proxy = proxies
     settled(lab)
     newest = max(shard_recovery.snapshot_objects(lab, shard))
     older, oldest = older_copy(lab, shard, newest, days=20), older_copy(lab, shard, newest, days=30)
     shard_recovery.corrupt_snapshot_archives(lab, shard, newest)
     faults.inject(lab, "corrupt-shard", [shard])
     old_claim, before = claim_of(lab, shard), nothing_lost.record(lab, reports_dir(lab))
-    prune_released, restore_released = threading.Event(), threading.Event()
     # The prune reads the hold once to plan, then again before each snapshot: the answer to that second read
     # (none: the recovery has not started) is what the proxy holds.
-    answer_held = prune_proxy.add(Rule("late", key_suffix="/%s/HOLD" % shard, after=1, release=prune_released,
-                                       stall_seconds=HELD_SECONDS))
-    read_held = recovery_proxy.add(Rule("delay", key_suffix=ARCHIVE, key_contains="/%s/%s/" % (shard, older),
-                                        release=restore_released, stall_seconds=HELD_SECONDS))
-    pruner = Runner(runner.cluster, tmp_path / "prune")
-    pruner.workdir.mkdir()
-    options = recovery_options(lab, shard, incident, ragops_s3_endpoint=recovery_proxy.url,
-                               shard_recovery_reindex="false")
-
-    with ThreadPoolExecutor(2) as pool:
-        try:
-            pruned: Future[Result] = pool.submit(prune, pruner, lab, shard, prune_proxy.url)
-            eventually("the prune's last read of the hold of %s" % shard, lambda: answer_held.applied or pruned.done(),
-                       timeout=120)
-            assert not pruned.done(), pruned.result().stdout[-5000:]
-            recovered: Future[Result] = pool.submit(runner.run, PLAYBOOK, extra=options, timeout=900)
-            eventually("the restore Job reading snapshot %s" % older, lambda: read_held.applied or recovered.done(),
-                       timeout=600)
-            assert not recovered.done(), recovered.result().stdout[-5000:]
-            prune_released.set()
-            prune_result = pruned.result(timeout=300).results["prune"]
-            restore_released.set()
-            recovery = recovered.result(timeout=900)
-        finally:
-            prune_released.set()
-            restore_released.set()
+    prune_result, recovery = race(lab, runner, proxies, tmp_path, shard, incident, older, prune_reads_before=1)
 
     # The prune deleted the snapshot it had checked for, then found the hold and kept the next one.
     assert [p["snapshot_id"] for p in prune_result["pruned"]] == [older], prune_result
